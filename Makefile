@@ -1,0 +1,185 @@
+# midge - one Makefile, no generated build system.
+#
+#   make            build everything into build/
+#   make test       install missing Debian packages, build, run every test (scripts/run-tests)
+#   make run        build and start the broker with midge.conf
+#   make fuzz       run the fuzzers for longer (FUZZ_SECONDS each, default 600)
+#   make bench      run bench/ (numbers, not tests)
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Variants: SAN=asan (address+undefined), SAN=tsan (thread), SAN=fuzz (clang libFuzzer);
+# each builds into its own BUILD directory so they never mix.
+#   make SAN=asan   -> build/asan/...
+
+SAN ?=
+ifeq ($(SAN),)
+BUILD ?= build
+else
+BUILD ?= build/$(SAN)
+endif
+
+CC ?= cc
+ifeq ($(SAN),fuzz)
+CC := clang
+endif
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+VERSION := 0.1.0
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
+CPPFLAGS += -D_GNU_SOURCE -DMIDGE_VERSION=\"$(VERSION)\" -Iinclude -I.
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -fPIC -pthread $(WARN)
+LDLIBS += -lpthread -lm -lssl -lcrypto -lsqlite3
+
+ifeq ($(SAN),asan)
+CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SAN),tsan)
+CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=thread
+LDFLAGS += -fsanitize=thread
+endif
+ifeq ($(SAN),fuzz)
+CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+OBJ := $(BUILD)/obj
+LIB := $(BUILD)/lib
+BIN := $(BUILD)/bin
+
+# ---- sources by layer (wildcards: add a file and it is built) ----
+PROTO_SRC  := $(wildcard proto/*.c)
+NET_SRC    := $(wildcard net/*.c)
+BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
+CLIENT_SRC := $(wildcard client/*.c)
+TOOLS      := $(notdir $(patsubst %/,%,$(filter-out tools/common/,$(wildcard tools/*/))))
+TOOLS_COMMON_SRC := $(wildcard tools/common/*.c)
+EXAMPLES   := $(basename $(notdir $(wildcard examples/*.c)))
+UNIT_SRC   := $(wildcard test/unit/test_*.c)
+UNIT_HELPER_SRC := $(filter-out $(UNIT_SRC),$(wildcard test/unit/*.c))
+FUZZ_SRC   := $(wildcard test/fuzz/fuzz_*.c)
+BENCH_SRC  := $(wildcard bench/micro_*.c)
+
+objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
+
+LIBPROTO  := $(LIB)/libmgproto.a
+LIBNET    := $(LIB)/libmgnet.a
+LIBBROKER := $(LIB)/libmgbroker.a
+LIBCLIENT := $(LIB)/libmgclient.a
+LIBMIDGE  := $(LIB)/libmidge.a
+LIBMIDGE_SO := $(LIB)/libmidge.so
+
+MIDGE      := $(BIN)/midge
+TOOL_BINS  := $(addprefix $(BIN)/,$(TOOLS))
+EX_BINS    := $(addprefix $(BIN)/examples/,$(EXAMPLES))
+UNIT_BINS  := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
+FUZZ_BINS  := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all test run fuzz bench install clean unit asan tsan fuzzers
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+ifeq ($(SAN),fuzz)
+all: $(FUZZ_BINS)
+else
+all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(if $(wildcard broker/main.c),$(MIDGE)) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS)
+endif
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+$(LIBPROTO): $(call objs,$(PROTO_SRC))
+$(LIBNET): $(call objs,$(NET_SRC))
+$(LIBBROKER): $(call objs,$(BROKER_SRC))
+$(LIBCLIENT): $(call objs,$(CLIENT_SRC))
+$(LIBMIDGE): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC))
+$(LIB)/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBMIDGE_SO): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libmidge.so.0 $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(MIDGE): $(OBJ)/broker/main.o $(LIBBROKER) $(LIBNET) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+.SECONDEXPANSION:
+$(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $(TOOLS_COMMON_SRC)) $(LIBMIDGE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BIN)/examples/%: $(OBJ)/examples/%.o $(LIBMIDGE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# Unit tests, fuzzers and micro benchmarks link only the layers their name asks for, so a
+# layer under construction never breaks another layer's tests:
+#   *_proto*, *_topic*  -> proto        *_net*    -> net + proto
+#   *_client*           -> client + net + proto    anything else -> broker + net + proto
+layer_libs = $(strip $(if $(filter proto% topic%,$(1)),$(LIBPROTO),\
+	$(if $(filter net%,$(1)),$(LIBNET) $(LIBPROTO),\
+	$(if $(filter client%,$(1)),$(LIBCLIENT) $(LIBNET) $(LIBPROTO),\
+	$(LIBBROKER) $(LIBNET) $(LIBPROTO)))))
+
+$(BUILD)/test/test_%: $(OBJ)/test/unit/test_%.o $(call objs,$(UNIT_HELPER_SRC)) $$(call layer_libs,$$*)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz_%: $(OBJ)/test/fuzz/fuzz_%.o $$(call layer_libs,$$*)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bench/micro_%: $(OBJ)/bench/micro_%.o $$(call layer_libs,$$*)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# ---- convenience targets ----
+unit: all
+	@for t in $(UNIT_BINS); do $$t || exit 1; done
+
+asan:
+	$(MAKE) SAN=asan
+
+tsan:
+	$(MAKE) SAN=tsan
+
+fuzzers:
+	$(MAKE) SAN=fuzz
+
+test:
+	@scripts/install-deps
+	@scripts/run-tests
+
+run:
+	@scripts/install-deps
+	@$(MAKE) --no-print-directory all
+	$(MIDGE) -v -c midge.conf
+
+fuzz: fuzzers
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} scripts/run-fuzz
+
+bench: all
+	bench/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/midge $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(wildcard $(MIDGE)) $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIBMIDGE) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBMIDGE_SO) $(DESTDIR)$(PREFIX)/lib/libmidge.so.0
+	ln -sf libmidge.so.0 $(DESTDIR)$(PREFIX)/lib/libmidge.so
+	install -m 644 include/midge/*.h $(DESTDIR)$(PREFIX)/include/midge/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' midge.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/midge.pc
+	-install -m 644 $(wildcard docs/man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	-install -m 644 $(wildcard docs/man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5/
+
+clean:
+	rm -rf build

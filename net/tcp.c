@@ -1,0 +1,58 @@
+/* net/tcp.c - the plain TCP transport: read(2) and writev(2) on a non-blocking socket. */
+#include "net/transport.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+static ssize_t tcp_read(mg_transport *t, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(t->fd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+}
+
+static ssize_t tcp_writev(mg_transport *t, const struct iovec *iov, int iovcnt)
+{
+	for (;;) {
+		ssize_t n = writev(t->fd, iov, iovcnt);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+}
+
+static int tcp_handshake(mg_transport *t)
+{
+	(void)t;
+	return 0;
+}
+
+static void tcp_close(mg_transport *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+}
+
+const mg_transport_ops mg_tcp_ops = {
+	.name = "tcp",
+	.read = tcp_read,
+	.writev = tcp_writev,
+	.handshake = tcp_handshake,
+	.want_write = NULL,
+	.close = tcp_close,
+};
+
+void mg_tcp_init(mg_transport *t, int fd)
+{
+	t->ops = &mg_tcp_ops;
+	t->fd = fd;
+	t->ctx = NULL;
+}
