@@ -113,7 +113,9 @@ $(MIDGE): $(OBJ)/broker/main.o $(LIBBROKER) $(LIBNET) $(LIBPROTO)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 .SECONDEXPANSION:
-$(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $(TOOLS_COMMON_SRC)) $(LIBMIDGE)
+# A tool links libmidge unless TOOL_LIBS_<name> says otherwise (midge_bench speaks raw proto/).
+TOOL_LIBS_midge_bench = $(LIBNET) $(LIBPROTO)
+$(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $(TOOLS_COMMON_SRC)) $$(or $$(TOOL_LIBS_$$*),$(LIBMIDGE))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
