@@ -113,9 +113,10 @@ $(MIDGE): $(OBJ)/broker/main.o $(LIBBROKER) $(LIBNET) $(LIBPROTO)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 .SECONDEXPANSION:
-# A tool links libmidge unless TOOL_LIBS_<name> says otherwise (midge_bench speaks raw proto/).
+# A tool links libmidge unless TOOL_LIBS_<name> says otherwise (midge_bench speaks raw proto/);
+# such a tool also goes without tools/common/, which is written against libmidge.
 TOOL_LIBS_midge_bench = $(LIBNET) $(LIBPROTO)
-$(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $(TOOLS_COMMON_SRC)) $$(or $$(TOOL_LIBS_$$*),$(LIBMIDGE))
+$(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $$(if $$(TOOL_LIBS_$$*),,$(TOOLS_COMMON_SRC))) $$(or $$(TOOL_LIBS_$$*),$(LIBMIDGE))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -328,6 +328,11 @@ typedef struct mg_packet {
  * Start with *off = 0; returns 1 per entry, 0 at the end. */
 int mg_sub_next(const mg_packet *pkt, uint32_t *off, mg_bytes *filter, mg_subopts *opts);
 
+/* Encode one SUBSCRIBE entry (filter + options byte) or, with opts NULL, one UNSUBSCRIBE entry
+ * into buf; returns its size (writes only if it fits; 0 if the filter is over 65535 bytes).
+ * Concatenated entries form mg_packet.u.sub.raw for mg_encode. In 3.x pass only opts->qos. */
+size_t mg_sub_put(uint8_t *buf, size_t cap, mg_bytes filter, const mg_subopts *opts);
+
 /* Decode one packet from buf[0..len).
  * level: the connection's protocol level (3, 4, 5); ignored for CONNECT, whose level the decoder
  *        reads from the packet. 0 (before CONNECT) decodes like 4; the caller checks packet order.

@@ -1,0 +1,751 @@
+/*
+ * broker/config_keywords.c - what each keyword of mosquitto.conf means to midge.
+ *
+ * Every keyword mosquitto 2 documents is known here. Those midge implements set a field;
+ * those asking for a feature midge does not have yet (TLS, WebSockets, bridges, password
+ * and ACL files, persistence, plugins) stop the load with a message naming the file, the
+ * line and the missing feature, while their harmless values ("persistence false",
+ * "protocol mqtt", "require_certificate false") are accepted. Obsolete or no-op keywords
+ * are accepted with a warning that says so. Nothing is ignored silently.
+ * docs/man/midge.conf.5 is this table in prose; keep them together.
+ */
+#include "broker/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/config_int.h"
+#include "broker/log.h"
+#include "proto/proto.h"
+
+/* ---- value parsers: each sets p->err on failure ---- */
+
+static int get_bool(mg_parse *p, const char *kw, const char *s, bool *out)
+{
+	if (strcmp(s, "true") == 0)
+		*out = true;
+	else if (strcmp(s, "false") == 0)
+		*out = false;
+	else
+		return mg_perr(p, "invalid value '%s' for '%s' (expected true or false)", s, kw);
+	return 0;
+}
+
+/* Strict decimal: an optional '-', digits, nothing else (mosquitto's atoi takes "12abc"). */
+static int get_ll(mg_parse *p, const char *kw, const char *s, long long min, long long max, long long *out)
+{
+	const char *q = s;
+	if (*q == '-')
+		q++;
+	if (*q < '0' || *q > '9')
+		return mg_perr(p, "invalid value '%s' for '%s' (expected a whole number)", s, kw);
+	for (const char *r = q; *r; r++)
+		if (*r < '0' || *r > '9')
+			return mg_perr(p, "invalid value '%s' for '%s' (expected a whole number)", s, kw);
+	errno = 0;
+	long long v = strtoll(s, NULL, 10);
+	if (errno == ERANGE || v < min || v > max)
+		return mg_perr(p, "value %s for '%s' is out of range (%lld to %lld)", s, kw, min, max);
+	*out = v;
+	return 0;
+}
+
+static int set_str(mg_parse *p, char **field, const char *value)
+{
+	char *s = strdup(value);
+	if (!s)
+		return mg_perr(p, "out of memory");
+	free(*field);
+	*field = s;
+	return 0;
+}
+
+static int not_yet(mg_parse *p, const char *kw, const char *what)
+{
+	return mg_perr(p, "'%s': %s not yet implemented in this version of midge", kw, what);
+}
+
+/* The listener that listener options apply to: the last `listener`, or before any, the
+   default listener of `port` / `bind_address`. */
+static mg_listener_conf *cur_listener(mg_parse *p, const char *kw)
+{
+	if (p->cur >= 0)
+		return &p->c->listeners[p->cur];
+	if (!p->deflt_first_kw) {
+		p->deflt_first_kw = kw;
+		p->deflt_first_file = p->file;
+		p->deflt_first_line = p->line;
+	}
+	return &p->deflt;
+}
+
+/* ---- listeners ---- */
+
+static int kw_listener(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long port;
+	if (get_ll(p, kw, argv[0], 0, 65535, &port) < 0)
+		return -1;
+	if (argc > 1 && argv[1][0] == '/')
+		return not_yet(p, kw, "unix domain sockets are");
+	mg_listener_conf l;
+	mg_listener_conf_init(&l);
+	l.port = (uint16_t)port;
+	l.file = p->file;
+	l.line = p->line;
+	if (argc > 1 && !(l.bind_address = strdup(argv[1])))
+		return mg_perr(p, "out of memory");
+	int i = mg_config_add_listener(p->c, &l);
+	if (i < 0) {
+		mg_listener_conf_free(&l);
+		return mg_perr(p, "out of memory");
+	}
+	p->cur = i;
+	return 0;
+}
+
+static void deflt_make_real(mg_parse *p)
+{
+	if (!p->deflt_real) {
+		p->deflt_real = true;
+		p->deflt.port = 1883;
+		p->deflt.file = p->file;
+		p->deflt.line = p->line;
+	}
+}
+
+static int kw_port(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long port;
+	if (get_ll(p, kw, argv[0], 0, 65535, &port) < 0)
+		return -1;
+	deflt_make_real(p);
+	p->deflt.port = (uint16_t)port;
+	mg_pwarn(p, "'port' is deprecated (as in mosquitto 2); use 'listener %lld' instead", port);
+	return 0;
+}
+
+static int kw_bind_address(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	deflt_make_real(p);
+	if (set_str(p, &p->deflt.bind_address, argv[0]) < 0)
+		return -1;
+	mg_pwarn(p, "'bind_address' is deprecated (as in mosquitto 2) and applies only to the "
+			"default listener of 'port'; use 'listener PORT %s' instead", argv[0]);
+	return 0;
+}
+
+static int kw_protocol(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (strcmp(argv[0], "mqtt") == 0) {
+		if (p->cur >= 0)
+			p->c->listeners[p->cur].protocol = MG_PROTO_MQTT;
+		else
+			p->deflt.protocol = MG_PROTO_MQTT; /* the default anyway: not a reason to exist */
+		return 0;
+	}
+	if (strcmp(argv[0], "websockets") == 0) {
+		cur_listener(p, kw)->protocol = MG_PROTO_WEBSOCKETS;
+		return not_yet(p, "protocol websockets", "MQTT over WebSockets is");
+	}
+	return mg_perr(p, "invalid value '%s' for 'protocol' (expected mqtt or websockets)", argv[0]);
+}
+
+static int kw_mount_point(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (strpbrk(argv[0], "+#"))
+		return mg_perr(p, "invalid mount_point '%s': it may not hold the wildcards + or #", argv[0]);
+	if (set_str(p, &cur_listener(p, kw)->mount_point, argv[0]) < 0)
+		return -1;
+	/* Recorded for the day the broker maps topics; until then a mount point that were
+	   accepted would silently mix every tenant's topics. */
+	return not_yet(p, kw, "mount points are");
+}
+
+static int kw_max_connections(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], -1, INT_MAX, &v) < 0)
+		return -1;
+	/* Before any listener it is the broker-wide limit; after one, that listener's. */
+	if (p->cur >= 0)
+		p->c->listeners[p->cur].max_connections = (int)v;
+	else
+		p->c->max_connections = (int)v;
+	return 0;
+}
+
+static int kw_max_qos(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, 2, &v) < 0)
+		return -1;
+	return v == 2 ? 0 : not_yet(p, kw, "limiting a listener's QoS is");
+}
+
+static int kw_max_topic_alias(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, 65535, &v) < 0)
+		return -1;
+	return v == 10 ? 0 : not_yet(p, kw, "changing the topic alias maximum (10) is");
+}
+
+static int kw_socket_domain(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (strcmp(argv[0], "ipv4") != 0 && strcmp(argv[0], "ipv6") != 0)
+		return mg_perr(p, "invalid value '%s' for 'socket_domain' (expected ipv4 or ipv6)", argv[0]);
+	return not_yet(p, kw, "restricting a listener to one IP version is");
+}
+
+static int kw_not_yet_listener(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (strcmp(kw, "bind_interface") == 0)
+		return not_yet(p, kw, "binding to an interface by name is");
+	return not_yet(p, kw, "serving HTTP files (with WebSockets) is");
+}
+
+static int kw_use_username_as_clientid(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	bool b = false;
+	if (get_bool(p, kw, argv[0], &b) < 0)
+		return -1;
+	return b ? not_yet(p, kw, "using the username as client id is") : 0;
+}
+
+static int kw_websockets_tuning(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, INT_MAX, &v) < 0)
+		return -1;
+	mg_pwarn(p, "'%s' has no effect: WebSockets are not yet implemented in this version of midge", kw);
+	return 0;
+}
+
+/* ---- TLS: recognised, stored, refused ---- */
+
+static int kw_tls_path(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	mg_listener_conf *l = cur_listener(p, kw);
+	char **field = NULL;
+	if (strcmp(kw, "cafile") == 0)
+		field = &l->cafile;
+	else if (strcmp(kw, "capath") == 0)
+		field = &l->capath;
+	else if (strcmp(kw, "certfile") == 0)
+		field = &l->certfile;
+	else if (strcmp(kw, "keyfile") == 0)
+		field = &l->keyfile;
+	else if (strcmp(kw, "tls_version") == 0)
+		field = &l->tls_version;
+	if (field && set_str(p, field, rest) < 0)
+		return -1;
+	if (strncmp(kw, "psk", 3) == 0)
+		return not_yet(p, kw, "TLS with pre-shared keys is");
+	return not_yet(p, kw, "TLS is");
+}
+
+static int kw_tls_bool(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	bool b = false;
+	if (get_bool(p, kw, argv[0], &b) < 0)
+		return -1;
+	if (!b)
+		return 0; /* asks for nothing */
+	if (strcmp(kw, "require_certificate") == 0)
+		cur_listener(p, kw)->require_certificate = true;
+	return not_yet(p, kw, "TLS is");
+}
+
+/* ---- security ---- */
+
+static int kw_allow_anonymous(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (get_bool(p, kw, argv[0], &p->c->allow_anonymous) < 0)
+		return -1;
+	p->c->allow_anonymous_set = true;
+	return 0;
+}
+
+static int kw_password_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (set_str(p, &p->c->password_file, rest) < 0)
+		return -1;
+	return not_yet(p, kw, "password files (username and password checks) are");
+}
+
+static int kw_acl_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (set_str(p, &p->c->acl_file, rest) < 0)
+		return -1;
+	return not_yet(p, kw, "access control lists are");
+}
+
+static int kw_per_listener_settings(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	bool b = false;
+	if (get_bool(p, kw, argv[0], &b) < 0)
+		return -1;
+	return b ? not_yet(p, "per_listener_settings true", "per-listener security settings are") : 0;
+}
+
+static int kw_plugin(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return not_yet(p, kw, "plugins are");
+}
+
+static int kw_clientid_prefixes(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return not_yet(p, kw, "restricting client ids to a prefix is");
+}
+
+/* ---- bool / number / string settings ---- */
+
+#define BOOL_KW(name) \
+	static int kw_##name(mg_parse *p, const char *kw, int argc, char **argv, const char *rest) \
+	{ return get_bool(p, kw, argv[0], &p->c->name); }
+BOOL_KW(allow_zero_length_clientid)
+BOOL_KW(queue_qos0_messages)
+BOOL_KW(retain_available)
+BOOL_KW(connection_messages)
+BOOL_KW(log_timestamp)
+BOOL_KW(set_tcp_nodelay)
+
+static int kw_auto_id_prefix(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	/* mosquitto 2's limit, so a file means the same to both brokers. */
+	if (strlen(rest) > 50)
+		return mg_perr(p, "'auto_id_prefix' is longer than 50 bytes");
+	return set_str(p, &p->c->auto_id_prefix, rest);
+}
+
+static int kw_max_keepalive(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, 65535, &v) < 0)
+		return -1;
+	p->c->max_keepalive = (uint16_t)v;
+	return 0;
+}
+
+static int kw_max_packet_size(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, MG_MAX_PACKET, &v) < 0)
+		return -1;
+	if (v > 0 && v < 20) /* mosquitto's floor: a CONNACK alone can need more */
+		return mg_perr(p, "value %s for 'max_packet_size' is too small (0 for no limit, or at least 20)", argv[0]);
+	p->c->max_packet_size = (uint32_t)v;
+	return 0;
+}
+
+static int kw_message_size_limit(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, MG_MAX_REMAINING, &v) < 0)
+		return -1;
+	p->c->message_size_limit = (uint32_t)v;
+	return 0;
+}
+
+static int kw_max_inflight_messages(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, 65535, &v) < 0)
+		return -1;
+	/* 0 = no maximum; MQTT 5's Receive Maximum cannot exceed 65535 anyway. */
+	p->c->max_inflight_messages = v == 0 ? 65535 : (uint16_t)v;
+	return 0;
+}
+
+static int kw_max_queued_messages(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, INT_MAX, &v) < 0)
+		return -1;
+	p->c->max_queued_messages = (int)v;
+	return 0;
+}
+
+static int kw_bytes(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, LLONG_MAX, &v) < 0)
+		return -1;
+	if (strcmp(kw, "max_inflight_bytes") == 0)
+		p->c->max_inflight_bytes = (uint64_t)v;
+	else
+		p->c->max_queued_bytes = (uint64_t)v;
+	return 0;
+}
+
+static int kw_sys_interval(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, 65535, &v) < 0)
+		return -1;
+	p->c->sys_interval = (int)v;
+	return 0;
+}
+
+static int kw_threads(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (strcmp(argv[0], "auto") == 0) {
+		p->c->threads = 0;
+		return 0;
+	}
+	if (get_ll(p, kw, argv[0], 0, 1024, &v) < 0)
+		return -1;
+	p->c->threads = (int)v;
+	return 0;
+}
+
+/* mosquitto's format: a positive whole number and one of h d w m y (30-day months,
+   365-day years). */
+static int kw_persistent_client_expiration(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	const char *s = argv[0];
+	size_t n = strlen(s);
+	int64_t unit = 0;
+	switch (n ? s[n - 1] : 0) {
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	case 'w': unit = 7 * 86400; break;
+	case 'm': unit = 30 * 86400; break;
+	case 'y': unit = 365 * 86400; break;
+	}
+	bool digits = n >= 2;
+	for (size_t i = 0; i + 1 < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			digits = false;
+	long long v = digits ? strtoll(s, NULL, 10) : 0;
+	if (!unit || !digits || v <= 0 || v > 1000000)
+		return mg_perr(p, "invalid duration '%s' for 'persistent_client_expiration' (expected "
+				"a number and a unit: h, d, w, m or y, e.g. 14d)", s);
+	p->c->persistent_client_expiration = (int64_t)v * unit;
+	return 0;
+}
+
+static int kw_string(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	mg_config *c = p->c;
+	char **field = strcmp(kw, "pid_file") == 0 ? &c->pid_file
+		: strcmp(kw, "user") == 0 ? &c->user
+		: strcmp(kw, "persistence_location") == 0 ? &c->persistence_location
+		: &c->persistence_file;
+	return set_str(p, field, rest);
+}
+
+/* ---- persistence ---- */
+
+static int kw_persistence(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	bool b = false;
+	if (get_bool(p, kw, argv[0], &b) < 0)
+		return -1;
+	if (b)
+		return not_yet(p, "persistence true", "persistence (keeping sessions and retained messages across restarts) is");
+	p->c->persistence = false;
+	return 0;
+}
+
+static int kw_persistence_noop(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (strcmp(kw, "autosave_interval") == 0) {
+		long long v;
+		if (get_ll(p, kw, argv[0], 0, INT_MAX, &v) < 0)
+			return -1;
+	} else {
+		bool b;
+		if (get_bool(p, kw, argv[0], &b) < 0)
+			return -1;
+	}
+	mg_pwarn(p, "'%s' has no effect in midge and is ignored", kw);
+	return 0;
+}
+
+static int kw_noop_bool(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	bool b = false;
+	if (get_bool(p, kw, argv[0], &b) < 0)
+		return -1;
+	if (strcmp(kw, "upgrade_outgoing_qos") == 0 && b)
+		return not_yet(p, "upgrade_outgoing_qos true", "upgrading the QoS of delivered messages is");
+	if (strcmp(kw, "upgrade_outgoing_qos") == 0)
+		return 0;
+	mg_pwarn(p, "'%s' has no effect in midge and is ignored", kw);
+	return 0;
+}
+
+static int kw_memory_limit(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, LLONG_MAX, &v) < 0)
+		return -1;
+	return v == 0 ? 0 : not_yet(p, kw, "a heap memory limit is");
+}
+
+/* ---- logging ---- */
+
+static int kw_log_type(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	static const struct { const char *name; unsigned bits; } types[] = {
+		{"error", MG_LOG_ERR}, {"warning", MG_LOG_WARNING}, {"notice", MG_LOG_NOTICE},
+		{"information", MG_LOG_INFO}, {"debug", MG_LOG_DEBUG}, {"subscribe", MG_LOG_SUBSCRIBE},
+		{"unsubscribe", MG_LOG_UNSUBSCRIBE}, {"websockets", MG_LOG_WEBSOCKETS},
+		{"all", MG_LOG_ALL}, {"none", 0},
+	};
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+		if (strcmp(argv[0], types[i].name) != 0)
+			continue;
+		/* The first log_type replaces the default set; later ones add to it. */
+		if (!p->log_type_seen || types[i].bits == 0)
+			p->c->log_types = 0;
+		p->log_type_seen = true;
+		p->c->log_types |= types[i].bits;
+		return 0;
+	}
+	return mg_perr(p, "invalid value '%s' for 'log_type' (expected error, warning, notice, "
+			"information, debug, subscribe, unsubscribe, websockets, all or none)", argv[0]);
+}
+
+static int kw_log_dest(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	mg_config *c = p->c;
+	const char *d = argv[0];
+	unsigned bit = 0;
+	if (strcmp(d, "file") == 0) {
+		const char *path = rest + strlen(d);
+		while (*path == ' ' || *path == '\t')
+			path++;
+		if (!*path)
+			return mg_perr(p, "'log_dest file' needs a file name");
+		if (c->log_file && (c->log_dests & MG_LOGD_FILE))
+			return mg_perr(p, "only one 'log_dest file' may be given (the first names %s)", c->log_file);
+		if (set_str(p, &c->log_file, path) < 0)
+			return -1;
+		bit = MG_LOGD_FILE;
+	} else {
+		if (argc > 1)
+			return mg_perr(p, "too many values for 'log_dest': unexpected '%s'", argv[1]);
+		if (strcmp(d, "stdout") == 0)
+			bit = MG_LOGD_STDOUT;
+		else if (strcmp(d, "stderr") == 0)
+			bit = MG_LOGD_STDERR;
+		else if (strcmp(d, "syslog") == 0)
+			bit = MG_LOGD_SYSLOG;
+		else if (strcmp(d, "topic") == 0)
+			return not_yet(p, "log_dest topic", "publishing the log on $SYS/broker/log/# is");
+		else if (strcmp(d, "dlt") == 0)
+			return mg_perr(p, "'log_dest dlt' is not supported by midge");
+		else if (strcmp(d, "none") != 0)
+			return mg_perr(p, "invalid value '%s' for 'log_dest' (expected stdout, stderr, "
+					"file PATH, syslog, topic or none)", d);
+	}
+	/* The first log_dest replaces the default (stderr); later ones add to it. */
+	if (!p->log_dest_seen || bit == 0) {
+		c->log_dests = 0;
+		if (bit != MG_LOGD_FILE) {
+			free(c->log_file);
+			c->log_file = NULL;
+		}
+	}
+	p->log_dest_seen = true;
+	c->log_dests |= bit;
+	return 0;
+}
+
+static int kw_log_timestamp_format(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return set_str(p, &p->c->log_timestamp_format, rest);
+}
+
+static int kw_log_facility(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, 7, &v) < 0)
+		return -1;
+	p->c->log_facility = (int)v;
+	return 0;
+}
+
+/* ---- bridges ---- */
+
+static int kw_connection(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return not_yet(p, kw, "bridges are");
+}
+
+static int kw_bridge_option(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return mg_perr(p, "'%s' is a bridge option (it belongs after a 'connection' line), and "
+			"bridges are not yet implemented in this version of midge", kw);
+}
+
+/* ---- the table ---- */
+
+#define ANY -1
+static const mg_keyword keywords[] = {
+	/* listeners */
+	{"listener", kw_listener, 1, 2, false},
+	{"port", kw_port, 1, 1, false},
+	{"bind_address", kw_bind_address, 1, 1, false},
+	{"bind_interface", kw_not_yet_listener, 1, 1, false},
+	{"http_dir", kw_not_yet_listener, 1, ANY, false},
+	{"protocol", kw_protocol, 1, 1, false},
+	{"mount_point", kw_mount_point, 1, 1, false},
+	{"max_connections", kw_max_connections, 1, 1, false},
+	{"max_qos", kw_max_qos, 1, 1, false},
+	{"max_topic_alias", kw_max_topic_alias, 1, 1, false},
+	{"socket_domain", kw_socket_domain, 1, 1, false},
+	{"use_username_as_clientid", kw_use_username_as_clientid, 1, 1, false},
+	{"websockets_log_level", kw_websockets_tuning, 1, 1, false},
+	{"websockets_headers_size", kw_websockets_tuning, 1, 1, false},
+	/* TLS */
+	{"cafile", kw_tls_path, 1, ANY, false},
+	{"capath", kw_tls_path, 1, ANY, false},
+	{"certfile", kw_tls_path, 1, ANY, false},
+	{"keyfile", kw_tls_path, 1, ANY, false},
+	{"crlfile", kw_tls_path, 1, ANY, false},
+	{"dhparamfile", kw_tls_path, 1, ANY, false},
+	{"ciphers", kw_tls_path, 1, ANY, false},
+	{"ciphers_tls1.3", kw_tls_path, 1, ANY, false},
+	{"tls_version", kw_tls_path, 1, ANY, false},
+	{"tls_engine", kw_tls_path, 1, ANY, false},
+	{"tls_engine_kpass_sha1", kw_tls_path, 1, ANY, false},
+	{"tls_keyform", kw_tls_path, 1, ANY, false},
+	{"psk_hint", kw_tls_path, 1, ANY, false},
+	{"psk_file", kw_tls_path, 1, ANY, false},
+	{"require_certificate", kw_tls_bool, 1, 1, false},
+	{"use_identity_as_username", kw_tls_bool, 1, 1, false},
+	{"use_subject_as_username", kw_tls_bool, 1, 1, false},
+	/* security */
+	{"allow_anonymous", kw_allow_anonymous, 1, 1, false},
+	{"password_file", kw_password_file, 1, ANY, false},
+	{"acl_file", kw_acl_file, 1, ANY, false},
+	{"per_listener_settings", kw_per_listener_settings, 1, 1, false},
+	{"auth_plugin", kw_plugin, 1, ANY, false},
+	{"plugin", kw_plugin, 1, ANY, false},
+	{"global_plugin", kw_plugin, 1, ANY, false},
+	{"auth_opt_", kw_plugin, 0, ANY, true},
+	{"plugin_opt_", kw_plugin, 0, ANY, true},
+	{"global_plugin_opt_", kw_plugin, 0, ANY, true},
+	{"auth_plugin_deny_special_chars", kw_noop_bool, 1, 1, false},
+	{"check_retain_source", kw_noop_bool, 1, 1, false},
+	{"clientid_prefixes", kw_clientid_prefixes, 1, ANY, false},
+	/* clients and messages */
+	{"allow_zero_length_clientid", kw_allow_zero_length_clientid, 1, 1, false},
+	{"auto_id_prefix", kw_auto_id_prefix, 1, ANY, false},
+	{"max_keepalive", kw_max_keepalive, 1, 1, false},
+	{"max_packet_size", kw_max_packet_size, 1, 1, false},
+	{"message_size_limit", kw_message_size_limit, 1, 1, false},
+	{"max_inflight_messages", kw_max_inflight_messages, 1, 1, false},
+	{"max_inflight_bytes", kw_bytes, 1, 1, false},
+	{"max_queued_messages", kw_max_queued_messages, 1, 1, false},
+	{"max_queued_bytes", kw_bytes, 1, 1, false},
+	{"queue_qos0_messages", kw_queue_qos0_messages, 1, 1, false},
+	{"retain_available", kw_retain_available, 1, 1, false},
+	{"persistent_client_expiration", kw_persistent_client_expiration, 1, 1, false},
+	{"upgrade_outgoing_qos", kw_noop_bool, 1, 1, false},
+	{"allow_duplicate_messages", kw_noop_bool, 1, 1, false},
+	{"memory_limit", kw_memory_limit, 1, 1, false},
+	{"sys_interval", kw_sys_interval, 1, 1, false},
+	{"set_tcp_nodelay", kw_set_tcp_nodelay, 1, 1, false},
+	{"threads", kw_threads, 1, 1, false},
+	/* process */
+	{"include_dir", mg_kw_include_dir, 1, ANY, false},
+	{"pid_file", kw_string, 1, ANY, false},
+	{"user", kw_string, 1, ANY, false},
+	/* persistence */
+	{"persistence", kw_persistence, 1, 1, false},
+	{"persistence_location", kw_string, 1, ANY, false},
+	{"persistence_file", kw_string, 1, ANY, false},
+	{"autosave_interval", kw_persistence_noop, 1, 1, false},
+	{"autosave_on_changes", kw_persistence_noop, 1, 1, false},
+	/* logging */
+	{"log_type", kw_log_type, 1, 1, false},
+	{"log_dest", kw_log_dest, 1, ANY, false},
+	{"log_timestamp", kw_log_timestamp, 1, 1, false},
+	{"log_timestamp_format", kw_log_timestamp_format, 1, ANY, false},
+	{"log_facility", kw_log_facility, 1, 1, false},
+	{"connection_messages", kw_connection_messages, 1, 1, false},
+	/* bridges */
+	{"connection", kw_connection, 1, ANY, false},
+	{"address", kw_bridge_option, 0, ANY, false},
+	{"addresses", kw_bridge_option, 0, ANY, false},
+	{"bridge_", kw_bridge_option, 0, ANY, true},
+	{"cleansession", kw_bridge_option, 0, ANY, false},
+	{"clientid", kw_bridge_option, 0, ANY, false},
+	{"idle_timeout", kw_bridge_option, 0, ANY, false},
+	{"keepalive_interval", kw_bridge_option, 0, ANY, false},
+	{"local_cleansession", kw_bridge_option, 0, ANY, false},
+	{"local_clientid", kw_bridge_option, 0, ANY, false},
+	{"local_password", kw_bridge_option, 0, ANY, false},
+	{"local_username", kw_bridge_option, 0, ANY, false},
+	{"notifications", kw_bridge_option, 0, ANY, false},
+	{"notifications_local_only", kw_bridge_option, 0, ANY, false},
+	{"notification_topic", kw_bridge_option, 0, ANY, false},
+	{"password", kw_bridge_option, 0, ANY, false},
+	{"remote_clientid", kw_bridge_option, 0, ANY, false},
+	{"remote_password", kw_bridge_option, 0, ANY, false},
+	{"remote_username", kw_bridge_option, 0, ANY, false},
+	{"restart_timeout", kw_bridge_option, 0, ANY, false},
+	{"round_robin", kw_bridge_option, 0, ANY, false},
+	{"start_type", kw_bridge_option, 0, ANY, false},
+	{"threshold", kw_bridge_option, 0, ANY, false},
+	{"topic", kw_bridge_option, 0, ANY, false},
+	{"try_private", kw_bridge_option, 0, ANY, false},
+	{"username", kw_bridge_option, 0, ANY, false},
+};
+#define N_KEYWORDS (sizeof keywords / sizeof keywords[0])
+
+const mg_keyword *mg_kw_find(const char *name)
+{
+	for (size_t i = 0; i < N_KEYWORDS; i++) {
+		const mg_keyword *k = &keywords[i];
+		if (k->prefix ? strncmp(name, k->name, strlen(k->name)) == 0 && name[strlen(k->name)]
+				: strcmp(name, k->name) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* Levenshtein distance, bounded: keywords are short, so an O(n*m) table on the stack. */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 40 || lb > 40)
+		return 99;
+	size_t d[41][41];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+			d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+	}
+	return d[la][lb];
+}
+
+const char *mg_kw_suggest(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3; /* two edits at most, or the hint is noise */
+	for (size_t i = 0; i < N_KEYWORDS; i++) {
+		if (keywords[i].prefix)
+			continue;
+		size_t d = distance(name, keywords[i].name);
+		if (d < best_d) {
+			best_d = d;
+			best = keywords[i].name;
+		}
+	}
+	return best;
+}

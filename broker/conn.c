@@ -1,0 +1,477 @@
+/*
+ * broker/conn.c - one client socket: read in large chunks and handle every complete packet,
+ * gather output (packet bytes + message payloads by reference) and flush it with writev
+ * once per loop turn; EPOLLOUT only while output is pending.
+ */
+#include "broker/broker.h"
+#include "broker/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#define OUT_PAUSE_READ (4 * MG_OUT_LIMIT) /* stop reading a client that does not read its acks */
+
+const char *mg_conn_name(const mg_conn *c)
+{
+	return c->id ? c->id : "<unknown>";
+}
+
+static void on_io(mg_loop *l, int fd, void *ud, int mask);
+
+mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port)
+{
+	mg_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	mg_tcp_init(&c->tr, fd);
+	c->w = w;
+	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	snprintf(c->host, sizeof c->host, "%s", peer);
+	char *colon = strrchr(c->host, ':');
+	if (colon)
+		*colon = 0;
+	c->port = port;
+	c->created = c->last_rx = mg_loop_now_ms(w->loop);
+	c->recv_max = 65535;
+	c->problem_info = true;
+	return c;
+}
+
+static void set_watch(mg_conn *c)
+{
+	int mask = (c->read_paused ? 0 : MG_EV_READ) | (c->out_bytes ? MG_EV_WRITE : 0);
+	if (mask != c->watch_mask) {
+		c->watch_mask = mask;
+		mg_loop_watch(c->w->loop, c->tr.fd, mask, on_io, c, false);
+	}
+}
+
+void mg_conn_attach(mg_worker *w, mg_conn *c)
+{
+	c->w = w;
+	c->next = w->conns;
+	c->prev = NULL;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->n_conns++;
+	c->watch_mask = -1;
+	set_watch(c);
+	if (c->rlen)
+		mg_conn_process(c); /* a handed-off connection brings its unread bytes */
+}
+
+static void unlink_conn(mg_conn *c)
+{
+	mg_worker *w = c->w;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (w->conns == c)
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	w->n_conns--;
+}
+
+void mg_conn_handoff(mg_conn *c, int to)
+{
+	mg_worker *w = c->w;
+	mg_loop_unwatch(w->loop, c->tr.fd);
+	unlink_conn(c);
+	mg_post p = { .kind = MG_POST_ADOPT, .conn = c };
+	mg_worker_post(w, to, &p);
+}
+
+void mg_conn_free(mg_conn *c)
+{
+	for (size_t i = c->seg_head; i < c->nseg; i++)
+		mg_msg_unref(c->seg[i].m);
+	free(c->seg);
+	free(c->ob);
+	free(c->rb);
+	if (c->alias) {
+		for (unsigned i = 0; i <= c->alias_max; i++)
+			free(c->alias[i]);
+		free(c->alias);
+		free(c->alias_len);
+	}
+	free(c);
+}
+
+static const char *close_text(enum mg_close why)
+{
+	switch (why) {
+	case MG_CLOSE_EOF: return "closed its connection.";
+	case MG_CLOSE_SOCKET: return NULL;
+	case MG_CLOSE_TIMEOUT: return "has exceeded timeout, disconnecting.";
+	case MG_CLOSE_PROTOCOL: return "disconnected due to protocol error.";
+	case MG_CLOSE_MALFORMED: return "disconnected due to malformed packet.";
+	case MG_CLOSE_TOO_LARGE: return "disconnected due to oversize packet.";
+	case MG_CLOSE_NOT_AUTH: return "disconnected, not authorised.";
+	case MG_CLOSE_NO_CONNECT: return "disconnected: no CONNECT received in time.";
+	case MG_CLOSE_DISCONNECT: return "disconnected.";
+	default: return NULL;
+	}
+}
+
+void mg_conn_close(mg_conn *c, enum mg_close why)
+{
+	if (c->state == MG_CS_DEAD)
+		return;
+	mg_worker *w = c->w;
+	if (why == MG_CLOSE_SOCKET)
+		mg_log(MG_LOG_NOTICE, "Socket error on client %s, disconnecting.", mg_conn_name(c));
+	else if (why == MG_CLOSE_SHUTDOWN || why == MG_CLOSE_TAKEOVER || why == MG_CLOSE_REFUSED)
+		; /* said elsewhere, or said nothing, like mosquitto */
+	else if (close_text(why))
+		mg_log(why == MG_CLOSE_DISCONNECT ? MG_LOG_NOTICE : MG_LOG_NOTICE, "Client %s %s",
+		       mg_conn_name(c), close_text(why));
+	if (c->out_bytes)
+		mg_conn_flush(c); /* best effort: a CONNACK refusal or DISCONNECT reason */
+	bool was_active = c->state == MG_CS_ACTIVE;
+	c->state = MG_CS_DEAD;
+	if (was_active && c->s) {
+		mg_session *s = c->s;
+		c->s = NULL;
+		mg_session_detach(w, s, why != MG_CLOSE_DISCONNECT || c->will_on_close);
+	}
+	c->id = NULL;
+	mg_loop_unwatch(w->loop, c->tr.fd);
+	mg_transport_close(&c->tr);
+	unlink_conn(c);
+	atomic_fetch_sub(&w->b->n_conns, 1);
+	c->next = w->dead;
+	w->dead = c;
+}
+
+void mg_conn_disconnect(mg_conn *c, uint8_t reason, enum mg_close why)
+{
+	if (c->level == MG_V5 && c->state == MG_CS_ACTIVE) {
+		mg_packet p = { .type = MG_DISCONNECT, .reason_code = reason };
+		mg_log(MG_LOG_DEBUG, "Sending DISCONNECT to %s (%d)", mg_conn_name(c), reason);
+		mg_conn_send(c, &p);
+	}
+	mg_conn_close(c, why);
+}
+
+void mg_conn_mark_dirty(mg_conn *c)
+{
+	if (!c->dirty && c->state != MG_CS_DEAD) {
+		c->dirty = true;
+		c->dirty_next = c->w->dirty;
+		c->w->dirty = c;
+	}
+}
+
+bool mg_conn_out_full(const mg_conn *c)
+{
+	return c->out_bytes >= MG_OUT_LIMIT;
+}
+
+uint8_t *mg_conn_reserve(mg_conn *c, size_t n)
+{
+	if (c->ocap - c->olen < n) {
+		size_t nc = c->ocap ? c->ocap : 4096;
+		while (nc - c->olen < n)
+			nc *= 2;
+		uint8_t *p = realloc(c->ob, nc);
+		if (!p)
+			return NULL;
+		c->ob = p;
+		c->ocap = nc;
+	}
+	return c->ob + c->olen;
+}
+
+void mg_conn_commit(mg_conn *c, size_t n, mg_msg *payload)
+{
+	mg_seg *last = c->nseg > c->seg_head ? &c->seg[c->nseg - 1] : NULL;
+	if (last && !last->m && last->off + last->len == c->olen) {
+		last->len += (uint32_t)n;
+		last->m = payload;
+	} else {
+		if (c->nseg == c->segcap) {
+			size_t nc = c->segcap ? c->segcap * 2 : 64;
+			mg_seg *s = realloc(c->seg, nc * sizeof *s);
+			if (!s) {
+				mg_msg_unref(payload); /* out of memory: this packet is lost */
+				return;
+			}
+			c->seg = s;
+			c->segcap = nc;
+		}
+		c->seg[c->nseg++] = (mg_seg){ .off = (uint32_t)c->olen, .len = (uint32_t)n, .m = payload };
+	}
+	c->olen += n;
+	c->out_bytes += n + (payload ? payload->payload_len : 0);
+	mg_conn_mark_dirty(c);
+}
+
+int mg_conn_send(mg_conn *c, const mg_packet *pkt)
+{
+	uint8_t *p = mg_conn_reserve(c, 256);
+	if (!p)
+		return -ENOMEM;
+	size_t n = mg_encode(p, 256, c->level ? c->level : MG_V311, pkt);
+	if (n == 0)
+		return -EINVAL;
+	if (n > 256) {
+		p = mg_conn_reserve(c, n);
+		if (!p)
+			return -ENOMEM;
+		mg_encode(p, n, c->level, pkt);
+	}
+	if (c->max_out && n > c->max_out)
+		return -E2BIG;
+	mg_conn_commit(c, n, NULL);
+	return 0;
+}
+
+/* Drop the first `done` bytes of output after a write. */
+static void advance(mg_conn *c, size_t done)
+{
+	c->out_bytes -= done;
+	while (done && c->seg_head < c->nseg) {
+		mg_seg *s = &c->seg[c->seg_head];
+		size_t total = s->len + (s->m ? s->m->payload_len : 0);
+		size_t left = total - c->seg_done;
+		if (done < left) {
+			c->seg_done += done;
+			return;
+		}
+		done -= left;
+		mg_msg_unref(s->m);
+		c->seg_head++;
+		c->seg_done = 0;
+	}
+	if (c->seg_head == c->nseg) {
+		c->seg_head = c->nseg = 0;
+		c->olen = 0;
+	}
+}
+
+static void compact(mg_conn *c)
+{
+	if (c->seg_head == 0)
+		return;
+	size_t base = c->seg[c->seg_head].off;
+	if (base < 65536 && c->seg_head < 1024)
+		return;
+	memmove(c->ob, c->ob + base, c->olen - base);
+	c->olen -= base;
+	size_t n = c->nseg - c->seg_head;
+	memmove(c->seg, c->seg + c->seg_head, n * sizeof *c->seg);
+	c->seg_head = 0;
+	c->nseg = n;
+	for (size_t i = 0; i < n; i++)
+		c->seg[i].off -= (uint32_t)base;
+}
+
+void mg_conn_flush(mg_conn *c)
+{
+	if (c->state == MG_CS_DEAD && c->tr.fd < 0)
+		return;
+	for (int round = 0; round < 16 && c->out_bytes; round++) {
+		struct iovec iov[128];
+		int n = 0;
+		size_t skip = c->seg_done;
+		for (size_t i = c->seg_head; i < c->nseg && n < 126; i++) {
+			mg_seg *s = &c->seg[i];
+			if (skip < s->len) {
+				iov[n++] = (struct iovec){ c->ob + s->off + skip, s->len - skip };
+				skip = 0;
+			} else {
+				skip -= s->len;
+			}
+			if (s->m && s->m->payload_len) {
+				if (skip < s->m->payload_len)
+					iov[n++] = (struct iovec){ s->m->payload + skip, s->m->payload_len - skip };
+				skip = 0;
+			}
+		}
+		ssize_t w = mg_transport_writev(&c->tr, iov, n);
+		if (w == -EAGAIN)
+			break;
+		if (w < 0) {
+			if (c->state != MG_CS_DEAD) {
+				c->out_bytes = 0; /* nothing more can be written */
+				mg_conn_close(c, MG_CLOSE_SOCKET);
+			}
+			return;
+		}
+		atomic_fetch_add_explicit(&c->w->st.bytes_sent, (uint64_t)w, memory_order_relaxed);
+		advance(c, (size_t)w);
+		if (!c->out_bytes && c->s && c->state == MG_CS_ACTIVE && c->s->queue.n)
+			mg_session_pump(c->w, c->s); /* room again: move queued messages out */
+	}
+	if (c->state == MG_CS_DEAD)
+		return;
+	compact(c);
+	if (c->s && c->state == MG_CS_ACTIVE && c->s->queue.n && !mg_conn_out_full(c))
+		mg_session_pump(c->w, c->s);
+	c->read_paused = c->out_bytes > OUT_PAUSE_READ;
+	set_watch(c);
+}
+
+static int protocol_error(mg_conn *c, int err)
+{
+	uint8_t rc = mg_err_reason(err);
+	enum mg_close why = rc == MG_RC_MALFORMED ? MG_CLOSE_MALFORMED
+	                  : rc == MG_RC_PACKET_TOO_LARGE ? MG_CLOSE_TOO_LARGE : MG_CLOSE_PROTOCOL;
+	mg_log(MG_LOG_DEBUG, "Bad packet from %s: %s", mg_conn_name(c), mg_err_str(err));
+	mg_conn_disconnect(c, rc ? rc : MG_RC_PROTOCOL_ERROR, why);
+	return -1;
+}
+
+static int connect_error(mg_conn *c, int err, const uint8_t *buf, size_t len)
+{
+	if (err == MG_E_CLIENT_ID) { /* empty id in 3.1, or in 3.1.1 without clean session */
+		mg_packet p = { .type = MG_CONNACK, .reason_code = MG_CONNACK_ID_REJECTED };
+		mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (0, 2)", c->host);
+		uint8_t lv = c->level;
+		c->level = MG_V311;
+		mg_conn_send(c, &p);
+		c->level = lv;
+	}
+	if (err == MG_E_PROTOCOL_LEVEL || err == MG_E_PROTOCOL_NAME) {
+		/* Fixed header, then name length, name, level. */
+		size_t i = 1;
+		while (i < len && i < 5 && (buf[i] & 0x80))
+			i++;
+		i++;
+		unsigned level = 0;
+		if (i + 2 <= len) {
+			size_t nl = (size_t)buf[i] << 8 | buf[i + 1];
+			if (i + 2 + nl < len)
+				level = buf[i + 2 + nl];
+		}
+		if (err == MG_E_PROTOCOL_LEVEL) {
+			mg_log(MG_LOG_INFO, "Invalid protocol version %u in CONNECT from %s.", level, c->host);
+			mg_packet p = { .type = MG_CONNACK, .reason_code = MG_CONNACK_BAD_PROTOCOL };
+			mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (0, 1)", c->host);
+			uint8_t lv = c->level;
+			c->level = MG_V311;
+			mg_conn_send(c, &p);
+			c->level = lv;
+		} else {
+			mg_log(MG_LOG_INFO, "Invalid protocol \"%s\" in CONNECT from %s.", "MQTT?", c->host);
+		}
+	}
+	mg_conn_close(c, MG_CLOSE_PROTOCOL);
+	return -1;
+}
+
+void mg_conn_process(mg_conn *c)
+{
+	const mg_config *cfg = c->w->b->cfg;
+	size_t off = 0;
+	while (c->state != MG_CS_DEAD && off < c->rlen) {
+		mg_packet p;
+		int n = mg_decode(c->rb + off, c->rlen - off, c->level, cfg->max_packet_size, &p);
+		if (n == 0) {
+			uint8_t tf;
+			int sz = mg_frame(c->rb + off, c->rlen - off, c->level, cfg->max_packet_size, &tf);
+			if (sz > 0 && (size_t)sz > c->rcap - off) {
+				/* make room for this packet; bounded by max_packet_size */
+				memmove(c->rb, c->rb + off, c->rlen - off);
+				c->rlen -= off;
+				off = 0;
+				uint8_t *nb = realloc(c->rb, (size_t)sz);
+				if (!nb) {
+					mg_conn_close(c, MG_CLOSE_SOCKET);
+					return;
+				}
+				c->rb = nb;
+				c->rcap = (size_t)sz;
+			}
+			break;
+		}
+		if (n < 0) {
+			if (c->state == MG_CS_NEW) {
+				if (n == MG_E_TOO_LARGE)
+					mg_conn_close(c, MG_CLOSE_TOO_LARGE);
+				else
+					connect_error(c, n, c->rb + off, c->rlen - off);
+			} else {
+				protocol_error(c, n);
+			}
+			return;
+		}
+		atomic_fetch_add_explicit(&c->w->st.msgs_recv, 1, memory_order_relaxed);
+		if (c->state == MG_CS_NEW) {
+			if (p.type != MG_CONNECT) {
+				mg_conn_close(c, MG_CLOSE_PROTOCOL);
+				return;
+			}
+			/* The CONNECT stays in rb until it is handled: a hand-off re-reads it. */
+			if (off) {
+				memmove(c->rb, c->rb + off, c->rlen - off);
+				c->rlen -= off;
+				off = 0;
+				continue;
+			}
+			int r = mg_handle_connect(c, &p);
+			if (r != 0)
+				return; /* closed, or handed to another worker with its bytes */
+		} else if (mg_handle_packet(c, &p) < 0) {
+			return;
+		}
+		off += (size_t)n;
+	}
+	if (c->state == MG_CS_DEAD)
+		return;
+	if (off) {
+		memmove(c->rb, c->rb + off, c->rlen - off);
+		c->rlen -= off;
+	}
+}
+
+static void do_read(mg_conn *c)
+{
+	if (c->rcap - c->rlen < MG_READ_CHUNK / 4) {
+		size_t nc = c->rlen + MG_READ_CHUNK;
+		uint8_t *nb = realloc(c->rb, nc);
+		if (!nb) {
+			mg_conn_close(c, MG_CLOSE_SOCKET);
+			return;
+		}
+		c->rb = nb;
+		c->rcap = nc;
+	}
+	ssize_t n = mg_transport_read(&c->tr, c->rb + c->rlen, c->rcap - c->rlen);
+	if (n == -EAGAIN)
+		return;
+	if (n == 0 || n == -ECONNRESET) { /* a reset reads like a close to mosquitto's users */
+		mg_conn_close(c, MG_CLOSE_EOF);
+		return;
+	}
+	if (n < 0) {
+		mg_conn_close(c, MG_CLOSE_SOCKET);
+		return;
+	}
+	atomic_fetch_add_explicit(&c->w->st.bytes_recv, (uint64_t)n, memory_order_relaxed);
+	c->rlen += (size_t)n;
+	c->last_rx = mg_loop_now_ms(c->w->loop);
+	mg_conn_process(c);
+	/* a big buffer left from one large packet is given back */
+	if (c->state != MG_CS_DEAD && c->rlen == 0 && c->rcap > 4 * MG_READ_CHUNK) {
+		free(c->rb);
+		c->rb = NULL;
+		c->rcap = 0;
+	}
+}
+
+static void on_io(mg_loop *l, int fd, void *ud, int mask)
+{
+	mg_conn *c = ud;
+	(void)l;
+	(void)fd;
+	if ((mask & MG_EV_WRITE) && c->state != MG_CS_DEAD)
+		mg_conn_flush(c);
+	if ((mask & MG_EV_READ) && c->state != MG_CS_DEAD && !c->read_paused)
+		do_read(c);
+}

@@ -1,0 +1,301 @@
+/*
+ * broker/connect.c - CONNECT: client ids, refusals, takeover, clean start / resume, wills,
+ * and the end of a session's connection (will delay, session expiry).
+ */
+#include "broker/broker.h"
+#include "broker/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIAS_MAX 10 /* topic alias maximum we announce, as mosquitto's max_topic_alias */
+
+static void refuse(mg_conn *c, uint8_t v3rc, uint8_t v5rc, enum mg_close why)
+{
+	mg_packet p = { .type = MG_CONNACK, .reason_code = c->level == MG_V5 ? v5rc : v3rc };
+	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (0, %d)", c->host, p.reason_code);
+	mg_conn_send(c, &p);
+	mg_conn_close(c, why);
+}
+
+static void assign_id(const char *prefix, char *out, size_t cap)
+{
+	/* mosquitto's shape: prefix + a random UUID in upper-case hex. */
+	uint8_t r[16];
+	FILE *f = fopen("/dev/urandom", "rb");
+	if (!f || fread(r, 1, sizeof r, f) != sizeof r) {
+		for (int i = 0; i < 16; i++)
+			r[i] = (uint8_t)rand();
+	}
+	if (f)
+		fclose(f);
+	snprintf(out, cap, "%s%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-%02X%02X%02X%02X%02X%02X",
+	         prefix ? prefix : "auto-", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+	         r[10], r[11], r[12], r[13], r[14], r[15]);
+}
+
+void mg_will_publish(mg_worker *w, mg_session *s)
+{
+	mg_msg *m = s->will;
+	s->will = NULL;
+	s->will_at = 0;
+	if (m) {
+		if (m->has_expiry) /* only this session holds it: still safe to change */
+			m->expire_at = mg_loop_now_ms(w->loop) + (int64_t)s->will_expiry * 1000;
+		mg_publish_msg(w, m, NULL);
+		mg_msg_unref(m);
+	}
+}
+
+void mg_session_detach(mg_worker *w, mg_session *s, bool send_will)
+{
+	int64_t now = mg_loop_now_ms(w->loop);
+	s->conn = NULL;
+	mg_session_set_online(w->b, s, false);
+	atomic_fetch_sub(&w->b->n_clients, 1);
+	if (!send_will)
+		mg_session_clear_will(s);
+	else if (s->will) {
+		if (s->will_delay == 0 || s->expiry == 0)
+			mg_will_publish(w, s);
+		else
+			s->will_at = now + (int64_t)(s->will_delay < s->expiry ? s->will_delay : s->expiry) * 1000;
+	}
+	if (s->expiry == 0)
+		mg_session_destroy(w, s);
+	else if (s->expiry != UINT32_MAX)
+		s->expire_at = now + (int64_t)s->expiry * 1000;
+}
+
+/* Another connection takes s over: close the old one (c0) the way the spec says. */
+static void takeover(mg_worker *w, mg_conn *c0, bool resume)
+{
+	mg_session *s = c0->s;
+	mg_log(MG_LOG_INFO, "Client %s already connected, closing old connection.", s->id);
+	if (s->will) {
+		if (s->level == MG_V5 && s->will_delay > 0 && resume)
+			mg_session_clear_will(s); /* reconnected within the delay [MQTT-3.1.3-9] */
+		else
+			mg_will_publish(w, s);
+	}
+	if (c0->level == MG_V5) {
+		mg_packet p = { .type = MG_DISCONNECT, .reason_code = MG_RC_SESSION_TAKEN_OVER };
+		mg_conn_send(c0, &p);
+	}
+	c0->s = NULL;
+	s->conn = NULL;
+	mg_session_set_online(w->b, s, false);
+	atomic_fetch_sub(&w->b->n_clients, 1);
+	mg_conn_close(c0, MG_CLOSE_TAKEOVER);
+}
+
+/* CONNACK properties written in mosquitto's order (tests compare with it). */
+static size_t put_u16(uint8_t *p, uint8_t id, uint16_t v)
+{
+	p[0] = id;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)v;
+	return 3;
+}
+
+static size_t put_u32(uint8_t *p, uint8_t id, uint32_t v)
+{
+	p[0] = id;
+	p[1] = (uint8_t)(v >> 24);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 8);
+	p[4] = (uint8_t)v;
+	return 5;
+}
+
+static int make_will(mg_worker *w, mg_session *s, const mg_connect *k)
+{
+	mg_session_clear_will(s);
+	if (!k->will)
+		return 0;
+	s->will = mg_msg_new(k->will_topic.p, k->will_topic.len, k->will_payload.p, k->will_payload.len,
+	                     k->level == MG_V5 ? &k->will_props : NULL, k->will_qos, k->will_retain,
+	                     mg_loop_now_ms(w->loop));
+	if (!s->will)
+		return -1;
+	s->will_qos = k->will_qos;
+	s->will_retain = k->will_retain;
+	s->will_delay = k->level == MG_V5 ? k->will_props.will_delay : 0;
+	/* the expiry clock of a will starts when it is published, not now */
+	if (s->will->has_expiry)
+		s->will->expire_at = INT64_MAX;
+	s->will_expiry = k->level == MG_V5 && (k->will_props.present & MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY))
+	                 ? k->will_props.message_expiry : 0;
+	return 0;
+}
+
+int mg_handle_connect(mg_conn *c, const mg_packet *p)
+{
+	mg_worker *w = c->w;
+	mg_broker *b = w->b;
+	const mg_config *cfg = b->cfg;
+	const mg_connect *k = &p->u.connect;
+	c->level = k->level;
+
+	char idbuf[128];
+	const char *id = (const char *)k->client_id.p;
+	size_t idlen = k->client_id.len;
+	bool assigned = false;
+	if (idlen == 0) {
+		if (k->level == MG_V31 || (k->level == MG_V311 && !k->clean) || !cfg->allow_zero_length_clientid) {
+			refuse(c, MG_CONNACK_ID_REJECTED, MG_RC_CLIENT_ID_NOT_VALID, MG_CLOSE_PROTOCOL);
+			return -1;
+		}
+		assign_id(cfg->auto_id_prefix, idbuf, sizeof idbuf);
+		id = idbuf;
+		idlen = strlen(idbuf);
+		assigned = true;
+	}
+	if (k->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_AUTH_METHOD))) {
+		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_BAD_AUTH_METHOD, MG_CLOSE_NOT_AUTH);
+		return -1;
+	}
+	if (!k->has_username && !cfg->allow_anonymous) {
+		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
+		return -1;
+	}
+	if (k->will && k->will_retain && !cfg->retain_available && k->level == MG_V5) {
+		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_RETAIN_NOT_SUPPORTED, MG_CLOSE_REFUSED);
+		return -1;
+	}
+	uint16_t ka = k->keepalive;
+	bool server_ka = false;
+	if (cfg->max_keepalive && k->level == MG_V5 && (ka == 0 || ka > cfg->max_keepalive)) {
+		ka = cfg->max_keepalive;
+		server_ka = true;
+	} else if (cfg->max_keepalive && ka > cfg->max_keepalive) {
+		refuse(c, MG_CONNACK_ID_REJECTED, MG_RC_CLIENT_ID_NOT_VALID, MG_CLOSE_PROTOCOL);
+		return -1;
+	}
+
+	int owner = -1;
+	mg_session *s = NULL;
+	if (!assigned) {
+		s = mg_session_find(b, id, idlen, w->idx, &owner);
+		if (!s && owner >= 0 && owner != w->idx) {
+			if (c->hops++ > 8) {
+				refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_BUSY, MG_CLOSE_REFUSED);
+				return -1;
+			}
+			mg_conn_handoff(c, owner);
+			return 1;
+		}
+	}
+	bool resume = !k->clean;
+	if (s && s->expire_at && mg_loop_now_ms(w->loop) >= s->expire_at && !s->conn) {
+		if (s->will)
+			mg_will_publish(w, s);
+		mg_session_destroy(w, s);
+		s = NULL;
+	}
+	if (s && s->conn)
+		takeover(w, s->conn, resume && s->expiry > 0);
+	bool present = false;
+	if (s && (!resume || s->expiry == 0)) {
+		if (s->will)
+			mg_will_publish(w, s); /* a delayed will: the session ends now */
+		mg_session_destroy(w, s);
+		s = NULL;
+	}
+	if (s) {
+		present = true;
+	} else {
+		s = mg_session_create(w, id, idlen, &owner);
+		if (!s) {
+			if (owner >= 0 && owner != w->idx && c->hops++ <= 8) {
+				mg_conn_handoff(c, owner);
+				return 1;
+			}
+			refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_UNAVAILABLE, MG_CLOSE_REFUSED);
+			return -1;
+		}
+	}
+	s->level = k->level;
+	if (k->level == MG_V5)
+		s->expiry = (p->props.present & MG_PROP_BIT(MG_PROP_SESSION_EXPIRY)) ? p->props.session_expiry : 0;
+	else
+		s->expiry = k->clean ? 0
+		          : cfg->persistent_client_expiration < 0 ? UINT32_MAX
+		          : (uint32_t)cfg->persistent_client_expiration;
+	s->expire_at = 0;
+	if (make_will(w, s, k) < 0) {
+		mg_session_destroy(w, s);
+		refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_UNAVAILABLE, MG_CLOSE_REFUSED);
+		return -1;
+	}
+	c->s = s;
+	s->conn = c;
+	c->id = s->id;
+	c->state = MG_CS_ACTIVE;
+	c->keepalive = ka;
+	if (k->level == MG_V5) {
+		c->max_out = p->props.maximum_packet_size;
+		c->recv_max = p->props.receive_maximum ? p->props.receive_maximum : 65535;
+		c->problem_info = p->props.request_problem_info;
+		c->alias_max = ALIAS_MAX;
+		c->alias = calloc(ALIAS_MAX + 1, sizeof *c->alias);
+		c->alias_len = calloc(ALIAS_MAX + 1, sizeof *c->alias_len);
+		if (!c->alias || !c->alias_len)
+			c->alias_max = 0;
+	}
+	mg_session_set_online(b, s, true);
+	int n = atomic_fetch_add(&b->n_clients, 1) + 1;
+	int mx = atomic_load(&b->max_clients);
+	while (n > mx && !atomic_compare_exchange_weak(&b->max_clients, &mx, n))
+		;
+
+	if (cfg->connection_messages) {
+		int pl = k->level == MG_V31 ? 1 : k->level == MG_V311 ? 2 : 5;
+		if (k->has_username)
+			mg_log(MG_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d, u'%.*s').", c->peer,
+			       s->id, pl, k->clean, k->keepalive, (int)k->username.len, (const char *)k->username.p);
+		else
+			mg_log(MG_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).", c->peer, s->id,
+			       pl, k->clean, k->keepalive);
+	}
+	if (k->will) {
+		mg_log(MG_LOG_DEBUG, "Will message specified (%u bytes) (r%d, q%d).", k->will_payload.len,
+		       k->will_retain, k->will_qos);
+		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)k->will_topic.len, (const char *)k->will_topic.p);
+	} else {
+		mg_log(MG_LOG_DEBUG, "No will message specified.");
+	}
+
+	mg_packet ack = { .type = MG_CONNACK, .session_present = present };
+	uint8_t raw[256];
+	size_t rl = 0;
+	if (k->level == MG_V5) {
+		rl += put_u16(raw + rl, MG_PROP_TOPIC_ALIAS_MAXIMUM, c->alias_max);
+		if (server_ka)
+			rl += put_u16(raw + rl, MG_PROP_SERVER_KEEP_ALIVE, ka);
+		if (assigned) {
+			raw[rl++] = MG_PROP_ASSIGNED_CLIENT_ID;
+			raw[rl++] = 0;
+			raw[rl++] = (uint8_t)idlen;
+			memcpy(raw + rl, id, idlen);
+			rl += idlen;
+		}
+		uint16_t rm = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
+		if (rm != 65535)
+			rl += put_u16(raw + rl, MG_PROP_RECEIVE_MAXIMUM, rm);
+		if (cfg->max_packet_size)
+			rl += put_u32(raw + rl, MG_PROP_MAXIMUM_PACKET_SIZE, cfg->max_packet_size);
+		if (!cfg->retain_available) {
+			raw[rl++] = MG_PROP_RETAIN_AVAILABLE;
+			raw[rl++] = 0;
+		}
+		ack.props.raw = (mg_bytes){ raw, (uint32_t)rl };
+	}
+	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (%d, 0)", s->id, present);
+	mg_conn_send(c, &ack);
+	if (present)
+		mg_session_resend(w, s);
+	mg_session_pump(w, s);
+	return 0;
+}

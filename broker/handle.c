@@ -1,0 +1,408 @@
+/*
+ * broker/handle.c - every packet after CONNECT: PUBLISH and its acks both ways, SUBSCRIBE,
+ * UNSUBSCRIBE, PINGREQ, DISCONNECT; and routing a message to its subscribers.
+ */
+#include "broker/broker.h"
+#include "broker/log.h"
+#include "broker/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- routing ---- */
+
+int mg_route(mg_worker *w, mg_msg *m, void *publisher)
+{
+	mg_broker *b = w->b;
+	int n = mg_subtree_match(b->tree, m->topic, m->topic_len, publisher, mg_eligible, b, &w->ms);
+	for (int i = 0; i < n; i++) {
+		const mg_match *x = &w->ms.m[i];
+		int owner = mg_handle_owner(b, x->subscriber);
+		if (owner < 0)
+			continue;
+		mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < x->qos ? m->qos : x->qos,
+		               .retain = x->retain_as_published ? m->retain : false };
+		if (x->n_ids)
+			mg_qitem_set_ids(&q, w->ms.ids + x->ids_off, x->n_ids);
+		if (owner == w->idx) {
+			mg_session *s = mg_session_resolve(w, x->subscriber);
+			if (s)
+				mg_session_deliver(w, s, &q);
+			else
+				mg_qitem_clear(&q);
+		} else {
+			mg_post p = { .kind = MG_POST_DELIVER, .handle = x->subscriber, .it = q };
+			mg_worker_post(w, owner, &p);
+		}
+	}
+	return n < 0 ? 0 : n;
+}
+
+static void retain_ref(void *v) { mg_msg_ref(v); }
+static void retain_unref(void *v) { mg_msg_unref(v); }
+
+mg_retain *mg_broker_retain_new(void)
+{
+	return mg_retain_new(retain_ref, retain_unref);
+}
+
+int mg_publish_msg(mg_worker *w, mg_msg *m, void *publisher)
+{
+	if (m->retain && w->b->cfg->retain_available) {
+		mg_retain_set(w->b->retain, m->topic, m->topic_len, m->payload_len ? m : NULL);
+		mg_store_retained(m->topic, m->topic_len, m->payload_len ? m : NULL);
+	}
+	return mg_route(w, m, publisher);
+}
+
+/* ---- helpers ---- */
+
+static void send_ack(mg_conn *c, int type, uint16_t mid, uint8_t rc)
+{
+	mg_packet p = { .type = (uint8_t)type, .packet_id = mid, .reason_code = rc };
+	if (type == MG_PUBACK || type == MG_PUBREC)
+		mg_log(MG_LOG_DEBUG, "Sending %s to %s (m%u, rc%d)", mg_ptype_name(type), c->id, mid, rc);
+	else
+		mg_log(MG_LOG_DEBUG, "Sending %s to %s (m%u)", mg_ptype_name(type), c->id, mid);
+	mg_conn_send(c, &p);
+}
+
+static int proto_err(mg_conn *c, uint8_t rc, const char *why)
+{
+	mg_log(MG_LOG_INFO, "Protocol error from %s: %s.", c->id, why);
+	mg_conn_disconnect(c, rc, rc == MG_RC_MALFORMED ? MG_CLOSE_MALFORMED : MG_CLOSE_PROTOCOL);
+	return -1;
+}
+
+static mg_inq2 *inq2_find(mg_session *s, uint16_t mid, size_t *idx)
+{
+	for (size_t i = 0; i < s->n_inq2; i++)
+		if (s->inq2[i].mid == mid) {
+			*idx = i;
+			return &s->inq2[i];
+		}
+	return NULL;
+}
+
+/* ---- PUBLISH from a client ---- */
+
+static int handle_publish(mg_conn *c, const mg_packet *p)
+{
+	mg_worker *w = c->w;
+	mg_session *s = c->s;
+	const mg_config *cfg = w->b->cfg;
+	mg_publish pub = p->u.publish;
+
+	if (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID))
+		return proto_err(c, MG_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH [MQTT-3.3.4-6]");
+	if (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS))) {
+		uint16_t a = p->props.topic_alias;
+		if (a == 0 || a > c->alias_max)
+			return proto_err(c, MG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+		if (pub.topic.len) {
+			char *t = malloc(pub.topic.len + 1);
+			if (!t)
+				return proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
+			memcpy(t, pub.topic.p, pub.topic.len);
+			t[pub.topic.len] = 0;
+			free(c->alias[a]);
+			c->alias[a] = t;
+			c->alias_len[a] = (uint16_t)pub.topic.len;
+		} else if (!c->alias[a]) {
+			return proto_err(c, MG_RC_PROTOCOL_ERROR, "unknown topic alias");
+		} else {
+			pub.topic = (mg_bytes){ (const uint8_t *)c->alias[a], c->alias_len[a] };
+		}
+	} else if (pub.topic.len == 0) {
+		return proto_err(c, MG_RC_PROTOCOL_ERROR, "empty topic");
+	}
+	atomic_fetch_add_explicit(&w->st.pub_recv, 1, memory_order_relaxed);
+	if (mg_log_enabled(MG_LOG_DEBUG))
+		mg_log_publish("Received PUBLISH from", c->id, &pub, pub.payload.len);
+
+	size_t idx;
+	if (pub.qos == 2 && inq2_find(s, pub.packet_id, &idx)) {
+		send_ack(c, MG_PUBREC, pub.packet_id, 0); /* a resend: exactly once */
+		return 0;
+	}
+	if (pub.retain && !cfg->retain_available) {
+		if (c->level == MG_V5)
+			return proto_err(c, MG_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+		pub.retain = false;
+	}
+	if (cfg->message_size_limit && pub.payload.len > cfg->message_size_limit) {
+		mg_log(MG_LOG_DEBUG, "Dropped too large PUBLISH from %s (d%d, q%d, r%d, m%u, '%.*s', ... (%u bytes))",
+		       c->id, pub.dup, pub.qos, pub.retain, pub.packet_id, (int)pub.topic.len,
+		       (const char *)pub.topic.p, pub.payload.len);
+		uint8_t rc = c->level == MG_V5 ? MG_RC_PACKET_TOO_LARGE : 0;
+		if (pub.qos == 1)
+			send_ack(c, MG_PUBACK, pub.packet_id, rc);
+		else if (pub.qos == 2)
+			send_ack(c, MG_PUBREC, pub.packet_id, rc);
+		return 0;
+	}
+	uint16_t recv_max = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
+	if (pub.qos == 2 && s->n_inq2 >= recv_max && c->level == MG_V5)
+		return proto_err(c, MG_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+
+	mg_msg *m = mg_msg_new(pub.topic.p, pub.topic.len, pub.payload.p, pub.payload.len,
+	                       c->level == MG_V5 ? &p->props : NULL, pub.qos, pub.retain,
+	                       mg_loop_now_ms(w->loop));
+	if (!m)
+		return proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
+	if (pub.qos == 2) {
+		if (s->n_inq2 == s->cap_inq2) {
+			size_t nc = s->cap_inq2 ? s->cap_inq2 * 2 : 8;
+			mg_inq2 *v = realloc(s->inq2, nc * sizeof *v);
+			if (!v) {
+				mg_msg_unref(m);
+				return proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
+			}
+			s->inq2 = v;
+			s->cap_inq2 = nc;
+		}
+		s->inq2[s->n_inq2++] = (mg_inq2){ .mid = pub.packet_id, .m = m };
+		send_ack(c, MG_PUBREC, pub.packet_id, 0);
+		return 0;
+	}
+	int n = mg_publish_msg(w, m, s->handle);
+	mg_msg_unref(m);
+	if (pub.qos == 1)
+		send_ack(c, MG_PUBACK, pub.packet_id,
+		         c->level == MG_V5 && n == 0 ? MG_RC_NO_MATCHING_SUBSCRIBERS : 0);
+	return 0;
+}
+
+static int handle_pubrel(mg_conn *c, const mg_packet *p)
+{
+	mg_session *s = c->s;
+	mg_log(MG_LOG_DEBUG, "Received PUBREL from %s (Mid: %u)", c->id, p->packet_id);
+	size_t i;
+	mg_inq2 *q = inq2_find(s, p->packet_id, &i);
+	if (!q) {
+		send_ack(c, MG_PUBCOMP, p->packet_id, c->level == MG_V5 ? MG_RC_PACKET_ID_NOT_FOUND : 0);
+		return 0;
+	}
+	mg_msg *m = q->m;
+	s->inq2[i] = s->inq2[--s->n_inq2];
+	mg_publish_msg(c->w, m, s->handle);
+	mg_msg_unref(m);
+	send_ack(c, MG_PUBCOMP, p->packet_id, 0);
+	return 0;
+}
+
+/* ---- acks for what we sent ---- */
+
+static int handle_ack(mg_conn *c, const mg_packet *p)
+{
+	mg_session *s = c->s;
+	size_t i;
+	mg_flight *f = mg_fring_find(&s->flight, p->packet_id, &i);
+	switch (p->type) {
+	case MG_PUBACK:
+	case MG_PUBCOMP:
+		mg_log(MG_LOG_DEBUG, "Received %s from %s (Mid: %u, RC:%d)", mg_ptype_name(p->type), c->id,
+		       p->packet_id, p->reason_code);
+		if (f && f->state == (p->type == MG_PUBACK ? MG_FL_PUBACK : MG_FL_PUBCOMP)) {
+			if (f->it.m)
+				s->flight_bytes -= f->it.m->payload_len;
+			mg_fring_remove(&s->flight, i);
+			mg_store_msg_acked(s, p->packet_id);
+		}
+		break;
+	case MG_PUBREC:
+		mg_log(MG_LOG_DEBUG, "Received PUBREC from %s (Mid: %u)", c->id, p->packet_id);
+		if (!f) {
+			send_ack(c, MG_PUBREL, p->packet_id, c->level == MG_V5 ? MG_RC_PACKET_ID_NOT_FOUND : 0);
+			break;
+		}
+		if (f->it.m)
+			s->flight_bytes -= f->it.m->payload_len;
+		if (p->reason_code >= 0x80) { /* 5.0: refused: the flow ends here */
+			mg_fring_remove(&s->flight, i);
+			break;
+		}
+		mg_msg_unref(f->it.m);
+		f->it.m = NULL;
+		f->state = MG_FL_PUBCOMP;
+		send_ack(c, MG_PUBREL, p->packet_id, 0);
+		break;
+	}
+	mg_session_pump(c->w, s);
+	return 0;
+}
+
+/* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
+
+static int sub_record(mg_session *s, const uint8_t *f, size_t len)
+{
+	for (size_t i = 0; i < s->n_subs; i++)
+		if (strlen(s->subs[i]) == len && memcmp(s->subs[i], f, len) == 0)
+			return 0;
+	if (s->n_subs == s->cap_subs) {
+		size_t nc = s->cap_subs ? s->cap_subs * 2 : 4;
+		char **v = realloc(s->subs, nc * sizeof *v);
+		if (!v)
+			return -1;
+		s->subs = v;
+		s->cap_subs = nc;
+	}
+	char *t = malloc(len + 1);
+	if (!t)
+		return -1;
+	memcpy(t, f, len);
+	t[len] = 0;
+	s->subs[s->n_subs++] = t;
+	return 0;
+}
+
+static void sub_forget(mg_session *s, const uint8_t *f, size_t len)
+{
+	for (size_t i = 0; i < s->n_subs; i++)
+		if (strlen(s->subs[i]) == len && memcmp(s->subs[i], f, len) == 0) {
+			free(s->subs[i]);
+			s->subs[i] = s->subs[--s->n_subs];
+			return;
+		}
+}
+
+typedef struct retained_ctx {
+	mg_worker *w;
+	mg_session *s;
+	uint8_t qos;
+	uint32_t sub_id;
+} retained_ctx;
+
+static int send_retained(void *ctx, const uint8_t *topic, size_t tlen, void *v)
+{
+	retained_ctx *r = ctx;
+	mg_msg *m = v;
+	(void)topic;
+	(void)tlen;
+	if (mg_msg_expired(m, mg_loop_now_ms(r->w->loop)))
+		return 0;
+	mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < r->qos ? m->qos : r->qos, .retain = true };
+	if (r->sub_id)
+		mg_qitem_set_ids(&q, &r->sub_id, 1);
+	mg_session_deliver(r->w, r->s, &q);
+	return 0;
+}
+
+static int handle_subscribe(mg_conn *c, const mg_packet *p)
+{
+	mg_worker *w = c->w;
+	mg_session *s = c->s;
+	mg_broker *b = w->b;
+	uint32_t sub_id = (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID)))
+	                  ? p->props.subscription_id : 0;
+	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
+	struct want { mg_bytes f; uint8_t qos; } want[p->u.sub.count ? p->u.sub.count : 1];
+	size_t n_want = 0, n = 0;
+	mg_log(MG_LOG_DEBUG, "Received SUBSCRIBE from %s", c->id);
+	uint32_t off = 0;
+	mg_bytes f;
+	mg_subopts o;
+	while (mg_sub_next(p, &off, &f, &o)) {
+		mg_log(MG_LOG_DEBUG, "\t%.*s (QoS %d)", (int)f.len, (const char *)f.p, o.qos);
+		if (c->level != MG_V5)
+			o = (mg_subopts){ .qos = o.qos };
+		mg_bytes group, inner;
+		int shared = mg_share_parse(f.p, f.len, &group, &inner);
+		if (shared == 1 && o.no_local && c->level == MG_V5)
+			return proto_err(c, MG_RC_PROTOCOL_ERROR, "no local on a shared subscription");
+		uint8_t rc = o.qos;
+		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->handle, o, sub_id);
+		if (r < 0) {
+			rc = shared < 0 && c->level == MG_V5 ? MG_RC_TOPIC_FILTER_INVALID : 0x80;
+		} else {
+			if (r == 0 && sub_record(s, f.p, f.len) < 0) {
+				mg_subtree_remove(b->tree, f.p, f.len, s->handle);
+				rc = 0x80;
+			} else {
+				mg_store_sub_added(s, f.p, f.len, o, sub_id);
+				mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s", c->id, o.qos, (int)f.len, (const char *)f.p);
+				if (shared != 1 && (o.retain_handling == 0 || (o.retain_handling == 1 && r == 0)))
+					want[n_want++] = (struct want){ f, o.qos };
+			}
+		}
+		codes[n++] = rc;
+	}
+	mg_packet ack = { .type = MG_SUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
+	mg_log(MG_LOG_DEBUG, "Sending SUBACK to %s", c->id);
+	mg_conn_send(c, &ack);
+	for (size_t i = 0; i < n_want; i++) {
+		retained_ctx r = { w, s, want[i].qos, sub_id };
+		mg_retain_match(b->retain, want[i].f.p, want[i].f.len, send_retained, &r);
+	}
+	return 0;
+}
+
+static int handle_unsubscribe(mg_conn *c, const mg_packet *p)
+{
+	mg_session *s = c->s;
+	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
+	size_t n = 0;
+	mg_log(MG_LOG_DEBUG, "Received UNSUBSCRIBE from %s", c->id);
+	uint32_t off = 0;
+	mg_bytes f;
+	while (mg_sub_next(p, &off, &f, NULL)) {
+		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)f.len, (const char *)f.p);
+		int r = mg_subtree_remove(c->w->b->tree, f.p, f.len, s->handle);
+		if (r == 0) {
+			sub_forget(s, f.p, f.len);
+			mg_store_sub_removed(s, f.p, f.len);
+		}
+		mg_log(MG_LOG_UNSUBSCRIBE, "%s %.*s", c->id, (int)f.len, (const char *)f.p);
+		codes[n++] = r == 0 ? 0 : MG_RC_NO_SUBSCRIPTION_EXISTED;
+	}
+	mg_packet ack = { .type = MG_UNSUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
+	mg_log(MG_LOG_DEBUG, "Sending UNSUBACK to %s", c->id);
+	mg_conn_send(c, &ack);
+	return 0;
+}
+
+static int handle_disconnect(mg_conn *c, const mg_packet *p)
+{
+	mg_log(MG_LOG_DEBUG, "Received DISCONNECT from %s", c->id);
+	if (c->level == MG_V5) {
+		if (p->props.present & MG_PROP_BIT(MG_PROP_SESSION_EXPIRY)) {
+			if (c->s->expiry == 0 && p->props.session_expiry != 0)
+				return proto_err(c, MG_RC_PROTOCOL_ERROR, "session expiry set on DISCONNECT after 0");
+			c->s->expiry = p->props.session_expiry;
+		}
+		c->will_on_close = p->reason_code == MG_RC_DISCONNECT_WITH_WILL;
+	}
+	mg_conn_close(c, MG_CLOSE_DISCONNECT);
+	return -1;
+}
+
+int mg_handle_packet(mg_conn *c, const mg_packet *p)
+{
+	switch (p->type) {
+	case MG_PUBLISH:
+		return handle_publish(c, p);
+	case MG_PUBACK:
+	case MG_PUBREC:
+	case MG_PUBCOMP:
+		return handle_ack(c, p);
+	case MG_PUBREL:
+		return handle_pubrel(c, p);
+	case MG_SUBSCRIBE:
+		return handle_subscribe(c, p);
+	case MG_UNSUBSCRIBE:
+		return handle_unsubscribe(c, p);
+	case MG_PINGREQ: {
+		mg_log(MG_LOG_DEBUG, "Received PINGREQ from %s", c->id);
+		mg_packet r = { .type = MG_PINGRESP };
+		mg_log(MG_LOG_DEBUG, "Sending PINGRESP to %s", c->id);
+		mg_conn_send(c, &r);
+		return 0;
+	}
+	case MG_DISCONNECT:
+		return handle_disconnect(c, p);
+	case MG_CONNECT:
+		return proto_err(c, MG_RC_PROTOCOL_ERROR, "second CONNECT");
+	default:
+		return proto_err(c, MG_RC_PROTOCOL_ERROR, "unexpected packet");
+	}
+}

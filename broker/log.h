@@ -1,0 +1,31 @@
+/*
+ * broker/log.h - the broker's log: mosquitto's log types and destinations.
+ *
+ * Lines look like mosquitto's: "1732570000: New connection from ..." (unix seconds, or
+ * strftime(log_timestamp_format)). Each line is written whole with one write(2) per
+ * destination under a mutex, so event-loop threads never interleave. Before mg_log_open
+ * (and after mg_log_close) lines of type error, warning, notice and information go to stderr.
+ */
+#ifndef MG_BROKER_LOG_H
+#define MG_BROKER_LOG_H
+
+#include <stdbool.h>
+
+#include "broker/config.h"
+
+enum { MG_LOG_ERR = 1, MG_LOG_WARNING = 2, MG_LOG_NOTICE = 4, MG_LOG_INFO = 8, MG_LOG_DEBUG = 16,
+       MG_LOG_SUBSCRIBE = 32, MG_LOG_UNSUBSCRIBE = 64, MG_LOG_WEBSOCKETS = 128, MG_LOG_ALL = 0xFFFF };
+/* MG_LOGD_TOPIC is recorded (log_dest topic) but not yet implemented: nothing is published. */
+enum { MG_LOGD_STDOUT = 1, MG_LOGD_STDERR = 2, MG_LOGD_FILE = 4, MG_LOGD_SYSLOG = 8,
+       MG_LOGD_TOPIC = 16 };
+
+/* Opens file/syslog per config; copies what it needs from c (c may be freed after).
+   Calling it again applies new settings (SIGHUP reload). Returns 0, or -1 when the log file
+   cannot be opened (a message has been written to stderr; other destinations still work). */
+int mg_log_open(const mg_config *c);
+void mg_log_close(void);
+int mg_log_reopen(void);               /* SIGHUP: reopen the log file (logrotate); 0 or -1 */
+bool mg_log_enabled(unsigned type);    /* cheap check, for the hot path, before formatting */
+void mg_log(unsigned type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * broker/main.c - `midge [-c FILE] [-p PORT] [-v] [-d] [-h]`, mosquitto's command line.
+ */
+#include "broker/broker.h"
+#include "broker/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -errno;
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+static int drop_privileges(const char *user)
+{
+	if (geteuid() != 0 || !user || !*user)
+		return 0;
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		mg_log(MG_LOG_ERR, "Error: Invalid user '%s'.", user);
+		return -1;
+	}
+	if (initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		mg_log(MG_LOG_ERR, "Error setting user to '%s': %s.", user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	mg_config cfg;
+	mg_cli cli;
+	char err[1024];
+	int rc = 1;
+	mg_config_init(&cfg);
+	int r = mg_cli_parse(argc, argv, &cli, err, sizeof err);
+	if (r != 0) {
+		if (r < 0)
+			fprintf(stderr, "%s\n", err);
+		mg_config_free(&cfg);
+		return r > 0 ? 0 : 1;
+	}
+	if (cli.config_file && mg_config_load(&cfg, cli.config_file, err, sizeof err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		mg_config_free(&cfg);
+		return 3;
+	}
+	mg_config_apply_cli(&cfg, &cli);
+	mg_config_finish(&cfg);
+	if (cli.test_config) {
+		printf("Configuration OK\n");
+		mg_config_free(&cfg);
+		return 0;
+	}
+	if (cli.daemon && daemonize() < 0) {
+		fprintf(stderr, "Error: unable to run in the background: %s\n", strerror(errno));
+		mg_config_free(&cfg);
+		return 1;
+	}
+	if (cfg.pid_file) {
+		FILE *f = fopen(cfg.pid_file, "w");
+		if (!f) {
+			fprintf(stderr, "Error: Unable to write pid file %s: %s.\n", cfg.pid_file, strerror(errno));
+			mg_config_free(&cfg);
+			return 1;
+		}
+		fprintf(f, "%d\n", (int)getpid());
+		fclose(f);
+	}
+	mg_log_open(&cfg);
+	mg_log(MG_LOG_NOTICE, "midge version %s starting", MIDGE_VERSION);
+	if (cfg.config_path)
+		mg_log(MG_LOG_NOTICE, "Config loaded from %s.", cfg.config_path);
+	else
+		mg_log(MG_LOG_NOTICE, "Using default config.");
+	mg_config_log_local_only(&cfg);
+
+	/* Signals are taken by sigwait in this thread; block them before any thread starts. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	static mg_broker b;
+	r = mg_broker_start(&b, &cfg);
+	if (r == 0 && drop_privileges(cfg.user) < 0)
+		r = -EPERM;
+	if (r == 0) {
+		mg_broker_run_signals(&b);
+		rc = 0;
+	}
+	mg_broker_stop(&b);
+	mg_log(MG_LOG_NOTICE, "midge version %s terminating", MIDGE_VERSION);
+	if (cfg.pid_file)
+		unlink(cfg.pid_file);
+	mg_log_close();
+	mg_config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,172 @@
+/*
+ * broker/server.c - the broker as a whole: listeners, workers, signals, shutdown.
+ */
+#include "broker/broker.h"
+#include "broker/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static mg_broker *the_broker;
+
+mg_broker *mg_broker_get(void)
+{
+	return the_broker;
+}
+
+static int open_listeners(mg_broker *b)
+{
+	const mg_config *cfg = b->cfg;
+	int cap = 0;
+	for (int i = 0; i < cfg->n_listeners; i++)
+		cap += 8;
+	b->ls = calloc((size_t)(cap ? cap : 1), sizeof *b->ls);
+	if (!b->ls)
+		return -ENOMEM;
+	for (int i = 0; i < cfg->n_listeners; i++) {
+		const mg_listener_conf *lc = &cfg->listeners[i];
+		if (lc->protocol != MG_PROTO_MQTT) {
+			mg_log(MG_LOG_ERR, "Error: %s:%d: websockets listeners are not implemented yet.", lc->file,
+			       lc->line);
+			return -ENOTSUP;
+		}
+		int fam = 0;
+		int n = mg_listen_tcp(lc->bind_address, lc->port, 100, b->ls + b->nls, cap - b->nls, &fam);
+		if (n < 0) {
+			mg_log(MG_LOG_NOTICE, "Opening %s listen socket on port %u.", fam == AF_INET6 ? "ipv6" : "ipv4",
+			       lc->port);
+			mg_log(MG_LOG_ERR, "Error: %s", strerror(-n));
+			if (n == -EADDRINUSE)
+				mg_log(MG_LOG_ERR, "Error: port %u is already in use by another program (another broker?).",
+				       lc->port);
+			return n;
+		}
+		for (int k = 0; k < n; k++)
+			mg_log(MG_LOG_NOTICE, "Opening %s listen socket on port %u.",
+			       b->ls[b->nls + k].family == AF_INET6 ? "ipv6" : "ipv4", b->ls[b->nls + k].port);
+		b->nls += n;
+	}
+	return 0;
+}
+
+int mg_broker_start(mg_broker *b, mg_config *cfg)
+{
+	the_broker = b;
+	b->cfg = cfg;
+	b->start_ms = mg_now_ms();
+	b->start_time = time(NULL);
+	mg_registry_init(b);
+	b->tree = mg_subtree_new();
+	b->retain = mg_broker_retain_new();
+	if (!b->tree || !b->retain || !b->reg)
+		return -ENOMEM;
+	int r = open_listeners(b);
+	if (r < 0)
+		return r;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	b->nworkers = cfg->threads > 0 ? cfg->threads : (ncpu > 0 ? (int)ncpu : 1);
+	b->w = calloc((size_t)b->nworkers, sizeof *b->w);
+	if (!b->w)
+		return -ENOMEM;
+	pthread_barrier_init(&b->pause, NULL, (unsigned)b->nworkers + 1);
+	for (int i = 0; i < b->nworkers; i++)
+		if ((r = mg_worker_init(b, &b->w[i], i)) < 0)
+			return r;
+	mg_log(MG_LOG_NOTICE, "midge version %s running", MIDGE_VERSION);
+	/* Workers never take signals: the main thread waits for them with sigwait. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 0; i < b->nworkers; i++)
+		if ((r = mg_worker_start(&b->w[i])) < 0) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			return r;
+		} else {
+			b->nstarted = i + 1;
+		}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
+/* SIGHUP: park every worker, reload, let them go. */
+static void reload(mg_broker *b)
+{
+	mg_log_reopen();
+	for (int i = 0; i < b->nworkers; i++) {
+		mg_post p = { .kind = MG_POST_PAUSE };
+		mg_worker *w = &b->w[i];
+		pthread_mutex_lock(&w->inbox_mu);
+		bool was_empty = w->inbox.n == 0;
+		mg_postv *v = &w->inbox;
+		if (v->n == v->cap) {
+			size_t nc = v->cap ? v->cap * 2 : 64;
+			mg_post *nv = realloc(v->v, nc * sizeof *nv);
+			if (nv) {
+				v->v = nv;
+				v->cap = nc;
+			}
+		}
+		if (v->n < v->cap)
+			v->v[v->n++] = p;
+		pthread_mutex_unlock(&w->inbox_mu);
+		if (was_empty)
+			mg_loop_wake(w->loop);
+	}
+	pthread_barrier_wait(&b->pause);
+	char err[512];
+	if (mg_config_reload(b->cfg, err, sizeof err) < 0)
+		mg_log(MG_LOG_ERR, "%s", err);
+	else
+		mg_log_open(b->cfg);
+	mg_log(MG_LOG_NOTICE, "Reloaded configuration from %s.", b->cfg->config_path ? b->cfg->config_path : "(none)");
+	pthread_barrier_wait(&b->pause);
+}
+
+void mg_broker_run_signals(mg_broker *b)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(b);
+			continue;
+		}
+		break;
+	}
+}
+
+void mg_broker_stop(mg_broker *b)
+{
+	for (int i = 0; i < b->nstarted; i++)
+		mg_loop_stop(b->w[i].loop);
+	for (int i = 0; i < b->nstarted; i++)
+		pthread_join(b->w[i].th, NULL);
+	/* All threads are gone: free in any order. Conns first (they hold message refs). */
+	if (b->w) {
+		int nw = b->nworkers;
+		for (int i = 0; i < nw; i++)
+			mg_worker_free(&b->w[i]);
+		pthread_barrier_destroy(&b->pause);
+		for (int i = 0; i < nw; i++)
+			mg_loop_free(b->w[i].loop);
+	}
+	free(b->w);
+	for (int i = 0; i < b->nls; i++)
+		close(b->ls[i].fd);
+	free(b->ls);
+	mg_retain_free(b->retain);
+	mg_subtree_free(b->tree);
+	mg_registry_free(b);
+	the_broker = NULL;
+}

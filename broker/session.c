@@ -1,0 +1,214 @@
+/*
+ * broker/session.c - a session's outbound side: the bounded queue, the inflight window,
+ * and writing PUBLISH headers per recipient (the payload goes out as its own iovec).
+ */
+#include "broker/broker.h"
+#include "broker/log.h"
+#include "broker/store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mg_session_clear_will(mg_session *s)
+{
+	mg_msg_unref(s->will);
+	s->will = NULL;
+	s->will_at = 0;
+}
+
+void mg_session_clear_msgs(mg_session *s)
+{
+	mg_qring_free(&s->queue);
+	s->qbytes = 0;
+	mg_fring_free(&s->flight);
+	s->flight_bytes = 0;
+	for (size_t i = 0; i < s->n_inq2; i++)
+		mg_msg_unref(s->inq2[i].m);
+	free(s->inq2);
+	s->inq2 = NULL;
+	s->n_inq2 = s->cap_inq2 = 0;
+}
+
+static bool online(const mg_session *s)
+{
+	return s->conn && s->conn->state == MG_CS_ACTIVE;
+}
+
+static size_t window(const mg_worker *w, const mg_session *s)
+{
+	size_t win = w->b->cfg->max_inflight_messages ? w->b->cfg->max_inflight_messages : 65535;
+	if (s->conn && s->conn->recv_max && s->conn->recv_max < win)
+		win = s->conn->recv_max;
+	return win;
+}
+
+static bool can_send(const mg_worker *w, const mg_session *s, const mg_qitem *q)
+{
+	if (!online(s) || mg_conn_out_full(s->conn))
+		return false;
+	if (q->qos == 0)
+		return true;
+	if (s->flight.n >= window(w, s))
+		return false;
+	uint64_t maxb = w->b->cfg->max_inflight_bytes;
+	return !maxb || s->flight.n == 0 || s->flight_bytes + q->m->payload_len <= maxb;
+}
+
+void mg_log_publish(const char *dir, const char *who, const mg_publish *p, uint32_t plen)
+{
+	mg_log(MG_LOG_DEBUG, "%s %s (d%d, q%d, r%d, m%u, '%.*s', ... (%u bytes))", dir, who, p->dup,
+	       p->qos, p->retain, p->packet_id, (int)p->topic.len, (const char *)p->topic.p, plen);
+}
+
+/* Write one PUBLISH into c's output. Returns 0, or -E2BIG when the client's maximum packet
+ * size forbids it (nothing written), -ENOMEM. */
+static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t mid, bool dup)
+{
+	mg_msg *m = it->m;
+	mg_publish pub = { .qos = it->qos, .dup = dup, .retain = it->retain,
+	                   .topic = { m->topic, m->topic_len }, .packet_id = mid };
+	mg_props pr = { 0 };
+	if (c->level == MG_V5) {
+		pr.raw = (mg_bytes){ m->props, m->props_len };
+		if (m->has_expiry) {
+			pr.present |= MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY);
+			pr.message_expiry = mg_msg_remaining(m, mg_loop_now_ms(w->loop));
+		}
+		if (it->n_ids) {
+			pr.n_sub_id = it->n_ids;
+			pr.sub_ids = mg_qitem_ids(it);
+		}
+	}
+	size_t guess = 16 + m->topic_len + m->props_len + 5u * it->n_ids + 8;
+	uint8_t *p = mg_conn_reserve(c, guess);
+	if (!p)
+		return -ENOMEM;
+	size_t n = mg_encode_publish_header(p, guess, c->level, &pub, &pr, m->payload_len);
+	if (n == 0)
+		return -E2BIG;
+	if (n > guess) {
+		p = mg_conn_reserve(c, n);
+		if (!p)
+			return -ENOMEM;
+		mg_encode_publish_header(p, n, c->level, &pub, &pr, m->payload_len);
+	}
+	if (c->max_out && n + m->payload_len > c->max_out)
+		return -E2BIG; /* [MQTT-3.1.2-24]: never send it; it is discarded */
+	if (mg_log_enabled(MG_LOG_DEBUG))
+		mg_log_publish("Sending PUBLISH to", c->id, &pub, m->payload_len);
+	mg_conn_commit(c, n, m->payload_len ? mg_msg_ref(m) : NULL);
+	atomic_fetch_add_explicit(&w->st.pub_sent, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->st.msgs_sent, 1, memory_order_relaxed);
+	return 0;
+}
+
+static void count_drop(mg_worker *w, mg_session *s)
+{
+	atomic_fetch_add_explicit(&w->st.pub_dropped, 1, memory_order_relaxed);
+	if (!s->dropping) {
+		s->dropping = true;
+		mg_log(MG_LOG_NOTICE, "Outgoing messages are being dropped for client %s.", s->id);
+	}
+}
+
+static uint16_t next_mid(mg_session *s)
+{
+	for (;;) {
+		uint16_t mid = s->next_mid++;
+		if (s->next_mid == 0)
+			s->next_mid = 1;
+		size_t i;
+		if (mid && (s->flight.n == 0 || !mg_fring_find(&s->flight, mid, &i)))
+			return mid;
+	}
+}
+
+/* Send q now (takes ownership). can_send() was true. */
+static void send_item(mg_worker *w, mg_session *s, mg_qitem *q)
+{
+	mg_conn *c = s->conn;
+	if (q->qos == 0) {
+		if (write_publish(w, c, q, 0, false) < 0)
+			count_drop(w, s);
+		mg_qitem_clear(q);
+		return;
+	}
+	mg_flight f = { .it = *q, .mid = next_mid(s), .state = q->qos == 1 ? MG_FL_PUBACK : MG_FL_PUBREC };
+	if (write_publish(w, c, q, f.mid, false) < 0) {
+		count_drop(w, s);
+		mg_qitem_clear(q);
+		return;
+	}
+	if (mg_fring_push(&s->flight, &f) < 0) {
+		mg_qitem_clear(q);
+		return;
+	}
+	s->flight_bytes += f.it.m->payload_len;
+}
+
+void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
+{
+	const mg_config *cfg = w->b->cfg;
+	if (mg_msg_expired(q->m, mg_loop_now_ms(w->loop))) {
+		mg_qitem_clear(q);
+		return;
+	}
+	if (!online(s) && q->qos == 0 && !cfg->queue_qos0_messages) {
+		mg_qitem_clear(q);
+		return;
+	}
+	if (s->queue.n == 0 && can_send(w, s, q)) {
+		send_item(w, s, q);
+		return;
+	}
+	if ((cfg->max_queued_messages > 0 && s->queue.n >= (size_t)cfg->max_queued_messages) ||
+	    (cfg->max_queued_bytes > 0 && s->qbytes + q->m->payload_len > cfg->max_queued_bytes)) {
+		count_drop(w, s);
+		mg_qitem_clear(q);
+		return;
+	}
+	if (mg_qring_push(&s->queue, q) < 0) {
+		count_drop(w, s);
+		mg_qitem_clear(q);
+		return;
+	}
+	s->qbytes += q->m->payload_len;
+	if (q->qos)
+		mg_store_msg_queued(s, q->m, q->qos);
+}
+
+void mg_session_pump(mg_worker *w, mg_session *s)
+{
+	int64_t now = mg_loop_now_ms(w->loop);
+	mg_qitem *q;
+	while ((q = mg_qring_peek(&s->queue))) {
+		if (!mg_msg_expired(q->m, now) && !can_send(w, s, q))
+			break;
+		mg_qitem it;
+		mg_qring_pop(&s->queue, &it);
+		s->qbytes -= it.m->payload_len;
+		if (mg_msg_expired(it.m, now))
+			mg_qitem_clear(&it);
+		else
+			send_item(w, s, &it);
+	}
+	if (s->queue.n == 0)
+		s->dropping = false;
+}
+
+void mg_session_resend(mg_worker *w, mg_session *s)
+{
+	mg_conn *c = s->conn;
+	for (size_t i = 0; i < s->flight.n; i++) {
+		mg_flight *f = mg_fring_at(&s->flight, i);
+		if (f->state == MG_FL_PUBCOMP) {
+			mg_packet p = { .type = MG_PUBREL, .packet_id = f->mid };
+			mg_log(MG_LOG_DEBUG, "Sending PUBREL to %s (m%u)", c->id, f->mid);
+			mg_conn_send(c, &p);
+		} else if (write_publish(w, c, &f->it, f->mid, true) == -E2BIG) {
+			s->flight_bytes -= f->it.m->payload_len;
+			mg_fring_remove(&s->flight, i--);
+		}
+	}
+}

@@ -1,0 +1,254 @@
+/*
+ * broker/worker.c - one event-loop thread: accepts, runs its connections, drains its inbox
+ * (deliveries from other workers, handed-off connections), and a 1 s tick for keepalive,
+ * CONNECT timeouts, delayed wills and session expiry.
+ */
+#include "broker/broker.h"
+#include "broker/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int postv_push(mg_postv *v, const mg_post *p)
+{
+	if (v->n == v->cap) {
+		size_t nc = v->cap ? v->cap * 2 : 64;
+		mg_post *nv = realloc(v->v, nc * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		v->v = nv;
+		v->cap = nc;
+	}
+	v->v[v->n++] = *p;
+	return 0;
+}
+
+static void post_drop(mg_post *p)
+{
+	if (p->kind == MG_POST_DELIVER)
+		mg_qitem_clear(&p->it);
+	else if (p->kind == MG_POST_ADOPT) {
+		mg_transport_close(&p->conn->tr);
+		atomic_fetch_sub(&mg_broker_get()->n_conns, 1);
+		mg_conn_free(p->conn);
+	}
+}
+
+void mg_worker_post(mg_worker *from, int to, mg_post *p)
+{
+	if (postv_push(&from->outbox[to], p) < 0)
+		post_drop(p);
+}
+
+void mg_worker_flush_outboxes(mg_worker *w)
+{
+	mg_broker *b = w->b;
+	for (int t = 0; t < b->nworkers; t++) {
+		mg_postv *o = &w->outbox[t];
+		if (!o->n)
+			continue;
+		mg_worker *tw = &b->w[t];
+		pthread_mutex_lock(&tw->inbox_mu);
+		bool was_empty = tw->inbox.n == 0;
+		size_t i = 0;
+		for (; i < o->n; i++)
+			if (postv_push(&tw->inbox, &o->v[i]) < 0)
+				break;
+		pthread_mutex_unlock(&tw->inbox_mu);
+		for (; i < o->n; i++)
+			post_drop(&o->v[i]);
+		o->n = 0;
+		if (was_empty)
+			mg_loop_wake(tw->loop);
+	}
+}
+
+/* Wake-up: take the whole inbox at once, then handle it without the lock. */
+static void on_wake(mg_loop *l, void *ud)
+{
+	mg_worker *w = ud;
+	(void)l;
+	mg_postv in;
+	pthread_mutex_lock(&w->inbox_mu);
+	in = w->inbox;
+	w->inbox = (mg_postv){ 0 };
+	pthread_mutex_unlock(&w->inbox_mu);
+	for (size_t i = 0; i < in.n; i++) {
+		mg_post *p = &in.v[i];
+		switch (p->kind) {
+		case MG_POST_DELIVER: {
+			mg_session *s = mg_session_resolve(w, p->handle);
+			if (s)
+				mg_session_deliver(w, s, &p->it);
+			else
+				mg_qitem_clear(&p->it);
+			break;
+		}
+		case MG_POST_ADOPT:
+			mg_conn_attach(w, p->conn);
+			break;
+		case MG_POST_PAUSE:
+			pthread_barrier_wait(&w->b->pause); /* everyone parked */
+			pthread_barrier_wait(&w->b->pause); /* main thread reloaded */
+			break;
+		}
+	}
+	free(in.v);
+}
+
+static void before_sleep(mg_loop *l, void *ud)
+{
+	mg_worker *w = ud;
+	(void)l;
+	while (w->dirty) {
+		mg_conn *c = w->dirty;
+		w->dirty = c->dirty_next;
+		c->dirty = false;
+		if (c->state != MG_CS_DEAD)
+			mg_conn_flush(c);
+	}
+	mg_worker_flush_outboxes(w);
+	while (w->dead) {
+		mg_conn *c = w->dead;
+		w->dead = c->next;
+		mg_conn_free(c);
+	}
+}
+
+static void tick(mg_loop *l, void *ud)
+{
+	mg_worker *w = ud;
+	int64_t now = mg_loop_now_ms(l);
+	for (mg_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		if (c->state == MG_CS_NEW && now - c->created > MG_CONNECT_TIMEOUT_MS)
+			mg_conn_close(c, MG_CLOSE_NO_CONNECT);
+		else if (c->state == MG_CS_ACTIVE && c->keepalive &&
+		         now - c->last_rx > (int64_t)c->keepalive * 1500)
+			mg_conn_disconnect(c, MG_RC_KEEP_ALIVE_TIMEOUT, MG_CLOSE_TIMEOUT);
+	}
+	for (mg_session *s = w->sessions, *n; s; s = n) {
+		n = s->next;
+		if (s->conn)
+			continue;
+		if (s->will && s->will_at && now >= s->will_at)
+			mg_will_publish(w, s);
+		if (s->expire_at && now >= s->expire_at) {
+			if (s->will)
+				mg_will_publish(w, s);
+			mg_log(MG_LOG_NOTICE, "Expiring client %s.", s->id);
+			/* its list neighbour may be freed by routing? no: routing never frees sessions */
+			n = s->next;
+			mg_session_destroy(w, s);
+		}
+	}
+	if (w->idx == 0)
+		mg_sys_tick(w);
+}
+
+static void on_accept(mg_loop *l, int fd, void *ud, int mask)
+{
+	mg_worker *w = NULL;
+	mg_listen_sock *ls = ud;
+	mg_broker *b = mg_broker_get();
+	(void)mask;
+	for (int i = 0; i < b->nworkers; i++)
+		if (b->w[i].loop == l)
+			w = &b->w[i];
+	const mg_config *cfg = b->cfg;
+	for (int k = 0; k < 64; k++) {
+		char peer[80];
+		int cfd = mg_accept(fd, peer, sizeof peer);
+		if (cfd < 0)
+			return; /* -EAGAIN, or EMFILE and the like: try again on the next event */
+		if (cfg->max_connections >= 0 && atomic_load(&b->n_conns) >= cfg->max_connections) {
+			mg_log(MG_LOG_NOTICE, "Client connection from %s denied: max_connections exceeded.", peer);
+			close(cfd);
+			continue;
+		}
+		atomic_fetch_add(&b->n_conns, 1);
+		atomic_fetch_add_explicit(&w->st.conns_total, 1, memory_order_relaxed);
+		if (cfg->set_tcp_nodelay)
+			mg_tcp_nodelay(cfd, 1);
+		mg_conn *c = mg_conn_new(w, cfd, peer, ls->port);
+		if (!c) {
+			close(cfd);
+			atomic_fetch_sub(&b->n_conns, 1);
+			continue;
+		}
+		if (cfg->connection_messages)
+			mg_log(MG_LOG_NOTICE, "New connection from %s on port %u.", peer, ls->port);
+		mg_conn_attach(w, c);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	mg_worker *w = arg;
+	mg_loop_run(w->loop);
+	return NULL;
+}
+
+int mg_worker_init(mg_broker *b, mg_worker *w, int idx)
+{
+	w->idx = idx;
+	w->b = b;
+	w->loop = mg_loop_new();
+	w->outbox = calloc((size_t)b->nworkers, sizeof *w->outbox);
+	if (!w->loop || !w->outbox)
+		return -ENOMEM;
+	pthread_mutex_init(&w->inbox_mu, NULL);
+	mg_loop_before_sleep(w->loop, before_sleep, w);
+	mg_loop_on_wake(w->loop, on_wake, w);
+	w->tick_timer = mg_loop_timer(w->loop, 1000, 1000, tick, w);
+	for (int i = 0; i < b->nls; i++)
+		if (mg_loop_watch(w->loop, b->ls[i].fd, MG_EV_READ, on_accept, &b->ls[i], b->nworkers > 1) < 0)
+			return -errno;
+	if (idx == 0)
+		mg_sys_init(w);
+	return 0;
+}
+
+int mg_worker_start(mg_worker *w)
+{
+	return -pthread_create(&w->th, NULL, worker_main, w);
+}
+
+/* After the thread has stopped: free everything it owns (no wills, no routing). */
+void mg_worker_free(mg_worker *w)
+{
+	if (!w->loop || !w->outbox)
+		return;
+	for (mg_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		mg_loop_unwatch(w->loop, c->tr.fd);
+		mg_transport_close(&c->tr);
+		mg_conn_free(c);
+	}
+	w->conns = NULL;
+	while (w->dead) {
+		mg_conn *c = w->dead;
+		w->dead = c->next;
+		mg_conn_free(c);
+	}
+	for (int t = 0; t < w->b->nworkers; t++) {
+		for (size_t i = 0; i < w->outbox[t].n; i++)
+			post_drop(&w->outbox[t].v[i]);
+		free(w->outbox[t].v);
+	}
+	free(w->outbox);
+	for (size_t i = 0; i < w->inbox.n; i++)
+		post_drop(&w->inbox.v[i]);
+	free(w->inbox.v);
+	while (w->sessions) {
+		mg_session *s = w->sessions;
+		s->conn = NULL;
+		mg_session_destroy(w, s);
+	}
+	mg_matchset_free(&w->ms);
+	pthread_mutex_destroy(&w->inbox_mu);
+	/* the loop itself is freed by the broker once every worker is freed: conns of one
+	 * worker may sit in another's inbox (hand-off) and are unwatched from their own */
+}

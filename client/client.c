@@ -1,0 +1,470 @@
+/* client/client.c - the client object: create, free, settings, callbacks, the lock and log. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+
+int64_t mg_cl_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void mg_lock(midge_client *c)
+{
+	pthread_mutex_lock(&c->mu);
+}
+
+static void deliver(midge_client *c, mg_event *e, const midge_client *snap)
+{
+	void *ud = snap->userdata;
+	switch (e->kind) {
+	case MG_EV_LOG:
+		if (snap->on_log)
+			snap->on_log(c, ud, e->a, e->text);
+		break;
+	case MG_EV_CONNECT:
+		if (snap->on_connect)
+			snap->on_connect(c, ud, e->a, e->b, e->props);
+		break;
+	case MG_EV_CONNECT_FAIL:
+		if (snap->on_connect_fail)
+			snap->on_connect_fail(c, ud, e->a);
+		break;
+	case MG_EV_PUBLISH:
+		if (snap->on_publish)
+			snap->on_publish(c, ud, e->a, e->b, e->props);
+		break;
+	case MG_EV_SUBSCRIBE:
+		if (snap->on_subscribe)
+			snap->on_subscribe(c, ud, e->a, e->n, e->codes, e->props);
+		break;
+	case MG_EV_UNSUBSCRIBE:
+		if (snap->on_unsubscribe)
+			snap->on_unsubscribe(c, ud, e->a, e->n, e->codes, e->props);
+		break;
+	case MG_EV_DISCONNECT:
+		if (snap->on_disconnect)
+			snap->on_disconnect(c, ud, e->a, e->b, e->props);
+		break;
+	}
+}
+
+/* Callbacks are queued under mu (they describe state) and made here, after mu is released, so
+ * a callback can call back into the library without deadlock. The callback pointers are read
+ * under mu, so setting one from another thread is not a race. */
+void mg_unlock(midge_client *c)
+{
+	mg_event *e = c->ev_head;
+	c->ev_head = c->ev_tail = NULL;
+	if (c->notify) {
+		c->notify = false;
+		pthread_cond_broadcast(&c->cv);
+	}
+	if (!e) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	midge_client snap;
+	snap.userdata = c->userdata;
+	snap.on_log = c->on_log;
+	snap.on_connect = c->on_connect;
+	snap.on_connect_fail = c->on_connect_fail;
+	snap.on_publish = c->on_publish;
+	snap.on_subscribe = c->on_subscribe;
+	snap.on_unsubscribe = c->on_unsubscribe;
+	snap.on_disconnect = c->on_disconnect;
+	pthread_mutex_unlock(&c->mu);
+	while (e) {
+		mg_event *next = e->next;
+		deliver(c, e, &snap);
+		free(e->codes);
+		midge_properties_free(e->props);
+		free(e);
+		e = next;
+	}
+}
+
+static void ev_append(midge_client *c, mg_event *e)
+{
+	e->next = NULL;
+	if (c->ev_tail)
+		c->ev_tail->next = e;
+	else
+		c->ev_head = e;
+	c->ev_tail = e;
+}
+
+void mg_event_push(midge_client *c, int kind, int a, int b, const int *codes, int n,
+                   midge_properties *props)
+{
+	mg_event *e = calloc(1, sizeof(*e));
+	if (!e)
+		goto fail;
+	if (n > 0) {
+		e->codes = malloc((size_t)n * sizeof(int));
+		if (!e->codes)
+			goto fail;
+		memcpy(e->codes, codes, (size_t)n * sizeof(int));
+	}
+	e->kind = kind;
+	e->a = a;
+	e->b = b;
+	e->n = n;
+	e->props = props;
+	ev_append(c, e);
+	return;
+fail:
+	free(e);
+	midge_properties_free(props);
+}
+
+void mg_log(midge_client *c, int level, const char *fmt, ...)
+{
+	if (!c->on_log)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	mg_event *e = calloc(1, sizeof(*e) + (size_t)n + 1);
+	if (!e)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(e->text, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	e->kind = MG_EV_LOG;
+	e->a = level;
+	ev_append(c, e);
+}
+
+const char *mg_cid(const midge_client *c)
+{
+	return c->id && c->id[0] ? c->id : "(null)";
+}
+
+void mg_wake(midge_client *c)
+{
+	char b = 1;
+	ssize_t n = write(c->wake[1], &b, 1); /* full pipe: a wake is pending anyway */
+	(void)n;
+}
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* A random id for MQTT 3.1, which forbids an empty one (and allows 23 characters). */
+static char *random_id(void)
+{
+	char *id = malloc(24);
+	if (!id)
+		return NULL;
+	unsigned long long r = (unsigned long long)mg_cl_now_ms() ^ ((unsigned long long)getpid() << 32);
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		unsigned long long x;
+		if (read(fd, &x, sizeof(x)) == (ssize_t)sizeof(x))
+			r ^= x;
+		close(fd);
+	}
+	snprintf(id, 24, "midge-%016llx", r);
+	return id;
+}
+
+midge_client *midge_client_new(const char *client_id, bool clean_session, void *userdata,
+                               int protocol, int transport)
+{
+	if (protocol != MIDGE_PROTOCOL_V31 && protocol != MIDGE_PROTOCOL_V311 &&
+	    protocol != MIDGE_PROTOCOL_V5)
+		return NULL;
+	if (transport != MIDGE_TRANSPORT_TCP && transport != MIDGE_TRANSPORT_WEBSOCKETS)
+		return NULL;
+	bool empty = !client_id || !client_id[0];
+	if (!empty) {
+		size_t n = strlen(client_id);
+		if (n > 65535 || mg_utf8_check((const uint8_t *)client_id, n) != MG_OK)
+			return NULL;
+	}
+	/* 3.1.1 [MQTT-3.1.3-7]: an empty id needs a clean session (paho raises the same). */
+	if (empty && !clean_session && protocol == MIDGE_PROTOCOL_V311)
+		return NULL;
+
+	midge_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->wake[0] = c->wake[1] = -1;
+	c->tr.fd = -1;
+	if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0)
+		goto fail;
+	if (!empty)
+		c->id = strdup(client_id);
+	else if (protocol == MIDGE_PROTOCOL_V31)
+		c->id = random_id();
+	if ((!empty || protocol == MIDGE_PROTOCOL_V31) && !c->id)
+		goto fail;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->clean_session = clean_session;
+	c->clean_start = clean_session;
+	c->level = (uint8_t)protocol;
+	c->transport = transport;
+	c->userdata = userdata;
+	c->reconnect_min = 1;
+	c->reconnect_max = 120;
+	c->max_inflight = 20;
+	c->max_queued = 1000;
+	c->connect_timeout_ms = 10000;
+	c->state = MG_S_NEW;
+	c->srv_receive_max = 65535;
+	c->srv_max_qos = 2;
+	c->srv_retain = true;
+	return c;
+fail:
+	if (c->wake[0] >= 0) {
+		close(c->wake[0]);
+		close(c->wake[1]);
+	}
+	free(c->id);
+	free(c);
+	return NULL;
+}
+
+static void free_aliases(char **tab, int n)
+{
+	for (int i = 0; tab && i < n; i++)
+		free(tab[i]);
+	free(tab);
+}
+
+void midge_client_free(midge_client *c)
+{
+	if (!c)
+		return;
+	midge_loop_stop(c);
+	mg_lock(c);
+	c->on_log = NULL; /* nobody to tell any more */
+	for (mg_event *e = c->ev_head, *n; e; e = n) {
+		n = e->next;
+		free(e->codes);
+		midge_properties_free(e->props);
+		free(e);
+	}
+	c->ev_head = c->ev_tail = NULL;
+	if (c->tr.fd >= 0)
+		mg_transport_close(&c->tr);
+	if (c->ai)
+		freeaddrinfo(c->ai);
+	mg_outq_clear(c);
+	mg_unlock(c);
+	free_aliases(c->alias_in, c->alias_max_in + 1);
+	free_aliases(c->alias_out, c->alias_out_n);
+	free(c->alias_out_gen);
+	free(c->obuf);
+	free(c->ibuf);
+	free(c->id);
+	free(c->username);
+	free(c->password);
+	free(c->will_topic);
+	free(c->will_payload);
+	midge_properties_free(c->will_props);
+	midge_properties_free(c->connect_props);
+	free(c->host);
+	close(c->wake[0]);
+	close(c->wake[1]);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+void midge_user_data_set(midge_client *c, void *userdata)
+{
+	if (!c)
+		return;
+	mg_lock(c);
+	c->userdata = userdata;
+	mg_unlock(c);
+}
+
+void *midge_user_data(midge_client *c)
+{
+	return c ? c->userdata : NULL;
+}
+
+const char *midge_client_id(midge_client *c)
+{
+	return c ? c->id : NULL;
+}
+
+static bool valid_str(const char *s)
+{
+	size_t n = strlen(s);
+	return n <= 65535 && mg_utf8_check((const uint8_t *)s, n) == MG_OK;
+}
+
+int midge_username_pw_set(midge_client *c, const char *username, const char *password)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	if (username && !valid_str(username))
+		return MIDGE_ERR_UTF8;
+	if (password && strlen(password) > 65535)
+		return MIDGE_ERR_INVAL;
+	/* 3.1/3.1.1 cannot send a password without a user name [MQTT-3.1.2-22]. */
+	if (!username && password && c->level != MIDGE_PROTOCOL_V5)
+		return MIDGE_ERR_INVAL;
+	char *u = xstrdup(username), *p = xstrdup(password);
+	if ((username && !u) || (password && !p)) {
+		free(u);
+		free(p);
+		return MIDGE_ERR_NOMEM;
+	}
+	mg_lock(c);
+	free(c->username);
+	free(c->password);
+	c->username = u;
+	c->password = p;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_will_set(midge_client *c, const char *topic, const void *payload, size_t len, int qos,
+                   bool retain, const midge_properties *props)
+{
+	if (!c || !topic || (!payload && len) || qos < 0 || qos > 2 || len > 65535)
+		return MIDGE_ERR_INVAL;
+	int rc = mg_topic_name_check((const uint8_t *)topic, strlen(topic));
+	if (rc == MG_E_UTF8 || rc == MG_E_UTF8_NUL)
+		return MIDGE_ERR_UTF8;
+	if (rc != MG_OK)
+		return MIDGE_ERR_TOPIC;
+	if (props && props->n && c->level != MIDGE_PROTOCOL_V5)
+		return MIDGE_ERR_NOT_SUPPORTED;
+	if ((rc = mg_props_check_allowed(props, MG_PTYPE_WILL)))
+		return rc;
+	char *t = strdup(topic);
+	uint8_t *p = len ? malloc(len) : NULL;
+	midge_properties *pr = props ? midge_properties_dup(props) : NULL;
+	if (!t || (len && !p) || (props && !pr)) {
+		free(t);
+		free(p);
+		midge_properties_free(pr);
+		return MIDGE_ERR_NOMEM;
+	}
+	if (len)
+		memcpy(p, payload, len);
+	mg_lock(c);
+	free(c->will_topic);
+	free(c->will_payload);
+	midge_properties_free(c->will_props);
+	c->will = true;
+	c->will_topic = t;
+	c->will_payload = p;
+	c->will_len = len;
+	c->will_qos = (uint8_t)qos;
+	c->will_retain = retain;
+	c->will_props = pr;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_will_clear(midge_client *c)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	free(c->will_topic);
+	free(c->will_payload);
+	midge_properties_free(c->will_props);
+	c->will_topic = NULL;
+	c->will_payload = NULL;
+	c->will_props = NULL;
+	c->will_len = 0;
+	c->will = false;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_reconnect_delay_set(midge_client *c, int min_delay_s, int max_delay_s)
+{
+	if (!c || min_delay_s < 0 || max_delay_s < min_delay_s || max_delay_s > 86400)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	c->reconnect_min = min_delay_s;
+	c->reconnect_max = max_delay_s;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_max_inflight_messages_set(midge_client *c, int n)
+{
+	if (!c || n < 0 || n > 65535)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	c->max_inflight = n;
+	mg_pump(c);
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_max_queued_messages_set(midge_client *c, int n)
+{
+	if (!c || n < 0)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	c->max_queued = n;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_connect_timeout_set(midge_client *c, int timeout_ms)
+{
+	if (!c || timeout_ms <= 0)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	c->connect_timeout_ms = timeout_ms;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+/* ---- callbacks ---- */
+
+#define CB_SETTER(name, field, type)          \
+	void name(midge_client *c, type cb)       \
+	{                                         \
+		if (!c)                               \
+			return;                           \
+		mg_lock(c);                           \
+		c->field = cb;                        \
+		mg_unlock(c);                         \
+	}
+
+typedef void (*cb_connect_t)(midge_client *, void *, int, int, const midge_properties *);
+typedef void (*cb_connect_fail_t)(midge_client *, void *, int);
+typedef void (*cb_message_t)(midge_client *, void *, const midge_message *);
+typedef void (*cb_publish_t)(midge_client *, void *, int, int, const midge_properties *);
+typedef void (*cb_subscribe_t)(midge_client *, void *, int, int, const int *, const midge_properties *);
+typedef void (*cb_log_t)(midge_client *, void *, int, const char *);
+
+CB_SETTER(midge_on_connect_set, on_connect, cb_connect_t)
+CB_SETTER(midge_on_connect_fail_set, on_connect_fail, cb_connect_fail_t)
+CB_SETTER(midge_on_message_set, on_message, cb_message_t)
+CB_SETTER(midge_on_publish_set, on_publish, cb_publish_t)
+CB_SETTER(midge_on_subscribe_set, on_subscribe, cb_subscribe_t)
+CB_SETTER(midge_on_unsubscribe_set, on_unsubscribe, cb_subscribe_t)
+CB_SETTER(midge_on_disconnect_set, on_disconnect, cb_connect_t)
+CB_SETTER(midge_on_log_set, on_log, cb_log_t)

@@ -1,0 +1,251 @@
+/*
+ * client/client.h - private to libmidge: the client object and the functions the files of
+ * client/ share. Public names (midge_*) live in include/midge/midge.h only.
+ *
+ * Locking, in one paragraph: `mu` guards everything below it in struct midge_client except
+ * what the comment marks "loop-owned". Exactly one thread at a time runs the loop (loop_owner
+ * set); it alone reads the socket and touches ibuf, so callbacks can be handed views into ibuf
+ * while `mu` is released. Any thread may append packets to obuf under `mu` and poke `wake` so
+ * a loop sleeping in poll(2) adds POLLOUT. Callbacks are always called with `mu` released.
+ */
+#ifndef MG_CLIENT_H
+#define MG_CLIENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "midge/midge.h"
+#include "net/transport.h"
+#include "proto/proto.h"
+
+/* ---- properties (props.c) ---- */
+
+typedef struct mg_pent {
+	uint8_t id;
+	uint32_t u;     /* numeric value */
+	char *a;        /* string / binary / user key: malloc'd, '\0'-terminated */
+	uint32_t alen;
+	char *b;        /* user value */
+	uint32_t blen;
+} mg_pent;
+
+struct midge_properties {
+	mg_pent *v;
+	int n, cap;
+};
+
+/* A wire view of a midge_properties for mg_encode; owns the user-property buffer. */
+typedef struct mg_wprops {
+	mg_props p;
+	uint8_t *raw;      /* encoded user properties */
+	uint32_t sub_ids[8];
+} mg_wprops;
+
+/* Fill w from p (may be NULL) for packet type ptype (or MG_PTYPE_WILL). MIDGE_ERR_PROPERTY if a
+ * property is not allowed there. The caller calls mg_wprops_free. */
+int mg_wprops_make(mg_wprops *w, const midge_properties *p, int ptype);
+void mg_wprops_free(mg_wprops *w);
+/* Build a midge_properties from a decoded property block. NULL if empty is false and no memory. */
+midge_properties *mg_props_from_wire(const mg_props *src);
+int mg_props_check_allowed(const midge_properties *p, int ptype);
+
+/* ---- events (client.c): callbacks queued under mu, made by mg_unlock once mu is released ---- */
+
+enum mg_evkind { MG_EV_LOG, MG_EV_CONNECT, MG_EV_CONNECT_FAIL, MG_EV_PUBLISH, MG_EV_SUBSCRIBE,
+                 MG_EV_UNSUBSCRIBE, MG_EV_DISCONNECT };
+
+typedef struct mg_event {
+	struct mg_event *next;
+	int kind;       /* enum mg_evkind */
+	int a, b;       /* LOG: level; CONNECT/DISCONNECT: flags, reason; PUBLISH: mid, reason;
+	                   (UN)SUBSCRIBE: mid; CONNECT_FAIL: error */
+	int n;          /* (UN)SUBSCRIBE: number of codes */
+	int *codes;     /* owned */
+	midge_properties *props; /* owned */
+	char text[];    /* LOG */
+} mg_event;
+
+/* Queue a callback (takes ownership of props; copies codes). Out of memory drops it. */
+void mg_event_push(midge_client *c, int kind, int a, int b, const int *codes, int n,
+                   midge_properties *props);
+/* Queue a line for on_log. */
+void mg_log(midge_client *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- outbound messages (outq.c) ---- */
+
+enum mg_mstate { MG_M_QUEUED = 0, MG_M_WAIT_PUBACK, MG_M_WAIT_PUBREC, MG_M_WAIT_PUBCOMP };
+
+typedef struct mg_cmsg {
+	struct mg_cmsg *next, *prev;
+	uint16_t mid;
+	uint8_t qos;
+	uint8_t state;   /* enum mg_mstate */
+	bool retain;
+	bool dup;        /* set once it has been sent: a resend carries DUP */
+	bool alias_only; /* the user gave an empty topic with a topic alias */
+	uint16_t alias;
+	char *topic;     /* the full topic */
+	uint8_t *payload;
+	size_t len;
+	midge_properties *props;
+} mg_cmsg;
+
+typedef struct mg_q0 { /* a QoS 0 message written into obuf, done once obuf has gone out */
+	struct mg_q0 *next;
+	uint64_t end; /* stream position of its last byte */
+	uint16_t mid;
+} mg_q0;
+
+/* ---- the client ---- */
+
+enum mg_cstate {
+	MG_S_NEW = 0,      /* connect never called */
+	MG_S_IDLE,         /* not connected */
+	MG_S_TCP,          /* TCP connect in progress */
+	MG_S_CONNACK,      /* CONNECT sent, waiting for CONNACK */
+	MG_S_UP,           /* connected */
+	MG_S_CLOSING,      /* DISCONNECT queued, close once obuf is out */
+};
+
+struct midge_client {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* broadcast on every state change and publish completion */
+	int wake[2];       /* self-pipe: [1] written to wake a poll on [0] */
+
+	/* configuration */
+	char *id;          /* NULL: none given (the broker assigns one) */
+	bool clean_session;
+	uint8_t level;     /* 3, 4, 5 */
+	int transport;
+	void *userdata;
+	char *username, *password;
+	bool will;
+	char *will_topic;
+	uint8_t *will_payload;
+	size_t will_len;
+	uint8_t will_qos;
+	bool will_retain;
+	midge_properties *will_props;
+	int reconnect_min, reconnect_max;
+	int max_inflight, max_queued;
+	int connect_timeout_ms;
+
+	/* the last connect's parameters */
+	char *host;
+	int port;
+	int keepalive;
+	bool clean_start;
+	midge_properties *connect_props;
+
+	/* callbacks */
+	void (*on_connect)(midge_client *, void *, int, int, const midge_properties *);
+	void (*on_connect_fail)(midge_client *, void *, int);
+	void (*on_message)(midge_client *, void *, const midge_message *);
+	void (*on_publish)(midge_client *, void *, int, int, const midge_properties *);
+	void (*on_subscribe)(midge_client *, void *, int, int, const int *, const midge_properties *);
+	void (*on_unsubscribe)(midge_client *, void *, int, int, const int *, const midge_properties *);
+	void (*on_disconnect)(midge_client *, void *, int, int, const midge_properties *);
+	void (*on_log)(midge_client *, void *, int, const char *);
+	mg_event *ev_head, *ev_tail;
+	bool notify;          /* broadcast cv at the next mg_unlock */
+
+	/* connection */
+	int state;            /* enum mg_cstate */
+	uint32_t conn_gen;    /* counts connections, so topic aliases die with theirs */
+	mg_transport tr;      /* tr.fd < 0 when closed */
+	struct addrinfo *ai, *ai_next; /* the addresses still to try (TCP) */
+	int connack_rc;       /* result of the last connect: 0, CONNACK code, or MIDGE_ERR_* */
+	bool connect_done;    /* the last connect attempt has a result */
+	bool user_disconnect; /* midge_disconnect called: stop reconnecting */
+	bool auto_reconnect;  /* loop_forever reconnects after a loss */
+	int disc_reason;      /* reason code of our DISCONNECT */
+	int64_t connect_start_ms, last_out_ms, last_in_ms, ping_sent_ms;
+	bool ping_out;
+	uint16_t ka;          /* effective keepalive (server keep alive in 5.0) */
+
+	uint8_t *obuf;        /* encoded packets waiting for the socket */
+	size_t olen, ooff, ocap;
+	uint64_t out_queued, out_written; /* stream positions, for QoS 0 completion */
+	mg_q0 *q0_head, *q0_tail;
+
+	uint8_t *ibuf;        /* loop-owned */
+	size_t ilen, icap;    /* loop-owned */
+
+	/* 5.0 limits from CONNACK */
+	uint16_t srv_receive_max;
+	uint32_t srv_max_packet; /* 0 = none */
+	uint16_t srv_alias_max;
+	uint8_t srv_max_qos;
+	bool srv_retain;
+	/* ours, from the CONNECT properties */
+	uint32_t max_packet_in;  /* 0 = MG_MAX_PACKET */
+	uint16_t alias_max_in;
+	char **alias_in;         /* loop-owned: inbound topic aliases, alias_max_in + 1 entries */
+	char **alias_out;        /* outbound: topic per alias as the user bound it */
+	uint32_t *alias_out_gen; /* conn_gen in which the broker learned it (0: never) */
+	uint16_t alias_out_n;    /* entries in alias_out */
+
+	/* messages */
+	mg_cmsg *m_head, *m_tail; /* in flight first, then queued, in publish order */
+	int n_inflight, n_queued;
+	uint16_t last_mid;
+	uint8_t mid_used[8192];   /* bitmap: packet ids of our messages and (UN)SUBSCRIBEs */
+	uint8_t qos2_in[8192];    /* bitmap: inbound QoS 2 ids received, PUBREL pending */
+
+	/* the loop */
+	bool loop_owner_set;
+	pthread_t loop_owner;
+	bool thread_running, thread_stop;
+	pthread_t thread;
+};
+
+/* ---- shared helpers ---- */
+
+int64_t mg_cl_now_ms(void);
+void mg_lock(midge_client *c);
+void mg_unlock(midge_client *c); /* also makes the queued callbacks, and broadcasts cv */
+void mg_wake(midge_client *c);
+const char *mg_cid(const midge_client *c); /* id for log lines: "(null)" like libmosquitto */
+
+/* obuf (outq.c) */
+int mg_obuf_reserve(midge_client *c, size_t n);
+int mg_send_packet(midge_client *c, const mg_packet *pkt); /* encode into obuf; MIDGE_ERR_* */
+int mg_send_simple(midge_client *c, int type, uint16_t id, uint8_t reason);
+
+/* outq.c */
+int mg_mid_alloc(midge_client *c);         /* under mu; MIDGE_ERR_QUEUE_FULL if all 65535 used */
+void mg_mid_release(midge_client *c, uint16_t mid);
+void mg_pump(midge_client *c);             /* send queued messages the window allows */
+void mg_resend_inflight(midge_client *c, bool as_dup);
+mg_cmsg *mg_msg_find(midge_client *c, uint16_t mid);
+void mg_msg_remove(midge_client *c, mg_cmsg *m);
+void mg_msg_free(mg_cmsg *m);
+void mg_q0_done(midge_client *c, int *mids, int *n, int max);
+void mg_outq_clear(midge_client *c);
+bool mg_mid_pending(midge_client *c, int mid);
+
+/* conn.c */
+struct addrinfo;
+int mg_resolve(const char *host, int port, struct addrinfo **out); /* without mu (blocks) */
+int mg_start_connect(midge_client *c, struct addrinfo *ai); /* under mu: socket, CONNECT into obuf */
+int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *props); /* under mu */
+int mg_tcp_progress(midge_client *c);      /* under mu: after POLLOUT in MG_S_TCP */
+/* Close the connection: reason is a MIDGE_ERR_* for a loss, or a reason code >= 0 when the
+ * peer or we sent DISCONNECT. Under mu; queues on_disconnect (or on_connect_fail before
+ * CONNACK). Takes ownership of props. Loop owner only. */
+void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *props);
+
+/* io.c (loop owner only) */
+int mg_do_read(midge_client *c);           /* without mu held; MIDGE_OK or the error */
+int mg_do_write(midge_client *c);          /* under mu */
+
+/* loop.c */
+int mg_loop_once(midge_client *c, int timeout_ms);
+int mg_misc(midge_client *c);              /* under mu */
+bool mg_in_loop_thread(midge_client *c);   /* under mu */
+
+
+
+#endif

@@ -1,0 +1,271 @@
+/* client/conn.c - opening and closing a connection: name lookup, non-blocking TCP connect over
+ * each address in turn, CONNECT, DISCONNECT, and what a closed connection leaves behind. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client/client.h"
+
+/* Blocking (as paho's connect is): called without mu. */
+int mg_resolve(const char *host, int port, struct addrinfo **out)
+{
+	struct addrinfo hints;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", port);
+	int rc = getaddrinfo(host, ps, &hints, out);
+	if (rc == EAI_SYSTEM)
+		return MIDGE_ERR_ERRNO;
+	if (rc == EAI_MEMORY)
+		return MIDGE_ERR_NOMEM;
+	return rc ? MIDGE_ERR_LOOKUP : MIDGE_OK;
+}
+
+/* Start a TCP connect to the next address: MIDGE_OK with state MG_S_TCP (in progress) or
+ * with the transport ready; MIDGE_ERR_ERRNO (errno kept) when no address is left. */
+static int try_next(midge_client *c)
+{
+	int err = ECONNREFUSED;
+	while (c->ai_next) {
+		struct addrinfo *a = c->ai_next;
+		c->ai_next = a->ai_next;
+		int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
+			mg_tcp_init(&c->tr, fd);
+			return MIDGE_OK;
+		}
+		err = errno;
+		close(fd);
+	}
+	errno = err;
+	return MIDGE_ERR_ERRNO;
+}
+
+int mg_tcp_progress(midge_client *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(c->tr.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == 0) {
+		c->state = MG_S_CONNACK;
+		freeaddrinfo(c->ai);
+		c->ai = c->ai_next = NULL;
+		return MIDGE_OK;
+	}
+	mg_transport_close(&c->tr);
+	int rc = try_next(c);
+	if (rc != MIDGE_OK)
+		errno = err;
+	return rc;
+}
+
+static mg_bytes bytes_of(const char *s)
+{
+	return (mg_bytes){ (const uint8_t *)s, s ? (uint32_t)strlen(s) : 0 };
+}
+
+static int encode_connect(midge_client *c)
+{
+	mg_wprops cp, wp;
+	bool v5 = c->level == MIDGE_PROTOCOL_V5;
+	int rc = mg_wprops_make(&cp, v5 ? c->connect_props : NULL, MG_CONNECT);
+	if (rc)
+		return rc;
+	if ((rc = mg_wprops_make(&wp, v5 && c->will ? c->will_props : NULL, MG_PTYPE_WILL))) {
+		mg_wprops_free(&cp);
+		return rc;
+	}
+	mg_packet p;
+	memset(&p, 0, sizeof(p));
+	p.type = MG_CONNECT;
+	mg_connect *k = &p.u.connect;
+	k->level = c->level;
+	k->protocol_name = bytes_of(c->level == MIDGE_PROTOCOL_V31 ? "MQIsdp" : "MQTT");
+	k->clean = v5 ? c->clean_start : c->clean_session;
+	k->keepalive = (uint16_t)c->keepalive;
+	k->client_id = bytes_of(c->id ? c->id : "");
+	if (c->will) {
+		k->will = true;
+		k->will_qos = c->will_qos;
+		k->will_retain = c->will_retain;
+		k->will_props = wp.p;
+		k->will_topic = bytes_of(c->will_topic);
+		k->will_payload = (mg_bytes){ c->will_payload, (uint32_t)c->will_len };
+	}
+	if (c->username) {
+		k->has_username = true;
+		k->username = bytes_of(c->username);
+	}
+	if (c->password) {
+		k->has_password = true;
+		k->password = bytes_of(c->password);
+	}
+	p.props = cp.p;
+	rc = mg_send_packet(c, &p);
+	mg_wprops_free(&cp);
+	mg_wprops_free(&wp);
+	if (rc == MIDGE_OK)
+		mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending CONNECT", mg_cid(c));
+	return rc;
+}
+
+/* Our own limits for this connection, from the CONNECT properties. */
+static int take_our_limits(midge_client *c)
+{
+	uint32_t v;
+	c->max_packet_in = 0;
+	if (midge_properties_get_int(c->connect_props, MIDGE_PROP_MAXIMUM_PACKET_SIZE, &v) == MIDGE_OK)
+		c->max_packet_in = v;
+	for (int i = 0; c->alias_in && i <= c->alias_max_in; i++)
+		free(c->alias_in[i]);
+	free(c->alias_in);
+	c->alias_in = NULL;
+	c->alias_max_in = 0;
+	if (midge_properties_get_int(c->connect_props, MIDGE_PROP_TOPIC_ALIAS_MAXIMUM, &v) == MIDGE_OK && v) {
+		c->alias_in = calloc(v + 1u, sizeof(char *));
+		if (!c->alias_in)
+			return MIDGE_ERR_NOMEM;
+		c->alias_max_in = (uint16_t)v;
+	}
+	return MIDGE_OK;
+}
+
+/* Under mu, state NEW or IDLE, c->host etc. set; takes ownership of ai. */
+int mg_start_connect(midge_client *c, struct addrinfo *ai)
+{
+	if (c->ai)
+		freeaddrinfo(c->ai);
+	c->ai = c->ai_next = ai;
+	c->olen = c->ooff = 0;
+	c->srv_receive_max = 65535;
+	c->srv_max_packet = 0;
+	c->srv_alias_max = 0;
+	c->srv_max_qos = 2;
+	c->srv_retain = true;
+	c->ping_out = false;
+	c->ka = (uint16_t)c->keepalive;
+	c->connect_done = false;
+	c->user_disconnect = false;
+	c->conn_gen++;
+	c->connect_start_ms = c->last_in_ms = c->last_out_ms = mg_cl_now_ms();
+	int rc = take_our_limits(c);
+	if (rc == MIDGE_OK)
+		rc = try_next(c);
+	if (rc == MIDGE_OK) {
+		/* CONNECT goes into obuf now, so anything sent before the TCP handshake ends (a
+		 * SUBSCRIBE right after connect_async) follows it. */
+		c->state = MG_S_TCP;
+		rc = encode_connect(c);
+		if (rc != MIDGE_OK)
+			mg_transport_close(&c->tr);
+	}
+	if (rc != MIDGE_OK) {
+		int e = errno;
+		freeaddrinfo(c->ai);
+		c->ai = c->ai_next = NULL;
+		c->state = MG_S_IDLE;
+		c->olen = c->ooff = 0;
+		errno = e;
+	}
+	c->notify = true;
+	return rc;
+}
+
+/* Packet ids still in use after a connection ends: those of messages in flight. The ids of
+ * (UN)SUBSCRIBEs that never got their ack are free again. */
+static void rebuild_mids(midge_client *c)
+{
+	memset(c->mid_used, 0, sizeof(c->mid_used));
+	for (mg_cmsg *m = c->m_head; m; m = m->next)
+		if (m->qos)
+			c->mid_used[m->mid >> 3] |= (uint8_t)(1u << (m->mid & 7));
+}
+
+void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *props)
+{
+	int was = c->state;
+	if (c->tr.fd >= 0)
+		mg_transport_close(&c->tr);
+	if (c->ai)
+		freeaddrinfo(c->ai);
+	c->ai = c->ai_next = NULL;
+	c->state = MG_S_IDLE;
+	c->olen = c->ooff = 0;
+	c->ilen = 0;
+	c->ping_out = false;
+	/* QoS 0 messages still in obuf are gone: say nothing about them (paho does the same). */
+	for (mg_q0 *q = c->q0_head, *n; q; q = n) {
+		n = q->next;
+		free(q);
+	}
+	c->q0_head = c->q0_tail = NULL;
+	rebuild_mids(c);
+	c->notify = true;
+	if (was == MG_S_TCP || was == MG_S_CONNACK) {
+		/* The connect attempt failed (or was cancelled by midge_disconnect). */
+		c->connect_done = true;
+		c->connack_rc = reason < 0 ? reason : MIDGE_ERR_CONN_LOST;
+		if (c->user_disconnect)
+			mg_event_push(c, MG_EV_DISCONNECT, flags, reason, NULL, 0, props);
+		else {
+			midge_properties_free(props);
+			mg_event_push(c, MG_EV_CONNECT_FAIL, c->connack_rc, 0, NULL, 0, NULL);
+		}
+		return;
+	}
+	if (was == MG_S_UP || was == MG_S_CLOSING)
+		mg_event_push(c, MG_EV_DISCONNECT, flags, reason, NULL, 0, props);
+	else
+		midge_properties_free(props);
+}
+
+/* Queue DISCONNECT and move to CLOSING; the loop closes once it is written. Under mu. */
+int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *props)
+{
+	c->user_disconnect = true;
+	c->auto_reconnect = false;
+	c->notify = true;
+	if (c->state == MG_S_NEW || c->state == MG_S_IDLE)
+		return MIDGE_ERR_NO_CONN;
+	if (c->state == MG_S_CLOSING)
+		return MIDGE_OK;
+	c->disc_reason = reason;
+	if (c->state == MG_S_TCP) {
+		/* Nothing went out yet: drop the attempt. */
+		c->state = MG_S_CLOSING;
+		c->olen = c->ooff = 0;
+		return MIDGE_OK;
+	}
+	mg_wprops w;
+	int rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, MG_DISCONNECT);
+	if (rc)
+		return rc;
+	mg_packet p;
+	memset(&p, 0, sizeof(p));
+	p.type = MG_DISCONNECT;
+	p.reason_code = (uint8_t)reason;
+	p.props = w.p;
+	rc = mg_send_packet(c, &p);
+	mg_wprops_free(&w);
+	if (rc == MIDGE_OK)
+		mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending DISCONNECT", mg_cid(c));
+	c->state = MG_S_CLOSING;
+	if (!mg_in_loop_thread(c))
+		mg_wake(c);
+	return MIDGE_OK;
+}

@@ -1,0 +1,375 @@
+/* client/io.c - bytes in and out of the socket, and what each incoming packet does.
+ * Only the loop owner runs these. Reading happens without mu (ibuf is the loop's); each packet
+ * takes mu for the state it changes, and on_message gets views into ibuf after mu is released. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client.h"
+
+#define READ_CHUNK 65536
+
+/* 5.0: tell the broker why we hang up, then close [MQTT-4.13.1-1]. Under mu. */
+static int protocol_error(midge_client *c, int err, const char *what)
+{
+	mg_log(c, MIDGE_LOG_ERR, "Client %s protocol error: %s", mg_cid(c), what);
+	if (c->level == MIDGE_PROTOCOL_V5 && c->state != MG_S_TCP) {
+		uint8_t rc = err < 0 && err >= MG_E_MIN ? mg_err_reason(err) : MG_RC_PROTOCOL_ERROR;
+		if (mg_send_simple(c, MG_DISCONNECT, 0, rc) == MIDGE_OK) {
+			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending DISCONNECT", mg_cid(c));
+			mg_do_write(c); /* best effort: the socket is about to close */
+		}
+	}
+	mg_conn_close(c, 0, MIDGE_ERR_PROTOCOL, NULL);
+	return MIDGE_ERR_PROTOCOL;
+}
+
+static midge_properties *props_of(midge_client *c, const mg_packet *p)
+{
+	return c->level == MIDGE_PROTOCOL_V5 ? mg_props_from_wire(&p->props) : NULL;
+}
+
+static char *dup_bytes(mg_bytes b)
+{
+	char *s = malloc(b.len + 1u);
+	if (s) {
+		memcpy(s, b.p, b.len);
+		s[b.len] = '\0';
+	}
+	return s;
+}
+
+static int on_connack(midge_client *c, const mg_packet *p)
+{
+	if (c->state != MG_S_CONNACK)
+		return protocol_error(c, 0, "CONNACK out of order");
+	const mg_props *pp = &p->props;
+	if (c->level == MIDGE_PROTOCOL_V5) {
+		if (pp->present & MG_PROP_BIT(MG_PROP_ASSIGNED_CLIENT_ID)) {
+			char *id = dup_bytes(pp->assigned_client_id);
+			if (id) {
+				free(c->id);
+				c->id = id;
+			}
+		}
+		c->srv_receive_max = pp->receive_maximum ? pp->receive_maximum : 65535;
+		c->srv_max_packet = pp->maximum_packet_size;
+		c->srv_alias_max = pp->topic_alias_maximum;
+		c->srv_max_qos = (pp->present & MG_PROP_BIT(MG_PROP_MAXIMUM_QOS)) ? pp->maximum_qos : 2;
+		c->srv_retain = !(pp->present & MG_PROP_BIT(MG_PROP_RETAIN_AVAILABLE)) || pp->retain_available;
+		if (pp->present & MG_PROP_BIT(MG_PROP_SERVER_KEEP_ALIVE))
+			c->ka = pp->server_keep_alive;
+	}
+	int rc = p->reason_code;
+	int flags = p->session_present ? MIDGE_CONNECT_FLAG_SESSION_PRESENT : 0;
+	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received CONNACK (%d)", mg_cid(c), rc);
+	c->connect_done = true;
+	c->connack_rc = rc;
+	c->notify = true;
+	mg_event_push(c, MG_EV_CONNECT, flags, rc, NULL, 0, props_of(c, p));
+	if (rc != 0) {
+		c->auto_reconnect = false; /* refused: trying again will not help */
+		c->state = MG_S_IDLE;      /* so close makes no on_disconnect */
+		mg_conn_close(c, 0, rc, NULL);
+		return MIDGE_ERR_CONN_REFUSED;
+	}
+	c->state = MG_S_UP;
+	c->auto_reconnect = true;
+	/* The session the broker kept: 5.0 says so in session present; 3.1.1 [MQTT-4.4.0-1] resends
+	 * whenever clean session is 0. Without one, inbound QoS 2 state is stale. */
+	bool kept = p->session_present || (c->level != MIDGE_PROTOCOL_V5 && !c->clean_session);
+	if (!p->session_present)
+		memset(c->qos2_in, 0, sizeof(c->qos2_in));
+	mg_resend_inflight(c, kept);
+	mg_pump(c);
+	return MIDGE_OK;
+}
+
+static void complete(midge_client *c, mg_cmsg *m, int reason, const mg_packet *p)
+{
+	int mid = m->mid;
+	mg_msg_remove(c, m);
+	mg_msg_free(m);
+	c->notify = true;
+	mg_event_push(c, MG_EV_PUBLISH, mid, reason, NULL, 0, props_of(c, p));
+	mg_pump(c);
+}
+
+static int on_ack(midge_client *c, const mg_packet *p)
+{
+	uint16_t id = p->packet_id;
+	int rc = p->reason_code;
+	mg_cmsg *m = mg_msg_find(c, id);
+	switch (p->type) {
+	case MG_PUBACK:
+		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBACK (Mid: %d, RC:%d)", mg_cid(c), id, rc);
+		if (m && m->state == MG_M_WAIT_PUBACK)
+			complete(c, m, rc, p);
+		break;
+	case MG_PUBREC:
+		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBREC (Mid: %d)", mg_cid(c), id);
+		if (m && m->state == MG_M_WAIT_PUBREC && rc >= 0x80) {
+			complete(c, m, rc, p); /* 5.0: refused, the exchange ends here [MQTT-4.3.3-4] */
+			break;
+		}
+		if (m && (m->state == MG_M_WAIT_PUBREC || m->state == MG_M_WAIT_PUBCOMP))
+			m->state = MG_M_WAIT_PUBCOMP;
+		/* An unknown id still gets its PUBREL, so the broker can finish (5.0: "not found"). */
+		if (mg_send_simple(c, MG_PUBREL, id, m ? 0 : (c->level == MIDGE_PROTOCOL_V5 ? MG_RC_PACKET_ID_NOT_FOUND : 0)) == MIDGE_OK)
+			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREL (m%d)", mg_cid(c), id);
+		break;
+	case MG_PUBCOMP:
+		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBCOMP (Mid: %d, RC:%d)", mg_cid(c), id, rc);
+		if (m && m->state == MG_M_WAIT_PUBCOMP)
+			complete(c, m, rc, p);
+		break;
+	case MG_PUBREL: {
+		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBREL (Mid: %d)", mg_cid(c), id);
+		bool known = c->qos2_in[id >> 3] & (1u << (id & 7));
+		c->qos2_in[id >> 3] &= (uint8_t)~(1u << (id & 7));
+		uint8_t r = known || c->level != MIDGE_PROTOCOL_V5 ? 0 : MG_RC_PACKET_ID_NOT_FOUND;
+		if (mg_send_simple(c, MG_PUBCOMP, id, r) == MIDGE_OK)
+			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBCOMP (m%d)", mg_cid(c), id);
+		break;
+	}
+	}
+	return MIDGE_OK;
+}
+
+static int on_suback(midge_client *c, const mg_packet *p)
+{
+	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received %s", mg_cid(c),
+	       p->type == MG_SUBACK ? "SUBACK" : "UNSUBACK");
+	mg_mid_release(c, p->packet_id);
+	int n = (int)p->u.codes.len;
+	int stackbuf[64];
+	int *codes = n <= 64 ? stackbuf : malloc((size_t)n * sizeof(int));
+	if (!codes)
+		return MIDGE_ERR_NOMEM;
+	for (int i = 0; i < n; i++)
+		codes[i] = p->u.codes.p[i];
+	mg_event_push(c, p->type == MG_SUBACK ? MG_EV_SUBSCRIBE : MG_EV_UNSUBSCRIBE, p->packet_id, 0,
+	              codes, n, props_of(c, p));
+	if (codes != stackbuf)
+		free(codes);
+	return MIDGE_OK;
+}
+
+/* Resolve a 5.0 topic alias of an incoming PUBLISH. Returns the topic (borrowed), or NULL for
+ * a protocol error. alias_in is loop-owned. */
+static const char *inbound_alias(midge_client *c, const mg_publish *pub, const mg_props *pp,
+                                 char *tbuf, size_t tcap, char **heap)
+{
+	*heap = NULL;
+	uint16_t a = (pp->present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS)) ? pp->topic_alias : 0;
+	if (a && (!c->alias_in || a > c->alias_max_in))
+		return NULL; /* an alias we did not allow [MQTT-3.3.2-10] */
+	if (pub->topic.len == 0) {
+		return a ? c->alias_in[a] : NULL;
+	}
+	char *t = pub->topic.len < tcap ? tbuf : (*heap = malloc(pub->topic.len + 1u));
+	if (!t)
+		return NULL;
+	memcpy(t, pub->topic.p, pub->topic.len);
+	t[pub->topic.len] = '\0';
+	if (a) {
+		char *keep = strdup(t);
+		if (keep) {
+			free(c->alias_in[a]);
+			c->alias_in[a] = keep;
+		}
+	}
+	return t;
+}
+
+static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
+{
+	const mg_publish *pub = &p->u.publish;
+	char tbuf[256], *heap = NULL;
+	const char *topic = inbound_alias(c, pub, &p->props, tbuf, sizeof(tbuf), &heap);
+	if (!topic)
+		return protocol_error(c, 0, "PUBLISH with an unknown topic alias");
+	uint16_t id = pub->packet_id;
+	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%ld bytes))",
+	       mg_cid(c), pub->dup, pub->qos, pub->retain, id, topic, (long)pub->payload.len);
+	bool deliver = true;
+	if (pub->qos == 1) {
+		if (mg_send_simple(c, MG_PUBACK, id, 0) == MIDGE_OK)
+			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBACK (m%d, rc%d)", mg_cid(c), id, 0);
+	} else if (pub->qos == 2) {
+		/* Exactly once: deliver when the id is new, remember it until PUBREL. */
+		bool seen = c->qos2_in[id >> 3] & (1u << (id & 7));
+		c->qos2_in[id >> 3] |= (uint8_t)(1u << (id & 7));
+		deliver = !seen;
+		if (mg_send_simple(c, MG_PUBREC, id, 0) == MIDGE_OK)
+			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREC (m%d, rc%d)", mg_cid(c), id, 0);
+	}
+	void (*cb)(midge_client *, void *, const midge_message *) = c->on_message;
+	void *ud = c->userdata;
+	mg_unlock(c);
+	if (deliver && cb) {
+		midge_properties *props = props_of(c, p);
+		midge_message msg = {
+			.mid = id,
+			.topic = topic,
+			.payload = pub->payload.p,
+			.payloadlen = pub->payload.len,
+			.qos = pub->qos,
+			.retain = pub->retain,
+			.dup = pub->dup,
+			.properties = props,
+		};
+		/* The payload ends where the packet ends: lend its next byte for a '\0' (ibuf always
+		 * has one spare byte) and give it back afterwards. */
+		uint8_t saved = *end;
+		*end = '\0';
+		cb(c, ud, &msg);
+		*end = saved;
+		midge_properties_free(props);
+	}
+	free(heap);
+	mg_lock(c);
+	return MIDGE_OK;
+}
+
+static int on_disconnect_pkt(midge_client *c, const mg_packet *p)
+{
+	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received DISCONNECT (%d)", mg_cid(c), p->reason_code);
+	mg_conn_close(c, MIDGE_DISCONNECT_FLAG_FROM_SERVER, p->reason_code, props_of(c, p));
+	return MIDGE_ERR_CONN_LOST;
+}
+
+/* One decoded packet, under mu. Returns MIDGE_OK or the error that closed the connection. */
+static int handle(midge_client *c, mg_packet *p, uint8_t *end)
+{
+	if (c->state == MG_S_CONNACK && p->type != MG_CONNACK)
+		return protocol_error(c, 0, "first packet is not CONNACK");
+	switch (p->type) {
+	case MG_CONNACK:
+		return on_connack(c, p);
+	case MG_PUBLISH:
+		return on_publish(c, p, end);
+	case MG_PUBACK:
+	case MG_PUBREC:
+	case MG_PUBREL:
+	case MG_PUBCOMP:
+		return on_ack(c, p);
+	case MG_SUBACK:
+	case MG_UNSUBACK:
+		return on_suback(c, p);
+	case MG_PINGRESP:
+		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PINGRESP", mg_cid(c));
+		c->ping_out = false;
+		return MIDGE_OK;
+	case MG_DISCONNECT:
+		if (c->level == MIDGE_PROTOCOL_V5)
+			return on_disconnect_pkt(c, p);
+		break;
+	}
+	char what[64];
+	snprintf(what, sizeof(what), "unexpected %s from the broker", mg_ptype_name(p->type));
+	return protocol_error(c, 0, what);
+}
+
+static int grow_ibuf(midge_client *c, size_t need)
+{
+	if (c->icap >= need)
+		return MIDGE_OK;
+	size_t cap = c->icap ? c->icap : READ_CHUNK;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *b = realloc(c->ibuf, cap);
+	if (!b)
+		return MIDGE_ERR_NOMEM;
+	c->ibuf = b;
+	c->icap = cap;
+	return MIDGE_OK;
+}
+
+int mg_do_read(midge_client *c)
+{
+	for (int round = 0; round < 16; round++) {
+		/* +1: the spare byte on_publish lends for a '\0' after the payload */
+		if (grow_ibuf(c, c->ilen + 4096 + 1))
+			return MIDGE_ERR_NOMEM;
+		size_t room = c->icap - c->ilen - 1;
+		ssize_t n = mg_transport_read(&c->tr, c->ibuf + c->ilen, room);
+		if (n == -EAGAIN)
+			return MIDGE_OK;
+		mg_lock(c);
+		if (n <= 0) {
+			mg_log(c, MIDGE_LOG_DEBUG, "Client %s connection lost: %s", mg_cid(c),
+			       n == 0 ? "closed by the broker" : strerror((int)-n));
+			mg_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
+			mg_unlock(c);
+			return MIDGE_ERR_CONN_LOST;
+		}
+		c->ilen += (size_t)n;
+		c->last_in_ms = mg_cl_now_ms();
+		size_t off = 0;
+		int rc = MIDGE_OK;
+		uint32_t maxin = c->max_packet_in;
+		while (rc == MIDGE_OK && c->tr.fd >= 0) {
+			mg_packet p;
+			int r = mg_decode(c->ibuf + off, c->ilen - off, c->level, maxin, &p);
+			if (r > 0) {
+				rc = handle(c, &p, c->ibuf + off + (size_t)r);
+				off += (size_t)r;
+				continue;
+			}
+			if (r < 0) {
+				rc = protocol_error(c, r, mg_err_str(r));
+				break;
+			}
+			uint8_t tf;
+			int whole = mg_frame(c->ibuf + off, c->ilen - off, c->level, maxin, &tf);
+			if (whole > 0 && (size_t)whole + 1 > c->icap - off) {
+				/* A big packet (a 10 MB payload): room for all of it. */
+				memmove(c->ibuf, c->ibuf + off, c->ilen - off);
+				c->ilen -= off;
+				off = 0;
+				if (grow_ibuf(c, (size_t)whole + 1)) {
+					rc = protocol_error(c, MG_E_TOO_LARGE, "out of memory for a packet");
+					break;
+				}
+			}
+			break;
+		}
+		if (c->tr.fd < 0) {
+			c->ilen = 0;
+			mg_unlock(c);
+			return rc ? rc : MIDGE_ERR_CONN_LOST;
+		}
+		memmove(c->ibuf, c->ibuf + off, c->ilen - off);
+		c->ilen -= off;
+		mg_unlock(c);
+		if ((size_t)n < room)
+			return MIDGE_OK; /* drained */
+	}
+	return MIDGE_OK;
+}
+
+int mg_do_write(midge_client *c)
+{
+	if (c->tr.fd < 0 || c->state == MG_S_TCP)
+		return MIDGE_OK;
+	while (c->olen > c->ooff) {
+		struct iovec iov = { c->obuf + c->ooff, c->olen - c->ooff };
+		ssize_t n = mg_transport_writev(&c->tr, &iov, 1);
+		if (n == -EAGAIN)
+			break;
+		if (n < 0) {
+			mg_log(c, MIDGE_LOG_DEBUG, "Client %s connection lost: %s", mg_cid(c), strerror((int)-n));
+			mg_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
+			return MIDGE_ERR_CONN_LOST;
+		}
+		c->ooff += (size_t)n;
+		c->out_written += (uint64_t)n;
+		c->last_out_ms = mg_cl_now_ms();
+	}
+	if (c->ooff == c->olen)
+		c->ooff = c->olen = 0;
+	int n;
+	mg_q0_done(c, NULL, &n, 0);
+	return MIDGE_OK;
+}

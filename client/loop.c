@@ -1,0 +1,677 @@
+/* client/loop.c - the client's own small loop: poll(2) on the socket and the wake pipe,
+ * keepalive, timeouts; and the calls built on it (connect, disconnect, loop_forever,
+ * loop_start, wait_for_publish, the socket API for other event loops).
+ *
+ * One thread at a time owns the loop (loop_owner). A call that needs the loop takes ownership
+ * for its duration, or, when another thread owns it (loop_start), waits on cv for the result. */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+
+/* ---- ownership ---- */
+
+enum { OWN_TAKEN = 0, OWN_OTHER = 1, OWN_SELF = 2 };
+
+/* Under mu. OWN_TAKEN: now ours (release with release_loop); OWN_OTHER: another thread runs the
+ * loop; OWN_SELF: we run it already (we are inside a callback). */
+static int acquire_loop(midge_client *c)
+{
+	if (c->loop_owner_set)
+		return pthread_equal(c->loop_owner, pthread_self()) ? OWN_SELF : OWN_OTHER;
+	c->loop_owner_set = true;
+	c->loop_owner = pthread_self();
+	return OWN_TAKEN;
+}
+
+static void release_loop(midge_client *c)
+{
+	c->loop_owner_set = false;
+	c->notify = true;
+}
+
+static void drain_wake(midge_client *c)
+{
+	char buf[64];
+	while (read(c->wake[0], buf, sizeof(buf)) > 0)
+		;
+}
+
+static bool active(int st)
+{
+	return st == MG_S_TCP || st == MG_S_CONNACK || st == MG_S_UP || st == MG_S_CLOSING;
+}
+
+/* ---- the loop ---- */
+
+/* Milliseconds until mg_misc has something to do; -1 for never. Under mu. */
+static int64_t next_deadline(midge_client *c, int64_t now)
+{
+	int64_t t = -1;
+	if (c->state == MG_S_TCP || c->state == MG_S_CONNACK || c->state == MG_S_CLOSING)
+		t = c->connect_start_ms + c->connect_timeout_ms;
+	if (c->state == MG_S_UP && c->ka) {
+		int64_t ka = (int64_t)c->ka * 1000;
+		if (c->ping_out)
+			t = c->ping_sent_ms + ka;
+		else
+			t = (c->last_out_ms < c->last_in_ms ? c->last_out_ms : c->last_in_ms) + ka;
+	}
+	return t < 0 ? -1 : (t > now ? t - now : 0);
+}
+
+int mg_misc(midge_client *c)
+{
+	int64_t now = mg_cl_now_ms();
+	switch (c->state) {
+	case MG_S_TCP:
+	case MG_S_CONNACK:
+		if (now - c->connect_start_ms >= c->connect_timeout_ms) {
+			mg_log(c, MIDGE_LOG_ERR, "Client %s connect timed out", mg_cid(c));
+			mg_conn_close(c, 0, MIDGE_ERR_TIMEOUT, NULL);
+			return MIDGE_ERR_TIMEOUT;
+		}
+		break;
+	case MG_S_CLOSING:
+		/* Our DISCONNECT is out (or the broker is too slow to take it): close. */
+		if (c->olen == c->ooff || now - c->connect_start_ms >= c->connect_timeout_ms)
+			mg_conn_close(c, 0, c->disc_reason, NULL);
+		break;
+	case MG_S_UP: {
+		if (!c->ka)
+			break;
+		int64_t ka = (int64_t)c->ka * 1000;
+		if (c->ping_out) {
+			if (now - c->ping_sent_ms >= ka) {
+				mg_log(c, MIDGE_LOG_NOTICE, "Client %s has exceeded timeout, disconnecting.", mg_cid(c));
+				mg_conn_close(c, 0, MIDGE_ERR_KEEPALIVE, NULL);
+				return MIDGE_ERR_KEEPALIVE;
+			}
+		} else if (now - c->last_out_ms >= ka || now - c->last_in_ms >= ka) {
+			if (mg_send_simple(c, MG_PINGREQ, 0, 0) == MIDGE_OK) {
+				mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PINGREQ", mg_cid(c));
+				c->ping_out = true;
+				c->ping_sent_ms = now;
+				return mg_do_write(c);
+			}
+		}
+		break;
+	}
+	}
+	return MIDGE_OK;
+}
+
+/* One turn: wait up to timeout_ms for the socket or a wake-up, then read, write, misc.
+ * Loop owner only; called without mu. */
+int mg_loop_once(midge_client *c, int timeout_ms)
+{
+	mg_lock(c);
+	int st = c->state;
+	if (!active(st)) {
+		mg_unlock(c);
+		return MIDGE_ERR_NO_CONN;
+	}
+	struct pollfd pf[2] = { { .fd = c->tr.fd, .events = POLLIN }, { .fd = c->wake[0], .events = POLLIN } };
+	if (st == MG_S_TCP)
+		pf[0].events = POLLOUT;
+	else if (c->olen > c->ooff || mg_transport_want_write(&c->tr))
+		pf[0].events |= POLLOUT;
+	int64_t dl = next_deadline(c, mg_cl_now_ms());
+	int t = timeout_ms;
+	if (dl >= 0 && (t < 0 || dl < t))
+		t = (int)dl;
+	mg_unlock(c);
+
+	int n = poll(pf, 2, t);
+	if (n < 0 && errno != EINTR)
+		return MIDGE_ERR_ERRNO;
+	if (n > 0 && (pf[1].revents & POLLIN))
+		drain_wake(c);
+
+	int rc = MIDGE_OK;
+	short re = n > 0 ? pf[0].revents : 0;
+	if (st == MG_S_TCP && re) {
+		mg_lock(c);
+		if (c->state == MG_S_TCP) {
+			int r = mg_tcp_progress(c);
+			if (r != MIDGE_OK) {
+				mg_log(c, MIDGE_LOG_ERR, "Client %s connect failed: %s", mg_cid(c), strerror(errno));
+				mg_conn_close(c, 0, r, NULL);
+				rc = r;
+			}
+		}
+		mg_unlock(c);
+		if (rc)
+			return rc;
+		re &= (short)~POLLOUT; /* writable now; written below */
+	}
+	if (st != MG_S_TCP && (re & (POLLIN | POLLHUP | POLLERR)))
+		rc = mg_do_read(c);
+	mg_lock(c);
+	int r2 = MIDGE_OK;
+	if (c->tr.fd >= 0 && c->state != MG_S_TCP)
+		r2 = mg_do_write(c);
+	int r3 = mg_misc(c);
+	mg_unlock(c);
+	if (rc == MIDGE_OK)
+		rc = r2 ? r2 : r3;
+	return rc;
+}
+
+int midge_loop(midge_client *c, int timeout_ms)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	int own = acquire_loop(c);
+	mg_unlock(c);
+	if (own != OWN_TAKEN)
+		return MIDGE_ERR_BUSY;
+	int rc = mg_loop_once(c, timeout_ms < 0 ? 1000 : timeout_ms);
+	mg_lock(c);
+	release_loop(c);
+	mg_unlock(c);
+	return rc;
+}
+
+/* ---- waiting for a result ---- */
+
+static void deadline_ts(struct timespec *ts, int64_t at_ms)
+{
+	ts->tv_sec = (time_t)(at_ms / 1000);
+	ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
+}
+
+/* Wait until done(c) or the deadline (-1: none). Runs the loop when nobody does. Returns
+ * MIDGE_OK, MIDGE_ERR_TIMEOUT, MIDGE_ERR_BUSY (called from a callback), or the error that
+ * ended the connection when we run the loop ourselves and nobody will reconnect. */
+static int wait_for(midge_client *c, bool (*done)(midge_client *, void *), void *arg, int64_t deadline)
+{
+	mg_lock(c);
+	int own = acquire_loop(c);
+	if (own == OWN_SELF) {
+		bool d = done(c, arg);
+		mg_unlock(c);
+		return d ? MIDGE_OK : MIDGE_ERR_BUSY;
+	}
+	if (own == OWN_OTHER) {
+		int rc = MIDGE_OK;
+		while (!done(c, arg)) {
+			if (deadline >= 0 && mg_cl_now_ms() >= deadline) {
+				rc = MIDGE_ERR_TIMEOUT;
+				break;
+			}
+			if (!c->loop_owner_set) { /* the loop thread went away: run the loop here */
+				mg_unlock(c);
+				return wait_for(c, done, arg, deadline);
+			}
+			struct timespec ts;
+			int64_t at = mg_cl_now_ms() + 1000;
+			if (deadline >= 0 && deadline < at)
+				at = deadline;
+			deadline_ts(&ts, at);
+			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+		}
+		mg_unlock(c);
+		return rc;
+	}
+	int rc = MIDGE_OK;
+	while (!done(c, arg)) {
+		if (!active(c->state)) {
+			rc = MIDGE_ERR_NO_CONN;
+			break;
+		}
+		int64_t now = mg_cl_now_ms();
+		if (deadline >= 0 && now >= deadline) {
+			rc = MIDGE_ERR_TIMEOUT;
+			break;
+		}
+		int t = deadline < 0 || deadline - now > 1000 ? 1000 : (int)(deadline - now);
+		mg_unlock(c);
+		int r = mg_loop_once(c, t);
+		mg_lock(c);
+		if (r < 0 && r != MIDGE_ERR_NO_CONN && !done(c, arg)) {
+			rc = r;
+			break;
+		}
+	}
+	release_loop(c);
+	mg_unlock(c);
+	return rc;
+}
+
+static bool connect_done(midge_client *c, void *arg)
+{
+	(void)arg;
+	return c->connect_done;
+}
+
+static bool published(midge_client *c, void *arg)
+{
+	return !mg_mid_pending(c, *(int *)arg);
+}
+
+int midge_wait_for_publish(midge_client *c, int mid, int timeout_ms)
+{
+	if (!c || mid <= 0 || mid > 65535)
+		return MIDGE_ERR_INVAL;
+	int64_t dl = timeout_ms < 0 ? -1 : mg_cl_now_ms() + timeout_ms;
+	return wait_for(c, published, &mid, dl);
+}
+
+/* ---- connect ---- */
+
+static int check_connect(midge_client *c, const char *host, int port, int keepalive,
+                         const midge_properties *props)
+{
+	if (!c || !host || !host[0] || port < 1 || port > 65535 || keepalive < 0 || keepalive > 65535)
+		return MIDGE_ERR_INVAL;
+	if (c->transport != MIDGE_TRANSPORT_TCP)
+		return MIDGE_ERR_NOT_SUPPORTED;
+	if (props && props->n && c->level != MIDGE_PROTOCOL_V5)
+		return MIDGE_ERR_PROPERTY;
+	return mg_props_check_allowed(props, MG_CONNECT);
+}
+
+/* Start a connection with the stored parameters. Without mu (the name lookup blocks). */
+static int start(midge_client *c, bool sync)
+{
+	mg_lock(c);
+	char *host = c->host ? strdup(c->host) : NULL;
+	int port = c->port;
+	mg_unlock(c);
+	if (!host)
+		return MIDGE_ERR_NOMEM;
+	struct addrinfo *ai = NULL;
+	int rc = mg_resolve(host, port, &ai);
+	int e = errno;
+	free(host);
+	if (rc) {
+		errno = e;
+		return rc;
+	}
+	mg_lock(c);
+	if (active(c->state)) {
+		freeaddrinfo(ai);
+		rc = MIDGE_ERR_BUSY;
+	} else {
+		rc = mg_start_connect(c, ai);
+		e = errno;
+		c->auto_reconnect = !sync;
+	}
+	mg_unlock(c);
+	errno = e;
+	return rc;
+}
+
+static int connect_common(midge_client *c, const char *host, int port, int keepalive,
+                          bool clean_start, const midge_properties *props, bool sync)
+{
+	int rc = check_connect(c, host, port, keepalive, props);
+	if (rc)
+		return rc;
+	char *h = strdup(host);
+	midge_properties *p = props ? midge_properties_dup(props) : NULL;
+	if (!h || (props && !p)) {
+		free(h);
+		midge_properties_free(p);
+		return MIDGE_ERR_NOMEM;
+	}
+	mg_lock(c);
+	if (active(c->state)) {
+		mg_unlock(c);
+		free(h);
+		midge_properties_free(p);
+		return MIDGE_ERR_BUSY;
+	}
+	free(c->host);
+	midge_properties_free(c->connect_props);
+	c->host = h;
+	c->port = port;
+	c->keepalive = keepalive;
+	c->clean_start = clean_start;
+	c->connect_props = p;
+	if (c->state == MG_S_NEW)
+		c->state = MG_S_IDLE;
+	mg_unlock(c);
+	if ((rc = start(c, sync)))
+		return rc;
+	if (!sync)
+		return MIDGE_OK;
+	mg_lock(c);
+	int64_t dl = mg_cl_now_ms() + c->connect_timeout_ms + 1000;
+	mg_unlock(c);
+	rc = wait_for(c, connect_done, NULL, dl);
+	if (rc == MIDGE_ERR_BUSY)
+		return MIDGE_OK; /* called from a callback: the loop finishes it, on_connect reports */
+	mg_lock(c);
+	if (rc == MIDGE_OK || c->connect_done)
+		rc = c->connack_rc;
+	mg_unlock(c);
+	return rc;
+}
+
+int midge_connect(midge_client *c, const char *host, int port, int keepalive)
+{
+	return c ? connect_common(c, host, port, keepalive, c->clean_session, NULL, true) : MIDGE_ERR_INVAL;
+}
+
+int midge_connect_ex(midge_client *c, const char *host, int port, int keepalive, bool clean_start,
+                     const midge_properties *props)
+{
+	return connect_common(c, host, port, keepalive, clean_start, props, true);
+}
+
+int midge_connect_async(midge_client *c, const char *host, int port, int keepalive)
+{
+	return c ? connect_common(c, host, port, keepalive, c->clean_session, NULL, false) : MIDGE_ERR_INVAL;
+}
+
+int midge_connect_async_ex(midge_client *c, const char *host, int port, int keepalive,
+                           bool clean_start, const midge_properties *props)
+{
+	return connect_common(c, host, port, keepalive, clean_start, props, false);
+}
+
+int midge_reconnect(midge_client *c)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	bool have = c->host != NULL;
+	mg_unlock(c);
+	if (!have)
+		return MIDGE_ERR_NO_CONN;
+	int rc = start(c, true);
+	if (rc)
+		return rc;
+	mg_lock(c);
+	int64_t dl = mg_cl_now_ms() + c->connect_timeout_ms + 1000;
+	mg_unlock(c);
+	rc = wait_for(c, connect_done, NULL, dl);
+	if (rc == MIDGE_ERR_BUSY)
+		return MIDGE_OK;
+	mg_lock(c);
+	if (rc == MIDGE_OK || c->connect_done)
+		rc = c->connack_rc;
+	mg_unlock(c);
+	return rc;
+}
+
+bool midge_is_connected(midge_client *c)
+{
+	if (!c)
+		return false;
+	mg_lock(c);
+	bool up = c->state == MG_S_UP;
+	mg_unlock(c);
+	return up;
+}
+
+/* ---- disconnect ---- */
+
+static bool closed(midge_client *c, void *arg)
+{
+	(void)arg;
+	return !active(c->state);
+}
+
+int midge_disconnect_ex(midge_client *c, int reason_code, const midge_properties *props)
+{
+	if (!c || reason_code < 0 || reason_code > 255)
+		return MIDGE_ERR_INVAL;
+	if (c->level == MIDGE_PROTOCOL_V5) {
+		if (!mg_reason_allowed((uint8_t)reason_code, MG_DISCONNECT))
+			return MIDGE_ERR_INVAL;
+		int rc = mg_props_check_allowed(props, MG_DISCONNECT);
+		if (rc)
+			return rc;
+	} else if (reason_code != 0 || (props && props->n)) {
+		return MIDGE_ERR_NOT_SUPPORTED;
+	}
+	mg_lock(c);
+	int rc = mg_begin_disconnect(c, reason_code, props);
+	bool inline_close = rc == MIDGE_OK && !c->loop_owner_set;
+	int64_t dl = mg_cl_now_ms() + 2000;
+	mg_unlock(c);
+	if (inline_close) /* nobody runs the loop: flush the DISCONNECT and close here */
+		wait_for(c, closed, NULL, dl);
+	return rc;
+}
+
+int midge_disconnect(midge_client *c)
+{
+	return midge_disconnect_ex(c, 0, NULL);
+}
+
+/* ---- loop_forever, loop_start ---- */
+
+/* Sleep until the deadline, or until something worth looking at happens. Under mu. */
+static void nap(midge_client *c, int64_t until)
+{
+	struct timespec ts;
+	deadline_ts(&ts, until);
+	pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+}
+
+/* threaded: loop_start's thread, which waits for a connect instead of returning and runs until
+ * loop_stop. Ownership is already ours. */
+static int forever(midge_client *c, bool threaded)
+{
+	mg_lock(c);
+	int delay = c->reconnect_min;
+	int64_t retry_at = -1;
+	int rc = MIDGE_OK;
+	for (;;) {
+		if (threaded && c->thread_stop)
+			break;
+		int st = c->state;
+		if (st == MG_S_UP)
+			delay = c->reconnect_min;
+		if (active(st)) {
+			retry_at = -1;
+			mg_unlock(c);
+			mg_loop_once(c, 1000);
+			mg_lock(c);
+			continue;
+		}
+		/* not connected */
+		if (c->user_disconnect || !c->auto_reconnect || st == MG_S_NEW) {
+			if (!threaded) {
+				if (c->user_disconnect)
+					rc = MIDGE_OK;
+				else if (st == MG_S_NEW)
+					rc = MIDGE_ERR_NO_CONN;
+				else
+					rc = c->connack_rc > 0 ? MIDGE_ERR_CONN_REFUSED :
+					     c->connack_rc < 0 ? c->connack_rc : MIDGE_ERR_NO_CONN;
+				break;
+			}
+			nap(c, mg_cl_now_ms() + 1000);
+			continue;
+		}
+		int64_t now = mg_cl_now_ms();
+		if (retry_at < 0) {
+			retry_at = now + (int64_t)delay * 1000;
+			mg_log(c, MIDGE_LOG_INFO, "Client %s reconnecting in %d s", mg_cid(c), delay);
+		}
+		if (now < retry_at) {
+			nap(c, retry_at);
+			continue;
+		}
+		retry_at = -1;
+		delay = delay * 2 > c->reconnect_max ? c->reconnect_max : (delay ? delay * 2 : 1);
+		mg_unlock(c);
+		int r = start(c, false);
+		mg_lock(c);
+		if (r != MIDGE_OK && !active(c->state)) {
+			mg_log(c, MIDGE_LOG_ERR, "Client %s reconnect failed: %s", mg_cid(c), midge_strerror(r));
+			mg_event_push(c, MG_EV_CONNECT_FAIL, r, 0, NULL, 0, NULL);
+		}
+	}
+	release_loop(c);
+	mg_unlock(c);
+	return rc;
+}
+
+int midge_loop_forever(midge_client *c)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	int own = acquire_loop(c);
+	mg_unlock(c);
+	if (own != OWN_TAKEN)
+		return MIDGE_ERR_BUSY;
+	return forever(c, false);
+}
+
+static void *thread_main(void *arg)
+{
+	forever(arg, true);
+	return NULL;
+}
+
+int midge_loop_start(midge_client *c)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	if (c->thread_running || c->loop_owner_set) {
+		mg_unlock(c);
+		return MIDGE_ERR_BUSY;
+	}
+	c->thread_stop = false;
+	/* Owned by the new thread from the start, so a connect right after loop_start waits for it
+	 * instead of racing it for the loop. */
+	if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
+		mg_unlock(c);
+		return MIDGE_ERR_ERRNO;
+	}
+	c->loop_owner_set = true;
+	c->loop_owner = c->thread;
+	c->thread_running = true;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_loop_stop(midge_client *c)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	if (!c->thread_running) {
+		mg_unlock(c);
+		return MIDGE_ERR_INVAL;
+	}
+	if (pthread_equal(c->thread, pthread_self())) {
+		mg_unlock(c);
+		return MIDGE_ERR_BUSY;
+	}
+	c->thread_stop = true;
+	c->notify = true;
+	mg_wake(c);
+	mg_unlock(c);
+	pthread_join(c->thread, NULL);
+	mg_lock(c);
+	c->thread_running = false;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+/* ---- for other event loops ---- */
+
+int midge_socket(midge_client *c)
+{
+	if (!c)
+		return -1;
+	mg_lock(c);
+	int fd = active(c->state) ? c->tr.fd : -1;
+	mg_unlock(c);
+	return fd;
+}
+
+bool midge_want_write(midge_client *c)
+{
+	if (!c)
+		return false;
+	mg_lock(c);
+	bool w = c->state == MG_S_TCP || (active(c->state) && (c->olen > c->ooff || mg_transport_want_write(&c->tr)));
+	mg_unlock(c);
+	return w;
+}
+
+int midge_loop_read(midge_client *c)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	if (!active(c->state)) {
+		mg_unlock(c);
+		return MIDGE_ERR_NO_CONN;
+	}
+	int own = acquire_loop(c);
+	int st = c->state;
+	mg_unlock(c);
+	if (own != OWN_TAKEN)
+		return MIDGE_ERR_BUSY;
+	int rc = st == MG_S_TCP ? MIDGE_OK : mg_do_read(c);
+	mg_lock(c);
+	release_loop(c);
+	mg_unlock(c);
+	return rc;
+}
+
+int midge_loop_write(midge_client *c)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	if (!active(c->state)) {
+		mg_unlock(c);
+		return MIDGE_ERR_NO_CONN;
+	}
+	int own = acquire_loop(c);
+	int rc = MIDGE_ERR_BUSY;
+	if (own == OWN_TAKEN) {
+		rc = MIDGE_OK;
+		if (c->state == MG_S_TCP) {
+			struct pollfd pf = { .fd = c->tr.fd, .events = POLLOUT };
+			if (poll(&pf, 1, 0) > 0) {
+				rc = mg_tcp_progress(c);
+				if (rc)
+					mg_conn_close(c, 0, rc, NULL);
+			}
+		}
+		if (rc == MIDGE_OK)
+			rc = mg_do_write(c);
+		release_loop(c);
+	}
+	mg_unlock(c);
+	return rc;
+}
+
+int midge_loop_misc(midge_client *c)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	if (!active(c->state)) {
+		mg_unlock(c);
+		return MIDGE_ERR_NO_CONN;
+	}
+	int own = acquire_loop(c);
+	int rc = MIDGE_ERR_BUSY;
+	if (own == OWN_TAKEN) {
+		drain_wake(c);
+		rc = mg_misc(c);
+		release_loop(c);
+	}
+	mg_unlock(c);
+	return rc;
+}

@@ -1,0 +1,506 @@
+/* client/outq.c - the way out: the output buffer, packet ids, and outbound PUBLISH messages
+ * (sent now, or queued for the inflight window or for a connection, and resent after a
+ * reconnect). Everything here runs under mu. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client.h"
+
+/* ---- obuf ---- */
+
+int mg_obuf_reserve(midge_client *c, size_t n)
+{
+	if (c->ooff && c->ooff == c->olen)
+		c->ooff = c->olen = 0;
+	if (c->ocap - c->olen >= n)
+		return MIDGE_OK;
+	if (c->ooff) { /* slide what is left to the front before growing */
+		memmove(c->obuf, c->obuf + c->ooff, c->olen - c->ooff);
+		c->olen -= c->ooff;
+		c->ooff = 0;
+		if (c->ocap - c->olen >= n)
+			return MIDGE_OK;
+	}
+	size_t cap = c->ocap ? c->ocap : 4096;
+	while (cap - c->olen < n)
+		cap *= 2;
+	uint8_t *b = realloc(c->obuf, cap);
+	if (!b)
+		return MIDGE_ERR_NOMEM;
+	c->obuf = b;
+	c->ocap = cap;
+	return MIDGE_OK;
+}
+
+bool mg_in_loop_thread(midge_client *c)
+{
+	return c->loop_owner_set && pthread_equal(c->loop_owner, pthread_self());
+}
+
+int mg_send_packet(midge_client *c, const mg_packet *pkt)
+{
+	size_t size = mg_encode(NULL, 0, c->level, pkt);
+	if (size == 0)
+		return pkt->type == MG_PUBLISH ? MIDGE_ERR_PAYLOAD_SIZE : MIDGE_ERR_INVAL;
+	if (c->srv_max_packet && size > c->srv_max_packet)
+		return MIDGE_ERR_PAYLOAD_SIZE;
+	int rc = mg_obuf_reserve(c, size);
+	if (rc)
+		return rc;
+	bool was_empty = c->olen == c->ooff;
+	mg_encode(c->obuf + c->olen, size, c->level, pkt);
+	c->olen += size;
+	c->out_queued += size;
+	/* The loop may sleep in poll(2) without POLLOUT: tell it. */
+	if (was_empty && !mg_in_loop_thread(c))
+		mg_wake(c);
+	return MIDGE_OK;
+}
+
+int mg_send_simple(midge_client *c, int type, uint16_t id, uint8_t reason)
+{
+	mg_packet p;
+	memset(&p, 0, sizeof(p));
+	p.type = (uint8_t)type;
+	p.packet_id = id;
+	p.reason_code = reason;
+	return mg_send_packet(c, &p);
+}
+
+/* ---- packet identifiers ---- */
+
+static bool bit_get(const uint8_t *m, uint16_t i)
+{
+	return m[i >> 3] & (1u << (i & 7));
+}
+static void bit_set(uint8_t *m, uint16_t i)
+{
+	m[i >> 3] |= (uint8_t)(1u << (i & 7));
+}
+static void bit_clr(uint8_t *m, uint16_t i)
+{
+	m[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}
+
+/* Next id not in use; mark marks it used (QoS 0 ids never go on the wire, so are not marked). */
+static int mid_next(midge_client *c, bool mark)
+{
+	for (int i = 0; i < 65535; i++) {
+		c->last_mid = c->last_mid == 65535 ? 1 : (uint16_t)(c->last_mid + 1);
+		if (!bit_get(c->mid_used, c->last_mid)) {
+			if (mark)
+				bit_set(c->mid_used, c->last_mid);
+			return c->last_mid;
+		}
+	}
+	return MIDGE_ERR_QUEUE_FULL;
+}
+
+int mg_mid_alloc(midge_client *c)
+{
+	return mid_next(c, true);
+}
+
+void mg_mid_release(midge_client *c, uint16_t mid)
+{
+	bit_clr(c->mid_used, mid);
+}
+
+/* ---- messages ---- */
+
+void mg_msg_free(mg_cmsg *m)
+{
+	if (!m)
+		return;
+	free(m->topic);
+	free(m->payload);
+	midge_properties_free(m->props);
+	free(m);
+}
+
+static void list_append(midge_client *c, mg_cmsg *m)
+{
+	m->next = NULL;
+	m->prev = c->m_tail;
+	if (c->m_tail)
+		c->m_tail->next = m;
+	else
+		c->m_head = m;
+	c->m_tail = m;
+}
+
+void mg_msg_remove(midge_client *c, mg_cmsg *m)
+{
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		c->m_head = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	else
+		c->m_tail = m->prev;
+	if (m->state == MG_M_QUEUED)
+		c->n_queued--;
+	else
+		c->n_inflight--;
+	if (m->qos)
+		mg_mid_release(c, m->mid);
+}
+
+/* In-flight messages come before queued ones (the queue is sent from its front), so the scan
+ * stops at the first queued message: O(in flight). */
+mg_cmsg *mg_msg_find(midge_client *c, uint16_t mid)
+{
+	for (mg_cmsg *m = c->m_head; m && m->state != MG_M_QUEUED; m = m->next)
+		if (m->mid == mid)
+			return m;
+	return NULL;
+}
+
+void mg_outq_clear(midge_client *c)
+{
+	for (mg_cmsg *m = c->m_head, *n; m; m = n) {
+		n = m->next;
+		mg_msg_free(m);
+	}
+	c->m_head = c->m_tail = NULL;
+	c->n_inflight = c->n_queued = 0;
+	for (mg_q0 *q = c->q0_head, *n; q; q = n) {
+		n = q->next;
+		free(q);
+	}
+	c->q0_head = c->q0_tail = NULL;
+}
+
+static int window(const midge_client *c)
+{
+	int w = c->max_inflight ? c->max_inflight : 65535;
+	if (c->level == MIDGE_PROTOCOL_V5 && c->srv_receive_max < w)
+		w = c->srv_receive_max;
+	return w;
+}
+
+/* Which topic goes on the wire with a topic alias: empty when the broker already knows the
+ * alias on this connection, the full topic otherwise (which also teaches it the alias). */
+static const char *wire_topic(midge_client *c, const char *topic, uint16_t alias, bool alias_only)
+{
+	if (!alias || alias >= c->alias_out_n)
+		return topic;
+	if (alias_only && c->alias_out_gen[alias] == c->conn_gen && c->alias_out[alias] &&
+	    strcmp(c->alias_out[alias], topic) == 0)
+		return "";
+	c->alias_out_gen[alias] = c->conn_gen;
+	return topic;
+}
+
+/* Encode one PUBLISH into obuf and log it as libmosquitto does. */
+static int send_publish(midge_client *c, uint16_t mid, const char *topic, const void *payload,
+                        size_t len, uint8_t qos, bool retain, bool dup,
+                        const midge_properties *props, uint16_t alias, bool alias_only)
+{
+	mg_wprops w;
+	int rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, MG_PUBLISH);
+	if (rc)
+		return rc;
+	const char *t = wire_topic(c, topic, alias, alias_only);
+	mg_packet p;
+	memset(&p, 0, sizeof(p));
+	p.type = MG_PUBLISH;
+	p.u.publish.qos = qos;
+	p.u.publish.dup = dup;
+	p.u.publish.retain = retain;
+	p.u.publish.topic = (mg_bytes){ (const uint8_t *)t, (uint32_t)strlen(t) };
+	p.u.publish.packet_id = qos ? mid : 0;
+	p.u.publish.payload = (mg_bytes){ payload, (uint32_t)len };
+	p.props = w.p;
+	rc = mg_send_packet(c, &p);
+	mg_wprops_free(&w);
+	if (rc == MIDGE_OK)
+		mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%ld bytes))",
+		       mg_cid(c), dup, qos, retain, mid, topic, (long)len);
+	return rc;
+}
+
+static void q0_record(midge_client *c, uint16_t mid)
+{
+	mg_q0 *q = malloc(sizeof(*q));
+	if (!q)
+		return; /* on_publish for this one is lost; the message itself is not */
+	q->next = NULL;
+	q->end = c->out_queued;
+	q->mid = mid;
+	if (c->q0_tail)
+		c->q0_tail->next = q;
+	else
+		c->q0_head = q;
+	c->q0_tail = q;
+}
+
+/* Report QoS 0 messages whose bytes have all been written. */
+void mg_q0_done(midge_client *c, int *mids, int *n, int max)
+{
+	(void)mids;
+	(void)max;
+	*n = 0;
+	while (c->q0_head && c->q0_head->end <= c->out_written) {
+		mg_q0 *q = c->q0_head;
+		c->q0_head = q->next;
+		if (!c->q0_head)
+			c->q0_tail = NULL;
+		mg_event_push(c, MG_EV_PUBLISH, q->mid, 0, NULL, 0, NULL);
+		(*n)++;
+		free(q);
+	}
+	if (*n)
+		c->notify = true;
+}
+
+/* Send m now. A message that cannot be encoded (too large for this broker) is dropped and
+ * reported through on_publish with 0x95 "Packet too large". Returns false if m was freed. */
+static bool send_msg(midge_client *c, mg_cmsg *m)
+{
+	uint8_t qos = m->qos;
+	if (c->level == MIDGE_PROTOCOL_V5 && qos > c->srv_max_qos)
+		qos = c->srv_max_qos; /* the broker said it takes no more [MQTT-3.2.2-11] */
+	int rc = send_publish(c, m->mid, m->topic, m->payload, m->len, qos, m->retain, m->dup,
+	                      m->props, m->alias, m->alias_only);
+	if (rc != MIDGE_OK || qos == 0) {
+		if (rc != MIDGE_OK) {
+			mg_log(c, MIDGE_LOG_ERR, "Client %s dropped message %d on '%s': %s", mg_cid(c),
+			       m->mid, m->topic, midge_strerror(rc));
+			mg_event_push(c, MG_EV_PUBLISH, m->mid, MG_RC_PACKET_TOO_LARGE, NULL, 0, NULL);
+		} else {
+			q0_record(c, m->mid);
+		}
+		mg_msg_remove(c, m);
+		mg_msg_free(m);
+		c->notify = true;
+		return false;
+	}
+	m->qos = qos;
+	m->state = qos == 1 ? MG_M_WAIT_PUBACK : MG_M_WAIT_PUBREC;
+	m->dup = true;
+	return true;
+}
+
+void mg_pump(midge_client *c)
+{
+	if (c->state != MG_S_UP)
+		return;
+	mg_cmsg *m = c->m_head;
+	while (m && m->state != MG_M_QUEUED)
+		m = m->next;
+	int w = window(c);
+	while (m) {
+		mg_cmsg *next = m->next;
+		if (m->qos > 0 && c->n_inflight >= w)
+			break;
+		c->n_queued--;
+		c->n_inflight++;
+		m->state = MG_M_WAIT_PUBACK; /* in flight from here on; send_msg sets the real state */
+		send_msg(c, m);
+		m = next;
+	}
+}
+
+/* After CONNACK: messages in flight go out again. With the session kept they are
+ * retransmissions (DUP, and PUBREL for those past PUBREC); without it, plain new sends. */
+void mg_resend_inflight(midge_client *c, bool as_dup)
+{
+	for (mg_cmsg *m = c->m_head; m && m->state != MG_M_QUEUED; m = m->next) {
+		if (m->state == MG_M_WAIT_PUBCOMP) {
+			if (mg_send_simple(c, MG_PUBREL, m->mid, 0) == MIDGE_OK)
+				mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREL (m%d)", mg_cid(c), m->mid);
+			continue;
+		}
+		int rc = send_publish(c, m->mid, m->topic, m->payload, m->len, m->qos, m->retain,
+		                      as_dup, m->props, m->alias, m->alias_only);
+		if (rc != MIDGE_OK)
+			mg_log(c, MIDGE_LOG_ERR, "Client %s could not resend message %d: %s", mg_cid(c),
+			       m->mid, midge_strerror(rc));
+	}
+}
+
+/* ---- midge_publish ---- */
+
+static int check_publish(midge_client *c, const char *topic, const void *payload, size_t len,
+                         int qos, const midge_properties *props, uint32_t *alias)
+{
+	if (!c || !topic || (!payload && len) || qos < 0 || qos > 2)
+		return MIDGE_ERR_INVAL;
+	*alias = 0;
+	if (props && props->n) {
+		if (c->level != MIDGE_PROTOCOL_V5)
+			return MIDGE_ERR_PROPERTY;
+		int rc = mg_props_check_allowed(props, MG_PUBLISH);
+		if (rc)
+			return rc;
+		/* Subscription identifiers go from broker to client only [MQTT-3.3.4-6]. */
+		if (midge_properties_has(props, MIDGE_PROP_SUBSCRIPTION_ID))
+			return MIDGE_ERR_PROPERTY;
+		midge_properties_get_int(props, MIDGE_PROP_TOPIC_ALIAS, alias);
+	}
+	size_t tl = strlen(topic);
+	if (tl == 0) {
+		if (!*alias)
+			return MIDGE_ERR_TOPIC;
+	} else {
+		int rc = mg_topic_name_check((const uint8_t *)topic, tl);
+		if (rc == MG_E_UTF8 || rc == MG_E_UTF8_NUL)
+			return MIDGE_ERR_UTF8;
+		if (rc != MG_OK)
+			return MIDGE_ERR_TOPIC;
+	}
+	/* Remaining length: topic (2 + tl), packet id, properties (with their length), payload. */
+	mg_wprops w;
+	size_t psize = 0;
+	if (props && props->n) {
+		int rc = mg_wprops_make(&w, props, MG_PUBLISH);
+		if (rc)
+			return rc;
+		psize = mg_props_size(&w.p);
+		psize += mg_varint_size((uint32_t)psize);
+		mg_wprops_free(&w);
+	} else if (c->level == MIDGE_PROTOCOL_V5) {
+		psize = 1;
+	}
+	size_t need = 2 + tl + (qos ? 2 : 0) + psize;
+	if (len > MG_MAX_REMAINING || need > MG_MAX_REMAINING - len)
+		return MIDGE_ERR_PAYLOAD_SIZE;
+	return MIDGE_OK;
+}
+
+int midge_publish(midge_client *c, const char *topic, const void *payload, size_t len, int qos,
+                  bool retain, const midge_properties *props)
+{
+	uint32_t alias = 0;
+	int rc = check_publish(c, topic, payload, len, qos, props, &alias);
+	if (rc)
+		return rc;
+	mg_cmsg *m = calloc(1, sizeof(*m));
+	if (!m)
+		return MIDGE_ERR_NOMEM;
+	m->qos = (uint8_t)qos;
+	m->retain = retain;
+	m->len = len;
+	m->alias = (uint16_t)alias;
+
+	mg_lock(c);
+	bool up = c->state == MG_S_UP;
+	if (up && c->level == MIDGE_PROTOCOL_V5) {
+		if (alias > c->srv_alias_max) {
+			rc = MIDGE_ERR_PROPERTY; /* the broker takes no alias this large [MQTT-3.3.2-9] */
+			goto fail;
+		}
+		if (retain && !c->srv_retain) {
+			rc = MIDGE_ERR_NOT_SUPPORTED;
+			goto fail;
+		}
+	}
+	if (alias) {
+		if (alias >= c->alias_out_n) {
+			char **t = realloc(c->alias_out, (alias + 1u) * sizeof(char *));
+			if (t)
+				c->alias_out = t;
+			uint32_t *g = t ? realloc(c->alias_out_gen, (alias + 1u) * sizeof(uint32_t)) : NULL;
+			if (!t || !g) {
+				rc = MIDGE_ERR_NOMEM;
+				goto fail;
+			}
+			c->alias_out_gen = g;
+			for (unsigned i = c->alias_out_n; i <= alias; i++) {
+				c->alias_out[i] = NULL;
+				c->alias_out_gen[i] = 0;
+			}
+			c->alias_out_n = (uint16_t)(alias + 1);
+		}
+		if (!topic[0]) {
+			if (!c->alias_out[alias]) {
+				rc = MIDGE_ERR_TOPIC; /* an alias nobody bound to a topic yet */
+				goto fail;
+			}
+			m->alias_only = true;
+			topic = c->alias_out[alias];
+		} else if (!c->alias_out[alias] || strcmp(c->alias_out[alias], topic) != 0) {
+			char *t = strdup(topic);
+			if (!t) {
+				rc = MIDGE_ERR_NOMEM;
+				goto fail;
+			}
+			free(c->alias_out[alias]);
+			c->alias_out[alias] = t;
+			c->alias_out_gen[alias] = 0;
+		}
+	}
+	bool now = up && (qos == 0 || (c->n_queued == 0 && c->n_inflight < window(c)));
+	if (!now && c->max_queued && c->n_queued >= c->max_queued) {
+		rc = MIDGE_ERR_QUEUE_FULL;
+		goto fail;
+	}
+	rc = mid_next(c, qos > 0);
+	if (rc < 0)
+		goto fail;
+	m->mid = (uint16_t)rc;
+
+	if (now && qos == 0) {
+		/* QoS 0 on a live connection: straight from the caller's buffer, no copy kept. */
+		rc = send_publish(c, m->mid, topic, payload, len, 0, retain, false, props, m->alias,
+		                  m->alias_only);
+		if (rc)
+			goto fail;
+		q0_record(c, m->mid);
+		rc = m->mid;
+		mg_unlock(c);
+		free(m);
+		return rc;
+	}
+	m->topic = strdup(topic);
+	m->payload = len ? malloc(len) : NULL;
+	m->props = props && props->n ? midge_properties_dup(props) : NULL;
+	if (!m->topic || (len && !m->payload) || (props && props->n && !m->props)) {
+		if (qos)
+			mg_mid_release(c, m->mid);
+		rc = MIDGE_ERR_NOMEM;
+		goto fail;
+	}
+	if (len)
+		memcpy(m->payload, payload, len);
+	m->state = MG_M_QUEUED;
+	list_append(c, m);
+	c->n_queued++;
+	rc = m->mid;
+	if (now)
+		mg_pump(c);
+	mg_unlock(c);
+	return rc;
+fail:
+	mg_unlock(c);
+	mg_msg_free(m);
+	return rc;
+}
+
+static bool mid_pending(midge_client *c, int mid)
+{
+	for (mg_cmsg *m = c->m_head; m; m = m->next)
+		if (m->mid == mid)
+			return true;
+	for (mg_q0 *q = c->q0_head; q; q = q->next)
+		if (q->mid == mid)
+			return true;
+	return false;
+}
+
+bool midge_is_published(midge_client *c, int mid)
+{
+	if (!c || mid <= 0 || mid > 65535)
+		return true;
+	mg_lock(c);
+	bool p = !mid_pending(c, mid);
+	mg_unlock(c);
+	return p;
+}
+
+bool mg_mid_pending(midge_client *c, int mid)
+{
+	return mid_pending(c, mid);
+}

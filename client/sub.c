@@ -1,0 +1,141 @@
+/* client/sub.c - SUBSCRIBE and UNSUBSCRIBE: check every filter, encode one packet, log each
+ * filter the way libmosquitto does. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client.h"
+
+static int check_filter(const char *f)
+{
+	if (!f)
+		return MIDGE_ERR_INVAL;
+	size_t n = strlen(f);
+	int rc = mg_topic_filter_check((const uint8_t *)f, n);
+	if (rc == MG_E_UTF8 || rc == MG_E_UTF8_NUL)
+		return MIDGE_ERR_UTF8;
+	if (rc != MG_OK || n > 65535)
+		return MIDGE_ERR_TOPIC;
+	mg_bytes g, rest;
+	if (mg_share_parse((const uint8_t *)f, n, &g, &rest) < 0)
+		return MIDGE_ERR_TOPIC;
+	return MIDGE_OK;
+}
+
+/* The payload of SUBSCRIBE (with options bytes) or UNSUBSCRIBE, as mg_encode wants it. */
+static uint8_t *build_list(const char *const *topics, const int *options, int count, size_t *len)
+{
+	size_t n = 0;
+	for (int i = 0; i < count; i++)
+		n += 2 + strlen(topics[i]) + (options ? 1 : 0);
+	uint8_t *b = malloc(n ? n : 1), *p = b;
+	if (!b)
+		return NULL;
+	for (int i = 0; i < count; i++) {
+		size_t l = strlen(topics[i]);
+		*p++ = (uint8_t)(l >> 8);
+		*p++ = (uint8_t)l;
+		memcpy(p, topics[i], l);
+		p += l;
+		if (options)
+			*p++ = (uint8_t)options[i];
+	}
+	*len = n;
+	return b;
+}
+
+static bool can_send(const midge_client *c)
+{
+	return c->state == MG_S_TCP || c->state == MG_S_CONNACK || c->state == MG_S_UP;
+}
+
+static int send_list(midge_client *c, int type, const char *const *topics, const int *options,
+                     int count, const midge_properties *props)
+{
+	if (!c || !topics || count <= 0 || count > 65535)
+		return MIDGE_ERR_INVAL;
+	int rc;
+	for (int i = 0; i < count; i++) {
+		if ((rc = check_filter(topics[i])))
+			return rc;
+		if (options) {
+			int o = options[i];
+			/* qos 0..2, retain handling 0..2, no reserved bits [MQTT-3.8.3-5] */
+			if ((o & 3) == 3 || (o & 0x30) == 0x30 || (o & ~0x3F))
+				return MIDGE_ERR_INVAL;
+			if (c->level != MIDGE_PROTOCOL_V5 && (o & ~3))
+				return MIDGE_ERR_NOT_SUPPORTED;
+		}
+	}
+	if (props && props->n && c->level != MIDGE_PROTOCOL_V5)
+		return MIDGE_ERR_PROPERTY;
+	mg_wprops w;
+	if ((rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, type)))
+		return rc;
+	size_t len;
+	uint8_t *list = build_list(topics, options, count, &len);
+	if (!list) {
+		mg_wprops_free(&w);
+		return MIDGE_ERR_NOMEM;
+	}
+	mg_lock(c);
+	if (!can_send(c)) {
+		rc = MIDGE_ERR_NO_CONN;
+		goto out;
+	}
+	if ((rc = mg_mid_alloc(c)) < 0)
+		goto out;
+	uint16_t mid = (uint16_t)rc;
+	mg_packet p;
+	memset(&p, 0, sizeof(p));
+	p.type = (uint8_t)type;
+	p.packet_id = mid;
+	p.u.sub.raw = (mg_bytes){ list, (uint32_t)len };
+	p.u.sub.count = (uint16_t)count;
+	p.props = w.p;
+	rc = mg_send_packet(c, &p);
+	if (rc) {
+		mg_mid_release(c, mid);
+		goto out;
+	}
+	for (int i = 0; i < count; i++) {
+		if (type == MG_SUBSCRIBE)
+			mg_log(c, MIDGE_LOG_DEBUG,
+			       "Client %s sending SUBSCRIBE (Mid: %d, Topic: %s, QoS: %d, Options: 0x%02x)",
+			       mg_cid(c), mid, topics[i], options[i] & 3, options[i] & 0xFC);
+		else
+			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending UNSUBSCRIBE (Mid: %d, Topic: %s)",
+			       mg_cid(c), mid, topics[i]);
+	}
+	rc = mid;
+out:
+	mg_unlock(c);
+	mg_wprops_free(&w);
+	free(list);
+	return rc;
+}
+
+int midge_subscribe(midge_client *c, const char *topic, int qos)
+{
+	if (qos < 0 || qos > 2)
+		return MIDGE_ERR_INVAL;
+	return midge_subscribe_ex(c, &topic, &qos, 1, NULL);
+}
+
+int midge_subscribe_ex(midge_client *c, const char *const *topics, const int *options, int count,
+                       const midge_properties *props)
+{
+	if (!options)
+		return MIDGE_ERR_INVAL;
+	return send_list(c, MG_SUBSCRIBE, topics, options, count, props);
+}
+
+int midge_unsubscribe(midge_client *c, const char *topic)
+{
+	return midge_unsubscribe_ex(c, &topic, 1, NULL);
+}
+
+int midge_unsubscribe_ex(midge_client *c, const char *const *topics, int count,
+                         const midge_properties *props)
+{
+	return send_list(c, MG_UNSUBSCRIBE, topics, NULL, count, props);
+}

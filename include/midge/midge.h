@@ -1,0 +1,469 @@
+/*
+ * <midge/midge.h> - libmidge, an MQTT 3.1 / 3.1.1 / 5.0 client library with paho's names.
+ *
+ * A paho-mqtt (Python) program translates line by line:
+ *
+ *     client = mqtt.Client("id", clean_session=True, userdata=None, protocol=mqtt.MQTTv311)
+ *     client.on_message = on_message
+ *     client.connect("localhost", 1883, 60)
+ *     client.subscribe("room/temp", 1)
+ *     client.loop_forever()
+ *
+ *     midge_client *c = midge_client_new("id", true, NULL, MIDGE_PROTOCOL_V311, MIDGE_TRANSPORT_TCP);
+ *     midge_on_message_set(c, on_message);
+ *     midge_connect(c, "localhost", 1883, 60);
+ *     midge_subscribe(c, "room/temp", 1);
+ *     midge_loop_forever(c);
+ *     midge_client_free(c);
+ *
+ * Link with `pkg-config --cflags --libs midge` (static: libmidge.a plus -lpthread).
+ *
+ * Conventions
+ *   - Functions that can fail return an int: MIDGE_OK (0) or a negative MIDGE_ERR_* code
+ *     (midge_strerror names it). Functions that hand out a message id (publish, subscribe,
+ *     unsubscribe) return the id (> 0) or a negative error.
+ *   - MQTT reason codes (CONNACK return codes 1..5 in 3.1/3.1.1, 5.0 reason codes) are
+ *     non-negative and never confused with errors; midge_connack_string / midge_reason_string
+ *     name them.
+ *   - Strings and buffers passed in are copied (the caller may free them when the call returns),
+ *     except where a comment says "borrows".
+ *   - Threads: midge_publish, midge_subscribe(_ex), midge_unsubscribe(_ex), midge_disconnect(_ex),
+ *     midge_wait_for_publish and midge_is_connected may be called from any thread while
+ *     midge_loop_start's thread runs. Every other call belongs to one thread at a time.
+ *     Callbacks run in the thread that runs the loop, with no lock held: a callback may call any
+ *     of the thread-safe functions above (a callback must not call midge_loop_stop or
+ *     midge_client_free).
+ */
+#ifndef MIDGE_H
+#define MIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MIDGE_VERSION_MAJOR 0
+#define MIDGE_VERSION_MINOR 1
+#define MIDGE_VERSION_REVISION 0
+
+/* The library's version; any pointer may be NULL. Returns MAJOR*1000000+MINOR*1000+REVISION.
+ * (libmosquitto: mosquitto_lib_version) */
+int midge_lib_version(int *major, int *minor, int *revision);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Types                                                                                       */
+
+typedef struct midge_client midge_client;
+
+/* MQTT 5.0 properties: build them to send (midge_properties_new + setters), read them in the
+ * callbacks (getters). In 3.1/3.1.1 callbacks get NULL; every getter accepts NULL. */
+typedef struct midge_properties midge_properties;
+
+/* A received message, given to on_message. Borrowed: valid only during the callback (copy what
+ * you keep). payload is followed by a '\0' that payloadlen does not count, so a text payload can
+ * be printed as a C string. properties is NULL unless the connection is MQTT 5.0.
+ * (paho: MQTTMessage .mid .topic .payload .qos .retain .dup .properties) */
+typedef struct midge_message {
+	int mid;
+	const char *topic;
+	const void *payload;
+	size_t payloadlen;
+	int qos;
+	bool retain;
+	bool dup;
+	const midge_properties *properties;
+} midge_message;
+
+/* Protocol versions (paho: MQTTv31, MQTTv311, MQTTv5) */
+enum { MIDGE_PROTOCOL_V31 = 3, MIDGE_PROTOCOL_V311 = 4, MIDGE_PROTOCOL_V5 = 5 };
+
+/* Transports (paho: transport="tcp" / "websockets"). WebSockets: not yet, connect returns
+ * MIDGE_ERR_NOT_SUPPORTED. */
+enum { MIDGE_TRANSPORT_TCP = 0, MIDGE_TRANSPORT_WEBSOCKETS = 1 };
+
+/* Errors: negative. (paho: MQTT_ERR_*) */
+enum {
+	MIDGE_OK = 0,
+	MIDGE_ERR_INVAL = -1,          /* an argument is invalid (NULL, QoS 3, bad keepalive, ...) */
+	MIDGE_ERR_NOMEM = -2,          /* out of memory */
+	MIDGE_ERR_NO_CONN = -3,        /* not connected (and not connecting) */
+	MIDGE_ERR_CONN_REFUSED = -4,   /* the broker refused the connection (CONNACK reason >0) */
+	MIDGE_ERR_CONN_LOST = -5,      /* the connection was lost (peer closed, reset) */
+	MIDGE_ERR_PROTOCOL = -6,       /* the broker broke the protocol (malformed packet, ...) */
+	MIDGE_ERR_PAYLOAD_SIZE = -7,   /* payload / packet too large (268435455 bytes, or the
+	                                  broker's Maximum Packet Size in 5.0) */
+	MIDGE_ERR_QUEUE_FULL = -8,     /* the outbound queue holds max_queued_messages already */
+	MIDGE_ERR_TIMEOUT = -9,        /* a wait ran out of time */
+	MIDGE_ERR_ERRNO = -10,         /* a system call failed: see errno */
+	MIDGE_ERR_NOT_FOUND = -11,     /* no such property / message id */
+	MIDGE_ERR_TLS = -12,           /* TLS failure */
+	MIDGE_ERR_NOT_SUPPORTED = -13, /* not supported (here, or in this protocol version) */
+	MIDGE_ERR_TOPIC = -14,         /* invalid topic name (publish) or topic filter (subscribe) */
+	MIDGE_ERR_UTF8 = -15,          /* a string is not valid MQTT UTF-8 */
+	MIDGE_ERR_LOOKUP = -16,        /* the host name could not be resolved */
+	MIDGE_ERR_KEEPALIVE = -17,     /* no answer from the broker within the keepalive */
+	MIDGE_ERR_PROPERTY = -18,      /* a property is not allowed in this packet / version */
+	MIDGE_ERR_BUSY = -19,          /* already connected / connecting, or a loop thread runs */
+};
+
+/* One line of English for a MIDGE_ERR_* code. (paho: error_string) */
+const char *midge_strerror(int err);
+
+/* Name of a CONNACK code: 3.1/3.1.1 return codes 0..5 ("Connection Accepted.",
+ * "Connection Refused: not authorised.", ...) and 5.0 reason codes >= 0x80 ("Not authorized",
+ * ...). A negative value is passed to midge_strerror. (paho: connack_string) */
+const char *midge_connack_string(int reason_code);
+
+/* Name of an MQTT 5.0 reason code as in the spec ("Success", "No matching subscribers",
+ * "Quota exceeded", ...); a negative value is passed to midge_strerror. (paho: ReasonCode) */
+const char *midge_reason_string(int reason_code);
+
+/* Log levels of on_log (paho: MQTT_LOG_*; same values as libmosquitto's MOSQ_LOG_*). */
+enum {
+	MIDGE_LOG_INFO = 0x01,
+	MIDGE_LOG_NOTICE = 0x02,
+	MIDGE_LOG_WARNING = 0x04,
+	MIDGE_LOG_ERR = 0x08,
+	MIDGE_LOG_DEBUG = 0x10,
+};
+
+/* on_connect flags (paho: flags["session present"] / ConnectFlags.session_present) */
+#define MIDGE_CONNECT_FLAG_SESSION_PRESENT 0x01
+/* on_disconnect flags (paho: DisconnectFlags.is_disconnect_packet_from_server) */
+#define MIDGE_DISCONNECT_FLAG_FROM_SERVER 0x01
+
+/* Subscription options for midge_subscribe_ex: the QoS (0..2) or-ed with these; they are the
+ * bits of the MQTT 5.0 options byte. In 3.1/3.1.1 only the QoS is sent.
+ * (paho: SubscribeOptions(qos, noLocal, retainAsPublished, retainHandling)) */
+#define MIDGE_SUB_NO_LOCAL 0x04
+#define MIDGE_SUB_RETAIN_AS_PUBLISHED 0x08
+#define MIDGE_SUB_RETAIN_HANDLING(n) (((n) & 3) << 4) /* 0 send, 1 send if new, 2 do not send */
+
+/* ------------------------------------------------------------------------------------------ */
+/* The client object                                                                           */
+
+/* Create a client. (paho: Client(client_id, clean_session, userdata, protocol, transport))
+ *   client_id      copied. NULL or "" lets the broker assign one (3.1.1 and 5.0; 3.1.1 needs
+ *                  clean_session true). For 3.1, which needs an id, a random "midge-..." id is made.
+ *   clean_session  3.1/3.1.1: the clean session flag of every CONNECT. 5.0: the Clean Start
+ *                  flag used by midge_connect (midge_connect_ex sets it explicitly); keeping a
+ *                  5.0 session also needs a Session Expiry Interval property on connect.
+ *   userdata       handed to every callback (borrowed).
+ *   protocol       MIDGE_PROTOCOL_V31, _V311 or _V5.
+ *   transport      MIDGE_TRANSPORT_TCP.
+ * Returns NULL on a bad argument or out of memory. */
+midge_client *midge_client_new(const char *client_id, bool clean_session, void *userdata,
+                               int protocol, int transport);
+
+/* Free the client: stops the loop thread if one runs (midge_loop_stop), closes the socket
+ * without sending DISCONNECT (call midge_disconnect first for a clean end), frees everything.
+ * NULL is allowed. Not from a callback. */
+void midge_client_free(midge_client *c);
+
+/* Replace the userdata handed to callbacks. (paho: user_data_set) */
+void midge_user_data_set(midge_client *c, void *userdata);
+void *midge_user_data(midge_client *c);
+
+/* The client identifier in use: the one given, or after a 5.0 CONNACK the one the broker
+ * assigned; NULL if none yet. Borrowed, valid until the next connect. */
+const char *midge_client_id(midge_client *c);
+
+/* Username and password for the next CONNECT; NULL username clears both. password may be NULL.
+ * (paho: username_pw_set) */
+int midge_username_pw_set(midge_client *c, const char *username, const char *password);
+
+/* The will (last will and testament) for the next CONNECT; topic is a topic name (no wildcards),
+ * payload may be NULL with len 0; props (5.0: will delay, message expiry, content type, ...)
+ * are copied and may be NULL. (paho: will_set(topic, payload, qos, retain, properties)) */
+int midge_will_set(midge_client *c, const char *topic, const void *payload, size_t len, int qos,
+                   bool retain, const midge_properties *props);
+/* Forget the will. (paho: will_clear) */
+int midge_will_clear(midge_client *c);
+
+/* Backoff between automatic reconnects (loop_forever, loop_start): starts at min_delay_s,
+ * doubles after each failure up to max_delay_s. Default 1 and 120. (paho: reconnect_delay_set) */
+int midge_reconnect_delay_set(midge_client *c, int min_delay_s, int max_delay_s);
+
+/* How many QoS 1/2 messages may be in flight (sent, not yet acknowledged); the others wait in
+ * the queue. 0 = no limit; default 20. In 5.0 the broker's Receive Maximum also applies.
+ * (paho: max_inflight_messages_set) */
+int midge_max_inflight_messages_set(midge_client *c, int n);
+
+/* Bound of the outbound queue: messages waiting for the inflight window or for a connection
+ * (published while disconnected). 0 = no limit; default 1000. midge_publish returns
+ * MIDGE_ERR_QUEUE_FULL beyond it. (paho: max_queued_messages_set) */
+int midge_max_queued_messages_set(midge_client *c, int n);
+
+/* How long midge_connect / midge_reconnect wait for the TCP connection and CONNACK, in
+ * milliseconds (default 10000). (paho: connect_timeout) */
+int midge_connect_timeout_set(midge_client *c, int timeout_ms);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Connecting                                                                                  */
+
+/* Connect and wait for the CONNACK. host: a name or an IPv4/IPv6 address; port 1..65535
+ * (1883 is MQTT's); keepalive in seconds, 0..65535 (0 = no keepalive, paho's default is 60).
+ * Returns
+ *     MIDGE_OK (0)   accepted: on_connect has been called (here, or in the loop thread)
+ *     > 0            refused: the CONNACK code (3.1.1: 1..5; 5.0: a reason code >= 0x80)
+ *     < 0            MIDGE_ERR_* (MIDGE_ERR_ERRNO with errno = ECONNREFUSED when nothing listens,
+ *                    MIDGE_ERR_LOOKUP, MIDGE_ERR_TIMEOUT, ...)
+ * If no loop thread runs, this call runs the loop itself until the CONNACK, so on_connect is
+ * called from inside midge_connect. (paho: connect(host, port, keepalive)) */
+int midge_connect(midge_client *c, const char *host, int port, int keepalive);
+
+/* midge_connect with the 5.0 Clean Start flag and CONNECT properties (session expiry, receive
+ * maximum, maximum packet size, topic alias maximum, user properties, ...; copied, may be NULL).
+ * For 3.1/3.1.1 clean_start is the clean session flag and props must be NULL or empty.
+ * (paho: connect(host, port, keepalive, clean_start=..., properties=...)) */
+int midge_connect_ex(midge_client *c, const char *host, int port, int keepalive, bool clean_start,
+                     const midge_properties *props);
+
+/* Start connecting and return at once (the name is resolved here, blocking, as paho does); the
+ * loop completes the connection and calls on_connect, or on_connect_fail.
+ * (paho: connect_async) */
+int midge_connect_async(midge_client *c, const char *host, int port, int keepalive);
+int midge_connect_async_ex(midge_client *c, const char *host, int port, int keepalive,
+                           bool clean_start, const midge_properties *props);
+
+/* Connect again with the last host, port, keepalive and properties; waits for the CONNACK like
+ * midge_connect (same returns). Messages in flight are resent (DUP) when the session is
+ * present. (paho: reconnect) */
+int midge_reconnect(midge_client *c);
+
+/* Send DISCONNECT (reason 0, "Normal disconnection") and close. Stops loop_forever and the
+ * loop_start thread's reconnecting; on_disconnect is called with reason_code 0.
+ * (paho: disconnect()) */
+int midge_disconnect(midge_client *c);
+/* 5.0: with a reason code (0 normal, 4 "Disconnect with Will Message", ...) and properties
+ * (session expiry, reason string, user properties). (paho: disconnect(reasoncode, properties)) */
+int midge_disconnect_ex(midge_client *c, int reason_code, const midge_properties *props);
+
+/* true between an accepted CONNACK and the end of that connection. (paho: is_connected) */
+bool midge_is_connected(midge_client *c);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Publish and subscribe                                                                       */
+
+/* Publish a message. topic: a topic name (no '+' or '#', not empty unless a 5.0 Topic Alias
+ * property is given); payload is copied (NULL allowed when len is 0); qos 0..2; props: 5.0
+ * PUBLISH properties (payload format, message expiry, topic alias, response topic,
+ * correlation data, user properties, content type) or NULL.
+ * Returns the message id (> 0, for QoS 0 too, as paho) or a negative error. The message is
+ * sent now if the inflight window allows, otherwise (or while disconnected) queued.
+ * on_publish reports the end: QoS 0 written to the socket, QoS 1 PUBACK, QoS 2 PUBCOMP.
+ * (paho: publish(topic, payload, qos, retain, properties) -> MQTTMessageInfo.mid) */
+int midge_publish(midge_client *c, const char *topic, const void *payload, size_t len, int qos,
+                  bool retain, const midge_properties *props);
+
+/* Wait until the message mid has been sent (QoS 0) or acknowledged (QoS 1/2), at most
+ * timeout_ms (< 0: no limit). Runs the loop itself if no loop thread runs. Returns MIDGE_OK,
+ * MIDGE_ERR_TIMEOUT, or an error if the connection is lost meanwhile.
+ * (paho: MQTTMessageInfo.wait_for_publish(timeout)) */
+int midge_wait_for_publish(midge_client *c, int mid, int timeout_ms);
+/* Has the message mid been completed (or is it unknown)? (paho: MQTTMessageInfo.is_published) */
+bool midge_is_published(midge_client *c, int mid);
+
+/* Subscribe to one topic filter at QoS 0..2. Returns the message id (> 0) of the SUBSCRIBE;
+ * on_subscribe reports the granted QoS. (paho: subscribe(topic, qos)) */
+int midge_subscribe(midge_client *c, const char *topic, int qos);
+
+/* Subscribe to count filters in one SUBSCRIBE. options[i] is the QoS or-ed with MIDGE_SUB_*
+ * (5.0 only; in 3.x only the QoS counts). props: 5.0 SUBSCRIBE properties (subscription
+ * identifier, user properties) or NULL. Returns the message id or an error.
+ * (paho: subscribe([(topic, SubscribeOptions), ...], properties=...)) */
+int midge_subscribe_ex(midge_client *c, const char *const *topics, const int *options, int count,
+                       const midge_properties *props);
+
+/* Unsubscribe from one / count filters. Returns the message id or an error; on_unsubscribe
+ * reports the result. (paho: unsubscribe(topic | [topics], properties)) */
+int midge_unsubscribe(midge_client *c, const char *topic);
+int midge_unsubscribe_ex(midge_client *c, const char *const *topics, int count,
+                         const midge_properties *props);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The loop                                                                                    */
+
+/* Wait up to timeout_ms for the socket (< 0: 1000 ms), then read, handle and write what is
+ * ready, and send PINGREQ when due. Returns MIDGE_OK, MIDGE_ERR_NO_CONN when not connected, or
+ * the error that ended the connection (on_disconnect has been called). Does not reconnect.
+ * (paho: loop(timeout)) */
+int midge_loop(midge_client *c, int timeout_ms);
+
+/* Run the loop until midge_disconnect is called (from a callback or another thread),
+ * reconnecting with backoff (midge_reconnect_delay_set) after a lost connection.
+ * Returns MIDGE_OK after midge_disconnect, MIDGE_ERR_NO_CONN if connect was never called.
+ * (paho: loop_forever()) */
+int midge_loop_forever(midge_client *c);
+
+/* Run midge_loop_forever in a new thread; callbacks then run in that thread. Call before or
+ * after connect / connect_async. MIDGE_ERR_BUSY if a loop thread runs already.
+ * (paho: loop_start) */
+int midge_loop_start(midge_client *c);
+
+/* Stop and join the loop thread (it does not disconnect: call midge_disconnect first for a
+ * clean end). Not from a callback. (paho: loop_stop) */
+int midge_loop_stop(midge_client *c);
+
+/* For programs with their own event loop (paho: socket, want_write, loop_read, loop_write,
+ * loop_misc): poll midge_socket for reading, and for writing when midge_want_write; call
+ * loop_read / loop_write when ready and loop_misc about once a second (PINGREQ, timeouts). */
+int midge_socket(midge_client *c);          /* the fd, or -1 when not connected */
+bool midge_want_write(midge_client *c);
+int midge_loop_read(midge_client *c);       /* MIDGE_OK or the error that closed the connection */
+int midge_loop_write(midge_client *c);
+int midge_loop_misc(midge_client *c);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Callbacks (paho: client.on_connect = ..., etc.). NULL removes one. Each gets the client and
+ * the userdata; properties are NULL in 3.1/3.1.1 and borrowed for the callback's duration.  */
+
+/* CONNACK arrived. flags: MIDGE_CONNECT_FLAG_SESSION_PRESENT. reason_code: 0 accepted,
+ * else the refusal (3.1.1: 1..5, 5.0: >= 0x80; name it with midge_connack_string).
+ * props: the CONNACK's (assigned client id, receive maximum, maximum packet size, ...). */
+void midge_on_connect_set(midge_client *c, void (*cb)(midge_client *c, void *userdata, int flags,
+                                                      int reason_code,
+                                                      const midge_properties *props));
+
+/* connect_async / automatic reconnect failed before any CONNACK (DNS, TCP, timeout): err is a
+ * MIDGE_ERR_*. (paho: on_connect_fail) */
+void midge_on_connect_fail_set(midge_client *c, void (*cb)(midge_client *c, void *userdata,
+                                                           int err));
+
+/* A PUBLISH arrived (for QoS 2: once, when it first arrives). */
+void midge_on_message_set(midge_client *c, void (*cb)(midge_client *c, void *userdata,
+                                                      const midge_message *msg));
+
+/* A publish completed: QoS 0 written, QoS 1 PUBACK, QoS 2 PUBCOMP (or a PUBREC with a
+ * failure reason >= 0x80). reason_code: the 5.0 reason code (0 in 3.x). */
+void midge_on_publish_set(midge_client *c, void (*cb)(midge_client *c, void *userdata, int mid,
+                                                      int reason_code,
+                                                      const midge_properties *props));
+
+/* SUBACK arrived: count codes, one per filter: the granted QoS 0..2, or >= 0x80 on failure
+ * (3.1.1: 0x80; 5.0: the reason code). */
+void midge_on_subscribe_set(midge_client *c, void (*cb)(midge_client *c, void *userdata, int mid,
+                                                        int count, const int *granted,
+                                                        const midge_properties *props));
+
+/* UNSUBACK arrived: in 5.0 one reason code per filter; in 3.x count is 0 and reason_codes NULL. */
+void midge_on_unsubscribe_set(midge_client *c, void (*cb)(midge_client *c, void *userdata,
+                                                          int mid, int count,
+                                                          const int *reason_codes,
+                                                          const midge_properties *props));
+
+/* The connection ended. reason_code: 0 after midge_disconnect; the broker's DISCONNECT reason
+ * code (5.0) with flags MIDGE_DISCONNECT_FLAG_FROM_SERVER; or a negative MIDGE_ERR_* when the
+ * connection was lost (MIDGE_ERR_CONN_LOST, MIDGE_ERR_KEEPALIVE, MIDGE_ERR_PROTOCOL, ...). */
+void midge_on_disconnect_set(midge_client *c, void (*cb)(midge_client *c, void *userdata,
+                                                         int flags, int reason_code,
+                                                         const midge_properties *props));
+
+/* Log lines. At MIDGE_LOG_DEBUG the library writes what libmosquitto writes, word for word:
+ * "Client (null) sending CONNECT", "Client x received CONNACK (0)",
+ * "Client x sending PUBLISH (d0, q1, r0, m1, 'temp', ... (4 bytes))",
+ * "Client x received PUBACK (Mid: 1, RC:0)", "Client x sending SUBSCRIBE (Mid: 1, Topic: temp,
+ * QoS: 0, Options: 0x00)", "Client x received SUBACK", "Client x sending PINGREQ", ...
+ * line is borrowed and has no newline. (paho: on_log(client, userdata, level, buf)) */
+void midge_on_log_set(midge_client *c, void (*cb)(midge_client *c, void *userdata, int level,
+                                                  const char *line));
+
+/* ------------------------------------------------------------------------------------------ */
+/* MQTT 5.0 properties (paho: paho.mqtt.properties.Properties)                                */
+
+/* Identifiers: the MQTT 5.0 property ids (spec section 2.2.2.2). */
+enum {
+	MIDGE_PROP_PAYLOAD_FORMAT = 0x01,           /* byte    PUBLISH, will */
+	MIDGE_PROP_MESSAGE_EXPIRY = 0x02,           /* u32     PUBLISH, will */
+	MIDGE_PROP_CONTENT_TYPE = 0x03,             /* string  PUBLISH, will */
+	MIDGE_PROP_RESPONSE_TOPIC = 0x08,           /* string  PUBLISH, will */
+	MIDGE_PROP_CORRELATION_DATA = 0x09,         /* binary  PUBLISH, will */
+	MIDGE_PROP_SUBSCRIPTION_ID = 0x0B,          /* varint  PUBLISH (received), SUBSCRIBE */
+	MIDGE_PROP_SESSION_EXPIRY = 0x11,           /* u32     CONNECT, CONNACK, DISCONNECT */
+	MIDGE_PROP_ASSIGNED_CLIENT_ID = 0x12,       /* string  CONNACK */
+	MIDGE_PROP_SERVER_KEEP_ALIVE = 0x13,        /* u16     CONNACK */
+	MIDGE_PROP_AUTH_METHOD = 0x15,              /* string  CONNECT, CONNACK, AUTH */
+	MIDGE_PROP_AUTH_DATA = 0x16,                /* binary  CONNECT, CONNACK, AUTH */
+	MIDGE_PROP_REQUEST_PROBLEM_INFO = 0x17,     /* byte    CONNECT */
+	MIDGE_PROP_WILL_DELAY = 0x18,               /* u32     will */
+	MIDGE_PROP_REQUEST_RESPONSE_INFO = 0x19,    /* byte    CONNECT */
+	MIDGE_PROP_RESPONSE_INFO = 0x1A,            /* string  CONNACK */
+	MIDGE_PROP_SERVER_REFERENCE = 0x1C,         /* string  CONNACK, DISCONNECT */
+	MIDGE_PROP_REASON_STRING = 0x1F,            /* string  acks, DISCONNECT */
+	MIDGE_PROP_RECEIVE_MAXIMUM = 0x21,          /* u16     CONNECT, CONNACK */
+	MIDGE_PROP_TOPIC_ALIAS_MAXIMUM = 0x22,      /* u16     CONNECT, CONNACK */
+	MIDGE_PROP_TOPIC_ALIAS = 0x23,              /* u16     PUBLISH */
+	MIDGE_PROP_MAXIMUM_QOS = 0x24,              /* byte    CONNACK */
+	MIDGE_PROP_RETAIN_AVAILABLE = 0x25,         /* byte    CONNACK */
+	MIDGE_PROP_USER_PROPERTY = 0x26,            /* string pair, any packet, repeatable */
+	MIDGE_PROP_MAXIMUM_PACKET_SIZE = 0x27,      /* u32     CONNECT, CONNACK */
+	MIDGE_PROP_WILDCARD_SUB_AVAILABLE = 0x28,   /* byte    CONNACK */
+	MIDGE_PROP_SUB_ID_AVAILABLE = 0x29,         /* byte    CONNACK */
+	MIDGE_PROP_SHARED_SUB_AVAILABLE = 0x2A,     /* byte    CONNACK */
+};
+
+/* A new, empty property list; NULL when out of memory. The caller frees it with
+ * midge_properties_free (NULL allowed). Calls that take properties copy them. */
+midge_properties *midge_properties_new(void);
+void midge_properties_free(midge_properties *p);
+/* A copy (e.g. to keep a received message's properties); NULL for NULL or out of memory. */
+midge_properties *midge_properties_dup(const midge_properties *p);
+/* Remove every property. */
+void midge_properties_clear(midge_properties *p);
+
+/* Generic setters; each replaces an earlier value of the same id (user properties add).
+ * MIDGE_ERR_INVAL: wrong type for the id, value out of range (a u16 over 65535, a byte over 1
+ * where 0/1 only, receive maximum 0, ...). MIDGE_ERR_UTF8: string not valid MQTT UTF-8. */
+int midge_properties_set_int(midge_properties *p, int id, uint32_t value);   /* byte/u16/u32/varint */
+int midge_properties_set_string(midge_properties *p, int id, const char *s);  /* string ids */
+int midge_properties_set_binary(midge_properties *p, int id, const void *data, size_t len);
+int midge_properties_add_user(midge_properties *p, const char *key, const char *value);
+/* Remove the property id (all user properties for MIDGE_PROP_USER_PROPERTY); MIDGE_ERR_NOT_FOUND
+ * if absent. */
+int midge_properties_remove(midge_properties *p, int id);
+
+/* Named setters (paho: props.PayloadFormatIndicator = 1, props.MessageExpiryInterval = 60, ...) */
+int midge_properties_set_payload_format(midge_properties *p, int utf8);           /* 0 or 1 */
+int midge_properties_set_message_expiry(midge_properties *p, uint32_t seconds);
+int midge_properties_set_content_type(midge_properties *p, const char *s);
+int midge_properties_set_response_topic(midge_properties *p, const char *topic);  /* a topic name */
+int midge_properties_set_correlation_data(midge_properties *p, const void *data, size_t len);
+int midge_properties_set_subscription_id(midge_properties *p, uint32_t id);       /* 1..268435455 */
+int midge_properties_set_session_expiry(midge_properties *p, uint32_t seconds);   /* 0xFFFFFFFF: never */
+int midge_properties_set_will_delay(midge_properties *p, uint32_t seconds);
+int midge_properties_set_receive_maximum(midge_properties *p, uint16_t n);        /* 1..65535 */
+int midge_properties_set_maximum_packet_size(midge_properties *p, uint32_t n);    /* >= 1 */
+int midge_properties_set_topic_alias_maximum(midge_properties *p, uint16_t n);
+int midge_properties_set_topic_alias(midge_properties *p, uint16_t alias);        /* >= 1 */
+int midge_properties_set_reason_string(midge_properties *p, const char *s);
+
+/* Getters. All accept p == NULL (nothing present). */
+bool midge_properties_has(const midge_properties *p, int id);
+/* Number of properties (user properties and subscription ids count one each). */
+int midge_properties_count(const midge_properties *p);
+/* Numeric property: MIDGE_OK and *out, or MIDGE_ERR_NOT_FOUND (also for a non-numeric id).
+ * For MIDGE_PROP_SUBSCRIPTION_ID the first one. */
+int midge_properties_get_int(const midge_properties *p, int id, uint32_t *out);
+/* String property as a '\0'-terminated string, NULL if absent. Borrowed from p. */
+const char *midge_properties_get_string(const midge_properties *p, int id);
+/* String or binary property: MIDGE_OK with *data (borrowed) and *len, or MIDGE_ERR_NOT_FOUND. */
+int midge_properties_get_binary(const midge_properties *p, int id, const void **data, size_t *len);
+/* User properties, in the order received (the spec keeps order; keys may repeat). */
+int midge_properties_user_count(const midge_properties *p);
+int midge_properties_user_at(const midge_properties *p, int i, const char **key,
+                             const char **value);                 /* MIDGE_ERR_NOT_FOUND past end */
+const char *midge_properties_get_user(const midge_properties *p, const char *key); /* first */
+/* Subscription identifiers of a received PUBLISH (one per matching subscription). Writes up to
+ * max into out and returns how many there are. */
+int midge_properties_get_subscription_ids(const midge_properties *p, uint32_t *out, int max);
+/* The property's name in the spec ("Message Expiry Interval"), "Unknown" otherwise. */
+const char *midge_property_name(int id);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,258 @@
+/* net/loop.c - epoll backend of net/loop.h. */
+#include "net/loop.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct io_ev {
+	mg_io_fn fn;
+	void *ud;
+	int mask;
+	bool used;
+} io_ev;
+
+typedef struct timer {
+	long id;
+	int64_t when, period;
+	mg_loop_fn fn;
+	void *ud;
+} timer;
+
+struct mg_loop {
+	int ep, wakefd;
+	io_ev *ev; /* indexed by fd */
+	int nev;
+	timer *t;
+	int nt, tcap;
+	long next_id;
+	int64_t now;
+	mg_loop_fn before, onwake;
+	void *before_ud, *onwake_ud;
+	atomic_bool stop;
+};
+
+int64_t mg_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mg_loop_now_ms(const mg_loop *l)
+{
+	return l->now;
+}
+
+static int grow_ev(mg_loop *l, int fd)
+{
+	if (fd < l->nev)
+		return 0;
+	int n = l->nev ? l->nev : 64;
+	while (n <= fd)
+		n *= 2;
+	io_ev *e = realloc(l->ev, (size_t)n * sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	memset(e + l->nev, 0, (size_t)(n - l->nev) * sizeof *e);
+	l->ev = e;
+	l->nev = n;
+	return 0;
+}
+
+mg_loop *mg_loop_new(void)
+{
+	mg_loop *l = calloc(1, sizeof *l);
+	if (!l)
+		return NULL;
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->ep < 0 || l->wakefd < 0)
+		goto fail;
+	struct epoll_event e = { .events = EPOLLIN, .data.fd = l->wakefd };
+	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->wakefd, &e) < 0)
+		goto fail;
+	l->now = mg_now_ms();
+	return l;
+fail:
+	if (l->ep >= 0)
+		close(l->ep);
+	if (l->wakefd >= 0)
+		close(l->wakefd);
+	free(l);
+	return NULL;
+}
+
+void mg_loop_free(mg_loop *l)
+{
+	if (!l)
+		return;
+	close(l->ep);
+	close(l->wakefd);
+	free(l->ev);
+	free(l->t);
+	free(l);
+}
+
+int mg_loop_watch(mg_loop *l, int fd, int mask, mg_io_fn fn, void *ud, bool exclusive)
+{
+	if (fd < 0)
+		return -EBADF;
+	int r = grow_ev(l, fd);
+	if (r < 0)
+		return r;
+	io_ev *ev = &l->ev[fd];
+	struct epoll_event e = { .data.fd = fd };
+	if (mask & MG_EV_READ)
+		e.events |= EPOLLIN;
+	if (mask & MG_EV_WRITE)
+		e.events |= EPOLLOUT;
+	if (exclusive)
+		e.events |= EPOLLEXCLUSIVE;
+	if (ev->used && ev->mask == mask) {
+		ev->fn = fn;
+		ev->ud = ud;
+		return 0;
+	}
+	if (epoll_ctl(l->ep, ev->used ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e) < 0)
+		return -errno;
+	ev->used = true;
+	ev->mask = mask;
+	ev->fn = fn;
+	ev->ud = ud;
+	return 0;
+}
+
+int mg_loop_unwatch(mg_loop *l, int fd)
+{
+	if (fd < 0 || fd >= l->nev || !l->ev[fd].used)
+		return -ENOENT;
+	l->ev[fd].used = false;
+	epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL);
+	return 0;
+}
+
+long mg_loop_timer(mg_loop *l, int64_t first_ms, int64_t period_ms, mg_loop_fn fn, void *ud)
+{
+	if (l->nt == l->tcap) {
+		int n = l->tcap ? l->tcap * 2 : 8;
+		timer *t = realloc(l->t, (size_t)n * sizeof *t);
+		if (!t)
+			return -ENOMEM;
+		l->t = t;
+		l->tcap = n;
+	}
+	timer *t = &l->t[l->nt++];
+	t->id = ++l->next_id;
+	t->when = mg_now_ms() + first_ms;
+	t->period = period_ms;
+	t->fn = fn;
+	t->ud = ud;
+	return t->id;
+}
+
+void mg_loop_timer_cancel(mg_loop *l, long id)
+{
+	for (int i = 0; i < l->nt; i++)
+		if (l->t[i].id == id) {
+			l->t[i] = l->t[--l->nt];
+			return;
+		}
+}
+
+void mg_loop_before_sleep(mg_loop *l, mg_loop_fn fn, void *ud)
+{
+	l->before = fn;
+	l->before_ud = ud;
+}
+
+void mg_loop_on_wake(mg_loop *l, mg_loop_fn fn, void *ud)
+{
+	l->onwake = fn;
+	l->onwake_ud = ud;
+}
+
+void mg_loop_wake(mg_loop *l)
+{
+	uint64_t one = 1;
+	ssize_t r = write(l->wakefd, &one, sizeof one);
+	(void)r; /* EAGAIN: the counter is already non-zero, the loop will wake anyway */
+}
+
+void mg_loop_stop(mg_loop *l)
+{
+	atomic_store(&l->stop, true);
+	mg_loop_wake(l);
+}
+
+static void run_timers(mg_loop *l)
+{
+	/* A timer callback may add or cancel timers: walk by id, re-finding the index. */
+	for (int i = 0; i < l->nt; i++) {
+		if (l->t[i].when > l->now)
+			continue;
+		timer t = l->t[i];
+		if (t.period > 0)
+			l->t[i].when = l->now + t.period;
+		else
+			l->t[i] = l->t[--l->nt];
+		t.fn(l, t.ud);
+		i = -1; /* the list may have changed: rescan; due timers were rescheduled */
+	}
+}
+
+static int next_timeout(mg_loop *l)
+{
+	int64_t best = -1;
+	for (int i = 0; i < l->nt; i++) {
+		int64_t d = l->t[i].when - l->now;
+		if (d < 0)
+			d = 0;
+		if (best < 0 || d < best)
+			best = d;
+	}
+	return best > 60000 || best < 0 ? 60000 : (int)best;
+}
+
+int mg_loop_run(mg_loop *l)
+{
+	struct epoll_event evs[256];
+	while (!atomic_load(&l->stop)) {
+		if (l->before)
+			l->before(l, l->before_ud);
+		int n = epoll_wait(l->ep, evs, 256, next_timeout(l));
+		l->now = mg_now_ms();
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+			if (fd == l->wakefd) {
+				uint64_t v;
+				ssize_t r = read(l->wakefd, &v, sizeof v);
+				(void)r;
+				if (l->onwake)
+					l->onwake(l, l->onwake_ud);
+				continue;
+			}
+			if (fd >= l->nev || !l->ev[fd].used)
+				continue; /* unwatched by an earlier callback in this batch */
+			int mask = 0;
+			if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+				mask |= MG_EV_READ;
+			if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+				mask |= MG_EV_WRITE;
+			io_ev *ev = &l->ev[fd];
+			ev->fn(l, fd, ev->ud, mask & (ev->mask ? ev->mask : MG_EV_READ));
+		}
+		run_timers(l);
+	}
+	return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * net/loop.h - a small epoll event loop in redis ae's spirit: file events (fd, mask,
+ * callback, void *), one-shot or periodic timers, a hook that runs once per loop turn
+ * before the loop sleeps (where output is flushed with writev), and an eventfd wake-up so
+ * other threads can nudge a loop whose queue they filled.
+ *
+ * One loop belongs to one thread. Only mg_loop_wake and mg_loop_stop may be called from
+ * another thread. Errors are negative errno values.
+ */
+#ifndef MG_NET_LOOP_H
+#define MG_NET_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum { MG_EV_READ = 1, MG_EV_WRITE = 2 };
+
+typedef struct mg_loop mg_loop;
+typedef void (*mg_io_fn)(mg_loop *l, int fd, void *ud, int mask);
+typedef void (*mg_loop_fn)(mg_loop *l, void *ud);
+
+mg_loop *mg_loop_new(void); /* NULL on failure */
+void mg_loop_free(mg_loop *l);
+
+/* Watch fd for mask (MG_EV_READ|MG_EV_WRITE); calling it again changes the mask (0 keeps
+ * the fd registered with no events). exclusive: EPOLLEXCLUSIVE, for a listening socket that
+ * several loops share so one connection wakes one loop. */
+int mg_loop_watch(mg_loop *l, int fd, int mask, mg_io_fn fn, void *ud, bool exclusive);
+int mg_loop_unwatch(mg_loop *l, int fd);
+
+/* Millisecond monotonic clock, read once per loop turn (cheap to call). */
+int64_t mg_loop_now_ms(const mg_loop *l);
+int64_t mg_now_ms(void);
+
+/* A timer calls fn every period_ms (0 = once) starting after first_ms. Returns an id > 0.
+ * Timers are kept in a short unsorted list: the broker uses a handful, so O(n) is fine. */
+long mg_loop_timer(mg_loop *l, int64_t first_ms, int64_t period_ms, mg_loop_fn fn, void *ud);
+void mg_loop_timer_cancel(mg_loop *l, long id);
+
+/* fn runs once per loop turn after events were handled, before sleeping. */
+void mg_loop_before_sleep(mg_loop *l, mg_loop_fn fn, void *ud);
+/* fn runs in the loop's thread after mg_loop_wake was called (possibly merged). */
+void mg_loop_on_wake(mg_loop *l, mg_loop_fn fn, void *ud);
+void mg_loop_wake(mg_loop *l); /* any thread */
+
+int mg_loop_run(mg_loop *l);    /* until mg_loop_stop */
+void mg_loop_stop(mg_loop *l);  /* any thread */
+
+#endif

@@ -1,0 +1,163 @@
+"""midge_bench smoke test: a few seconds of each scenario against a real broker, checking
+message counts (nothing lost or duplicated at QoS 1/2; QoS 0 counts add up), never speed.
+
+The broker is midge ($MIDGE_BUILD/bin/midge, through the shared `broker` fixture, so its
+exit status and sanitizer output are checked too) when it is built, and Debian's mosquitto
+otherwise or when MIDGE_TEST_BROKER=mosquitto. midge_bench is $MIDGE_BUILD/bin/midge_bench.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+import conftest
+
+BENCH = os.path.join(conftest.MIDGE_BUILD, "bin", "midge_bench")
+USE_MIDGE = conftest.IS_MIDGE and os.access(conftest.MIDGE_BIN, os.X_OK)
+LIMITS = ["max_queued_messages 100000", "max_inflight_messages 1000"]
+
+
+@pytest.fixture
+def target(tmp_path, request, threads):
+    """(port, pid) of a broker for this test: midge via the shared fixture, else mosquitto."""
+    if USE_MIDGE:
+        b = request.getfixturevalue("broker_factory")(extra=LIMITS)
+        return b.port, b.pid
+    port = conftest.free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\n%s\n" % (port, "\n".join(LIMITS)))
+    logf = open(str(tmp_path / "mosquitto.log"), "wb")
+    p = subprocess.Popen([conftest.MOSQUITTO_BIN, "-c", str(conf)], stdout=logf,
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def stop():
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        logf.close()
+    request.addfinalizer(stop)
+    import socket
+    import time
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            assert p.poll() is None and time.monotonic() < deadline, "mosquitto did not start"
+            time.sleep(0.05)
+    return port, p.pid
+
+
+def bench(port, pid, *args, timeout=60):
+    if not os.access(BENCH, os.X_OK):
+        pytest.fail("midge_bench not found at %s (set MIDGE_BUILD or build it)" % BENCH)
+    argv = [BENCH] + list(args) + ["-p", str(port), "--broker-pid", str(pid), "--json",
+                                   "-d", "1.5", "-w", "0.3", "--drain", "5"]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                       env=conftest.broker_env())
+    err = p.stderr.decode("utf-8", "replace")
+    for pat in conftest.SANITIZER_PATTERNS:
+        assert pat not in err, "sanitizer report from midge_bench:\n" + err[-6000:]
+    lines = p.stdout.decode().strip().splitlines()
+    assert lines, "no output from midge_bench (exit %d):\n%s" % (p.returncode, err)
+    r = json.loads(lines[-1])
+    r["exit"] = p.returncode
+    r["stderr"] = err
+    return r
+
+
+def check_counts(r, fan=1):
+    """What every run must satisfy, whatever the QoS."""
+    assert r["exit"] in (0, 1), r["stderr"]
+    assert r["failed"] == 0 and r["closed"] == 0, r["stderr"]
+    assert r["protocol_errors"] == 0 and r["foreign"] == 0 and r["rejected"] == 0
+    assert r["sent"] > 0, "nothing was published"
+    # every delivery is one expected delivery, counted once: expected = delivered + lost
+    assert r["expected"] == r["sent"] * fan
+    assert r["delivered"] + r["lost"] == r["expected"]
+    assert r["duplicated"] == 0
+    assert r["latency_samples"] > 0
+    lat = r["latency_us"]
+    assert 0 <= lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+
+
+def check_exact(r):
+    """QoS 1 and 2 (and QoS 0 below the queue limits): every message delivered once, all
+    acknowledged, in order."""
+    assert r["lost"] == 0, r
+    assert r["unacked_at_end"] == 0, r
+    assert r["out_of_order"] == 0, r
+    assert r["exit"] == 0, r["stderr"]
+
+
+@pytest.mark.single_thread
+@pytest.mark.parametrize("qos,proto", [(0, 4), (1, 4), (2, 4), (1, 5), (2, 5)])
+def test_pairs(target, qos, proto):
+    port, pid = target
+    r = bench(port, pid, "pairs", "-c", "3", "-q", str(qos), "-V", str(proto))
+    check_counts(r)
+    # a window of 256 per pair stays far below the queue limit: nothing may be dropped
+    check_exact(r)
+    if qos:
+        # every PUBLISH acknowledged exactly once (PUBACK or PUBCOMP)
+        assert r["acks"] == r["sent"]
+
+
+@pytest.mark.single_thread
+@pytest.mark.parametrize("qos", [0, 2])
+def test_fanout(target, qos):
+    port, pid = target
+    r = bench(port, pid, "fanout", "-c", "4", "-q", str(qos), "--window", "64")
+    check_counts(r, fan=4)
+    check_exact(r)
+
+
+@pytest.mark.single_thread
+@pytest.mark.parametrize("qos", [0, 1])
+def test_fanin(target, qos):
+    port, pid = target
+    r = bench(port, pid, "fanin", "-c", "5", "-q", str(qos), "-V", "5")
+    check_counts(r)
+    check_exact(r)
+
+
+@pytest.mark.single_thread
+def test_shared_group_gets_each_message_once(target):
+    port, pid = target
+    r = bench(port, pid, "shared", "-c", "3", "-S", "2", "-q", "1", "-V", "5")
+    check_counts(r)
+    check_exact(r)
+
+
+@pytest.mark.single_thread
+def test_open_loop_large_payload(target):
+    """Paced publishing of 100 KiB payloads: the offered rate is kept and all arrive."""
+    port, pid = target
+    r = bench(port, pid, "pairs", "-c", "2", "-q", "1", "-s", "102400", "--rate", "400")
+    check_counts(r)
+    check_exact(r)
+    # 400 msgs/s for 1.8 s in all (warm-up included): the pacing may not run ahead
+    assert 0.8 * 400 * 1.8 <= r["sent"] <= 400 * 1.8 + 2
+
+
+@pytest.mark.single_thread
+def test_conn_holds_connections(target):
+    port, pid = target
+    r = bench(port, pid, "conn", "-c", "200", "--src-ips", "3")
+    assert r["exit"] == 0, r["stderr"]
+    assert r["connected"] == 200 and r["failed"] == 0
+
+
+@pytest.mark.threaded
+def test_pairs_qos1_threads(target, threads):
+    """Several generator threads (and broker threads, for midge) at once."""
+    port, pid = target
+    r = bench(port, pid, "pairs", "-c", "8", "-q", "1", "--threads", "3")
+    check_counts(r)
+    check_exact(r)

@@ -1,0 +1,144 @@
+"""The `-v` log in mosquitto's words, and the config file in mosquitto.conf's language."""
+
+import re
+import socket
+import subprocess
+
+import pytest
+
+from conftest import IS_MIDGE, Broker, free_port, run_broker_until_exit
+from mqtt_raw import RawClient, publish
+
+# midge names itself in the log where mosquitto does ("midge version X starting"): by design.
+NAME = "midge" if IS_MIDGE else "mosquitto"
+
+
+def test_verbose_log_startup_lines(broker):
+    broker.wait_log(r"%s version \S+ starting" % NAME)
+    broker.wait_log(r"Config loaded from .*%s\." % re.escape(broker.conf_path.split("/")[-1]))
+    broker.wait_log(r"Opening ipv4 listen socket on port %d\." % broker.port)
+
+
+def test_verbose_log_connect_subscribe_publish_disconnect(broker):
+    sub = RawClient(broker.port)
+    sub.connect("logsub")
+    sub.subscribe(["temp"])
+    pub = RawClient(broker.port)
+    pub.connect("logpub")
+    pub.send(publish("temp", b"36.5"))
+    sub.recv_publish()
+    pub.disconnect()
+    p = broker.port
+    broker.wait_log(r"^.*New connection from 127\.0\.0\.1:\d+ on port %d\.$" % p)
+    broker.wait_log(r"New client connected from 127\.0\.0\.1:\d+ as logsub \(p2, c1, k60\)\.")
+    broker.wait_log(r"Received SUBSCRIBE from logsub$")
+    broker.wait_log(r"Sending SUBACK to logsub$")
+    broker.wait_log(r"Received PUBLISH from logpub \(d0, q0, r0, m0, 'temp', \.\.\. \(4 bytes\)\)")
+    broker.wait_log(r"Sending PUBLISH to logsub \(d0, q0, r0, m0, 'temp', \.\.\. \(4 bytes\)\)")
+    broker.wait_log(r"Received DISCONNECT from logpub$")
+    broker.wait_log(r"Client logpub disconnected\.$")
+    sub.close()
+
+
+@pytest.mark.parametrize("version,tag", [(3, "p1"), (4, "p2"), (5, "p5")])
+def test_verbose_log_protocol_clean_keepalive(broker, version, tag):
+    c = RawClient(broker.port, version=version)
+    c.connect("lv%d" % version, clean=False, keepalive=17,
+              properties=[(0x11, 10)] if version == 5 else None)
+    broker.wait_log(r"as lv%d \(%s, c0, k17\)\." % (version, tag))
+    c.disconnect()
+
+
+def test_verbose_log_abnormal_close_gives_reason(broker):
+    c = RawClient(broker.port)
+    c.connect("abrupt")
+    c.abort()
+    # mosquitto: "Client abrupt closed its connection."; any wording that names the client
+    # and is not the clean "disconnected." line with nothing else
+    broker.wait_log(r"Client abrupt (closed its connection|disconnected[:,]? .+|"
+                    r"disconnected due to .+)")
+
+
+def test_lecture_config_verbatim_with_trailing_comments(tmp_path):
+    """The lecture's file, word for word (listens on all addresses)."""
+    port = free_port()
+    b = Broker(tmp_path, threads=1, listener=False,
+               extra=["listener %d # allow connections from other computers" % port,
+                      "allow_anonymous true # let anyone connect"], port=port)
+    try:
+        c = RawClient(port)
+        c.connect("lect")
+        c.disconnect()
+    finally:
+        b.stop()
+
+
+def test_unknown_keyword_names_file_and_line(tmp_path):
+    rc, out = run_broker_until_exit(
+        tmp_path, "listener %d 127.0.0.1\nallow_anonymous true\nno_such_keyword 1\n"
+        % free_port())
+    assert rc not in (0, None), out
+    assert "no_such_keyword" in out
+    assert re.search(r"exit\.conf\D{0,8}3\b", out), out
+
+
+def test_bad_value_names_file_and_line(tmp_path):
+    rc, out = run_broker_until_exit(
+        tmp_path, "listener %d 127.0.0.1\nmax_keepalive banana\n" % free_port())
+    assert rc not in (0, None), out
+    assert re.search(r"exit\.conf\D{0,8}2\b", out) or "max_keepalive" in out, out
+
+
+def test_port_in_use_exits_1(tmp_path):
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        rc, out = run_broker_until_exit(tmp_path, "listener %d 127.0.0.1\n" % port)
+    finally:
+        holder.close()
+    assert rc == 1, out
+    assert "Error: Address already in use" in out
+
+
+@pytest.mark.midge_only
+def test_persistence_true_refused_with_file_and_line(tmp_path):
+    """midge has no disk persistence yet: asking for it must stop the broker (mosquitto
+    supports it, so this is midge-only)."""
+    rc, out = run_broker_until_exit(
+        tmp_path, "listener %d 127.0.0.1\n\npersistence true\n" % free_port())
+    assert rc not in (0, None), out
+    assert "persistence" in out
+    assert re.search(r"exit\.conf\D{0,8}3\b", out), out
+
+
+@pytest.mark.midge_only
+def test_persistence_false_accepted(broker_factory):
+    b = broker_factory(extra=["persistence false"])
+    RawClient(b.port).connect("pf")
+
+
+@pytest.mark.midge_only
+def test_no_listener_means_loopback_only_and_says_so(tmp_path):
+    port = free_port()
+    b = Broker(tmp_path, threads=1, listener=False, port=port, args=["-p", str(port)])
+    try:
+        c = RawClient(port)
+        c.connect("lo")
+        c.disconnect()
+        log = b.log()
+        assert re.search(r"(?i)(loopback|local only)", log), log
+        assert "listener" in log, log  # names the line that opens it to the network
+        # not reachable on another local address, if the machine has one
+        addrs = subprocess.run(["hostname", "-I"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL).stdout.decode().split()
+        for a in addrs:
+            if ":" in a or a.startswith("127."):
+                continue
+            with pytest.raises(OSError):
+                socket.create_connection((a, port), timeout=1).close()
+            break
+    finally:
+        b.stop()

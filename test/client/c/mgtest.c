@@ -1,0 +1,303 @@
+/*
+ * test/client/c/mgtest.c - drives libmidge from the command line for the pytest tests in
+ * test/client/: options, then a script of commands, one per argument group. Every callback
+ * prints one line to stdout, so a test asserts on what the library reported.
+ *
+ *   mgtest [-p port] [-V 3|4|5] [-i id] [-n] [-k keepalive] [-d] [-x session_expiry] CMD...
+ *     -n  clean_session / clean_start false      -d  print on_log lines ("log: ...")
+ *   commands:
+ *     connect | connect_async | reconnect | disconnect | start | stop
+ *     will TOPIC PAYLOAD QOS RETAIN
+ *     sub TOPIC QOS | subopt TOPIC OPTIONS | unsub TOPIC
+ *     pub TOPIC PAYLOAD QOS RETAIN      prints "pub mid=N" (or "pub err=E")
+ *     pubprops TOPIC PAYLOAD QOS        with user props a=1,b=2, content type, response topic,
+ *                                       correlation data, message expiry 60
+ *     pubbig TOPIC BYTES QOS            payload byte i = i*7 mod 251
+ *     waitpub MS                        midge_wait_for_publish(last mid)
+ *     recv N MS                         run the loop (or wait, when loop_start runs) until N
+ *                                       messages arrived or MS passed
+ *     loop MS | sleep MS | abort        abort: shut the socket down without DISCONNECT
+ *     forever                           midge_loop_forever
+ *   -S TOPIC  subscribe (QoS 1) in on_connect    -C N  midge_disconnect from the Nth on_message
+ *   log lines print as "log: [ms since start] line"
+ */
+#include <midge/midge.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <pthread.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int received;
+static int last_mid;
+static bool threaded;
+static const char *resub;   /* -S: subscribe to this in on_connect (paho's habit) */
+static int stop_after = -1; /* -C: disconnect from on_message after this many messages */
+static long long t0;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void print_props(const midge_properties *p)
+{
+	if (!p || midge_properties_count(p) == 0)
+		return;
+	const char *s;
+	uint32_t u;
+	if ((s = midge_properties_get_string(p, MIDGE_PROP_CONTENT_TYPE)))
+		printf(" ct=%s", s);
+	if ((s = midge_properties_get_string(p, MIDGE_PROP_RESPONSE_TOPIC)))
+		printf(" rt=%s", s);
+	const void *d;
+	size_t dl;
+	if (midge_properties_get_binary(p, MIDGE_PROP_CORRELATION_DATA, &d, &dl) == MIDGE_OK)
+		printf(" cd=%.*s", (int)dl, (const char *)d);
+	if (midge_properties_get_int(p, MIDGE_PROP_MESSAGE_EXPIRY, &u) == MIDGE_OK)
+		printf(" exp=%u", u);
+	if (midge_properties_get_int(p, MIDGE_PROP_PAYLOAD_FORMAT, &u) == MIDGE_OK)
+		printf(" pf=%u", u);
+	if (midge_properties_get_string(p, MIDGE_PROP_ASSIGNED_CLIENT_ID))
+		printf(" assigned");
+	int n = midge_properties_user_count(p);
+	for (int i = 0; i < n; i++) {
+		const char *k, *v;
+		midge_properties_user_at(p, i, &k, &v);
+		printf(" user:%s=%s", k, v);
+	}
+}
+
+static void on_connect(midge_client *c, void *ud, int flags, int rc, const midge_properties *p)
+{
+	printf("on_connect flags=%d rc=%d", flags, rc);
+	print_props(p);
+	printf("\n");
+	if (resub && rc == 0)
+		printf("resub rc=%d\n", midge_subscribe(c, resub, 1));
+}
+
+static void on_connect_fail(midge_client *c, void *ud, int err)
+{
+	printf("on_connect_fail err=%d\n", err);
+}
+
+static void on_disconnect(midge_client *c, void *ud, int flags, int rc, const midge_properties *p)
+{
+	printf("on_disconnect flags=%d rc=%d\n", flags, rc);
+}
+
+static void on_publish(midge_client *c, void *ud, int mid, int rc, const midge_properties *p)
+{
+	printf("on_publish mid=%d rc=%d\n", mid, rc);
+}
+
+static void on_subscribe(midge_client *c, void *ud, int mid, int n, const int *g, const midge_properties *p)
+{
+	printf("on_subscribe mid=%d n=%d", mid, n);
+	for (int i = 0; i < n; i++)
+		printf(" %d", g[i]);
+	printf("\n");
+}
+
+static void on_unsubscribe(midge_client *c, void *ud, int mid, int n, const int *g, const midge_properties *p)
+{
+	printf("on_unsubscribe mid=%d n=%d", mid, n);
+	for (int i = 0; i < n; i++)
+		printf(" %d", g[i]);
+	printf("\n");
+}
+
+static void on_message(midge_client *c, void *ud, const midge_message *m)
+{
+	printf("msg topic=%s qos=%d retain=%d dup=%d len=%zu", m->topic, m->qos, m->retain, m->dup,
+	       m->payloadlen);
+	if (m->payloadlen <= 200) {
+		/* the library promises a '\0' after the payload */
+		if (((const char *)m->payload)[m->payloadlen] != '\0')
+			printf(" NOT-TERMINATED");
+		printf(" payload=%s", (const char *)m->payload);
+	} else {
+		const unsigned char *b = m->payload;
+		size_t bad = 0;
+		for (size_t i = 0; i < m->payloadlen; i++)
+			bad += b[i] != (unsigned char)((i * 7) % 251);
+		printf(" pattern_errors=%zu", bad);
+	}
+	print_props(m->properties);
+	printf("\n");
+	pthread_mutex_lock(&mu);
+	int r = ++received;
+	pthread_mutex_unlock(&mu);
+	if (r == stop_after)
+		printf("disconnect-in-callback rc=%d\n", midge_disconnect(c));
+}
+
+static void on_log(midge_client *c, void *ud, int level, const char *line)
+{
+	printf("log: [%lld] %s\n", now_ms() - t0, line);
+}
+
+static int get_received(void)
+{
+	pthread_mutex_lock(&mu);
+	int r = received;
+	pthread_mutex_unlock(&mu);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	t0 = now_ms();
+	int port = 1883, proto = 4, ka = 60, opt;
+	const char *id = NULL;
+	bool clean = true, debug = false;
+	long expiry = -1;
+	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:")) != -1) {
+		switch (opt) {
+		case 'p': port = atoi(optarg); break;
+		case 'V': proto = atoi(optarg); break;
+		case 'i': id = optarg; break;
+		case 'n': clean = false; break;
+		case 'k': ka = atoi(optarg); break;
+		case 'd': debug = true; break;
+		case 'x': expiry = atol(optarg); break;
+		case 'S': resub = optarg; break;
+		case 'C': stop_after = atoi(optarg); break;
+		default: return 2;
+		}
+	}
+	midge_client *c = midge_client_new(id, clean, NULL, proto, MIDGE_TRANSPORT_TCP);
+	if (!c) {
+		printf("client_new failed\n");
+		return 1;
+	}
+	midge_on_connect_set(c, on_connect);
+	midge_on_connect_fail_set(c, on_connect_fail);
+	midge_on_disconnect_set(c, on_disconnect);
+	midge_on_publish_set(c, on_publish);
+	midge_on_subscribe_set(c, on_subscribe);
+	midge_on_unsubscribe_set(c, on_unsubscribe);
+	midge_on_message_set(c, on_message);
+	if (debug)
+		midge_on_log_set(c, on_log);
+	midge_reconnect_delay_set(c, 1, 2);
+
+	for (int i = optind; i < argc; i++) {
+		const char *cmd = argv[i];
+#define ARG(k) (i + (k) < argc ? argv[i + (k)] : "")
+		if (!strcmp(cmd, "connect") || !strcmp(cmd, "connect_async")) {
+			midge_properties *p = NULL;
+			if (expiry >= 0) {
+				p = midge_properties_new();
+				midge_properties_set_session_expiry(p, (uint32_t)expiry);
+			}
+			int rc = !strcmp(cmd, "connect") ? midge_connect_ex(c, "127.0.0.1", port, ka, clean, p)
+			                                 : midge_connect_async_ex(c, "127.0.0.1", port, ka, clean, p);
+			midge_properties_free(p);
+			printf("%s rc=%d\n", cmd, rc);
+		} else if (!strcmp(cmd, "reconnect")) {
+			printf("reconnect rc=%d\n", midge_reconnect(c));
+		} else if (!strcmp(cmd, "disconnect")) {
+			printf("disconnect rc=%d\n", midge_disconnect(c));
+		} else if (!strcmp(cmd, "start")) {
+			threaded = true;
+			printf("start rc=%d\n", midge_loop_start(c));
+		} else if (!strcmp(cmd, "stop")) {
+			printf("stop rc=%d\n", midge_loop_stop(c));
+			threaded = false;
+		} else if (!strcmp(cmd, "will")) {
+			int rc = midge_will_set(c, ARG(1), ARG(2), strlen(ARG(2)), atoi(ARG(3)), atoi(ARG(4)), NULL);
+			printf("will rc=%d\n", rc);
+			i += 4;
+		} else if (!strcmp(cmd, "sub")) {
+			printf("sub rc=%d\n", midge_subscribe(c, ARG(1), atoi(ARG(2))));
+			i += 2;
+		} else if (!strcmp(cmd, "subopt")) {
+			const char *t = ARG(1);
+			int o = (int)strtol(ARG(2), NULL, 0);
+			printf("subopt rc=%d\n", midge_subscribe_ex(c, &t, &o, 1, NULL));
+			i += 2;
+		} else if (!strcmp(cmd, "unsub")) {
+			printf("unsub rc=%d\n", midge_unsubscribe(c, ARG(1)));
+			i += 1;
+		} else if (!strcmp(cmd, "pub") || !strcmp(cmd, "pubprops")) {
+			bool props = !strcmp(cmd, "pubprops");
+			midge_properties *p = NULL;
+			if (props) {
+				p = midge_properties_new();
+				midge_properties_add_user(p, "a", "1");
+				midge_properties_add_user(p, "b", "2");
+				midge_properties_set_content_type(p, "text/plain");
+				midge_properties_set_response_topic(p, "resp/t");
+				midge_properties_set_correlation_data(p, "corr-01", 7);
+				midge_properties_set_message_expiry(p, 60);
+				midge_properties_set_payload_format(p, 1);
+			}
+			int rc = midge_publish(c, ARG(1), ARG(2), strlen(ARG(2)), atoi(ARG(3)),
+			                       props ? false : atoi(ARG(4)), p);
+			midge_properties_free(p);
+			if (rc > 0) {
+				last_mid = rc;
+				printf("pub mid=%d\n", rc);
+			} else {
+				printf("pub err=%d\n", rc);
+			}
+			i += props ? 3 : 4;
+		} else if (!strcmp(cmd, "pubbig")) {
+			size_t n = (size_t)atol(ARG(2));
+			unsigned char *b = malloc(n);
+			for (size_t k = 0; k < n; k++)
+				b[k] = (unsigned char)((k * 7) % 251);
+			int rc = midge_publish(c, ARG(1), b, n, atoi(ARG(3)), false, NULL);
+			free(b);
+			if (rc > 0)
+				last_mid = rc;
+			printf("pub %s=%d\n", rc > 0 ? "mid" : "err", rc);
+			i += 3;
+		} else if (!strcmp(cmd, "waitpub")) {
+			printf("waitpub rc=%d\n", midge_wait_for_publish(c, last_mid, atoi(ARG(1))));
+			i += 1;
+		} else if (!strcmp(cmd, "recv")) {
+			int want = atoi(ARG(1));
+			long long end = now_ms() + atoi(ARG(2));
+			while (get_received() < want && now_ms() < end) {
+				if (threaded)
+					usleep(10000);
+				else if (midge_loop(c, 100) == MIDGE_ERR_NO_CONN)
+					usleep(10000);
+			}
+			printf("recv %d\n", get_received());
+			i += 2;
+		} else if (!strcmp(cmd, "loop")) {
+			long long end = now_ms() + atoi(ARG(1));
+			while (now_ms() < end) {
+				if (threaded)
+					usleep(10000);
+				else if (midge_loop(c, 100) == MIDGE_ERR_NO_CONN)
+					usleep(10000);
+			}
+			i += 1;
+		} else if (!strcmp(cmd, "sleep")) {
+			usleep((useconds_t)atoi(ARG(1)) * 1000);
+			i += 1;
+		} else if (!strcmp(cmd, "forever")) {
+			printf("forever rc=%d\n", midge_loop_forever(c));
+		} else if (!strcmp(cmd, "abort")) {
+			shutdown(midge_socket(c), SHUT_RDWR);
+		} else {
+			printf("unknown command %s\n", cmd);
+			return 2;
+		}
+	}
+	midge_client_free(c);
+	printf("done\n");
+	return 0;
+}

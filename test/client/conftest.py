@@ -1,0 +1,227 @@
+"""Fixtures for the libmidge tests: Debian's mosquitto broker on a free loopback port, and the
+C test programs of test/client/c/ built against $MIDGE_BUILD/lib/libmidge.a with the
+sanitizers that build uses (asan: address+undefined, tsan: thread).
+
+These tests always use mosquitto as the broker (they test the client library, not midge)."""
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("MIDGE_BUILD", "build")
+if not os.path.isabs(BUILD):
+    BUILD = os.path.join(ROOT, BUILD)
+MOSQUITTO = "/usr/sbin/mosquitto"
+PY = "/usr/bin/python3"
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:",
+                      "WARNING: ThreadSanitizer")
+
+
+def sanitizer_flags():
+    b = os.path.basename(os.path.normpath(BUILD))
+    if "tsan" in b:
+        return ["-O1", "-fsanitize=thread"]
+    if "asan" in b:
+        return ["-O1", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                "-fno-sanitize-recover=undefined"]
+    return ["-O1"]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Mosquitto:
+    """One mosquitto process; restart() brings it back on the same port."""
+
+    def __init__(self, tmp, extra=""):
+        self.port = free_port()
+        self.conf = os.path.join(tmp, "mosquitto-%d.conf" % self.port)
+        with open(self.conf, "w") as f:
+            f.write("listener %d 127.0.0.1\n" % self.port)
+            if "allow_anonymous" not in extra:
+                f.write("allow_anonymous true\n")
+            f.write("persistence false\n")
+            f.write(extra)
+        self.log = os.path.join(tmp, "mosquitto-%d.log" % self.port)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf, "-v"],
+                                     stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        if not wait_port(self.port):
+            self.stop()
+            raise RuntimeError("mosquitto did not start: " + open(self.log).read())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def mosq(tmp_path):
+    m = Mosquitto(str(tmp_path))
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def mosq_factory(tmp_path):
+    made = []
+
+    def make(extra=""):
+        m = Mosquitto(str(tmp_path), extra)
+        made.append(m)
+        return m
+    yield make
+    for m in made:
+        m.stop()
+
+
+_built = {}
+
+
+def build_program(name, tmpdir):
+    if name in _built:
+        return _built[name]
+    lib = os.path.join(BUILD, "lib", "libmidge.a")
+    if not os.path.exists(lib):
+        pytest.fail("%s is not built (make BUILD=%s)" % (lib, os.path.relpath(BUILD, ROOT)))
+    out = os.path.join(tmpdir, name)
+    src = os.path.join(HERE, "c", name + ".c")
+    cmd = (["cc", "-std=c11", "-D_GNU_SOURCE", "-g", "-Wall", "-Wextra", "-Werror",
+            "-Wno-unused-parameter", "-I", os.path.join(ROOT, "include")] + sanitizer_flags() +
+           [src, lib, "-lpthread", "-o", out])
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail("building %s failed:\n%s" % (name, r.stderr))
+    _built[name] = out
+    return out
+
+
+@pytest.fixture(scope="session")
+def cbin(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("cbin"))
+    return lambda name: build_program(name, d)
+
+
+def check_sanitizers(text):
+    for p in SANITIZER_PATTERNS:
+        assert p not in text, "sanitizer report:\n" + text
+
+
+def run(args, timeout=30, check=True):
+    """Run a test program to its end; returns (stdout lines, returncode)."""
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+    check_sanitizers(r.stderr)
+    if check:
+        assert r.returncode == 0, "exit %d\nstdout:\n%s\nstderr:\n%s" % (r.returncode, r.stdout, r.stderr)
+    return r.stdout.splitlines(), r.returncode
+
+
+class Spawned:
+    """A program running in the background whose stdout lines we can wait for."""
+
+    def __init__(self, args):
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+        self.lines = []
+        self.q = queue.Queue()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+        self.err = ""
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.q.put(line.rstrip("\n"))
+        self.q.put(None)
+
+    def expect(self, pred, timeout=10.0):
+        """Wait for a line matching pred (a substring or a callable); returns it."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError("timed out waiting; got:\n" + "\n".join(self.lines))
+            try:
+                line = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError("program ended; got:\n" + "\n".join(self.lines) +
+                                     "\nstderr:\n" + self.finish(1)[1])
+            self.lines.append(line)
+            if (pred(line) if callable(pred) else pred in line):
+                return line
+
+    def finish(self, timeout=20):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.t.join(2)
+        while True:
+            try:
+                line = self.q.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        self.err = self.proc.stderr.read()
+        check_sanitizers(self.err)
+        return self.proc.returncode, self.err
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def spawn():
+    made = []
+
+    def make(args):
+        s = Spawned(args)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.kill()

@@ -1,0 +1,59 @@
+"""Fixtures for the tool interop tests: midge_pub / midge_sub against Debian's mosquitto broker
+and against midge, side by side with Debian's mosquitto_pub / mosquitto_sub.
+
+  any_broker   a broker on a free loopback port, once as "mosquitto" and once as "midge"
+               (skipped with the reason when $MIDGE_BUILD/bin/midge is missing)
+  broker_of    broker_of(kind, extra=[conf lines]) for tests that need a special config
+  clients      clients(argv, stdin=None, cwd=None): client processes with stdout and stderr kept apart;
+               all killed at teardown, and a midge tool's sanitizer report fails the test
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from tool_helpers import (BROKER_KINDS, MIDGE_BROKER, Client, TestBroker,  # noqa: E402
+                          check_sanitizers)
+
+
+@pytest.fixture
+def broker_of(tmp_path):
+    """broker_of(kind, extra=[...]) -> started TestBroker; all stopped at teardown."""
+    started = []
+
+    def make(kind, extra=(), name=None):
+        if kind == "midge" and not os.access(MIDGE_BROKER, os.X_OK):
+            pytest.skip("midge broker not built at %s" % MIDGE_BROKER)
+        b = TestBroker(kind, tmp_path, extra, name)
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture(params=BROKER_KINDS)
+def any_broker(request, broker_of):
+    return broker_of(request.param)
+
+
+@pytest.fixture
+def clients(tmp_path):
+    """clients(argv, stdin=None) -> Client started now. At teardown every one is killed and
+    the output of every midge program is checked for sanitizer reports."""
+    started = []
+
+    def start(argv, stdin=None, cwd=None):
+        c = Client([str(a) for a in argv], tmp_path, len(started), stdin, cwd)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.kill()
+    for c in started:
+        check_sanitizers(c.err() + c.out(), c.argv[0])

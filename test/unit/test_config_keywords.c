@@ -1,0 +1,446 @@
+/*
+ * test/unit/test_config_keywords.c - every keyword of midge.conf: good values land in the
+ * right field, bad values stop the load with "Error: FILE:LINE: ..." saying what is wrong,
+ * and keywords for features not implemented yet say so instead of being ignored.
+ */
+#include "t.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "broker/config.h"
+#include "broker/log.h"
+
+#define ERRLEN 512
+
+/* Parse text as "t.conf"; the caller frees c. */
+static int parse(mg_config *c, const char *text, char *err)
+{
+	mg_config_init(c);
+	return mg_config_parse_buffer(c, "t.conf", text, strlen(text), err, ERRLEN);
+}
+
+/* Parse text alone and expect exactly this error message. */
+static void expect_err(const char *file, int line, const char *text, const char *want)
+{
+	mg_config c;
+	char err[ERRLEN] = "";
+	int rc = parse(&c, text, err);
+	if (rc != -1)
+		t_fail(file, line, "[%s] parsed (rc %d), expected error \"%s\"", text, rc, want);
+	else if (strcmp(err, want) != 0)
+		t_fail(file, line, "[%s] error \"%s\", expected \"%s\"", text, err, want);
+	mg_config_free(&c);
+}
+#define EXPECT_ERR(text, want) expect_err(__FILE__, __LINE__, text, want)
+
+static void expect_ok(const char *file, int line, const char *text)
+{
+	mg_config c;
+	char err[ERRLEN] = "";
+	if (parse(&c, text, err) != 0)
+		t_fail(file, line, "[%s] failed: %s", text, err);
+	mg_config_free(&c);
+}
+#define EXPECT_OK(text) expect_ok(__FILE__, __LINE__, text)
+
+/* Warnings go through the log; send it to a temp file to read them back. */
+static char warn_path[64];
+static void capture_log(void)
+{
+	strcpy(warn_path, "/tmp/midge-test-log-XXXXXX");
+	int fd = mkstemp(warn_path);
+	REQUIRE(fd >= 0);
+	close(fd);
+	mg_config lc;
+	mg_config_init(&lc);
+	lc.log_dests = MG_LOGD_FILE;
+	lc.log_file = strdup(warn_path);
+	lc.log_timestamp = false;
+	REQUIRE(mg_log_open(&lc) == 0);
+	mg_config_free(&lc);
+}
+static char *captured(void)
+{
+	static char buf[8192];
+	FILE *f = fopen(warn_path, "r");
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+	unlink(warn_path);
+	return buf;
+}
+
+TEST(bool_keywords_good_and_bad)
+{
+	static const char *kws[] = {"allow_anonymous", "allow_zero_length_clientid",
+		"queue_qos0_messages", "retain_available", "connection_messages", "log_timestamp",
+		"set_tcp_nodelay"};
+	for (size_t i = 0; i < sizeof kws / sizeof kws[0]; i++) {
+		char text[128], want[256];
+		mg_config c;
+		char err[ERRLEN];
+		snprintf(text, sizeof text, "%s true\n", kws[i]);
+		CHECK(parse(&c, text, err) == 0);
+		mg_config_free(&c);
+		snprintf(text, sizeof text, "%s false\n", kws[i]);
+		CHECK(parse(&c, text, err) == 0);
+		mg_config_free(&c);
+		snprintf(text, sizeof text, "\n%s yes\n", kws[i]);
+		snprintf(want, sizeof want, "Error: t.conf:2: invalid value 'yes' for '%s' (expected true or false).", kws[i]);
+		EXPECT_ERR(text, want);
+		snprintf(text, sizeof text, "%s\n", kws[i]);
+		snprintf(want, sizeof want, "Error: t.conf:1: '%s' needs a value.", kws[i]);
+		EXPECT_ERR(text, want);
+		snprintf(text, sizeof text, "%s true false\n", kws[i]);
+		snprintf(want, sizeof want, "Error: t.conf:1: too many values for '%s': unexpected 'false'.", kws[i]);
+		EXPECT_ERR(text, want);
+	}
+}
+
+TEST(bool_keywords_set_fields)
+{
+	mg_config c;
+	char err[ERRLEN];
+	REQUIRE(parse(&c, "allow_anonymous true\nallow_zero_length_clientid false\n"
+			"queue_qos0_messages true\nretain_available false\nconnection_messages false\n"
+			"log_timestamp false\nset_tcp_nodelay true\n", err) == 0);
+	CHECK(c.allow_anonymous && c.allow_anonymous_set);
+	CHECK(!c.allow_zero_length_clientid);
+	CHECK(c.queue_qos0_messages);
+	CHECK(!c.retain_available);
+	CHECK(!c.connection_messages);
+	CHECK(!c.log_timestamp);
+	CHECK(c.set_tcp_nodelay);
+	mg_config_free(&c);
+}
+
+TEST(number_keywords)
+{
+	mg_config c;
+	char err[ERRLEN];
+	REQUIRE(parse(&c, "max_keepalive 60\nmax_packet_size 20\nmessage_size_limit 268435455\n"
+			"max_inflight_messages 1\nmax_inflight_bytes 5000000000\nmax_queued_messages 0\n"
+			"max_queued_bytes 1024\nsys_interval 0\nthreads 4\nmax_connections 7\n", err) == 0);
+	CHECK_EQ_INT(c.max_keepalive, 60);
+	CHECK_EQ_INT(c.max_packet_size, 20);
+	CHECK_EQ_INT(c.message_size_limit, 268435455);
+	CHECK_EQ_INT(c.max_inflight_messages, 1);
+	CHECK(c.max_inflight_bytes == 5000000000ull);
+	CHECK_EQ_INT(c.max_queued_messages, 0);
+	CHECK_EQ_INT(c.max_queued_bytes, 1024);
+	CHECK_EQ_INT(c.sys_interval, 0);
+	CHECK_EQ_INT(c.threads, 4);
+	CHECK_EQ_INT(c.max_connections, 7);
+	mg_config_free(&c);
+
+	REQUIRE(parse(&c, "max_inflight_messages 0\nthreads auto\nmax_packet_size 0\nmax_keepalive 65535\n", err) == 0);
+	CHECK_EQ_INT(c.max_inflight_messages, 65535); /* 0 = no maximum */
+	CHECK_EQ_INT(c.threads, 0);
+	CHECK_EQ_INT(c.max_packet_size, 0);
+	CHECK_EQ_INT(c.max_keepalive, 65535);
+	mg_config_free(&c);
+}
+
+TEST(number_keywords_bad_values)
+{
+	EXPECT_ERR("max_inflight_messages abc\n",
+		"Error: t.conf:1: invalid value 'abc' for 'max_inflight_messages' (expected a whole number).");
+	EXPECT_ERR("max_inflight_messages 12abc\n",
+		"Error: t.conf:1: invalid value '12abc' for 'max_inflight_messages' (expected a whole number).");
+	EXPECT_ERR("max_inflight_messages 65536\n",
+		"Error: t.conf:1: value 65536 for 'max_inflight_messages' is out of range (0 to 65535).");
+	EXPECT_ERR("max_keepalive 70000\n",
+		"Error: t.conf:1: value 70000 for 'max_keepalive' is out of range (0 to 65535).");
+	EXPECT_ERR("max_keepalive -1\n",
+		"Error: t.conf:1: value -1 for 'max_keepalive' is out of range (0 to 65535).");
+	EXPECT_ERR("max_keepalive 10 20\n",
+		"Error: t.conf:1: too many values for 'max_keepalive': unexpected '20'.");
+	EXPECT_ERR("max_packet_size 19\n",
+		"Error: t.conf:1: value 19 for 'max_packet_size' is too small (0 for no limit, or at least 20).");
+	EXPECT_ERR("max_packet_size 268435461\n",
+		"Error: t.conf:1: value 268435461 for 'max_packet_size' is out of range (0 to 268435460).");
+	EXPECT_ERR("message_size_limit 268435456\n",
+		"Error: t.conf:1: value 268435456 for 'message_size_limit' is out of range (0 to 268435455).");
+	EXPECT_ERR("max_queued_messages -1\n",
+		"Error: t.conf:1: value -1 for 'max_queued_messages' is out of range (0 to 2147483647).");
+	EXPECT_ERR("max_queued_bytes 99999999999999999999\n",
+		"Error: t.conf:1: value 99999999999999999999 for 'max_queued_bytes' is out of range (0 to 9223372036854775807).");
+	EXPECT_ERR("max_inflight_bytes -5\n",
+		"Error: t.conf:1: value -5 for 'max_inflight_bytes' is out of range (0 to 9223372036854775807).");
+	EXPECT_ERR("sys_interval 1.5\n",
+		"Error: t.conf:1: invalid value '1.5' for 'sys_interval' (expected a whole number).");
+	EXPECT_ERR("threads 0x4\n",
+		"Error: t.conf:1: invalid value '0x4' for 'threads' (expected a whole number).");
+	EXPECT_ERR("threads 1025\n",
+		"Error: t.conf:1: value 1025 for 'threads' is out of range (0 to 1024).");
+	EXPECT_ERR("max_connections -2\n",
+		"Error: t.conf:1: value -2 for 'max_connections' is out of range (-1 to 2147483647).");
+	EXPECT_ERR("max_connections\n", "Error: t.conf:1: 'max_connections' needs a value.");
+	EXPECT_ERR("message_size_limit -\n",
+		"Error: t.conf:1: invalid value '-' for 'message_size_limit' (expected a whole number).");
+}
+
+TEST(persistent_client_expiration_units)
+{
+	static const struct { const char *v; int64_t secs; } ok[] = {
+		{"1h", 3600}, {"2d", 2 * 86400}, {"3w", 3 * 7 * 86400}, {"4m", 4 * 30 * 86400LL},
+		{"5y", 5 * 365 * 86400LL}, {"14d", 14 * 86400}, {"1000000y", 1000000LL * 365 * 86400},
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		mg_config c;
+		char err[ERRLEN], text[64];
+		snprintf(text, sizeof text, "persistent_client_expiration %s\n", ok[i].v);
+		CHECK(parse(&c, text, err) == 0);
+		CHECK(c.persistent_client_expiration == ok[i].secs);
+		mg_config_free(&c);
+	}
+	mg_config c;
+	mg_config_init(&c);
+	CHECK_EQ_INT(c.persistent_client_expiration, -1); /* never */
+	mg_config_free(&c);
+	static const char *bad[] = {"3x", "h", "0d", "-1d", "10", "1.5d", "1dd", "d1", "1000001y"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char text[64], want[256];
+		snprintf(text, sizeof text, "persistent_client_expiration %s\n", bad[i]);
+		snprintf(want, sizeof want, "Error: t.conf:1: invalid duration '%s' for "
+				"'persistent_client_expiration' (expected a number and a unit: h, d, w, m or y, e.g. 14d).", bad[i]);
+		EXPECT_ERR(text, want);
+	}
+}
+
+TEST(string_keywords)
+{
+	mg_config c;
+	char err[ERRLEN];
+	REQUIRE(parse(&c, "auto_id_prefix gen-\npid_file /run/my midge.pid # comment\nuser nobody\n"
+			"persistence_location /var/lib/midge/\npersistence_file m.db\n"
+			"log_timestamp_format %Y-%m-%dT%H:%M:%S   \n", err) == 0);
+	CHECK_STR(c.auto_id_prefix, "gen-");
+	CHECK_STR(c.pid_file, "/run/my midge.pid"); /* paths may hold spaces, as in mosquitto */
+	CHECK_STR(c.user, "nobody");
+	CHECK_STR(c.persistence_location, "/var/lib/midge/");
+	CHECK_STR(c.persistence_file, "m.db");
+	CHECK_STR(c.log_timestamp_format, "%Y-%m-%dT%H:%M:%S");
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_timestamp_format %Y-%m-%d %H:%M:%S\n", err) == 0);
+	CHECK_STR(c.log_timestamp_format, "%Y-%m-%d %H:%M:%S");
+	mg_config_free(&c);
+	EXPECT_ERR("auto_id_prefix\n", "Error: t.conf:1: 'auto_id_prefix' needs a value.");
+	EXPECT_ERR("auto_id_prefix # nothing\n", "Error: t.conf:1: 'auto_id_prefix' needs a value.");
+	EXPECT_ERR("auto_id_prefix 012345678901234567890123456789012345678901234567890\n",
+		"Error: t.conf:1: 'auto_id_prefix' is longer than 50 bytes.");
+	EXPECT_OK("auto_id_prefix 01234567890123456789012345678901234567890123456789\n");
+	EXPECT_ERR("pid_file\n", "Error: t.conf:1: 'pid_file' needs a value.");
+}
+
+TEST(log_type_first_replaces_then_adds)
+{
+	mg_config c;
+	char err[ERRLEN];
+	mg_config_init(&c);
+	CHECK_EQ_INT(c.log_types, MG_LOG_ERR | MG_LOG_WARNING | MG_LOG_NOTICE | MG_LOG_INFO);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_type error\nlog_type subscribe\n", err) == 0);
+	CHECK_EQ_INT(c.log_types, MG_LOG_ERR | MG_LOG_SUBSCRIBE);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_type all\n", err) == 0);
+	CHECK_EQ_INT(c.log_types, MG_LOG_ALL);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_type all\nlog_type none\n", err) == 0);
+	CHECK_EQ_INT(c.log_types, 0);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_type debug\nlog_type unsubscribe\nlog_type websockets\nlog_type notice\n"
+			"log_type warning\nlog_type information\n", err) == 0);
+	CHECK_EQ_INT(c.log_types, MG_LOG_DEBUG | MG_LOG_UNSUBSCRIBE | MG_LOG_WEBSOCKETS |
+			MG_LOG_NOTICE | MG_LOG_WARNING | MG_LOG_INFO);
+	mg_config_free(&c);
+	EXPECT_ERR("log_type info\n", "Error: t.conf:1: invalid value 'info' for 'log_type' (expected "
+			"error, warning, notice, information, debug, subscribe, unsubscribe, websockets, all or none).");
+	EXPECT_ERR("log_type error warning\n", "Error: t.conf:1: too many values for 'log_type': unexpected 'warning'.");
+}
+
+TEST(log_dest_values)
+{
+	mg_config c;
+	char err[ERRLEN];
+	mg_config_init(&c);
+	CHECK_EQ_INT(c.log_dests, MG_LOGD_STDERR);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_dest stdout\n", err) == 0);
+	CHECK_EQ_INT(c.log_dests, MG_LOGD_STDOUT);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_dest syslog\nlog_dest file /var/log/midge log.txt\nlog_dest stderr\n", err) == 0);
+	CHECK_EQ_INT(c.log_dests, MG_LOGD_SYSLOG | MG_LOGD_FILE | MG_LOGD_STDERR);
+	CHECK_STR(c.log_file, "/var/log/midge log.txt");
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_dest stdout\nlog_dest none\n", err) == 0);
+	CHECK_EQ_INT(c.log_dests, 0);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "log_facility 5\n", err) == 0);
+	CHECK_EQ_INT(c.log_facility, 5);
+	mg_config_free(&c);
+	EXPECT_ERR("log_dest file\n", "Error: t.conf:1: 'log_dest file' needs a file name.");
+	EXPECT_ERR("log_dest file a\nlog_dest file b\n",
+		"Error: t.conf:2: only one 'log_dest file' may be given (the first names a).");
+	EXPECT_ERR("log_dest console\n", "Error: t.conf:1: invalid value 'console' for 'log_dest' "
+			"(expected stdout, stderr, file PATH, syslog, topic or none).");
+	EXPECT_ERR("log_dest stdout stderr\n", "Error: t.conf:1: too many values for 'log_dest': unexpected 'stderr'.");
+	EXPECT_ERR("log_dest topic\n", "Error: t.conf:1: 'log_dest topic': publishing the log on "
+			"$SYS/broker/log/# is not yet implemented in this version of midge.");
+	EXPECT_ERR("log_dest dlt\n", "Error: t.conf:1: 'log_dest dlt' is not supported by midge.");
+	EXPECT_ERR("log_facility 8\n", "Error: t.conf:1: value 8 for 'log_facility' is out of range (0 to 7).");
+}
+
+TEST(listener_keyword)
+{
+	mg_config c;
+	char err[ERRLEN];
+	REQUIRE(parse(&c, "listener 1883\nlistener 8883 127.0.0.1\nmax_connections 10\n"
+			"protocol mqtt\nlistener 0 ::1\n", err) == 0);
+	REQUIRE(c.n_listeners == 3);
+	CHECK_EQ_INT(c.listeners[0].port, 1883);
+	CHECK(c.listeners[0].bind_address == NULL);
+	CHECK_EQ_INT(c.listeners[0].max_connections, -1);
+	CHECK_EQ_INT(c.listeners[0].protocol, MG_PROTO_MQTT);
+	CHECK_STR(c.listeners[0].file, "t.conf");
+	CHECK_EQ_INT(c.listeners[0].line, 1);
+	CHECK_EQ_INT(c.listeners[1].port, 8883);
+	CHECK_STR(c.listeners[1].bind_address, "127.0.0.1");
+	CHECK_EQ_INT(c.listeners[1].max_connections, 10);
+	CHECK(c.listeners[1].mount_point == NULL);
+	CHECK_EQ_INT(c.listeners[1].line, 2);
+	CHECK_EQ_INT(c.listeners[2].port, 0);
+	CHECK_STR(c.listeners[2].bind_address, "::1");
+	CHECK_EQ_INT(c.max_connections, -1); /* the broker-wide limit was not touched */
+	mg_config_free(&c);
+
+	EXPECT_ERR("listener\n", "Error: t.conf:1: 'listener' needs a value.");
+	EXPECT_ERR("listener 65536\n", "Error: t.conf:1: value 65536 for 'listener' is out of range (0 to 65535).");
+	EXPECT_ERR("listener port\n", "Error: t.conf:1: invalid value 'port' for 'listener' (expected a whole number).");
+	EXPECT_ERR("listener 1883 0.0.0.0 extra\n", "Error: t.conf:1: too many values for 'listener': unexpected 'extra'.");
+	EXPECT_ERR("listener 0 /run/midge.sock\n",
+		"Error: t.conf:1: 'listener': unix domain sockets are not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 1883\nlistener 1884\nlistener 1883\n",
+		"Error: t.conf:3: a listener on port 1883 is already defined at t.conf:1.");
+	EXPECT_ERR("listener 1883 ::1\nlistener 1883 ::1\n",
+		"Error: t.conf:2: a listener on port 1883 address ::1 is already defined at t.conf:1.");
+	EXPECT_OK("listener 1883 ::1\nlistener 1883 127.0.0.1\nlistener 0\nlistener 0\n");
+	EXPECT_ERR("listener 1883\nmount_point a/+/\n",
+		"Error: t.conf:2: invalid mount_point 'a/+/': it may not hold the wildcards + or #.");
+	EXPECT_ERR("listener 1883\nmount_point tenant/\n",
+		"Error: t.conf:2: 'mount_point': mount points are not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 1883\nprotocol http\n",
+		"Error: t.conf:2: invalid value 'http' for 'protocol' (expected mqtt or websockets).");
+}
+
+TEST(old_style_port_and_bind_address)
+{
+	mg_config c;
+	char err[ERRLEN];
+	capture_log();
+	REQUIRE(parse(&c, "listener 1885\nport 1884\nbind_address 127.0.0.1\n", err) == 0);
+	REQUIRE(c.n_listeners == 2);
+	/* the default listener comes first: it is the one -p changes */
+	CHECK_EQ_INT(c.listeners[0].port, 1884);
+	CHECK_STR(c.listeners[0].bind_address, "127.0.0.1");
+	CHECK_EQ_INT(c.listeners[0].line, 2);
+	CHECK_EQ_INT(c.listeners[1].port, 1885);
+	CHECK(c.listeners[1].bind_address == NULL);
+	mg_config_free(&c);
+	const char *log = captured();
+	CHECK(strstr(log, "Warning: t.conf:2: 'port' is deprecated (as in mosquitto 2); use 'listener 1884' instead.\n") != NULL);
+	CHECK(strstr(log, "Warning: t.conf:3: 'bind_address' is deprecated") != NULL);
+
+	/* bind_address alone: the default listener on 1883 */
+	REQUIRE(parse(&c, "bind_address localhost\n", err) == 0);
+	REQUIRE(c.n_listeners == 1);
+	CHECK_EQ_INT(c.listeners[0].port, 1883);
+	CHECK_STR(c.listeners[0].bind_address, "localhost");
+	mg_config_free(&c);
+
+	/* listener options before any listener line go to the default listener */
+	REQUIRE(parse(&c, "protocol mqtt\nport 1999\n", err) == 0);
+	REQUIRE(c.n_listeners == 1);
+	CHECK_EQ_INT(c.listeners[0].protocol, MG_PROTO_MQTT);
+	mg_config_free(&c);
+	EXPECT_ERR("port 1883\nlistener 1883\n", "Error: t.conf:2: a listener on port 1883 is already defined at t.conf:1.");
+	EXPECT_OK("protocol mqtt\nlistener 1883\n");
+}
+
+TEST(not_yet_implemented_features_are_named)
+{
+	EXPECT_ERR("listener 1883\npersistence true\n", "Error: t.conf:2: 'persistence true': persistence (keeping "
+			"sessions and retained messages across restarts) is not yet implemented in this version of midge.");
+	EXPECT_ERR("password_file /etc/midge/passwd\n", "Error: t.conf:1: 'password_file': password files "
+			"(username and password checks) are not yet implemented in this version of midge.");
+	EXPECT_ERR("acl_file /etc/midge/acl\n",
+		"Error: t.conf:1: 'acl_file': access control lists are not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 8883\ncertfile /etc/ssl/s.pem\n",
+		"Error: t.conf:2: 'certfile': TLS is not yet implemented in this version of midge.");
+	static const char *tls[] = {"cafile", "capath", "keyfile", "crlfile", "dhparamfile", "ciphers",
+		"ciphers_tls1.3", "tls_version", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform"};
+	for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++) {
+		char text[128], want[256];
+		snprintf(text, sizeof text, "listener 8883\n%s x\n", tls[i]);
+		snprintf(want, sizeof want, "Error: t.conf:2: '%s': TLS is not yet implemented in this version of midge.", tls[i]);
+		EXPECT_ERR(text, want);
+	}
+	EXPECT_ERR("listener 8883\npsk_hint h\n",
+		"Error: t.conf:2: 'psk_hint': TLS with pre-shared keys is not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 1\nrequire_certificate true\n",
+		"Error: t.conf:2: 'require_certificate': TLS is not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 1\nuse_identity_as_username true\n",
+		"Error: t.conf:2: 'use_identity_as_username': TLS is not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 9001\nprotocol websockets\n", "Error: t.conf:2: 'protocol websockets': MQTT "
+			"over WebSockets is not yet implemented in this version of midge.");
+	EXPECT_ERR("connection bridge-01\naddress 10.0.0.1:1883\n",
+		"Error: t.conf:1: 'connection': bridges are not yet implemented in this version of midge.");
+	EXPECT_ERR("topic # both 0\n", "Error: t.conf:1: 'topic' is a bridge option (it belongs after a "
+			"'connection' line), and bridges are not yet implemented in this version of midge.");
+	EXPECT_ERR("bridge_protocol_version mqttv50\n", "Error: t.conf:1: 'bridge_protocol_version' is a bridge "
+			"option (it belongs after a 'connection' line), and bridges are not yet implemented in this version of midge.");
+	EXPECT_ERR("per_listener_settings true\n", "Error: t.conf:1: 'per_listener_settings true': "
+			"per-listener security settings are not yet implemented in this version of midge.");
+	EXPECT_ERR("auth_plugin /usr/lib/x.so\n", "Error: t.conf:1: 'auth_plugin': plugins are not yet implemented in this version of midge.");
+	EXPECT_ERR("plugin_opt_db x\n", "Error: t.conf:1: 'plugin_opt_db': plugins are not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 1\nsocket_domain ipv4\n", "Error: t.conf:2: 'socket_domain': restricting a listener "
+			"to one IP version is not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 1\nmax_qos 1\n", "Error: t.conf:2: 'max_qos': limiting a listener's QoS is not yet implemented in this version of midge.");
+	EXPECT_ERR("memory_limit 1000\n", "Error: t.conf:1: 'memory_limit': a heap memory limit is not yet implemented in this version of midge.");
+	EXPECT_ERR("upgrade_outgoing_qos true\n", "Error: t.conf:1: 'upgrade_outgoing_qos true': upgrading the "
+			"QoS of delivered messages is not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 1\nuse_username_as_clientid true\n", "Error: t.conf:2: 'use_username_as_clientid': "
+			"using the username as client id is not yet implemented in this version of midge.");
+	EXPECT_ERR("clientid_prefixes secure-\n", "Error: t.conf:1: 'clientid_prefixes': restricting client ids "
+			"to a prefix is not yet implemented in this version of midge.");
+
+	/* values that ask for nothing missing are accepted */
+	EXPECT_OK("persistence false\npersistence_location /tmp/\npersistence_file x.db\n");
+	EXPECT_OK("listener 1883\nprotocol mqtt\nrequire_certificate false\nuse_identity_as_username false\n"
+			"use_subject_as_username false\nmax_qos 2\nmax_topic_alias 10\nuse_username_as_clientid false\n");
+	EXPECT_OK("per_listener_settings false\nupgrade_outgoing_qos false\nmemory_limit 0\n");
+	EXPECT_ERR("persistence maybe\n", "Error: t.conf:1: invalid value 'maybe' for 'persistence' (expected true or false).");
+	mg_config c;
+	char err[ERRLEN];
+	REQUIRE(parse(&c, "persistence false\n", err) == 0);
+	CHECK(!c.persistence && !c.password_file && !c.acl_file);
+	mg_config_free(&c);
+}
+
+TEST(harmless_obsolete_keywords_warn)
+{
+	capture_log();
+	EXPECT_OK("autosave_interval 1800\nautosave_on_changes false\nallow_duplicate_messages true\n"
+			"check_retain_source true\nwebsockets_log_level 0\n");
+	const char *log = captured();
+	CHECK(strstr(log, "Warning: t.conf:1: 'autosave_interval' has no effect in midge and is ignored.\n") != NULL);
+	CHECK(strstr(log, "Warning: t.conf:2: 'autosave_on_changes' has no effect in midge and is ignored.\n") != NULL);
+	CHECK(strstr(log, "Warning: t.conf:3: 'allow_duplicate_messages' has no effect in midge and is ignored.\n") != NULL);
+	CHECK(strstr(log, "Warning: t.conf:4: 'check_retain_source' has no effect in midge and is ignored.\n") != NULL);
+	CHECK(strstr(log, "Warning: t.conf:5: 'websockets_log_level' has no effect: WebSockets are not yet "
+			"implemented in this version of midge.\n") != NULL);
+	EXPECT_ERR("autosave_interval soon\n",
+		"Error: t.conf:1: invalid value 'soon' for 'autosave_interval' (expected a whole number).");
+}

@@ -1,0 +1,134 @@
+/*
+ * tools/common/client.c - client setup shared by midge_pub and midge_sub.
+ */
+#include "tools/common/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mg_tool_usage_hint(const mg_cfg *cfg)
+{
+	fprintf(stderr, "\nUse '%s --help' to see usage.\n", mg_cfg_progname(cfg));
+}
+
+/* -d: libmidge writes libmosquitto's debug lines; the tools print them as mosquitto's do. */
+static void on_log(midge_client *c, void *userdata, int level, const char *line)
+{
+	(void)c;
+	(void)userdata;
+	(void)level;
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static int add_prop(midge_properties *p, const mg_cfg_prop *d)
+{
+	switch (d->type) {
+	case MG_TPT_PAIR:
+		return midge_properties_add_user(p, d->value, d->value2);
+	case MG_TPT_STRING:
+		return midge_properties_set_string(p, d->id, d->value);
+	case MG_TPT_BINARY:
+		return midge_properties_set_binary(p, d->id, d->value, strlen(d->value));
+	default:
+		return midge_properties_set_int(p, d->id, (uint32_t)strtoul(d->value, NULL, 10));
+	}
+}
+
+midge_properties *mg_tool_props(const mg_cfg *cfg, int cmd)
+{
+	midge_properties *p;
+	bool any = false;
+
+	if (cfg->protocol != MIDGE_PROTOCOL_V5)
+		return NULL;
+	p = midge_properties_new();
+	if (!p)
+		return NULL;
+	if (cmd == MG_CMD_CONNECT && cfg->session_expiry > 0) {
+		midge_properties_set_session_expiry(p, (uint32_t)cfg->session_expiry);
+		any = true;
+	}
+	for (int i = 0; i < cfg->nprops; i++) {
+		int rc;
+
+		if (cfg->props[i].cmd != cmd)
+			continue;
+		rc = add_prop(p, &cfg->props[i]);
+		if (rc != MIDGE_OK)
+			mg_err_printf(cfg, "Warning: property %s not set: %s\n",
+				      midge_property_name(cfg->props[i].id), midge_strerror(rc));
+		any = true;
+	}
+	if (!any) {
+		midge_properties_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+midge_client *mg_tool_client_new(const mg_cfg *cfg, void *userdata)
+{
+	midge_client *c;
+	int rc;
+
+	c = midge_client_new(cfg->id, cfg->clean_session, userdata, cfg->protocol,
+			     MIDGE_TRANSPORT_TCP);
+	if (!c) {
+		mg_err_printf(cfg, "Error: Invalid id and/or clean_session.\n");
+		return NULL;
+	}
+	if (cfg->debug)
+		midge_on_log_set(c, on_log);
+	if (cfg->username) {
+		rc = midge_username_pw_set(c, cfg->username, cfg->password);
+		if (rc != MIDGE_OK) {
+			mg_err_printf(cfg, "Error: Problem setting username and/or password: %s\n",
+				      midge_strerror(rc));
+			goto fail;
+		}
+	}
+	if (cfg->will_topic) {
+		midge_properties *wp = mg_tool_props(cfg, MG_CMD_WILL);
+		const char *pl = cfg->will_payload;
+
+		rc = midge_will_set(c, cfg->will_topic, pl, pl ? strlen(pl) : 0, cfg->will_qos,
+				    cfg->will_retain, wp);
+		midge_properties_free(wp);
+		if (rc != MIDGE_OK) {
+			mg_err_printf(cfg, "Error: Problem setting will: %s.\n", midge_strerror(rc));
+			goto fail;
+		}
+	}
+	return c;
+fail:
+	midge_client_free(c);
+	return NULL;
+}
+
+int mg_tool_connect(const mg_cfg *cfg, midge_client *c)
+{
+	midge_properties *props = mg_tool_props(cfg, MG_CMD_CONNECT);
+	int rc;
+
+	errno = 0;
+	rc = midge_connect_ex(c, cfg->host, cfg->port, cfg->keepalive, cfg->clean_session, props);
+	midge_properties_free(props);
+	if (rc == MIDGE_OK)
+		return 0;
+	if (rc > 0) {
+		if (cfg->protocol == MIDGE_PROTOCOL_V5 && rc == 0x84)
+			mg_err_printf(cfg, "Connection error: %s. Try connecting to an MQTT v5 broker, "
+					   "or use MQTT v3.x mode.\n", midge_reason_string(rc));
+		else
+			mg_err_printf(cfg, "Connection error: %s\n", midge_connack_string(rc));
+		return rc;
+	}
+	if (rc == MIDGE_ERR_ERRNO)
+		mg_err_printf(cfg, "Error: %s\n", strerror(errno ? errno : ECONNREFUSED));
+	else
+		mg_err_printf(cfg, "Error: %s\n", midge_strerror(rc));
+	return 1;
+}

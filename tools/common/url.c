@@ -1,0 +1,96 @@
+/*
+ * tools/common/url.c - -L mqtt://[username[:password]@]host[:port]/topic.
+ *
+ * The URL is copied once and split in place, so host, username, password and topic point
+ * into cfg->url_copy (freed by mg_cfg_free). Like mosquitto, the topic is required and is
+ * everything after the first '/' following the host, slashes included.
+ */
+#include "tools/common/cfg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(const char *why)
+{
+	fprintf(stderr, "Error: Invalid URL for -L argument specified - %s.\n", why);
+	return 1;
+}
+
+int mg_cfg_parse_url(mg_cfg *cfg, const char *url)
+{
+	char *s, *auth = NULL, *host, *port, *topic, *at;
+
+	if (!strncmp(url, "mqtt://", 7)) {
+		url += 7;
+	} else if (!strncmp(url, "mqtts://", 8)) {
+		fprintf(stderr, "Error: mqtts:// URLs need TLS, which midge's tools do not have yet.\n");
+		return 1;
+	} else {
+		fprintf(stderr, "Error: unsupported URL scheme.\n\n");
+		return 1;
+	}
+	free(cfg->url_copy);
+	cfg->url_copy = s = strdup(url);
+	if (!s)
+		return 1;
+
+	topic = strchr(s, '/');
+	if (!topic)
+		return fail("topic missing");
+	*topic++ = '\0';
+	if (!*topic)
+		return fail("topic missing");
+
+	at = strrchr(s, '@');
+	if (at) {
+		*at = '\0';
+		auth = s;
+		host = at + 1;
+	} else {
+		host = s;
+	}
+	if (auth) {
+		char *colon = strchr(auth, ':');
+		if (colon) {
+			*colon = '\0';
+			cfg->password = colon + 1;
+		}
+		cfg->username = auth;
+	}
+	/* [v6::addr]:port keeps its colons inside the brackets. */
+	if (*host == '[') {
+		char *close = strchr(host, ']');
+		if (!close)
+			return fail("unterminated IPv6 address");
+		*close = '\0';
+		port = close[1] == ':' ? close + 2 : NULL;
+		host++;
+	} else {
+		port = strchr(host, ':');
+		if (port)
+			*port++ = '\0';
+	}
+	if (!*host)
+		return fail("host missing");
+	cfg->host = host;
+	if (port) {
+		char *end;
+		long p = strtol(port, &end, 10);
+		if (end == port || *end || p < 1 || p > 65535)
+			return fail("bad port");
+		cfg->port = (int)p;
+	}
+	if (cfg->tool == MG_TOOL_PUB) {
+		cfg->topic = topic;
+		return 0;
+	}
+	{
+		const char **a = realloc(cfg->topics, (size_t)(cfg->ntopics + 1) * sizeof(*a));
+		if (!a)
+			return 1;
+		a[cfg->ntopics++] = topic;
+		cfg->topics = a;
+	}
+	return 0;
+}
