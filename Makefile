@@ -120,7 +120,8 @@ $(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $$(if $$(TOOL_LIBS_$$*),,$(TOO
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BIN)/examples/%: $(OBJ)/examples/%.o $(LIBMIDGE)
+# A static pattern rule: the tools' $(BIN)/% rule above would match these paths too.
+$(EX_BINS): $(BIN)/examples/%: $(OBJ)/examples/%.o $(LIBMIDGE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -174,7 +175,7 @@ bench: all
 	bench/run
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/midge $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/midge $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(wildcard $(MIDGE)) $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIBMIDGE) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIBMIDGE_SO) $(DESTDIR)$(PREFIX)/lib/libmidge.so.0
@@ -183,6 +184,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' midge.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/midge.pc
 	-install -m 644 $(wildcard docs/man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	-install -m 644 $(wildcard docs/man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5/
+	-install -m 644 $(wildcard docs/man/*.8) $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build

@@ -222,6 +222,7 @@ struct mg_conn {
 	char peer[72];       /* "ADDR:PORT" */
 	char host[64];       /* "ADDR" */
 	uint16_t port;       /* the listener's */
+	int lidx;            /* cfg->listeners index */
 	uint8_t state;
 	uint8_t level;       /* 0 before CONNECT */
 	mg_session *s;
@@ -230,8 +231,9 @@ struct mg_conn {
 	int64_t last_rx, created;
 	int watch_mask;
 	/* input */
-	uint8_t *rb;
+	uint8_t *rb;         /* the worker's buffer while rb_shared, else our own (or NULL) */
 	size_t rlen, rcap;
+	bool rb_shared;
 	/* output: bytes in ob, described by segs (each optionally followed by a payload) */
 	uint8_t *ob;
 	size_t olen, ocap;
@@ -259,6 +261,7 @@ mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port);
 void mg_conn_attach(mg_worker *w, mg_conn *c);   /* watch on w's loop, put on w's list */
 void mg_conn_close(mg_conn *c, enum mg_close why);
 void mg_conn_free(mg_conn *c);
+void mg_conn_uncount(mg_conn *c); /* max_connections bookkeeping when a socket goes */
 /* Give a NEW connection (with its unread bytes) to worker `to`, which re-handles its CONNECT. */
 void mg_conn_handoff(mg_conn *c, int to);
 void mg_conn_process(mg_conn *c);               /* handle every complete packet in rb */
@@ -325,6 +328,7 @@ struct mg_worker {
 	mg_conn *dirty;
 	mg_conn *dead;
 	mg_matchset ms;
+	uint8_t *rbuf;      /* MG_READ_CHUNK bytes every read lands in first */
 	mg_stats st;
 	int n_conns;        /* connections it owns */
 	long tick_timer;
@@ -365,6 +369,8 @@ struct mg_broker {
 	mg_worker *w;
 	mg_listen_sock *ls;
 	int nls;
+	int *ls_lidx;             /* ls[i] belongs to cfg->listeners[ls_lidx[i]] */
+	atomic_int *lcount;       /* connections per configured listener */
 	pthread_mutex_t reg_mu;
 	mg_regent **reg;
 	size_t reg_cap, reg_n;

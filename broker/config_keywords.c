@@ -452,17 +452,12 @@ static int kw_persistence(mg_parse *p, const char *kw, int argc, char **argv, co
 	return 0;
 }
 
-static int kw_persistence_noop(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+/* Persistence will commit per loop turn, not on a timer: nothing to set. */
+static int kw_autosave_interval(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
-	if (strcmp(kw, "autosave_interval") == 0) {
-		long long v;
-		if (get_ll(p, kw, argv[0], 0, INT_MAX, &v) < 0)
-			return -1;
-	} else {
-		bool b;
-		if (get_bool(p, kw, argv[0], &b) < 0)
-			return -1;
-	}
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, INT_MAX, &v) < 0)
+		return -1;
 	mg_pwarn(p, "'%s' has no effect in midge and is ignored", kw);
 	return 0;
 }
@@ -472,12 +467,16 @@ static int kw_noop_bool(mg_parse *p, const char *kw, int argc, char **argv, cons
 	bool b = false;
 	if (get_bool(p, kw, argv[0], &b) < 0)
 		return -1;
-	if (strcmp(kw, "upgrade_outgoing_qos") == 0 && b)
-		return not_yet(p, "upgrade_outgoing_qos true", "upgrading the QoS of delivered messages is");
-	if (strcmp(kw, "upgrade_outgoing_qos") == 0)
-		return 0;
 	mg_pwarn(p, "'%s' has no effect in midge and is ignored", kw);
 	return 0;
+}
+
+static int kw_upgrade_outgoing_qos(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	bool b = false;
+	if (get_bool(p, kw, argv[0], &b) < 0)
+		return -1;
+	return b ? not_yet(p, "upgrade_outgoing_qos true", "upgrading the QoS of delivered messages is") : 0;
 }
 
 static int kw_memory_limit(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
@@ -649,7 +648,7 @@ static const mg_keyword keywords[] = {
 	{"queue_qos0_messages", kw_queue_qos0_messages, 1, 1, false},
 	{"retain_available", kw_retain_available, 1, 1, false},
 	{"persistent_client_expiration", kw_persistent_client_expiration, 1, 1, false},
-	{"upgrade_outgoing_qos", kw_noop_bool, 1, 1, false},
+	{"upgrade_outgoing_qos", kw_upgrade_outgoing_qos, 1, 1, false},
 	{"allow_duplicate_messages", kw_noop_bool, 1, 1, false},
 	{"memory_limit", kw_memory_limit, 1, 1, false},
 	{"sys_interval", kw_sys_interval, 1, 1, false},
@@ -663,8 +662,8 @@ static const mg_keyword keywords[] = {
 	{"persistence", kw_persistence, 1, 1, false},
 	{"persistence_location", kw_string, 1, ANY, false},
 	{"persistence_file", kw_string, 1, ANY, false},
-	{"autosave_interval", kw_persistence_noop, 1, 1, false},
-	{"autosave_on_changes", kw_persistence_noop, 1, 1, false},
+	{"autosave_interval", kw_autosave_interval, 1, 1, false},
+	{"autosave_on_changes", kw_noop_bool, 1, 1, false},
 	/* logging */
 	{"log_type", kw_log_type, 1, 1, false},
 	{"log_dest", kw_log_dest, 1, ANY, false},

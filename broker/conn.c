@@ -86,6 +86,13 @@ void mg_conn_handoff(mg_conn *c, int to)
 	mg_worker_post(w, to, &p);
 }
 
+void mg_conn_uncount(mg_conn *c)
+{
+	mg_broker *b = mg_broker_get();
+	atomic_fetch_sub(&b->n_conns, 1);
+	atomic_fetch_sub(&b->lcount[c->lidx], 1);
+}
+
 void mg_conn_free(mg_conn *c)
 {
 	for (size_t i = c->seg_head; i < c->nseg; i++)
@@ -128,8 +135,7 @@ void mg_conn_close(mg_conn *c, enum mg_close why)
 	else if (why == MG_CLOSE_SHUTDOWN || why == MG_CLOSE_TAKEOVER || why == MG_CLOSE_REFUSED)
 		; /* said elsewhere, or said nothing, like mosquitto */
 	else if (close_text(why))
-		mg_log(why == MG_CLOSE_DISCONNECT ? MG_LOG_NOTICE : MG_LOG_NOTICE, "Client %s %s",
-		       mg_conn_name(c), close_text(why));
+		mg_log(MG_LOG_NOTICE, "Client %s %s", mg_conn_name(c), close_text(why));
 	if (c->out_bytes)
 		mg_conn_flush(c); /* best effort: a CONNACK refusal or DISCONNECT reason */
 	bool was_active = c->state == MG_CS_ACTIVE;
@@ -143,7 +149,7 @@ void mg_conn_close(mg_conn *c, enum mg_close why)
 	mg_loop_unwatch(w->loop, c->tr.fd);
 	mg_transport_close(&c->tr);
 	unlink_conn(c);
-	atomic_fetch_sub(&w->b->n_conns, 1);
+	mg_conn_uncount(c);
 	c->next = w->dead;
 	w->dead = c;
 }
@@ -228,6 +234,7 @@ int mg_conn_send(mg_conn *c, const mg_packet *pkt)
 	if (c->max_out && n > c->max_out)
 		return -E2BIG;
 	mg_conn_commit(c, n, NULL);
+	atomic_fetch_add_explicit(&c->w->st.msgs_sent, 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -251,6 +258,11 @@ static void advance(mg_conn *c, size_t done)
 	if (c->seg_head == c->nseg) {
 		c->seg_head = c->nseg = 0;
 		c->olen = 0;
+		if (c->ocap > 65536) { /* a burst is over: give the big buffer back */
+			free(c->ob);
+			c->ob = NULL;
+			c->ocap = 0;
+		}
 	}
 }
 
@@ -377,16 +389,25 @@ void mg_conn_process(mg_conn *c)
 			int sz = mg_frame(c->rb + off, c->rlen - off, c->level, cfg->max_packet_size, &tf);
 			if (sz > 0 && (size_t)sz > c->rcap - off) {
 				/* make room for this packet; bounded by max_packet_size */
-				memmove(c->rb, c->rb + off, c->rlen - off);
-				c->rlen -= off;
-				off = 0;
-				uint8_t *nb = realloc(c->rb, (size_t)sz);
+				size_t left = c->rlen - off;
+				uint8_t *nb;
+				if (c->rb_shared) { /* never realloc the worker's buffer */
+					nb = malloc((size_t)sz);
+					if (nb)
+						memcpy(nb, c->rb + off, left);
+				} else {
+					memmove(c->rb, c->rb + off, left);
+					nb = realloc(c->rb, (size_t)sz);
+				}
 				if (!nb) {
 					mg_conn_close(c, MG_CLOSE_SOCKET);
 					return;
 				}
+				c->rb_shared = false;
 				c->rb = nb;
 				c->rcap = (size_t)sz;
+				c->rlen = left;
+				off = 0;
 			}
 			break;
 		}
@@ -430,39 +451,66 @@ void mg_conn_process(mg_conn *c)
 	}
 }
 
+/* Reads go into the worker's 64 KiB buffer and are handled there; only the tail of a
+ * packet that has not fully arrived is copied into the connection's own buffer. So an idle
+ * connection holds no input buffer at all. */
 static void do_read(mg_conn *c)
 {
-	if (c->rcap - c->rlen < MG_READ_CHUNK / 4) {
+	mg_worker *w = c->w;
+	bool shared = c->rlen == 0;
+	uint8_t *own = c->rb;
+	size_t own_cap = c->rcap;
+	if (shared) {
+		c->rb = w->rbuf;
+		c->rcap = MG_READ_CHUNK;
+		c->rb_shared = true;
+	} else if (c->rcap - c->rlen < MG_READ_CHUNK / 4) {
 		size_t nc = c->rlen + MG_READ_CHUNK;
 		uint8_t *nb = realloc(c->rb, nc);
 		if (!nb) {
 			mg_conn_close(c, MG_CLOSE_SOCKET);
 			return;
 		}
-		c->rb = nb;
-		c->rcap = nc;
+		c->rb = own = nb;
+		c->rcap = own_cap = nc;
 	}
 	ssize_t n = mg_transport_read(&c->tr, c->rb + c->rlen, c->rcap - c->rlen);
-	if (n == -EAGAIN)
-		return;
-	if (n == 0 || n == -ECONNRESET) { /* a reset reads like a close to mosquitto's users */
-		mg_conn_close(c, MG_CLOSE_EOF);
-		return;
+	if (n > 0) {
+		atomic_fetch_add_explicit(&w->st.bytes_recv, (uint64_t)n, memory_order_relaxed);
+		c->rlen += (size_t)n;
+		c->last_rx = mg_loop_now_ms(w->loop);
+		mg_conn_process(c);
 	}
-	if (n < 0) {
-		mg_conn_close(c, MG_CLOSE_SOCKET);
-		return;
+	if (c->rb_shared) { /* back to the connection's own buffer, with what is left */
+		size_t left = c->rlen;
+		c->rb_shared = false;
+		c->rb = own;
+		c->rcap = own_cap;
+		if (left && own_cap < left) {
+			size_t nc = left < 4096 ? 4096 : left;
+			uint8_t *nb = realloc(own, nc);
+			if (!nb) {
+				c->rlen = 0;
+				if (c->state != MG_CS_DEAD)
+					mg_conn_close(c, MG_CLOSE_SOCKET);
+				return;
+			}
+			c->rb = nb;
+			c->rcap = nc;
+		}
+		if (left)
+			memcpy(c->rb, w->rbuf, left);
+	} else if (shared) {
+		free(own); /* mg_conn_process gave the connection a new buffer for a large packet */
 	}
-	atomic_fetch_add_explicit(&c->w->st.bytes_recv, (uint64_t)n, memory_order_relaxed);
-	c->rlen += (size_t)n;
-	c->last_rx = mg_loop_now_ms(c->w->loop);
-	mg_conn_process(c);
-	/* a big buffer left from one large packet is given back */
-	if (c->state != MG_CS_DEAD && c->rlen == 0 && c->rcap > 4 * MG_READ_CHUNK) {
+	if (c->rlen == 0 && c->rb) { /* nothing pending: hold no input memory */
 		free(c->rb);
 		c->rb = NULL;
 		c->rcap = 0;
 	}
+	if (n == -EAGAIN || n > 0 || c->state == MG_CS_DEAD)
+		return;
+	mg_conn_close(c, n == 0 || n == -ECONNRESET ? MG_CLOSE_EOF : MG_CLOSE_SOCKET);
 }
 
 static void on_io(mg_loop *l, int fd, void *ud, int mask)

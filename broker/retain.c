@@ -29,10 +29,11 @@ typedef struct rnode {
 struct mg_retain {
 	pthread_rwlock_t lock;
 	_Atomic size_t count;
+	_Atomic size_t nodes; /* besides the root: shows that pruning works */
 	uint64_t seed;
 	void (*ref)(void *v);
 	void (*unref)(void *v);
-	rnode root;
+	rnode *root; /* stands for no level (a separate allocation: it ends in a flexible array) */
 };
 
 static uint64_t make_seed(void)
@@ -51,8 +52,14 @@ mg_retain *mg_retain_new(void (*ref)(void *v), void (*unref)(void *v))
 	mg_retain *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
+	if (!(r->root = calloc(1, sizeof *r->root))) {
+		free(r);
+		return NULL;
+	}
+	r->root->h.key = r->root->lvl;
 	pthread_rwlockattr_t a;
 	if (pthread_rwlockattr_init(&a) != 0) {
+		free(r->root);
 		free(r);
 		return NULL;
 	}
@@ -61,13 +68,13 @@ mg_retain *mg_retain_new(void (*ref)(void *v), void (*unref)(void *v))
 	int rc = pthread_rwlock_init(&r->lock, &a);
 	pthread_rwlockattr_destroy(&a);
 	if (rc) {
+		free(r->root);
 		free(r);
 		return NULL;
 	}
 	r->seed = make_seed();
 	r->ref = ref;
 	r->unref = unref;
-	r->root.h.key = r->root.lvl;
 	return r;
 }
 
@@ -76,7 +83,7 @@ void mg_retain_free(mg_retain *r)
 	if (!r)
 		return;
 	/* depth-first through parent pointers: no stack, no recursion */
-	rnode *n = &r->root;
+	rnode *n = r->root;
 	while (n) {
 		rnode *c = (rnode *)mg_kids_take_any(&n->kids);
 		if (c) {
@@ -88,8 +95,7 @@ void mg_retain_free(mg_retain *r)
 			r->unref(n->v);
 		free(n->topic);
 		mg_kids_free(&n->kids);
-		if (n != &r->root)
-			free(n);
+		free(n);
 		n = p;
 	}
 	pthread_rwlock_destroy(&r->lock);
@@ -101,15 +107,21 @@ size_t mg_retain_count(const mg_retain *r)
 	return atomic_load_explicit(&((mg_retain *)r)->count, memory_order_relaxed);
 }
 
+size_t mg_retain_nodes(const mg_retain *r)
+{
+	return atomic_load_explicit(&((mg_retain *)r)->nodes, memory_order_relaxed);
+}
+
 /* Free n and its ancestors while they hold nothing (never the root). */
 static void prune(mg_retain *r, rnode *n)
 {
-	while (n != &r->root && !n->v && n->kids.n == 0) {
+	while (n != r->root && !n->v && n->kids.n == 0) {
 		rnode *p = n->parent;
 		mg_kids_del(&p->kids, &n->h);
 		mg_kids_free(&n->kids);
 		free(n->topic);
 		free(n);
+		atomic_fetch_sub_explicit(&r->nodes, 1, memory_order_relaxed);
 		n = p;
 	}
 }
@@ -118,7 +130,7 @@ int mg_retain_set(mg_retain *r, const uint8_t *topic, size_t len, void *v)
 {
 	int rc = 0;
 	pthread_rwlock_wrlock(&r->lock);
-	rnode *n = &r->root;
+	rnode *n = r->root;
 	size_t off = 0;
 	mg_bytes l;
 	while (mg_topic_next_level(topic, len, &off, &l) == 1) {
@@ -143,6 +155,7 @@ int mg_retain_set(mg_retain *r, const uint8_t *topic, size_t len, void *v)
 				rc = -ENOMEM;
 				goto undo;
 			}
+			atomic_fetch_add_explicit(&r->nodes, 1, memory_order_relaxed);
 		}
 		n = c;
 	}
@@ -241,7 +254,7 @@ int mg_retain_match(mg_retain *r, const uint8_t *filter, size_t len,
 	fstack s = { 0 };
 	int rc = 0;
 	pthread_rwlock_rdlock(&r->lock);
-	rnode *n = &r->root;
+	rnode *n = r->root;
 	size_t d = 0;
 	for (;;) {
 		/* n matched the filter's levels [0, d); d == ALL: n is under a '#' */
@@ -254,7 +267,7 @@ int mg_retain_match(mg_retain *r, const uint8_t *filter, size_t len,
 			if (n->v && (rc = fn(ctx, n->topic, n->tlen, n->v)) != 0)
 				break;
 		} else {
-			bool root = n == &r->root;
+			bool root = n == r->root;
 			if (lv[d].len == 1 && lv[d].p[0] == '#') {
 				/* "x/#" matches "x" itself and everything below */
 				if (!root && n->v && (rc = fn(ctx, n->topic, n->tlen, n->v)) != 0)
@@ -295,7 +308,7 @@ void mg_retain_foreach(mg_retain *r, int (*fn)(void *ctx, const uint8_t *topic, 
 	size_t ndead = 0, dcap = 0;
 
 	pthread_rwlock_wrlock(&r->lock);
-	rnode *n = &r->root;
+	rnode *n = r->root;
 	for (;;) {
 		if (n->v) {
 			int x = fn(ctx, n->topic, n->tlen, n->v);

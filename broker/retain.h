@@ -35,6 +35,7 @@ void mg_retain_free(mg_retain *r);
 int mg_retain_set(mg_retain *r, const uint8_t *topic, size_t len, void *v);
 
 size_t mg_retain_count(const mg_retain *r); /* retained topics; lock-free */
+size_t mg_retain_nodes(const mg_retain *r); /* topic levels held, root not counted; lock-free */
 
 /* Call fn for every retained topic that `filter` (a valid, non-shared topic filter)
  * matches, with '+', '#' ("a/#" matches "a" too) and the $-rule: a filter starting with a

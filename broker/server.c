@@ -26,7 +26,9 @@ static int open_listeners(mg_broker *b)
 	for (int i = 0; i < cfg->n_listeners; i++)
 		cap += 8;
 	b->ls = calloc((size_t)(cap ? cap : 1), sizeof *b->ls);
-	if (!b->ls)
+	b->ls_lidx = calloc((size_t)(cap ? cap : 1), sizeof *b->ls_lidx);
+	b->lcount = calloc((size_t)(cfg->n_listeners ? cfg->n_listeners : 1), sizeof *b->lcount);
+	if (!b->ls || !b->ls_lidx || !b->lcount)
 		return -ENOMEM;
 	for (int i = 0; i < cfg->n_listeners; i++) {
 		const mg_listener_conf *lc = &cfg->listeners[i];
@@ -46,6 +48,8 @@ static int open_listeners(mg_broker *b)
 				       lc->port);
 			return n;
 		}
+		for (int k = 0; k < n; k++)
+			b->ls_lidx[b->nls + k] = i;
 		for (int k = 0; k < n; k++)
 			mg_log(MG_LOG_NOTICE, "Opening %s listen socket on port %u.",
 			       b->ls[b->nls + k].family == AF_INET6 ? "ipv6" : "ipv4", b->ls[b->nls + k].port);
@@ -165,6 +169,8 @@ void mg_broker_stop(mg_broker *b)
 	for (int i = 0; i < b->nls; i++)
 		close(b->ls[i].fd);
 	free(b->ls);
+	free(b->ls_lidx);
+	free(b->lcount);
 	mg_retain_free(b->retain);
 	mg_subtree_free(b->tree);
 	mg_registry_free(b);

@@ -181,8 +181,9 @@ static _Thread_local int my_slot = -1;
 struct mg_subtree {
 	rwslot locks[RW_SLOTS];
 	_Atomic size_t count;
+	_Atomic size_t nodes; /* besides the root: shows that pruning works */
 	uint64_t seed;
-	snode root; /* stands for no level; its lvl[] is empty */
+	snode *root; /* stands for no level (a separate allocation: it ends in a flexible array) */
 };
 
 static uint64_t make_seed(void)
@@ -240,16 +241,21 @@ mg_subtree *mg_subtree_new(void)
 	if (!t)
 		return NULL;
 	memset(t, 0, sizeof *t);
+	if (!(t->root = calloc(1, sizeof *t->root))) {
+		free(t);
+		return NULL;
+	}
+	t->root->h.key = t->root->lvl;
 	for (int i = 0; i < RW_SLOTS; i++) {
 		if (rwlock_init(&t->locks[i].l) < 0) {
 			while (i--)
 				pthread_rwlock_destroy(&t->locks[i].l);
+			free(t->root);
 			free(t);
 			return NULL;
 		}
 	}
 	t->seed = make_seed();
-	t->root.h.key = t->root.lvl;
 	return t;
 }
 
@@ -271,7 +277,7 @@ void mg_subtree_free(mg_subtree *t)
 		return;
 	/* Depth-first teardown through parent pointers: no stack, so no allocation and no
 	 * recursion however deep a filter went. */
-	snode *n = &t->root;
+	snode *n = t->root;
 	while (n) {
 		snode *c = n->plus;
 		if (c)
@@ -286,8 +292,7 @@ void mg_subtree_free(mg_subtree *t)
 		}
 		snode *p = n->parent;
 		node_release(n);
-		if (n != &t->root)
-			free(n);
+		free(n);
 		n = p;
 	}
 	for (int i = 0; i < RW_SLOTS; i++)
@@ -298,6 +303,11 @@ void mg_subtree_free(mg_subtree *t)
 size_t mg_subtree_count(const mg_subtree *t)
 {
 	return atomic_load_explicit(&((mg_subtree *)t)->count, memory_order_relaxed);
+}
+
+size_t mg_subtree_nodes(const mg_subtree *t)
+{
+	return atomic_load_explicit(&((mg_subtree *)t)->nodes, memory_order_relaxed);
 }
 
 static bool is_plus(mg_bytes l) { return l.len == 1 && l.p[0] == '+'; }
@@ -312,7 +322,7 @@ static snode *child_of(const mg_subtree *t, snode *n, mg_bytes l)
 	return (snode *)mg_kids_find(&n->kids, l.p, l.len, mg_level_hash(t->seed, l.p, l.len));
 }
 
-static snode *child_add(const mg_subtree *t, snode *n, mg_bytes l)
+static snode *child_add(mg_subtree *t, snode *n, mg_bytes l)
 {
 	snode *c = calloc(1, sizeof *c + l.len);
 	if (!c)
@@ -333,6 +343,7 @@ static snode *child_add(const mg_subtree *t, snode *n, mg_bytes l)
 			return NULL;
 		}
 	}
+	atomic_fetch_add_explicit(&t->nodes, 1, memory_order_relaxed);
 	return c;
 }
 
@@ -344,7 +355,7 @@ static bool node_empty(const snode *n)
 /* Free n and its ancestors while they are empty (never the root). */
 static void prune(mg_subtree *t, snode *n)
 {
-	while (n != &t->root && node_empty(n)) {
+	while (n != t->root && node_empty(n)) {
 		snode *p = n->parent;
 		if (p->plus == n)
 			p->plus = NULL;
@@ -354,6 +365,7 @@ static void prune(mg_subtree *t, snode *n)
 			mg_kids_del(&p->kids, &n->h);
 		node_release(n);
 		free(n);
+		atomic_fetch_sub_explicit(&t->nodes, 1, memory_order_relaxed);
 		n = p;
 	}
 }
@@ -390,7 +402,7 @@ int mg_subtree_add(mg_subtree *t, const uint8_t *filter, size_t len, void *subsc
 
 	write_lock(t);
 	int rc = -ENOMEM;
-	snode *n = &t->root;
+	snode *n = t->root;
 	size_t off = 0;
 	mg_bytes l;
 	while (mg_topic_next_level(f.p, f.len, &off, &l) == 1) {
@@ -442,12 +454,12 @@ int mg_subtree_remove(mg_subtree *t, const uint8_t *filter, size_t len, void *su
 
 	write_lock(t);
 	int rc = -ENOENT;
-	snode *n = &t->root;
+	snode *n = t->root;
 	size_t off = 0;
 	mg_bytes l;
 	while (n && mg_topic_next_level(f.p, f.len, &off, &l) == 1)
 		n = child_of(t, n, l);
-	if (!n || n == &t->root)
+	if (!n || n == t->root)
 		goto out;
 	sgroup **pp = NULL;
 	sublist *sl = &n->subs;
@@ -502,15 +514,15 @@ static int buf_reserve(buf *b, size_t need)
 static int node_filter(const mg_subtree *t, const snode *n, const sgroup *g, buf *b)
 {
 	size_t len = g ? 8 + g->len : 0; /* "$share/" + group + "/" */
-	for (const snode *x = n; x != &t->root; x = x->parent)
-		len += x->h.len + (x->parent != &t->root);
+	for (const snode *x = n; x != t->root; x = x->parent)
+		len += x->h.len + (x->parent != t->root);
 	if (buf_reserve(b, len + 1) < 0)
 		return -ENOMEM;
 	size_t end = len;
-	for (const snode *x = n; x != &t->root; x = x->parent) {
+	for (const snode *x = n; x != t->root; x = x->parent) {
 		end -= x->h.len;
 		memcpy(b->p + end, x->h.key, x->h.len);
-		if (x->parent != &t->root)
+		if (x->parent != t->root)
 			b->p[--end] = '/';
 	}
 	if (g) {
@@ -532,7 +544,7 @@ int mg_subtree_foreach(mg_subtree *t,
 	int rc = 0;
 
 	int slot = read_lock(t);
-	snode *n = &t->root;
+	snode *n = t->root;
 	for (;;) {
 		if (n->subs.n && (rc = node_filter(t, n, NULL, &b)) == 0)
 			for (uint32_t i = 0; i < n->subs.n && !rc; i++)
@@ -665,17 +677,22 @@ static int collect_subs(walk *w, const snode *n)
 	return 0;
 }
 
-/* One member per shared group of n, round-robin, into s->raw. */
+/* One member per shared group of n, round-robin, into s->raw. When ineligible members were
+ * skipped, the cursor moves past the chosen one, so the eligible share the load evenly
+ * (racing matchers may disturb that order a little: it is fairness, not correctness). */
 static int collect_groups(walk *w, const snode *n)
 {
 	mg_matchset *s = w->s;
 	for (const sgroup *g = n->groups; g; g = g->next) {
 		uint32_t cnt = g->members.n;
-		uint32_t i = atomic_fetch_add_explicit((_Atomic uint32_t *)&g->rr, 1, memory_order_relaxed) % cnt;
+		_Atomic uint32_t *rr = (_Atomic uint32_t *)&g->rr;
+		uint32_t i = atomic_fetch_add_explicit(rr, 1, memory_order_relaxed) % cnt;
 		for (uint32_t tried = 0; tried < cnt; tried++, i = i + 1 == cnt ? 0 : i + 1) {
 			const mg_sub_entry *e = &g->members.v[i];
 			if (w->eligible && !w->eligible(e->subscriber, w->ctx))
 				continue;
+			if (tried)
+				atomic_store_explicit(rr, i + 1, memory_order_relaxed);
 			if (grow(&s->raw, &s->raw_cap, w->n_raw + 1, sizeof(raw)) < 0)
 				return -ENOMEM;
 			raw *r = (raw *)s->raw + w->n_raw++;
@@ -809,7 +826,7 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
 	int rc = 0;
 
 	int slot = read_lock(t);
-	const snode *n = &t->root;
+	const snode *n = t->root;
 	size_t d = 0;
 	for (;;) {
 		if (d == nl) {

@@ -73,6 +73,8 @@ int mg_subtree_remove(mg_subtree *t, const uint8_t *filter, size_t len, void *su
 
 /* Subscriptions in total (each shared membership counts one), for $SYS. Lock-free. */
 size_t mg_subtree_count(const mg_subtree *t);
+/* Nodes (topic levels) in the tree, the root not counted: memory, for $SYS and tests. */
+size_t mg_subtree_nodes(const mg_subtree *t);
 
 /* Call fn for every subscription (read lock held: fn must not call into the tree).
  * filter/flen is the filter as added (with "$share/group/" for shared ones), in a

@@ -31,7 +31,7 @@ static void post_drop(mg_post *p)
 		mg_qitem_clear(&p->it);
 	else if (p->kind == MG_POST_ADOPT) {
 		mg_transport_close(&p->conn->tr);
-		atomic_fetch_sub(&mg_broker_get()->n_conns, 1);
+		mg_conn_uncount(p->conn);
 		mg_conn_free(p->conn);
 	}
 }
@@ -139,8 +139,7 @@ static void tick(mg_loop *l, void *ud)
 			if (s->will)
 				mg_will_publish(w, s);
 			mg_log(MG_LOG_NOTICE, "Expiring client %s.", s->id);
-			/* its list neighbour may be freed by routing? no: routing never frees sessions */
-			n = s->next;
+			n = s->next; /* publishing the will never frees a session: n is still valid */
 			mg_session_destroy(w, s);
 		}
 	}
@@ -163,12 +162,16 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 		int cfd = mg_accept(fd, peer, sizeof peer);
 		if (cfd < 0)
 			return; /* -EAGAIN, or EMFILE and the like: try again on the next event */
-		if (cfg->max_connections >= 0 && atomic_load(&b->n_conns) >= cfg->max_connections) {
+		int lidx = b->ls_lidx[ls - b->ls];
+		int lmax = cfg->listeners[lidx].max_connections;
+		if ((cfg->max_connections >= 0 && atomic_load(&b->n_conns) >= cfg->max_connections) ||
+		    (lmax >= 0 && atomic_load(&b->lcount[lidx]) >= lmax)) {
 			mg_log(MG_LOG_NOTICE, "Client connection from %s denied: max_connections exceeded.", peer);
 			close(cfd);
 			continue;
 		}
 		atomic_fetch_add(&b->n_conns, 1);
+		atomic_fetch_add(&b->lcount[lidx], 1);
 		atomic_fetch_add_explicit(&w->st.conns_total, 1, memory_order_relaxed);
 		if (cfg->set_tcp_nodelay)
 			mg_tcp_nodelay(cfd, 1);
@@ -176,8 +179,10 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 		if (!c) {
 			close(cfd);
 			atomic_fetch_sub(&b->n_conns, 1);
+			atomic_fetch_sub(&b->lcount[lidx], 1);
 			continue;
 		}
+		c->lidx = lidx;
 		if (cfg->connection_messages)
 			mg_log(MG_LOG_NOTICE, "New connection from %s on port %u.", peer, ls->port);
 		mg_conn_attach(w, c);
@@ -197,7 +202,8 @@ int mg_worker_init(mg_broker *b, mg_worker *w, int idx)
 	w->b = b;
 	w->loop = mg_loop_new();
 	w->outbox = calloc((size_t)b->nworkers, sizeof *w->outbox);
-	if (!w->loop || !w->outbox)
+	w->rbuf = malloc(MG_READ_CHUNK);
+	if (!w->loop || !w->outbox || !w->rbuf)
 		return -ENOMEM;
 	pthread_mutex_init(&w->inbox_mu, NULL);
 	mg_loop_before_sleep(w->loop, before_sleep, w);
@@ -219,10 +225,24 @@ int mg_worker_start(mg_worker *w)
 /* After the thread has stopped: free everything it owns (no wills, no routing). */
 void mg_worker_free(mg_worker *w)
 {
-	if (!w->loop || !w->outbox)
+	if (!w->loop || !w->outbox) {
+		free(w->outbox);
+		free(w->rbuf);
 		return;
+	}
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
+		if (c->state == MG_CS_ACTIVE && c->level == MG_V5) {
+			/* best effort, never blocking: what is pending, then DISCONNECT 0x8B */
+			mg_conn_flush(c);
+			if (c->out_bytes == 0 && c->state == MG_CS_ACTIVE) {
+				mg_packet p = { .type = MG_DISCONNECT, .reason_code = MG_RC_SERVER_SHUTTING_DOWN };
+				mg_conn_send(c, &p);
+				mg_conn_flush(c);
+			}
+		}
+		if (c->state == MG_CS_DEAD)
+			continue; /* the flush failed: it is on the dead list now */
 		mg_loop_unwatch(w->loop, c->tr.fd);
 		mg_transport_close(&c->tr);
 		mg_conn_free(c);
@@ -248,6 +268,7 @@ void mg_worker_free(mg_worker *w)
 		mg_session_destroy(w, s);
 	}
 	mg_matchset_free(&w->ms);
+	free(w->rbuf);
 	pthread_mutex_destroy(&w->inbox_mu);
 	/* the loop itself is freed by the broker once every worker is freed: conns of one
 	 * worker may sit in another's inbox (hand-off) and are unwatched from their own */

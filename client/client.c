@@ -22,7 +22,19 @@ void mg_lock(midge_client *c)
 	pthread_mutex_lock(&c->mu);
 }
 
-static void deliver(midge_client *c, mg_event *e, const midge_client *snap)
+/* The callbacks as they were when the events were queued. */
+struct cbs {
+	void *userdata;
+	void (*on_connect)(midge_client *, void *, int, int, const midge_properties *);
+	void (*on_connect_fail)(midge_client *, void *, int);
+	void (*on_publish)(midge_client *, void *, int, int, const midge_properties *);
+	void (*on_subscribe)(midge_client *, void *, int, int, const int *, const midge_properties *);
+	void (*on_unsubscribe)(midge_client *, void *, int, int, const int *, const midge_properties *);
+	void (*on_disconnect)(midge_client *, void *, int, int, const midge_properties *);
+	void (*on_log)(midge_client *, void *, int, const char *);
+};
+
+static void deliver(midge_client *c, mg_event *e, const struct cbs *snap)
 {
 	void *ud = snap->userdata;
 	switch (e->kind) {
@@ -72,7 +84,7 @@ void mg_unlock(midge_client *c)
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
-	midge_client snap;
+	struct cbs snap;
 	snap.userdata = c->userdata;
 	snap.on_log = c->on_log;
 	snap.on_connect = c->on_connect;

@@ -162,6 +162,7 @@ struct midge_client {
 	bool auto_reconnect;  /* loop_forever reconnects after a loss */
 	int disc_reason;      /* reason code of our DISCONNECT */
 	int64_t connect_start_ms, last_out_ms, last_in_ms, ping_sent_ms;
+	int64_t closing_ms;   /* when our DISCONNECT was queued */
 	bool ping_out;
 	uint16_t ka;          /* effective keepalive (server keep alive in 5.0) */
 

@@ -245,6 +245,7 @@ int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *pro
 	if (c->state == MG_S_CLOSING)
 		return MIDGE_OK;
 	c->disc_reason = reason;
+	c->closing_ms = mg_cl_now_ms();
 	if (c->state == MG_S_TCP) {
 		/* Nothing went out yet: drop the attempt. */
 		c->state = MG_S_CLOSING;

@@ -234,7 +234,8 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 
 static int on_disconnect_pkt(midge_client *c, const mg_packet *p)
 {
-	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received DISCONNECT (%d)", mg_cid(c), p->reason_code);
+	/* libmosquitto words this one without the client id */
+	mg_log(c, MIDGE_LOG_DEBUG, "Received DISCONNECT (%d)", p->reason_code);
 	mg_conn_close(c, MIDGE_DISCONNECT_FLAG_FROM_SERVER, p->reason_code, props_of(c, p));
 	return MIDGE_ERR_CONN_LOST;
 }
@@ -298,7 +299,7 @@ int mg_do_read(midge_client *c)
 			return MIDGE_OK;
 		mg_lock(c);
 		if (n <= 0) {
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s connection lost: %s", mg_cid(c),
+			mg_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mg_cid(c),
 			       n == 0 ? "closed by the broker" : strerror((int)-n));
 			mg_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
 			mg_unlock(c);
@@ -359,7 +360,7 @@ int mg_do_write(midge_client *c)
 		if (n == -EAGAIN)
 			break;
 		if (n < 0) {
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s connection lost: %s", mg_cid(c), strerror((int)-n));
+			mg_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mg_cid(c), strerror((int)-n));
 			mg_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
 			return MIDGE_ERR_CONN_LOST;
 		}

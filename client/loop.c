@@ -53,8 +53,10 @@ static bool active(int st)
 static int64_t next_deadline(midge_client *c, int64_t now)
 {
 	int64_t t = -1;
-	if (c->state == MG_S_TCP || c->state == MG_S_CONNACK || c->state == MG_S_CLOSING)
+	if (c->state == MG_S_TCP || c->state == MG_S_CONNACK)
 		t = c->connect_start_ms + c->connect_timeout_ms;
+	if (c->state == MG_S_CLOSING)
+		t = c->closing_ms + c->connect_timeout_ms;
 	if (c->state == MG_S_UP && c->ka) {
 		int64_t ka = (int64_t)c->ka * 1000;
 		if (c->ping_out)
@@ -79,7 +81,7 @@ int mg_misc(midge_client *c)
 		break;
 	case MG_S_CLOSING:
 		/* Our DISCONNECT is out (or the broker is too slow to take it): close. */
-		if (c->olen == c->ooff || now - c->connect_start_ms >= c->connect_timeout_ms)
+		if (c->olen == c->ooff || now - c->closing_ms >= c->connect_timeout_ms)
 			mg_conn_close(c, 0, c->disc_reason, NULL);
 		break;
 	case MG_S_UP: {
@@ -468,7 +470,8 @@ static int forever(midge_client *c, bool threaded)
 	int64_t retry_at = -1;
 	int rc = MIDGE_OK;
 	for (;;) {
-		if (threaded && c->thread_stop)
+		/* loop_stop right after disconnect: let the DISCONNECT go out first */
+		if (threaded && c->thread_stop && c->state != MG_S_CLOSING)
 			break;
 		int st = c->state;
 		if (st == MG_S_UP)

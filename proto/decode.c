@@ -28,7 +28,11 @@ static int check_header(uint8_t type, uint8_t flags, uint8_t level)
 	case MG_PUBREL:
 	case MG_SUBSCRIBE:
 	case MG_UNSUBSCRIBE:
-		return flags == 2 ? MG_OK : MG_E_FLAGS; /* [MQTT-3.6.1-1], [MQTT-3.8.1-1], ... */
+		/* QoS 1 in the fixed header [MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1]. 3.1 also
+		 * sets DUP when it re-sends one of these, as mosquitto accepts. */
+		if (level == MG_V31)
+			flags &= (uint8_t)~8;
+		return flags == 2 ? MG_OK : MG_E_FLAGS;
 	}
 	return flags == 0 ? MG_OK : MG_E_FLAGS;
 }

@@ -9,13 +9,21 @@ int mg_frame(const uint8_t *buf, size_t len, uint8_t level, uint32_t max_size, u
 		return MG_NEED_MORE;
 	if (type_flags)
 		*type_flags = buf[0];
+	uint64_t max = max_size ? max_size : MG_MAX_PACKET;
 	int n = mg_varint_decode(buf + 1, len - 1, &rem, &nonmin);
-	if (n <= 0)
-		return n; /* need more, or MG_E_VARINT */
+	if (n == 0) {
+		/* Length still incomplete, but what has arrived is a lower bound: refuse early. */
+		uint64_t low = 0;
+		for (size_t i = 1; i < len; i++)
+			low |= (uint64_t)(buf[i] & 0x7F) << (7 * (i - 1));
+		return 1 + len + low > max ? MG_E_TOO_LARGE : MG_NEED_MORE;
+	}
+	if (n < 0)
+		return n; /* MG_E_VARINT */
 	if (nonmin && level == MG_V5)
 		return MG_E_VARINT_NONMINIMAL;
 	uint64_t size = 1u + (uint64_t)n + rem;
-	if (size > (max_size ? max_size : MG_MAX_PACKET))
+	if (size > max)
 		return MG_E_TOO_LARGE; /* before the body arrives: the receiver never buffers it */
 	return (int)size;
 }

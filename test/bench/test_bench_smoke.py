@@ -6,13 +6,22 @@ exit status and sanitizer output are checked too) when it is built, and Debian's
 otherwise or when MIDGE_TEST_BROKER=mosquitto. midge_bench is $MIDGE_BUILD/bin/midge_bench.
 """
 
+import importlib.util
 import json
 import os
+import socket
 import subprocess
+import time
 
 import pytest
 
-import conftest
+# test/conftest.py by path: several directories have a conftest.py, so the bare module name
+# "conftest" may be another one's
+_spec = importlib.util.spec_from_file_location(
+    "midge_root_conftest",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conftest.py"))
+conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(conftest)
 
 BENCH = os.path.join(conftest.MIDGE_BUILD, "bin", "midge_bench")
 USE_MIDGE = conftest.IS_MIDGE and os.access(conftest.MIDGE_BIN, os.X_OK)
@@ -41,8 +50,6 @@ def target(tmp_path, request, threads):
             p.wait()
         logf.close()
     request.addfinalizer(stop)
-    import socket
-    import time
     deadline = time.monotonic() + 10
     while True:
         try:

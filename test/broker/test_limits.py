@@ -9,9 +9,12 @@ import mqtt_raw as m
 from conftest import IS_MIDGE, assert_broker_serves
 
 
+@pytest.mark.mosquitto_xfail("counts connections inconsistently (a third client is accepted "
+                             "once the readiness probe's socket is gone)")
 def test_max_connections(broker_factory):
     """max_connections 2: a third client is not served; after one leaves, a new one is."""
     b = broker_factory(extra=["max_connections 2"])
+    time.sleep(0.3)  # let the broker see the fixture's readiness probe close
     a = m.RawClient(b.port)
     c = m.RawClient(b.port)
     try:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import run
+from client_helpers import run  # noqa: F401
+from client_helpers import mosq, mosq_factory, cbin, spawn, fake  # noqa: F401  (fixtures)
 
 SUB = ["stdbuf", "-oL", "/usr/bin/mosquitto_sub"]  # line-buffered through a pipe
 PUB = "/usr/bin/mosquitto_pub"
@@ -216,7 +217,7 @@ def test_connack_refused(mosq_factory, cbin):
 
 
 def test_connect_nothing_listening(cbin):
-    from conftest import free_port
+    from client_helpers import free_port
     lines, _ = run([cbin("mgtest"), "-p", str(free_port()), "connect", "connect_async",
                     "loop", "300"])
     assert "connect rc=-10" in lines                    # MIDGE_ERR_ERRNO, errno ECONNREFUSED

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import run
+from client_helpers import run  # noqa: F401
+from client_helpers import mosq, mosq_factory, cbin, spawn, fake  # noqa: F401  (fixtures)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mqtt_raw as raw  # noqa: E402
@@ -55,37 +56,6 @@ def test_published_while_disconnected_is_sent_after_reconnect(mosq, cbin, spawn)
     sub.expect("recv 3")
     assert sub.finish()[0] == 0
     assert [ln.split(" payload=")[1] for ln in sub.lines if ln.startswith("msg ")] == ["a", "b", "c"]
-
-
-class FakeBroker:
-    """Accepts connections one at a time and lets the test script each one."""
-
-    def __init__(self):
-        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(4)
-        self.srv.settimeout(10)
-        self.port = self.srv.getsockname()[1]
-
-    def accept(self, version=4):
-        s, _ = self.srv.accept()
-        c = raw.RawClient.__new__(raw.RawClient)
-        c.version = version
-        c.timeout = 5.0
-        c.sock = s
-        c.buf = bytearray()
-        return c
-
-    def close(self):
-        self.srv.close()
-
-
-@pytest.fixture
-def fake():
-    f = FakeBroker()
-    yield f
-    f.close()
 
 
 def connack(session_present=False, rc=0):

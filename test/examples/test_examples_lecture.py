@@ -45,6 +45,7 @@ def lines_of(proc):
 
 # ---------------------------------------------------------------------------------- chat
 
+@pytest.mark.threaded
 def test_chat_prompted_address(ex_broker, programs):
     sub = programs([ex("letter_sub"), "-h", "127.0.0.1", "-p", ex_broker.port])
     probe_until(sub, ex_broker, "letter", "probe", r"^letter, probe$")
@@ -78,6 +79,7 @@ def test_chat_bad_address_fails(programs):
 
 # --------------------------------------------------------------------------- temperature
 
+@pytest.mark.threaded
 def test_temperature(ex_broker, programs):
     sub = programs([ex("temp_sub"), "-h", "127.0.0.1", "-p", ex_broker.port])
     probe_until(sub, ex_broker, "room/temp", "-99", r"^room/temp, -99$")
@@ -97,6 +99,7 @@ def _temps(proc):
 
 
 @pytest.mark.slow
+@pytest.mark.threaded
 def test_sensor_started_and_stopped_by_controller(ex_broker, programs):
     sensor = programs([ex("sensor"), "-h", "127.0.0.1", "-p", ex_broker.port])
     ctl = programs([ex("controller"), "-h", "127.0.0.1", "-p", ex_broker.port], stdin=True)

@@ -21,13 +21,14 @@ from tool_helpers import (BROKER_KINDS, MIDGE_BROKER, Client, TestBroker,  # noq
 
 @pytest.fixture
 def broker_of(tmp_path):
-    """broker_of(kind, extra=[...]) -> started TestBroker; all stopped at teardown."""
+    """broker_of(kind, extra=[...], name=None, port=None) -> started TestBroker; all stopped
+    at teardown."""
     started = []
 
-    def make(kind, extra=(), name=None):
+    def make(kind, extra=(), name=None, port=None):
         if kind == "midge" and not os.access(MIDGE_BROKER, os.X_OK):
             pytest.skip("midge broker not built at %s" % MIDGE_BROKER)
-        b = TestBroker(kind, tmp_path, extra, name)
+        b = TestBroker(kind, tmp_path, extra, name, port)
         started.append(b)
         return b
 

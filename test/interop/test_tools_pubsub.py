@@ -351,3 +351,55 @@ def test_korean_text_intact(any_broker, clients):
     ok(pub(any_broker, "-t", "letter", "-m", text))
     assert s.wait() == 0
     assert s.payload_lines() == ["letter " + text]
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "midge"])
+def test_sub_reconnects_after_broker_restart(broker_of, clients, kind):
+    b1 = broker_of(kind, name="first")
+    s = clients([tool("midge_sub"), "-p", b1.port, "-d", "-t", "again", "-v", "-q", 1])
+    s.wait_subscribed()
+    b1.stop()
+    b2 = broker_of(kind, name="second", port=b1.port)
+    # Like mosquitto_sub it connects again (within a few seconds) and subscribes again.
+    s.wait_out(r"Subscribed \(mid: \d+\): 1\n(.|\n)*Subscribed \(mid: \d+\): 1", timeout=15)
+    ok(pub(b2, "-t", "again", "-m", "back", "-q", 1))
+    s.wait_out(r"^again back$")
+    assert s.p.poll() is None
+
+
+def test_sigint_ends_sub_cleanly(any_broker, clients):
+    s = clients(sub_args(any_broker, "-t", "quiet"))
+    s.wait_subscribed()
+    s.p.send_signal(signal.SIGINT)
+    assert s.wait(timeout=5) == 0
+    assert s.out().endswith("Client (null) sending DISCONNECT\n")
+
+
+def test_client_id_prefix_I(any_broker, clients):
+    s = clients(sub_args(any_broker, "-t", "idp", "-I", "pre-"))
+    s.wait_subscribed()
+    # The -d lines name the client: the prefix followed by the process id.
+    assert "Client pre-%d sending CONNECT" % s.p.pid in s.out()
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "midge"])
+def test_username_password(broker_of, tmp_path, kind):
+    pw = tmp_path / "passwd"
+    pw.write_text("")
+    rc, out, err = run(["/usr/bin/mosquitto_passwd", "-b", pw, "alice", "s3cret"])
+    assert rc == 0, err
+    extra = ["allow_anonymous false", "password_file %s" % pw]
+    if kind == "mosquitto":
+        extra.append("user root")  # else it drops to user mosquitto, who cannot read tmp_path
+    try:
+        b = broker_of(kind, extra=extra)
+    except AssertionError as e:
+        if "not yet implemented" in str(e):
+            pytest.skip("%s has no password_file yet" % kind)
+        raise
+    ok(pub(b, "-t", "a", "-m", "x", "-u", "alice", "-P", "s3cret"))
+    ok(run([tool("midge_pub"), "-L", "mqtt://alice:s3cret@127.0.0.1:%d/a" % b.port, "-m", "x"]))
+    rc, out, err = pub(b, "-t", "a", "-m", "x", "-u", "alice", "-P", "wrong")
+    assert rc == 5, err  # Connection Refused: not authorised
+    rc, out, err = pub(b, "-t", "a", "-m", "x", "-u", "alice", "-P", "wrong", "-V", 5)
+    assert rc == 135, err  # Not authorized

@@ -166,15 +166,19 @@ def test_exit_status_nothing_listening():
 @pytest.mark.parametrize("version", ["31", "311", "5"])
 def test_exit_status_connack_refused(broker_of, kind, version):
     b = broker_of(kind, extra=["allow_anonymous false"])
-    results = []
+    results, errs = [], []
     for exe, args in ((MOSQUITTO_PUB, ["-t", "a", "-m", "x"]),
                       (tool("midge_pub"), ["-t", "a", "-m", "x"]),
                       (MOSQUITTO_SUB, ["-t", "a"]),
                       (tool("midge_sub"), ["-t", "a"])):
         rc, out, err = run([exe, "-p", b.port, "-V", version] + args)
         results.append(rc)
+        errs.append(err)
     want = 135 if version == "5" else 5  # Not authorized / not authorised
     assert results == [want] * 4
+    # The same words on stderr.
+    assert errs[1] == errs[0]
+    assert errs[3] == errs[2]
 
 
 @pytest.mark.parametrize("args", [

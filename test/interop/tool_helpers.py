@@ -59,9 +59,9 @@ class TestBroker:
 
     __test__ = False
 
-    def __init__(self, kind, tmp_path, extra=(), name=None):
+    def __init__(self, kind, tmp_path, extra=(), name=None, port=None):
         self.kind = kind
-        self.port = free_port()
+        self.port = port or free_port()
         name = name or "%s-%d" % (kind, self.port)
         self.conf = str(tmp_path / (name + ".conf"))
         self.log_path = str(tmp_path / (name + ".log"))
@@ -82,6 +82,7 @@ class TestBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._log.close()
                 raise AssertionError("%s exited (%s) before listening:\n%s"
                                      % (self.kind, self.proc.returncode, self.log()))
             try:
@@ -97,6 +98,8 @@ class TestBroker:
             return f.read().decode("utf-8", "replace")
 
     def stop(self):
+        if self._log.closed:
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

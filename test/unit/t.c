@@ -7,6 +7,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define T_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define T_LSAN 1
+#endif
+#endif
+#ifdef T_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define T_MAX 1024
 #define T_SECONDS 60
 
@@ -52,6 +63,11 @@ static int run_one(int i)
 		alarm(T_SECONDS);
 		tests[i].fn();
 		fflush(stdout);
+#ifdef T_LSAN
+		/* _exit skips LeakSanitizer's atexit check: run it here, so a leak fails the test. */
+		if (__lsan_do_recoverable_leak_check())
+			t_fail(__FILE__, __LINE__, "memory leaked (LeakSanitizer report above)");
+#endif
 		_exit(t_failed ? 1 : 0);
 	}
 	int st = 0;

@@ -277,6 +277,11 @@ TEST(too_large_from_fixed_header_alone)
 	CHECK_EQ_INT(mg_frame(big, 5, 5, 0, &tf), (int)MG_MAX_PACKET);
 	CHECK_EQ_INT(mg_decode(big, 5, 5, 0, &p), 0);
 	CHECK_EQ_INT(mg_decode(big, 5, 5, MG_MAX_PACKET - 1, &p), MG_E_TOO_LARGE);
+	/* even before the length is complete, when what arrived already exceeds the maximum */
+	static const uint8_t part[] = {0x30, 0xFF, 0xFF};
+	CHECK_EQ_INT(mg_decode(part, 3, 4, 1000, &p), MG_E_TOO_LARGE);
+	CHECK_EQ_INT(mg_decode(part, 2, 4, 1000, &p), 0); /* 127 + more: not yet known */
+	CHECK_EQ_INT(mg_decode(part, 3, 4, 0, &p), 0);
 	/* bad header bytes are reported before the rest arrives */
 	static const uint8_t bad[] = {0x36};
 	CHECK_EQ_INT(mg_decode(bad, 1, 4, 0, &p), MG_E_QOS);

@@ -255,6 +255,21 @@ TEST(v31_other_packets)
 	}
 }
 
+TEST(v31_dup_on_resent_pubrel_subscribe)
+{
+	/* 3.1 (section 2.1 "DUP") re-sends PUBREL, SUBSCRIBE and UNSUBSCRIBE with DUP set */
+	mg_packet p;
+	free(vec("6A 02 00 0C", 3, &p, false));
+	CHECK_EQ_INT(p.type, MG_PUBREL);
+	CHECK_EQ_INT(p.flags, 0x0A);
+	free(vec("8A 06 00 01 00 01 23 00", 3, &p, false));
+	free(vec("AA 05 00 01 00 01 23", 3, &p, false));
+	size_t n;
+	uint8_t *b = hex("6A 02 00 0C", &n);
+	CHECK_EQ_INT(mg_decode(b, n, 4, 0, &p), MG_E_FLAGS); /* not in 3.1.1 */
+	free(b);
+}
+
 /* ---- MQTT 5.0 ---- */
 
 TEST(v5_connect_properties)

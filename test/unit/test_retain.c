@@ -103,6 +103,7 @@ TEST(set_replace_delete)
 	/* a prefix is a different topic */
 	CHECK_EQ_INT(set(r, "a", &a), 0);
 	CHECK_EQ_INT(mg_retain_count(r), 2);
+	CHECK_EQ_INT(mg_retain_nodes(r), 2);
 	CHECK_STR(matches(r, "a"), "a");
 	/* delete */
 	CHECK_EQ_INT(set(r, "a/b", NULL), 0);
@@ -113,6 +114,7 @@ TEST(set_replace_delete)
 	CHECK_EQ_INT(set(r, "x/y/z", NULL), 0); /* deleting nothing is fine */
 	CHECK_EQ_INT(set(r, "a/b/c", NULL), 0);
 	CHECK_EQ_INT(mg_retain_count(r), 1);
+	CHECK_EQ_INT(mg_retain_nodes(r), 1);
 	/* free drops the rest */
 	mg_retain_free(r);
 	CHECK_NO_LEAKS();
@@ -231,9 +233,43 @@ TEST(foreach_deletes_and_prunes)
 		}
 	}
 	CHECK_EQ_INT(mg_retain_count(r), 0);
+	CHECK_EQ_INT(mg_retain_nodes(r), 0);
 	for (int i = 0; i < N; i++)
 		CHECK_EQ_INT(vs[i].refs, 0);
 	CHECK_STR(matches(r, "#"), "");
+	mg_retain_free(r);
+	CHECK_NO_LEAKS();
+}
+
+static int drop_all(void *ctx, const uint8_t *topic, size_t tlen, void *v)
+{
+	(void)ctx;
+	(void)topic;
+	(void)tlen;
+	(void)v;
+	return 1;
+}
+
+/* foreach deleting every entry leaves an empty tree: the emptied nodes are pruned. */
+TEST(foreach_delete_all)
+{
+	val v = { 0, 0 };
+	mg_retain *r = mg_retain_new(ref, unref);
+	REQUIRE(r);
+	char t[32];
+	for (int i = 0; i < 500; i++) {
+		snprintf(t, sizeof t, "d/%d/%d", i % 10, i);
+		set(r, t, &v);
+		if (i % 10 == 0) {
+			snprintf(t, sizeof t, "d/%d", i % 10);
+			set(r, t, &v); /* inner nodes with values, and children */
+		}
+	}
+	CHECK_EQ_INT(mg_retain_nodes(r), 1 + 10 + 500);
+	mg_retain_foreach(r, drop_all, NULL);
+	CHECK_EQ_INT(mg_retain_count(r), 0);
+	CHECK_EQ_INT(mg_retain_nodes(r), 0);
+	CHECK_EQ_INT(v.refs, 0);
 	mg_retain_free(r);
 	CHECK_NO_LEAKS();
 }

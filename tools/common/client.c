@@ -124,6 +124,11 @@ int mg_tool_connect(const mg_cfg *cfg, midge_client *c)
 					   "or use MQTT v3.x mode.\n", midge_reason_string(rc));
 		else
 			mg_err_printf(cfg, "Connection error: %s\n", midge_connack_string(rc));
+		/* mosquitto_pub's loop then reports the end of the connection as well. */
+		if (cfg->tool == MG_TOOL_PUB)
+			mg_err_printf(cfg, "Error: %s\n", cfg->protocol == MIDGE_PROTOCOL_V5
+				      ? "A network protocol error occurred when communicating with the broker."
+				      : "The connection was refused.");
 		return rc;
 	}
 	if (rc == MIDGE_ERR_ERRNO)

@@ -213,6 +213,7 @@ void mb_pub_wake_check(mb_pub *p, mb_worker *self);
 double mb_proc_cpu(int pid);               /* utime + stime in seconds, <0 if unknown */
 long mb_proc_status_kb(int pid, const char *field); /* "VmRSS", "VmHWM"; <0 if unknown */
 double mb_self_cpu(void);                  /* getrusage: user + system seconds */
+double mb_machine_cpu(void);               /* busy CPU seconds of all cores (/proc/stat) */
 
 /* ---- report.c ---- */
 typedef struct mb_result {
@@ -220,6 +221,7 @@ typedef struct mb_result {
 	uint64_t expected, lost, inflight_end;
 	double secs;
 	double gen_cpu, broker_cpu; /* seconds in the measured window; broker <0 unknown */
+	double machine_cpu;         /* all processes on all cores, same window; <0 unknown */
 	long broker_rss0, broker_rss1, broker_hwm; /* kB */
 	int connected, failed;
 	double connect_secs;

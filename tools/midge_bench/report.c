@@ -14,16 +14,32 @@ static double us(uint64_t ns)
 	return (double)ns / 1000.0;
 }
 
+/* A JSON string body: quotes, backslashes and control characters escaped. */
+static void json_str(const char *s)
+{
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+}
+
 static void json(const mb_run *g, const mb_result *r)
 {
 	const mb_opts *o = &g->o;
 	const mb_stats *s = &r->st;
 	const mb_hist *h = &s->lat;
 	double secs = r->secs > 0 ? r->secs : 1;
-	printf("{\"scenario\":\"%s\",\"label\":\"%s\",\"clients\":%d,\"subscribers\":%d,"
+	printf("{\"scenario\":\"%s\",\"label\":\"", scen[o->scenario]);
+	json_str(o->label);
+	printf("\",\"clients\":%d,\"subscribers\":%d,"
 	       "\"qos\":%d,\"size\":%u,\"protocol\":%d,\"threads\":%d,\"mode\":\"%s\","
 	       "\"window\":%d,\"rate\":%.0f,\"duration\":%.3f,",
-	       scen[o->scenario], o->label ? o->label : "", o->clients, o->subscribers, o->qos, o->size,
+	       o->clients, o->subscribers, o->qos, o->size,
 	       o->protocol, o->threads, o->rate > 0 ? "open" : "closed", o->window, o->rate, secs);
 	printf("\"connected\":%d,\"failed\":%d,\"connect_secs\":%.4f,\"connect_rate\":%.1f,",
 	       r->connected, r->failed, r->connect_secs,
@@ -47,6 +63,10 @@ static void json(const mb_run *g, const mb_result *r)
 	       us(mb_hist_pct(h, 50)), us(mb_hist_pct(h, 90)), us(mb_hist_pct(h, 99)),
 	       us(mb_hist_pct(h, 99.9)), us(h->max));
 	double per_m = r->broker_cpu >= 0 && s->recv_win ? r->broker_cpu / (s->recv_win / 1e6) : -1;
+	double other = r->machine_cpu >= 0 && r->broker_cpu >= 0
+	                       ? r->machine_cpu - r->gen_cpu - r->broker_cpu : -1;
+	printf("\"machine_cpu_s\":%.3f,\"other_cpu_s\":%.3f,", r->machine_cpu,
+	       other < 0 && r->machine_cpu >= 0 && r->broker_cpu >= 0 ? 0.0 : other);
 	printf("\"generator_cpu_s\":%.3f,\"broker_pid\":%d,\"broker_cpu_s\":%.3f,"
 	       "\"broker_cpu_s_per_million\":%.4f,\"broker_rss_kb_before\":%ld,"
 	       "\"broker_rss_kb\":%ld,\"broker_hwm_kb\":%ld,\"broker_rss_per_conn_bytes\":%.1f}\n",
@@ -108,6 +128,12 @@ static void text(const mb_run *g, const mb_result *r)
 			printf(", %.3f s per million delivered", r->broker_cpu / (s->recv_win / 1e6));
 	}
 	printf("\n");
+	if (r->machine_cpu >= 0 && r->broker_cpu >= 0) {
+		double other = r->machine_cpu - r->gen_cpu - r->broker_cpu;
+		printf("  other processes on this machine: %.2f CPU s (%.0f%% of one core)%s\n",
+		       other > 0 ? other : 0, other > 0 ? 100 * other / secs : 0,
+		       other > 0.1 * secs ? ": numbers are noisy" : "");
+	}
 	if (r->broker_hwm >= 0)
 		printf("  broker RSS %ld kB, peak %ld kB\n", r->broker_rss1, r->broker_hwm);
 }

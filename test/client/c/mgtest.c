@@ -18,6 +18,10 @@
  *                                       messages arrived or MS passed
  *     loop MS | sleep MS | abort        abort: shut the socket down without DISCONNECT
  *     forever                           midge_loop_forever
+ *     pubalias TOPIC PAYLOAD ALIAS      QoS 1 with a 5.0 Topic Alias ("" topic: the alias only)
+ *     extloop MS                        run the program's own poll loop (socket API) for MS
+ *   -u USER -P PASSWORD   midge_username_pw_set      -T MS  midge_connect_timeout_set
+ *   -h HOST   connect here (default 127.0.0.1)  -A N  Topic Alias Maximum N in CONNECT (5.0)
  *   -S TOPIC  subscribe (QoS 1) in on_connect    -C N  midge_disconnect from the Nth on_message
  *   log lines print as "log: [ms since start] line"
  */
@@ -29,6 +33,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <pthread.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -38,6 +43,8 @@ static bool threaded;
 static const char *resub;   /* -S: subscribe to this in on_connect (paho's habit) */
 static int stop_after = -1; /* -C: disconnect from on_message after this many messages */
 static long long t0;
+static const char *host = "127.0.0.1";
+static long alias_max = -1; /* -A: Topic Alias Maximum in CONNECT */
 
 static long long now_ms(void)
 {
@@ -160,7 +167,9 @@ int main(int argc, char **argv)
 	const char *id = NULL;
 	bool clean = true, debug = false;
 	long expiry = -1;
-	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:")) != -1) {
+	const char *user = NULL, *pass = NULL;
+	int ctimeout = 0;
+	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'V': proto = atoi(optarg); break;
@@ -170,6 +179,11 @@ int main(int argc, char **argv)
 		case 'd': debug = true; break;
 		case 'x': expiry = atol(optarg); break;
 		case 'S': resub = optarg; break;
+		case 'h': host = optarg; break;
+		case 'A': alias_max = atol(optarg); break;
+		case 'u': user = optarg; break;
+		case 'P': pass = optarg; break;
+		case 'T': ctimeout = atoi(optarg); break;
 		case 'C': stop_after = atoi(optarg); break;
 		default: return 2;
 		}
@@ -189,18 +203,24 @@ int main(int argc, char **argv)
 	if (debug)
 		midge_on_log_set(c, on_log);
 	midge_reconnect_delay_set(c, 1, 2);
+	if (user || pass)
+		printf("username_pw_set rc=%d\n", midge_username_pw_set(c, user, pass));
+	if (ctimeout)
+		midge_connect_timeout_set(c, ctimeout);
 
 	for (int i = optind; i < argc; i++) {
 		const char *cmd = argv[i];
 #define ARG(k) (i + (k) < argc ? argv[i + (k)] : "")
 		if (!strcmp(cmd, "connect") || !strcmp(cmd, "connect_async")) {
 			midge_properties *p = NULL;
-			if (expiry >= 0) {
+			if (expiry >= 0 || alias_max >= 0)
 				p = midge_properties_new();
+			if (expiry >= 0)
 				midge_properties_set_session_expiry(p, (uint32_t)expiry);
-			}
-			int rc = !strcmp(cmd, "connect") ? midge_connect_ex(c, "127.0.0.1", port, ka, clean, p)
-			                                 : midge_connect_async_ex(c, "127.0.0.1", port, ka, clean, p);
+			if (alias_max >= 0)
+				midge_properties_set_topic_alias_maximum(p, (uint16_t)alias_max);
+			int rc = !strcmp(cmd, "connect") ? midge_connect_ex(c, host, port, ka, clean, p)
+			                                 : midge_connect_async_ex(c, host, port, ka, clean, p);
 			midge_properties_free(p);
 			printf("%s rc=%d\n", cmd, rc);
 		} else if (!strcmp(cmd, "reconnect")) {
@@ -251,6 +271,40 @@ int main(int argc, char **argv)
 				printf("pub err=%d\n", rc);
 			}
 			i += props ? 3 : 4;
+		} else if (!strcmp(cmd, "pubalias")) {
+			midge_properties *p = midge_properties_new();
+			midge_properties_set_topic_alias(p, (uint16_t)atoi(ARG(3)));
+			int rc = midge_publish(c, ARG(1), ARG(2), strlen(ARG(2)), 1, false, p);
+			midge_properties_free(p);
+			if (rc > 0)
+				last_mid = rc;
+			printf("pub %s=%d\n", rc > 0 ? "mid" : "err", rc);
+			i += 3;
+		} else if (!strcmp(cmd, "extloop")) {
+			/* the program's own poll(2) loop: socket / want_write / loop_read / loop_write /
+			 * loop_misc */
+			long long end = now_ms() + atoi(ARG(1));
+			while (now_ms() < end) {
+				int fd = midge_socket(c);
+				if (fd < 0)
+					break;
+				struct pollfd pf = { .fd = fd, .events = POLLIN };
+				if (midge_want_write(c))
+					pf.events |= POLLOUT;
+				int n = poll(&pf, 1, 100);
+				int rc = MIDGE_OK;
+				if (n > 0 && (pf.revents & (POLLIN | POLLHUP | POLLERR)))
+					rc = midge_loop_read(c);
+				if (rc == MIDGE_OK && n > 0 && (pf.revents & POLLOUT))
+					rc = midge_loop_write(c);
+				if (rc == MIDGE_OK)
+					rc = midge_loop_misc(c);
+				if (rc != MIDGE_OK) {
+					printf("extloop rc=%d\n", rc);
+					break;
+				}
+			}
+			i += 1;
 		} else if (!strcmp(cmd, "pubbig")) {
 			size_t n = (size_t)atol(ARG(2));
 			unsigned char *b = malloc(n);

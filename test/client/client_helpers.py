@@ -1,6 +1,7 @@
-"""Fixtures for the libmidge tests: Debian's mosquitto broker on a free loopback port, and the
-C test programs of test/client/c/ built against $MIDGE_BUILD/lib/libmidge.a with the
-sanitizers that build uses (asan: address+undefined, tsan: thread).
+"""Helpers and fixtures for the libmidge tests (test/client/): Debian's mosquitto broker on a
+free loopback port, a scripted fake broker, and the C test programs of test/client/c/ built
+against $MIDGE_BUILD/lib/libmidge.a with the sanitizers that build uses (asan: address+undefined,
+tsan: thread).
 
 These tests always use mosquitto as the broker (they test the client library, not midge)."""
 
@@ -9,10 +10,14 @@ import queue
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mqtt_raw  # noqa: E402  (test/mqtt_raw.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -90,26 +95,6 @@ class Mosquitto:
         self.start()
 
 
-@pytest.fixture
-def mosq(tmp_path):
-    m = Mosquitto(str(tmp_path))
-    yield m
-    m.stop()
-
-
-@pytest.fixture
-def mosq_factory(tmp_path):
-    made = []
-
-    def make(extra=""):
-        m = Mosquitto(str(tmp_path), extra)
-        made.append(m)
-        return m
-    yield make
-    for m in made:
-        m.stop()
-
-
 _built = {}
 
 
@@ -129,12 +114,6 @@ def build_program(name, tmpdir):
         pytest.fail("building %s failed:\n%s" % (name, r.stderr))
     _built[name] = out
     return out
-
-
-@pytest.fixture(scope="session")
-def cbin(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("cbin"))
-    return lambda name: build_program(name, d)
 
 
 def check_sanitizers(text):
@@ -214,6 +193,62 @@ class Spawned:
             self.proc.wait()
 
 
+class FakeBroker:
+    """Accepts connections one at a time and lets the test script each one."""
+
+    def __init__(self):
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.srv.settimeout(10)
+        self.port = self.srv.getsockname()[1]
+
+    def accept(self, version=4):
+        s, _ = self.srv.accept()
+        c = mqtt_raw.RawClient.__new__(mqtt_raw.RawClient)
+        c.version = version
+        c.timeout = 5.0
+        c.sock = s
+        c.buf = bytearray()
+        return c
+
+    def close(self):
+        self.srv.close()
+
+
+# ---- fixtures: test modules import them by name (no conftest.py here: several directories
+# ---- have one, and `from conftest import` would then pick the wrong one)
+
+@pytest.fixture
+def mosq(tmp_path):
+    m = Mosquitto(str(tmp_path))
+    yield m
+    m.stop()
+
+
+
+@pytest.fixture
+def mosq_factory(tmp_path):
+    made = []
+
+    def make(extra=""):
+        m = Mosquitto(str(tmp_path), extra)
+        made.append(m)
+        return m
+    yield make
+    for m in made:
+        m.stop()
+
+
+
+@pytest.fixture(scope="session")
+def cbin(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("cbin"))
+    return lambda name: build_program(name, d)
+
+
+
 @pytest.fixture
 def spawn():
     made = []
@@ -225,3 +260,10 @@ def spawn():
     yield make
     for s in made:
         s.kill()
+
+
+@pytest.fixture
+def fake():
+    f = FakeBroker()
+    yield f
+    f.close()

@@ -1,0 +1,104 @@
+/* test/unit/test_net_loop.c - the epoll loop: file events, timers, cross-thread wake-up. */
+#include "t.h"
+
+#include "net/listen.h"
+#include "net/loop.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <errno.h>
+#include <unistd.h>
+
+static int reads;
+
+static void on_read(mg_loop *l, int fd, void *ud, int mask)
+{
+	char buf[16];
+	CHECK(mask & MG_EV_READ);
+	ssize_t n = read(fd, buf, sizeof buf);
+	CHECK(n > 0);
+	reads++;
+	if (reads == 2)
+		mg_loop_stop(l);
+	(void)ud;
+}
+
+TEST(file_event_fires_per_write)
+{
+	mg_loop *l = mg_loop_new();
+	REQUIRE(l);
+	int p[2];
+	REQUIRE(pipe(p) == 0);
+	CHECK_EQ_INT(mg_loop_watch(l, p[0], MG_EV_READ, on_read, NULL, false), 0);
+	CHECK(write(p[1], "a", 1) == 1);
+	CHECK(write(p[1], "b", 1) == 1); /* may be read in one go: the next write is after */
+	reads = 1;
+	CHECK_EQ_INT(mg_loop_run(l), 0);
+	CHECK_EQ_INT(reads, 2);
+	close(p[0]);
+	close(p[1]);
+	mg_loop_free(l);
+}
+
+static int ticks;
+static void on_tick(mg_loop *l, void *ud)
+{
+	if (++ticks == 3)
+		mg_loop_stop(l);
+	(void)ud;
+}
+
+TEST(periodic_timer_runs_and_stops)
+{
+	mg_loop *l = mg_loop_new();
+	REQUIRE(l);
+	int64_t t0 = mg_now_ms();
+	CHECK(mg_loop_timer(l, 10, 10, on_tick, NULL) > 0);
+	mg_loop_run(l);
+	CHECK_EQ_INT(ticks, 3);
+	CHECK(mg_now_ms() - t0 >= 25);
+	mg_loop_free(l);
+}
+
+static atomic_int woke;
+static void on_wake(mg_loop *l, void *ud)
+{
+	atomic_fetch_add(&woke, 1);
+	mg_loop_stop(l);
+	(void)ud;
+}
+
+static void *waker(void *arg)
+{
+	usleep(20000);
+	mg_loop_wake(arg);
+	return NULL;
+}
+
+TEST(wake_from_another_thread)
+{
+	mg_loop *l = mg_loop_new();
+	REQUIRE(l);
+	mg_loop_on_wake(l, on_wake, NULL);
+	pthread_t th;
+	pthread_create(&th, NULL, waker, l);
+	mg_loop_run(l);
+	pthread_join(th, NULL);
+	CHECK_EQ_INT(atomic_load(&woke), 1);
+	mg_loop_free(l);
+}
+
+TEST(listen_ephemeral_and_accept)
+{
+	mg_listen_sock ls[4];
+	int fam = 0;
+	int n = mg_listen_tcp("127.0.0.1", 0, 16, ls, 4, &fam);
+	REQUIRE(n == 1);
+	CHECK(ls[0].port != 0);
+	char peer[80];
+	CHECK_EQ_INT(mg_accept(ls[0].fd, peer, sizeof peer), -EAGAIN);
+	/* the same port again is in use */
+	mg_listen_sock ls2[4];
+	CHECK_EQ_INT(mg_listen_tcp("127.0.0.1", ls[0].port, 16, ls2, 4, &fam), -EADDRINUSE);
+	close(ls[0].fd);
+}
