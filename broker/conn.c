@@ -130,7 +130,9 @@ void mg_conn_close(mg_conn *c, enum mg_close why)
 	if (c->state == MG_CS_DEAD)
 		return;
 	mg_worker *w = c->w;
-	if (why == MG_CLOSE_SOCKET)
+	if (!w->b->cfg->connection_messages)
+		; /* connection_messages false: mosquitto says nothing either */
+	else if (why == MG_CLOSE_SOCKET)
 		mg_log(MG_LOG_NOTICE, "Socket error on client %s, disconnecting.", mg_conn_name(c));
 	else if (why == MG_CLOSE_SHUTDOWN || why == MG_CLOSE_TAKEOVER || why == MG_CLOSE_REFUSED)
 		; /* said elsewhere, or said nothing, like mosquitto */

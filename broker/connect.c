@@ -11,13 +11,16 @@
 
 #define ALIAS_MAX 10 /* topic alias maximum we announce, as mosquitto's max_topic_alias */
 
-static void refuse(mg_conn *c, uint8_t v3rc, uint8_t v5rc, enum mg_close why)
+/* Refuse a CONNECT; `who` is the client id when it is known (mosquitto's log names it). */
+static void refuse_as(mg_conn *c, const char *who, uint8_t v3rc, uint8_t v5rc, enum mg_close why)
 {
 	mg_packet p = { .type = MG_CONNACK, .reason_code = c->level == MG_V5 ? v5rc : v3rc };
-	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (0, %d)", c->host, p.reason_code);
+	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (0, %d)", who ? who : c->host, p.reason_code);
 	mg_conn_send(c, &p);
 	mg_conn_close(c, why);
 }
+
+#define refuse(c, v3, v5, why) refuse_as(c, idstr, v3, v5, why)
 
 static void assign_id(const char *prefix, char *out, size_t cap)
 {
@@ -138,19 +141,21 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	const mg_connect *k = &p->u.connect;
 	c->level = k->level;
 
-	char idbuf[128];
+	char idbuf[128], idstr[128];
 	const char *id = (const char *)k->client_id.p;
 	size_t idlen = k->client_id.len;
 	bool assigned = false;
+	snprintf(idstr, sizeof idstr, "%.*s", (int)idlen, id);
 	if (idlen == 0) {
 		if (k->level == MG_V31 || (k->level == MG_V311 && !k->clean) || !cfg->allow_zero_length_clientid) {
-			refuse(c, MG_CONNACK_ID_REJECTED, MG_RC_CLIENT_ID_NOT_VALID, MG_CLOSE_PROTOCOL);
+			refuse_as(c, NULL, MG_CONNACK_ID_REJECTED, MG_RC_CLIENT_ID_NOT_VALID, MG_CLOSE_PROTOCOL);
 			return -1;
 		}
 		assign_id(cfg->auto_id_prefix, idbuf, sizeof idbuf);
 		id = idbuf;
 		idlen = strlen(idbuf);
 		assigned = true;
+		snprintf(idstr, sizeof idstr, "%s", idbuf);
 	}
 	if (k->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_AUTH_METHOD))) {
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_BAD_AUTH_METHOD, MG_CLOSE_NOT_AUTH);

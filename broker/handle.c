@@ -86,6 +86,13 @@ static mg_inq2 *inq2_find(mg_session *s, uint16_t mid, size_t *idx)
 
 /* ---- PUBLISH from a client ---- */
 
+/* $SYS belongs to the broker: what clients publish there is acknowledged and dropped, as
+ * mosquitto does, so nobody can spoof the broker's statistics. */
+static bool is_sys(const mg_msg *m)
+{
+	return m->topic_len >= 4 && memcmp(m->topic, "$SYS", 4) == 0 && (m->topic_len == 4 || m->topic[4] == '/');
+}
+
 static int handle_publish(mg_conn *c, const mg_packet *p)
 {
 	mg_worker *w = c->w;
@@ -165,7 +172,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		send_ack(c, MG_PUBREC, pub.packet_id, 0);
 		return 0;
 	}
-	int n = mg_publish_msg(w, m, s->handle);
+	int n = is_sys(m) ? 0 : mg_publish_msg(w, m, s->handle);
 	mg_msg_unref(m);
 	if (pub.qos == 1)
 		send_ack(c, MG_PUBACK, pub.packet_id,
@@ -185,7 +192,8 @@ static int handle_pubrel(mg_conn *c, const mg_packet *p)
 	}
 	mg_msg *m = q->m;
 	s->inq2[i] = s->inq2[--s->n_inq2];
-	mg_publish_msg(c->w, m, s->handle);
+	if (!is_sys(m))
+		mg_publish_msg(c->w, m, s->handle);
 	mg_msg_unref(m);
 	send_ack(c, MG_PUBCOMP, p->packet_id, 0);
 	return 0;
@@ -401,7 +409,9 @@ int mg_handle_packet(mg_conn *c, const mg_packet *p)
 	case MG_DISCONNECT:
 		return handle_disconnect(c, p);
 	case MG_CONNECT:
-		return proto_err(c, MG_RC_PROTOCOL_ERROR, "second CONNECT");
+		mg_log(MG_LOG_INFO, "Bad client %s sending multiple CONNECT messages.", c->id);
+		mg_conn_disconnect(c, MG_RC_PROTOCOL_ERROR, MG_CLOSE_PROTOCOL);
+		return -1;
 	default:
 		return proto_err(c, MG_RC_PROTOCOL_ERROR, "unexpected packet");
 	}

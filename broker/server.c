@@ -37,8 +37,19 @@ static int open_listeners(mg_broker *b)
 			       lc->line);
 			return -ENOTSUP;
 		}
-		int fam = 0;
-		int n = mg_listen_tcp(lc->bind_address, lc->port, 100, b->ls + b->nls, cap - b->nls, &fam);
+		int fam = 0, n;
+		if (lc->bind_address && strcmp(lc->bind_address, "localhost") == 0) {
+			/* loopback on both families, whatever /etc/hosts says about "localhost" */
+			n = mg_listen_tcp("127.0.0.1", lc->port, 100, b->ls + b->nls, cap - b->nls, &fam);
+			if (n > 0) {
+				uint16_t port = b->ls[b->nls].port;
+				int n6 = mg_listen_tcp("::1", port, 100, b->ls + b->nls + n, cap - b->nls - n, &fam);
+				if (n6 > 0)
+					n += n6; /* no IPv6 on this host: IPv4 alone */
+			}
+		} else {
+			n = mg_listen_tcp(lc->bind_address, lc->port, 100, b->ls + b->nls, cap - b->nls, &fam);
+		}
 		if (n < 0) {
 			mg_log(MG_LOG_NOTICE, "Opening %s listen socket on port %u.", fam == AF_INET6 ? "ipv6" : "ipv4",
 			       lc->port);

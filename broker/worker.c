@@ -183,8 +183,7 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 			continue;
 		}
 		c->lidx = lidx;
-		if (cfg->connection_messages)
-			mg_log(MG_LOG_NOTICE, "New connection from %s on port %u.", peer, ls->port);
+		mg_log(MG_LOG_NOTICE, "New connection from %s on port %u.", peer, ls->port);
 		mg_conn_attach(w, c);
 	}
 }

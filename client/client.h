@@ -157,6 +157,7 @@ struct midge_client {
 	mg_transport tr;      /* tr.fd < 0 when closed */
 	struct addrinfo *ai, *ai_next; /* the addresses still to try (TCP) */
 	int connack_rc;       /* result of the last connect: 0, CONNACK code, or MIDGE_ERR_* */
+	int conn_errno;       /* errno behind a MIDGE_ERR_ERRNO connect result */
 	bool connect_done;    /* the last connect attempt has a result */
 	bool user_disconnect; /* midge_disconnect called: stop reconnecting */
 	bool auto_reconnect;  /* loop_forever reconnects after a loss */
@@ -223,9 +224,10 @@ void mg_resend_inflight(midge_client *c, bool as_dup);
 mg_cmsg *mg_msg_find(midge_client *c, uint16_t mid);
 void mg_msg_remove(midge_client *c, mg_cmsg *m);
 void mg_msg_free(mg_cmsg *m);
-void mg_q0_done(midge_client *c, int *mids, int *n, int max);
+void mg_q0_done(midge_client *c);        /* on_publish for QoS 0 messages written out */
 void mg_outq_clear(midge_client *c);
 bool mg_mid_pending(midge_client *c, int mid);
+bool mg_in_loop_thread(midge_client *c);   /* does the calling thread own the loop? */
 
 /* conn.c */
 struct addrinfo;
@@ -244,8 +246,7 @@ int mg_do_write(midge_client *c);          /* under mu */
 
 /* loop.c */
 int mg_loop_once(midge_client *c, int timeout_ms);
-int mg_misc(midge_client *c);              /* under mu */
-bool mg_in_loop_thread(midge_client *c);   /* under mu */
+int mg_misc(midge_client *c);              /* under mu: keepalive, timeouts, closing */
 
 
 

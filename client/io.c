@@ -9,12 +9,14 @@
 
 #define READ_CHUNK 65536
 
-/* 5.0: tell the broker why we hang up, then close [MQTT-4.13.1-1]. Under mu. */
+/* 5.0: tell the broker why we hang up, then close [MQTT-4.13.1-1]. err: an enum mg_err from
+ * the decoder (< 0), a reason code to send (> 0), or 0 for "Protocol error". Under mu. */
 static int protocol_error(midge_client *c, int err, const char *what)
 {
 	mg_log(c, MIDGE_LOG_ERR, "Client %s protocol error: %s", mg_cid(c), what);
 	if (c->level == MIDGE_PROTOCOL_V5 && c->state != MG_S_TCP) {
-		uint8_t rc = err < 0 && err >= MG_E_MIN ? mg_err_reason(err) : MG_RC_PROTOCOL_ERROR;
+		uint8_t rc = err < 0 && err >= MG_E_MIN ? mg_err_reason(err) :
+		             err > 0 && err <= 255 ? (uint8_t)err : MG_RC_PROTOCOL_ERROR;
 		if (mg_send_simple(c, MG_DISCONNECT, 0, rc) == MIDGE_OK) {
 			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending DISCONNECT", mg_cid(c));
 			mg_do_write(c); /* best effort: the socket is about to close */
@@ -188,7 +190,7 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 	char tbuf[256], *heap = NULL;
 	const char *topic = inbound_alias(c, pub, &p->props, tbuf, sizeof(tbuf), &heap);
 	if (!topic)
-		return protocol_error(c, 0, "PUBLISH with an unknown topic alias");
+		return protocol_error(c, MG_RC_TOPIC_ALIAS_INVALID, "PUBLISH with an unknown topic alias");
 	uint16_t id = pub->packet_id;
 	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%ld bytes))",
 	       mg_cid(c), pub->dup, pub->qos, pub->retain, id, topic, (long)pub->payload.len);
@@ -343,6 +345,14 @@ int mg_do_read(midge_client *c)
 		}
 		memmove(c->ibuf, c->ibuf + off, c->ilen - off);
 		c->ilen -= off;
+		if (c->icap > 4 * READ_CHUNK && c->ilen < READ_CHUNK) {
+			/* a big packet has gone: give its memory back */
+			uint8_t *b = realloc(c->ibuf, READ_CHUNK);
+			if (b) {
+				c->ibuf = b;
+				c->icap = READ_CHUNK;
+			}
+		}
 		mg_unlock(c);
 		if ((size_t)n < room)
 			return MIDGE_OK; /* drained */
@@ -368,9 +378,14 @@ int mg_do_write(midge_client *c)
 		c->out_written += (uint64_t)n;
 		c->last_out_ms = mg_cl_now_ms();
 	}
-	if (c->ooff == c->olen)
+	if (c->ooff == c->olen) {
 		c->ooff = c->olen = 0;
-	int n;
-	mg_q0_done(c, NULL, &n, 0);
+		if (c->ocap > 4 * READ_CHUNK) { /* after a big publish: give its memory back */
+			free(c->obuf);
+			c->obuf = NULL;
+			c->ocap = 0;
+		}
+	}
+	mg_q0_done(c);
 	return MIDGE_OK;
 }

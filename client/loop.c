@@ -142,6 +142,7 @@ int mg_loop_once(midge_client *c, int timeout_ms)
 		if (c->state == MG_S_TCP) {
 			int r = mg_tcp_progress(c);
 			if (r != MIDGE_OK) {
+				c->conn_errno = errno;
 				mg_log(c, MIDGE_LOG_ERR, "Client %s connect failed: %s", mg_cid(c), strerror(errno));
 				mg_conn_close(c, 0, r, NULL);
 				rc = r;
@@ -354,7 +355,10 @@ static int connect_common(midge_client *c, const char *host, int port, int keepa
 	mg_lock(c);
 	if (rc == MIDGE_OK || c->connect_done)
 		rc = c->connack_rc;
+	int e = c->conn_errno;
 	mg_unlock(c);
+	if (rc == MIDGE_ERR_ERRNO)
+		errno = e; /* callbacks since may have changed it */
 	return rc;
 }
 
@@ -401,7 +405,10 @@ int midge_reconnect(midge_client *c)
 	mg_lock(c);
 	if (rc == MIDGE_OK || c->connect_done)
 		rc = c->connack_rc;
+	int e = c->conn_errno;
 	mg_unlock(c);
+	if (rc == MIDGE_ERR_ERRNO)
+		errno = e;
 	return rc;
 }
 

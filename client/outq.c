@@ -39,6 +39,10 @@ bool mg_in_loop_thread(midge_client *c)
 
 int mg_send_packet(midge_client *c, const mg_packet *pkt)
 {
+	/* Nothing may follow our DISCONNECT [MQTT-3.14.4-1], and nothing goes out unconnected. */
+	if (c->state == MG_S_NEW || c->state == MG_S_IDLE ||
+	    (c->state == MG_S_CLOSING && pkt->type != MG_DISCONNECT))
+		return MIDGE_ERR_NO_CONN;
 	size_t size = mg_encode(NULL, 0, c->level, pkt);
 	if (size == 0)
 		return pkt->type == MG_PUBLISH ? MIDGE_ERR_PAYLOAD_SIZE : MIDGE_ERR_INVAL;
@@ -202,7 +206,14 @@ static int send_publish(midge_client *c, uint16_t mid, const char *topic, const 
 	int rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, MG_PUBLISH);
 	if (rc)
 		return rc;
-	const char *t = wire_topic(c, topic, alias, alias_only);
+	const char *t = topic;
+	if (alias && alias <= c->srv_alias_max) {
+		t = wire_topic(c, topic, alias, alias_only);
+	} else if (alias) {
+		/* Queued before this broker said how many aliases it takes, and too many: send the
+		 * full topic without the alias rather than break the connection. */
+		w.p.present &= ~MG_PROP_BIT(MG_PROP_TOPIC_ALIAS);
+	}
 	mg_packet p;
 	memset(&p, 0, sizeof(p));
 	p.type = MG_PUBLISH;
@@ -237,21 +248,19 @@ static void q0_record(midge_client *c, uint16_t mid)
 }
 
 /* Report QoS 0 messages whose bytes have all been written. */
-void mg_q0_done(midge_client *c, int *mids, int *n, int max)
+void mg_q0_done(midge_client *c)
 {
-	(void)mids;
-	(void)max;
-	*n = 0;
+	bool any = false;
 	while (c->q0_head && c->q0_head->end <= c->out_written) {
 		mg_q0 *q = c->q0_head;
 		c->q0_head = q->next;
 		if (!c->q0_head)
 			c->q0_tail = NULL;
 		mg_event_push(c, MG_EV_PUBLISH, q->mid, 0, NULL, 0, NULL);
-		(*n)++;
+		any = true;
 		free(q);
 	}
-	if (*n)
+	if (any)
 		c->notify = true;
 }
 

@@ -270,6 +270,28 @@ size_t mg_prop_put_user(uint8_t *buf, size_t cap, mg_bytes key, mg_bytes value)
 	return n;
 }
 
+size_t mg_props_strip(uint8_t *buf, size_t cap, mg_bytes raw, uint64_t drop)
+{
+	/* two passes (size, then copy) so nothing is written unless all of it fits */
+	size_t n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t off = 0, start = 0;
+		mg_prop pr;
+		if (pass == 1 && (!buf || n > cap))
+			break;
+		n = 0;
+		while (mg_prop_next(raw, &off, &pr)) {
+			if (!(pr.id < 64 && (drop & MG_PROP_BIT(pr.id)))) {
+				if (pass == 1)
+					memcpy(buf + n, raw.p + start, off - start);
+				n += off - start;
+			}
+			start = off;
+		}
+	}
+	return n;
+}
+
 /* ---- encoding ---- */
 
 static const mg_bytes *bytes_field(const mg_props *p, int id)

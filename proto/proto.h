@@ -260,6 +260,12 @@ int mg_prop_next(mg_bytes raw, uint32_t *off, mg_prop *out);
  * Used to build mg_props.raw for encoding. */
 size_t mg_prop_put_user(uint8_t *buf, size_t cap, mg_bytes key, mg_bytes value);
 
+/* Copy a validated property block (e.g. a decoded props.raw) into buf without the properties
+ * whose MG_PROP_BIT(id) is in `drop`; returns the size of the result (writes only if it fits).
+ * For forwarding a PUBLISH: drop Topic Alias, Subscription Identifiers and Message Expiry,
+ * then set per-recipient values through `present`/`sub_ids` and pass the copy as `raw`. */
+size_t mg_props_strip(uint8_t *buf, size_t cap, mg_bytes raw, uint64_t drop);
+
 /* Size of the property block (without its varint length) as mg_encode would write it. */
 size_t mg_props_size(const mg_props *p);
 
@@ -338,7 +344,10 @@ size_t mg_sub_put(uint8_t *buf, size_t cap, mg_bytes filter, const mg_subopts *o
  *        reads from the packet. 0 (before CONNECT) decodes like 4; the caller checks packet order.
  * max_size: largest whole packet accepted (0 = MG_MAX_PACKET); a larger one gives MG_E_TOO_LARGE
  *        as soon as its fixed header is readable, before its body has arrived.
- * Returns bytes consumed (> 0), 0 for need more, or a negative enum mg_err. */
+ * Returns bytes consumed (> 0), 0 for need more, or a negative enum mg_err.
+ * On MG_E_PROTOCOL_NAME / MG_E_PROTOCOL_LEVEL, out->type, u.connect.protocol_name and
+ * u.connect.level are set (to pick CONNACK 0x01 or 0x84); on MG_E_CLIENT_ID (empty id in 3.1,
+ * or empty id with clean session 0 in 3.1.1: CONNACK 0x02) the whole CONNECT is in *out. */
 int mg_decode(const uint8_t *buf, size_t len, uint8_t level, uint32_t max_size, mg_packet *out);
 
 /* Just the fixed header: returns the whole packet's size (> 0), 0 for need more, or an error
@@ -379,7 +388,8 @@ int mg_topic_filter_check(const uint8_t *f, size_t len);
 bool mg_topic_match(const uint8_t *filter, size_t flen, const uint8_t *name, size_t nlen);
 /* "$share/group/filter": returns 1 and sets *group, *filter if shared; 0 if not a shared
  * filter; MG_E_FILTER_SHARE if it starts with "$share/" but the group is empty, contains
- * '+' or '#', or no filter follows. */
+ * '+' or '#', or no filter follows. The filter after the group is checked too
+ * (mg_topic_filter_check's error if it is invalid). group/filter may be NULL. */
 int mg_share_parse(const uint8_t *f, size_t len, mg_bytes *group, mg_bytes *filter);
 
 /* Level-by-level walk without copying: *off starts at 0; returns 1 and sets *level for each

@@ -1,43 +1,27 @@
-"""Fixtures shared by every pytest test under test/: a real broker on a free loopback port.
+"""Fixtures shared by the pytest tests under test/: a real broker on a free loopback port.
 
-Which broker:
-  MIDGE_TEST_BROKER=midge (default)  $MIDGE_BUILD/bin/midge (MIDGE_BUILD defaults to "build",
-                                     relative to the repository root)
-  MIDGE_TEST_BROKER=mosquitto        Debian's /usr/sbin/mosquitto: proves each test can pass
-                                     against a correct, widely used broker.
-
-Every test that uses `broker` / `broker_factory` runs with `threads 1` and `threads 2`
-(midge only; mosquitto has one thread and no `threads` keyword). Stopping a midge broker
-checks its exit status and that its output carries no sanitizer report, so every broker test
-is also a leak and race test.
+The harness (which broker, the Broker process, checks) is test/broker/lib/harness.py; the
+raw packet builder is test/mqtt_raw.py. Every test that uses `broker` / `broker_factory` /
+`raw` runs with `threads 1` and `threads 2` (midge only; mosquitto has one thread and no
+`threads` keyword). Stopping a midge broker checks its exit status and that its output
+carries no sanitizer report, so every broker test is also a leak and race test.
+Markers: threaded, slow, single_thread, midge_only, mosquitto_xfail(reason).
 """
 
 import os
-import re
-import signal
-import socket
-import subprocess
 import sys
-import time
 
 import pytest
 
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(TEST_DIR)
-if TEST_DIR not in sys.path:
-    sys.path.insert(0, TEST_DIR)
+for _d in (TEST_DIR, os.path.join(TEST_DIR, "broker", "lib")):
+    if _d not in sys.path:
+        sys.path.insert(0, _d)
 
-KIND = os.environ.get("MIDGE_TEST_BROKER", "midge")
-MIDGE_BUILD = os.environ.get("MIDGE_BUILD", "build")
-if not os.path.isabs(MIDGE_BUILD):
-    MIDGE_BUILD = os.path.join(ROOT, MIDGE_BUILD)
-MIDGE_BIN = os.path.join(MIDGE_BUILD, "bin", "midge")
-MOSQUITTO_BIN = "/usr/sbin/mosquitto"
-IS_MIDGE = KIND == "midge"
-IS_MOSQUITTO = KIND == "mosquitto"
-
-SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:",
-                      "ThreadSanitizer")
+# re-exported: other test folders load this file by path and use these names
+from harness import (IS_MIDGE, IS_MOSQUITTO, KIND, MIDGE_BIN, MIDGE_BUILD,  # noqa: E402,F401
+                     MOSQUITTO_BIN, SANITIZER_PATTERNS, Broker, Proc, assert_broker_serves,
+                     free_port, run_broker_until_exit)
 
 
 def pytest_configure(config):
@@ -72,129 +56,6 @@ def pytest_collection_modifyitems(config, items):
                                               strict=False))
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
-        sk.bind(("127.0.0.1", 0))
-        return sk.getsockname()[1]
-
-
-def broker_argv(conf_path, verbose=True):
-    exe = MIDGE_BIN if IS_MIDGE else MOSQUITTO_BIN
-    if IS_MIDGE and not os.access(exe, os.X_OK):
-        pytest.fail("midge binary not found at %s (set MIDGE_BUILD or build it)" % exe)
-    return [exe, "-c", conf_path] + (["-v"] if verbose else [])
-
-
-def broker_env():
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-    env.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1")
-    return env
-
-
-class Broker:
-    """A running broker process. Use through the `broker` / `broker_factory` fixtures."""
-
-    def __init__(self, tmp_path, threads=1, extra=(), port=None, name="broker",
-                 listener=True, verbose=True, args=(), env=None):
-        self.port = port or free_port()
-        self.threads = threads
-        self.conf_path = str(tmp_path / ("%s.conf" % name))
-        self.log_path = str(tmp_path / ("%s.log" % name))
-        lines = []
-        if listener:
-            lines.append("listener %d 127.0.0.1" % self.port)
-        lines.append("allow_anonymous true")
-        if IS_MIDGE:
-            lines.append("threads %d" % threads)
-        lines.extend(extra)
-        with open(self.conf_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self._logf = open(self.log_path, "wb")
-        penv = broker_env()
-        penv.update(env or {})
-        self.proc = subprocess.Popen(broker_argv(self.conf_path, verbose) + list(args),
-                                     stdout=self._logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=penv, cwd=str(tmp_path))
-        self.pid = self.proc.pid
-        self.stopped = False
-        self.returncode = None
-        self._wait_ready()
-
-    def _wait_ready(self, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("broker exited with %s before listening:\n%s"
-                                     % (self.proc.returncode, self.log()))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop(check=False)
-        raise AssertionError("broker not listening on %d after %.0f s:\n%s"
-                             % (self.port, timeout, self.log()))
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def wait_log(self, regex, timeout=5.0, count=1):
-        """Waits until the log matches regex (at least count times); returns the last match."""
-        rx = re.compile(regex, re.M)
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.log()
-            found = list(rx.finditer(text))
-            if len(found) >= count:
-                return found[count - 1]
-            if time.monotonic() > deadline:
-                raise AssertionError("log never matched %r (%d of %d); log:\n%s"
-                                     % (regex, len(found), count, text[-4000:]))
-            time.sleep(0.05)
-
-    def rss_kb(self):
-        with open("/proc/%d/status" % self.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self, check=True, sig=signal.SIGTERM):
-        """SIGTERM, bounded wait, then SIGKILL. For midge, checks exit 0 and no sanitizer
-        report in the output."""
-        if self.stopped:
-            return self.returncode
-        self.stopped = True
-        killed = False
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-                killed = True
-        self.returncode = self.proc.returncode
-        self._logf.close()
-        if check and IS_MIDGE:
-            out = self.log()
-            for pat in SANITIZER_PATTERNS:
-                assert pat not in out, "sanitizer report in broker output:\n" + out[-8000:]
-            assert not killed, "broker did not exit within 10 s of SIGTERM"
-            assert self.returncode == 0, "broker exit status %s:\n%s" % (self.returncode,
-                                                                         out[-4000:])
-        return self.returncode
-
-
 @pytest.fixture
 def broker_factory(tmp_path, threads):
     """broker_factory(extra=[...lines...]) -> started Broker; all stopped (and checked) at
@@ -221,78 +82,6 @@ def broker_factory(tmp_path, threads):
 @pytest.fixture
 def broker(broker_factory):
     return broker_factory()
-
-
-def run_broker_until_exit(tmp_path, conf_text, timeout=10.0, args=None):
-    """Runs the broker with conf_text as its config file, expecting it to exit by itself.
-    Returns (exit status, output). A broker still running after timeout is killed and the
-    status is None."""
-    conf = tmp_path / "exit.conf"
-    conf.write_text(conf_text)
-    argv = broker_argv(str(conf)) if args is None else [broker_argv(str(conf))[0]] + args
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, env=broker_env(), cwd=str(tmp_path))
-    try:
-        out, _ = p.communicate(timeout=timeout)
-        rc = p.returncode
-    except subprocess.TimeoutExpired:
-        p.terminate()
-        try:
-            out, _ = p.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, _ = p.communicate()
-        rc = None
-    text = out.decode("utf-8", "replace")
-    if IS_MIDGE:
-        for pat in SANITIZER_PATTERNS:
-            assert pat not in text, "sanitizer report in broker output:\n" + text[-8000:]
-    return rc, text
-
-
-class Proc:
-    """A client process (mosquitto_sub, a paho script) with its output in a file; always
-    killed at teardown through the `procs` fixture."""
-
-    def __init__(self, argv, path, env=None):
-        self.path = path
-        self._f = open(path, "wb")
-        self.p = subprocess.Popen(argv, stdout=self._f, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, env=env)
-
-    def out(self):
-        with open(self.path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def wait_out(self, regex, timeout=5.0):
-        rx = re.compile(regex, re.M)
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.out()
-            m = rx.search(text)
-            if m:
-                return m
-            if time.monotonic() > deadline:
-                raise AssertionError("output never matched %r; output:\n%s" % (regex, text))
-            time.sleep(0.05)
-
-    def wait(self, timeout=10.0):
-        try:
-            return self.p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError("client process did not finish in %.0f s; output:\n%s"
-                                 % (timeout, self.out()))
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(timeout=5)
-        self._f.close()
 
 
 @pytest.fixture
@@ -327,22 +116,4 @@ def raw(broker):
 
     yield make
     for c in made:
-        c.close()
-
-
-def assert_broker_serves(port, tag="witness"):
-    """The broker still serves other clients: a QoS 1 round trip on a fresh connection."""
-    from mqtt_raw import PUBLISH, PUBACK, RawClient, publish
-    c = RawClient(port)
-    try:
-        c.connect("%s-check" % tag)
-        c.subscribe([("%s/alive" % tag, 1)], pid=3)
-        c.send(publish("%s/alive" % tag, b"ok", qos=1, pid=4))
-        got = {}
-        for _ in range(2):
-            p = c.recv()
-            got[p.type] = p
-        assert PUBLISH in got and got[PUBLISH].payload == b"ok"
-        assert PUBACK in got and got[PUBACK].pid == 4
-    finally:
         c.close()

@@ -294,18 +294,22 @@ int midge_unsubscribe_ex(midge_client *c, const char *const *topics, int count,
 int midge_loop(midge_client *c, int timeout_ms);
 
 /* Run the loop until midge_disconnect is called (from a callback or another thread),
- * reconnecting with backoff (midge_reconnect_delay_set) after a lost connection.
- * Returns MIDGE_OK after midge_disconnect, MIDGE_ERR_NO_CONN if connect was never called.
+ * reconnecting with backoff (midge_reconnect_delay_set) after a lost connection, and after a
+ * failed midge_connect_async. Returns MIDGE_OK after midge_disconnect; MIDGE_ERR_NO_CONN if
+ * connect was never called; MIDGE_ERR_CONN_REFUSED when the broker refuses a (re)connect in
+ * its CONNACK; the error of a failed midge_connect (which is not retried).
  * (paho: loop_forever()) */
 int midge_loop_forever(midge_client *c);
 
 /* Run midge_loop_forever in a new thread; callbacks then run in that thread. Call before or
- * after connect / connect_async. MIDGE_ERR_BUSY if a loop thread runs already.
- * (paho: loop_start) */
+ * after connect / connect_async. The thread reconnects like loop_forever, and after a
+ * disconnect waits for the next connect until midge_loop_stop. MIDGE_ERR_BUSY if a loop
+ * thread runs already. (paho: loop_start) */
 int midge_loop_start(midge_client *c);
 
-/* Stop and join the loop thread (it does not disconnect: call midge_disconnect first for a
- * clean end). Not from a callback. (paho: loop_stop) */
+/* Stop and join the loop thread. It does not disconnect: call midge_disconnect first for a
+ * clean end (a DISCONNECT already queued is sent before the thread ends). Not from a callback.
+ * MIDGE_ERR_INVAL if no loop thread runs. (paho: loop_stop) */
 int midge_loop_stop(midge_client *c);
 
 /* For programs with their own event loop (paho: socket, want_write, loop_read, loop_write,
@@ -367,6 +371,9 @@ void midge_on_disconnect_set(midge_client *c, void (*cb)(midge_client *c, void *
  * "Client x sending PUBLISH (d0, q1, r0, m1, 'temp', ... (4 bytes))",
  * "Client x received PUBACK (Mid: 1, RC:0)", "Client x sending SUBSCRIBE (Mid: 1, Topic: temp,
  * QoS: 0, Options: 0x00)", "Client x received SUBACK", "Client x sending PINGREQ", ...
+ * Only MIDGE_LOG_DEBUG lines copy libmosquitto; other levels are midge's own words.
+ * A "sending ..." line is made by the thread that called the function that sends (e.g.
+ * midge_publish from the main thread while loop_start runs), so on_log may run in that thread.
  * line is borrowed and has no newline. (paho: on_log(client, userdata, level, buf)) */
 void midge_on_log_set(midge_client *c, void (*cb)(midge_client *c, void *userdata, int level,
                                                   const char *line));

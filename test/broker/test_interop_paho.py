@@ -2,9 +2,7 @@
 
 import os
 import queue
-import sys
 import textwrap
-import threading
 import time
 
 import pytest
@@ -249,6 +247,7 @@ def test_qos_levels_callbacks(paho, protocol, qos):
     sub.stop()
 
 
+@pytest.mark.threaded
 def test_retained_with_paho(paho):
     p = paho("rpub")
     p.publish("ret/a", "first", qos=1, retain=True)
@@ -289,6 +288,7 @@ def test_will_with_paho(broker, paho):
     late.stop()
 
 
+@pytest.mark.threaded
 @pytest.mark.parametrize("protocol", [mqtt.MQTTv311, mqtt.MQTTv5], ids=["v311", "v5"])
 def test_persistent_session_with_paho(paho, protocol):
     props = None

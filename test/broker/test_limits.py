@@ -6,7 +6,7 @@ import time
 import pytest
 
 import mqtt_raw as m
-from conftest import IS_MIDGE, assert_broker_serves
+from harness import IS_MIDGE, assert_broker_serves
 
 
 @pytest.mark.mosquitto_xfail("counts connections inconsistently (a third client is accepted "

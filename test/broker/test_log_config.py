@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import IS_MIDGE, Broker, free_port, run_broker_until_exit
+from harness import IS_MIDGE, Broker, free_port, run_broker_until_exit
 from mqtt_raw import RawClient, publish
 
 # midge names itself in the log where mosquitto does ("midge version X starting"): by design.
@@ -19,6 +19,7 @@ def test_verbose_log_startup_lines(broker):
     broker.wait_log(r"Opening ipv4 listen socket on port %d\." % broker.port)
 
 
+@pytest.mark.threaded
 def test_verbose_log_connect_subscribe_publish_disconnect(broker):
     sub = RawClient(broker.port)
     sub.connect("logsub")

@@ -5,7 +5,7 @@ client is published, and the broker keeps serving everyone else."""
 import pytest
 
 import mqtt_raw as m
-from conftest import IS_MIDGE, assert_broker_serves
+from harness import IS_MIDGE, assert_broker_serves
 
 # (id, bytes sent after a successful CONNECT, the statement)
 CASES_311 = [

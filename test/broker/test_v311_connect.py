@@ -6,7 +6,7 @@ import time
 import pytest
 
 import mqtt_raw as m
-from conftest import assert_broker_serves
+from harness import assert_broker_serves
 
 
 def test_MQTT_3_1_0_1_first_packet_must_be_connect(raw, broker):
@@ -171,6 +171,7 @@ def _watch(raw, topic, qos=1):
     return w
 
 
+@pytest.mark.threaded
 def test_MQTT_3_1_2_8_will_published_on_network_close(raw):
     """[MQTT-3.1.2-8] The will is published when the connection closes without DISCONNECT."""
     w = _watch(raw, "will/net")
@@ -214,6 +215,7 @@ def test_MQTT_3_1_2_17_will_retain(raw):
     assert (p.payload, p.retain) == (b"kept", True)
 
 
+@pytest.mark.threaded
 def test_will_published_on_takeover(raw):
     """3.1.1: the takeover closes the old network connection without DISCONNECT, so its will
     is published ([MQTT-3.1.4-2] with [MQTT-3.1.2-8])."""
@@ -245,3 +247,15 @@ def test_username_and_password_accepted(raw):
     c = raw()
     c.send(m.connect("up", username="user", password="pass"))
     assert c.recv().raw == b"\x20\x02\x00\x00"
+
+
+@pytest.mark.midge_only
+@pytest.mark.single_thread
+def test_connect_timeout_idle_socket_closed(raw, broker):
+    """3.1.4 (non-normative "reasonable amount of time"): a socket that sends no CONNECT is
+    closed within a few seconds (issue 3). mosquitto 2.0.11 keeps it open: midge-only."""
+    c = raw(timeout=15)
+    t0 = time.monotonic()
+    assert c.expect_closed(allow_disconnect=False) == []
+    assert time.monotonic() - t0 < 15
+    assert_broker_serves(broker.port)

@@ -25,6 +25,7 @@ def test_MQTT_4_3_3_2_qos2_pubrec_pubrel_pubcomp_bytes(raw):
     assert c.recv().raw == b"\x70\x02\x00\x09"
 
 
+@pytest.mark.threaded
 def test_MQTT_4_3_3_2_qos2_exactly_once_duplicate_before_pubrel(raw):
     """[MQTT-4.3.3-2] Method B: a duplicate PUBLISH with the same id before PUBREL is not
     delivered again."""
@@ -87,6 +88,7 @@ def test_outbound_qos2_flow_bytes(raw):
     s.expect_nothing(0.3)
 
 
+@pytest.mark.threaded
 def test_MQTT_4_6_0_ordering_qos1(raw):
     """[MQTT-4.6.0-6] Messages on one topic from one publisher are delivered in order."""
     s = raw("ord-sub")
@@ -114,6 +116,7 @@ def test_MQTT_2_3_1_2_distinct_pids_for_inflight(raw):
 
 # ---------------------------------------------------------------- persistent sessions
 
+@pytest.mark.threaded
 def test_MQTT_3_1_2_5_offline_queueing_and_redelivery(raw):
     """[MQTT-3.1.2-4/5] A persistent session keeps subscriptions and queues QoS 1 and 2
     messages while disconnected; they arrive on reconnect, in order per QoS."""
@@ -136,6 +139,7 @@ def test_MQTT_3_1_2_5_offline_queueing_and_redelivery(raw):
     c.expect_nothing(0.3)
 
 
+@pytest.mark.threaded
 def test_MQTT_4_4_0_1_unacked_qos1_resent_with_dup(raw):
     """[MQTT-4.4.0-1] On reconnect with CleanSession 0, unacknowledged PUBLISH packets are
     resent with their original ids and DUP 1 [MQTT-3.3.1-1]."""

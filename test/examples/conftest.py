@@ -2,15 +2,11 @@
 processes as test/interop (see test/interop/tool_helpers.py)."""
 
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "interop"))
-
-from tool_helpers import (BROKER_KINDS, MIDGE_BROKER, Client, TestBroker,  # noqa: E402
-                          check_sanitizers)
+from interop.tool_helpers import (BROKER_KINDS, MIDGE_BROKER, Client, TestBroker,
+                                  check_sanitizers)
 
 
 @pytest.fixture

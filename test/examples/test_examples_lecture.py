@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tool_helpers import MIDGE_BUILD, MOSQUITTO_PUB, MOSQUITTO_SUB_LB, run
+from interop.tool_helpers import MIDGE_BUILD, MOSQUITTO_PUB, MOSQUITTO_SUB_LB, run
 
 EX = os.path.join(MIDGE_BUILD, "bin", "examples")
 
@@ -71,7 +71,7 @@ def test_chat_host_flag_skips_prompt(ex_broker, programs):
 
 
 def test_chat_bad_address_fails(programs):
-    from tool_helpers import free_port
+    from interop.tool_helpers import free_port
     pub = programs([ex("letter_pub"), "-p", free_port()], stdin=b"127.0.0.1\nhi\nexit\n")
     assert pub.wait() == 1
     assert "cannot connect" in pub.err()

@@ -53,6 +53,21 @@ static void same_props(const mg_props *a, const mg_props *b)
 	MUST(same(a->response_topic, b->response_topic) && same(a->auth_data, b->auth_data));
 }
 
+/* Stripping properties keeps a valid block that lacks exactly the dropped ones. */
+static void check_strip(mg_bytes raw, uint64_t drop)
+{
+	uint8_t *sb = malloc(raw.len ? raw.len : 1);
+	size_t k = mg_props_strip(sb, raw.len, raw, drop);
+	MUST(k <= raw.len);
+	mg_bytes s = {sb, (uint32_t)k};
+	uint32_t off = 0;
+	mg_prop pr;
+	while (mg_prop_next(s, &off, &pr))
+		MUST(!(drop & MG_PROP_BIT(pr.id)));
+	MUST(off == k);
+	free(sb);
+}
+
 static void check_reencode(const mg_packet *p, uint8_t level, int size)
 {
 	static uint8_t ubuf[1 << 16], out[1 << 17];
@@ -61,6 +76,8 @@ static void check_reencode(const mg_packet *p, uint8_t level, int size)
 	mg_packet e = *p, d;
 	uint8_t lvl = p->type == MG_CONNECT ? p->u.connect.level : level;
 	if (lvl == MG_V5) {
+		check_strip(p->props.raw, MG_PROP_BIT(MG_PROP_TOPIC_ALIAS) | MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID) |
+		                          MG_PROP_BIT(MG_PROP_USER) | ((uint64_t)size << 32));
 		rebuild(&p->props, &e.props, ubuf, sizeof ubuf, ids, 4096);
 		if (p->type == MG_CONNECT)
 			rebuild(&p->u.connect.will_props, &e.u.connect.will_props, wbuf, sizeof wbuf, wids, 4096);

@@ -3,20 +3,17 @@ and against midge, side by side with Debian's mosquitto_pub / mosquitto_sub.
 
   any_broker   a broker on a free loopback port, once as "mosquitto" and once as "midge"
                (skipped with the reason when $MIDGE_BUILD/bin/midge is missing)
-  broker_of    broker_of(kind, extra=[conf lines]) for tests that need a special config
-  clients      clients(argv, stdin=None, cwd=None): client processes with stdout and stderr kept apart;
-               all killed at teardown, and a midge tool's sanitizer report fails the test
+  broker_of    broker_of(kind, extra=[conf lines], port=None): own config or port
+  clients      clients(argv, stdin=None, cwd=None): client processes, stdout and stderr
+               kept apart; all killed at teardown; a sanitizer report fails the test
 """
 
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from tool_helpers import (BROKER_KINDS, MIDGE_BROKER, Client, TestBroker,  # noqa: E402
-                          check_sanitizers)
+from interop.tool_helpers import (BROKER_KINDS, MIDGE_BROKER, Client, TestBroker,
+                                  check_sanitizers)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from tool_helpers import MOSQUITTO_PUB, MOSQUITTO_SUB, MOSQUITTO_SUB_LB, run, tool
+from interop.tool_helpers import (MOSQUITTO_PUB, MOSQUITTO_SUB, MOSQUITTO_SUB_LB, run,
+                                  tool)
 
 
 def pub(broker, *args, stdin=b""):

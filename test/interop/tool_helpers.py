@@ -4,24 +4,27 @@ sanitizer checks of every midge process's output. The fixtures are in the confte
 
 import os
 import re
+import socket
 import subprocess
 import time
 
 import pytest
 
-import importlib.util
-import socket
+# The same conventions as test/conftest.py and its harness, kept here so these helpers stand
+# on their own: MIDGE_BUILD (default "build", relative to the repository root) holds bin/.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MIDGE_BUILD = os.environ.get("MIDGE_BUILD", "build")
+if not os.path.isabs(MIDGE_BUILD):
+    MIDGE_BUILD = os.path.join(ROOT, MIDGE_BUILD)
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:",
+                      "ThreadSanitizer")
 
-# The repository's test/conftest.py, loaded by path under its own name: pytest already imported
-# it as a plugin, and a second "conftest" module name would collide with this directory's.
-_ROOT_CONFTEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "conftest.py")
-_spec = importlib.util.spec_from_file_location("midge_root_conftest", _ROOT_CONFTEST)
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-MIDGE_BUILD = _root.MIDGE_BUILD
-SANITIZER_PATTERNS = _root.SANITIZER_PATTERNS
-free_port = _root.free_port
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
+
 
 BIN = os.path.join(MIDGE_BUILD, "bin")
 MIDGE_BROKER = os.path.join(BIN, "midge")
@@ -127,7 +130,8 @@ class Client:
         self._out = open(self.out_path, "wb")
         self._err = open(self.err_path, "wb")
         self.p = subprocess.Popen(argv, stdout=self._out, stderr=self._err,
-                                  stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                  stdin=(subprocess.PIPE if stdin is not None
+                                         else subprocess.DEVNULL),
                                   env=client_env(), cwd=cwd)
         if isinstance(stdin, bytes):
             self.p.stdin.write(stdin)

@@ -548,3 +548,53 @@ TEST(roundtrip_every_other_type)
 				CHECK_EQ_INT(d.props.n_user, 1);
 		}
 }
+
+TEST(props_strip_for_forwarding)
+{
+	/* a 5.0 PUBLISH's properties as decoded; forward them without alias, sub ids and expiry */
+	mg_packet p;
+	size_t n;
+	uint8_t *b = hex("32 2D 00 03 61 2F 62 00 07 22 23 00 01 0B 05 0B 81 01 01 01 02 00 00 00 3C"
+	                 " 03 00 01 6A 08 00 01 72 09 00 01 78 26 00 01 6B 00 01 76 68 65 79", &n);
+	REQUIRE(mg_decode(b, n, 5, 0, &p) == (int)n);
+	uint64_t drop = MG_PROP_BIT(MG_PROP_TOPIC_ALIAS) | MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID) |
+	                MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY);
+	uint8_t out[64];
+	memset(out, 0xEE, sizeof out);
+	size_t want_n;
+	uint8_t *want = hex("01 01 03 00 01 6A 08 00 01 72 09 00 01 78 26 00 01 6B 00 01 76", &want_n);
+	CHECK_EQ_INT(mg_props_strip(out, 3, p.props.raw, drop), want_n); /* too small: nothing */
+	CHECK_EQ_INT(out[0], 0xEE);
+	CHECK_EQ_INT(mg_props_strip(out, sizeof out, p.props.raw, drop), want_n);
+	CHECK_MEM(out, want, want_n);
+	CHECK_EQ_INT(out[want_n], 0xEE);
+	CHECK_EQ_INT(mg_props_strip(NULL, 0, p.props.raw, drop), want_n);
+	uint8_t all[64];
+	CHECK_EQ_INT(mg_props_strip(all, sizeof all, p.props.raw, 0), p.props.raw.len);
+	CHECK_MEM(all, p.props.raw.p, p.props.raw.len);
+	/* re-encode for a recipient: its own alias and subscription id, the expiry left */
+	mg_props fw = {0};
+	static const uint32_t sid = 42;
+	fw.present = MG_PROP_BIT(MG_PROP_TOPIC_ALIAS) | MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY);
+	fw.topic_alias = 9;
+	fw.message_expiry = 50;
+	fw.sub_ids = &sid;
+	fw.n_sub_id = 1;
+	fw.raw = (mg_bytes){out, (uint32_t)want_n};
+	mg_publish pub = p.u.publish;
+	uint8_t hdr[128];
+	size_t h = mg_encode_publish_header(hdr, sizeof hdr, 5, &pub, &fw, pub.payload.len);
+	REQUIRE(h > 0 && h + pub.payload.len <= sizeof hdr);
+	memcpy(hdr + h, pub.payload.p, pub.payload.len);
+	mg_packet d;
+	REQUIRE(mg_decode(hdr, h + pub.payload.len, 5, 0, &d) == (int)(h + pub.payload.len));
+	CHECK_EQ_INT(d.props.topic_alias, 9);
+	CHECK_EQ_INT(d.props.message_expiry, 50);
+	CHECK_EQ_INT(d.props.subscription_id, 42);
+	CHECK_EQ_INT(d.props.n_sub_id, 1);
+	CHECK_EQ_INT(d.props.payload_format, 1);
+	CHECK_BYTES(d.props.content_type, "j");
+	CHECK_EQ_INT(d.props.n_user, 1);
+	free(want);
+	free(b);
+}

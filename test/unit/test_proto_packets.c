@@ -567,3 +567,96 @@ TEST(stream_of_packets)
 	CHECK(sizes[0] == 12 && sizes[1] == 4 && sizes[2] == 2);
 	free(b);
 }
+
+/* ---- bytes sent by third-party implementations, captured on loopback: Debian's mosquitto_pub /
+ * mosquitto_sub 2.0 and python3-paho-mqtt 1.6 against a fake broker that only answered CONNACK
+ * and SUBACK; and what mosquitto 2.0.11 (the broker) answered to a session of CONNECT,
+ * SUBSCRIBE, PUBLISH QoS 1 and 2, PINGREQ, PUBREL, UNSUBSCRIBE, DISCONNECT. ---- */
+
+static const struct { const char *who, *hex; } captures[] = {
+	{"paho31",
+	   "10 25 00 06 4D 51 49 73 64 70 03 EE 00 1E 00 07 70 61 68 6F 2D 33 31 00 03 77 2F 74 "
+	   "00 03 62 79 65 00 01 75 00 01 70 31 07 00 03 61 2F 62 68 69 E0 00"},
+	{"paho311",
+	   "10 24 00 04 4D 51 54 54 04 EE 00 1E 00 08 70 61 68 6F 2D 33 31 31 00 03 77 2F 74 00 "
+	   "03 62 79 65 00 01 75 00 01 70 31 07 00 03 61 2F 62 68 69 E0 00"},
+	{"paho5",
+	   "10 45 00 04 4D 51 54 54 05 EE 00 1E 0F 11 00 00 00 1E 21 00 0A 26 00 01 61 00 01 62 "
+	   "00 06 70 61 68 6F 2D 35 12 03 00 0A 74 65 78 74 2F 70 6C 61 69 6E 18 00 00 00 05 00 "
+	   "03 77 2F 74 00 03 62 79 65 00 01 75 00 01 70 30 28 00 03 61 2F 62 20 01 01 02 00 00 "
+	   "00 3C 08 00 03 72 2F 74 09 00 02 01 02 26 00 01 78 00 01 79 26 00 01 78 00 01 7A 68 "
+	   "69 E0 00"},
+	{"pub31",
+	   "10 28 00 06 4D 51 49 73 64 70 03 CE 00 3C 00 06 63 69 64 2D 33 31 00 03 77 2F 74 00 "
+	   "03 62 79 65 00 04 75 73 65 72 00 02 70 77 30 0A 00 03 61 2F 62 68 65 6C 6C 6F E0 00"},
+	{"pub311",
+	   "10 27 00 04 4D 51 54 54 04 CE 00 3C 00 07 63 69 64 2D 33 31 31 00 03 77 2F 74 00 03 "
+	   "62 79 65 00 04 75 73 65 72 00 02 70 77 30 0A 00 03 61 2F 62 68 65 6C 6C 6F E0 00"},
+	{"pub5",
+	   "10 2F 00 04 4D 51 54 54 05 CE 00 3C 08 11 00 00 00 3C 21 00 14 00 05 63 69 64 2D 35 "
+	   "00 00 03 77 2F 74 00 03 62 79 65 00 04 75 73 65 72 00 02 70 77 30 12 00 03 61 2F 62 "
+	   "07 26 00 01 6B 00 01 76 68 65 6C 6C 6F E0 00"},
+	{"sub31",
+	   "10 25 00 06 4D 51 49 73 64 70 03 02 00 3C 00 17 6D 6F 73 71 2D 4A 4E 72 6D 79 4C 64 "
+	   "6F 34 6A 71 4A 55 6D 72 4F 79 4C 82 0E 00 01 00 03 61 2F 2B 02 00 03 78 2F 23 02"},
+	{"sub311",
+	   "10 0C 00 04 4D 51 54 54 04 02 00 3C 00 00 82 0E 00 01 00 03 61 2F 2B 02 00 03 78 2F "
+	   "23 02"},
+	{"sub5",
+	   "10 10 00 04 4D 51 54 54 05 02 00 3C 03 21 00 14 00 00 82 1F 00 01 07 26 00 01 6B 00 "
+	   "01 76 00 03 61 2F 2B 02 00 0C 24 73 68 61 72 65 2F 67 2F 78 2F 23 02"},
+	{"mosquitto-broker-31",
+	   "20 02 00 00 90 03 00 01 02 32 16 00 07 74 2F 65 6E 63 2F 78 00 01 70 61 79 6C 6F 61 "
+	   "64 2D 6F 6E 65 40 02 00 05 D0 00 50 02 00 06 34 16 00 07 74 2F 65 6E 63 2F 79 00 02 "
+	   "70 61 79 6C 6F 61 64 2D 74 77 6F 70 02 00 06 B0 02 00 02"},
+	{"mosquitto-broker-311",
+	   "20 02 00 00 90 03 00 01 02 32 16 00 07 74 2F 65 6E 63 2F 78 00 01 70 61 79 6C 6F 61 "
+	   "64 2D 6F 6E 65 40 02 00 05 D0 00 50 02 00 06 34 16 00 07 74 2F 65 6E 63 2F 79 00 02 "
+	   "70 61 79 6C 6F 61 64 2D 74 77 6F 70 02 00 06 B0 02 00 02"},
+	{"mosquitto-broker-5",
+	   "20 09 00 00 06 22 00 0A 21 00 14 90 04 00 01 00 02 32 42 00 07 74 2F 65 6E 63 2F 78 "
+	   "00 01 2B 0B 07 01 01 03 00 0A 74 65 78 74 2F 70 6C 61 69 6E 08 00 06 74 2F 72 65 73 "
+	   "70 09 00 02 01 02 26 00 01 6B 00 01 76 02 00 00 00 64 70 61 79 6C 6F 61 64 2D 6F 6E "
+	   "65 40 02 00 05 D0 00 50 02 00 06 34 19 00 07 74 2F 65 6E 63 2F 78 00 02 02 0B 07 70 "
+	   "61 79 6C 6F 61 64 2D 74 77 6F 70 02 00 06 B0 04 00 02 00 00"},
+};
+
+TEST(third_party_streams)
+{
+	for (size_t i = 0; i < sizeof captures / sizeof captures[0]; i++) {
+		size_t n, off = 0;
+		uint8_t *b = hex(captures[i].hex, &n);
+		const char *w = captures[i].who;
+		size_t wl = strlen(w);
+		/* the name ends with the version: "...31", "...311" or "...5" */
+		int want = w[wl - 1] == '5' ? 5 : strcmp(w + wl - 3, "311") == 0 ? 4 : 3;
+		/* a client stream starts with CONNECT, which sets the level; a broker's does not */
+		uint8_t level = strncmp(w, "mosquitto-broker", 16) == 0 ? (uint8_t)want : 0;
+		int count = 0;
+		while (off < n) {
+			mg_packet p;
+			/* each packet alone, exactly sized, and every prefix of it */
+			uint8_t tf;
+			int sz = mg_frame(b + off, n - off, level, 0, &tf);
+			REQUIRE(sz > 0 && off + (size_t)sz <= n);
+			uint8_t *one = malloc((size_t)sz);
+			memcpy(one, b + off, (size_t)sz);
+			CHECK_EQ_INT(prefixes_need_more(one, (size_t)sz, level), 0);
+			int r = mg_decode(one, (size_t)sz, level, 0, &p);
+			if (r != sz) {
+				t_fail(__FILE__, __LINE__, "%s packet %d: %d (%s)", captures[i].who, count, r,
+				       r < 0 ? mg_err_str(r) : "size");
+				free(one);
+				break;
+			}
+			if (p.type == MG_CONNECT)
+				level = p.u.connect.level;
+			free(one);
+			off += (size_t)r;
+			count++;
+		}
+		CHECK(count >= 2);
+		CHECK_EQ_INT(level, want);
+		free(b);
+	}
+}

@@ -141,14 +141,21 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* --repeat-delay: keep the connection served while waiting. */
+/* --repeat-delay: keep the connection served while waiting (and do not spin if it is gone:
+ * the next publish reports that). */
 static void loop_for(midge_client *c, double seconds)
 {
 	double end = now_s() + seconds;
 
-	for (double left = seconds; left > 0; left = end - now_s())
-		midge_loop(c, left > 1 ? 1000 : (int)(left * 1000) + 1);
+	for (double left = seconds; left > 0; left = end - now_s()) {
+		int ms = left > 1 ? 1000 : (int)(left * 1000) + 1;
+		if (midge_loop(c, ms) != MIDGE_OK) {
+			struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
 }
+
 static void on_publish(midge_client *c, void *ud, int mid, int rc, const midge_properties *p)
 {
 	const mg_cfg *cfg = ud;

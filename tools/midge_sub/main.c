@@ -249,9 +249,8 @@ static int run(sub *s)
 			return 0;
 		if (rc == MIDGE_OK)
 			continue;
-		/* Lost: try again once a second, like libmosquitto's loop_forever. */
-		if (rc != MIDGE_ERR_NO_CONN)
-			mg_err_printf(&s->cfg, "Error: %s\n", midge_strerror(rc));
+		/* Lost: try again once a second, quietly, like libmosquitto's loop_forever (-d
+		 * shows the reconnection). */
 		for (int i = 0; i < 10 && !stop_signal; i++)
 			usleep(100 * 1000);
 		if (!stop_signal && !(deadline && now_s() >= deadline))
