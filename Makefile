@@ -104,9 +104,10 @@ $(LIB)/%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(LIBMIDGE_SO): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC))
+$(LIBMIDGE_SO): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC)) client/libmidge.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libmidge.so.0 $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libmidge.so.0 -Wl,--version-script=client/libmidge.map $(LDFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
+	ln -sf libmidge.so $(LIB)/libmidge.so.0
 
 $(MIDGE): $(OBJ)/broker/main.o $(LIBBROKER) $(LIBNET) $(LIBPROTO)
 	@mkdir -p $(dir $@)

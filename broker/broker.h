@@ -223,6 +223,8 @@ struct mg_conn {
 	char host[64];       /* "ADDR" */
 	uint16_t port;       /* the listener's */
 	int lidx;            /* cfg->listeners index */
+	const char *mp;      /* the listener's mount_point (borrowed from the config), or NULL */
+	uint16_t mp_len;
 	uint8_t state;
 	uint8_t level;       /* 0 before CONNECT */
 	mg_session *s;
@@ -285,6 +287,10 @@ const char *mg_conn_name(const mg_conn *c); /* client id or "<unknown>" */
 /* ---- packet handling (handle.c, connect.c) ---- */
 int mg_handle_packet(mg_conn *c, const mg_packet *p);   /* 0 or closes c and returns -1 */
 int mg_handle_connect(mg_conn *c, const mg_packet *p);  /* 0, -1 closed, 1 handed off */
+/* mount_point: prefix t with the connection's listener mount point into stack (cap bytes) or,
+ * when longer, a malloc'd buffer returned in *heap (the caller frees it). Shared filters
+ * keep "$share/group/" in front. Returns t itself without a mount point; .p NULL on ENOMEM. */
+mg_bytes mg_mount(const mg_conn *c, mg_bytes t, bool filter, uint8_t *stack, size_t cap, uint8_t **heap);
 /* Route a message to every matching subscriber (publisher may be NULL for wills/$SYS). */
 int mg_route(mg_worker *w, mg_msg *m, void *publisher);
 /* Publish a message as the broker would on receipt: retain store + routing. */

@@ -183,7 +183,7 @@ bool mg_conn_out_full(const mg_conn *c)
 uint8_t *mg_conn_reserve(mg_conn *c, size_t n)
 {
 	if (c->ocap - c->olen < n) {
-		size_t nc = c->ocap ? c->ocap : 4096;
+		size_t nc = c->ocap ? c->ocap : 1024;
 		while (nc - c->olen < n)
 			nc *= 2;
 		uint8_t *p = realloc(c->ob, nc);

@@ -117,9 +117,13 @@ static int make_will(mg_worker *w, mg_session *s, const mg_connect *k)
 	mg_session_clear_will(s);
 	if (!k->will)
 		return 0;
-	s->will = mg_msg_new(k->will_topic.p, k->will_topic.len, k->will_payload.p, k->will_payload.len,
-	                     k->level == MG_V5 ? &k->will_props : NULL, k->will_qos, k->will_retain,
-	                     mg_loop_now_ms(w->loop));
+	uint8_t mbuf[256], *heap;
+	mg_bytes t = mg_mount(s->conn, k->will_topic, false, mbuf, sizeof mbuf, &heap);
+	s->will = t.p ? mg_msg_new(t.p, t.len, k->will_payload.p, k->will_payload.len,
+	                           k->level == MG_V5 ? &k->will_props : NULL, k->will_qos, k->will_retain,
+	                           mg_loop_now_ms(w->loop))
+	              : NULL;
+	free(heap);
 	if (!s->will)
 		return -1;
 	s->will_qos = k->will_qos;
@@ -229,7 +233,9 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 		          : cfg->persistent_client_expiration < 0 ? UINT32_MAX
 		          : (uint32_t)cfg->persistent_client_expiration;
 	s->expire_at = 0;
+	s->conn = c; /* make_will reads the listener's mount point */
 	if (make_will(w, s, k) < 0) {
+		s->conn = NULL;
 		mg_session_destroy(w, s);
 		refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_UNAVAILABLE, MG_CLOSE_REFUSED);
 		return -1;

@@ -57,6 +57,25 @@ int mg_publish_msg(mg_worker *w, mg_msg *m, void *publisher)
 
 /* ---- helpers ---- */
 
+mg_bytes mg_mount(const mg_conn *c, mg_bytes t, bool filter, uint8_t *stack, size_t cap, uint8_t **heap)
+{
+	*heap = NULL;
+	if (!c->mp_len)
+		return t;
+	mg_bytes group = { 0 }, inner = t;
+	size_t pre = 0;
+	if (filter && mg_share_parse(t.p, t.len, &group, &inner) == 1)
+		pre = (size_t)(inner.p - t.p); /* "$share/group/" */
+	size_t n = pre + c->mp_len + inner.len;
+	uint8_t *p = n <= cap ? stack : (*heap = malloc(n));
+	if (!p)
+		return (mg_bytes){ 0 };
+	memcpy(p, t.p, pre);
+	memcpy(p + pre, c->mp, c->mp_len);
+	memcpy(p + pre + c->mp_len, inner.p, inner.len);
+	return (mg_bytes){ p, (uint32_t)n };
+}
+
 static void send_ack(mg_conn *c, int type, uint16_t mid, uint8_t rc)
 {
 	mg_packet p = { .type = (uint8_t)type, .packet_id = mid, .reason_code = rc };
@@ -152,9 +171,13 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	if (pub.qos == 2 && s->n_inq2 >= recv_max && c->level == MG_V5)
 		return proto_err(c, MG_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
 
-	mg_msg *m = mg_msg_new(pub.topic.p, pub.topic.len, pub.payload.p, pub.payload.len,
-	                       c->level == MG_V5 ? &p->props : NULL, pub.qos, pub.retain,
-	                       mg_loop_now_ms(w->loop));
+	uint8_t mbuf[256], *heap;
+	mg_bytes topic = mg_mount(c, pub.topic, false, mbuf, sizeof mbuf, &heap);
+	mg_msg *m = topic.p ? mg_msg_new(topic.p, topic.len, pub.payload.p, pub.payload.len,
+	                                 c->level == MG_V5 ? &p->props : NULL, pub.qos, pub.retain,
+	                                 mg_loop_now_ms(w->loop))
+	                    : NULL;
+	free(heap);
 	if (!m)
 		return proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
 	if (pub.qos == 2) {
@@ -305,7 +328,10 @@ static int handle_subscribe(mg_conn *c, const mg_packet *p)
 	                  ? p->props.subscription_id : 0;
 	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
 	struct want { mg_bytes f; uint8_t qos; } want[p->u.sub.count ? p->u.sub.count : 1];
-	size_t n_want = 0, n = 0;
+	size_t n_want = 0, n = 0, n_heaps = 0;
+	/* mounted filters must live until the retained messages are sent */
+	uint8_t (*mbuf)[128] = c->mp_len ? malloc((size_t)(p->u.sub.count ? p->u.sub.count : 1) * 128) : NULL;
+	uint8_t *heaps[p->u.sub.count ? p->u.sub.count : 1];
 	mg_log(MG_LOG_DEBUG, "Received SUBSCRIBE from %s", c->id);
 	uint32_t off = 0;
 	mg_bytes f;
@@ -316,8 +342,20 @@ static int handle_subscribe(mg_conn *c, const mg_packet *p)
 			o = (mg_subopts){ .qos = o.qos };
 		mg_bytes group, inner;
 		int shared = mg_share_parse(f.p, f.len, &group, &inner);
-		if (shared == 1 && o.no_local && c->level == MG_V5)
+		uint8_t *heap;
+		f = mg_mount(c, f, true, mbuf ? mbuf[n] : NULL, mbuf ? sizeof mbuf[n] : 0, &heap);
+		if (heap)
+			heaps[n_heaps++] = heap;
+		if (!f.p) {
+			codes[n++] = 0x80;
+			continue;
+		}
+		if (shared == 1 && o.no_local && c->level == MG_V5) {
+			while (n_heaps)
+				free(heaps[--n_heaps]);
+			free(mbuf);
 			return proto_err(c, MG_RC_PROTOCOL_ERROR, "no local on a shared subscription");
+		}
 		uint8_t rc = o.qos;
 		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->handle, o, sub_id);
 		if (r < 0) {
@@ -342,6 +380,9 @@ static int handle_subscribe(mg_conn *c, const mg_packet *p)
 		retained_ctx r = { w, s, want[i].qos, sub_id };
 		mg_retain_match(b->retain, want[i].f.p, want[i].f.len, send_retained, &r);
 	}
+	while (n_heaps)
+		free(heaps[--n_heaps]);
+	free(mbuf);
 	return 0;
 }
 
@@ -355,11 +396,14 @@ static int handle_unsubscribe(mg_conn *c, const mg_packet *p)
 	mg_bytes f;
 	while (mg_sub_next(p, &off, &f, NULL)) {
 		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)f.len, (const char *)f.p);
-		int r = mg_subtree_remove(c->w->b->tree, f.p, f.len, s->handle);
+		uint8_t mb[256], *heap;
+		mg_bytes mf = mg_mount(c, f, true, mb, sizeof mb, &heap);
+		int r = mf.p ? mg_subtree_remove(c->w->b->tree, mf.p, mf.len, s->handle) : -1;
 		if (r == 0) {
-			sub_forget(s, f.p, f.len);
-			mg_store_sub_removed(s, f.p, f.len);
+			sub_forget(s, mf.p, mf.len);
+			mg_store_sub_removed(s, mf.p, mf.len);
 		}
+		free(heap);
 		mg_log(MG_LOG_UNSUBSCRIBE, "%s %.*s", c->id, (int)f.len, (const char *)f.p);
 		codes[n++] = r == 0 ? 0 : MG_RC_NO_SUBSCRIPTION_EXISTED;
 	}

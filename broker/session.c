@@ -68,6 +68,11 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 	mg_msg *m = it->m;
 	mg_publish pub = { .qos = it->qos, .dup = dup, .retain = it->retain,
 	                   .topic = { m->topic, m->topic_len }, .packet_id = mid };
+	if (c->mp_len) { /* the client sees topics without its listener's mount point */
+		if (m->topic_len <= c->mp_len || memcmp(m->topic, c->mp, c->mp_len) != 0)
+			return -E2BIG;
+		pub.topic = (mg_bytes){ m->topic + c->mp_len, (uint32_t)(m->topic_len - c->mp_len) };
+	}
 	mg_props pr = { 0 };
 	if (c->level == MG_V5) {
 		pr.raw = (mg_bytes){ m->props, m->props_len };

@@ -183,6 +183,8 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 			continue;
 		}
 		c->lidx = lidx;
+		c->mp = cfg->listeners[lidx].mount_point;
+		c->mp_len = c->mp ? (uint16_t)strlen(c->mp) : 0;
 		mg_log(MG_LOG_NOTICE, "New connection from %s on port %u.", peer, ls->port);
 		mg_conn_attach(w, c);
 	}

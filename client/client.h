@@ -161,6 +161,8 @@ struct midge_client {
 	bool connect_done;    /* the last connect attempt has a result */
 	bool user_disconnect; /* midge_disconnect called: stop reconnecting */
 	bool auto_reconnect;  /* loop_forever reconnects after a loss */
+	bool connected_once;  /* a CONNACK accepted us since the last explicit connect */
+	bool reconnecting;    /* this attempt is loop_forever's, not the user's */
 	int disc_reason;      /* reason code of our DISCONNECT */
 	int64_t connect_start_ms, last_out_ms, last_in_ms, ping_sent_ms;
 	int64_t closing_ms;   /* when our DISCONNECT was queued */

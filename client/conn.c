@@ -96,7 +96,10 @@ static int encode_connect(midge_client *c)
 	mg_connect *k = &p.u.connect;
 	k->level = c->level;
 	k->protocol_name = bytes_of(c->level == MIDGE_PROTOCOL_V31 ? "MQIsdp" : "MQTT");
-	k->clean = v5 ? c->clean_start : c->clean_session;
+	/* 5.0, as paho's MQTT_CLEAN_START_FIRST_ONLY: the loop's own reconnects resume the session
+	 * (it matters when a Session Expiry Interval keeps one). 3.x: clean session is the
+	 * session's lifetime, so it never changes. */
+	k->clean = v5 ? c->clean_start && !(c->reconnecting && c->connected_once) : c->clean_session;
 	k->keepalive = (uint16_t)c->keepalive;
 	k->client_id = bytes_of(c->id ? c->id : "");
 	if (c->will) {

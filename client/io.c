@@ -77,6 +77,7 @@ static int on_connack(midge_client *c, const mg_packet *p)
 	}
 	c->state = MG_S_UP;
 	c->auto_reconnect = true;
+	c->connected_once = true;
 	/* The session the broker kept: 5.0 says so in session present; 3.1.1 [MQTT-4.4.0-1] resends
 	 * whenever clean session is 0. Without one, inbound QoS 2 state is stale. */
 	bool kept = p->session_present || (c->level != MIDGE_PROTOCOL_V5 && !c->clean_session);

@@ -281,8 +281,9 @@ static int check_connect(midge_client *c, const char *host, int port, int keepal
 	return mg_props_check_allowed(props, MG_CONNECT);
 }
 
-/* Start a connection with the stored parameters. Without mu (the name lookup blocks). */
-static int start(midge_client *c, bool sync)
+/* Start a connection with the stored parameters. Without mu (the name lookup blocks).
+ * automatic: loop_forever's reconnect (not the user's connect / reconnect). */
+static int start(midge_client *c, bool sync, bool automatic)
 {
 	mg_lock(c);
 	char *host = c->host ? strdup(c->host) : NULL;
@@ -303,6 +304,7 @@ static int start(midge_client *c, bool sync)
 		freeaddrinfo(ai);
 		rc = MIDGE_ERR_BUSY;
 	} else {
+		c->reconnecting = automatic;
 		rc = mg_start_connect(c, ai);
 		e = errno;
 		c->auto_reconnect = !sync;
@@ -342,7 +344,10 @@ static int connect_common(midge_client *c, const char *host, int port, int keepa
 	if (c->state == MG_S_NEW)
 		c->state = MG_S_IDLE;
 	mg_unlock(c);
-	if ((rc = start(c, sync)))
+	mg_lock(c);
+	c->connected_once = false;
+	mg_unlock(c);
+	if ((rc = start(c, sync, false)))
 		return rc;
 	if (!sync)
 		return MIDGE_OK;
@@ -393,7 +398,7 @@ int midge_reconnect(midge_client *c)
 	mg_unlock(c);
 	if (!have)
 		return MIDGE_ERR_NO_CONN;
-	int rc = start(c, true);
+	int rc = start(c, true, false);
 	if (rc)
 		return rc;
 	mg_lock(c);
@@ -517,7 +522,7 @@ static int forever(midge_client *c, bool threaded)
 		retry_at = -1;
 		delay = delay * 2 > c->reconnect_max ? c->reconnect_max : (delay ? delay * 2 : 1);
 		mg_unlock(c);
-		int r = start(c, false);
+		int r = start(c, false, true);
 		mg_lock(c);
 		if (r != MIDGE_OK && !active(c->state)) {
 			mg_log(c, MIDGE_LOG_ERR, "Client %s reconnect failed: %s", mg_cid(c), midge_strerror(r));

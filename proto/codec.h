@@ -69,8 +69,17 @@ static inline int mg_rd_str(mg_rd *r, mg_bytes *b)
 	return e ? e : mg_utf8_check(b->p, b->len);
 }
 
-/* Variable Byte Integer inside a packet body: a truncated one is a field overrun. */
-int mg_rd_varint(mg_rd *r, uint32_t *v);
+/* Variable Byte Integer inside a packet body: a truncated one is a field overrun. Property
+ * identifiers and most lengths are one byte, so that case is inline. */
+int mg_rd_varint_slow(mg_rd *r, uint32_t *v);
+static inline int mg_rd_varint(mg_rd *r, uint32_t *v)
+{
+	if (r->p < r->end && *r->p < 0x80) {
+		*v = *r->p++;
+		return MG_OK;
+	}
+	return mg_rd_varint_slow(r, v);
+}
 
 typedef struct mg_wr {
 	uint8_t *p; /* NULL: count only */

@@ -45,7 +45,7 @@ size_t mg_varint_encode(uint8_t *buf, uint32_t value)
 
 /* Inside a 5.0 body (property lengths, identifiers, subscription identifiers): the packet's
  * length is known, so running out means the field overruns it. */
-int mg_rd_varint(mg_rd *r, uint32_t *v)
+int mg_rd_varint_slow(mg_rd *r, uint32_t *v)
 {
 	bool nonmin = false;
 	int n = mg_varint_decode(r->p, mg_rd_left(r), v, &nonmin);

@@ -298,6 +298,8 @@ int midge_loop(midge_client *c, int timeout_ms);
  * failed midge_connect_async. Returns MIDGE_OK after midge_disconnect; MIDGE_ERR_NO_CONN if
  * connect was never called; MIDGE_ERR_CONN_REFUSED when the broker refuses a (re)connect in
  * its CONNACK; the error of a failed midge_connect (which is not retried).
+ * In 5.0 these reconnects send Clean Start 0 once a connection has been accepted (paho's
+ * MQTT_CLEAN_START_FIRST_ONLY), so a session kept by a Session Expiry Interval survives.
  * (paho: loop_forever()) */
 int midge_loop_forever(midge_client *c);
 

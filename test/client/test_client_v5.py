@@ -182,3 +182,22 @@ def test_username_password_against_mosquitto(mosq_factory, cbin, tmp_path, versi
                     "wrong", "connect"])
     # mosquitto 2.0 answers a wrong password with "not authorised" (5 / 0x87)
     assert "connect rc=%s" % refused in lines
+
+
+def test_v5_reconnect_clean_start_first_only(fake, cbin, spawn):
+    c = spawn([cbin("mgtest"), "-p", str(fake.port), "-V", "5", "-i", "fo", "-x", "300",
+               "-C", "1", "connect", "forever"])
+    conn = fake.accept(5)
+    p = conn.expect(raw.CONNECT)
+    assert p.raw[9] == 0x02          # connect flags: Clean Start on the user's connect
+    conn.send(connack5())
+    conn.sock.close()
+    c.expect("on_disconnect flags=0 rc=-5")
+    conn = fake.accept(5)
+    p = conn.expect(raw.CONNECT)
+    assert p.raw[9] == 0x00          # the loop's reconnect resumes the session
+    conn.send(bytes([0x20, 3, 1, 0, 0]))  # session present
+    c.expect("on_connect flags=1 rc=0")
+    conn.send(raw.publish("t", b"x", version=5))
+    c.expect("forever rc=0")
+    c.finish()

@@ -342,3 +342,22 @@ TEST(protocol_level_error_fills_connect)
 	CHECK(!p.u.connect.clean);
 	free(b);
 }
+
+TEST(frame_errors)
+{
+	uint8_t tf = 0;
+	static const uint8_t nonmin[] = {0xC0, 0x80, 0x00};
+	CHECK_EQ_INT(mg_frame(nonmin, 3, 4, 0, &tf), 3);   /* 3.1.1 does not forbid it */
+	CHECK_EQ_INT(mg_frame(nonmin, 3, 0, 0, &tf), 3);
+	CHECK_EQ_INT(mg_frame(nonmin, 3, 5, 0, &tf), MG_E_VARINT_NONMINIMAL);
+	CHECK_EQ_INT(tf, 0xC0);
+	static const uint8_t five[] = {0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
+	CHECK_EQ_INT(mg_frame(five, 6, 4, 0, &tf), MG_E_VARINT);
+	CHECK_EQ_INT(mg_frame(five, 5, 4, 0, &tf), MG_E_VARINT); /* known at the 4th length byte */
+	CHECK_EQ_INT(mg_frame(five, 4, 4, 0, &tf), 0);
+	CHECK_EQ_INT(mg_frame(five, 0, 4, 0, NULL), 0);
+	static const uint8_t ping[] = {0xC0, 0x00};
+	CHECK_EQ_INT(mg_frame(ping, 2, 5, 0, NULL), 2);
+	CHECK_EQ_INT(mg_frame(ping, 2, 5, 2, NULL), 2);
+	CHECK_EQ_INT(mg_frame(ping, 2, 5, 1, NULL), MG_E_TOO_LARGE);
+}

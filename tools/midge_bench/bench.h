@@ -213,7 +213,7 @@ void mb_pub_wake_check(mb_pub *p, mb_worker *self);
 double mb_proc_cpu(int pid);               /* utime + stime in seconds, <0 if unknown */
 long mb_proc_status_kb(int pid, const char *field); /* "VmRSS", "VmHWM"; <0 if unknown */
 double mb_self_cpu(void);                  /* getrusage: user + system seconds */
-double mb_machine_cpu(void);               /* busy CPU seconds of all cores (/proc/stat) */
+double mb_machine_cpu(void);               /* user+system+steal seconds, all cores (/proc/stat) */
 
 /* ---- report.c ---- */
 typedef struct mb_result {
