@@ -328,6 +328,7 @@ struct mg_worker {
 	mg_loop *loop;
 	pthread_mutex_t inbox_mu;
 	mg_postv inbox;
+	mg_postv spare;     /* the inbox's other half, swapped in on wake (keeps its capacity) */
 	mg_postv *outbox;   /* one per worker */
 	mg_conn *conns;
 	mg_session *sessions;

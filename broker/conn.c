@@ -138,10 +138,10 @@ void mg_conn_close(mg_conn *c, enum mg_close why)
 		; /* said elsewhere, or said nothing, like mosquitto */
 	else if (close_text(why))
 		mg_log(MG_LOG_NOTICE, "Client %s %s", mg_conn_name(c), close_text(why));
+	bool was_active = c->state == MG_CS_ACTIVE;
+	c->state = MG_CS_DEAD; /* first: a failing flush below must not close it again */
 	if (c->out_bytes)
 		mg_conn_flush(c); /* best effort: a CONNACK refusal or DISCONNECT reason */
-	bool was_active = c->state == MG_CS_ACTIVE;
-	c->state = MG_CS_DEAD;
 	if (was_active && c->s) {
 		mg_session *s = c->s;
 		c->s = NULL;

@@ -84,6 +84,11 @@ void mg_unlock(midge_client *c)
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
+	/* Another thread may run the loop: it writes nothing until these callbacks (this thread's
+	 * "sending X" lines) are made, so none can come after the broker's answer to X. */
+	bool fence = c->loop_owner_set && !pthread_equal(c->loop_owner, pthread_self());
+	if (fence)
+		c->log_fence++;
 	struct cbs snap;
 	snap.userdata = c->userdata;
 	snap.on_log = c->on_log;
@@ -101,6 +106,12 @@ void mg_unlock(midge_client *c)
 		midge_properties_free(e->props);
 		free(e);
 		e = next;
+	}
+	if (fence) {
+		pthread_mutex_lock(&c->mu);
+		if (--c->log_fence == 0 && c->olen > c->ooff)
+			mg_wake(c);
+		pthread_mutex_unlock(&c->mu);
 	}
 }
 
@@ -282,6 +293,7 @@ void midge_client_free(midge_client *c)
 	if (c->ai)
 		freeaddrinfo(c->ai);
 	mg_outq_clear(c);
+	mg_qin_clear(c);
 	mg_unlock(c);
 	free_aliases(c->alias_in, c->alias_max_in + 1);
 	free_aliases(c->alias_out, c->alias_out_n);

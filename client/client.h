@@ -92,6 +92,18 @@ typedef struct mg_cmsg {
 	midge_properties *props;
 } mg_cmsg;
 
+/* An inbound QoS 2 message between its PUBLISH and its PUBREL: on_message gets it at PUBREL,
+ * as paho and libmosquitto deliver it (inq.c). */
+typedef struct mg_qin {
+	struct mg_qin *next;
+	uint16_t mid;
+	bool retain, dup;
+	char *topic;
+	uint8_t *payload; /* len bytes and a '\0', as on_message promises */
+	size_t len;
+	midge_properties *props;
+} mg_qin;
+
 typedef struct mg_q0 { /* a QoS 0 message written into obuf, done once obuf has gone out */
 	struct mg_q0 *next;
 	uint64_t end; /* stream position of its last byte */
@@ -150,6 +162,10 @@ struct midge_client {
 	void (*on_log)(midge_client *, void *, int, const char *);
 	mg_event *ev_head, *ev_tail;
 	bool notify;          /* broadcast cv at the next mg_unlock */
+	/* Threads other than the loop owner making callbacks (their "sending X" lines) right now:
+	 * while > 0 the loop writes nothing, so a line is out before the bytes it describes, and
+	 * so before anything the broker answers to them. */
+	int log_fence;
 
 	/* connection */
 	int state;            /* enum mg_cstate */
@@ -185,6 +201,7 @@ struct midge_client {
 	bool srv_retain;
 	/* ours, from the CONNECT properties */
 	uint32_t max_packet_in;  /* 0 = MG_MAX_PACKET */
+	uint16_t recv_max;       /* our Receive Maximum (5.0): QoS 2 messages held at once */
 	uint16_t alias_max_in;
 	char **alias_in;         /* loop-owned: inbound topic aliases, alias_max_in + 1 entries */
 	char **alias_out;        /* outbound: topic per alias as the user bound it */
@@ -197,6 +214,8 @@ struct midge_client {
 	uint16_t last_mid;
 	uint8_t mid_used[8192];   /* bitmap: packet ids of our messages and (UN)SUBSCRIBEs */
 	uint8_t qos2_in[8192];    /* bitmap: inbound QoS 2 ids received, PUBREL pending */
+	mg_qin *qin_head;         /* their messages, waiting for PUBREL (n_qin of them) */
+	int n_qin;
 
 	/* the loop */
 	bool loop_owner_set;
@@ -230,6 +249,14 @@ void mg_q0_done(midge_client *c);        /* on_publish for QoS 0 messages writte
 void mg_outq_clear(midge_client *c);
 bool mg_mid_pending(midge_client *c, int mid);
 bool mg_in_loop_thread(midge_client *c);   /* does the calling thread own the loop? */
+
+/* inq.c (loop owner, under mu) */
+/* Hold a QoS 2 message until its PUBREL: copies topic and payload, takes ownership of props. */
+int mg_qin_store(midge_client *c, uint16_t mid, const char *topic, const mg_publish *pub,
+                 midge_properties *props);
+mg_qin *mg_qin_take(midge_client *c, uint16_t mid); /* NULL if not held; the caller frees */
+void mg_qin_free(mg_qin *q);
+void mg_qin_clear(midge_client *c);        /* the session is gone: forget ids and messages */
 
 /* conn.c */
 struct addrinfo;

@@ -134,6 +134,11 @@ static int take_our_limits(midge_client *c)
 	c->max_packet_in = 0;
 	if (midge_properties_get_int(c->connect_props, MIDGE_PROP_MAXIMUM_PACKET_SIZE, &v) == MIDGE_OK)
 		c->max_packet_in = v;
+	/* 3.1.1 has no Receive Maximum: the 65535 packet ids bound the held QoS 2 messages. */
+	c->recv_max = 65535;
+	if (c->level == MIDGE_PROTOCOL_V5 &&
+	    midge_properties_get_int(c->connect_props, MIDGE_PROP_RECEIVE_MAXIMUM, &v) == MIDGE_OK && v)
+		c->recv_max = (uint16_t)v;
 	for (int i = 0; c->alias_in && i <= c->alias_max_in; i++)
 		free(c->alias_in[i]);
 	free(c->alias_in);

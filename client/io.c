@@ -82,7 +82,7 @@ static int on_connack(midge_client *c, const mg_packet *p)
 	 * whenever clean session is 0. Without one, inbound QoS 2 state is stale. */
 	bool kept = p->session_present || (c->level != MIDGE_PROTOCOL_V5 && !c->clean_session);
 	if (!p->session_present)
-		memset(c->qos2_in, 0, sizeof(c->qos2_in));
+		mg_qin_clear(c);
 	mg_resend_inflight(c, kept);
 	mg_pump(c);
 	return MIDGE_OK;
@@ -96,6 +96,32 @@ static void complete(midge_client *c, mg_cmsg *m, int reason, const mg_packet *p
 	c->notify = true;
 	mg_event_push(c, MG_EV_PUBLISH, mid, reason, NULL, 0, props_of(c, p));
 	mg_pump(c);
+}
+
+/* on_message for a QoS 2 message whose PUBREL has come (takes ownership of q, may be NULL).
+ * Under mu; released around the callback. */
+static void deliver_held(midge_client *c, mg_qin *q)
+{
+	if (!q)
+		return;
+	void (*cb)(midge_client *, void *, const midge_message *) = c->on_message;
+	void *ud = c->userdata;
+	mg_unlock(c);
+	if (cb) {
+		midge_message msg = {
+			.mid = q->mid,
+			.topic = q->topic,
+			.payload = q->payload,
+			.payloadlen = q->len,
+			.qos = 2,
+			.retain = q->retain,
+			.dup = q->dup,
+			.properties = q->props,
+		};
+		cb(c, ud, &msg);
+	}
+	mg_qin_free(q);
+	mg_lock(c);
 }
 
 static int on_ack(midge_client *c, const mg_packet *p)
@@ -133,6 +159,9 @@ static int on_ack(midge_client *c, const mg_packet *p)
 		uint8_t r = known || c->level != MIDGE_PROTOCOL_V5 ? 0 : MG_RC_PACKET_ID_NOT_FOUND;
 		if (mg_send_simple(c, MG_PUBCOMP, id, r) == MIDGE_OK)
 			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBCOMP (m%d)", mg_cid(c), id);
+		/* As libmosquitto: PUBCOMP is queued, then on_message (paho calls it just before). */
+		if (known)
+			deliver_held(c, mg_qin_take(c, id));
 		break;
 	}
 	}
@@ -200,10 +229,24 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 		if (mg_send_simple(c, MG_PUBACK, id, 0) == MIDGE_OK)
 			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBACK (m%d, rc%d)", mg_cid(c), id, 0);
 	} else if (pub->qos == 2) {
-		/* Exactly once: deliver when the id is new, remember it until PUBREL. */
+		/* Exactly once: hold a new id's message until PUBREL (inq.c); a duplicate (our PUBREC
+		 * was lost) only gets its PUBREC again. */
 		bool seen = c->qos2_in[id >> 3] & (1u << (id & 7));
-		c->qos2_in[id >> 3] |= (uint8_t)(1u << (id & 7));
-		deliver = !seen;
+		deliver = false;
+		if (!seen) {
+			if (c->n_qin >= c->recv_max) {
+				free(heap);
+				return protocol_error(c, MG_RC_RECEIVE_MAX_EXCEEDED,
+				                      "more QoS 2 messages in flight than Receive Maximum");
+			}
+			if (mg_qin_store(c, id, topic, pub, props_of(c, p)) != MIDGE_OK) {
+				/* No memory to hold it: hand it over now rather than lose it. */
+				mg_log(c, MIDGE_LOG_WARNING, "Client %s out of memory: QoS 2 message %d delivered "
+				       "before its PUBREL", mg_cid(c), id);
+				deliver = true;
+			}
+			c->qos2_in[id >> 3] |= (uint8_t)(1u << (id & 7));
+		}
 		if (mg_send_simple(c, MG_PUBREC, id, 0) == MIDGE_OK)
 			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREC (m%d, rc%d)", mg_cid(c), id, 0);
 	}
@@ -302,6 +345,12 @@ int mg_do_read(midge_client *c)
 			return MIDGE_OK;
 		mg_lock(c);
 		if (n <= 0) {
+			if (c->state == MG_S_CLOSING && c->olen == c->ooff) {
+				/* our DISCONNECT is out and the broker hung up: the end we asked for */
+				mg_conn_close(c, 0, c->disc_reason, NULL);
+				mg_unlock(c);
+				return MIDGE_OK;
+			}
 			mg_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mg_cid(c),
 			       n == 0 ? "closed by the broker" : strerror((int)-n));
 			mg_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
@@ -313,12 +362,21 @@ int mg_do_read(midge_client *c)
 		size_t off = 0;
 		int rc = MIDGE_OK;
 		uint32_t maxin = c->max_packet_in;
-		while (rc == MIDGE_OK && c->tr.fd >= 0) {
+		/* After midge_disconnect (from a callback or another thread) nothing more is handled,
+		 * as in libmosquitto: what the broker sends after that is read and dropped. */
+		while (rc == MIDGE_OK && c->tr.fd >= 0 && c->state != MG_S_CLOSING) {
 			mg_packet p;
 			int r = mg_decode(c->ibuf + off, c->ilen - off, c->level, maxin, &p);
 			if (r > 0) {
 				rc = handle(c, &p, c->ibuf + off + (size_t)r);
 				off += (size_t)r;
+				/* This packet's callbacks (and log lines) come before the next packet is
+				 * handled, so a callback that disconnects stops the rest. ibuf and off are
+				 * ours alone, so mu may be dropped here. */
+				if (c->ev_head) {
+					mg_unlock(c);
+					mg_lock(c);
+				}
 				continue;
 			}
 			if (r < 0) {
@@ -344,6 +402,8 @@ int mg_do_read(midge_client *c)
 			mg_unlock(c);
 			return rc ? rc : MIDGE_ERR_CONN_LOST;
 		}
+		if (c->state == MG_S_CLOSING)
+			off = c->ilen; /* not handled: see above */
 		memmove(c->ibuf, c->ibuf + off, c->ilen - off);
 		c->ilen -= off;
 		if (c->icap > 4 * READ_CHUNK && c->ilen < READ_CHUNK) {
@@ -363,7 +423,8 @@ int mg_do_read(midge_client *c)
 
 int mg_do_write(midge_client *c)
 {
-	if (c->tr.fd < 0 || c->state == MG_S_TCP)
+	/* log_fence: another thread is still telling on_log about these bytes (client.c) */
+	if (c->tr.fd < 0 || c->state == MG_S_TCP || c->log_fence)
 		return MIDGE_OK;
 	while (c->olen > c->ooff) {
 		struct iovec iov = { c->obuf + c->ooff, c->olen - c->ooff };

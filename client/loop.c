@@ -121,8 +121,8 @@ int mg_loop_once(midge_client *c, int timeout_ms)
 	struct pollfd pf[2] = { { .fd = c->tr.fd, .events = POLLIN }, { .fd = c->wake[0], .events = POLLIN } };
 	if (st == MG_S_TCP)
 		pf[0].events = POLLOUT;
-	else if (c->olen > c->ooff || mg_transport_want_write(&c->tr))
-		pf[0].events |= POLLOUT;
+	else if ((c->olen > c->ooff && !c->log_fence) || mg_transport_want_write(&c->tr))
+		pf[0].events |= POLLOUT; /* a fence ends with a wake-up */
 	int64_t dl = next_deadline(c, mg_cl_now_ms());
 	int t = timeout_ms;
 	if (dl >= 0 && (t < 0 || dl < t))
@@ -465,9 +465,17 @@ int midge_disconnect(midge_client *c)
 
 /* ---- loop_forever, loop_start ---- */
 
-/* Sleep until the deadline, or until something worth looking at happens. Under mu. */
+/* Sleep until the deadline, or until something worth looking at happens. Under mu.
+ * Callbacks queued by this thread are made first (and nap returns at once, so the caller looks
+ * again): the wait releases mu without making them, and another thread's mg_unlock would then
+ * make them in that thread. */
 static void nap(midge_client *c, int64_t until)
 {
+	if (c->ev_head) {
+		mg_unlock(c);
+		mg_lock(c);
+		return;
+	}
 	struct timespec ts;
 	deadline_ts(&ts, until);
 	pthread_cond_timedwait(&c->cv, &c->mu, &ts);
@@ -616,7 +624,8 @@ bool midge_want_write(midge_client *c)
 	if (!c)
 		return false;
 	mg_lock(c);
-	bool w = c->state == MG_S_TCP || (active(c->state) && (c->olen > c->ooff || mg_transport_want_write(&c->tr)));
+	bool w = c->state == MG_S_TCP ||
+	         (active(c->state) && ((c->olen > c->ooff && !c->log_fence) || mg_transport_want_write(&c->tr)));
 	mg_unlock(c);
 	return w;
 }

@@ -94,6 +94,8 @@ CASES_5 = [
     ("subscription-id-in-publish",
      m.publish("a", b"x", version=5, properties=[(m.P_SUBSCRIPTION_ID, 1)]), 0x82),
     ("puback-flags", b"\x41\x02\x00\x01", 0x81),
+    ("subscription-id-0", m.subscribe(1, [("a", 0)], version=5,
+                                      properties=[(m.P_SUBSCRIPTION_ID, 0)]), (0x81, 0x82)),
 ]
 
 MOSQUITTO_LENIENT_5 = {
@@ -138,6 +140,15 @@ def test_malformed_5_disconnect_reason_then_close(raw, broker, data, reason):
     pytest.param(m.connect("wt", will=dict(topic="a/+", payload=b"x")), id="will-topic-wildcard"),
     pytest.param(m.connect("wq", will=dict(topic="a", payload=b"x", qos=3)), id="will-qos-3"),
     pytest.param(b"\x11" + m.connect("fl")[1:], id="connect-reserved-header-flags"),
+    # [MQTT-3.1.2-9] Will Flag set but no will topic / message in the payload
+    pytest.param(b"\x10\x0f\x00\x04MQTT\x04\x06\x00\x3c\x00\x03wfm", id="will-fields-missing"),
+    # [MQTT-3.1.2-15] Will Retain set without Will Flag
+    pytest.param(b"\x10\x0f\x00\x04MQTT\x04\x22\x00\x3c\x00\x03wrn", id="will-retain-no-will"),
+    # [MQTT-3.1.2-19] User Name Flag set, no user name
+    pytest.param(b"\x10\x0f\x00\x04MQTT\x04\x82\x00\x3c\x00\x03unm", id="username-missing"),
+    # [MQTT-3.1.2-21] Password Flag set, no password
+    pytest.param(b"\x10\x14\x00\x04MQTT\x04\xc2\x00\x3c\x00\x03pwm\x00\x03usr",
+                 id="password-missing"),
 ])
 def test_malformed_connect_closes(raw, broker, data):
     """[MQTT-3.1.4-1] A CONNECT that does not conform: close, no CONNACK 0."""

@@ -379,3 +379,85 @@ def test_retained_matched_by_wildcards(raw):
     got = sorted(s.recv_publish().topic for _ in range(2))
     assert got == ["rw/a", "rw/b/c"]
     s.expect_nothing(0.3)
+
+
+def test_MQTT_3_3_1_3_outgoing_dup_independent_of_incoming(raw):
+    """[MQTT-3.3.1-3] The DUP flag of an outgoing PUBLISH is set independently of the
+    incoming one: a DUP=1 PUBLISH from a publisher arrives at a new subscriber with DUP 0."""
+    s = raw("dupi-s")
+    s.subscribe([("dupi/t", 1)])
+    c = raw("dupi-p")
+    c.send(m.publish("dupi/t", b"d", qos=1, pid=3, dup=True))
+    assert c.recv().raw == b"\x40\x02\x00\x03"
+    p = s.recv_publish()
+    assert not p.dup
+
+
+def test_MQTT_3_8_4_3_resubscribe_resends_retained(raw):
+    """[MQTT-3.8.4-3] Replacing a subscription re-sends the matching retained messages."""
+    raw("rr-p").publish("rr/t", b"again", qos=1, retain=True)
+    s = raw("rr-s")
+    s.subscribe([("rr/t", 0)])
+    assert s.recv_publish().payload == b"again"
+    s.subscribe([("rr/t", 1)], pid=2)
+    p = s.recv_publish()
+    assert (p.payload, p.retain) == (b"again", True)
+
+
+def test_MQTT_3_10_4_6_unsubscribe_several_filters_one_unsuback(raw):
+    """[MQTT-3.10.4-6] Several filters in one UNSUBSCRIBE: one UNSUBACK, all removed."""
+    s = raw("us2")
+    s.subscribe([("us2/a", 0), ("us2/b", 0), ("us2/c", 0)])
+    s.send(m.unsubscribe(9, ["us2/a", "us2/b"]))
+    assert s.recv().raw == b"\xb0\x02\x00\x09"
+    p = raw("us2-p")
+    for t in ("us2/a", "us2/b", "us2/c"):
+        p.publish(t, t.encode(), qos=1)
+    assert s.recv_publish().topic == "us2/c"
+    s.expect_nothing(0.3)
+
+
+def test_pubrel_for_unknown_id_gets_pubcomp(raw):
+    """[MQTT-4.3.3] A PUBREL is answered with PUBCOMP with the same id, even when the id is
+    not (or no longer) known: the sender must be able to finish its flow."""
+    c = raw("unk-rel")
+    c.send(m.pubrel(0x4242))
+    assert c.recv().raw == b"\x70\x02\x42\x42"
+
+
+def test_MQTT_4_4_0_1_unacked_qos2_publish_resent_with_dup(raw):
+    """[MQTT-4.4.0-1] A QoS 2 PUBLISH not yet PUBRECed is resent on reconnect with DUP 1 and
+    the same id; the flow then completes once."""
+    c = raw("dup2", clean=False)
+    c.subscribe([("dup2/t", 2)])
+    raw("dup2-pub").publish("dup2/t", b"two", qos=2)
+    first = c.expect(m.PUBLISH)
+    c.close()
+    time.sleep(0.2)
+    c = raw()
+    c.send(m.connect("dup2", clean=False))
+    assert c.recv().raw == b"\x20\x02\x01\x00"
+    again = c.expect(m.PUBLISH)
+    assert (again.dup, again.qos, again.pid, again.payload) == (True, 2, first.pid, b"two")
+    c.send(m.pubrec(again.pid))
+    assert c.recv().raw == b"\x62\x02" + again.pid.to_bytes(2, "big")
+    c.send(m.pubcomp(again.pid))
+    c.expect_nothing(0.3)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_v31_and_v311_clients_exchange(raw, version):
+    """A 3.1 (MQIsdp) client and a 3.1.1 client on one topic, both directions."""
+    a = raw("x31", version=3)
+    b = raw("x311", version=4)
+    a.subscribe([("x/t", 1)])
+    b.subscribe([("x/t", 1)])
+    sender, other = (a, b) if version == 3 else (b, a)
+    sender.send(m.publish("x/t", b"mixed", qos=1, pid=5))
+    got = {}
+    for _ in range(2):  # its own copy and the PUBACK, in either order
+        pk = sender.recv()
+        got[pk.type] = pk
+    assert got[m.PUBACK].pid == 5 and got[m.PUBLISH].payload == b"mixed"
+    sender.send(m.puback(got[m.PUBLISH].pid))
+    assert other.recv_publish().payload == b"mixed"

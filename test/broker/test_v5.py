@@ -504,3 +504,113 @@ def test_unsuback_v5(raw):
     c.send(m.unsubscribe(4, ["u5/t", "never"], version=5))
     p = c.expect(m.UNSUBACK)
     assert p.pid == 4 and p.codes == [0x00, 0x11]
+
+
+def test_assigned_client_identifier_is_usable(raw):
+    """[MQTT-3.2.2-16] The assigned identifier names the session: reconnecting with it and
+    a session expiry finds the session."""
+    a = c5(raw, "", clean=True, properties=[(m.P_SESSION_EXPIRY, 60)])
+    cid = a.connack.props.get(m.P_ASSIGNED_CLIENT_ID)
+    a.subscribe([("aci/t", 1)])
+    a.disconnect(reason=0)
+    b = c5(raw, cid, clean=False, properties=[(m.P_SESSION_EXPIRY, 60)])
+    assert b.connack.session_present == 1
+
+
+def test_MQTT_3_14_2_2_disconnect_session_expiry_after_zero_is_protocol_error(raw):
+    """[MQTT-3.14.2-2] CONNECT with Session Expiry 0, DISCONNECT with a non-zero one: a
+    Protocol Error; the server closes (a DISCONNECT from it, if any, has reason >= 0x80)."""
+    c = c5(raw, "sedx")
+    c.send(m.disconnect(version=5, reason=0, properties=[(m.P_SESSION_EXPIRY, 30)]))
+    got = c.expect_closed()
+    assert all(p.type == m.DISCONNECT and p.reason >= 0x80 for p in got), got
+
+
+def test_disconnect_session_expiry_update(raw):
+    """3.14.2.2.2: the DISCONNECT's Session Expiry Interval replaces the CONNECT's: 0 ends
+    the session now."""
+    c = c5(raw, "seup", clean=False, properties=[(m.P_SESSION_EXPIRY, 60)])
+    c.subscribe([("seup/t", 1)])
+    c.send(m.disconnect(version=5, reason=0, properties=[(m.P_SESSION_EXPIRY, 0)]))
+    c.close()
+    time.sleep(0.2)
+    c = c5(raw, "seup", clean=False, properties=[(m.P_SESSION_EXPIRY, 60)])
+    assert c.connack.session_present == 0
+
+
+def test_MQTT_4_12_0_1_unsupported_auth_method(raw):
+    """[MQTT-4.12.0-1] An Authentication Method the server does not support: CONNACK 0x8C
+    (Bad authentication method) or 0x87 (Not authorized), then close."""
+    c = raw(version=5)
+    c.send(m.connect("auth", version=5, properties=[(m.P_AUTH_METHOD, "NO-SUCH-METHOD")]))
+    got = c.expect_closed()
+    assert [(p.type, p.reason) for p in got] in ([(m.CONNACK, 0x8C)], [(m.CONNACK, 0x87)]), got
+
+
+def test_retain_available_false(broker_factory):
+    """retain_available false: CONNACK says Retain Available 0; a retained PUBLISH is a
+    protocol error answered with DISCONNECT 0x9A ([MQTT-3.3.1-?], 3.2.2.3.5)."""
+    b = broker_factory(extra=["retain_available false"])
+    c = m.RawClient(b.port, version=5)
+    try:
+        ack = c.connect("noret")
+        assert ack.props.get(m.P_RETAIN_AVAILABLE) == 0
+        c.send(m.publish("nr/t", b"x", retain=True, version=5))
+        got = c.expect_closed()
+        assert [(p.type, p.reason) for p in got] == [(m.DISCONNECT, 0x9A)], got
+    finally:
+        c.close()
+
+
+def test_pubrel_unknown_id_v5(raw):
+    """PUBREL for an id with no flow: PUBCOMP with that id, reason 0x92 (Packet Identifier
+    not found) or 0x00."""
+    c = c5(raw, "unk5")
+    c.send(m.pubrel(0x77))
+    p = c.expect(m.PUBCOMP)
+    assert p.pid == 0x77 and p.reason in (0x00, 0x92)
+
+
+def test_message_expiry_live_delivery_forwarded(raw):
+    """[MQTT-3.3.2-6] A message delivered at once keeps (about) its expiry interval."""
+    s = c5(raw, "mxl")
+    s.subscribe([("mxl/t", 1)])
+    pub5(raw, "mxl/t", b"e", properties=[(m.P_MESSAGE_EXPIRY, 100)])
+    v = s.recv_publish().props.get(m.P_MESSAGE_EXPIRY)
+    assert v is not None and 98 <= v <= 100
+
+
+def test_topic_alias_outbound_valid_if_used(raw):
+    """[MQTT-3.3.2-?] If the server uses topic aliases towards a client that allows them
+    (Topic Alias Maximum 5), each alias is within 1..5, and an alias is only sent without a
+    topic after it was established with one."""
+    s = c5(raw, "tao", properties=[(m.P_TOPIC_ALIAS_MAXIMUM, 5)])
+    s.subscribe([("tao/+", 0)])
+    p = c5(raw, "tao-p")
+    topics = ["tao/a", "tao/b", "tao/a", "tao/a", "tao/b"]
+    for t in topics:
+        p.publish(t, t.encode(), qos=1)
+    aliases = {}
+    for t in topics:
+        g = s.recv_publish()
+        alias = g.props.get(m.P_TOPIC_ALIAS)
+        if alias is None:
+            assert g.topic == t
+            continue
+        assert 1 <= alias <= 5
+        if g.topic:
+            aliases[alias] = g.topic
+        assert aliases.get(alias) == t, (alias, aliases, t)
+        assert g.payload == t.encode()
+
+
+def test_topic_alias_never_sent_when_client_allows_none(raw):
+    """[MQTT-3.3.2-11] Topic Alias Maximum absent (0): the server sends no Topic Alias."""
+    s = c5(raw, "tan")
+    s.subscribe([("tan/t", 0)])
+    p = c5(raw, "tan-p")
+    for _ in range(3):
+        p.publish("tan/t", b"x", qos=1)
+    for _ in range(3):
+        g = s.recv_publish()
+        assert g.topic == "tan/t" and g.props.get(m.P_TOPIC_ALIAS) is None

@@ -23,6 +23,8 @@
  *   -u USER -P PASSWORD   midge_username_pw_set      -T MS  midge_connect_timeout_set
  *   -h HOST   connect here (default 127.0.0.1)  -A N  Topic Alias Maximum N in CONNECT (5.0)
  *   -S TOPIC  subscribe (QoS 1) in on_connect    -C N  midge_disconnect from the Nth on_message
+ *   -E        midge_disconnect from on_subscribe  -R N  Receive Maximum N in CONNECT (5.0)
+ *   -L MS     on_log sleeps MS before printing a "sending" line (widens thread races)
  *   log lines print as "log: [ms since start] line"
  */
 #include <midge/midge.h>
@@ -45,6 +47,9 @@ static int stop_after = -1; /* -C: disconnect from on_message after this many me
 static long long t0;
 static const char *host = "127.0.0.1";
 static long alias_max = -1; /* -A: Topic Alias Maximum in CONNECT */
+static long recv_max = -1;  /* -R: Receive Maximum in CONNECT */
+static bool disc_on_sub;    /* -E: disconnect from on_subscribe (mosquitto_sub -E) */
+static int log_delay_ms;    /* -L */
 
 static long long now_ms(void)
 {
@@ -111,6 +116,8 @@ static void on_subscribe(midge_client *c, void *ud, int mid, int n, const int *g
 	for (int i = 0; i < n; i++)
 		printf(" %d", g[i]);
 	printf("\n");
+	if (disc_on_sub)
+		printf("disconnect-in-callback rc=%d\n", midge_disconnect(c));
 }
 
 static void on_unsubscribe(midge_client *c, void *ud, int mid, int n, const int *g, const midge_properties *p)
@@ -148,6 +155,8 @@ static void on_message(midge_client *c, void *ud, const midge_message *m)
 
 static void on_log(midge_client *c, void *ud, int level, const char *line)
 {
+	if (log_delay_ms && strstr(line, " sending "))
+		usleep((useconds_t)log_delay_ms * 1000);
 	printf("log: [%lld] %s\n", now_ms() - t0, line);
 }
 
@@ -169,7 +178,7 @@ int main(int argc, char **argv)
 	long expiry = -1;
 	const char *user = NULL, *pass = NULL;
 	int ctimeout = 0;
-	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'V': proto = atoi(optarg); break;
@@ -185,6 +194,9 @@ int main(int argc, char **argv)
 		case 'P': pass = optarg; break;
 		case 'T': ctimeout = atoi(optarg); break;
 		case 'C': stop_after = atoi(optarg); break;
+		case 'E': disc_on_sub = true; break;
+		case 'R': recv_max = atol(optarg); break;
+		case 'L': log_delay_ms = atoi(optarg); break;
 		default: return 2;
 		}
 	}
@@ -213,8 +225,10 @@ int main(int argc, char **argv)
 #define ARG(k) (i + (k) < argc ? argv[i + (k)] : "")
 		if (!strcmp(cmd, "connect") || !strcmp(cmd, "connect_async")) {
 			midge_properties *p = NULL;
-			if (expiry >= 0 || alias_max >= 0)
+			if (expiry >= 0 || alias_max >= 0 || recv_max >= 0)
 				p = midge_properties_new();
+			if (recv_max >= 0)
+				midge_properties_set_receive_maximum(p, (uint16_t)recv_max);
 			if (expiry >= 0)
 				midge_properties_set_session_expiry(p, (uint32_t)expiry);
 			if (alias_max >= 0)
