@@ -32,9 +32,9 @@ static int check_options(uint8_t o, uint8_t level, bool shared)
 	if (o & 0xC0)
 		return MG_E_SUB_OPTIONS; /* reserved bits [MQTT-3.8.3-5] */
 	if (((o >> 4) & 3) == 3)
-		return MG_E_SUB_OPTIONS; /* retain handling 3 */
+		return MG_E_SUB_OPTIONS_PROTOCOL; /* retain handling 3: a Protocol Error */
 	if (shared && (o & 0x04))
-		return MG_E_SUB_OPTIONS; /* No Local on a shared subscription [MQTT-3.8.3-4] (5.0) */
+		return MG_E_SUB_OPTIONS_PROTOCOL; /* No Local on a shared subscription [MQTT-3.8.3-4] (5.0) */
 	return MG_OK;
 }
 

@@ -46,11 +46,12 @@ static const struct {
 	                  "[MQTT-4.7.1-2] [MQTT-4.7.1-3]", MG_RC_TOPIC_FILTER_INVALID},
 	[-MG_E_NO_TOPICS] = {"SUBSCRIBE or UNSUBSCRIBE without a topic filter [MQTT-3.8.3-3] "
 	                     "[MQTT-3.10.3-2]", MG_RC_PROTOCOL_ERROR},
-	/* 5.0 calls the reserved bits malformed but retain handling 3 and No Local on a shared
-	 * subscription Protocol Errors; one code covers all three, the more common wins. */
+	/* 5.0 calls reserved bits malformed, but retain handling 3 and No Local on a shared
+	 * subscription Protocol Errors: two errors, two reason codes. */
 	[-MG_E_SUB_OPTIONS] = {"reserved subscription option bits set [MQTT-3.8.3-5] "
-	                       "[MQTT-3-8.3-4], retain handling 3, or No Local on a shared "
-	                       "subscription [MQTT-3.8.3-4]", MG_RC_PROTOCOL_ERROR},
+	                       "[MQTT-3-8.3-4]", MG_RC_MALFORMED},
+	[-MG_E_SUB_OPTIONS_PROTOCOL] = {"retain handling 3, or No Local on a shared subscription "
+	                                "[MQTT-3.8.3-4]", MG_RC_PROTOCOL_ERROR},
 	[-MG_E_PROP_DUP] = {"property included more than once where only one is allowed",
 	                    MG_RC_PROTOCOL_ERROR},
 	[-MG_E_PROP_NOT_ALLOWED] = {"property not valid in this packet type", MG_RC_MALFORMED},

@@ -78,7 +78,7 @@ enum mg_err {
 	MG_E_TOPIC_EMPTY = -14,       /* empty topic name (without alias) or empty filter */
 	MG_E_FILTER = -15,            /* '#' not last, or '+'/'#' not a whole level */
 	MG_E_NO_TOPICS = -16,         /* SUBSCRIBE / UNSUBSCRIBE with no filter [MQTT-3.8.3-3] */
-	MG_E_SUB_OPTIONS = -17,       /* reserved subscription option bits, or retain handling 3 */
+	MG_E_SUB_OPTIONS = -17,       /* reserved subscription option bits (malformed) */
 	MG_E_PROP_DUP = -18,          /* a property twice where only one is allowed */
 	MG_E_PROP_NOT_ALLOWED = -19,  /* property not allowed in this packet */
 	MG_E_PROP_UNKNOWN = -20,      /* unknown property identifier */
@@ -94,8 +94,9 @@ enum mg_err {
 	MG_E_FILTER_SHARE = -30,      /* malformed $share/{group}/{filter} */
 	MG_E_CLIENT_ID = -31,         /* client identifier that the decoder itself must refuse */
 	MG_E_ARG = -32,               /* encoder given something it cannot encode */
+	MG_E_SUB_OPTIONS_PROTOCOL = -33, /* 5.0: retain handling 3, or No Local on a shared subscription */
 };
-#define MG_E_MIN MG_E_ARG
+#define MG_E_MIN MG_E_SUB_OPTIONS_PROTOCOL
 
 const char *mg_err_str(int err);     /* one line in English, names the rule */
 uint8_t mg_err_reason(int err);      /* the MQTT 5 reason code to send (0x81, 0x82, 0x95, ...) */

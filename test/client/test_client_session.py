@@ -131,6 +131,8 @@ def test_inbound_qos2_exactly_once(fake, cbin, spawn):
     assert conn.expect(raw.PUBCOMP).raw == bytes([0x70, 2, 0, 7])
     conn.send(raw.publish("x/y", b"again", qos=2, pid=7))          # id free again: new message
     assert conn.expect(raw.PUBREC).raw == bytes([0x50, 2, 0, 7])
+    conn.send(raw.pubrel(7))                                        # on_message comes now
+    assert conn.expect(raw.PUBCOMP).raw == bytes([0x70, 2, 0, 7])
     conn.expect(raw.DISCONNECT, timeout=5)
     c.finish()
     msgs = [ln for ln in c.lines if ln.startswith("msg ")]

@@ -38,14 +38,9 @@ def mpub(broker, *args):
     assert rc == 0, err
 
 
-# libmidge hands a QoS 2 message to on_message when its PUBLISH arrives (spec method A);
-# libmosquitto when the PUBREL arrives, so mosquitto_sub prints the payload after "sending
-# PUBCOMP". Reported to the library's owner; strict, so the fix shows up as XPASS.
-QOS2_ON_PUBREL = pytest.mark.xfail(strict=True, reason="libmidge delivers QoS 2 on PUBLISH, "
-                                   "libmosquitto on PUBREL")
-
-
-@pytest.mark.parametrize("qos", [0, 1, pytest.param(2, marks=QOS2_ON_PUBREL)])
+# At QoS 2 both libraries hand the message to on_message when its PUBREL arrives, so the
+# payload is printed after "sending PUBCOMP".
+@pytest.mark.parametrize("qos", [0, 1, 2])
 def test_sub_debug_output_matches(any_broker, clients, qos):
     args = ["-d", "-t", "temp", "-t", "a/#", "-q", str(qos), "-C", "3", "-W", "10"]
 
@@ -66,11 +61,8 @@ def test_sub_debug_output_matches_v5(any_broker, clients):
     assert "Client (null) sending CONNECT\n" in got
 
 
-# -E disconnects in on_subscribe; libmosquitto then handles no further packet, while libmidge
-# still handles (and logs) the UNSUBACKs it had already read in the same buffer. Whether they
-# came in the same read depends on the broker's batching (midge batches), hence not strict.
-@pytest.mark.xfail(strict=False, reason="libmidge handles packets read before a disconnect "
-                   "called from a callback")
+# -E disconnects in on_subscribe; then neither library handles a further packet, even the
+# UNSUBACKs already read in the same buffer.
 def test_sub_debug_unsubscribe_matches(any_broker):
     outs = []
     for exe in (MOSQUITTO_SUB, tool("midge_sub")):

@@ -123,9 +123,9 @@ static const struct mcase {
 	{"subscription QoS 3", 4, "82 06 00 01 00 01 23 03", MG_E_QOS},
 	{"subscription QoS 3 in 5.0", 5, "82 07 00 01 00 00 01 23 03", MG_E_QOS},
 	{"5.0 subscription option bit 6", 5, "82 07 00 01 00 00 01 23 40", MG_E_SUB_OPTIONS},
-	{"5.0 retain handling 3", 5, "82 07 00 01 00 00 01 23 30", MG_E_SUB_OPTIONS},
+	{"5.0 retain handling 3", 5, "82 07 00 01 00 00 01 23 30", MG_E_SUB_OPTIONS_PROTOCOL},
 	{"5.0 no local on shared subscription", 5,
-	 "82 10 00 01 00 00 0A 24 73 68 61 72 65 2F 67 2F 61 04", MG_E_SUB_OPTIONS},
+	 "82 10 00 01 00 00 0A 24 73 68 61 72 65 2F 67 2F 61 04", MG_E_SUB_OPTIONS_PROTOCOL},
 	/* properties */
 	{"payload format twice", 5, "30 08 00 01 74 04 01 00 01 00", MG_E_PROP_DUP},
 	{"subscription id twice in SUBSCRIBE", 5, "82 0B 00 01 04 0B 01 0B 02 00 01 23 00", MG_E_PROP_DUP},
@@ -299,6 +299,8 @@ TEST(error_reason_codes)
 	CHECK_EQ_INT(mg_err_reason(MG_E_PROP_DUP), MG_RC_PROTOCOL_ERROR);
 	CHECK_EQ_INT(mg_err_reason(MG_E_PROP_VALUE), MG_RC_PROTOCOL_ERROR);
 	CHECK_EQ_INT(mg_err_reason(MG_E_PROP_NOT_ALLOWED), MG_RC_MALFORMED);
+	CHECK_EQ_INT(mg_err_reason(MG_E_SUB_OPTIONS), MG_RC_MALFORMED);          /* [MQTT-3.8.3-5] */
+	CHECK_EQ_INT(mg_err_reason(MG_E_SUB_OPTIONS_PROTOCOL), MG_RC_PROTOCOL_ERROR);
 	CHECK_EQ_INT(mg_err_reason(MG_E_NO_TOPICS), MG_RC_PROTOCOL_ERROR);
 	CHECK_EQ_INT(mg_err_reason(MG_E_CLIENT_ID), MG_RC_CLIENT_ID_NOT_VALID);
 	CHECK_EQ_INT(mg_err_reason(MG_E_TOPIC_WILDCARD), MG_RC_TOPIC_NAME_INVALID);
