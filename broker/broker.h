@@ -164,6 +164,7 @@ struct mg_session {
 	uint32_t will_expiry; /* message expiry of the will, from when it is published; 0 none */
 	int64_t will_at;      /* ms: a delayed will is due */
 	bool dropping;        /* in a drop episode (logged once) */
+	int64_t drop_logged;  /* ms: episodes are logged at most every 10 s */
 	mg_session *next, *prev; /* the worker's list */
 };
 
@@ -256,6 +257,7 @@ struct mg_conn {
 	bool will_on_close;  /* DISCONNECT 0x04 or an unclean end */
 	bool handed_off;
 	bool read_paused;
+	bool throttled;      /* reading waits: another worker's inbox is too long */
 	int hops;            /* hand-offs so far (bounded) */
 };
 
@@ -329,6 +331,9 @@ struct mg_worker {
 	pthread_mutex_t inbox_mu;
 	mg_postv inbox;
 	mg_postv spare;     /* the inbox's other half, swapped in on wake (keeps its capacity) */
+	atomic_size_t inbox_n; /* inbox.n, readable without the lock (backpressure) */
+	int n_throttled;    /* connections whose reading waits for other workers to catch up */
+	long throttle_timer;
 	mg_postv *outbox;   /* one per worker */
 	mg_conn *conns;
 	mg_session *sessions;
@@ -343,6 +348,13 @@ struct mg_worker {
 
 void mg_worker_post(mg_worker *from, int to, mg_post *p); /* takes ownership of p's refs */
 void mg_worker_flush_outboxes(mg_worker *w);
+/* Backpressure between workers: when another worker's inbox holds more than MG_INBOX_HIGH
+ * deliveries, connections of this worker stop reading (mg_worker_throttle) until it drains,
+ * so a fast publisher cannot grow a busy worker's inbox without bound. */
+#define MG_INBOX_HIGH 8192
+bool mg_worker_backlogged(const mg_worker *w);
+void mg_worker_throttle(mg_worker *w, mg_conn *c);
+void mg_conn_set_watch(mg_conn *c);
 int mg_worker_init(mg_broker *b, mg_worker *w, int idx);
 int mg_worker_start(mg_worker *w);
 void mg_worker_free(mg_worker *w); /* after its thread stopped */

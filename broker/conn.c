@@ -42,11 +42,16 @@ mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port)
 
 static void set_watch(mg_conn *c)
 {
-	int mask = (c->read_paused ? 0 : MG_EV_READ) | (c->out_bytes ? MG_EV_WRITE : 0);
+	int mask = (c->read_paused || c->throttled ? 0 : MG_EV_READ) | (c->out_bytes ? MG_EV_WRITE : 0);
 	if (mask != c->watch_mask) {
 		c->watch_mask = mask;
 		mg_loop_watch(c->w->loop, c->tr.fd, mask, on_io, c, false);
 	}
+}
+
+void mg_conn_set_watch(mg_conn *c)
+{
+	set_watch(c);
 }
 
 void mg_conn_attach(mg_worker *w, mg_conn *c)
@@ -336,7 +341,7 @@ static int protocol_error(mg_conn *c, int err)
 	uint8_t rc = mg_err_reason(err);
 	enum mg_close why = rc == MG_RC_MALFORMED ? MG_CLOSE_MALFORMED
 	                  : rc == MG_RC_PACKET_TOO_LARGE ? MG_CLOSE_TOO_LARGE : MG_CLOSE_PROTOCOL;
-	mg_log(MG_LOG_DEBUG, "Bad packet from %s: %s", mg_conn_name(c), mg_err_str(err));
+	mg_log(MG_LOG_INFO, "Protocol error from %s: %s.", mg_conn_name(c), mg_err_str(err));
 	mg_conn_disconnect(c, rc ? rc : MG_RC_PROTOCOL_ERROR, why);
 	return -1;
 }
@@ -522,6 +527,10 @@ static void on_io(mg_loop *l, int fd, void *ud, int mask)
 	(void)fd;
 	if ((mask & MG_EV_WRITE) && c->state != MG_CS_DEAD)
 		mg_conn_flush(c);
-	if ((mask & MG_EV_READ) && c->state != MG_CS_DEAD && !c->read_paused)
-		do_read(c);
+	if ((mask & MG_EV_READ) && c->state != MG_CS_DEAD && !c->read_paused && !c->throttled) {
+		if (c->w->b->nworkers > 1 && mg_worker_backlogged(c->w))
+			mg_worker_throttle(c->w, c);
+		else
+			do_read(c);
+	}
 }

@@ -113,7 +113,11 @@ static void count_drop(mg_worker *w, mg_session *s)
 	atomic_fetch_add_explicit(&w->st.pub_dropped, 1, memory_order_relaxed);
 	if (!s->dropping) {
 		s->dropping = true;
-		mg_log(MG_LOG_NOTICE, "Outgoing messages are being dropped for client %s.", s->id);
+		int64_t now = mg_loop_now_ms(w->loop);
+		if (!s->drop_logged || now - s->drop_logged >= 10000) {
+			s->drop_logged = now;
+			mg_log(MG_LOG_NOTICE, "Outgoing messages are being dropped for client %s.", s->id);
+		}
 	}
 }
 

@@ -56,6 +56,7 @@ void mg_worker_flush_outboxes(mg_worker *w)
 		for (; i < o->n; i++)
 			if (postv_push(&tw->inbox, &o->v[i]) < 0)
 				break;
+		atomic_store_explicit(&tw->inbox_n, tw->inbox.n, memory_order_relaxed);
 		pthread_mutex_unlock(&tw->inbox_mu);
 		for (; i < o->n; i++)
 			post_drop(&o->v[i]);
@@ -74,6 +75,7 @@ static void on_wake(mg_loop *l, void *ud)
 	pthread_mutex_lock(&w->inbox_mu);
 	in = w->inbox;
 	w->inbox = w->spare;
+	atomic_store_explicit(&w->inbox_n, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&w->inbox_mu);
 	for (size_t i = 0; i < in.n; i++) {
 		mg_post *p = &in.v[i];
@@ -97,6 +99,40 @@ static void on_wake(mg_loop *l, void *ud)
 	}
 	in.n = 0;
 	w->spare = in; /* no malloc per wake-up in steady state */
+}
+
+bool mg_worker_backlogged(const mg_worker *w)
+{
+	const mg_broker *b = w->b;
+	for (int i = 0; i < b->nworkers; i++)
+		if (i != w->idx && atomic_load_explicit(&b->w[i].inbox_n, memory_order_relaxed) > MG_INBOX_HIGH)
+			return true;
+	return false;
+}
+
+/* Every 2 ms while some connections wait: let them read again once the others caught up.
+ * O(connections of this worker), only while throttled. */
+static void unthrottle(mg_loop *l, void *ud)
+{
+	mg_worker *w = ud;
+	if (mg_worker_backlogged(w))
+		return;
+	for (mg_conn *c = w->conns; c; c = c->next)
+		if (c->throttled) {
+			c->throttled = false;
+			mg_conn_set_watch(c);
+		}
+	w->n_throttled = 0;
+	mg_loop_timer_cancel(l, w->throttle_timer);
+	w->throttle_timer = 0;
+}
+
+void mg_worker_throttle(mg_worker *w, mg_conn *c)
+{
+	c->throttled = true;
+	mg_conn_set_watch(c);
+	if (w->n_throttled++ == 0)
+		w->throttle_timer = mg_loop_timer(w->loop, 2, 2, unthrottle, w);
 }
 
 static void before_sleep(mg_loop *l, void *ud)

@@ -222,9 +222,10 @@ int midge_connect(midge_client *c, const char *host, int port, int keepalive);
 int midge_connect_ex(midge_client *c, const char *host, int port, int keepalive, bool clean_start,
                      const midge_properties *props);
 
-/* Start connecting and return at once (the name is resolved here, blocking, as paho does); the
- * loop completes the connection and calls on_connect, or on_connect_fail.
- * (paho: connect_async) */
+/* Start connecting and return at once (the name is resolved here, blocking, as paho does: use
+ * an address, or resolve before, where a slow DNS must not stall the caller; the loop_start
+ * thread's own reconnects resolve in that thread); the loop completes the connection and calls
+ * on_connect, or on_connect_fail. (paho: connect_async) */
 int midge_connect_async(midge_client *c, const char *host, int port, int keepalive);
 int midge_connect_async_ex(midge_client *c, const char *host, int port, int keepalive,
                            bool clean_start, const midge_properties *props);
@@ -235,8 +236,9 @@ int midge_connect_async_ex(midge_client *c, const char *host, int port, int keep
 int midge_reconnect(midge_client *c);
 
 /* Send DISCONNECT (reason 0, "Normal disconnection") and close. Stops loop_forever and the
- * loop_start thread's reconnecting; on_disconnect is called with reason_code 0.
- * (paho: disconnect()) */
+ * loop_start thread's reconnecting; on_disconnect is called with reason_code 0. From then on no
+ * incoming packet is handled (no more callbacks for it), even one already read with the packet
+ * whose callback called midge_disconnect, as in libmosquitto. (paho: disconnect()) */
 int midge_disconnect(midge_client *c);
 /* 5.0: with a reason code (0 normal, 4 "Disconnect with Will Message", ...) and properties
  * (session expiry, reason string, user properties). (paho: disconnect(reasoncode, properties)) */
@@ -339,7 +341,10 @@ void midge_on_connect_set(midge_client *c, void (*cb)(midge_client *c, void *use
 void midge_on_connect_fail_set(midge_client *c, void (*cb)(midge_client *c, void *userdata,
                                                            int err));
 
-/* A PUBLISH arrived (for QoS 2: once, when it first arrives). */
+/* A message arrived: QoS 0 and 1 when their PUBLISH arrives; QoS 2 once, when its PUBREL
+ * arrives (after PUBREC; the PUBCOMP is queued first), as paho and libmosquitto do. Until then
+ * the library holds the message; in 5.0 more held at once than the Receive Maximum given to
+ * midge_connect_ex (default 65535) ends the connection with DISCONNECT 0x93. */
 void midge_on_message_set(midge_client *c, void (*cb)(midge_client *c, void *userdata,
                                                       const midge_message *msg));
 
@@ -376,6 +381,9 @@ void midge_on_disconnect_set(midge_client *c, void (*cb)(midge_client *c, void *
  * Only MIDGE_LOG_DEBUG lines copy libmosquitto; other levels are midge's own words.
  * A "sending ..." line is made by the thread that called the function that sends (e.g.
  * midge_publish from the main thread while loop_start runs), so on_log may run in that thread.
+ * Lines come in the order of what they describe, across threads too: a "sending X" line before
+ * the bytes of X are written (the loop thread waits for it), so before any answer to X; a
+ * "received X" line before the callbacks X causes, and those before the next packet is handled.
  * line is borrowed and has no newline. (paho: on_log(client, userdata, level, buf)) */
 void midge_on_log_set(midge_client *c, void (*cb)(midge_client *c, void *userdata, int level,
                                                   const char *line));
