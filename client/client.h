@@ -261,6 +261,14 @@ void mg_qin_clear(midge_client *c);        /* the session is gone: forget ids an
 /* conn.c */
 struct addrinfo;
 int mg_resolve(const char *host, int port, struct addrinfo **out); /* without mu (blocks) */
+
+/* lookup.c: mg_resolve in a helper thread, for the loop's reconnects. */
+typedef struct mg_lookup mg_lookup;
+mg_lookup *mg_lookup_start(const char *host, int port); /* NULL: no thread (resolve inline) */
+/* Wait up to ms; true once done, with *ai (the caller's now, may be NULL), *rc as mg_resolve's
+ * and errno set. */
+bool mg_lookup_wait(mg_lookup *l, int ms, struct addrinfo **ai, int *rc);
+void mg_lookup_drop(mg_lookup *l); /* let go (also of an unfinished lookup); once per start */
 int mg_start_connect(midge_client *c, struct addrinfo *ai); /* under mu: socket, CONNECT into obuf */
 int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *props); /* under mu */
 int mg_tcp_progress(midge_client *c);      /* under mu: after POLLOUT in MG_S_TCP */

@@ -281,6 +281,36 @@ static int check_connect(midge_client *c, const char *host, int port, int keepal
 	return mg_props_check_allowed(props, MG_CONNECT);
 }
 
+/* Under mu: loop_forever / the loop_start thread should not (re)connect any more. */
+static bool reconnect_cancelled(midge_client *c)
+{
+	return c->user_disconnect || !c->auto_reconnect || (c->thread_running && c->thread_stop);
+}
+
+/* The loop's reconnect: the lookup runs in a helper thread (lookup.c) while this one checks
+ * every 100 ms whether midge_disconnect or midge_loop_stop called the reconnect off. Returns
+ * mg_resolve's result, or MIDGE_ERR_NO_CONN when cancelled. Without mu. */
+static int resolve_cancellable(midge_client *c, const char *host, int port, struct addrinfo **ai)
+{
+	mg_lookup *l = mg_lookup_start(host, port);
+	if (!l)
+		return mg_resolve(host, port, ai);
+	int rc;
+	while (!mg_lookup_wait(l, 100, ai, &rc)) {
+		mg_lock(c);
+		bool off = reconnect_cancelled(c);
+		mg_unlock(c);
+		if (off) {
+			mg_lookup_drop(l);
+			return MIDGE_ERR_NO_CONN;
+		}
+	}
+	int e = errno;
+	mg_lookup_drop(l);
+	errno = e;
+	return rc;
+}
+
 /* Start a connection with the stored parameters. Without mu (the name lookup blocks).
  * automatic: loop_forever's reconnect (not the user's connect / reconnect). */
 static int start(midge_client *c, bool sync, bool automatic)
@@ -292,7 +322,7 @@ static int start(midge_client *c, bool sync, bool automatic)
 	if (!host)
 		return MIDGE_ERR_NOMEM;
 	struct addrinfo *ai = NULL;
-	int rc = mg_resolve(host, port, &ai);
+	int rc = automatic ? resolve_cancellable(c, host, port, &ai) : mg_resolve(host, port, &ai);
 	int e = errno;
 	free(host);
 	if (rc) {
@@ -303,6 +333,9 @@ static int start(midge_client *c, bool sync, bool automatic)
 	if (active(c->state)) {
 		freeaddrinfo(ai);
 		rc = MIDGE_ERR_BUSY;
+	} else if (automatic && reconnect_cancelled(c)) {
+		freeaddrinfo(ai); /* midge_disconnect / loop_stop while we looked the name up */
+		rc = MIDGE_ERR_NO_CONN;
 	} else {
 		c->reconnecting = automatic;
 		rc = mg_start_connect(c, ai);
@@ -532,7 +565,7 @@ static int forever(midge_client *c, bool threaded)
 		mg_unlock(c);
 		int r = start(c, false, true);
 		mg_lock(c);
-		if (r != MIDGE_OK && !active(c->state)) {
+		if (r != MIDGE_OK && !active(c->state) && !reconnect_cancelled(c)) {
 			mg_log(c, MIDGE_LOG_ERR, "Client %s reconnect failed: %s", mg_cid(c), midge_strerror(r));
 			mg_event_push(c, MG_EV_CONNECT_FAIL, r, 0, NULL, 0, NULL);
 		}

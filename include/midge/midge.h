@@ -222,10 +222,11 @@ int midge_connect(midge_client *c, const char *host, int port, int keepalive);
 int midge_connect_ex(midge_client *c, const char *host, int port, int keepalive, bool clean_start,
                      const midge_properties *props);
 
-/* Start connecting and return at once (the name is resolved here, blocking, as paho does: use
- * an address, or resolve before, where a slow DNS must not stall the caller; the loop_start
- * thread's own reconnects resolve in that thread); the loop completes the connection and calls
- * on_connect, or on_connect_fail. (paho: connect_async) */
+/* Start connecting and return at once; the loop completes the connection and calls on_connect,
+ * or on_connect_fail. The name is resolved here, blocking for as long as DNS takes (paho blocks
+ * its loop thread on it instead): give an address where a slow DNS must not stall the caller.
+ * The reconnects of loop_forever / loop_start resolve in a helper thread, and
+ * midge_disconnect or midge_loop_stop end a slow lookup's wait at once. (paho: connect_async) */
 int midge_connect_async(midge_client *c, const char *host, int port, int keepalive);
 int midge_connect_async_ex(midge_client *c, const char *host, int port, int keepalive,
                            bool clean_start, const midge_properties *props);

@@ -114,3 +114,50 @@ def test_connection_churn_and_takeover_races(broker):
             break
     assert_broker_serves(broker.port)
     steady.close()
+
+
+@pytest.mark.threaded
+def test_takeover_of_persistent_session_keeps_inflight(broker):
+    """[MQTT-3.1.4-2] + [MQTT-4.4.0-1]: a takeover (old connection still open) of a
+    persistent session: SP 1, the unacknowledged QoS 1 message is resent with DUP, and
+    messages published after the takeover arrive on the new connection only."""
+    old = m.RawClient(broker.port)
+    old.connect("tko", clean=False)
+    old.subscribe([("tko/t", 1)])
+    pub = m.RawClient(broker.port)
+    pub.connect("tko-p")
+    pub.publish("tko/t", b"first", qos=1, pid=1)
+    first = old.recv_publish(ack=False)
+    new = m.RawClient(broker.port)
+    new.send(m.connect("tko", clean=False))
+    assert new.recv().raw == b"\x20\x02\x01\x00"
+    old.expect_closed()
+    again = new.expect(m.PUBLISH)
+    assert (again.dup, again.pid, again.payload) == (True, first.pid, b"first")
+    new.send(m.puback(again.pid))
+    pub.publish("tko/t", b"second", qos=1, pid=2)
+    assert new.recv_publish().payload == b"second"
+    new.expect_nothing(0.3)
+    for c in (old, new, pub):
+        c.close()
+
+
+@pytest.mark.threaded
+def test_shared_subscription_member_leaves(broker):
+    """5.0 4.8.2: when a member of a share group unsubscribes, the rest get everything."""
+    a = m.RawClient(broker.port, version=5)
+    b = m.RawClient(broker.port, version=5)
+    a.connect("shl-a")
+    b.connect("shl-b")
+    a.subscribe([("$share/g/shl/t", 1)])
+    b.subscribe([("$share/g/shl/t", 1)])
+    b.send(m.unsubscribe(7, ["$share/g/shl/t"], version=5))
+    assert b.expect(m.UNSUBACK).codes == [0]
+    p = m.RawClient(broker.port, version=5)
+    p.connect("shl-p")
+    for i in range(10):
+        p.publish("shl/t", b"%d" % i, qos=1, pid=i + 1)
+    assert sorted(int(x.payload) for x in a.collect(10)) == list(range(10))
+    b.expect_nothing(0.3)
+    for c in (a, b, p):
+        c.close()

@@ -1,5 +1,6 @@
 """Interop with Debian's mosquitto_pub / mosquitto_sub: the lecture's commands, unchanged."""
 
+import os
 import time
 
 import pytest
@@ -112,3 +113,45 @@ def test_persistent_session_offline_queueing(broker, procs, version):
     assert s2.wait(10) == 0
     lines = s2.out().splitlines()
     assert [l for l in lines if l in ("m0", "m1", "m2")] == ["m0", "m1", "m2"]
+
+
+def test_binary_file_with_mosquitto_tools(broker, procs, tmp_path):
+    """mosquitto_pub -f a 300 KB binary file; mosquitto_sub -N -C 1 writes it back
+    byte-identical."""
+    data = os.urandom(300 * 1024)
+    src = tmp_path / "in.jpg"
+    src.write_bytes(data)
+    s = procs(sub_argv(broker.port, "-d", "-N", "-C", "1", "-t", "jpeg", "-q", "1"))
+    wait_subscribed(s)
+    pub(broker.port, "-t", "jpeg", "-q", "1", "-f", str(src))
+    assert s.wait(10) == 0
+    out = open(s.path, "rb").read()
+    assert data in out
+
+
+def test_v5_user_properties_with_mosquitto_tools(broker, procs):
+    """mosquitto_pub -V 5 -D publish user-property / content-type; mosquitto_sub -F shows
+    them on the receiving side."""
+    s = procs(sub_argv(broker.port, "-V", "5", "-d", "-C", "1", "-t", "props/t",
+                       "-F", "%t|%p|%P|%C"))
+    wait_subscribed(s)
+    pub(broker.port, "-V", "5", "-t", "props/t", "-m", "body",
+        "-D", "publish", "user-property", "room", "kitchen",
+        "-D", "publish", "content-type", "text/plain")
+    assert s.wait(10) == 0
+    assert "props/t|body|room:kitchen|text/plain" in s.out().splitlines()
+
+
+def test_lines_from_stdin_and_wildcard_verbose(broker, procs):
+    """mosquitto_pub -l (one message per line) and mosquitto_sub -v -t '#'."""
+    import subprocess
+    s = procs(sub_argv(broker.port, "-d", "-v", "-t", "#", "-C", "3"))
+    wait_subscribed(s)
+    r = subprocess.run([PUB, "-h", "127.0.0.1", "-p", str(broker.port), "-t", "room/temp",
+                        "-l"], input=b"21\n22\n23\n", stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=10)
+    assert r.returncode == 0, r.stdout
+    assert s.wait(10) == 0
+    lines = s.out().splitlines()
+    assert [l for l in lines if l.startswith("room/temp ")] == ["room/temp 21", "room/temp 22",
+                                                                 "room/temp 23"]

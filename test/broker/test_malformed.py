@@ -96,9 +96,16 @@ CASES_5 = [
     ("puback-flags", b"\x41\x02\x00\x01", 0x81),
     ("subscription-id-0", m.subscribe(1, [("a", 0)], version=5,
                                       properties=[(m.P_SUBSCRIPTION_ID, 0)]), (0x81, 0x82)),
+    # AUTH while no enhanced authentication is in progress
+    ("auth-unexpected", b"\xf0\x00", 0x82),
+    # [MQTT-3.3.2-14] a Response Topic is a Topic Name: no wildcards
+    ("response-topic-wildcard", m.publish("a", b"x", version=5,
+                                          properties=[(m.P_RESPONSE_TOPIC, "r/#")]),
+     (0x82, 0x81, 0x90)),
 ]
 
 MOSQUITTO_LENIENT_5 = {
+    "response-topic-wildcard": "accepts a Response Topic with wildcards",
     "subscription-id-in-publish": "accepts a Subscription Identifier from a client",
     "subscribe-no-local-on-share": "grants No Local on a shared subscription",
     "connect-again": "does not close a 5.0 connection on a second CONNECT",
@@ -178,3 +185,44 @@ def test_many_bad_clients_at_once(raw, broker):
     for c in bad:
         c.expect_closed()
     assert_broker_serves(broker.port)
+
+
+@pytest.mark.parametrize("props", [
+    pytest.param([(m.P_RECEIVE_MAXIMUM, 0)], id="receive-maximum-0"),
+    pytest.param([(m.P_MAXIMUM_PACKET_SIZE, 0)], id="maximum-packet-size-0"),
+    pytest.param([(m.P_REQUEST_PROBLEM_INFO, 2)], id="request-problem-information-2"),
+    pytest.param([(m.P_REQUEST_RESPONSE_INFO, 2)], id="request-response-information-2"),
+    pytest.param([(m.P_SESSION_EXPIRY, 1), (m.P_SESSION_EXPIRY, 2)], id="session-expiry-twice"),
+    pytest.param([(m.P_TOPIC_ALIAS, 1)], id="property-not-for-connect"),
+])
+def test_MQTT_3_1_2_connect_v5_bad_properties(raw, broker, props):
+    """5.0 3.1.2.11: Receive Maximum 0, Maximum Packet Size 0, a value other than 0/1 for the
+    request flags, a property given twice, or one that does not belong in CONNECT: a
+    Protocol Error (CONNACK >= 0x80, or none) and the close."""
+    c = raw(version=5)
+    c.send(m.connect("badprops", version=5, properties=props))
+    got = c.expect_closed()
+    assert len(got) <= 1, got
+    for p in got:
+        assert p.type == m.CONNACK and p.reason >= 0x80, got
+    assert_broker_serves(broker.port)
+
+
+@pytest.mark.parametrize("flt", [
+    pytest.param("$share/g", marks=pytest.mark.mosquitto_xfail("grants '$share/g'")),
+    pytest.param("$share//a", marks=pytest.mark.mosquitto_xfail("grants an empty ShareName")),
+    "$share/g+/a", "$share/g#/a"])
+def test_bad_shared_subscription_filters(raw, broker, flt):
+    """[MQTT-4.8.2-1/2] ShareName at least one character, no '/', '+', '#', followed by
+    '/' and a filter: SUBACK 0x8F (Topic Filter invalid) / 0x9E, or DISCONNECT >= 0x80 and close."""
+    c = raw("badshare", version=5)
+    c.send(m.subscribe(3, [(flt, 1)], version=5))
+    try:
+        p = c.recv()
+    except m.Closed:
+        return
+    if p.type == m.DISCONNECT:
+        assert p.reason >= 0x80
+        c.expect_closed()
+    else:
+        assert p.type == m.SUBACK and p.codes[0] in (0x8F, 0x9E, 0x80), p

@@ -461,3 +461,41 @@ def test_v31_and_v311_clients_exchange(raw, version):
     assert got[m.PUBACK].pid == 5 and got[m.PUBLISH].payload == b"mixed"
     sender.send(m.puback(got[m.PUBLISH].pid))
     assert other.recv_publish().payload == b"mixed"
+
+
+def test_retained_delivered_at_min_qos(raw):
+    """A retained QoS 2 message to a QoS 1 subscription: QoS 1, RETAIN 1."""
+    raw("rq-p").publish("rq/t", b"q2", qos=2, retain=True)
+    s = raw("rq-s")
+    s.subscribe([("rq/t", 1)])
+    p = s.recv_publish()
+    assert (p.qos, p.retain, p.payload) == (1, True, b"q2")
+
+
+def test_MQTT_4_7_2_1_retained_dollar_topics_not_sent_to_hash(raw):
+    """[MQTT-4.7.2-1] Retained messages on '$' topics are not matched by '#' either."""
+    raw("rd-p").publish("$rd/x", b"hidden", qos=1, retain=True)
+    a = raw("rd-a")
+    a.subscribe([("#", 0)])
+    b = raw("rd-b")
+    b.subscribe([("$rd/#", 0)])
+    assert b.recv_publish().payload == b"hidden"
+    a.expect_nothing(0.4)
+
+
+def test_MQTT_4_7_2_1_sys_not_matched_by_hash(broker_factory):
+    """[MQTT-4.7.2-1] The broker's own $SYS messages (sys_interval 1) never reach '#'."""
+    b = broker_factory(extra=["sys_interval 1"])
+    a = m.RawClient(b.port)
+    try:
+        a.connect("sys-hash")
+        a.subscribe([("#", 0), ("+/broker/#", 0)])
+        deadline = time.monotonic() + 2.2
+        while time.monotonic() < deadline:
+            try:
+                p = a.recv_publish(timeout=0.2)
+            except TimeoutError:
+                continue
+            assert not p.topic.startswith("$"), p.topic
+    finally:
+        a.close()

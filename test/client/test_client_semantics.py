@@ -7,6 +7,7 @@ test/mqtt_raw.py), and against mosquitto for the threaded log order."""
 import os
 import re
 import sys
+import time
 
 import pytest
 
@@ -211,3 +212,31 @@ def test_log_order_with_loop_start(mosq, cbin, version):
         got = [i for i, ln in enumerate(out) if "received PUBLISH" in ln and i < msg]
         assert got, out
     before("log: sending DISCONNECT", "on_disconnect flags=0 rc=0")
+
+
+# ---- connect / reconnect: a slow name lookup does not hold the loop thread
+
+@pytest.mark.threaded
+def test_disconnect_and_loop_stop_during_a_slow_reconnect_lookup(mosq, cbin, spawn):
+    """The loop_start thread reconnects after the broker went away, and the name lookup hangs
+    (5 s here). midge_disconnect then midge_loop_stop must end it at once, and no connection
+    may be made after midge_disconnect, even once the lookup would have answered."""
+    os.environ["SLOWDNS_MS"] = "5000"
+    try:
+        c = spawn([cbin("slowdns"), "-p", str(mosq.port), "-h", "localhost", "start", "connect",
+                   "sleep", "2000", "disconnect", "stop", "sleep", "3000"])
+    finally:
+        del os.environ["SLOWDNS_MS"]
+    c.expect("connect rc=0")
+    mosq.stop()
+    c.expect("on_disconnect flags=0 rc=-5")
+    mosq.start()                           # there to connect to, were the lookup to finish
+    t0 = time.monotonic()
+    c.expect("stop rc=0", timeout=10)
+    stopped = time.monotonic() - t0        # the lookup started about 1 s after the loss
+    c.expect("done", timeout=10)
+    assert c.finish()[0] == 0
+    assert stopped < 3.5, "loop_stop waited %.1f s for the lookup" % stopped
+    i = c.lines.index("stop rc=0")
+    assert not [ln for ln in c.lines[i:] if ln.startswith("on_connect")], c.lines
+    assert [ln for ln in c.lines if ln.startswith("on_connect ")] == ["on_connect flags=0 rc=0"]

@@ -1,0 +1,121 @@
+/* client/lookup.c - a name lookup the loop thread can walk away from.
+ *
+ * getaddrinfo(3) blocks for as long as DNS takes (seconds when a server does not answer), and
+ * cannot be interrupted. loop_forever / loop_start's reconnects run it in a helper thread and
+ * wait in short slices, so a midge_disconnect or midge_loop_stop meanwhile ends the wait at
+ * once. The lookup owns its memory and is shared by the two threads through a reference count:
+ * whoever lets go last frees it, so an abandoned lookup finishes and cleans up on its own, never
+ * touching the client (which may be gone by then). Cost: one short-lived thread per reconnect. */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/client.h"
+
+struct mg_lookup {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs;             /* the caller and the worker */
+	bool done;
+	int rc, err;          /* mg_resolve's result and errno */
+	struct addrinfo *ai;  /* owned until taken */
+	int port;
+	char host[];
+};
+
+static void unref(mg_lookup *l)
+{
+	pthread_mutex_lock(&l->mu);
+	bool last = --l->refs == 0;
+	pthread_mutex_unlock(&l->mu);
+	if (!last)
+		return;
+	if (l->ai)
+		freeaddrinfo(l->ai);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+static void *worker(void *arg)
+{
+	mg_lookup *l = arg;
+	struct addrinfo *ai = NULL;
+	int rc = mg_resolve(l->host, l->port, &ai);
+	int e = errno;
+	pthread_mutex_lock(&l->mu);
+	l->rc = rc;
+	l->err = e;
+	l->ai = ai;
+	l->done = true;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	unref(l);
+	return NULL;
+}
+
+mg_lookup *mg_lookup_start(const char *host, int port)
+{
+	size_t n = strlen(host);
+	mg_lookup *l = calloc(1, sizeof(*l) + n + 1);
+	if (!l)
+		return NULL;
+	memcpy(l->host, host, n + 1);
+	l->port = port;
+	l->refs = 2;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_attr_t at;
+	pthread_t t;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &at, worker, l);
+	pthread_attr_destroy(&at);
+	if (rc != 0) {
+		pthread_cond_destroy(&l->cv);
+		pthread_mutex_destroy(&l->mu);
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+bool mg_lookup_wait(mg_lookup *l, int ms, struct addrinfo **ai, int *rc)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&l->mu);
+	while (!l->done)
+		if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT)
+			break;
+	bool done = l->done;
+	int e = l->err;
+	if (done) {
+		*ai = l->ai;
+		*rc = l->rc;
+		l->ai = NULL;
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (done)
+		errno = e;
+	return done;
+}
+
+void mg_lookup_drop(mg_lookup *l)
+{
+	if (l)
+		unref(l);
+}
