@@ -50,7 +50,19 @@ def test_sub_debug_output_matches(any_broker, clients, qos):
         mpub(any_broker, "-t", "temp", "-n", "-q", qos)
 
     want, got = side_by_side(clients, any_broker, args, publish)
-    assert got == want
+    if qos < 2:
+        assert got == want
+        return
+    # At QoS 2 where the broker's PUBREL for one message falls beside the next PUBLISH is a
+    # matter of scheduling (for mosquitto_sub too): the same lines; per message id the same
+    # lines in the same order; the payloads in the same order.
+    wl, gl = want.splitlines(), got.splitlines()
+    assert sorted(gl) == sorted(wl), (got, want)
+    for mid in range(1, 4):
+        pat = re.compile(r"[( ](m|Mid: )%d[,)]" % mid)
+        assert [l for l in gl if pat.search(l)] == [l for l in wl if pat.search(l)], (got, want)
+    assert [l for l in gl if not l.startswith("Client ")] == \
+        [l for l in wl if not l.startswith("Client ")], (got, want)
 
 
 def test_sub_debug_output_matches_v5(any_broker, clients):
