@@ -1,0 +1,126 @@
+"""`make install` (issue 4): headers, static and shared libraries, the pkg-config file, the
+binaries and their man pages land under DESTDIR/PREFIX, and a program built only from what was
+installed (via pkg-config) talks to a real broker (Debian's mosquitto) on a free port."""
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PREFIX = "/usr/local"
+
+PROGRAM = r'''
+#include <stdio.h>
+#include <string.h>
+#include <midge/midge.h>
+
+static int got;
+
+static void on_message(midge_client *c, void *ud, const midge_message *m)
+{
+	printf("%s, %s\n", m->topic, (const char *)m->payload);
+	got = 1;
+}
+
+int main(int argc, char **argv)
+{
+	int port = atoi(argv[1]);
+	midge_client *c = midge_client_new("install-test", true, NULL, MIDGE_PROTOCOL_V311,
+	                                   MIDGE_TRANSPORT_TCP);
+	midge_on_message_set(c, on_message);
+	if (midge_connect(c, "127.0.0.1", port, 60) != MIDGE_OK)
+		return 1;
+	if (midge_subscribe(c, "room/temp", 1) <= 0)
+		return 2;
+	for (int i = 0; i < 20 && !got; i++) {
+		if (i == 2)
+			midge_publish(c, "room/temp", "23", 2, 1, false, NULL);
+		midge_loop(c, 100);
+	}
+	midge_disconnect(c);
+	midge_client_free(c);
+	return got ? 0 : 3;
+}
+'''
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("destdir")
+    r = subprocess.run(["make", "-s", "install", "DESTDIR=%s" % dest, "PREFIX=%s" % PREFIX],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return dest
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    port = free_port()
+    conf = tmp_path / "m.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
+    p = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield port
+    p.terminate()
+    p.wait(10)
+
+
+def test_files_installed(installed):
+    root = installed / PREFIX.lstrip("/")
+    for f in ["bin/midge", "bin/midge_pub", "bin/midge_sub", "include/midge/midge.h",
+              "lib/libmidge.a", "lib/libmidge.so.0", "lib/libmidge.so",
+              "lib/pkgconfig/midge.pc", "share/man/man1/midge_pub.1",
+              "share/man/man1/midge_sub.1", "share/man/man5/midge.conf.5",
+              "share/man/man8/midge.8"]:
+        assert (root / f).exists(), f
+    pc = (root / "lib/pkgconfig/midge.pc").read_text()
+    assert "prefix=%s\n" % PREFIX in pc and "-lmidge" in pc
+
+
+def pkg_config(installed, *args):
+    env = dict(os.environ, PKG_CONFIG_PATH=str(installed / PREFIX.lstrip("/") / "lib/pkgconfig"),
+               PKG_CONFIG_SYSROOT_DIR=str(installed))
+    r = subprocess.run(["pkg-config", *args, "midge"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+@pytest.mark.parametrize("link", ["shared", "static"])
+def test_program_built_from_installed_files(installed, mosquitto, tmp_path, link):
+    src = tmp_path / "prog.c"
+    src.write_text("#include <stdlib.h>\n" + PROGRAM)
+    exe = tmp_path / "prog"
+    flags = pkg_config(installed, "--cflags", "--libs", *(["--static"] if link == "static" else []))
+    if link == "static":
+        libdir = installed / PREFIX.lstrip("/") / "lib"
+        flags = [f for f in flags if f != "-lmidge"] + [str(libdir / "libmidge.a"), "-lpthread",
+                                                        "-lssl", "-lcrypto"]
+    r = subprocess.run(["cc", "-Wall", "-Werror", str(src), "-o", str(exe), *flags],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    env = dict(os.environ, LD_LIBRARY_PATH=str(installed / PREFIX.lstrip("/") / "lib"))
+    r = subprocess.run([str(exe), str(mosquitto)], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == "room/temp, 23\n"
+    if link == "shared":
+        ldd = subprocess.run(["ldd", str(exe)], env=env, capture_output=True, text=True).stdout
+        assert "libmidge.so.0" in ldd
