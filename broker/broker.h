@@ -289,6 +289,10 @@ const char *mg_conn_name(const mg_conn *c); /* client id or "<unknown>" */
 /* ---- packet handling (handle.c, connect.c) ---- */
 int mg_handle_packet(mg_conn *c, const mg_packet *p);   /* 0 or closes c and returns -1 */
 int mg_handle_connect(mg_conn *c, const mg_packet *p);  /* 0, -1 closed, 1 handed off */
+int mg_handle_subscribe(mg_conn *c, const mg_packet *p);
+int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p);
+/* Log a protocol error with the client id, send DISCONNECT rc (5.0), close. Returns -1. */
+int mg_proto_err(mg_conn *c, uint8_t rc, const char *why);
 /* mount_point: prefix t with the connection's listener mount point into stack (cap bytes) or,
  * when longer, a malloc'd buffer returned in *heap (the caller frees it). Shared filters
  * keep "$share/group/" in front. Returns t itself without a mount point; .p NULL on ENOMEM. */
@@ -320,7 +324,7 @@ typedef struct mg_postv {
 
 typedef struct mg_stats {
 	atomic_uint_fast64_t msgs_recv, msgs_sent, pub_recv, pub_sent, pub_dropped,
-		bytes_recv, bytes_sent, conns_total;
+		bytes_recv, bytes_sent, conns_total, connects, pub_bytes_recv, pub_bytes_sent, expired;
 } mg_stats;
 
 struct mg_worker {

@@ -256,6 +256,7 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 			c->alias_max = 0;
 	}
 	mg_session_set_online(b, s, true);
+	atomic_fetch_add_explicit(&w->st.connects, 1, memory_order_relaxed);
 	int n = atomic_fetch_add(&b->n_clients, 1) + 1;
 	int mx = atomic_load(&b->max_clients);
 	while (n > mx && !atomic_compare_exchange_weak(&b->max_clients, &mx, n))

@@ -1,6 +1,6 @@
 /*
- * broker/handle.c - every packet after CONNECT: PUBLISH and its acks both ways, SUBSCRIBE,
- * UNSUBSCRIBE, PINGREQ, DISCONNECT; and routing a message to its subscribers.
+ * broker/handle.c - every packet after CONNECT: PUBLISH and its acks both ways, PINGREQ,
+ * DISCONNECT (SUBSCRIBE and UNSUBSCRIBE are in subscribe.c, routing in route.c).
  */
 #include "broker/broker.h"
 #include "broker/log.h"
@@ -8,52 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- routing ---- */
-
-int mg_route(mg_worker *w, mg_msg *m, void *publisher)
-{
-	mg_broker *b = w->b;
-	int n = mg_subtree_match(b->tree, m->topic, m->topic_len, publisher, mg_eligible, b, &w->ms);
-	for (int i = 0; i < n; i++) {
-		const mg_match *x = &w->ms.m[i];
-		int owner = mg_handle_owner(b, x->subscriber);
-		if (owner < 0)
-			continue;
-		mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < x->qos ? m->qos : x->qos,
-		               .retain = x->retain_as_published ? m->retain : false };
-		if (x->n_ids)
-			mg_qitem_set_ids(&q, w->ms.ids + x->ids_off, x->n_ids);
-		if (owner == w->idx) {
-			mg_session *s = mg_session_resolve(w, x->subscriber);
-			if (s)
-				mg_session_deliver(w, s, &q);
-			else
-				mg_qitem_clear(&q);
-		} else {
-			mg_post p = { .kind = MG_POST_DELIVER, .handle = x->subscriber, .it = q };
-			mg_worker_post(w, owner, &p);
-		}
-	}
-	return n < 0 ? 0 : n;
-}
-
-static void retain_ref(void *v) { mg_msg_ref(v); }
-static void retain_unref(void *v) { mg_msg_unref(v); }
-
-mg_retain *mg_broker_retain_new(void)
-{
-	return mg_retain_new(retain_ref, retain_unref);
-}
-
-int mg_publish_msg(mg_worker *w, mg_msg *m, void *publisher)
-{
-	if (m->retain && w->b->cfg->retain_available) {
-		mg_retain_set(w->b->retain, m->topic, m->topic_len, m->payload_len ? m : NULL);
-		mg_store_retained(m->topic, m->topic_len, m->payload_len ? m : NULL);
-	}
-	return mg_route(w, m, publisher);
-}
 
 /* ---- helpers ---- */
 
@@ -86,7 +40,7 @@ static void send_ack(mg_conn *c, int type, uint16_t mid, uint8_t rc)
 	mg_conn_send(c, &p);
 }
 
-static int proto_err(mg_conn *c, uint8_t rc, const char *why)
+int mg_proto_err(mg_conn *c, uint8_t rc, const char *why)
 {
 	mg_log(MG_LOG_INFO, "Protocol error from %s: %s.", c->id, why);
 	mg_conn_disconnect(c, rc, rc == MG_RC_MALFORMED ? MG_CLOSE_MALFORMED : MG_CLOSE_PROTOCOL);
@@ -120,29 +74,30 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	mg_publish pub = p->u.publish;
 
 	if (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID))
-		return proto_err(c, MG_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH [MQTT-3.3.4-6]");
+		return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH [MQTT-3.3.4-6]");
 	if (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS))) {
 		uint16_t a = p->props.topic_alias;
 		if (a == 0 || a > c->alias_max)
-			return proto_err(c, MG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+			return mg_proto_err(c, MG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
 		if (pub.topic.len) {
 			char *t = malloc(pub.topic.len + 1);
 			if (!t)
-				return proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
+				return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
 			memcpy(t, pub.topic.p, pub.topic.len);
 			t[pub.topic.len] = 0;
 			free(c->alias[a]);
 			c->alias[a] = t;
 			c->alias_len[a] = (uint16_t)pub.topic.len;
 		} else if (!c->alias[a]) {
-			return proto_err(c, MG_RC_PROTOCOL_ERROR, "unknown topic alias");
+			return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "unknown topic alias");
 		} else {
 			pub.topic = (mg_bytes){ (const uint8_t *)c->alias[a], c->alias_len[a] };
 		}
 	} else if (pub.topic.len == 0) {
-		return proto_err(c, MG_RC_PROTOCOL_ERROR, "empty topic");
+		return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "empty topic");
 	}
 	atomic_fetch_add_explicit(&w->st.pub_recv, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->st.pub_bytes_recv, pub.payload.len, memory_order_relaxed);
 	if (mg_log_enabled(MG_LOG_DEBUG))
 		mg_log_publish("Received PUBLISH from", c->id, &pub, pub.payload.len);
 
@@ -153,7 +108,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	}
 	if (pub.retain && !cfg->retain_available) {
 		if (c->level == MG_V5)
-			return proto_err(c, MG_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+			return mg_proto_err(c, MG_RC_RETAIN_NOT_SUPPORTED, "retain not available");
 		pub.retain = false;
 	}
 	if (cfg->message_size_limit && pub.payload.len > cfg->message_size_limit) {
@@ -169,7 +124,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	}
 	uint16_t recv_max = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
 	if (pub.qos == 2 && s->n_inq2 >= recv_max && c->level == MG_V5)
-		return proto_err(c, MG_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+		return mg_proto_err(c, MG_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
 
 	uint8_t mbuf[256], *heap;
 	mg_bytes topic = mg_mount(c, pub.topic, false, mbuf, sizeof mbuf, &heap);
@@ -179,14 +134,14 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	                    : NULL;
 	free(heap);
 	if (!m)
-		return proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
+		return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
 	if (pub.qos == 2) {
 		if (s->n_inq2 == s->cap_inq2) {
 			size_t nc = s->cap_inq2 ? s->cap_inq2 * 2 : 8;
 			mg_inq2 *v = realloc(s->inq2, nc * sizeof *v);
 			if (!v) {
 				mg_msg_unref(m);
-				return proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
+				return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
 			}
 			s->inq2 = v;
 			s->cap_inq2 = nc;
@@ -263,163 +218,13 @@ static int handle_ack(mg_conn *c, const mg_packet *p)
 	return 0;
 }
 
-/* ---- SUBSCRIBE / UNSUBSCRIBE ---- */
-
-static int sub_record(mg_session *s, const uint8_t *f, size_t len)
-{
-	for (size_t i = 0; i < s->n_subs; i++)
-		if (strlen(s->subs[i]) == len && memcmp(s->subs[i], f, len) == 0)
-			return 0;
-	if (s->n_subs == s->cap_subs) {
-		size_t nc = s->cap_subs ? s->cap_subs * 2 : 4;
-		char **v = realloc(s->subs, nc * sizeof *v);
-		if (!v)
-			return -1;
-		s->subs = v;
-		s->cap_subs = nc;
-	}
-	char *t = malloc(len + 1);
-	if (!t)
-		return -1;
-	memcpy(t, f, len);
-	t[len] = 0;
-	s->subs[s->n_subs++] = t;
-	return 0;
-}
-
-static void sub_forget(mg_session *s, const uint8_t *f, size_t len)
-{
-	for (size_t i = 0; i < s->n_subs; i++)
-		if (strlen(s->subs[i]) == len && memcmp(s->subs[i], f, len) == 0) {
-			free(s->subs[i]);
-			s->subs[i] = s->subs[--s->n_subs];
-			return;
-		}
-}
-
-typedef struct retained_ctx {
-	mg_worker *w;
-	mg_session *s;
-	uint8_t qos;
-	uint32_t sub_id;
-} retained_ctx;
-
-static int send_retained(void *ctx, const uint8_t *topic, size_t tlen, void *v)
-{
-	retained_ctx *r = ctx;
-	mg_msg *m = v;
-	(void)topic;
-	(void)tlen;
-	if (mg_msg_expired(m, mg_loop_now_ms(r->w->loop)))
-		return 0;
-	mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < r->qos ? m->qos : r->qos, .retain = true };
-	if (r->sub_id)
-		mg_qitem_set_ids(&q, &r->sub_id, 1);
-	mg_session_deliver(r->w, r->s, &q);
-	return 0;
-}
-
-static int handle_subscribe(mg_conn *c, const mg_packet *p)
-{
-	mg_worker *w = c->w;
-	mg_session *s = c->s;
-	mg_broker *b = w->b;
-	uint32_t sub_id = (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID)))
-	                  ? p->props.subscription_id : 0;
-	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
-	struct want { mg_bytes f; uint8_t qos; } want[p->u.sub.count ? p->u.sub.count : 1];
-	size_t n_want = 0, n = 0, n_heaps = 0;
-	/* mounted filters must live until the retained messages are sent */
-	uint8_t (*mbuf)[128] = c->mp_len ? malloc((size_t)(p->u.sub.count ? p->u.sub.count : 1) * 128) : NULL;
-	uint8_t *heaps[p->u.sub.count ? p->u.sub.count : 1];
-	mg_log(MG_LOG_DEBUG, "Received SUBSCRIBE from %s", c->id);
-	uint32_t off = 0;
-	mg_bytes f;
-	mg_subopts o;
-	while (mg_sub_next(p, &off, &f, &o)) {
-		mg_log(MG_LOG_DEBUG, "\t%.*s (QoS %d)", (int)f.len, (const char *)f.p, o.qos);
-		if (c->level != MG_V5)
-			o = (mg_subopts){ .qos = o.qos };
-		mg_bytes group, inner;
-		int shared = mg_share_parse(f.p, f.len, &group, &inner);
-		uint8_t *heap;
-		f = mg_mount(c, f, true, mbuf ? mbuf[n] : NULL, mbuf ? sizeof mbuf[n] : 0, &heap);
-		if (heap)
-			heaps[n_heaps++] = heap;
-		if (!f.p) {
-			codes[n++] = 0x80;
-			continue;
-		}
-		if (shared == 1 && o.no_local && c->level == MG_V5) {
-			while (n_heaps)
-				free(heaps[--n_heaps]);
-			free(mbuf);
-			return proto_err(c, MG_RC_PROTOCOL_ERROR, "no local on a shared subscription");
-		}
-		uint8_t rc = o.qos;
-		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->handle, o, sub_id);
-		if (r < 0) {
-			rc = shared < 0 && c->level == MG_V5 ? MG_RC_TOPIC_FILTER_INVALID : 0x80;
-		} else {
-			if (r == 0 && sub_record(s, f.p, f.len) < 0) {
-				mg_subtree_remove(b->tree, f.p, f.len, s->handle);
-				rc = 0x80;
-			} else {
-				mg_store_sub_added(s, f.p, f.len, o, sub_id);
-				mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s", c->id, o.qos, (int)f.len, (const char *)f.p);
-				if (shared != 1 && (o.retain_handling == 0 || (o.retain_handling == 1 && r == 0)))
-					want[n_want++] = (struct want){ f, o.qos };
-			}
-		}
-		codes[n++] = rc;
-	}
-	mg_packet ack = { .type = MG_SUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
-	mg_log(MG_LOG_DEBUG, "Sending SUBACK to %s", c->id);
-	mg_conn_send(c, &ack);
-	for (size_t i = 0; i < n_want; i++) {
-		retained_ctx r = { w, s, want[i].qos, sub_id };
-		mg_retain_match(b->retain, want[i].f.p, want[i].f.len, send_retained, &r);
-	}
-	while (n_heaps)
-		free(heaps[--n_heaps]);
-	free(mbuf);
-	return 0;
-}
-
-static int handle_unsubscribe(mg_conn *c, const mg_packet *p)
-{
-	mg_session *s = c->s;
-	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
-	size_t n = 0;
-	mg_log(MG_LOG_DEBUG, "Received UNSUBSCRIBE from %s", c->id);
-	uint32_t off = 0;
-	mg_bytes f;
-	while (mg_sub_next(p, &off, &f, NULL)) {
-		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)f.len, (const char *)f.p);
-		uint8_t mb[256], *heap;
-		mg_bytes mf = mg_mount(c, f, true, mb, sizeof mb, &heap);
-		int r = mf.p ? mg_subtree_remove(c->w->b->tree, mf.p, mf.len, s->handle) : -1;
-		if (r == 0) {
-			sub_forget(s, mf.p, mf.len);
-			mg_store_sub_removed(s, mf.p, mf.len);
-		}
-		free(heap);
-		mg_log(MG_LOG_UNSUBSCRIBE, "%s %.*s", c->id, (int)f.len, (const char *)f.p);
-		codes[n++] = r == 0 ? 0 : MG_RC_NO_SUBSCRIPTION_EXISTED;
-	}
-	mg_packet ack = { .type = MG_UNSUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
-	mg_log(MG_LOG_DEBUG, "Sending UNSUBACK to %s", c->id);
-	mg_conn_send(c, &ack);
-	return 0;
-}
-
 static int handle_disconnect(mg_conn *c, const mg_packet *p)
 {
 	mg_log(MG_LOG_DEBUG, "Received DISCONNECT from %s", c->id);
 	if (c->level == MG_V5) {
 		if (p->props.present & MG_PROP_BIT(MG_PROP_SESSION_EXPIRY)) {
 			if (c->s->expiry == 0 && p->props.session_expiry != 0)
-				return proto_err(c, MG_RC_PROTOCOL_ERROR, "session expiry set on DISCONNECT after 0");
+				return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "session expiry set on DISCONNECT after 0");
 			c->s->expiry = p->props.session_expiry;
 		}
 		c->will_on_close = p->reason_code == MG_RC_DISCONNECT_WITH_WILL;
@@ -440,9 +245,9 @@ int mg_handle_packet(mg_conn *c, const mg_packet *p)
 	case MG_PUBREL:
 		return handle_pubrel(c, p);
 	case MG_SUBSCRIBE:
-		return handle_subscribe(c, p);
+		return mg_handle_subscribe(c, p);
 	case MG_UNSUBSCRIBE:
-		return handle_unsubscribe(c, p);
+		return mg_handle_unsubscribe(c, p);
 	case MG_PINGREQ: {
 		mg_log(MG_LOG_DEBUG, "Received PINGREQ from %s", c->id);
 		mg_packet r = { .type = MG_PINGRESP };
@@ -457,6 +262,6 @@ int mg_handle_packet(mg_conn *c, const mg_packet *p)
 		mg_conn_disconnect(c, MG_RC_PROTOCOL_ERROR, MG_CLOSE_PROTOCOL);
 		return -1;
 	default:
-		return proto_err(c, MG_RC_PROTOCOL_ERROR, "unexpected packet");
+		return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "unexpected packet");
 	}
 }

@@ -59,11 +59,12 @@ int main(int argc, char **argv)
 	int rc = 1;
 	mg_config_init(&cfg);
 	int r = mg_cli_parse(argc, argv, &cli, err, sizeof err);
-	if (r != 0) {
+	if (r != 0) { /* like mosquitto: the error if any, the usage, exit status 3 */
 		if (r < 0)
 			fprintf(stderr, "%s\n", err);
+		fputs(mg_usage(), stdout);
 		mg_config_free(&cfg);
-		return r > 0 ? 0 : 1;
+		return 3;
 	}
 	if (cli.config_file && mg_config_load(&cfg, cli.config_file, err, sizeof err) < 0) {
 		fprintf(stderr, "%s\n", err);
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (cli.daemon && daemonize() < 0) {
-		fprintf(stderr, "Error: unable to run in the background: %s\n", strerror(errno));
+		fprintf(stderr, "Error: Unable to run in the background: %s.\n", strerror(errno));
 		mg_config_free(&cfg);
 		return 1;
 	}

@@ -104,6 +104,7 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 		mg_log_publish("Sending PUBLISH to", c->id, &pub, m->payload_len);
 	mg_conn_commit(c, n, m->payload_len ? mg_msg_ref(m) : NULL);
 	atomic_fetch_add_explicit(&w->st.pub_sent, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->st.pub_bytes_sent, m->payload_len, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->st.msgs_sent, 1, memory_order_relaxed);
 	return 0;
 }

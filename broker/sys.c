@@ -7,14 +7,15 @@
 #include "broker/log.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 enum { L_MSG_RECV, L_MSG_SENT, L_PUB_RECV, L_PUB_SENT, L_PUB_DROP, L_BYTES_RECV, L_BYTES_SENT,
-       L_CONNS, L_N };
+       L_SOCKETS, L_CONNECTS, L_N };
 static const char *load_names[L_N] = { "messages/received", "messages/sent", "publish/received",
-	"publish/sent", "publish/dropped", "bytes/received", "bytes/sent", "connections" };
+	"publish/sent", "publish/dropped", "bytes/received", "bytes/sent", "sockets", "connections" };
 
 static struct {
 	int64_t last_ms;
@@ -42,6 +43,14 @@ static void pub(mg_worker *w, const char *topic, const char *fmt, ...)
 	}
 }
 
+static uint64_t sum1(mg_broker *b, size_t off)
+{
+	uint64_t t = 0;
+	for (int i = 0; i < b->nworkers; i++)
+		t += atomic_load_explicit((atomic_uint_fast64_t *)((char *)&b->w[i].st + off), memory_order_relaxed);
+	return t;
+}
+
 static void sums(mg_broker *b, uint64_t v[L_N])
 {
 	memset(v, 0, sizeof(uint64_t) * L_N);
@@ -54,7 +63,8 @@ static void sums(mg_broker *b, uint64_t v[L_N])
 		v[L_PUB_DROP] += atomic_load_explicit(&s->pub_dropped, memory_order_relaxed);
 		v[L_BYTES_RECV] += atomic_load_explicit(&s->bytes_recv, memory_order_relaxed);
 		v[L_BYTES_SENT] += atomic_load_explicit(&s->bytes_sent, memory_order_relaxed);
-		v[L_CONNS] += atomic_load_explicit(&s->conns_total, memory_order_relaxed);
+		v[L_SOCKETS] += atomic_load_explicit(&s->conns_total, memory_order_relaxed);
+		v[L_CONNECTS] += atomic_load_explicit(&s->connects, memory_order_relaxed);
 	}
 }
 
@@ -106,6 +116,11 @@ void mg_sys_tick(mg_worker *w)
 	pub(w, "$SYS/broker/publish/messages/received", "%llu", (unsigned long long)v[L_PUB_RECV]);
 	pub(w, "$SYS/broker/publish/messages/sent", "%llu", (unsigned long long)v[L_PUB_SENT]);
 	pub(w, "$SYS/broker/publish/messages/dropped", "%llu", (unsigned long long)v[L_PUB_DROP]);
+	pub(w, "$SYS/broker/clients/expired", "%llu", (unsigned long long)sum1(b, offsetof(mg_stats, expired)));
+	pub(w, "$SYS/broker/publish/bytes/received", "%llu",
+	    (unsigned long long)sum1(b, offsetof(mg_stats, pub_bytes_recv)));
+	pub(w, "$SYS/broker/publish/bytes/sent", "%llu",
+	    (unsigned long long)sum1(b, offsetof(mg_stats, pub_bytes_sent)));
 	pub(w, "$SYS/broker/bytes/received", "%llu", (unsigned long long)v[L_BYTES_RECV]);
 	pub(w, "$SYS/broker/bytes/sent", "%llu", (unsigned long long)v[L_BYTES_SENT]);
 	pub(w, "$SYS/broker/subscriptions/count", "%zu", mg_subtree_count(b->tree));

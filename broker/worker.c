@@ -176,6 +176,7 @@ static void tick(mg_loop *l, void *ud)
 			if (s->will)
 				mg_will_publish(w, s);
 			mg_log(MG_LOG_NOTICE, "Expiring client %s.", s->id);
+			atomic_fetch_add_explicit(&w->st.expired, 1, memory_order_relaxed);
 			n = s->next; /* publishing the will never frees a session: n is still valid */
 			mg_session_destroy(w, s);
 		}

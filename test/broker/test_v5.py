@@ -549,7 +549,7 @@ def test_MQTT_4_12_0_1_unsupported_auth_method(raw):
 
 def test_retain_available_false(broker_factory):
     """retain_available false: CONNACK says Retain Available 0; a retained PUBLISH is a
-    protocol error answered with DISCONNECT 0x9A ([MQTT-3.3.1-?], 3.2.2.3.5)."""
+    protocol error answered with DISCONNECT 0x9A (5.0 3.2.2.3.5, 3.3.1.3)."""
     b = broker_factory(extra=["retain_available false"])
     c = m.RawClient(b.port, version=5)
     try:
@@ -581,7 +581,7 @@ def test_message_expiry_live_delivery_forwarded(raw):
 
 
 def test_topic_alias_outbound_valid_if_used(raw):
-    """[MQTT-3.3.2-?] If the server uses topic aliases towards a client that allows them
+    """5.0 3.3.2.3.4: if the server uses topic aliases towards a client that allows them
     (Topic Alias Maximum 5), each alias is within 1..5, and an alias is only sent without a
     topic after it was established with one."""
     s = c5(raw, "tao", properties=[(m.P_TOPIC_ALIAS_MAXIMUM, 5)])
@@ -614,3 +614,64 @@ def test_topic_alias_never_sent_when_client_allows_none(raw):
     for _ in range(3):
         g = s.recv_publish()
         assert g.topic == "tan/t" and g.props.get(m.P_TOPIC_ALIAS) is None
+
+
+def test_will_sent_when_session_ends_before_will_delay(raw):
+    """3.1.3.2.2: the will is published when the Will Delay Interval passes *or the session
+    ends*, whichever is first: session expiry 1 s, will delay 30 s -> will after ~1 s."""
+    w = c5(raw, "wse")
+    w.subscribe([("wse/t", 0)])
+    c = c5(raw, "wsed", properties=[(m.P_SESSION_EXPIRY, 1)],
+           will=dict(topic="wse/t", payload=b"ended", properties=[(m.P_WILL_DELAY, 30)]))
+    c.abort()
+    assert w.recv_publish(timeout=4).payload == b"ended"
+
+
+@pytest.mark.mosquitto_xfail("waits the Will Delay even though the session ended at once")
+def test_will_delay_with_session_expiry_zero_publishes_at_once(raw):
+    """3.1.3.2.2: session expiry 0 ends the session with the connection, so a will with a
+    30 s delay is published at once."""
+    w = c5(raw, "wz")
+    w.subscribe([("wz/t", 0)])
+    c = c5(raw, "wzd", will=dict(topic="wz/t", payload=b"now",
+                                 properties=[(m.P_WILL_DELAY, 30)]))
+    c.abort()
+    assert w.recv_publish(timeout=2).payload == b"now"
+
+
+def test_subscription_identifier_on_retained_delivery(raw):
+    """[MQTT-3.3.4-3] A retained message sent because of a SUBSCRIBE carries that
+    subscription's identifier."""
+    pub5(raw, "sidr/t", b"kept", retain=True)
+    s = c5(raw, "sidr")
+    s.subscribe([("sidr/t", 1)], properties=[(m.P_SUBSCRIPTION_ID, 42)])
+    p = s.recv_publish()
+    assert p.retain and p.props.all(m.P_SUBSCRIPTION_ID) == [42]
+
+
+def test_receive_maximum_counts_qos2_until_pubcomp(raw):
+    """5.0 4.9 Flow Control: a QoS 2 message counts against the client's Receive Maximum until
+    its PUBCOMP, not its PUBREC."""
+    s = c5(raw, "rm2", properties=[(m.P_RECEIVE_MAXIMUM, 1)])
+    s.subscribe([("rm2/t", 2)])
+    p = c5(raw, "rm2-p")
+    p.publish("rm2/t", b"a", qos=2, pid=1)
+    p.publish("rm2/t", b"b", qos=2, pid=2)
+    first = s.expect(m.PUBLISH)
+    assert first.payload == b"a"
+    s.send(m.pubrec(first.pid))
+    assert s.expect(m.PUBREL).pid == first.pid
+    s.expect_nothing(0.5)  # "b" must wait for the PUBCOMP
+    s.send(m.pubcomp(first.pid))
+    assert s.recv_publish().payload == b"b"
+
+
+def test_retained_too_large_for_client_not_sent(raw):
+    """[MQTT-3.1.2-25] also for retained messages sent on SUBSCRIBE."""
+    pub5(raw, "rbig/a", b"A" * 300, retain=True)
+    pub5(raw, "rbig/b", b"ok", retain=True, cid="p5b")
+    s = c5(raw, "rbig", properties=[(m.P_MAXIMUM_PACKET_SIZE, 100)])
+    s.subscribe([("rbig/+", 1)])
+    got = s.recv_publish()
+    assert (got.topic, got.payload) == ("rbig/b", b"ok")
+    s.expect_nothing(0.3)

@@ -1,0 +1,52 @@
+/*
+ * broker/route.c - a message to every matching subscriber: match in the shared tree, then
+ * deliver to sessions of this worker directly and to other workers through their inboxes.
+ * Retained messages are set here too (the retained store holds mg_msg references).
+ */
+#include "broker/broker.h"
+#include "broker/store.h"
+
+int mg_route(mg_worker *w, mg_msg *m, void *publisher)
+{
+	mg_broker *b = w->b;
+	int n = mg_subtree_match(b->tree, m->topic, m->topic_len, publisher, mg_eligible, b, &w->ms);
+	for (int i = 0; i < n; i++) {
+		const mg_match *x = &w->ms.m[i];
+		int owner = mg_handle_owner(b, x->subscriber);
+		if (owner < 0)
+			continue;
+		mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < x->qos ? m->qos : x->qos,
+		               .retain = x->retain_as_published ? m->retain : false };
+		if (x->n_ids)
+			mg_qitem_set_ids(&q, w->ms.ids + x->ids_off, x->n_ids);
+		if (owner == w->idx) {
+			mg_session *s = mg_session_resolve(w, x->subscriber);
+			if (s)
+				mg_session_deliver(w, s, &q);
+			else
+				mg_qitem_clear(&q);
+		} else {
+			mg_post p = { .kind = MG_POST_DELIVER, .handle = x->subscriber, .it = q };
+			mg_worker_post(w, owner, &p);
+		}
+	}
+	return n < 0 ? 0 : n;
+}
+
+static void retain_ref(void *v) { mg_msg_ref(v); }
+static void retain_unref(void *v) { mg_msg_unref(v); }
+
+mg_retain *mg_broker_retain_new(void)
+{
+	return mg_retain_new(retain_ref, retain_unref);
+}
+
+int mg_publish_msg(mg_worker *w, mg_msg *m, void *publisher)
+{
+	if (m->retain && w->b->cfg->retain_available) {
+		mg_retain_set(w->b->retain, m->topic, m->topic_len, m->payload_len ? m : NULL);
+		mg_store_retained(m->topic, m->topic_len, m->payload_len ? m : NULL);
+	}
+	return mg_route(w, m, publisher);
+}
+

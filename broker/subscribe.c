@@ -1,0 +1,159 @@
+/*
+ * broker/subscribe.c - SUBSCRIBE and UNSUBSCRIBE: the tree, the session's own list of its
+ * filters, retained messages after the SUBACK (retain handling 0/1/2), mount points.
+ */
+#include "broker/broker.h"
+#include "broker/log.h"
+#include "broker/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int sub_record(mg_session *s, const uint8_t *f, size_t len)
+{
+	for (size_t i = 0; i < s->n_subs; i++)
+		if (strlen(s->subs[i]) == len && memcmp(s->subs[i], f, len) == 0)
+			return 0;
+	if (s->n_subs == s->cap_subs) {
+		size_t nc = s->cap_subs ? s->cap_subs * 2 : 4;
+		char **v = realloc(s->subs, nc * sizeof *v);
+		if (!v)
+			return -1;
+		s->subs = v;
+		s->cap_subs = nc;
+	}
+	char *t = malloc(len + 1);
+	if (!t)
+		return -1;
+	memcpy(t, f, len);
+	t[len] = 0;
+	s->subs[s->n_subs++] = t;
+	return 0;
+}
+
+static void sub_forget(mg_session *s, const uint8_t *f, size_t len)
+{
+	for (size_t i = 0; i < s->n_subs; i++)
+		if (strlen(s->subs[i]) == len && memcmp(s->subs[i], f, len) == 0) {
+			free(s->subs[i]);
+			s->subs[i] = s->subs[--s->n_subs];
+			return;
+		}
+}
+
+typedef struct retained_ctx {
+	mg_worker *w;
+	mg_session *s;
+	uint8_t qos;
+	uint32_t sub_id;
+} retained_ctx;
+
+static int send_retained(void *ctx, const uint8_t *topic, size_t tlen, void *v)
+{
+	retained_ctx *r = ctx;
+	mg_msg *m = v;
+	(void)topic;
+	(void)tlen;
+	if (mg_msg_expired(m, mg_loop_now_ms(r->w->loop)))
+		return 0;
+	mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < r->qos ? m->qos : r->qos, .retain = true };
+	if (r->sub_id)
+		mg_qitem_set_ids(&q, &r->sub_id, 1);
+	mg_session_deliver(r->w, r->s, &q);
+	return 0;
+}
+
+int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
+{
+	mg_worker *w = c->w;
+	mg_session *s = c->s;
+	mg_broker *b = w->b;
+	uint32_t sub_id = (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID)))
+	                  ? p->props.subscription_id : 0;
+	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
+	struct want { mg_bytes f; uint8_t qos; } want[p->u.sub.count ? p->u.sub.count : 1];
+	size_t n_want = 0, n = 0, n_heaps = 0;
+	/* mounted filters must live until the retained messages are sent */
+	uint8_t (*mbuf)[128] = c->mp_len ? malloc((size_t)(p->u.sub.count ? p->u.sub.count : 1) * 128) : NULL;
+	uint8_t *heaps[p->u.sub.count ? p->u.sub.count : 1];
+	mg_log(MG_LOG_DEBUG, "Received SUBSCRIBE from %s", c->id);
+	uint32_t off = 0;
+	mg_bytes f;
+	mg_subopts o;
+	while (mg_sub_next(p, &off, &f, &o)) {
+		mg_log(MG_LOG_DEBUG, "\t%.*s (QoS %d)", (int)f.len, (const char *)f.p, o.qos);
+		if (c->level != MG_V5)
+			o = (mg_subopts){ .qos = o.qos };
+		mg_bytes group, inner;
+		int shared = mg_share_parse(f.p, f.len, &group, &inner);
+		uint8_t *heap;
+		f = mg_mount(c, f, true, mbuf ? mbuf[n] : NULL, mbuf ? sizeof mbuf[n] : 0, &heap);
+		if (heap)
+			heaps[n_heaps++] = heap;
+		if (!f.p) {
+			codes[n++] = 0x80;
+			continue;
+		}
+		if (shared == 1 && o.no_local && c->level == MG_V5) {
+			while (n_heaps)
+				free(heaps[--n_heaps]);
+			free(mbuf);
+			return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "no local on a shared subscription");
+		}
+		uint8_t rc = o.qos;
+		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->handle, o, sub_id);
+		if (r < 0) {
+			rc = shared < 0 && c->level == MG_V5 ? MG_RC_TOPIC_FILTER_INVALID : 0x80;
+		} else {
+			if (r == 0 && sub_record(s, f.p, f.len) < 0) {
+				mg_subtree_remove(b->tree, f.p, f.len, s->handle);
+				rc = 0x80;
+			} else {
+				mg_store_sub_added(s, f.p, f.len, o, sub_id);
+				mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s", c->id, o.qos, (int)f.len, (const char *)f.p);
+				if (shared != 1 && (o.retain_handling == 0 || (o.retain_handling == 1 && r == 0)))
+					want[n_want++] = (struct want){ f, o.qos };
+			}
+		}
+		codes[n++] = rc;
+	}
+	mg_packet ack = { .type = MG_SUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
+	mg_log(MG_LOG_DEBUG, "Sending SUBACK to %s", c->id);
+	mg_conn_send(c, &ack);
+	for (size_t i = 0; i < n_want; i++) {
+		retained_ctx r = { w, s, want[i].qos, sub_id };
+		mg_retain_match(b->retain, want[i].f.p, want[i].f.len, send_retained, &r);
+	}
+	while (n_heaps)
+		free(heaps[--n_heaps]);
+	free(mbuf);
+	return 0;
+}
+
+int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p)
+{
+	mg_session *s = c->s;
+	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
+	size_t n = 0;
+	mg_log(MG_LOG_DEBUG, "Received UNSUBSCRIBE from %s", c->id);
+	uint32_t off = 0;
+	mg_bytes f;
+	while (mg_sub_next(p, &off, &f, NULL)) {
+		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)f.len, (const char *)f.p);
+		uint8_t mb[256], *heap;
+		mg_bytes mf = mg_mount(c, f, true, mb, sizeof mb, &heap);
+		int r = mf.p ? mg_subtree_remove(c->w->b->tree, mf.p, mf.len, s->handle) : -1;
+		if (r == 0) {
+			sub_forget(s, mf.p, mf.len);
+			mg_store_sub_removed(s, mf.p, mf.len);
+		}
+		free(heap);
+		mg_log(MG_LOG_UNSUBSCRIBE, "%s %.*s", c->id, (int)f.len, (const char *)f.p);
+		codes[n++] = r == 0 ? 0 : MG_RC_NO_SUBSCRIPTION_EXISTED;
+	}
+	mg_packet ack = { .type = MG_UNSUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
+	mg_log(MG_LOG_DEBUG, "Sending UNSUBACK to %s", c->id);
+	mg_conn_send(c, &ack);
+	return 0;
+}
+
