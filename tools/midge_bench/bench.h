@@ -108,6 +108,7 @@ typedef struct mb_stats {
 	uint64_t closed;                 /* connections the broker closed under us */
 	uint64_t connect_fail;
 	mb_hist lat;
+	mb_hist lag;                     /* open loop: write time minus due time, in the generator */
 } mb_stats;
 
 /* ---- connections ---- */

@@ -327,6 +327,7 @@ static void collect(mb_run *g, mb_result *res)
 {
 	mb_stats *s = &res->st;
 	mb_hist_init(&s->lat);
+	mb_hist_init(&s->lag);
 	for (int t = 0; t < g->o.threads; t++) {
 		mb_stats *x = &g->w[t].st;
 		s->sent += x->sent;
@@ -345,6 +346,7 @@ static void collect(mb_run *g, mb_result *res)
 		s->closed += x->closed;
 		s->connect_fail += x->connect_fail;
 		mb_hist_merge(&s->lat, &x->lat);
+		mb_hist_merge(&s->lag, &x->lag);
 	}
 	for (int i = 0; i < g->nsubs; i++) {
 		mb_sub *sb = &g->subs[i];
@@ -384,6 +386,7 @@ int main(int argc, char **argv)
 		w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		w->wake = xcalloc(o->threads, 1);
 		mb_hist_init(&w->st.lat);
+		mb_hist_init(&w->st.lag);
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 		if (w->ep < 0 || w->evfd < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ev) < 0) {
 			perror("midge_bench: epoll");

@@ -62,6 +62,9 @@ static void json(const mb_run *g, const mb_result *r)
 	       (unsigned long long)h->n, h->n ? us(h->min) : 0, h->n ? us(h->sum / h->n) : 0,
 	       us(mb_hist_pct(h, 50)), us(mb_hist_pct(h, 90)), us(mb_hist_pct(h, 99)),
 	       us(mb_hist_pct(h, 99.9)), us(h->max));
+	const mb_hist *lg = &s->lag;
+	printf("\"send_lag_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},", us(mb_hist_pct(lg, 50)),
+	       us(mb_hist_pct(lg, 99)), us(lg->max));
 	double per_m = r->broker_cpu >= 0 && s->recv_win ? r->broker_cpu / (s->recv_win / 1e6) : -1;
 	double other = r->machine_cpu >= 0 && r->broker_cpu >= 0
 	                       ? r->machine_cpu - r->gen_cpu - r->broker_cpu : -1;
@@ -110,6 +113,9 @@ static void text(const mb_run *g, const mb_result *r)
 	printf("  latency    p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f us  (%llu samples)\n",
 	       us(mb_hist_pct(h, 50)), us(mb_hist_pct(h, 90)), us(mb_hist_pct(h, 99)),
 	       us(mb_hist_pct(h, 99.9)), us(h->max), (unsigned long long)h->n);
+	if (s->lag.n)
+		printf("  send lag   p50 %.1f  p99 %.1f  max %.1f us  (generator: write time - due time)\n",
+		       us(mb_hist_pct(&s->lag, 50)), us(mb_hist_pct(&s->lag, 99)), us(s->lag.max));
 	printf("  lost %llu  duplicated %llu  out of order %llu  (expected %llu deliveries)\n",
 	       (unsigned long long)r->lost, (unsigned long long)s->dup, (unsigned long long)s->ooo,
 	       (unsigned long long)r->expected);

@@ -110,8 +110,11 @@ static uint64_t service_pubs(mb_worker *w, uint64_t now)
 				return next;
 			}
 			w->st.sent++;
-			if (stamp >= g->t_warm && stamp < g->t_end)
+			if (stamp >= g->t_warm && stamp < g->t_end) {
 				w->st.sent_win++;
+				if (o->rate > 0) /* how late the generator itself was */
+					mb_hist_add(&w->st.lag, now - stamp);
+			}
 			k++;
 			if (c->filler || mb_conn_pending(c) > OUT_HIGH)
 				break;

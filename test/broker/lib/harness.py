@@ -70,6 +70,7 @@ class Broker:
         lines.append("allow_anonymous true")
         if IS_MIDGE:
             lines.append("threads %d" % threads)
+        self.conf_head = list(lines)  # what rewrite_conf keeps
         lines.extend(extra)
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -98,6 +99,12 @@ class Broker:
         self.stop(check=False)
         raise AssertionError("broker not listening on %d after %.0f s:\n%s"
                              % (self.port, timeout, self.log()))
+
+    def rewrite_conf(self, extra=()):
+        """Rewrites the config file: the same listener / anonymous / threads lines, then
+        extra. The broker sees it on the next SIGHUP."""
+        with open(self.conf_path, "w") as f:
+            f.write("\n".join(self.conf_head + list(extra)) + "\n")
 
     def log(self):
         try:
