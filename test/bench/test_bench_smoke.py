@@ -30,6 +30,10 @@ ENV.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
 ENV.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1")
 USE_MIDGE = conftest.IS_MIDGE and os.access(conftest.MIDGE_BIN, os.X_OK)
 LIMITS = ["max_queued_messages 100000", "max_inflight_messages 1000"]
+# mosquitto 2.0.11 with an outgoing in-flight limit drops QoS 1 messages in a fan-in (its own
+# $SYS/broker/publish/messages/dropped counts exactly what midge_bench reports lost), so
+# against mosquitto, which is only the stand-in here, the limit is lifted
+MOSQUITTO_LIMITS = ["max_queued_messages 100000", "max_inflight_messages 0"]
 
 
 @pytest.fixture
@@ -40,7 +44,8 @@ def target(tmp_path, request, threads):
         return b.port, b.pid
     port = conftest.free_port()
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\n%s\n" % (port, "\n".join(LIMITS)))
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\n%s\n"
+                    % (port, "\n".join(MOSQUITTO_LIMITS)))
     logf = open(str(tmp_path / "mosquitto.log"), "wb")
     p = subprocess.Popen([conftest.MOSQUITTO_BIN, "-c", str(conf)], stdout=logf,
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -52,6 +52,7 @@ typedef struct mb_opts {
 	const char *ready_file;
 	const char *label;
 	double stall;    /* closed loop: forgive a window stuck this long (QoS 0 drops) */
+	bool verbose;    /* per-publisher counts on stderr at the end */
 } mb_opts;
 
 /* ---- hist.c: HDR-style log buckets, 64 sub-buckets per power of two (~1.6%) ---- */

@@ -54,7 +54,8 @@ static void usage(FILE *f)
 	        "      --stall SECS        closed loop: write off a window stuck this long (2)\n"
 	        "      --ready-file PATH   conn: create PATH once every connection is up\n"
 	        "      --label TEXT        a name for this run in the output\n"
-	        "  -j, --json              one JSON object instead of text\n");
+	        "  -j, --json              one JSON object instead of text\n"
+	        "  -v, --verbose           each publisher's counts on stderr at the end\n");
 }
 
 static double num(const char *opt, const char *s, double lo, double hi)
@@ -79,13 +80,13 @@ static void parse(int argc, char **argv, mb_opts *o)
 		{"rate", 1, 0, 'r'}, {"src-ips", 1, 0, 'i'}, {"broker-pid", 1, 0, 'P'},
 		{"connect-concurrency", 1, 0, 'C'}, {"keepalive", 1, 0, 'k'}, {"prefix", 1, 0, 'x'},
 		{"stall", 1, 0, 'T'}, {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'L'},
-		{"json", 0, 0, 'j'}, {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
+		{"json", 0, 0, 'j'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
 	*o = (mb_opts){.host = "127.0.0.1", .port = 1883, .size = 16, .duration = 5, .warmup = 1,
 	               .drain = 3, .clients = 1, .subscribers = 2, .protocol = 4, .threads = 2,
 	               .window = 256, .inflight = 0, .connect_conc = 32, .keepalive = 60,
 	               .stall = 2};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "h:p:q:s:d:w:c:S:V:t:r:j", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "h:p:q:s:d:w:c:S:V:t:r:jv", lo, NULL)) != -1) {
 		const char *n = NULL;
 		for (const struct option *x = lo; x->name; x++)
 			if (x->val == ch)
@@ -114,6 +115,7 @@ static void parse(int argc, char **argv, mb_opts *o)
 		case 'R': o->ready_file = optarg; break;
 		case 'L': o->label = optarg; break;
 		case 'j': o->json = true; break;
+		case 'v': o->verbose = true; break;
 		case 'H': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -363,6 +365,13 @@ static void collect(mb_run *g, mb_result *res)
 		res->inflight_end += atomic_load(&p->unacked);
 	}
 	res->lost = res->expected > unique ? res->expected - unique : 0;
+	for (int i = 0; g->o.verbose && i < g->npubs; i++) {
+		mb_pub *p = &g->pubs[i];
+		fprintf(stderr, "publisher %d (%s): sent %llu, delivered %llu of %llu, unacked %u\n", i,
+		        p->topic, (unsigned long long)atomic_load(&p->sent),
+		        (unsigned long long)atomic_load(&p->delivered),
+		        (unsigned long long)(atomic_load(&p->sent) * p->fan), atomic_load(&p->unacked));
+	}
 }
 
 int main(int argc, char **argv)
