@@ -164,7 +164,6 @@ struct mg_session {
 	uint32_t will_expiry; /* message expiry of the will, from when it is published; 0 none */
 	int64_t will_at;      /* ms: a delayed will is due */
 	bool dropping;        /* in a drop episode (logged once) */
-	int64_t drop_logged;  /* ms: episodes are logged at most every 10 s */
 	mg_session *next, *prev; /* the worker's list */
 };
 
@@ -256,6 +255,7 @@ struct mg_conn {
 	bool problem_info;
 	bool will_on_close;  /* DISCONNECT 0x04 or an unclean end */
 	bool handed_off;
+	bool anonymous;      /* connected without a user name */
 	bool read_paused;
 	bool throttled;      /* reading waits: another worker's inbox is too long */
 	int hops;            /* hand-offs so far (bounded) */
@@ -308,7 +308,7 @@ void mg_will_publish(mg_worker *w, mg_session *s);
 
 /* ---- workers (worker.c) ---- */
 
-enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE };
+enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE, MG_POST_SHUTDOWN };
 
 typedef struct mg_post {
 	int kind;

@@ -245,6 +245,7 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	c->id = s->id;
 	c->state = MG_CS_ACTIVE;
 	c->keepalive = ka;
+	c->anonymous = !k->has_username;
 	if (k->level == MG_V5) {
 		c->max_out = p->props.maximum_packet_size;
 		c->recv_max = p->props.receive_maximum ? p->props.receive_maximum : 65535;

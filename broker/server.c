@@ -108,12 +108,10 @@ int mg_broker_start(mg_broker *b, mg_config *cfg)
 	return 0;
 }
 
-/* SIGHUP: park every worker, reload, let them go. */
-static void reload(mg_broker *b)
+static void post_all(mg_broker *b, int kind)
 {
-	mg_log_reopen();
 	for (int i = 0; i < b->nworkers; i++) {
-		mg_post p = { .kind = MG_POST_PAUSE };
+		mg_post p = { .kind = kind };
 		mg_worker *w = &b->w[i];
 		pthread_mutex_lock(&w->inbox_mu);
 		bool was_empty = w->inbox.n == 0;
@@ -128,17 +126,27 @@ static void reload(mg_broker *b)
 		}
 		if (v->n < v->cap)
 			v->v[v->n++] = p;
+		atomic_store_explicit(&w->inbox_n, v->n, memory_order_relaxed);
 		pthread_mutex_unlock(&w->inbox_mu);
 		if (was_empty)
 			mg_loop_wake(w->loop);
 	}
+}
+
+/* SIGHUP: park every worker, reload, let them go. */
+static void reload(mg_broker *b)
+{
+	mg_log_reopen();
+	post_all(b, MG_POST_PAUSE);
 	pthread_barrier_wait(&b->pause);
 	char err[512];
-	if (mg_config_reload(b->cfg, err, sizeof err) < 0)
+	if (mg_config_reload(b->cfg, err, sizeof err) < 0) {
 		mg_log(MG_LOG_ERR, "%s", err);
-	else
+	} else {
 		mg_log_open(b->cfg);
-	mg_log(MG_LOG_NOTICE, "Reloaded configuration from %s.", b->cfg->config_path ? b->cfg->config_path : "(none)");
+		mg_log(MG_LOG_NOTICE, "Reloaded configuration from %s.",
+		       b->cfg->config_path ? b->cfg->config_path : "(none)");
+	}
 	pthread_barrier_wait(&b->pause);
 }
 
@@ -163,6 +171,10 @@ void mg_broker_run_signals(mg_broker *b)
 
 void mg_broker_stop(mg_broker *b)
 {
+	if (b->nstarted > 0 && b->nstarted == b->nworkers) {
+		post_all(b, MG_POST_SHUTDOWN); /* wills first: see shutdown_wills() */
+		pthread_barrier_wait(&b->pause);
+	}
 	for (int i = 0; i < b->nstarted; i++)
 		mg_loop_stop(b->w[i].loop);
 	for (int i = 0; i < b->nstarted; i++)

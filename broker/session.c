@@ -112,13 +112,9 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 static void count_drop(mg_worker *w, mg_session *s)
 {
 	atomic_fetch_add_explicit(&w->st.pub_dropped, 1, memory_order_relaxed);
-	if (!s->dropping) {
+	if (!s->dropping) { /* once per episode; the episode ends when the queue has drained */
 		s->dropping = true;
-		int64_t now = mg_loop_now_ms(w->loop);
-		if (!s->drop_logged || now - s->drop_logged >= 10000) {
-			s->drop_logged = now;
-			mg_log(MG_LOG_NOTICE, "Outgoing messages are being dropped for client %s.", s->id);
-		}
+		mg_log(MG_LOG_NOTICE, "Outgoing messages are being dropped for client %s.", s->id);
 	}
 }
 
@@ -173,7 +169,7 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 		return;
 	}
 	if ((cfg->max_queued_messages > 0 && s->queue.n >= (size_t)cfg->max_queued_messages) ||
-	    (cfg->max_queued_bytes > 0 && s->qbytes + q->m->payload_len > cfg->max_queued_bytes)) {
+	    (cfg->max_queued_bytes > 0 && s->qbytes >= cfg->max_queued_bytes)) { /* mosquitto: until exceeded */
 		count_drop(w, s);
 		mg_qitem_clear(q);
 		return;

@@ -66,6 +66,40 @@ void mg_worker_flush_outboxes(mg_worker *w)
 	}
 }
 
+/* After a reload: tightened access applies to who is connected, as mosquitto does. */
+static void recheck_access(mg_worker *w)
+{
+	if (w->b->cfg->allow_anonymous)
+		return;
+	for (mg_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		if (c->state == MG_CS_ACTIVE && c->anonymous)
+			mg_conn_disconnect(c, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
+	}
+}
+
+static void on_wake(mg_loop *l, void *ud);
+
+/* SIGTERM/SIGINT: the broker closes every connection without a DISCONNECT from the client,
+ * so their wills are due [MQTT-3.1.2-8]. Every worker publishes its clients' wills, waits
+ * until all have (barrier), takes the deliveries others sent it, flushes what it can
+ * without blocking, and stops. */
+static void shutdown_wills(mg_worker *w)
+{
+	for (mg_conn *c = w->conns; c; c = c->next)
+		if (c->state == MG_CS_ACTIVE && c->s && c->s->will)
+			mg_will_publish(w, c->s);
+	mg_worker_flush_outboxes(w);
+	pthread_barrier_wait(&w->b->pause);
+	on_wake(w->loop, w); /* the wills other workers routed here */
+	for (mg_conn *c = w->conns, *n; c; c = n) {
+		n = c->next;
+		if (c->out_bytes)
+			mg_conn_flush(c);
+	}
+	mg_loop_stop(w->loop);
+}
+
 /* Wake-up: take the whole inbox at once, then handle it without the lock. */
 static void on_wake(mg_loop *l, void *ud)
 {
@@ -75,6 +109,7 @@ static void on_wake(mg_loop *l, void *ud)
 	pthread_mutex_lock(&w->inbox_mu);
 	in = w->inbox;
 	w->inbox = w->spare;
+	w->spare = (mg_postv){ 0 }; /* on_wake may run nested (shutdown): never share a buffer */
 	atomic_store_explicit(&w->inbox_n, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&w->inbox_mu);
 	for (size_t i = 0; i < in.n; i++) {
@@ -94,11 +129,18 @@ static void on_wake(mg_loop *l, void *ud)
 		case MG_POST_PAUSE:
 			pthread_barrier_wait(&w->b->pause); /* everyone parked */
 			pthread_barrier_wait(&w->b->pause); /* main thread reloaded */
+			recheck_access(w);
+			break;
+		case MG_POST_SHUTDOWN:
+			shutdown_wills(w);
 			break;
 		}
 	}
 	in.n = 0;
-	w->spare = in; /* no malloc per wake-up in steady state */
+	if (!w->spare.v)
+		w->spare = in; /* no malloc per wake-up in steady state */
+	else
+		free(in.v);
 }
 
 bool mg_worker_backlogged(const mg_worker *w)
