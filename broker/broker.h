@@ -11,7 +11,7 @@
  *     is handed to that worker through its inbox and the CONNECT is handled there. So
  *     takeover, resume and clean start always run on the session's own worker.
  *   - Sessions are known to the rest of the broker only by a handle (void *): slot index +
- *     generation, see session.c. The subscription tree and the inboxes hold handles, never
+ *     generation, see registry.c. The subscription tree and the inboxes hold handles, never
  *     session pointers, so a session can be freed while a match or a delivery naming it is
  *     in flight: a stale handle (generation changed) is simply dropped by its worker.
  *     Slots are never freed before exit; slot.owner and slot.gen are atomics.
@@ -26,10 +26,16 @@
  *     outbox is moved into the target's inbox under the target's inbox mutex and the target
  *     is woken with its eventfd (only when its inbox was empty). Order per publisher is kept.
  *   - Counters for $SYS are per-worker relaxed atomics summed by worker 0.
+ *   - Backpressure: a worker whose connections would overfill another worker's inbox
+ *     (MG_INBOX_HIGH) stops reading them until it drained (inbox_n is a relaxed atomic).
  *   - Config: read-only while workers run. SIGHUP stops the world (every worker parks on a
- *     barrier), reloads, and releases them.
- *   Lock order (never held together except): reg_mu may be taken inside nothing else; the
- *   inbox mutex is a leaf.
+ *     barrier), reloads, and releases them; they then re-check who may stay connected.
+ *   - Shutdown: every worker publishes its clients' wills, meets the others on the same
+ *     barrier, takes the wills routed to it, flushes, and stops; the main thread then joins
+ *     them and frees everything (no locks needed any more).
+ *   Lock order: no two of these locks are ever held together (reg_mu, inbox mutexes, the
+ *   tree and retained rwlocks are each taken alone; only the log mutex, a leaf, is taken
+ *   under them), so there is no order to get wrong.
  */
 #ifndef MG_BROKER_BROKER_H
 #define MG_BROKER_BROKER_H
@@ -337,6 +343,7 @@ struct mg_worker {
 	mg_postv spare;     /* the inbox's other half, swapped in on wake (keeps its capacity) */
 	atomic_size_t inbox_n; /* inbox.n, readable without the lock (backpressure) */
 	int n_throttled;    /* connections whose reading waits for other workers to catch up */
+	int stopping;       /* shutdown: 1 wills published, 2 final drain done */
 	long throttle_timer;
 	mg_postv *outbox;   /* one per worker */
 	mg_conn *conns;

@@ -91,7 +91,13 @@ static void shutdown_wills(mg_worker *w)
 			mg_will_publish(w, c->s);
 	mg_worker_flush_outboxes(w);
 	pthread_barrier_wait(&w->b->pause);
-	on_wake(w->loop, w); /* the wills other workers routed here */
+	w->stopping = 1; /* the end of on_wake takes the wills others routed here, then stops */
+}
+
+static void shutdown_finish(mg_worker *w)
+{
+	w->stopping = 2;
+	on_wake(w->loop, w); /* what arrived after the barrier: the other workers' wills */
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
 		if (c->out_bytes)
@@ -141,6 +147,8 @@ static void on_wake(mg_loop *l, void *ud)
 		w->spare = in; /* no malloc per wake-up in steady state */
 	else
 		free(in.v);
+	if (w->stopping == 1)
+		shutdown_finish(w);
 }
 
 bool mg_worker_backlogged(const mg_worker *w)

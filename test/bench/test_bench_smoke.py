@@ -162,6 +162,17 @@ def test_open_loop_large_payload(target):
 
 
 @pytest.mark.single_thread
+def test_large_payload_qos2(target):
+    """4 MB payloads at QoS 2: each goes out in many writes while PUBRECs come back, and
+    each PUBREL must go after the PUBLISH it interrupts, never inside it."""
+    port, pid = target
+    r = bench(port, pid, "pairs", "-c", "2", "-q", "2", "-s", "4000000", "--window", "4")
+    check_counts(r)
+    check_exact(r)
+    assert r["acks"] == r["sent"]
+
+
+@pytest.mark.single_thread
 def test_conn_holds_connections(target):
     port, pid = target
     r = bench(port, pid, "conn", "-c", "200", "--src-ips", "3")

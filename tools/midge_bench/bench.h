@@ -156,7 +156,9 @@ typedef struct mb_conn {
 	size_t in_len, in_cap;
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
-	uint64_t filler;              /* payload bytes to send after out[] from the pattern */
+	uint64_t filler;              /* payload bytes to send from the zero page ... */
+	size_t fill_pos;              /* ... after out[fill_pos - 1]; packets appended meanwhile
+	                               * (acknowledgements, PUBREL) go after the filler */
 	uint64_t last_tx;
 	uint16_t recv_max;            /* 5.0 CONNACK Receive Maximum */
 	mb_pub *pub;

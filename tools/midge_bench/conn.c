@@ -77,6 +77,8 @@ static uint8_t *out_room(mb_conn *c, size_t need)
 	if (c->out_off) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
+		if (c->filler)
+			c->fill_pos -= c->out_off;
 		c->out_off = 0;
 	}
 	if (c->out_cap - c->out_len < need) {
@@ -122,18 +124,23 @@ static void append_ack(mb_conn *c, int type, uint16_t id)
 	append(c, &p);
 }
 
+/* The bytes waiting, in order: out[out_off..fill_pos), `filler` bytes of the zero page,
+ * out[fill_pos..out_len) (without a filler, simply out[out_off..out_len)). */
 int mb_conn_flush(mb_conn *c)
 {
 	while (c->out_len > c->out_off || c->filler) {
-		struct iovec iov[17];
+		struct iovec iov[18];
 		int n = 0;
-		if (c->out_len > c->out_off)
-			iov[n++] = (struct iovec){c->out + c->out_off, c->out_len - c->out_off};
+		size_t head = c->filler ? c->fill_pos - c->out_off : c->out_len - c->out_off;
+		if (head)
+			iov[n++] = (struct iovec){c->out + c->out_off, head};
 		for (uint64_t f = c->filler; f && n < 17; n++) {
 			size_t k = f < FILLER_SIZE ? (size_t)f : FILLER_SIZE;
 			iov[n] = (struct iovec){(void *)filler, k};
 			f -= k;
 		}
+		if (c->filler && c->out_len > c->fill_pos)
+			iov[n++] = (struct iovec){c->out + c->fill_pos, c->out_len - c->fill_pos};
 		mg_transport t;
 		mg_tcp_init(&t, c->fd);
 		ssize_t w = mg_transport_writev(&t, iov, n);
@@ -144,13 +151,22 @@ int mb_conn_flush(mb_conn *c)
 		if (w < 0)
 			return (int)w;
 		c->last_tx = mb_now();
-		size_t head = c->out_len - c->out_off;
-		if ((size_t)w >= head) {
-			c->out_off = c->out_len = 0;
-			c->filler -= (uint64_t)w - head;
+		size_t left = (size_t)w;
+		if (left <= head) {
+			c->out_off += left;
+			left = 0;
 		} else {
-			c->out_off += (size_t)w;
+			c->out_off += head;
+			left -= head;
 		}
+		if (left && c->filler) {
+			uint64_t f = left < c->filler ? left : c->filler;
+			c->filler -= f;
+			left -= (size_t)f;
+		}
+		c->out_off += left; /* the part after the filler */
+		if (c->out_off == c->out_len && !c->filler)
+			c->out_off = c->out_len = 0;
 	}
 	set_epollout(c, false);
 	return 0;
@@ -292,7 +308,10 @@ int mb_conn_publish(mb_conn *c, uint64_t stamp)
 	if (inl > MB_STAMP)
 		memset(o + MB_STAMP, 0, inl - MB_STAMP);
 	c->out_len += h + inl;
-	c->filler += size - inl;
+	if (size > inl) { /* service_pubs never publishes while a filler is pending */
+		c->filler = size - inl;
+		c->fill_pos = c->out_len;
+	}
 	if (p->sring)
 		mb_sring_clear(p->sring, p->seq);
 	p->seq++;

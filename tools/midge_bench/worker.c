@@ -156,7 +156,8 @@ static void keepalive(mb_worker *w, uint64_t now)
 		return;
 	for (int i = 0; i < w->nconns; i++) {
 		mb_conn *c = w->conns[i];
-		if (c->state == CS_READY && now - c->last_tx > half)
+		/* last_tx may be later than `now`, taken at the top of this turn */
+		if (c->state == CS_READY && now > c->last_tx && now - c->last_tx > half)
 			mb_conn_ping(c);
 	}
 }
