@@ -20,7 +20,8 @@ int mg_frame(const uint8_t *buf, size_t len, uint8_t level, uint32_t max_size, u
 	}
 	if (n < 0)
 		return n; /* MG_E_VARINT */
-	if (nonmin && level == MG_V5)
+	/* CONNECT carries its own level: mg_decode re-checks its varint once the level is read. */
+	if (nonmin && level == MG_V5 && (buf[0] >> 4) != MG_CONNECT)
 		return MG_E_VARINT_NONMINIMAL;
 	uint64_t size = 1u + (uint64_t)n + rem;
 	if (size > max)

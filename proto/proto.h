@@ -352,7 +352,8 @@ size_t mg_sub_put(uint8_t *buf, size_t cap, mg_bytes filter, const mg_subopts *o
 int mg_decode(const uint8_t *buf, size_t len, uint8_t level, uint32_t max_size, mg_packet *out);
 
 /* Just the fixed header: returns the whole packet's size (> 0), 0 for need more, or an error
- * (MG_E_VARINT, MG_E_VARINT_NONMINIMAL only when level == 5, MG_E_TOO_LARGE). *type_flags gets byte 0. */
+ * (MG_E_VARINT, MG_E_VARINT_NONMINIMAL only when level == 5 and the packet is not a CONNECT,
+ * whose own level decides: mg_decode checks that, MG_E_TOO_LARGE). *type_flags gets byte 0. */
 int mg_frame(const uint8_t *buf, size_t len, uint8_t level, uint32_t max_size, uint8_t *type_flags);
 
 /* Encode pkt for the given protocol level. Returns the exact size of the whole packet; writes

@@ -353,6 +353,13 @@ TEST(frame_errors)
 	CHECK_EQ_INT(mg_frame(nonmin, 3, 0, 0, &tf), 3);
 	CHECK_EQ_INT(mg_frame(nonmin, 3, 5, 0, &tf), MG_E_VARINT_NONMINIMAL);
 	CHECK_EQ_INT(tf, 0xC0);
+	/* A 3.1.1 CONNECT framed by a caller at level 5: its own level decides, so mg_frame and
+	 * mg_decode agree (found by fuzz_proto_decode). */
+	static const uint8_t connect4[] = {0x10, 0x8C, 0x00, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04,
+	                                   0x02, 0x00, 0x3C, 0x00, 0x00};
+	mg_packet pk;
+	CHECK_EQ_INT(mg_frame(connect4, sizeof connect4, 5, 0, &tf), sizeof connect4);
+	CHECK_EQ_INT(mg_decode(connect4, sizeof connect4, 5, 0, &pk), sizeof connect4);
 	static const uint8_t five[] = {0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
 	CHECK_EQ_INT(mg_frame(five, 6, 4, 0, &tf), MG_E_VARINT);
 	CHECK_EQ_INT(mg_frame(five, 5, 4, 0, &tf), MG_E_VARINT); /* known at the 4th length byte */
