@@ -76,10 +76,6 @@ def test_max_queued_bytes_offline(broker_factory):
     assert _reconnect_and_drain(b.port, "mqb") == [b"p000", b"p001", b"p002"]
 
 
-@pytest.mark.xfail(IS_MIDGE, strict=True,
-                   reason="midge deviation: drops a message that would take the queue over "
-                          "max_queued_bytes; mosquitto queues while the queue is below the "
-                          "limit ('until this limit is exceeded')")
 def test_max_queued_bytes_until_exceeded(broker_factory):
     """mosquitto.conf(5) max_queued_bytes: messages "will be queued ... until this limit is
     exceeded": with a 10-byte limit and 4-byte payloads, mosquitto queues 3 (4, 8, 12: the
@@ -133,10 +129,6 @@ def test_drops_counted_in_sys_and_logged_once(broker_factory):
     assert _reconnect_and_drain(b.port, "mqd") == [b"0", b"1"]
 
 
-@pytest.mark.xfail(IS_MIDGE, strict=True,
-                   reason="midge deviation: the drop notice is rate-limited to one per 10 s per "
-                          "client (session.c count_drop), so a second episode within 10 s is "
-                          "not logged; mosquitto logs each episode")
 def test_drop_log_once_per_episode_each_episode(broker_factory):
     """An episode ends when the queue has drained: a second episode of drops (after the
     client reconnected and took its queue) is logged again, once (mosquitto 2.0.11)."""

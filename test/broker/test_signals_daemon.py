@@ -180,9 +180,6 @@ def test_sighup_bad_file_keeps_old_settings(broker_factory):
 
 
 @pytest.mark.midge_only
-@pytest.mark.xfail(IS_MIDGE, strict=True,
-                   reason="midge bug: server.c reload() logs 'Reloaded configuration from F.' "
-                          "even when mg_config_reload failed and nothing was reloaded")
 def test_sighup_bad_file_not_reported_as_reloaded(broker_factory):
     """After a failed reload the log must not claim the configuration was reloaded."""
     b = broker_factory()
@@ -192,10 +189,6 @@ def test_sighup_bad_file_not_reported_as_reloaded(broker_factory):
     assert "Reloaded configuration" not in b.log(), b.log()[-1500:]
 
 
-@pytest.mark.xfail(IS_MIDGE, strict=True,
-                   reason="midge deviation: after SIGHUP with allow_anonymous false, anonymous "
-                          "clients connected before stay connected; mosquitto 2.0.11 re-applies "
-                          "security on reload and closes them")
 def test_sighup_allow_anonymous_false_closes_connected_anonymous(broker_factory):
     """mosquitto 2.0.11 re-applies its security settings to connected clients on reload: an
     anonymous client connected while allow_anonymous was true is disconnected once the
@@ -305,9 +298,6 @@ def test_shutdown_v311_clients_see_close_exit_0(broker_factory, sig):
 
 
 @pytest.mark.threaded
-@pytest.mark.xfail(IS_MIDGE, strict=True,
-                   reason="midge bug: on SIGTERM workers close connections without publishing "
-                          "wills (mg_worker_free: 'no wills, no routing'); mosquitto sends them")
 def test_shutdown_publishes_wills_of_connected_clients(broker_factory):
     """5.0 3.1.2.5 / 3.1.1 3.1.2.5: the Will Message is published when "the Server closes
     the Network Connection without first receiving a DISCONNECT" ([MQTT-3.1.2-8]); a broker
