@@ -157,11 +157,7 @@ static int kw_mount_point(mg_parse *p, const char *kw, int argc, char **argv, co
 {
 	if (strpbrk(argv[0], "+#"))
 		return mg_perr(p, "invalid mount_point '%s': it may not hold the wildcards + or #", argv[0]);
-	if (set_str(p, &cur_listener(p, kw)->mount_point, argv[0]) < 0)
-		return -1;
-	/* Recorded for the day the broker maps topics; until then a mount point that were
-	   accepted would silently mix every tenant's topics. */
-	return not_yet(p, kw, "mount points are");
+	return set_str(p, &cur_listener(p, kw)->mount_point, argv[0]) < 0 ? -1 : 0;
 }
 
 static int kw_max_connections(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)

@@ -329,8 +329,15 @@ TEST(listener_keyword)
 	EXPECT_OK("listener 1883 ::1\nlistener 1883 127.0.0.1\nlistener 0\nlistener 0\n");
 	EXPECT_ERR("listener 1883\nmount_point a/+/\n",
 		"Error: t.conf:2: invalid mount_point 'a/+/': it may not hold the wildcards + or #.");
-	EXPECT_ERR("listener 1883\nmount_point tenant/\n",
-		"Error: t.conf:2: 'mount_point': mount points are not yet implemented in this version of midge.");
+	{
+		mg_config m;
+		mg_config_init(&m);
+		char merr[256];
+		const char *txt = "listener 1883\nmount_point tenant/\n";
+		CHECK_EQ_INT(mg_config_parse_buffer(&m, "t.conf", txt, strlen(txt), merr, sizeof merr), 0);
+		CHECK_STR(m.listeners[0].mount_point, "tenant/");
+		mg_config_free(&m);
+	}
 	EXPECT_ERR("listener 1883\nprotocol http\n",
 		"Error: t.conf:2: invalid value 'http' for 'protocol' (expected mqtt or websockets).");
 }
