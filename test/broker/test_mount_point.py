@@ -2,10 +2,15 @@
 broker adds it to every topic and filter such a client uses and strips it from what it sends
 that client; clients of a plain listener see the full topic."""
 
+import pytest
+
 import mqtt_raw as m
 from harness import free_port
 
 
+@pytest.mark.mosquitto_xfail("2.0.11 sends the mounted client 'tenant/temp': the prefix its own "
+                             "man page says 'is removed when any messages are sent to the "
+                             "client' is not removed")
 def test_mount_point_prefixes_and_strips(broker_factory):
     mport = free_port()
     b = broker_factory(extra=["listener %d 127.0.0.1" % mport, "mount_point tenant/"])
