@@ -146,31 +146,32 @@ typedef struct mg_inq2 {
 /* ---- sessions (session.c) ---- */
 
 struct mg_session {
-	char *id;
+	/* Ordered by size, no padding: every idle client holds one. */
+	char *id;             /* NUL-terminated, stored right after the struct (one allocation) */
 	size_t id_len;
 	void *handle;
-	int owner;            /* worker index, fixed */
 	mg_conn *conn;        /* NULL while offline */
-	uint8_t level;
-	uint32_t expiry;      /* seconds after disconnect; UINT32_MAX never */
 	int64_t expire_at;    /* ms, while offline and expiry < UINT32_MAX; 0 otherwise */
 	mg_qring queue;
 	size_t qbytes;
 	mg_fring flight;
 	size_t flight_bytes;
-	uint16_t next_mid;
 	mg_inq2 *inq2;
 	size_t n_inq2, cap_inq2;
 	char **subs;          /* the filters it holds in the tree, for removal */
 	size_t n_subs, cap_subs;
 	mg_msg *will;         /* will message, NULL if none */
-	uint8_t will_qos;
-	bool will_retain;
+	int64_t will_at;      /* ms: a delayed will is due */
+	mg_session *next, *prev; /* the worker's list */
+	int owner;            /* worker index, fixed */
+	uint32_t expiry;      /* seconds after disconnect; UINT32_MAX never */
 	uint32_t will_delay;
 	uint32_t will_expiry; /* message expiry of the will, from when it is published; 0 none */
-	int64_t will_at;      /* ms: a delayed will is due */
+	uint16_t next_mid;
+	uint8_t level;
+	uint8_t will_qos;
+	bool will_retain;
 	bool dropping;        /* in a drop episode (logged once) */
-	mg_session *next, *prev; /* the worker's list */
 };
 
 /* Registry. Look up id (under reg_mu); if found sets *owner. Returns the session pointer only
@@ -223,48 +224,53 @@ typedef struct mg_seg {
 } mg_seg;
 
 struct mg_conn {
+	/* Laid out for size: 10,000s of idle connections each hold one (see bench/README.md,
+	 * "Memory per connection"). Buffers are allocated only while bytes are pending. */
 	mg_transport tr;
 	mg_worker *w;
-	char peer[72];       /* "ADDR:PORT" */
-	char host[64];       /* "ADDR" */
-	uint16_t port;       /* the listener's */
-	int lidx;            /* cfg->listeners index */
-	const char *mp;      /* the listener's mount_point (borrowed from the config), or NULL */
-	uint16_t mp_len;
-	uint8_t state;
-	uint8_t level;       /* 0 before CONNECT */
 	mg_session *s;
 	const char *id;      /* the client id for logs: s->id, or NULL */
-	uint16_t keepalive;
+	const char *mp;      /* the listener's mount_point (borrowed from the config), or NULL */
 	int64_t last_rx, created;
-	int watch_mask;
 	/* input */
 	uint8_t *rb;         /* the worker's buffer while rb_shared, else our own (or NULL) */
-	size_t rlen, rcap;
-	bool rb_shared;
-	/* output: bytes in ob, described by segs (each optionally followed by a payload) */
+	uint32_t rlen, rcap;
+	/* output: bytes in ob, described by segs (each optionally followed by a payload);
+	 * both are freed whenever everything was written */
 	uint8_t *ob;
-	size_t olen, ocap;
 	mg_seg *seg;
-	size_t seg_head, nseg, segcap;
-	size_t seg_done;     /* bytes of seg[seg_head] (header + payload) already written */
+	uint32_t olen, ocap;
+	uint32_t seg_head, nseg, segcap;
+	uint32_t seg_done;   /* bytes of seg[seg_head] (header + payload) already written */
 	size_t out_bytes;    /* bytes queued, not yet written */
-	bool dirty;
 	mg_conn *dirty_next;
 	mg_conn *next, *prev; /* the worker's list */
 	/* MQTT 5 per connection */
+	char **alias;        /* alias_max + 1 entries, malloc'd topics (NUL-terminated) */
+	uint16_t *alias_len;
+	struct mg_alias_out *aout; /* aliases we send (alias_out.c); NULL unless the client allows */
 	uint32_t max_out;    /* client's maximum packet size, 0 = none */
 	uint16_t recv_max;   /* client's receive maximum */
 	uint16_t alias_max;  /* topic alias maximum we announced */
-	char **alias;        /* alias_max + 1 entries, malloc'd topics (NUL-terminated) */
-	uint16_t *alias_len;
-	bool problem_info;
-	bool will_on_close;  /* DISCONNECT 0x04 or an unclean end */
-	bool handed_off;
-	bool anonymous;      /* connected without a user name */
+	uint16_t lidx;       /* cfg->listeners index */
+	int8_t watch_mask;   /* MG_EV_* as last given to the loop, -1 unknown */
+	uint8_t hops;        /* hand-offs so far (bounded) */
+	uint16_t port;       /* the listener's */
+	uint16_t mp_len;
+	uint16_t keepalive;
+	uint8_t state;
+	uint8_t level;       /* 0 before CONNECT */
+	uint8_t host_len;    /* peer[0..host_len) is "ADDR", for logs */
+	bool rb_shared;
+	bool dirty;
+	/* rarely touched: bits, so that the struct stays in a smaller malloc size class */
+	bool problem_info : 1;
+	bool will_on_close : 1; /* DISCONNECT 0x04 or an unclean end */
+	bool handed_off : 1;
+	bool anonymous : 1;  /* connected without a user name */
 	bool read_paused;
 	bool throttled;      /* reading waits: another worker's inbox is too long */
-	int hops;            /* hand-offs so far (bounded) */
+	char peer[52];       /* "ADDR:PORT": 45 characters of IPv6 + ":65535" + NUL at most */
 };
 
 mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port);
@@ -287,10 +293,25 @@ bool mg_conn_out_full(const mg_conn *c);
 /* 5.0: DISCONNECT with reason, then close. Earlier levels: close. */
 void mg_conn_disconnect(mg_conn *c, uint8_t reason, enum mg_close why);
 const char *mg_conn_name(const mg_conn *c); /* client id or "<unknown>" */
+void mg_conn_pool_free(mg_worker *w);       /* the worker's spare output buffers, at exit */
 
 #define MG_READ_CHUNK 65536
 #define MG_OUT_LIMIT (512 * 1024)   /* pending output above which queued messages wait */
 #define MG_CONNECT_TIMEOUT_MS 10000
+
+/* ---- outbound topic aliases (alias_out.c) ---- */
+
+/* The broker -> client alias table of one connection, created only when the client's CONNECT
+ * allows aliases (Topic Alias Maximum > 0). At most MG_ALIAS_OUT_MAX aliases are used. */
+typedef struct mg_alias_out mg_alias_out;
+#define MG_ALIAS_OUT_MAX 64
+mg_alias_out *mg_alias_out_new(uint16_t client_max); /* NULL when client_max == 0 or ENOMEM */
+void mg_alias_out_free(mg_alias_out *a);             /* NULL is fine */
+/* The alias for a topic (as the client sees it). 1: already bound, send an empty topic and
+ * *alias; 0: not yet bound, send the topic and *alias, then mg_alias_out_bind once the
+ * PUBLISH is committed; -1: send the topic without an alias (a NULL, or the table is full). */
+int mg_alias_out_get(mg_alias_out *a, mg_bytes topic, uint16_t *alias);
+void mg_alias_out_bind(mg_alias_out *a, mg_bytes topic, uint16_t alias);
 
 /* ---- packet handling (handle.c, connect.c) ---- */
 int mg_handle_packet(mg_conn *c, const mg_packet *p);   /* 0 or closes c and returns -1 */
@@ -333,6 +354,16 @@ typedef struct mg_stats {
 		bytes_recv, bytes_sent, conns_total, connects, pub_bytes_recv, pub_bytes_sent, expired;
 } mg_stats;
 
+/* An output buffer pair (mg_conn ob + seg) of a connection that wrote everything, kept for
+ * the next connection of the same worker that has something to send (conn.c). */
+typedef struct mg_outbuf {
+	uint8_t *ob;
+	mg_seg *seg;
+	uint32_t ocap, segcap;
+} mg_outbuf;
+
+#define MG_OUTPOOL 256
+
 struct mg_worker {
 	int idx;
 	mg_broker *b;
@@ -355,6 +386,8 @@ struct mg_worker {
 	mg_stats st;
 	int n_conns;        /* connections it owns */
 	long tick_timer;
+	int n_outpool;
+	mg_outbuf outpool[MG_OUTPOOL];
 };
 
 void mg_worker_post(mg_worker *from, int to, mg_post *p); /* takes ownership of p's refs */
@@ -375,20 +408,20 @@ void mg_worker_free(mg_worker *w); /* after its thread stopped */
 typedef struct mg_slot {
 	atomic_uint gen;
 	atomic_int owner;
+	uint32_t next_free;
 	atomic_bool online;
 	mg_session *s;      /* owner only */
-	uint32_t next_free;
-} mg_slot;
+} mg_slot;              /* 24 bytes: one per session ever live at once */
 
 #define MG_SLOT_CHUNK 4096
 #define MG_SLOT_CHUNKS 4096  /* up to 16M sessions */
 
 typedef struct mg_regent {
-	char *id;
-	size_t len;
-	void *handle;
+	uint32_t len;        /* client ids are at most 65535 bytes */
 	int owner;
+	void *handle;
 	struct mg_regent *next;
+	char id[];           /* len bytes + NUL, in the entry's own allocation */
 } mg_regent;
 
 struct mg_broker {

@@ -29,10 +29,8 @@ mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port)
 	mg_tcp_init(&c->tr, fd);
 	c->w = w;
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
-	snprintf(c->host, sizeof c->host, "%s", peer);
-	char *colon = strrchr(c->host, ':');
-	if (colon)
-		*colon = 0;
+	char *colon = strrchr(c->peer, ':');
+	c->host_len = (uint8_t)(colon ? colon - c->peer : (ptrdiff_t)strlen(c->peer));
 	c->port = port;
 	c->created = c->last_rx = mg_loop_now_ms(w->loop);
 	c->recv_max = 65535;
@@ -111,6 +109,7 @@ void mg_conn_free(mg_conn *c)
 		free(c->alias);
 		free(c->alias_len);
 	}
+	mg_alias_out_free(c->aout);
 	free(c);
 }
 
@@ -185,17 +184,68 @@ bool mg_conn_out_full(const mg_conn *c)
 	return c->out_bytes >= MG_OUT_LIMIT;
 }
 
+/*
+ * Output buffers are held only while output is pending: when everything was written, the
+ * pair (ob, seg) goes to the worker's pool, and the next connection of that worker with
+ * something to send takes it from there. So 10,000s of idle connections hold no output
+ * memory, while a busy one trades a malloc/free per loop turn for a pop/push. The pool is
+ * bounded in entries and keeps only buffers of moderate size; larger ones (a burst) are
+ * freed. Only the worker's own thread touches its pool.
+ */
+#define POOL_MAX_OCAP 8192
+#define POOL_MAX_SEGCAP 256
+
+static void out_release(mg_conn *c)
+{
+	mg_worker *w = c->w;
+	if (c->ob && w->n_outpool < MG_OUTPOOL && c->ocap <= POOL_MAX_OCAP &&
+	    c->segcap <= POOL_MAX_SEGCAP) {
+		w->outpool[w->n_outpool++] = (mg_outbuf){ c->ob, c->seg, c->ocap, c->segcap };
+	} else {
+		free(c->ob);
+		free(c->seg);
+	}
+	c->ob = NULL;
+	c->seg = NULL;
+	c->ocap = c->segcap = 0;
+}
+
+static void out_acquire(mg_conn *c)
+{
+	mg_worker *w = c->w;
+	if (c->ob || c->seg || !w->n_outpool)
+		return;
+	mg_outbuf *o = &w->outpool[--w->n_outpool];
+	c->ob = o->ob;
+	c->ocap = o->ocap;
+	c->seg = o->seg;
+	c->segcap = o->segcap;
+}
+
+void mg_conn_pool_free(mg_worker *w)
+{
+	while (w->n_outpool) {
+		mg_outbuf *o = &w->outpool[--w->n_outpool];
+		free(o->ob);
+		free(o->seg);
+	}
+}
+
 uint8_t *mg_conn_reserve(mg_conn *c, size_t n)
 {
+	if (!c->ob)
+		out_acquire(c);
 	if (c->ocap - c->olen < n) {
 		size_t nc = c->ocap ? c->ocap : 1024;
 		while (nc - c->olen < n)
 			nc *= 2;
+		if (nc > UINT32_MAX)
+			return NULL; /* offsets are 32-bit; output is bounded far below this */
 		uint8_t *p = realloc(c->ob, nc);
 		if (!p)
 			return NULL;
 		c->ob = p;
-		c->ocap = nc;
+		c->ocap = (uint32_t)nc;
 	}
 	return c->ob + c->olen;
 }
@@ -215,11 +265,11 @@ void mg_conn_commit(mg_conn *c, size_t n, mg_msg *payload)
 				return;
 			}
 			c->seg = s;
-			c->segcap = nc;
+			c->segcap = (uint32_t)nc;
 		}
 		c->seg[c->nseg++] = (mg_seg){ .off = (uint32_t)c->olen, .len = (uint32_t)n, .m = payload };
 	}
-	c->olen += n;
+	c->olen += (uint32_t)n;
 	c->out_bytes += n + (payload ? payload->payload_len : 0);
 	mg_conn_mark_dirty(c);
 }
@@ -254,7 +304,7 @@ static void advance(mg_conn *c, size_t done)
 		size_t total = s->len + (s->m ? s->m->payload_len : 0);
 		size_t left = total - c->seg_done;
 		if (done < left) {
-			c->seg_done += done;
+			c->seg_done += (uint32_t)done;
 			return;
 		}
 		done -= left;
@@ -265,11 +315,7 @@ static void advance(mg_conn *c, size_t done)
 	if (c->seg_head == c->nseg) {
 		c->seg_head = c->nseg = 0;
 		c->olen = 0;
-		if (c->ocap > 65536) { /* a burst is over: give the big buffer back */
-			free(c->ob);
-			c->ob = NULL;
-			c->ocap = 0;
-		}
+		out_release(c);
 	}
 }
 
@@ -350,7 +396,7 @@ static int connect_error(mg_conn *c, int err, const uint8_t *buf, size_t len)
 {
 	if (err == MG_E_CLIENT_ID) { /* empty id in 3.1, or in 3.1.1 without clean session */
 		mg_packet p = { .type = MG_CONNACK, .reason_code = MG_CONNACK_ID_REJECTED };
-		mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (0, 2)", c->host);
+		mg_log(MG_LOG_DEBUG, "Sending CONNACK to %.*s (0, 2)", c->host_len, c->peer);
 		uint8_t lv = c->level;
 		c->level = MG_V311;
 		mg_conn_send(c, &p);
@@ -369,15 +415,15 @@ static int connect_error(mg_conn *c, int err, const uint8_t *buf, size_t len)
 				level = buf[i + 2 + nl];
 		}
 		if (err == MG_E_PROTOCOL_LEVEL) {
-			mg_log(MG_LOG_INFO, "Invalid protocol version %u in CONNECT from %s.", level, c->host);
+			mg_log(MG_LOG_INFO, "Invalid protocol version %u in CONNECT from %.*s.", level, c->host_len, c->peer);
 			mg_packet p = { .type = MG_CONNACK, .reason_code = MG_CONNACK_BAD_PROTOCOL };
-			mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (0, 1)", c->host);
+			mg_log(MG_LOG_DEBUG, "Sending CONNACK to %.*s (0, 1)", c->host_len, c->peer);
 			uint8_t lv = c->level;
 			c->level = MG_V311;
 			mg_conn_send(c, &p);
 			c->level = lv;
 		} else {
-			mg_log(MG_LOG_INFO, "Invalid protocol \"%s\" in CONNECT from %s.", "MQTT?", c->host);
+			mg_log(MG_LOG_INFO, "Invalid protocol \"%s\" in CONNECT from %.*s.", "MQTT?", c->host_len, c->peer);
 		}
 	}
 	mg_conn_close(c, MG_CLOSE_PROTOCOL);
@@ -412,8 +458,8 @@ void mg_conn_process(mg_conn *c)
 				}
 				c->rb_shared = false;
 				c->rb = nb;
-				c->rcap = (size_t)sz;
-				c->rlen = left;
+				c->rcap = (uint32_t)sz;
+				c->rlen = (uint32_t)left;
 				off = 0;
 			}
 			break;
@@ -438,7 +484,7 @@ void mg_conn_process(mg_conn *c)
 			/* The CONNECT stays in rb until it is handled: a hand-off re-reads it. */
 			if (off) {
 				memmove(c->rb, c->rb + off, c->rlen - off);
-				c->rlen -= off;
+				c->rlen -= (uint32_t)off;
 				off = 0;
 				continue;
 			}
@@ -454,7 +500,7 @@ void mg_conn_process(mg_conn *c)
 		return;
 	if (off) {
 		memmove(c->rb, c->rb + off, c->rlen - off);
-		c->rlen -= off;
+		c->rlen -= (uint32_t)off;
 	}
 }
 
@@ -479,12 +525,13 @@ static void do_read(mg_conn *c)
 			return;
 		}
 		c->rb = own = nb;
-		c->rcap = own_cap = nc;
+		c->rcap = (uint32_t)nc;
+		own_cap = nc;
 	}
 	ssize_t n = mg_transport_read(&c->tr, c->rb + c->rlen, c->rcap - c->rlen);
 	if (n > 0) {
 		atomic_fetch_add_explicit(&w->st.bytes_recv, (uint64_t)n, memory_order_relaxed);
-		c->rlen += (size_t)n;
+		c->rlen += (uint32_t)n;
 		c->last_rx = mg_loop_now_ms(w->loop);
 		mg_conn_process(c);
 	}
@@ -492,7 +539,7 @@ static void do_read(mg_conn *c)
 		size_t left = c->rlen;
 		c->rb_shared = false;
 		c->rb = own;
-		c->rcap = own_cap;
+		c->rcap = (uint32_t)own_cap;
 		if (left && own_cap < left) {
 			size_t nc = left < 4096 ? 4096 : left;
 			uint8_t *nb = realloc(own, nc);
@@ -503,7 +550,7 @@ static void do_read(mg_conn *c)
 				return;
 			}
 			c->rb = nb;
-			c->rcap = nc;
+			c->rcap = (uint32_t)nc;
 		}
 		if (left)
 			memcpy(c->rb, w->rbuf, left);

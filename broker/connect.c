@@ -15,7 +15,8 @@
 static void refuse_as(mg_conn *c, const char *who, uint8_t v3rc, uint8_t v5rc, enum mg_close why)
 {
 	mg_packet p = { .type = MG_CONNACK, .reason_code = c->level == MG_V5 ? v5rc : v3rc };
-	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (0, %d)", who ? who : c->host, p.reason_code);
+	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %.*s (0, %d)", who ? (int)strlen(who) : c->host_len,
+	       who ? who : c->peer, p.reason_code);
 	mg_conn_send(c, &p);
 	mg_conn_close(c, why);
 }
@@ -255,6 +256,11 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 		c->alias_len = calloc(ALIAS_MAX + 1, sizeof *c->alias_len);
 		if (!c->alias || !c->alias_len)
 			c->alias_max = 0;
+		/* The client's Topic Alias Maximum bounds the aliases we send it [MQTT-3.1.2-26];
+		 * absent or 0: none [MQTT-3.1.2-27]. A new connection starts with no mapping. */
+		mg_alias_out_free(c->aout);
+		c->aout = mg_alias_out_new((p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS_MAXIMUM))
+		                           ? p->props.topic_alias_maximum : 0);
 	}
 	mg_session_set_online(b, s, true);
 	atomic_fetch_add_explicit(&w->st.connects, 1, memory_order_relaxed);

@@ -73,9 +73,18 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 			return -E2BIG;
 		pub.topic = (mg_bytes){ m->topic + c->mp_len, (uint32_t)(m->topic_len - c->mp_len) };
 	}
+	mg_publish wire = pub; /* as sent: the topic may give way to an alias; logs show pub's */
 	mg_props pr = { 0 };
+	int bound = -1;        /* mg_alias_out_get: 1 known alias, 0 new alias, -1 none */
+	uint16_t alias = 0;
 	if (c->level == MG_V5) {
 		pr.raw = (mg_bytes){ m->props, m->props_len };
+		if (c->aout && (bound = mg_alias_out_get(c->aout, pub.topic, &alias)) >= 0) {
+			pr.present |= MG_PROP_BIT(MG_PROP_TOPIC_ALIAS);
+			pr.topic_alias = alias;
+			if (bound == 1)
+				wire.topic.len = 0; /* [MQTT-3.3.2-12]: the alias stands for the topic */
+		}
 		if (m->has_expiry) {
 			pr.present |= MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY);
 			pr.message_expiry = mg_msg_remaining(m, mg_loop_now_ms(w->loop));
@@ -85,24 +94,26 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 			pr.sub_ids = mg_qitem_ids(it);
 		}
 	}
-	size_t guess = 16 + m->topic_len + m->props_len + 5u * it->n_ids + 8;
+	size_t guess = 16 + m->topic_len + m->props_len + 5u * it->n_ids + 8 + 3;
 	uint8_t *p = mg_conn_reserve(c, guess);
 	if (!p)
 		return -ENOMEM;
-	size_t n = mg_encode_publish_header(p, guess, c->level, &pub, &pr, m->payload_len);
+	size_t n = mg_encode_publish_header(p, guess, c->level, &wire, &pr, m->payload_len);
 	if (n == 0)
 		return -E2BIG;
 	if (n > guess) {
 		p = mg_conn_reserve(c, n);
 		if (!p)
 			return -ENOMEM;
-		mg_encode_publish_header(p, n, c->level, &pub, &pr, m->payload_len);
+		mg_encode_publish_header(p, n, c->level, &wire, &pr, m->payload_len);
 	}
 	if (c->max_out && n + m->payload_len > c->max_out)
 		return -E2BIG; /* [MQTT-3.1.2-24]: never send it; it is discarded */
 	if (mg_log_enabled(MG_LOG_DEBUG))
 		mg_log_publish("Sending PUBLISH to", c->id, &pub, m->payload_len);
 	mg_conn_commit(c, n, m->payload_len ? mg_msg_ref(m) : NULL);
+	if (bound == 0) /* only now: a PUBLISH that was not sent must not bind the alias */
+		mg_alias_out_bind(c->aout, pub.topic, alias);
 	atomic_fetch_add_explicit(&w->st.pub_sent, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->st.pub_bytes_sent, m->payload_len, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->st.msgs_sent, 1, memory_order_relaxed);

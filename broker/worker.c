@@ -317,6 +317,7 @@ void mg_worker_free(mg_worker *w)
 	if (!w->loop || !w->outbox) {
 		free(w->outbox);
 		free(w->rbuf);
+		mg_conn_pool_free(w);
 		return;
 	}
 	for (mg_conn *c = w->conns, *n; c; c = n) {
@@ -359,6 +360,7 @@ void mg_worker_free(mg_worker *w)
 	}
 	mg_matchset_free(&w->ms);
 	free(w->rbuf);
+	mg_conn_pool_free(w);
 	pthread_mutex_destroy(&w->inbox_mu);
 	/* the loop itself is freed by the broker once every worker is freed: conns of one
 	 * worker may sit in another's inbox (hand-off) and are unwatched from their own */

@@ -144,6 +144,10 @@ def test_sighup_reloads_max_queued_messages(broker_factory):
     for i in range(6):
         p.publish("hupmq/t", b"%d" % i, qos=1, pid=i + 1)
     p.disconnect()
+    # A PUBACK says the broker took the message, not that the session's own thread (threads 2)
+    # has queued or dropped it yet: wait for the drop notice, then a moment for the rest.
+    b.wait_log(r"Outgoing messages are being dropped for client hup-mq\.")
+    time.sleep(0.3)
     s = m.RawClient(b.port)
     assert s.connect("hup-mq", clean=False).session_present == 1
     assert [p.payload for p in s.collect(2)] == [b"0", b"1"]
