@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +50,37 @@ static int drop_privileges(const char *user)
 		return -1;
 	}
 	return 0;
+}
+
+/* Each client costs a file descriptor: take all the kernel allows (the hard limit) and say
+ * how many clients that makes, so nobody finds out at the 1,025th connection. The reserve
+ * counts what the broker itself holds: listen sockets per thread, each loop's epoll and
+ * eventfd, the log, the store, stdio. */
+static void raise_fd_limit(const mg_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rl.rlim_cur = was;
+	}
+	long threads = cfg->threads > 0 ? cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+	if (threads < 1)
+		threads = 1;
+	unsigned long long cur = rl.rlim_cur == RLIM_INFINITY ? 1ull << 31 : rl.rlim_cur;
+	unsigned long long reserve = 16 + 4ull * threads + 2ull * threads * (cfg->n_listeners + 1);
+	unsigned long long room = cur > reserve ? cur - reserve : 0;
+	if (cur != was)
+		mg_log(MG_LOG_NOTICE, "Open-file limit raised from %llu to %llu: room for about %llu "
+		       "client connections.", (unsigned long long)was, cur, room);
+	else
+		mg_log(MG_LOG_NOTICE, "Open-file limit %llu: room for about %llu client connections.",
+		       cur, room);
+	if (cfg->max_connections >= 0 && (unsigned long long)cfg->max_connections < room)
+		mg_log(MG_LOG_NOTICE, "max_connections %d limits clients further.", cfg->max_connections);
 }
 
 int main(int argc, char **argv)
@@ -100,6 +132,7 @@ int main(int argc, char **argv)
 	else
 		mg_log(MG_LOG_NOTICE, "Using default config.");
 	mg_config_log_local_only(&cfg);
+	raise_fd_limit(&cfg);
 
 	/* Signals are taken by sigwait in this thread; block them before any thread starts. */
 	sigset_t set;
