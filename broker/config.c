@@ -225,6 +225,7 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 	live->max_queued_bytes = n.max_queued_bytes;
 	live->queue_qos0_messages = n.queue_qos0_messages;
 	live->retain_available = n.retain_available;
+	live->outgoing_topic_aliases = n.outgoing_topic_aliases;
 	live->allow_zero_length_clientid = n.allow_zero_length_clientid;
 	take_str(&live->auto_id_prefix, &n.auto_id_prefix);
 	live->persistent_client_expiration = n.persistent_client_expiration;

@@ -59,6 +59,7 @@ typedef struct mg_config {
 	uint64_t max_queued_bytes;       /* 0 = no limit */
 	bool queue_qos0_messages;        /* false */
 	bool retain_available;           /* true */
+	bool outgoing_topic_aliases;     /* false: see midge.conf(5) for why it is opt-in */
 	bool allow_zero_length_clientid; /* true */
 	char *auto_id_prefix;            /* "auto-" */
 	int64_t persistent_client_expiration; /* seconds, -1 = never */

@@ -305,6 +305,7 @@ static int kw_clientid_prefixes(mg_parse *p, const char *kw, int argc, char **ar
 BOOL_KW(allow_zero_length_clientid)
 BOOL_KW(queue_qos0_messages)
 BOOL_KW(retain_available)
+BOOL_KW(outgoing_topic_aliases)
 BOOL_KW(connection_messages)
 BOOL_KW(log_timestamp)
 BOOL_KW(set_tcp_nodelay)
@@ -643,6 +644,7 @@ static const mg_keyword keywords[] = {
 	{"max_queued_bytes", kw_bytes, 1, 1, false},
 	{"queue_qos0_messages", kw_queue_qos0_messages, 1, 1, false},
 	{"retain_available", kw_retain_available, 1, 1, false},
+	{"outgoing_topic_aliases", kw_outgoing_topic_aliases, 1, 1, false},
 	{"persistent_client_expiration", kw_persistent_client_expiration, 1, 1, false},
 	{"upgrade_outgoing_qos", kw_upgrade_outgoing_qos, 1, 1, false},
 	{"allow_duplicate_messages", kw_noop_bool, 1, 1, false},

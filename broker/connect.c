@@ -257,10 +257,14 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 		if (!c->alias || !c->alias_len)
 			c->alias_max = 0;
 		/* The client's Topic Alias Maximum bounds the aliases we send it [MQTT-3.1.2-26];
-		 * absent or 0: none [MQTT-3.1.2-27]. A new connection starts with no mapping. */
+		 * absent or 0: none [MQTT-3.1.2-27]. A new connection starts with no mapping.
+		 * Opt-in (outgoing_topic_aliases): libmosquitto 2.0.11 and paho 1.6 announce a
+		 * maximum but cannot take an alias back, and mosquitto never sends one. */
 		mg_alias_out_free(c->aout);
-		c->aout = mg_alias_out_new((p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS_MAXIMUM))
-		                           ? p->props.topic_alias_maximum : 0);
+		c->aout = NULL;
+		if (b->cfg->outgoing_topic_aliases &&
+		    (p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS_MAXIMUM)))
+			c->aout = mg_alias_out_new(p->props.topic_alias_maximum);
 	}
 	mg_session_set_online(b, s, true);
 	atomic_fetch_add_explicit(&w->st.connects, 1, memory_order_relaxed);

@@ -4,6 +4,10 @@ midge assigns aliases 1..min(N, 64) to topics in order of first use on a connect
 is the Topic Alias Maximum of the client's CONNECT; later new topics go in full without an
 alias. mosquitto 2.0.11 never sends aliases: the tests that expect one are midge_only, the
 others (no alias when none is allowed) hold for both.
+
+Outgoing aliases are opt-in (`outgoing_topic_aliases true`), because libmosquitto 2.0.11 and
+paho 1.6 announce a Topic Alias Maximum but mishandle an alias sent back; the `broker` of this
+module turns them on (midge only: mosquitto does not know the keyword).
 """
 
 import queue
@@ -12,6 +16,12 @@ import time
 import pytest
 
 import mqtt_raw as m
+from harness import IS_MIDGE
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory(extra=["outgoing_topic_aliases true"] if IS_MIDGE else [])
 
 
 def sub5(raw, cid, tam=None, **kw):
@@ -90,6 +100,25 @@ def test_alias_out_maximum_0_never(raw):
         assert g.raw == qos0_publish_bytes(t, None, b"p%d" % i)
 
 
+@pytest.mark.midge_only
+def test_alias_out_off_by_default(broker_factory):
+    """Without `outgoing_topic_aliases true` midge sends no alias even to a client that allows
+    them, as mosquitto: what a drop-in replacement owes libmosquitto and paho 1.6 clients."""
+    b = broker_factory(name="plain")
+    s = m.RawClient(b.port, version=5)
+    s.connect("tao-off", version=5, properties=[(m.P_TOPIC_ALIAS_MAXIMUM, 10)])
+    s.subscribe([("off/#", 0)], version=5)
+    p = m.RawClient(b.port, version=5)
+    p.connect("tao-off-pub", version=5)
+    topics = ["off/1", "off/1"]
+    publish_all(p, topics)
+    got = s.collect(len(topics))
+    for i, (g, t) in enumerate(zip(got, topics)):
+        assert g.raw == qos0_publish_bytes(t, None, b"p%d" % i)
+    s.close()
+    p.close()
+
+
 def test_alias_out_never_to_v311(raw):
     """A 3.1.1 subscriber gets the full topic every time (no properties exist there)."""
     s = raw("tao311", version=4)
@@ -157,7 +186,8 @@ def test_alias_out_mount_point_topic_as_client_sees_it(broker_factory):
     from mqtt_raw import RawClient
     from harness import free_port
     port = free_port()
-    b = broker_factory(extra=["listener %d 127.0.0.1" % port, "mount_point mp/"])
+    b = broker_factory(extra=["listener %d 127.0.0.1" % port, "mount_point mp/",
+                              "outgoing_topic_aliases true"])
     s = RawClient(port, version=5)
     p = RawClient(port, version=5)
     try:
