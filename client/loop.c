@@ -663,7 +663,10 @@ bool midge_want_write(midge_client *c)
 	return w;
 }
 
-int midge_loop_read(midge_client *c)
+/* The prologue of the socket-level calls: check the connection and take the loop. Returns
+ * MIDGE_OK with the lock held and the loop ours (release_loop when done), or an error with
+ * the lock released. */
+static int enter_socket_call(midge_client *c)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
@@ -672,12 +675,21 @@ int midge_loop_read(midge_client *c)
 		mg_unlock(c);
 		return MIDGE_ERR_NO_CONN;
 	}
-	int own = acquire_loop(c);
+	if (acquire_loop(c) != OWN_TAKEN) {
+		mg_unlock(c);
+		return MIDGE_ERR_BUSY;
+	}
+	return MIDGE_OK;
+}
+
+int midge_loop_read(midge_client *c)
+{
+	int rc = enter_socket_call(c);
+	if (rc)
+		return rc;
 	int st = c->state;
 	mg_unlock(c);
-	if (own != OWN_TAKEN)
-		return MIDGE_ERR_BUSY;
-	int rc = st == MG_S_TCP ? MIDGE_OK : mg_do_read(c);
+	rc = st == MG_S_TCP ? MIDGE_OK : mg_do_read(c);
 	mg_lock(c);
 	release_loop(c);
 	mg_unlock(c);
@@ -686,49 +698,32 @@ int midge_loop_read(midge_client *c)
 
 int midge_loop_write(midge_client *c)
 {
-	if (!c)
-		return MIDGE_ERR_INVAL;
-	mg_lock(c);
-	if (!active(c->state)) {
-		mg_unlock(c);
-		return MIDGE_ERR_NO_CONN;
-	}
-	int own = acquire_loop(c);
-	int rc = MIDGE_ERR_BUSY;
-	if (own == OWN_TAKEN) {
-		rc = MIDGE_OK;
-		if (c->state == MG_S_TCP) {
-			struct pollfd pf = { .fd = c->tr.fd, .events = POLLOUT };
-			if (poll(&pf, 1, 0) > 0) {
-				rc = mg_tcp_progress(c);
-				if (rc)
-					mg_conn_close(c, 0, rc, NULL);
-			}
+	int rc = enter_socket_call(c);
+	if (rc)
+		return rc;
+	if (c->state == MG_S_TCP) {
+		struct pollfd pf = { .fd = c->tr.fd, .events = POLLOUT };
+		if (poll(&pf, 1, 0) > 0) {
+			rc = mg_tcp_progress(c);
+			if (rc)
+				mg_conn_close(c, 0, rc, NULL);
 		}
-		if (rc == MIDGE_OK)
-			rc = mg_do_write(c);
-		release_loop(c);
 	}
+	if (rc == MIDGE_OK)
+		rc = mg_do_write(c);
+	release_loop(c);
 	mg_unlock(c);
 	return rc;
 }
 
 int midge_loop_misc(midge_client *c)
 {
-	if (!c)
-		return MIDGE_ERR_INVAL;
-	mg_lock(c);
-	if (!active(c->state)) {
-		mg_unlock(c);
-		return MIDGE_ERR_NO_CONN;
-	}
-	int own = acquire_loop(c);
-	int rc = MIDGE_ERR_BUSY;
-	if (own == OWN_TAKEN) {
-		drain_wake(c);
-		rc = mg_misc(c);
-		release_loop(c);
-	}
+	int rc = enter_socket_call(c);
+	if (rc)
+		return rc;
+	drain_wake(c);
+	rc = mg_misc(c);
+	release_loop(c);
 	mg_unlock(c);
 	return rc;
 }
