@@ -36,17 +36,6 @@ struct mg_retain {
 	rnode *root; /* stands for no level (a separate allocation: it ends in a flexible array) */
 };
 
-static uint64_t make_seed(void)
-{
-	uint64_t s = 0;
-	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&s;
-	}
-	return s;
-}
-
 mg_retain *mg_retain_new(void (*ref)(void *v), void (*unref)(void *v))
 {
 	mg_retain *r = calloc(1, sizeof *r);
@@ -72,7 +61,7 @@ mg_retain *mg_retain_new(void (*ref)(void *v), void (*unref)(void *v))
 		free(r);
 		return NULL;
 	}
-	r->seed = make_seed();
+	r->seed = mg_kids_seed();
 	r->ref = ref;
 	r->unref = unref;
 	return r;

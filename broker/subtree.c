@@ -186,17 +186,6 @@ struct mg_subtree {
 	snode *root; /* stands for no level (a separate allocation: it ends in a flexible array) */
 };
 
-static uint64_t make_seed(void)
-{
-	uint64_t s = 0;
-	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&s;
-	}
-	return s;
-}
-
 static inline int read_lock(mg_subtree *t)
 {
 	int slot = my_slot;
@@ -255,7 +244,7 @@ mg_subtree *mg_subtree_new(void)
 			return NULL;
 		}
 	}
-	t->seed = make_seed();
+	t->seed = mg_kids_seed();
 	return t;
 }
 

@@ -16,6 +16,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/types.h>
+#include <time.h>
 
 /* The head of every node: the level it stands for (key points into the node itself). */
 typedef struct mg_tnode {
@@ -41,6 +44,18 @@ typedef struct mg_kids {
 /* The bytes of a short level as one word, without a variable-length memcpy (which
  * compilers turn into a call): two overlapping 4-byte loads for 4..8 bytes, three byte
  * loads for 1..3. Injective for a given length, which the callers mix in. */
+/* A per-tree hash seed, so that crafted topic names cannot make one node's children collide. */
+static inline uint64_t mg_kids_seed(void)
+{
+	uint64_t s = 0;
+	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&s;
+	}
+	return s;
+}
+
 static inline uint64_t mg_level_word(const uint8_t *p, size_t len)
 {
 	if (len >= 4) {
