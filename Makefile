@@ -27,24 +27,39 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
+# The project's own flags live in MG_*; the user's CFLAGS/CPPFLAGS/LDFLAGS/LDLIBS come last on
+# every command line, so `make CFLAGS=-O0` changes optimisation and keeps -std, -pthread, -fPIC
+# and every warning.
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
-CPPFLAGS += -D_GNU_SOURCE -DMIDGE_VERSION=\"$(VERSION)\" -Iinclude -I.
-CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -fPIC -pthread $(WARN)
-LDLIBS += -lpthread -lm -lssl -lcrypto -lsqlite3
+MG_CPPFLAGS := -D_GNU_SOURCE -DMIDGE_VERSION=\"$(VERSION)\" -Iinclude -I.
+MG_CFLAGS := -std=c11 -fPIC -pthread $(WARN)
+MG_OPT := -O2 -g
+MG_LDFLAGS :=
+MG_LDLIBS := -lpthread
+CFLAGS ?=
+CPPFLAGS ?=
+LDFLAGS ?=
+LDLIBS ?=
 
 ifeq ($(SAN),asan)
-CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+MG_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+MG_LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(SAN),tsan)
-CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=thread
-LDFLAGS += -fsanitize=thread
+MG_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+MG_LDFLAGS += -fsanitize=thread
 endif
 ifeq ($(SAN),fuzz)
-CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+MG_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined
+MG_LDFLAGS += -fsanitize=address,undefined
 endif
+ALL_CPPFLAGS = $(MG_CPPFLAGS) $(CPPFLAGS)
+ALL_CFLAGS = $(MG_OPT) $(MG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(MG_LDFLAGS) $(LDFLAGS)
+# What each kind of binary links besides its objects: the broker needs libm (ceil/log in
+# $SYS load averages); libmidge and the tools need only pthreads.
+BROKER_LDLIBS = $(MG_LDLIBS) -lm $(LDLIBS)
+CLIENT_LDLIBS = $(MG_LDLIBS) $(LDLIBS)
 
 OBJ := $(BUILD)/obj
 LIB := $(BUILD)/lib
@@ -86,12 +101,12 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 ifeq ($(SAN),fuzz)
 all: $(FUZZ_BINS)
 else
-all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(if $(wildcard broker/main.c),$(MIDGE)) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS)
+all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(MIDGE) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS)
 endif
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
@@ -106,12 +121,12 @@ $(LIB)/%.a:
 
 $(LIBMIDGE_SO): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC)) client/libmidge.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libmidge.so.0 -Wl,--version-script=client/libmidge.map $(LDFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libmidge.so.0 -Wl,--version-script=client/libmidge.map $(ALL_LDFLAGS) $(filter %.o,$^) -o $@ $(CLIENT_LDLIBS)
 	ln -sf libmidge.so $(LIB)/libmidge.so.0
 
 $(MIDGE): $(OBJ)/broker/main.o $(LIBBROKER) $(LIBNET) $(LIBPROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(BROKER_LDLIBS)
 
 .SECONDEXPANSION:
 # A tool links libmidge unless TOOL_LIBS_<name> says otherwise (midge_bench speaks raw proto/);
@@ -119,33 +134,38 @@ $(MIDGE): $(OBJ)/broker/main.o $(LIBBROKER) $(LIBNET) $(LIBPROTO)
 TOOL_LIBS_midge_bench = $(LIBNET) $(LIBPROTO)
 $(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $$(if $$(TOOL_LIBS_$$*),,$(TOOLS_COMMON_SRC))) $$(or $$(TOOL_LIBS_$$*),$(LIBMIDGE))
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLIENT_LDLIBS)
 
 # A static pattern rule: the tools' $(BIN)/% rule above would match these paths too.
 $(EX_BINS): $(BIN)/examples/%: $(OBJ)/examples/%.o $(LIBMIDGE)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLIENT_LDLIBS)
 
-# Unit tests, fuzzers and micro benchmarks link only the layers their name asks for, so a
-# layer under construction never breaks another layer's tests:
-#   *_proto*, *_topic*  -> proto        *_net*    -> net + proto
-#   *_client*           -> client + net + proto    anything else -> broker + net + proto
-layer_libs = $(strip $(if $(filter proto% topic%,$(1)),$(LIBPROTO),\
-	$(if $(filter net%,$(1)),$(LIBNET) $(LIBPROTO),\
-	$(if $(filter client%,$(1)),$(LIBCLIENT) $(LIBNET) $(LIBPROTO),\
-	$(LIBBROKER) $(LIBNET) $(LIBPROTO)))))
+# Unit tests, fuzzers and micro benchmarks link only the layer their name starts with, so a
+# layer under construction never breaks another layer's tests: test_<layer>_*.c,
+# fuzz_<layer>_*.c, micro_<layer>_*.c. A name without a known layer is an error, not a guess.
+LAYERS := proto net broker client
+LAYER_LIBS_proto  = $(LIBPROTO)
+LAYER_LIBS_net    = $(LIBNET) $(LIBPROTO)
+LAYER_LIBS_client = $(LIBCLIENT) $(LIBNET) $(LIBPROTO)
+LAYER_LIBS_broker = $(LIBBROKER) $(LIBNET) $(LIBPROTO)
+layer_of = $(or $(filter $(LAYERS),$(firstword $(subst _, ,$(1)))),$(error $(1): a test, fuzzer or micro benchmark is named <kind>_<layer>_..., layer one of: $(LAYERS)))
+layer_libs = $(LAYER_LIBS_$(call layer_of,$(1)))
+layer_ldlibs = $(if $(filter broker,$(call layer_of,$(1))),$(BROKER_LDLIBS),$(CLIENT_LDLIBS))
+# Checked when the Makefile is read, so a misnamed file fails every build, not just its own.
+LAYER_CHECK := $(foreach f,$(UNIT_SRC) $(FUZZ_SRC) $(BENCH_SRC),$(call layer_of,$(word 2,$(subst _, ,$(notdir $(f))))))
 
 $(BUILD)/test/test_%: $(OBJ)/test/unit/test_%.o $(call objs,$(UNIT_HELPER_SRC)) $$(call layer_libs,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call layer_ldlibs,$*)
 
 $(BUILD)/fuzz/fuzz_%: $(OBJ)/test/fuzz/fuzz_%.o $$(call layer_libs,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer $^ -o $@ $(call layer_ldlibs,$*)
 
 $(BUILD)/bench/micro_%: $(OBJ)/bench/micro_%.o $$(call layer_libs,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call layer_ldlibs,$*)
 
 # ---- convenience targets ----
 unit: all
@@ -177,7 +197,7 @@ bench: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/midge $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 755 $(wildcard $(MIDGE)) $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(MIDGE) $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIBMIDGE) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIBMIDGE_SO) $(DESTDIR)$(PREFIX)/lib/libmidge.so.0
 	ln -sf libmidge.so.0 $(DESTDIR)$(PREFIX)/lib/libmidge.so

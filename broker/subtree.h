@@ -35,7 +35,7 @@
  * 1000 = 1000 16-byte copies, ~1 ns each). Overlapping subscriptions of one subscriber
  * are merged with a small hash over the results, only when more than one node matched.
  * add/remove are O(levels) plus O(1) (a node indexes its subscribers by pointer once it
- * has 16). bench/micro_subtree prints the numbers.
+ * has 16). bench/micro_broker_subtree prints the numbers.
  */
 #ifndef MG_BROKER_SUBTREE_H
 #define MG_BROKER_SUBTREE_H

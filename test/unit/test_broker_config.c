@@ -1,7 +1,7 @@
 /*
- * test/unit/test_config.c - the config file's language (lines, comments, CRLF), the
+ * test/unit/test_broker_config.c - the config file's language (lines, comments, CRLF), the
  * lecture's file, include_dir, local only mode, the command line, SIGHUP reload.
- * Keyword by keyword checks are in test_config_keywords.c.
+ * Keyword by keyword checks are in test_broker_config_keywords.c.
  */
 #include "t.h"
 

@@ -1,4 +1,4 @@
-/* bench/micro_subtree.c - ns per mg_subtree_match on a few tree shapes (numbers, not a test).
+/* bench/micro_broker_subtree.c - ns per mg_subtree_match on a few tree shapes (numbers, not a test).
  *
  *   (a) one exact subscriber            (b) 10,000 distinct exact topics, one hit each
  *   (c) fan-out: 1,000 subscribers on one filter
@@ -8,7 +8,7 @@
  *       share no cache line (the tree's per-thread reader slots), ~2x when they do
  *   (f) the retained store: "#" over 100,000 topics, and "+" in the middle of a filter
  * Each case runs for about 0.5 s, so the whole run stays near 3 s.
- * Usage: micro_subtree [abcdef]   (default: all)
+ * Usage: micro_broker_subtree [abcdef]   (default: all)
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -31,7 +31,7 @@ static double cpu_now(void)
 static void add(mg_subtree *t, const char *f, int who, uint8_t qos, uint32_t id)
 {
 	if (mg_subtree_add(t, (const uint8_t *)f, strlen(f), &S[who], (mg_subopts){ .qos = qos }, id) < 0) {
-		fprintf(stderr, "micro_subtree: out of memory\n");
+		fprintf(stderr, "micro_broker_subtree: out of memory\n");
 		exit(1);
 	}
 }
@@ -54,7 +54,7 @@ static void run(const char *name, mg_subtree *t, char **topics, int nt, double s
 				int i = (int)(n % nt);
 				int r = mg_subtree_match(t, (const uint8_t *)topics[i], lens[i], NULL, NULL, NULL, &s);
 				if (r < 0) {
-					fprintf(stderr, "micro_subtree: match failed\n");
+					fprintf(stderr, "micro_broker_subtree: match failed\n");
 					exit(1);
 				}
 				entries += r;

@@ -1,4 +1,4 @@
-/* test/unit/test_subtree.c - the subscription tree: spec examples, merging, shared groups,
+/* test/unit/test_broker_subtree.c - the subscription tree: spec examples, merging, shared groups,
  * replace/remove/pruning, and a seeded cross-check against mg_topic_match. */
 #include "t.h"
 

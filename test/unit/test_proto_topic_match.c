@@ -1,5 +1,5 @@
 /*
- * test/unit/test_topic_match.c - topic names, filters, matching and shared subscriptions,
+ * test/unit/test_proto_topic_match.c - topic names, filters, matching and shared subscriptions,
  * from MQTT 5.0 section 4.7 / 4.8.2 and 3.1.1 section 4.7 (including their examples).
  */
 #include "test_proto_util.h"

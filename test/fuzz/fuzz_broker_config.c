@@ -1,5 +1,5 @@
 /*
- * test/fuzz/fuzz_config.c - the config parser on arbitrary bytes: it must never crash,
+ * test/fuzz/fuzz_broker_config.c - the config parser on arbitrary bytes: it must never crash,
  * leak or read out of bounds, and on success the result must be usable (finish it, check
  * the invariants the broker relies on).
  */

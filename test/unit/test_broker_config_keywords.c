@@ -1,5 +1,5 @@
 /*
- * test/unit/test_config_keywords.c - every keyword of midge.conf: good values land in the
+ * test/unit/test_broker_config_keywords.c - every keyword of midge.conf: good values land in the
  * right field, bad values stop the load with "Error: FILE:LINE: ..." saying what is wrong,
  * and keywords for features not implemented yet say so instead of being ignored.
  */

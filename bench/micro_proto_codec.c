@@ -1,7 +1,7 @@
 /*
- * bench/micro_proto.c - nanoseconds per operation on the hot path of proto/: PUBLISH decode,
+ * bench/micro_proto_codec.c - nanoseconds per operation on the hot path of proto/: PUBLISH decode,
  * PUBLISH header encode (per recipient), topic matching. About 2 seconds in all.
- * Numbers, not a test: run build/bench/micro_proto.
+ * Numbers, not a test: run build/bench/micro_proto_codec.
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * test/fuzz/fuzz_topic.c - topic checks, matching and $share parsing on arbitrary input split
+ * test/fuzz/fuzz_proto_topic.c - topic checks, matching and $share parsing on arbitrary input split
  * in two (first byte picks the split). mg_topic_match is compared with a slow matcher built
  * on mg_topic_next_level; the level walk must rebuild the string it walked.
  */

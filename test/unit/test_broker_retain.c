@@ -1,4 +1,4 @@
-/* test/unit/test_retain.c - the retained-message store: set/replace/delete, references,
+/* test/unit/test_broker_retain.c - the retained-message store: set/replace/delete, references,
  * wildcard matching with the $-rule, foreach with deletion, a seeded cross-check against
  * mg_topic_match, and readers in parallel with a writer. */
 #include "t.h"

@@ -1,5 +1,5 @@
 /*
- * test/unit/test_log.c - log lines: prefix, types, destinations, reopen, whole lines from
+ * test/unit/test_broker_log.c - log lines: prefix, types, destinations, reopen, whole lines from
  * many threads at once.
  */
 #include "t.h"
