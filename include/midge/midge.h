@@ -106,7 +106,7 @@ enum {
 	MIDGE_ERR_LOOKUP = -16,        /* the host name could not be resolved */
 	MIDGE_ERR_KEEPALIVE = -17,     /* no answer from the broker within the keepalive */
 	MIDGE_ERR_PROPERTY = -18,      /* a property is not allowed in this packet / version */
-	MIDGE_ERR_BUSY = -19,          /* already connected / connecting, or a loop thread runs */
+	MIDGE_ERR_BUSY = -19           /* already connected / connecting, or a loop thread runs */
 };
 
 /* One line of English for a MIDGE_ERR_* code. (paho: error_string) */
@@ -127,7 +127,7 @@ enum {
 	MIDGE_LOG_NOTICE = 0x02,
 	MIDGE_LOG_WARNING = 0x04,
 	MIDGE_LOG_ERR = 0x08,
-	MIDGE_LOG_DEBUG = 0x10,
+	MIDGE_LOG_DEBUG = 0x10
 };
 
 /* on_connect flags (paho: flags["session present"] / ConnectFlags.session_present) */
@@ -390,6 +390,18 @@ void midge_on_log_set(midge_client *c, void (*cb)(midge_client *c, void *userdat
                                                   const char *line));
 
 /* ------------------------------------------------------------------------------------------ */
+/* What paho and libmosquitto users reach for (issue 8): topic matching, per-topic callbacks,  */
+/* message copies, local address, SOCKS5, manual acks, socket callbacks. (Section kept apart   */
+/* so additions elsewhere in this header merge without conflicts.)                              */
+
+/* Does the topic name match the subscription filter ('+', '#', "a/#" matches "a", a leading
+ * wildcard does not match a '$' topic)? For "$share/group/filter" the filter after the group
+ * is matched. Returns MIDGE_OK with *result set, MIDGE_ERR_INVAL for a NULL argument,
+ * MIDGE_ERR_TOPIC if sub is not a valid filter or topic not a valid topic name (wildcards,
+ * empty, bad UTF-8). (paho: topic_matches_sub; libmosquitto: mosquitto_topic_matches_sub) */
+int midge_topic_matches_sub(const char *sub, const char *topic, bool *result);
+
+/* ------------------------------------------------------------------------------------------ */
 /* MQTT 5.0 properties (paho: paho.mqtt.properties.Properties)                                */
 
 /* Identifiers: the MQTT 5.0 property ids (spec section 2.2.2.2). */
@@ -420,7 +432,7 @@ enum {
 	MIDGE_PROP_MAXIMUM_PACKET_SIZE = 0x27,      /* u32     CONNECT, CONNACK */
 	MIDGE_PROP_WILDCARD_SUB_AVAILABLE = 0x28,   /* byte    CONNACK */
 	MIDGE_PROP_SUB_ID_AVAILABLE = 0x29,         /* byte    CONNACK */
-	MIDGE_PROP_SHARED_SUB_AVAILABLE = 0x2A,     /* byte    CONNACK */
+	MIDGE_PROP_SHARED_SUB_AVAILABLE = 0x2A      /* byte    CONNACK */
 };
 
 /* A new, empty property list; NULL when out of memory. The caller frees it with
