@@ -77,6 +77,9 @@ UNIT_SRC   := $(wildcard test/unit/test_*.c)
 UNIT_HELPER_SRC := $(filter-out $(UNIT_SRC),$(wildcard test/unit/*.c))
 FUZZ_SRC   := $(wildcard test/fuzz/fuzz_*.c)
 BENCH_SRC  := $(wildcard bench/micro_*.c)
+# The libmidge test programs that test/client/*.py drive (one program per file, linked
+# against libmidge.a as a user's program would be).
+CLIENT_TEST_SRC := $(wildcard test/client/c/*.c)
 
 objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
 
@@ -93,6 +96,7 @@ EX_BINS    := $(addprefix $(BIN)/examples/,$(EXAMPLES))
 UNIT_BINS  := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 FUZZ_BINS  := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+CLIENT_TEST_BINS := $(patsubst test/client/c/%.c,$(BUILD)/test/client/%,$(CLIENT_TEST_SRC))
 
 .PHONY: all test run fuzz bench install clean unit asan tsan fuzzers
 .DEFAULT_GOAL := all
@@ -101,7 +105,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 ifeq ($(SAN),fuzz)
 all: $(FUZZ_BINS)
 else
-all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(MIDGE) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS)
+all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(MIDGE) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS) $(CLIENT_TEST_BINS)
 endif
 
 $(OBJ)/%.o: %.c
@@ -138,6 +142,11 @@ $(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $$(if $$(TOOL_LIBS_$$*),,$(TOO
 
 # A static pattern rule: the tools' $(BIN)/% rule above would match these paths too.
 $(EX_BINS): $(BIN)/examples/%: $(OBJ)/examples/%.o $(LIBMIDGE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLIENT_LDLIBS)
+
+# The client test programs: same flags and sanitizers as the library they test.
+$(CLIENT_TEST_BINS): $(BUILD)/test/client/%: $(OBJ)/test/client/c/%.o $(LIBMIDGE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLIENT_LDLIBS)
 

@@ -1,7 +1,7 @@
 """Helpers and fixtures for the libmidge tests (test/client/): Debian's mosquitto broker on a
-free loopback port, a scripted fake broker, and the C test programs of test/client/c/ built
-against $MIDGE_BUILD/lib/libmidge.a with the sanitizers that build uses (asan: address+undefined,
-tsan: thread).
+free loopback port, a scripted fake broker, and the C test programs of test/client/c/, which the
+Makefile builds into $MIDGE_BUILD/test/client/ against that build's libmidge.a (so
+MIDGE_BUILD=build/asan runs them under ASan+UBSan, build/tsan under TSan).
 
 These tests always use mosquitto as the broker (they test the client library, not midge)."""
 
@@ -28,16 +28,6 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 PY = "/usr/bin/python3"
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:",
                       "WARNING: ThreadSanitizer")
-
-
-def sanitizer_flags():
-    b = os.path.basename(os.path.normpath(BUILD))
-    if "tsan" in b:
-        return ["-O1", "-fsanitize=thread"]
-    if "asan" in b:
-        return ["-O1", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                "-fno-sanitize-recover=undefined"]
-    return ["-O1"]
 
 
 def free_port():
@@ -95,25 +85,13 @@ class Mosquitto:
         self.start()
 
 
-_built = {}
-
-
-def build_program(name, tmpdir):
-    if name in _built:
-        return _built[name]
-    lib = os.path.join(BUILD, "lib", "libmidge.a")
-    if not os.path.exists(lib):
-        pytest.fail("%s is not built (make BUILD=%s)" % (lib, os.path.relpath(BUILD, ROOT)))
-    out = os.path.join(tmpdir, name)
-    src = os.path.join(HERE, "c", name + ".c")
-    cmd = (["cc", "-std=c11", "-D_GNU_SOURCE", "-g", "-Wall", "-Wextra", "-Werror",
-            "-Wno-unused-parameter", "-I", os.path.join(ROOT, "include")] + sanitizer_flags() +
-           [src, lib, "-lpthread", "-o", out])
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.fail("building %s failed:\n%s" % (name, r.stderr))
-    _built[name] = out
-    return out
+def program(name):
+    """The test program test/client/c/<name>.c as the Makefile built it into
+    $MIDGE_BUILD/test/client/ (same compiler flags and sanitizers as that build's libmidge)."""
+    exe = os.path.join(BUILD, "test", "client", name)
+    if not os.access(exe, os.X_OK):
+        pytest.fail("%s is not built (make BUILD=%s)" % (exe, os.path.relpath(BUILD, ROOT)))
+    return exe
 
 
 def check_sanitizers(text):
@@ -243,9 +221,8 @@ def mosq_factory(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def cbin(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("cbin"))
-    return lambda name: build_program(name, d)
+def cbin():
+    return program
 
 
 
