@@ -8,6 +8,7 @@ import time
 import pytest
 
 import mqtt_raw as m
+from harness import UNDER_TSAN
 
 FLOOD_SECONDS = 60
 WARMUP_SECONDS = 30
@@ -77,8 +78,9 @@ def test_slow_subscriber_flood_rss_flat(broker_factory):
     assert probes_late == 0, "%d probes did not arrive within 2 s" % probes_late
     first = sum(rates[5:15]) / 10
     last = sum(rates[-10:]) / 10
-    assert last >= 0.5 * first, "publisher slowed down: %.0f -> %.0f msg/s" % (first, last)
-    assert last >= 1000, "publisher rate %.0f msg/s" % last
+    if not UNDER_TSAN:  # rates: see harness.UNDER_TSAN
+        assert last >= 0.5 * first, "publisher slowed down: %.0f -> %.0f msg/s" % (first, last)
+        assert last >= 1000, "publisher rate %.0f msg/s" % last
     slow.close()
     probe_sub.close()
     probe_pub.close()

@@ -293,8 +293,8 @@ def test_alias_out_midge_sub_resolves_topics(broker, procs, raw):
     import os
     from harness import MIDGE_BUILD
     exe = os.path.join(MIDGE_BUILD, "bin", "midge_sub")
-    if not os.path.exists(exe):
-        pytest.skip("midge_sub not built in %s" % MIDGE_BUILD)
+    if not os.access(exe, os.X_OK):
+        pytest.fail("midge_sub not built in %s" % MIDGE_BUILD)
     s = procs([exe, "-h", "127.0.0.1", "-p", str(broker.port), "-V", "5",
                "-D", "connect", "topic-alias-maximum", "10", "-d", "-v", "-t", "ms/#",
                "-C", "4", "-W", "10"])

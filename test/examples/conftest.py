@@ -15,7 +15,7 @@ def ex_broker_of(tmp_path):
 
     def make(kind, extra=(), name=None):
         if kind == "midge" and not os.access(MIDGE_BROKER, os.X_OK):
-            pytest.skip("midge broker not built at %s" % MIDGE_BROKER)
+            pytest.fail("midge broker not built at %s (make BUILD=...)" % MIDGE_BROKER)
         b = TestBroker(kind, tmp_path, extra, name)
         started.append(b)
         return b

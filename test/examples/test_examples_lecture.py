@@ -15,6 +15,9 @@ import pytest
 
 from interop.tool_helpers import MIDGE_BUILD, MOSQUITTO_PUB, MOSQUITTO_SUB_LB, run
 
+# wall-clock checks stay out of the TSan pass (see test/broker/lib/harness.py, UNDER_TSAN)
+UNDER_TSAN = "tsan" in os.path.basename(os.path.normpath(MIDGE_BUILD))
+
 EX = os.path.join(MIDGE_BUILD, "bin", "examples")
 
 
@@ -124,7 +127,8 @@ def test_sensor_started_and_stopped_by_controller(ex_broker, programs):
         time.sleep(0.02)
     assert len(arrivals) >= 4, ctl.out()
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert all(1.5 < g < 2.8 for g in gaps), gaps
+    if not UNDER_TSAN:
+        assert all(1.5 < g < 2.8 for g in gaps), gaps
     temps = [l for l in _temps(ctl) if l != "room/temp, probe"]
     assert all(0 <= int(l.split(", ")[1]) <= 39 for l in temps), temps
     # What the sensor says it sent is what the controller printed, in order.

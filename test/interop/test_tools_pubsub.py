@@ -383,7 +383,11 @@ def test_client_id_prefix_I(any_broker, clients):
     assert "Client pre-%d sending CONNECT" % s.p.pid in s.out()
 
 
-@pytest.mark.parametrize("kind", ["mosquitto", "midge"])
+@pytest.mark.parametrize("kind", [
+    "mosquitto",
+    pytest.param("midge", marks=pytest.mark.xfail(
+        strict=True, raises=AssertionError,
+        reason="issue 9: password_file is refused as not yet implemented"))])
 def test_username_password(broker_of, tmp_path, kind):
     pw = tmp_path / "passwd"
     pw.write_text("")
@@ -392,12 +396,7 @@ def test_username_password(broker_of, tmp_path, kind):
     extra = ["allow_anonymous false", "password_file %s" % pw]
     if kind == "mosquitto":
         extra.append("user root")  # else it drops to user mosquitto, who cannot read tmp_path
-    try:
-        b = broker_of(kind, extra=extra)
-    except AssertionError as e:
-        if "not yet implemented" in str(e):
-            pytest.skip("%s has no password_file yet" % kind)
-        raise
+    b = broker_of(kind, extra=extra)
     ok(pub(b, "-t", "a", "-m", "x", "-u", "alice", "-P", "s3cret"))
     ok(run([tool("midge_pub"), "-L", "mqtt://alice:s3cret@127.0.0.1:%d/a" % b.port, "-m", "x"]))
     rc, out, err = pub(b, "-t", "a", "-m", "x", "-u", "alice", "-P", "wrong")

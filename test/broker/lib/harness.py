@@ -29,6 +29,10 @@ MIDGE_BIN = os.path.join(MIDGE_BUILD, "bin", "midge")
 MOSQUITTO_BIN = "/usr/sbin/mosquitto"
 IS_MIDGE = KIND == "midge"
 IS_MOSQUITTO = KIND == "mosquitto"
+# Throughput and wall-clock thresholds are left out of the TSan pass: ThreadSanitizer slows
+# every thread 5-15x (more on a busy 2-core machine), so a rate missed there says nothing
+# about midge. The test still runs there for its races; only the threshold is not checked.
+UNDER_TSAN = "tsan" in os.path.basename(os.path.normpath(MIDGE_BUILD))
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:",
                       "ThreadSanitizer")
