@@ -4,26 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Properties written per recipient, never forwarded as they came. */
-static bool per_recipient(uint8_t id)
-{
-	return id == MG_PROP_TOPIC_ALIAS || id == MG_PROP_SUBSCRIPTION_ID || id == MG_PROP_MESSAGE_EXPIRY ||
-	       id == MG_PROP_WILL_DELAY;
-}
+/* Properties written per recipient (or, for a will, used up before it is published), never
+ * forwarded as they came. */
+#define PER_RECIPIENT                                                                          \
+	(MG_PROP_BIT(MG_PROP_TOPIC_ALIAS) | MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID) |                  \
+	 MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY) | MG_PROP_BIT(MG_PROP_WILL_DELAY))
 
 mg_msg *mg_msg_new(const uint8_t *topic, size_t tlen, const uint8_t *payload, size_t plen,
                    const mg_props *props, uint8_t qos, bool retain, int64_t now)
 {
-	size_t fwd = 0;
-	if (props && props->raw.len) {
-		uint32_t off = 0, prev = 0;
-		mg_prop pr;
-		while (mg_prop_next(props->raw, &off, &pr)) {
-			if (!per_recipient(pr.id))
-				fwd += off - prev;
-			prev = off;
-		}
-	}
+	mg_bytes raw = props ? props->raw : (mg_bytes){ NULL, 0 };
+	size_t fwd = raw.len ? mg_props_strip(NULL, 0, raw, PER_RECIPIENT) : 0;
 	mg_msg *m = malloc(sizeof *m + tlen + fwd + plen + 1);
 	if (!m)
 		return NULL;
@@ -37,18 +28,8 @@ mg_msg *mg_msg_new(const uint8_t *topic, size_t tlen, const uint8_t *payload, si
 	m->topic[tlen] = 0; /* handy for logs */
 	m->props = m->topic + tlen + 1;
 	m->payload = m->props + fwd;
-	if (fwd) {
-		uint32_t off = 0, prev = 0;
-		size_t w = 0;
-		mg_prop pr;
-		while (mg_prop_next(props->raw, &off, &pr)) {
-			if (!per_recipient(pr.id)) {
-				memcpy(m->props + w, props->raw.p + prev, off - prev);
-				w += off - prev;
-			}
-			prev = off;
-		}
-	}
+	if (fwd)
+		mg_props_strip(m->props, fwd, raw, PER_RECIPIENT);
 	if (plen)
 		memcpy(m->payload, payload, plen);
 	m->has_expiry = props && (props->present & MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY));

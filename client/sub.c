@@ -21,23 +21,30 @@ static int check_filter(const char *f)
 	return MIDGE_OK;
 }
 
-/* The payload of SUBSCRIBE (with options bytes) or UNSUBSCRIBE, as mg_encode wants it. */
+static mg_bytes str(const char *s)
+{
+	return (mg_bytes){ (const uint8_t *)s, (uint32_t)strlen(s) };
+}
+
+/* The payload of SUBSCRIBE (with options bytes) or UNSUBSCRIBE, as mg_encode wants it: proto's
+ * mg_sub_put writes each entry. send_list has checked every filter (<= 65535 bytes) and options
+ * word, so the options byte written is options[i] itself. */
 static uint8_t *build_list(const char *const *topics, const int *options, int count, size_t *len)
 {
-	size_t n = 0;
+	mg_subopts o = { 0 };
+	size_t n = 0, off = 0;
 	for (int i = 0; i < count; i++)
-		n += 2 + strlen(topics[i]) + (options ? 1 : 0);
-	uint8_t *b = malloc(n ? n : 1), *p = b;
+		n += mg_sub_put(NULL, 0, str(topics[i]), options ? &o : NULL);
+	uint8_t *b = malloc(n ? n : 1);
 	if (!b)
 		return NULL;
 	for (int i = 0; i < count; i++) {
-		size_t l = strlen(topics[i]);
-		*p++ = (uint8_t)(l >> 8);
-		*p++ = (uint8_t)l;
-		memcpy(p, topics[i], l);
-		p += l;
 		if (options)
-			*p++ = (uint8_t)options[i];
+			o = (mg_subopts){ .qos = (uint8_t)(options[i] & 3),
+			                  .no_local = options[i] & MIDGE_SUB_NO_LOCAL,
+			                  .retain_as_published = options[i] & MIDGE_SUB_RETAIN_AS_PUBLISHED,
+			                  .retain_handling = (uint8_t)((options[i] >> 4) & 3) };
+		off += mg_sub_put(b + off, n - off, str(topics[i]), options ? &o : NULL);
 	}
 	*len = n;
 	return b;

@@ -675,3 +675,38 @@ def test_retained_too_large_for_client_not_sent(raw):
     got = s.recv_publish()
     assert (got.topic, got.payload) == ("rbig/b", b"ok")
     s.expect_nothing(0.3)
+
+
+def test_forwarded_properties_keep_the_rest_in_order(raw):
+    """[MQTT-3.3.2-17/18] Payload Format, Content Type, Response Topic, Correlation Data and
+    User Properties reach the subscriber unaltered, user properties in their order; the Topic
+    Alias is not forwarded [MQTT-3.3.2-7], the Message Expiry Interval is the server's own
+    (one, [MQTT-3.3.2-6]), and the Subscription Identifier is the subscriber's."""
+    s = c5(raw, "fwd-s")
+    s.subscribe([("fwd/t", 0)], properties=[(m.P_SUBSCRIPTION_ID, 7)])
+    kept = [(m.P_USER_PROPERTY, ("k", "1")), (m.P_PAYLOAD_FORMAT, 1),
+            (m.P_CONTENT_TYPE, "text/plain"), (m.P_USER_PROPERTY, ("k", "2")),
+            (m.P_RESPONSE_TOPIC, "re/ply"), (m.P_CORRELATION_DATA, b"\x00c"),
+            (m.P_USER_PROPERTY, ("a", "3"))]
+    sent = kept[:2] + [(m.P_TOPIC_ALIAS, 1), (m.P_MESSAGE_EXPIRY, 3600)] + kept[2:]
+    pub5(raw, "fwd/t", b"p", qos=0, properties=sent)
+    got = s.recv_publish().props
+    assert got.all(m.P_TOPIC_ALIAS) == []
+    assert got.all(m.P_SUBSCRIPTION_ID) == [7]
+    expiry = got.all(m.P_MESSAGE_EXPIRY)
+    assert len(expiry) == 1 and 1 <= expiry[0] <= 3600
+    assert [p for p in got if p[0] not in (m.P_MESSAGE_EXPIRY, m.P_SUBSCRIPTION_ID)] == kept
+
+
+def test_will_properties_forwarded_without_will_delay(raw):
+    """3.1.3.2: a will is published with its properties (here a user property and a content
+    type) but the Will Delay Interval is the server's business, not a PUBLISH property
+    (it is not allowed in PUBLISH at all, 2.2.2.2)."""
+    w = c5(raw, "wfw")
+    w.subscribe([("wfw/t", 0)])
+    c = c5(raw, "wfwd", will=dict(topic="wfw/t", payload=b"bye", properties=[
+        (m.P_USER_PROPERTY, ("k", "v")), (m.P_WILL_DELAY, 0), (m.P_CONTENT_TYPE, "t")]))
+    c.abort()
+    p = w.recv_publish()
+    assert p.payload == b"bye"
+    assert list(p.props) == [(m.P_USER_PROPERTY, ("k", "v")), (m.P_CONTENT_TYPE, "t")]

@@ -201,3 +201,33 @@ def test_v5_reconnect_clean_start_first_only(fake, cbin, spawn):
     conn.send(raw.publish("t", b"x", version=5))
     c.expect("forever rc=0")
     c.finish()
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_subscribe_and_unsubscribe_bytes(fake, cbin, spawn, version):
+    """The SUBSCRIBE and UNSUBSCRIBE payloads, byte for byte (3.1.1 3.8.3 / 3.10.3, 5.0 3.8.3.1
+    options: QoS bits 0-1, No Local bit 2, Retain As Published bit 3, Retain Handling bits
+    4-5), for one filter and for two in one packet."""
+    opts = "0x2d" if version == 5 else "1"  # 5.0: QoS 1, No Local, Retain As Published, RH 2
+    opt2 = "0x12" if version == 5 else "2"  # 5.0: QoS 2, RH 1
+    c = spawn([cbin("mgtest"), "-p", str(fake.port), "-V", str(version), "connect",
+               "subopt", "a/b", opts, "sub2", "x", opt2, "y/+/#", "0",
+               "unsub", "a/b", "unsub2", "x", "y/+/#", "loop", "300", "disconnect"])
+    conn = fake.accept(version)
+    conn.expect(raw.CONNECT)
+    conn.send(connack5() if version == 5 else bytes([0x20, 2, 0, 0]))
+    no_props = b"\x00" if version == 5 else b""
+    want = [
+        (0x82, b"\x00\x01" + no_props + b"\x00\x03a/b" + bytes([int(opts, 0)])),
+        (0x82, b"\x00\x02" + no_props + b"\x00\x01x" + bytes([int(opt2, 0)]) +
+         b"\x00\x05y/+/#\x00"),
+        (0xA2, b"\x00\x03" + no_props + b"\x00\x03a/b"),
+        (0xA2, b"\x00\x04" + no_props + b"\x00\x01x\x00\x05y/+/#"),
+    ]
+    for first, body in want:
+        p = conn.expect(raw.SUBSCRIBE if first == 0x82 else raw.UNSUBSCRIBE)
+        assert p.raw == bytes([first, len(body)]) + body
+    conn.expect(raw.DISCONNECT)
+    c.finish()
+    assert "subopt rc=1" in c.lines and "sub2 rc=2" in c.lines
+    assert "unsub rc=3" in c.lines and "unsub2 rc=4" in c.lines

@@ -9,6 +9,7 @@
  *     connect | connect_async | reconnect | disconnect | start | stop
  *     will TOPIC PAYLOAD QOS RETAIN
  *     sub TOPIC QOS | subopt TOPIC OPTIONS | unsub TOPIC
+ *     sub2 T1 OPTIONS1 T2 OPTIONS2 | unsub2 T1 T2   two filters in one (UN)SUBSCRIBE
  *     pub TOPIC PAYLOAD QOS RETAIN      prints "pub mid=N" (or "pub err=E")
  *     pubprops TOPIC PAYLOAD QOS        with user props a=1,b=2, content type, response topic,
  *                                       correlation data, message expiry 60
@@ -258,6 +259,15 @@ int main(int argc, char **argv)
 			const char *t = ARG(1);
 			int o = (int)strtol(ARG(2), NULL, 0);
 			printf("subopt rc=%d\n", midge_subscribe_ex(c, &t, &o, 1, NULL));
+			i += 2;
+		} else if (!strcmp(cmd, "sub2")) {
+			const char *t[2] = {ARG(1), ARG(3)};
+			int o[2] = {(int)strtol(ARG(2), NULL, 0), (int)strtol(ARG(4), NULL, 0)};
+			printf("sub2 rc=%d\n", midge_subscribe_ex(c, t, o, 2, NULL));
+			i += 4;
+		} else if (!strcmp(cmd, "unsub2")) {
+			const char *t[2] = {ARG(1), ARG(2)};
+			printf("unsub2 rc=%d\n", midge_unsubscribe_ex(c, t, 2, NULL));
 			i += 2;
 		} else if (!strcmp(cmd, "unsub")) {
 			printf("unsub rc=%d\n", midge_unsubscribe(c, ARG(1)));
