@@ -314,6 +314,17 @@ int mg_alias_out_get(mg_alias_out *a, mg_bytes topic, uint16_t *alias);
 void mg_alias_out_bind(mg_alias_out *a, mg_bytes topic, uint16_t alias);
 
 /* ---- packet handling (handle.c, connect.c) ---- */
+
+/* May a client connect, by these settings? Nothing can verify a user name yet
+ * (password_file is refused at startup), so with allow_anonymous false nobody may, user
+ * name or not: mosquitto 2 refuses them all when it has no password file. CONNECT and the
+ * re-check after a reload both ask here, so the two never disagree. */
+static inline bool mg_may_connect(const mg_config *cfg, bool has_username)
+{
+	(void)has_username; /* what a password_file would check */
+	return cfg->allow_anonymous;
+}
+
 int mg_handle_packet(mg_conn *c, const mg_packet *p);   /* 0 or closes c and returns -1 */
 int mg_handle_connect(mg_conn *c, const mg_packet *p);  /* 0, -1 closed, 1 handed off */
 int mg_handle_subscribe(mg_conn *c, const mg_packet *p);

@@ -166,8 +166,16 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_BAD_AUTH_METHOD, MG_CLOSE_NOT_AUTH);
 		return -1;
 	}
-	if (!k->has_username && !cfg->allow_anonymous) {
+	if (!mg_may_connect(cfg, k->has_username)) {
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
+		return -1;
+	}
+	if (k->will && cfg->message_size_limit && k->will_payload.len > cfg->message_size_limit) {
+		/* It could never be published as a PUBLISH of that size: refuse now, not drop it
+		 * silently later (mosquitto: 3.1.1 CONNACK 5; 5.0 Packet too large). */
+		mg_log(MG_LOG_INFO, "Client %s will payload of %u bytes is over message_size_limit %u, "
+		       "refused.", idstr, k->will_payload.len, cfg->message_size_limit);
+		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_PACKET_TOO_LARGE, MG_CLOSE_REFUSED);
 		return -1;
 	}
 	if (k->will && k->will_retain && !cfg->retain_available && k->level == MG_V5) {

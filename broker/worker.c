@@ -66,14 +66,14 @@ void mg_worker_flush_outboxes(mg_worker *w)
 	}
 }
 
-/* After a reload: tightened access applies to who is connected, as mosquitto does. */
+/* After a reload: tightened access applies to who is connected, as mosquitto does: every
+ * client that the new settings would refuse at CONNECT is closed. */
 static void recheck_access(mg_worker *w)
 {
-	if (w->b->cfg->allow_anonymous)
-		return;
+	const mg_config *cfg = w->b->cfg;
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		if (c->state == MG_CS_ACTIVE && c->anonymous)
+		if (c->state == MG_CS_ACTIVE && !mg_may_connect(cfg, !c->anonymous))
 			mg_conn_disconnect(c, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
 	}
 }
