@@ -30,7 +30,7 @@ VERSION := 0.1.0
 # The project's own flags live in MG_*; the user's CFLAGS/CPPFLAGS/LDFLAGS/LDLIBS come last on
 # every command line, so `make CFLAGS=-O0` changes optimisation and keeps -std, -pthread, -fPIC
 # and every warning.
-WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla -Wno-unused-parameter -Wno-missing-field-initializers
 MG_CPPFLAGS := -D_GNU_SOURCE -DMIDGE_VERSION=\"$(VERSION)\" -Iinclude -I.
 MG_CFLAGS := -std=c11 -fPIC -pthread $(WARN)
 MG_OPT := -O2 -g

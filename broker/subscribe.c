@@ -63,6 +63,16 @@ static int send_retained(void *ctx, const uint8_t *topic, size_t tlen, void *v)
 	return 0;
 }
 
+/* The arrays below hold one entry per filter of a packet, and a packet may carry hundreds of
+ * thousands of filters (an 800 KB SUBSCRIBE of 3-byte filters): they live on the heap, never on
+ * the stack. Running out of memory closes this one connection. */
+static int out_of_memory(mg_conn *c, const char *what)
+{
+	mg_log(MG_LOG_ERR, "Out of memory handling %s from %s: closing its connection.", what, c->id);
+	mg_conn_disconnect(c, MG_RC_UNSPECIFIED, MG_CLOSE_SOCKET);
+	return -1;
+}
+
 int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
 {
 	mg_worker *w = c->w;
@@ -70,24 +80,29 @@ int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
 	mg_broker *b = w->b;
 	uint32_t sub_id = (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID)))
 	                  ? p->props.subscription_id : 0;
-	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
-	struct want { mg_bytes f; uint8_t qos; } want[p->u.sub.count ? p->u.sub.count : 1];
+	size_t count = p->u.sub.count ? p->u.sub.count : 1;
+	struct want { mg_bytes f; uint8_t qos; } *want = malloc(count * sizeof *want);
+	uint8_t *codes = malloc(count);
+	/* mounted filters must live until the retained messages are sent: one heap copy each */
+	uint8_t **heaps = c->mp_len ? malloc(count * sizeof *heaps) : NULL;
 	size_t n_want = 0, n = 0, n_heaps = 0;
-	/* mounted filters must live until the retained messages are sent */
-	uint8_t (*mbuf)[128] = c->mp_len ? malloc((size_t)(p->u.sub.count ? p->u.sub.count : 1) * 128) : NULL;
-	uint8_t *heaps[p->u.sub.count ? p->u.sub.count : 1];
+	int ret = 0;
+	if (!want || !codes || (c->mp_len && !heaps)) {
+		ret = out_of_memory(c, "SUBSCRIBE");
+		goto done;
+	}
 	mg_log(MG_LOG_DEBUG, "Received SUBSCRIBE from %s", c->id);
 	uint32_t off = 0;
 	mg_bytes f;
 	mg_subopts o;
-	while (mg_sub_next(p, &off, &f, &o)) {
+	while (n < count && mg_sub_next(p, &off, &f, &o)) {
 		mg_log(MG_LOG_DEBUG, "\t%.*s (QoS %d)", (int)f.len, (const char *)f.p, o.qos);
 		if (c->level != MG_V5)
 			o = (mg_subopts){ .qos = o.qos };
 		mg_bytes group, inner;
 		int shared = mg_share_parse(f.p, f.len, &group, &inner);
 		uint8_t *heap;
-		f = mg_mount(c, f, true, mbuf ? mbuf[n] : NULL, mbuf ? sizeof mbuf[n] : 0, &heap);
+		f = mg_mount(c, f, true, NULL, 0, &heap);
 		if (heap)
 			heaps[n_heaps++] = heap;
 		if (!f.p) {
@@ -95,10 +110,8 @@ int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
 			continue;
 		}
 		if (shared == 1 && o.no_local && c->level == MG_V5) {
-			while (n_heaps)
-				free(heaps[--n_heaps]);
-			free(mbuf);
-			return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "no local on a shared subscription");
+			ret = mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "no local on a shared subscription");
+			goto done;
 		}
 		uint8_t rc = o.qos;
 		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->handle, o, sub_id);
@@ -124,21 +137,27 @@ int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
 		retained_ctx r = { w, s, want[i].qos, sub_id };
 		mg_retain_match(b->retain, want[i].f.p, want[i].f.len, send_retained, &r);
 	}
+done:
 	while (n_heaps)
 		free(heaps[--n_heaps]);
-	free(mbuf);
-	return 0;
+	free(heaps);
+	free(codes);
+	free(want);
+	return ret;
 }
 
 int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p)
 {
 	mg_session *s = c->s;
-	uint8_t codes[p->u.sub.count ? p->u.sub.count : 1];
+	size_t count = p->u.sub.count ? p->u.sub.count : 1;
+	uint8_t *codes = malloc(count);
 	size_t n = 0;
+	if (!codes)
+		return out_of_memory(c, "UNSUBSCRIBE");
 	mg_log(MG_LOG_DEBUG, "Received UNSUBSCRIBE from %s", c->id);
 	uint32_t off = 0;
 	mg_bytes f;
-	while (mg_sub_next(p, &off, &f, NULL)) {
+	while (n < count && mg_sub_next(p, &off, &f, NULL)) {
 		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)f.len, (const char *)f.p);
 		uint8_t mb[256], *heap;
 		mg_bytes mf = mg_mount(c, f, true, mb, sizeof mb, &heap);
@@ -154,6 +173,6 @@ int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p)
 	mg_packet ack = { .type = MG_UNSUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
 	mg_log(MG_LOG_DEBUG, "Sending UNSUBACK to %s", c->id);
 	mg_conn_send(c, &ack);
+	free(codes);
 	return 0;
 }
-

@@ -97,7 +97,7 @@ static int send_list(midge_client *c, int type, const char *const *topics, const
 	p.type = (uint8_t)type;
 	p.packet_id = mid;
 	p.u.sub.raw = (mg_bytes){ list, (uint32_t)len };
-	p.u.sub.count = (uint16_t)count;
+	p.u.sub.count = (uint32_t)count;
 	p.props = w.p;
 	rc = mg_send_packet(c, &p);
 	if (rc) {

@@ -302,7 +302,7 @@ typedef struct mg_publish {
 /* SUBSCRIBE / UNSUBSCRIBE: the decoder validates every entry; iterate with mg_sub_next. */
 typedef struct mg_sublist {
 	mg_bytes raw;   /* the payload */
-	uint16_t count; /* number of filters */
+	uint32_t count; /* number of filters: a packet may hold far more than 65,535 */
 } mg_sublist;
 
 /* Subscription options byte (SUBSCRIBE); in 3.x only qos is used. */

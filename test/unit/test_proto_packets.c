@@ -178,6 +178,35 @@ TEST(v311_subscribe)
 	free(b);
 }
 
+/* 70,000 filters "a" (QoS 1) in one SUBSCRIBE: the count is exact past 65,535, which the
+ * broker sizes its per-filter arrays by (the count once stopped at 65,535 and the broker
+ * wrote past its arrays). Built by hand: 82, 4-byte remaining length, id, 70,000 x 00 01 61 01. */
+TEST(subscribe_count_past_16_bits)
+{
+	enum { N = 70000 };
+	size_t rl = 2 + (size_t)N * 4, n = 1 + 3 + rl;
+	uint8_t *b = malloc(n);
+	REQUIRE(b);
+	b[0] = 0x82;
+	b[1] = (uint8_t)(0x80 | (rl & 0x7F));
+	b[2] = (uint8_t)(0x80 | ((rl >> 7) & 0x7F));
+	b[3] = (uint8_t)(rl >> 14); /* 280,002 < 2^21: three bytes */
+	b[4] = 0x00;
+	b[5] = 0x07;
+	for (size_t i = 0; i < N; i++)
+		memcpy(b + 6 + 4 * i, "\x00\x01\x61\x01", 4);
+	mg_packet p;
+	CHECK_EQ_INT(mg_decode(b, n, 4, 0, &p), (int)n);
+	CHECK_EQ_INT(p.u.sub.count, N);
+	uint32_t off = 0, seen = 0;
+	mg_bytes f;
+	mg_subopts o;
+	while (mg_sub_next(&p, &off, &f, &o))
+		seen++;
+	CHECK_EQ_INT(seen, N);
+	free(b);
+}
+
 TEST(v311_suback)
 {
 	mg_packet p;

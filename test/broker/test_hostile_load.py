@@ -1,0 +1,63 @@
+"""Issue 8, "Broker, under hostile or heavy load": packets and loads a hostile or merely busy
+client can produce, which must neither crash the broker nor stall its other clients."""
+
+import pytest
+
+import mqtt_raw as m
+from harness import assert_broker_serves
+
+# More filters than a 16-bit count can hold: the handler once wrote one stack entry per filter
+# into arrays sized by a count that stopped at 65,535.
+MANY = 70000
+
+
+def big_subscribe(pid, filters, version):
+    """mqtt_raw.subscribe's layout, joined once: appending 70,000 entries one by one to a
+    bytes object is quadratic and takes half a minute."""
+    body = m.u16(pid) + (m.props([]) if version == 5 else b"")
+    body += b"".join(m.s(f) + bytes([o]) for f, o in filters)
+    return m.packet(m.SUBSCRIBE, 2, body)
+
+
+def big_unsubscribe(pid, filters, version):
+    body = m.u16(pid) + (m.props([]) if version == 5 else b"")
+    body += b"".join(m.s(f) for f in filters)
+    return m.packet(m.UNSUBSCRIBE, 2, body)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_subscribe_more_than_65535_filters(broker, raw, version):
+    """One SUBSCRIBE carrying 70,000 filters (about 600 KB) is answered with a SUBACK of
+    70,000 return codes, one per filter in order [MQTT-3.8.4-6], [MQTT-3.9.3-1]; the broker
+    lives on. The same filter repeated keeps the bookkeeping cost out of this test."""
+    c = raw("many-sub", version=version)
+    c.send(big_subscribe(7, [("many/+", 1)] * MANY, version))
+    ack = c.expect(m.SUBACK, timeout=60)
+    assert ack.pid == 7
+    assert ack.codes == [1] * MANY
+    # and the subscription works
+    c.send(m.publish("many/x", b"hi", qos=0, version=version))
+    p = c.recv_publish(timeout=10)
+    assert (p.topic, p.payload) == ("many/x", b"hi")
+    assert_broker_serves(broker.port)
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_unsubscribe_more_than_65535_filters(broker, raw, version):
+    """One UNSUBSCRIBE carrying 70,000 filters gets its UNSUBACK; in 5.0 with one reason code
+    per filter: 0x00 for the filter that existed, 0x11 (No subscription existed) for every
+    repeat after it [MQTT-3.11.3-1]."""
+    c = raw("many-unsub", version=version)
+    c.subscribe(["gone/+"])
+    c.send(big_unsubscribe(9, ["gone/+"] * MANY, version))
+    ack = c.expect(m.UNSUBACK, timeout=60)
+    assert ack.pid == 9
+    if version == 5:
+        assert ack.codes == [0x00] + [0x11] * (MANY - 1)
+    else:
+        assert ack.raw == b"\xb0\x02\x00\x09"
+    c.send(m.publish("gone/x", b"nobody", version=version))
+    c.send(m.pingreq())
+    # the PINGRESP comes first: nothing was delivered to the filter that is gone
+    assert c.recv(timeout=10).type == m.PINGRESP
+    assert_broker_serves(broker.port)
