@@ -6,8 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,22 +30,6 @@ static int daemonize(void)
 		dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
-	}
-	return 0;
-}
-
-static int drop_privileges(const char *user)
-{
-	if (geteuid() != 0 || !user || !*user)
-		return 0;
-	struct passwd *pw = getpwnam(user);
-	if (!pw) {
-		mg_log(MG_LOG_ERR, "Error: Invalid user '%s'.", user);
-		return -1;
-	}
-	if (initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		mg_log(MG_LOG_ERR, "Error setting user to '%s': %s.", user, strerror(errno));
-		return -1;
 	}
 	return 0;
 }
@@ -144,9 +126,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	static mg_broker b;
-	r = mg_broker_start(&b, &cfg);
-	if (r == 0 && drop_privileges(cfg.user) < 0)
-		r = -EPERM;
+	r = mg_broker_start(&b, &cfg); /* also drops to `user` before any client is served */
 	if (r == 0) {
 		mg_broker_run_signals(&b);
 		rc = 0;

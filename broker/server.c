@@ -5,6 +5,8 @@
 #include "broker/log.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,25 @@ static int open_listeners(mg_broker *b)
 	return 0;
 }
 
+/* `user`: when started as root, become that user once the listen sockets are bound (a port
+ * below 1024 needs root) and before any worker thread starts, so no client is ever served
+ * as root. Like mosquitto, nothing happens when not root or when `user` is unset. */
+static int drop_privileges(const char *user)
+{
+	if (geteuid() != 0 || !user || !*user)
+		return 0;
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		mg_log(MG_LOG_ERR, "Error: Invalid user '%s'.", user);
+		return -EPERM;
+	}
+	if (initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		mg_log(MG_LOG_ERR, "Error setting user to '%s': %s.", user, strerror(errno));
+		return -EPERM;
+	}
+	return 0;
+}
+
 int mg_broker_start(mg_broker *b, mg_config *cfg)
 {
 	the_broker = b;
@@ -82,6 +103,8 @@ int mg_broker_start(mg_broker *b, mg_config *cfg)
 		return -ENOMEM;
 	int r = open_listeners(b);
 	if (r < 0)
+		return r;
+	if ((r = drop_privileges(cfg->user)) < 0)
 		return r;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	b->nworkers = cfg->threads > 0 ? cfg->threads : (ncpu > 0 ? (int)ncpu : 1);

@@ -256,3 +256,37 @@ def assert_broker_serves(port, tag="witness"):
         assert PUBACK in got and got[PUBACK].pid == 4
     finally:
         c.close()
+
+
+# ---- negative checks on a sync point, never a sleep
+
+def assert_nothing_before_ping(*clients):
+    """Asserts, without waiting out a timeout, that the broker has nothing for these raw
+    clients (mqtt_raw.RawClient). Each in turn sends PINGREQ and must get PINGRESP as its
+    very next packet: a broker answers one connection's packets in order, so whatever it had
+    already decided to send that client comes first and fails the check.
+
+    Name the clients whose packets could cause the unwanted delivery first (the publisher)
+    and the client that must receive nothing last: the publisher's round trip proves the
+    broker has read and routed everything it sent before, and the subscriber's round trip
+    is asked only then. (midge hands a delivery for another thread's client over before it
+    writes the publisher's replies, so the delivery is queued before that round trip ends.)"""
+    from mqtt_raw import PINGRESP, pingreq
+    for c in clients:
+        c.send(pingreq())
+        p = c.recv()
+        assert p.type == PINGRESP, "expected nothing before PINGRESP, got %r" % p
+
+
+def assert_nothing_before_sentinel(sub, pub, topic, payload=b"sentinel", qos=1):
+    """Asserts that raw client `sub` received nothing before a sentinel message: `pub`
+    publishes payload on topic (which `sub` is subscribed to), and the next packet `sub`
+    gets must be that PUBLISH. One publisher's messages reach a subscriber in order
+    [MQTT-4.6.0-6], so anything `pub` sent earlier that reached `sub` would come first.
+    Use it when the unwanted message would come from `pub` through routing."""
+    from mqtt_raw import PUBLISH
+    pub.publish(topic, payload, qos=qos, pid=0xFFF0)
+    p = sub.recv_publish()
+    assert p.type == PUBLISH and p.payload == payload, \
+        "expected only the sentinel %r, got %r" % (payload, p)
+    return p
