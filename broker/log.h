@@ -2,14 +2,17 @@
  * broker/log.h - the broker's log: mosquitto's log types and destinations.
  *
  * Lines look like mosquitto's: "1732570000: New connection from ..." (unix seconds, or
- * strftime(log_timestamp_format)). Each line is written whole with one write(2) per
- * destination under a mutex, so event-loop threads never interleave. Before mg_log_open
- * (and after mg_log_close) lines of type error, warning, notice and information go to stderr.
+ * strftime(log_timestamp_format)), at most 999 bytes before the '\n' as in mosquitto. After
+ * mg_log_open a log thread writes them, so mg_log never blocks on a slow destination: when
+ * its queue is full a line is dropped, and the number dropped is logged once output moves.
+ * Lines are written whole, so event-loop threads never interleave. Before mg_log_open (and
+ * after mg_log_close) lines of type error, warning, notice and information go to stderr.
  */
 #ifndef MG_BROKER_LOG_H
 #define MG_BROKER_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "broker/config.h"
 
@@ -27,5 +30,10 @@ void mg_log_close(void);
 int mg_log_reopen(void);               /* SIGHUP: reopen the log file (logrotate); 0 or -1 */
 bool mg_log_enabled(unsigned type);    /* cheap check, for the hot path, before formatting */
 void mg_log(unsigned type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* How many of the n bytes of s to show in a log line when at most max fit: max or fewer,
+   never ending inside a UTF-8 character. Reads s[max] when n > max. */
+size_t mg_log_clip(const char *s, size_t n, size_t max);
+/* Topics and filters may be 65,535 bytes; a log line shows this many at most. */
+#define MG_LOG_TOPIC_MAX 256
 
 #endif

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -63,7 +64,9 @@ class Broker:
     """A running broker process. Use through the `broker` / `broker_factory` fixtures."""
 
     def __init__(self, tmp_path, threads=1, extra=(), port=None, name="broker",
-                 listener=True, verbose=True, args=(), env=None):
+                 listener=True, verbose=True, args=(), env=None, unread_pipe=False):
+        """unread_pipe: the broker's stdout and stderr go to a pipe that nobody reads until
+        the test calls read_pipe() or the broker has exited (a stuck log destination)."""
         self.port = port or free_port()
         self.threads = threads
         self.conf_path = str(tmp_path / ("%s.conf" % name))
@@ -78,11 +81,19 @@ class Broker:
         lines.extend(extra)
         with open(self.conf_path, "w") as f:
             f.write("\n".join(lines) + "\n")
-        self._logf = open(self.log_path, "wb")
+        self._piped = None
+        self._reader = None
+        if unread_pipe:
+            self._logf = None
+            self._piped = bytearray()
+            out = subprocess.PIPE
+        else:
+            self._logf = open(self.log_path, "wb")
+            out = self._logf
         penv = broker_env()
         penv.update(env or {})
         self.proc = subprocess.Popen(broker_argv(self.conf_path, verbose) + list(args),
-                                     stdout=self._logf, stderr=subprocess.STDOUT,
+                                     stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=penv, cwd=str(tmp_path))
         self.pid = self.proc.pid
         self.stopped = False
@@ -110,7 +121,23 @@ class Broker:
         with open(self.conf_path, "w") as f:
             f.write("\n".join(self.conf_head + list(extra)) + "\n")
 
+    def read_pipe(self):
+        """unread_pipe brokers: from now on a thread reads the pipe into log()."""
+        def drain(f, buf):
+            while True:
+                chunk = f.read1(65536)
+                if not chunk:
+                    return
+                buf += chunk  # bytearray += is atomic enough for log()'s copy
+
+        if self._reader is None:
+            self._reader = threading.Thread(target=drain, args=(self.proc.stdout, self._piped),
+                                            daemon=True)
+            self._reader.start()
+
     def log(self):
+        if self._piped is not None:
+            return bytes(self._piped).decode("utf-8", "replace")
         try:
             with open(self.log_path, "rb") as f:
                 return f.read().decode("utf-8", "replace")
@@ -157,7 +184,12 @@ class Broker:
                 self.proc.wait(timeout=10)
                 killed = True
         self.returncode = self.proc.returncode
-        self._logf.close()
+        if self._logf:
+            self._logf.close()
+        else:  # the broker has exited: what it left in the pipe is its log
+            self.read_pipe()
+            self._reader.join(timeout=10)
+            self.proc.stdout.close()
         if check and IS_MIDGE:
             out = self.log()
             for pat in SANITIZER_PATTERNS:
