@@ -371,11 +371,9 @@ int midge_will_set(midge_client *c, const char *topic, const void *payload, size
 {
 	if (!c || !topic || (!payload && len) || qos < 0 || qos > 2 || len > 65535)
 		return MIDGE_ERR_INVAL;
-	int rc = mg_topic_name_check((const uint8_t *)topic, strlen(topic));
-	if (rc == MG_E_UTF8 || rc == MG_E_UTF8_NUL)
-		return MIDGE_ERR_UTF8;
-	if (rc != MG_OK)
-		return MIDGE_ERR_TOPIC;
+	int rc = midge_pub_topic_check(topic);
+	if (rc)
+		return rc;
 	if (props && props->n && c->level != MIDGE_PROTOCOL_V5)
 		return MIDGE_ERR_NOT_SUPPORTED;
 	if ((rc = mg_props_check_allowed(props, MG_PTYPE_WILL)))

@@ -49,6 +49,8 @@ int mg_wprops_make(mg_wprops *w, const midge_properties *p, int ptype);
 void mg_wprops_free(mg_wprops *w);
 /* Build a midge_properties from a decoded property block. NULL if empty is false and no memory. */
 midge_properties *mg_props_from_wire(const mg_props *src);
+/* MIDGE_ERR_PROPERTY unless midge_property_check_command allows every property of p in ptype:
+ * the caller-facing rule (what a client may send), not proto's either-direction table. */
 int mg_props_check_allowed(const midge_properties *p, int ptype);
 
 /* ---- events (client.c): callbacks queued under mu, made by mg_unlock once mu is released ---- */

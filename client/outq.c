@@ -344,9 +344,6 @@ static int check_publish(midge_client *c, const char *topic, const void *payload
 		int rc = mg_props_check_allowed(props, MG_PUBLISH);
 		if (rc)
 			return rc;
-		/* Subscription identifiers go from broker to client only [MQTT-3.3.4-6]. */
-		if (midge_properties_has(props, MIDGE_PROP_SUBSCRIPTION_ID))
-			return MIDGE_ERR_PROPERTY;
 		midge_properties_get_int(props, MIDGE_PROP_TOPIC_ALIAS, alias);
 	}
 	size_t tl = strlen(topic);
@@ -354,11 +351,9 @@ static int check_publish(midge_client *c, const char *topic, const void *payload
 		if (!*alias)
 			return MIDGE_ERR_TOPIC;
 	} else {
-		int rc = mg_topic_name_check((const uint8_t *)topic, tl);
-		if (rc == MG_E_UTF8 || rc == MG_E_UTF8_NUL)
-			return MIDGE_ERR_UTF8;
-		if (rc != MG_OK)
-			return MIDGE_ERR_TOPIC;
+		int rc = midge_pub_topic_check(topic);
+		if (rc)
+			return rc;
 	}
 	/* Remaining length: topic (2 + tl), packet id, properties (with their length), payload. */
 	mg_wprops w;

@@ -211,11 +211,9 @@ int midge_properties_set_response_topic(midge_properties *p, const char *topic)
 {
 	if (!topic)
 		return MIDGE_ERR_INVAL;
-	int rc = mg_topic_name_check((const uint8_t *)topic, strlen(topic));
-	if (rc == MG_E_UTF8 || rc == MG_E_UTF8_NUL)
-		return MIDGE_ERR_UTF8;
-	if (rc != MG_OK)
-		return MIDGE_ERR_TOPIC;
+	int rc = midge_pub_topic_check(topic);
+	if (rc)
+		return rc;
 	return midge_properties_set_string(p, MIDGE_PROP_RESPONSE_TOPIC, topic);
 }
 int midge_properties_set_correlation_data(midge_properties *p, const void *data, size_t len)
@@ -381,7 +379,7 @@ const char *midge_property_name(int id)
 int mg_props_check_allowed(const midge_properties *p, int ptype)
 {
 	for (int i = 0; p && i < p->n; i++)
-		if (!mg_prop_allowed(p->v[i].id, ptype))
+		if (midge_property_check_command(ptype, p->v[i].id) != MIDGE_OK)
 			return MIDGE_ERR_PROPERTY;
 	return MIDGE_OK;
 }

@@ -5,22 +5,6 @@
 
 #include "client/client.h"
 
-static int check_filter(const char *f)
-{
-	if (!f)
-		return MIDGE_ERR_INVAL;
-	size_t n = strlen(f);
-	int rc = mg_topic_filter_check((const uint8_t *)f, n);
-	if (rc == MG_E_UTF8 || rc == MG_E_UTF8_NUL)
-		return MIDGE_ERR_UTF8;
-	if (rc != MG_OK || n > 65535)
-		return MIDGE_ERR_TOPIC;
-	mg_bytes g, rest;
-	if (mg_share_parse((const uint8_t *)f, n, &g, &rest) < 0)
-		return MIDGE_ERR_TOPIC;
-	return MIDGE_OK;
-}
-
 static mg_bytes str(const char *s)
 {
 	return (mg_bytes){ (const uint8_t *)s, (uint32_t)strlen(s) };
@@ -62,7 +46,7 @@ static int send_list(midge_client *c, int type, const char *const *topics, const
 		return MIDGE_ERR_INVAL;
 	int rc;
 	for (int i = 0; i < count; i++) {
-		if ((rc = check_filter(topics[i])))
+		if ((rc = midge_sub_topic_check(topics[i])))
 			return rc;
 		if (options) {
 			int o = options[i];

@@ -492,6 +492,76 @@ int midge_properties_get_subscription_ids(const midge_properties *p, uint32_t *o
 /* The property's name in the spec ("Message Expiry Interval"), "Unknown" otherwise. */
 const char *midge_property_name(int id);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Checks and lookups, for programs that validate input before they send it (midge_pub and     */
+/* midge_sub use them). The answers are the library's own: a topic midge_pub_topic_check       */
+/* accepts, midge_publish accepts. (libmosquitto: mosquitto_validate_utf8,                      */
+/* mosquitto_pub_topic_check, mosquitto_sub_topic_check, mosquitto_string_to_property_info,     */
+/* mosquitto_property_check_command.) Section kept apart so additions elsewhere merge cleanly.  */
+
+/* Is s[0..len) a valid MQTT UTF-8 string body: well-formed UTF-8 (no overlong form, surrogate
+ * or code point above U+10FFFF) without U+0000 [MQTT-1.5.4-1/2]? Other control characters are
+ * allowed. The length limit of an MQTT string (65535 bytes) is not checked here.
+ * Returns MIDGE_OK, MIDGE_ERR_UTF8, or MIDGE_ERR_INVAL for s NULL with len > 0. */
+int midge_validate_utf8(const char *s, size_t len);
+
+/* A topic name for PUBLISH (or a will, or a Response Topic): MIDGE_OK; MIDGE_ERR_TOPIC if it
+ * is empty, longer than 65535 bytes or has '+' or '#'; MIDGE_ERR_UTF8; MIDGE_ERR_INVAL for
+ * NULL. */
+int midge_pub_topic_check(const char *topic);
+
+/* A topic filter for SUBSCRIBE / UNSUBSCRIBE: MIDGE_OK; MIDGE_ERR_TOPIC if it is empty, longer
+ * than 65535 bytes, has '#' other than as the whole last level or '+' other than as a whole
+ * level, or starts with "$share/" without a group (non-empty, no wildcards) and a filter after
+ * it; MIDGE_ERR_UTF8; MIDGE_ERR_INVAL for NULL. */
+int midge_sub_topic_check(const char *filter);
+
+/* Data types of MQTT 5.0 property values (the values of libmosquitto's MQTT_PROP_TYPE_*). */
+enum {
+	MIDGE_PROP_TYPE_BYTE = 1,       /* midge_properties_set_int, 0..255 */
+	MIDGE_PROP_TYPE_INT16 = 2,      /* midge_properties_set_int, 0..65535 */
+	MIDGE_PROP_TYPE_INT32 = 3,      /* midge_properties_set_int */
+	MIDGE_PROP_TYPE_VARINT = 4,     /* midge_properties_set_int, 0..268435455 */
+	MIDGE_PROP_TYPE_BINARY = 5,     /* midge_properties_set_binary */
+	MIDGE_PROP_TYPE_STRING = 6,     /* midge_properties_set_string */
+	MIDGE_PROP_TYPE_STRING_PAIR = 7 /* midge_properties_add_user */
+};
+
+/* The data type of property id: a MIDGE_PROP_TYPE_*, or MIDGE_ERR_NOT_FOUND for an id that is
+ * not an MQTT 5.0 property. */
+int midge_property_type(int id);
+
+/* A property named the way mosquitto_pub -D names it: the spec's name in lower case with '-'
+ * for each space ("message-expiry-interval", "user-property", "maximum-qos"); letters match in
+ * either case. Sets *id (a MIDGE_PROP_*) and *type (a MIDGE_PROP_TYPE_*; either pointer may
+ * be NULL) and returns MIDGE_OK, or MIDGE_ERR_NOT_FOUND (MIDGE_ERR_INVAL for NULL name).
+ * (libmosquitto: mosquitto_string_to_property_info) */
+int midge_string_to_property_info(const char *name, int *id, int *type);
+
+/* The packets a client sends, for midge_property_check_command: the MQTT packet types, and
+ * MIDGE_CMD_WILL for the will's properties inside CONNECT. (libmosquitto: CMD_*) */
+enum {
+	MIDGE_CMD_CONNECT = 1,
+	MIDGE_CMD_PUBLISH = 3,
+	MIDGE_CMD_PUBACK = 4,
+	MIDGE_CMD_PUBREC = 5,
+	MIDGE_CMD_PUBREL = 6,
+	MIDGE_CMD_PUBCOMP = 7,
+	MIDGE_CMD_SUBSCRIBE = 8,
+	MIDGE_CMD_UNSUBSCRIBE = 10,
+	MIDGE_CMD_DISCONNECT = 14,
+	MIDGE_CMD_AUTH = 15,
+	MIDGE_CMD_WILL = 16
+};
+
+/* May a client send property id in packet command (a MIDGE_CMD_*)? MIDGE_OK, or
+ * MIDGE_ERR_PROPERTY (e.g. Topic Alias in SUBSCRIBE, or a Subscription Identifier in PUBLISH,
+ * which only a server sends [MQTT-3.3.4-6]); MIDGE_ERR_NOT_FOUND for an unknown id;
+ * MIDGE_ERR_INVAL for a packet a client does not send. The library applies the same rule to
+ * the properties given to midge_connect_ex, midge_publish, midge_will_set, ...
+ * (libmosquitto: mosquitto_property_check_command) */
+int midge_property_check_command(int command, int id);
+
 #ifdef __cplusplus
 }
 #endif

@@ -124,3 +124,54 @@ def test_program_built_from_installed_files(installed, mosquitto, tmp_path, link
     if link == "shared":
         ldd = subprocess.run(["ldd", str(exe)], env=env, capture_output=True, text=True).stdout
         assert "libmidge.so.0" in ldd
+
+
+def test_tools_built_from_installed_files_only(installed, mosquitto, tmp_path):
+    """midge_pub and midge_sub use the public API only (issue 14): their sources, copied
+    away from the source tree so proto/ and client/ cannot be reached, build against the
+    installed <midge/midge.h> and libmidge.so alone, and then talk to a real broker."""
+    import shutil
+    src = tmp_path / "src"
+    for d in ["common", "midge_pub", "midge_sub"]:
+        shutil.copytree(os.path.join(ROOT, "tools", d), src / "tools" / d)
+    flags = pkg_config(installed, "--cflags", "--libs")
+    exes = {}
+    for tool in ["midge_pub", "midge_sub"]:
+        exe = tmp_path / tool
+        files = sorted(str(p) for p in (src / "tools" / "common").glob("*.c"))
+        files += sorted(str(p) for p in (src / "tools" / tool).glob("*.c"))
+        r = subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Werror", "-I", str(src),
+                            *files, "-o", str(exe), *flags, "-lpthread"],
+                           capture_output=True, text=True, cwd=str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        exes[tool] = str(exe)
+    env = dict(os.environ, LD_LIBRARY_PATH=str(installed / PREFIX.lstrip("/") / "lib"))
+    ldd = subprocess.run(["ldd", exes["midge_sub"]], env=env, capture_output=True,
+                         text=True).stdout
+    assert "libmidge.so.0 => %s" % (installed / PREFIX.lstrip("/") / "lib") in ldd, ldd
+    # -D and -T go through the public property and topic lookups
+    sub = subprocess.Popen([exes["midge_sub"], "-p", str(mosquitto), "-V", "5", "-t", "room/#",
+                            "-T", "room/skip", "-C", "1", "-v", "-d", "-W", "20",
+                            "-D", "subscribe", "user-property", "k", "v"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        line = ""
+        while "received SUBACK" not in line and time.monotonic() < deadline:
+            line = sub.stdout.readline()
+            assert line, sub.stderr.read()
+        for topic, msg in [("room/skip", "no"), ("room/temp", "23")]:
+            r = subprocess.run([exes["midge_pub"], "-p", str(mosquitto), "-V", "5", "-t", topic,
+                                "-m", msg, "-q", "1", "-D", "publish", "content-type", "text"],
+                               env=env, capture_output=True, text=True, timeout=20)
+            assert r.returncode == 0, r.stderr
+        out, err = sub.communicate(timeout=20)
+    finally:
+        sub.kill()
+        sub.wait()
+    assert sub.returncode == 0, err
+    assert [ln for ln in out.splitlines() if ln.startswith("room/")] == ["room/temp 23"]
+    r = subprocess.run([exes["midge_pub"], "-t", "a", "-m", "x", "-V", "5", "-D", "publish",
+                        "subscription-identifier", "1"], env=env, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "subscription-identifier property not allowed for publish" in r.stderr

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proto/proto.h"
+#include <midge/midge.h>
 
 const char *mg_cfg_progname(const mg_cfg *cfg)
 {
@@ -53,7 +53,7 @@ static int push(const char ***arr, int *n, const char *s)
 
 static int check_utf8(const char *s, const char *flag)
 {
-	if (mg_utf8_check((const uint8_t *)s, strlen(s)) != 0) {
+	if (midge_validate_utf8(s, strlen(s)) != MIDGE_OK) {
 		fprintf(stderr, "Error: Malformed UTF-8 in %s argument.\n\n", flag);
 		return 1;
 	}
@@ -63,12 +63,10 @@ static int check_utf8(const char *s, const char *flag)
 /* A -t argument: one publish topic for midge_pub, one more filter for midge_sub. */
 static int add_topic(mg_cfg *cfg, const char *topic, const char *flag)
 {
-	size_t len = strlen(topic);
-
 	if (check_utf8(topic, flag))
 		return 1;
 	if (cfg->tool == MG_TOOL_PUB) {
-		if (mg_topic_name_check((const uint8_t *)topic, len) != 0) {
+		if (midge_pub_topic_check(topic) != MIDGE_OK) {
 			fprintf(stderr, "Error: Invalid publish topic '%s', does it contain '+' or '#'?\n",
 				topic);
 			return 1;
@@ -76,7 +74,7 @@ static int add_topic(mg_cfg *cfg, const char *topic, const char *flag)
 		cfg->topic = topic;
 		return 0;
 	}
-	if (mg_topic_filter_check((const uint8_t *)topic, len) != 0) {
+	if (midge_sub_topic_check(topic) != MIDGE_OK) {
 		fprintf(stderr,
 			"Error: Invalid subscription topic '%s', are all '+' and '#' wildcards correct?\n",
 			topic);
@@ -229,7 +227,7 @@ static int parse_common(mg_cfg *cfg, int argc, char **argv, int *ip)
 		VALUE("will topic");
 		if (check_utf8(v, a))
 			return 1;
-		if (mg_topic_name_check((const uint8_t *)v, strlen(v)) != 0) {
+		if (midge_pub_topic_check(v) != MIDGE_OK) {
 			fprintf(stderr, "Error: Invalid will topic '%s', does it contain '+' or '#'?\n", v);
 			return 1;
 		}
@@ -320,7 +318,7 @@ static int parse_sub(mg_cfg *cfg, int argc, char **argv, int *ip)
 		*ip = i + 1;
 		if (check_utf8(v, a))
 			return 1;
-		if (mg_topic_filter_check((const uint8_t *)v, strlen(v)) != 0) {
+		if (midge_sub_topic_check(v) != MIDGE_OK) {
 			fprintf(stderr, "Error: Invalid filter topic '%s', are all '+' and '#' wildcards correct?\n", v);
 			return 1;
 		}
@@ -331,7 +329,7 @@ static int parse_sub(mg_cfg *cfg, int argc, char **argv, int *ip)
 		*ip = i + 1;
 		if (check_utf8(v, a))
 			return 1;
-		if (mg_topic_filter_check((const uint8_t *)v, strlen(v)) != 0) {
+		if (midge_sub_topic_check(v) != MIDGE_OK) {
 			fprintf(stderr, "Error: Invalid unsubscribe topic '%s', are all '+' and '#' wildcards correct?\n", v);
 			return 1;
 		}

@@ -24,22 +24,11 @@ enum mg_pub_mode {
 	MG_PUB_NULL,    /* -n: a zero-length message */
 };
 
-/* The packet a -D property goes into (mosquitto's "command" word). */
-enum mg_prop_cmd {
-	MG_CMD_CONNECT,
-	MG_CMD_PUBLISH,
-	MG_CMD_SUBSCRIBE,
-	MG_CMD_UNSUBSCRIBE,
-	MG_CMD_DISCONNECT,
-	MG_CMD_WILL,
-	MG_CMD_COUNT
-};
-
-/* One -D argument, checked against the property table when parsed (props.c). */
+/* One -D argument, checked by libmidge's property lookups when parsed (props.c). */
 typedef struct mg_cfg_prop {
-	int cmd;           /* enum mg_prop_cmd */
-	int id;            /* MQTT 5 property identifier, 0x01..0x2A */
-	int type;          /* enum mg_tool_prop_type (props.c) */
+	int cmd;           /* the packet it goes into: MIDGE_CMD_* */
+	int id;            /* MIDGE_PROP_* */
+	int type;          /* MIDGE_PROP_TYPE_* */
 	const char *value; /* borrows argv */
 	const char *value2; /* user-property's value; NULL otherwise */
 } mg_cfg_prop;
@@ -114,18 +103,6 @@ int mg_cfg_parse_url(mg_cfg *cfg, const char *url);
 /* -D command identifier value [value2]; consumes 3 or 4 argv words from argv[i].
  * Returns the count consumed, or -1 after printing an error. */
 int mg_cfg_parse_prop(mg_cfg *cfg, int argc, char **argv, int i);
-
-/* Property table lookups for -D and for printing (props.c). */
-enum mg_tool_prop_type {
-	MG_TPT_BYTE = 1,
-	MG_TPT_INT16,
-	MG_TPT_INT32,
-	MG_TPT_VARINT,
-	MG_TPT_BINARY,
-	MG_TPT_STRING,
-	MG_TPT_PAIR,
-};
-int mg_tool_prop_lookup(const char *name, int *type); /* identifier or -1 */
 
 /* "midge_pub" / "midge_sub", for messages. */
 const char *mg_cfg_progname(const mg_cfg *cfg);

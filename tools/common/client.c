@@ -26,11 +26,11 @@ static void on_log(midge_client *c, void *userdata, int level, const char *line)
 static int add_prop(midge_properties *p, const mg_cfg_prop *d)
 {
 	switch (d->type) {
-	case MG_TPT_PAIR:
+	case MIDGE_PROP_TYPE_STRING_PAIR:
 		return midge_properties_add_user(p, d->value, d->value2);
-	case MG_TPT_STRING:
+	case MIDGE_PROP_TYPE_STRING:
 		return midge_properties_set_string(p, d->id, d->value);
-	case MG_TPT_BINARY:
+	case MIDGE_PROP_TYPE_BINARY:
 		return midge_properties_set_binary(p, d->id, d->value, strlen(d->value));
 	default:
 		return midge_properties_set_int(p, d->id, (uint32_t)strtoul(d->value, NULL, 10));
@@ -47,7 +47,7 @@ midge_properties *mg_tool_props(const mg_cfg *cfg, int cmd)
 	p = midge_properties_new();
 	if (!p)
 		return NULL;
-	if (cmd == MG_CMD_CONNECT && cfg->session_expiry > 0) {
+	if (cmd == MIDGE_CMD_CONNECT && cfg->session_expiry > 0) {
 		midge_properties_set_session_expiry(p, (uint32_t)cfg->session_expiry);
 		any = true;
 	}
@@ -91,7 +91,7 @@ midge_client *mg_tool_client_new(const mg_cfg *cfg, void *userdata)
 		}
 	}
 	if (cfg->will_topic) {
-		midge_properties *wp = mg_tool_props(cfg, MG_CMD_WILL);
+		midge_properties *wp = mg_tool_props(cfg, MIDGE_CMD_WILL);
 		const char *pl = cfg->will_payload;
 
 		rc = midge_will_set(c, cfg->will_topic, pl, pl ? strlen(pl) : 0, cfg->will_qos,
@@ -110,7 +110,7 @@ fail:
 
 int mg_tool_connect(const mg_cfg *cfg, midge_client *c)
 {
-	midge_properties *props = mg_tool_props(cfg, MG_CMD_CONNECT);
+	midge_properties *props = mg_tool_props(cfg, MIDGE_CMD_CONNECT);
 	int rc;
 
 	errno = 0;

@@ -27,9 +27,12 @@ typedef struct payload {
 
 static void usage(void)
 {
+	int major, minor, revision;
+
+	midge_lib_version(&major, &minor, &revision); /* the library's: the tool is its client */
 	printf("midge_pub is a simple MQTT client that publishes a message on a single topic and "
 	       "exits.\n"
-	       "midge_pub version %s, mosquitto_pub's flags.\n\n"
+	       "midge_pub version %d.%d.%d, mosquitto_pub's flags.\n\n"
 	       "Usage: midge_pub {[-h host] [-p port] [-u username] [-P password] -t topic | -L URL}\n"
 	       "                 {-f file | -l | -n | -m message | -s}\n"
 	       "                 [-c] [-k keepalive] [-q qos] [-r] [--repeat N] [--repeat-delay time] "
@@ -69,7 +72,7 @@ static void usage(void)
 	       " --repeat-delay : with --repeat, wait this many seconds between publishes.\n"
 	       " --will-payload, --will-qos, --will-retain, --will-topic : the client's will.\n\n"
 	       "See midge_pub(1).\n",
-	       MIDGE_VERSION);
+	       major, minor, revision);
 }
 
 /* Reads all of f (a file or stdin) into p; binary safe. */
@@ -265,7 +268,7 @@ static int publish_lines(const mg_cfg *cfg, midge_client *c, const midge_propert
 
 static int publish_all(const mg_cfg *cfg, midge_client *c, const payload *p)
 {
-	midge_properties *props = mg_tool_props(cfg, MG_CMD_PUBLISH);
+	midge_properties *props = mg_tool_props(cfg, MIDGE_CMD_PUBLISH);
 	int last = 0;
 
 	if (cfg->pub_mode == MG_PUB_LINES) {

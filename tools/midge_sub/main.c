@@ -15,7 +15,6 @@
 
 #include <midge/midge.h>
 
-#include "proto/proto.h"
 #include "tools/common/cfg.h"
 #include "tools/common/client.h"
 #include "tools/common/format.h"
@@ -64,7 +63,7 @@ static void on_connect(midge_client *c, void *ud, int flags, int rc, const midge
 		}
 		for (int i = 0; i < s->cfg.ntopics; i++)
 			opts[i] = s->cfg.qos;
-		props = mg_tool_props(&s->cfg, MG_CMD_SUBSCRIBE);
+		props = mg_tool_props(&s->cfg, MIDGE_CMD_SUBSCRIBE);
 		rc = midge_subscribe_ex(c, s->cfg.topics, opts, s->cfg.ntopics, props);
 		midge_properties_free(props);
 		free(opts);
@@ -74,7 +73,7 @@ static void on_connect(midge_client *c, void *ud, int flags, int rc, const midge
 			return;
 		}
 	}
-	props = mg_tool_props(&s->cfg, MG_CMD_UNSUBSCRIBE);
+	props = mg_tool_props(&s->cfg, MIDGE_CMD_UNSUBSCRIBE);
 	for (int i = 0; i < s->cfg.nunsub_topics; i++)
 		midge_unsubscribe_ex(c, &s->cfg.unsub_topics[i], 1, props);
 	midge_properties_free(props);
@@ -116,9 +115,9 @@ static void on_unsubscribe(midge_client *c, void *ud, int mid, int count, const 
 static bool filtered_out(const sub *s, const char *topic)
 {
 	for (int i = 0; i < s->cfg.nfilter_outs; i++) {
-		const char *f = s->cfg.filter_outs[i];
-		if (mg_topic_match((const uint8_t *)f, strlen(f), (const uint8_t *)topic,
-				   strlen(topic)))
+		bool match;
+		if (midge_topic_matches_sub(s->cfg.filter_outs[i], topic, &match) == MIDGE_OK &&
+		    match)
 			return true;
 	}
 	return false;
@@ -174,9 +173,12 @@ static double now_s(void)
 
 static void usage(void)
 {
+	int major, minor, revision;
+
+	midge_lib_version(&major, &minor, &revision); /* the library's: the tool is its client */
 	printf("midge_sub is a simple MQTT client that subscribes to topics and prints the messages "
 	       "it receives.\n"
-	       "midge_sub version %s, mosquitto_sub's flags.\n\n"
+	       "midge_sub version %d.%d.%d, mosquitto_sub's flags.\n\n"
 	       "Usage: midge_sub {[-h host] [-p port] [-u username] [-P password] -t topic | -L URL "
 	       "[-t topic]}\n"
 	       "                 [-c] [-k keepalive] [-q qos] [-x session-expiry-interval]\n"
@@ -223,7 +225,7 @@ static void usage(void)
 	       " --remove-retained : clear each retained message received (use -T to spare some).\n"
 	       " --will-payload, --will-qos, --will-retain, --will-topic : the client's will.\n\n"
 	       "See midge_sub(1).\n",
-	       MIDGE_VERSION);
+	       major, minor, revision);
 }
 
 /* Runs the loop until we disconnect, a signal or -W. Like mosquitto_sub's loop_forever it
