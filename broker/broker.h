@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "broker/config.h"
+#include "broker/fset.h"
 #include "broker/retain.h"
 #include "broker/subtree.h"
 #include "net/listen.h"
@@ -158,8 +159,7 @@ struct mg_session {
 	size_t flight_bytes;
 	mg_inq2 *inq2;
 	size_t n_inq2, cap_inq2;
-	char **subs;          /* the filters it holds in the tree, for removal */
-	size_t n_subs, cap_subs;
+	mg_fset subs;         /* the filters it holds in the tree, for removal */
 	mg_msg *will;         /* will message, NULL if none */
 	int64_t will_at;      /* ms: a delayed will is due */
 	mg_session *next, *prev; /* the worker's list */

@@ -180,15 +180,23 @@ fail:
 	return NULL;
 }
 
+typedef struct unsub_ctx {
+	mg_broker *b;
+	void *handle;
+} unsub_ctx;
+
+static void unsub_one(void *ud, const uint8_t *f, size_t len)
+{
+	unsub_ctx *u = ud;
+	mg_subtree_remove(u->b->tree, f, len, u->handle);
+}
+
 void mg_session_destroy(mg_worker *w, mg_session *s)
 {
 	mg_broker *b = w->b;
 	mg_store_session_removed(s);
-	for (size_t i = 0; i < s->n_subs; i++) {
-		mg_subtree_remove(b->tree, (const uint8_t *)s->subs[i], strlen(s->subs[i]), s->handle);
-		free(s->subs[i]);
-	}
-	free(s->subs);
+	unsub_ctx u = { b, s->handle };
+	mg_fset_clear(&s->subs, unsub_one, &u);
 	pthread_mutex_lock(&b->reg_mu);
 	mg_regent **pp = reg_find(b, s->id, s->id_len);
 	if (*pp && (*pp)->handle == s->handle) {

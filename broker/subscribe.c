@@ -1,5 +1,5 @@
 /*
- * broker/subscribe.c - SUBSCRIBE and UNSUBSCRIBE: the tree, the session's own list of its
+ * broker/subscribe.c - SUBSCRIBE and UNSUBSCRIBE: the tree, the session's own set of its
  * filters, retained messages after the SUBACK (retain handling 0/1/2), mount points.
  */
 #include "broker/broker.h"
@@ -8,38 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-static int sub_record(mg_session *s, const uint8_t *f, size_t len)
-{
-	for (size_t i = 0; i < s->n_subs; i++)
-		if (strlen(s->subs[i]) == len && memcmp(s->subs[i], f, len) == 0)
-			return 0;
-	if (s->n_subs == s->cap_subs) {
-		size_t nc = s->cap_subs ? s->cap_subs * 2 : 4;
-		char **v = realloc(s->subs, nc * sizeof *v);
-		if (!v)
-			return -1;
-		s->subs = v;
-		s->cap_subs = nc;
-	}
-	char *t = malloc(len + 1);
-	if (!t)
-		return -1;
-	memcpy(t, f, len);
-	t[len] = 0;
-	s->subs[s->n_subs++] = t;
-	return 0;
-}
-
-static void sub_forget(mg_session *s, const uint8_t *f, size_t len)
-{
-	for (size_t i = 0; i < s->n_subs; i++)
-		if (strlen(s->subs[i]) == len && memcmp(s->subs[i], f, len) == 0) {
-			free(s->subs[i]);
-			s->subs[i] = s->subs[--s->n_subs];
-			return;
-		}
-}
 
 typedef struct retained_ctx {
 	mg_worker *w;
@@ -118,7 +86,7 @@ int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
 		if (r < 0) {
 			rc = shared < 0 && c->level == MG_V5 ? MG_RC_TOPIC_FILTER_INVALID : 0x80;
 		} else {
-			if (r == 0 && sub_record(s, f.p, f.len) < 0) {
+			if (r == 0 && mg_fset_add(&s->subs, f.p, f.len) < 0) {
 				mg_subtree_remove(b->tree, f.p, f.len, s->handle);
 				rc = 0x80;
 			} else {
@@ -163,7 +131,7 @@ int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p)
 		mg_bytes mf = mg_mount(c, f, true, mb, sizeof mb, &heap);
 		int r = mf.p ? mg_subtree_remove(c->w->b->tree, mf.p, mf.len, s->handle) : -1;
 		if (r == 0) {
-			sub_forget(s, mf.p, mf.len);
+			mg_fset_del(&s->subs, mf.p, mf.len);
 			mg_store_sub_removed(s, mf.p, mf.len);
 		}
 		free(heap);

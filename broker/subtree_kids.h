@@ -1,6 +1,6 @@
 /*
  * broker/subtree_kids.h - the children of one topic-level node, keyed by the level bytes.
- * Private to subtree.c and retain.c (both trees of topic levels).
+ * Private to subtree.c and retain.c (both trees of topic levels); fset.c borrows the hash.
  *
  * Up to MG_KIDS_SMALL children sit in a dense array (a short scan beats hashing for the
  * usual handful); more turn it into an open-addressing table with linear probing, at most
