@@ -335,10 +335,16 @@ int mg_proto_err(mg_conn *c, uint8_t rc, const char *why);
  * when longer, a malloc'd buffer returned in *heap (the caller frees it). Shared filters
  * keep "$share/group/" in front. Returns t itself without a mount point; .p NULL on ENOMEM. */
 mg_bytes mg_mount(const mg_conn *c, mg_bytes t, bool filter, uint8_t *stack, size_t cap, uint8_t **heap);
-/* Route a message to every matching subscriber (publisher may be NULL for wills/$SYS). */
+/* Route a message to every matching subscriber (publisher may be NULL for wills/$SYS).
+ * Returns how many subscriptions matched, counting those that were skipped (No Local, a
+ * shared group with nobody eligible): 0 is "No matching subscribers" (0x10). */
 int mg_route(mg_worker *w, mg_msg *m, void *publisher);
 /* Publish a message as the broker would on receipt: retain store + routing. */
 int mg_publish_msg(mg_worker *w, mg_msg *m, void *publisher);
+/* May a client publish (a PUBLISH or a will) to topic t (after its mount point)? Not to
+ * $SYS/..., except a bridge's $SYS/broker/connection/NAME/state, nor to "$share/...".
+ * The broker's own messages ($SYS, route.c callers) are not asked. */
+bool mg_client_may_publish(const uint8_t *t, size_t len);
 mg_retain *mg_broker_retain_new(void); /* values are mg_msg, refcounted */
 /* The end of a session's connection: wills, session expiry. */
 void mg_session_detach(mg_worker *w, mg_session *s, bool send_will);

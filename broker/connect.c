@@ -120,6 +120,13 @@ static int make_will(mg_worker *w, mg_session *s, const mg_connect *k)
 		return 0;
 	uint8_t mbuf[256], *heap;
 	mg_bytes t = mg_mount(s->conn, k->will_topic, false, mbuf, sizeof mbuf, &heap);
+	if (t.p && !mg_client_may_publish(t.p, t.len)) {
+		/* a will is the client's PUBLISH: never published where a PUBLISH may not go
+		 * (mosquitto checks it when it would send it, and drops it the same way) */
+		mg_log(MG_LOG_DEBUG, "Denied will of %s on '%.*s'.", s->id, (int)t.len, (const char *)t.p);
+		free(heap);
+		return 0;
+	}
 	s->will = t.p ? mg_msg_new(t.p, t.len, k->will_payload.p, k->will_payload.len,
 	                           k->level == MG_V5 ? &k->will_props : NULL, k->will_qos, k->will_retain,
 	                           mg_loop_now_ms(w->loop))

@@ -6,6 +6,7 @@
 #include "broker/log.h"
 #include "broker/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,13 +59,6 @@ static mg_inq2 *inq2_find(mg_session *s, uint16_t mid, size_t *idx)
 }
 
 /* ---- PUBLISH from a client ---- */
-
-/* $SYS belongs to the broker: what clients publish there is acknowledged and dropped, as
- * mosquitto does, so nobody can spoof the broker's statistics. */
-static bool is_sys(const mg_msg *m)
-{
-	return m->topic_len >= 4 && memcmp(m->topic, "$SYS", 4) == 0 && (m->topic_len == 4 || m->topic[4] == '/');
-}
 
 static int handle_publish(mg_conn *c, const mg_packet *p)
 {
@@ -128,6 +122,18 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 
 	uint8_t mbuf[256], *heap;
 	mg_bytes topic = mg_mount(c, pub.topic, false, mbuf, sizeof mbuf, &heap);
+	if (topic.p && !mg_client_may_publish(topic.p, topic.len)) {
+		/* $SYS or $share/: acknowledged and dropped, as mosquitto does, so nobody can spoof
+		 * the broker's statistics; 5.0 says why (0x87) and ends a QoS 2 flow at PUBREC. */
+		mg_log(MG_LOG_DEBUG, "Denied PUBLISH from %s (d%d, q%d, r%d, m%u, '%.*s', ... (%u bytes))",
+		       c->id, pub.dup, pub.qos, pub.retain, pub.packet_id, (int)topic.len,
+		       (const char *)topic.p, pub.payload.len);
+		free(heap);
+		uint8_t rc = c->level == MG_V5 ? MG_RC_NOT_AUTHORIZED : 0;
+		if (pub.qos)
+			send_ack(c, pub.qos == 1 ? MG_PUBACK : MG_PUBREC, pub.packet_id, rc);
+		return 0;
+	}
 	mg_msg *m = topic.p ? mg_msg_new(topic.p, topic.len, pub.payload.p, pub.payload.len,
 	                                 c->level == MG_V5 ? &p->props : NULL, pub.qos, pub.retain,
 	                                 mg_loop_now_ms(w->loop))
@@ -150,7 +156,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		send_ack(c, MG_PUBREC, pub.packet_id, 0);
 		return 0;
 	}
-	int n = is_sys(m) ? 0 : mg_publish_msg(w, m, s->handle);
+	int n = mg_publish_msg(w, m, s->handle);
 	mg_msg_unref(m);
 	if (pub.qos == 1)
 		send_ack(c, MG_PUBACK, pub.packet_id,
@@ -170,14 +176,32 @@ static int handle_pubrel(mg_conn *c, const mg_packet *p)
 	}
 	mg_msg *m = q->m;
 	s->inq2[i] = s->inq2[--s->n_inq2];
-	if (!is_sys(m))
-		mg_publish_msg(c->w, m, s->handle);
+	mg_publish_msg(c->w, m, s->handle);
 	mg_msg_unref(m);
 	send_ack(c, MG_PUBCOMP, p->packet_id, 0);
 	return 0;
 }
 
 /* ---- acks for what we sent ---- */
+
+/* What each state of a message in flight waits for, for the log and the errors. */
+static const char *const flight_wants[] = {
+	[MG_FL_PUBACK] = "PUBACK (QoS 1)", [MG_FL_PUBREC] = "PUBREC (QoS 2)",
+	[MG_FL_PUBCOMP] = "PUBCOMP (QoS 2, PUBREL sent)",
+};
+
+/* An acknowledgement of the wrong type for the message in flight under that packet id is a
+ * Protocol Error [MQTT-4.8.0-1]: ignoring it leaves the two sides disagreeing about the
+ * message (a PUBREC for a QoS 1 message once even moved it into the QoS 2 exchange), so
+ * the connection ends, as mosquitto ends it. An id with nothing in flight is not checked:
+ * a late ack for a message already completed is harmless (mosquitto ignores it too). */
+static int wrong_ack(mg_conn *c, const mg_packet *p, const mg_flight *f)
+{
+	char why[96];
+	snprintf(why, sizeof why, "%s for message %u, which waits for %s", mg_ptype_name(p->type),
+	         p->packet_id, flight_wants[f->state]);
+	return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, why);
+}
 
 static int handle_ack(mg_conn *c, const mg_packet *p)
 {
@@ -189,17 +213,25 @@ static int handle_ack(mg_conn *c, const mg_packet *p)
 	case MG_PUBCOMP:
 		mg_log(MG_LOG_DEBUG, "Received %s from %s (Mid: %u, RC:%d)", mg_ptype_name(p->type), c->id,
 		       p->packet_id, p->reason_code);
-		if (f && f->state == (p->type == MG_PUBACK ? MG_FL_PUBACK : MG_FL_PUBCOMP)) {
-			if (f->it.m)
-				s->flight_bytes -= f->it.m->payload_len;
-			mg_fring_remove(&s->flight, i);
-			mg_store_msg_acked(s, p->packet_id);
-		}
+		if (!f)
+			break;
+		if (f->state != (p->type == MG_PUBACK ? MG_FL_PUBACK : MG_FL_PUBCOMP))
+			return wrong_ack(c, p, f);
+		if (f->it.m)
+			s->flight_bytes -= f->it.m->payload_len;
+		mg_fring_remove(&s->flight, i);
+		mg_store_msg_acked(s, p->packet_id);
 		break;
 	case MG_PUBREC:
 		mg_log(MG_LOG_DEBUG, "Received PUBREC from %s (Mid: %u)", c->id, p->packet_id);
 		if (!f) {
 			send_ack(c, MG_PUBREL, p->packet_id, c->level == MG_V5 ? MG_RC_PACKET_ID_NOT_FOUND : 0);
+			break;
+		}
+		if (f->state == MG_FL_PUBACK)
+			return wrong_ack(c, p, f);
+		if (f->state == MG_FL_PUBCOMP) { /* a duplicate: the PUBREL again, as mosquitto */
+			send_ack(c, MG_PUBREL, p->packet_id, 0);
 			break;
 		}
 		if (f->it.m)

@@ -6,6 +6,8 @@
 #include "broker/broker.h"
 #include "broker/store.h"
 
+#include <string.h>
+
 int mg_route(mg_worker *w, mg_msg *m, void *publisher)
 {
 	mg_broker *b = w->b;
@@ -30,7 +32,21 @@ int mg_route(mg_worker *w, mg_msg *m, void *publisher)
 			mg_worker_post(w, owner, &p);
 		}
 	}
-	return n < 0 ? 0 : n;
+	/* recipients, and matches that give none (No Local, ...): 0 means nobody subscribed */
+	return n < 0 ? 0 : n + (int)w->ms.n_unsent;
+}
+
+/* Mirrors mosquitto's check of '$' topics on write: $SYS is the broker's, except the state
+ * topic that a bridge publishes about itself; "$share/..." is a subscription form, never a
+ * topic name. */
+bool mg_client_may_publish(const uint8_t *t, size_t len)
+{
+	if (len >= 7 && memcmp(t, "$share/", 7) == 0)
+		return false;
+	if (len < 4 || memcmp(t, "$SYS", 4) != 0 || (len > 4 && t[4] != '/'))
+		return true;
+	static const char bridge[] = "$SYS/broker/connection/+/state";
+	return mg_topic_match((const uint8_t *)bridge, sizeof bridge - 1, t, len);
 }
 
 static void retain_ref(void *v) { mg_msg_ref(v); }

@@ -649,8 +649,10 @@ static int collect_subs(walk *w, const snode *n)
 	uint32_t ni = (uint32_t)s->n_ids;
 	const void *skip = n->subs.n_no_local ? w->publisher : NULL;
 	for (uint32_t i = 0; i < k; i++) {
-		if (skip && e[i].opts.no_local && e[i].subscriber == skip)
+		if (skip && e[i].opts.no_local && e[i].subscriber == skip) {
+			s->n_unsent++; /* matched all the same: not "no matching subscribers" */
 			continue;
+		}
 		m->subscriber = e[i].subscriber;
 		m->qos = e[i].opts.qos;
 		m->retain_as_published = e[i].opts.retain_as_published;
@@ -676,7 +678,8 @@ static int collect_groups(walk *w, const snode *n)
 		uint32_t cnt = g->members.n;
 		_Atomic uint32_t *rr = (_Atomic uint32_t *)&g->rr;
 		uint32_t i = atomic_fetch_add_explicit(rr, 1, memory_order_relaxed) % cnt;
-		for (uint32_t tried = 0; tried < cnt; tried++, i = i + 1 == cnt ? 0 : i + 1) {
+		uint32_t tried = 0;
+		for (; tried < cnt; tried++, i = i + 1 == cnt ? 0 : i + 1) {
 			const mg_sub_entry *e = &g->members.v[i];
 			if (w->eligible && !w->eligible(e->subscriber, w->ctx))
 				continue;
@@ -691,6 +694,8 @@ static int collect_groups(walk *w, const snode *n)
 			r->rap = e->opts.retain_as_published;
 			break;
 		}
+		if (tried == cnt)
+			s->n_unsent++;
 	}
 	return 0;
 }
@@ -791,7 +796,7 @@ static int append_shared(walk *w)
 int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void *publisher,
                      bool (*eligible)(void *subscriber, void *ctx), void *ctx, mg_matchset *s)
 {
-	s->n = s->n_ids = s->n_shared = 0;
+	s->n = s->n_ids = s->n_shared = s->n_unsent = 0;
 
 	/* Split the topic once, outside the lock: offsets and hashes of every level. */
 	size_t nl = 0, off = 0;
@@ -858,7 +863,7 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
 	if (rc == 0 && w.n_raw)
 		rc = append_shared(&w);
 	if (rc < 0) {
-		s->n = s->n_ids = s->n_shared = 0;
+		s->n = s->n_ids = s->n_shared = s->n_unsent = 0;
 		return rc;
 	}
 	return (int)s->n;

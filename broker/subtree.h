@@ -103,6 +103,9 @@ typedef struct mg_matchset {
 	uint32_t *ids;
 	size_t n_ids, cap_ids;
 	size_t n_shared; /* m[n - n_shared .. n) were chosen from shared groups */
+	size_t n_unsent; /* subscriptions that matched but give no entry: No Local skips of the
+	                  * publisher's own, shared groups with no eligible member. A match
+	                  * is "no matching subscribers" (0x10) only when n + n_unsent == 0. */
 	/* scratch, private to subtree.c */
 	void *lv;        /* the topic split into levels */
 	size_t lv_cap;
@@ -130,6 +133,8 @@ void mg_matchset_free(mg_matchset *s); /* frees the arrays; s may be reused afte
  *     no_local is not applied (it is a protocol error on a shared subscription).
  *     These entries come last (s->n_shared of them) and are never merged with others: a
  *     subscriber that matches through a shared and a non-shared subscription gets two.
+ *   - Matching subscriptions that give no entry (No Local, a group with no eligible member)
+ *     are counted in s->n_unsent.
  * Returns the number of entries (s->n) or -ENOMEM (s is then empty). */
 int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void *publisher,
                      bool (*eligible)(void *subscriber, void *ctx), void *ctx, mg_matchset *s);

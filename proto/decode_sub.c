@@ -53,13 +53,15 @@ static int decode_filters(mg_rd *r, uint8_t level, mg_packet *out, bool with_opt
 	while (mg_rd_left(r)) {
 		mg_bytes f;
 		bool shared;
-		uint8_t o;
-		if ((e = mg_rd_str(r, &f)) || (e = check_filter(f, &shared)))
+		uint8_t o = 0;
+		/* The options byte is read before the filter is judged: a packet that ends where
+		 * it should be is malformed, whatever the filter (even an empty one). */
+		if ((e = mg_rd_str(r, &f)) || (with_options && (e = mg_rd_u8(r, &o))))
 			return e;
-		if (with_options) {
-			if ((e = mg_rd_u8(r, &o)) || (e = check_options(o, level, shared)))
-				return e;
-		}
+		if ((e = check_filter(f, &shared)))
+			return e;
+		if (with_options && (e = check_options(o, level, shared)))
+			return e;
 		out->u.sub.count++; /* at most a packet's length / 3: fits in 32 bits */
 	}
 	return MG_OK;

@@ -78,6 +78,83 @@ def test_sighup_allow_anonymous_false_drops_clients_with_a_user_name(broker_fact
     anon.close()
 
 
+# ---------------------------------------------------------------- 2. acknowledgement state
+
+# State of the message the broker sent: what it waits for, and how to get there.
+#   "puback":  QoS 1 PUBLISH sent, PUBACK expected
+#   "pubrec":  QoS 2 PUBLISH sent, PUBREC expected
+#   "pubcomp": QoS 2 PUBLISH sent, PUBREC answered with PUBREL, PUBCOMP expected
+WRONG_ACKS = [
+    ("puback", m.PUBREC), ("puback", m.PUBCOMP),
+    ("pubrec", m.PUBACK), ("pubrec", m.PUBCOMP),
+    ("pubcomp", m.PUBACK),
+]
+BUILD = {m.PUBACK: m.puback, m.PUBREC: m.pubrec, m.PUBCOMP: m.pubcomp}
+
+
+def _in_flight(raw, version, state, tag):
+    """A subscriber with one message from the broker in the given state; returns
+    (subscriber, packet id of that message)."""
+    s = raw(tag + "-s", version=version)
+    qos = 1 if state == "puback" else 2
+    s.subscribe([(tag + "/t", qos)])
+    p = raw(tag + "-p", version=version)
+    p.publish(tag + "/t", b"in flight", qos=qos, pid=1)
+    pub = s.expect(m.PUBLISH)
+    assert pub.qos == qos
+    if state == "pubcomp":
+        s.send(m.pubrec(pub.pid))
+        rel = s.expect(m.PUBREL)
+        assert rel.raw == bytes([0x62, 0x02]) + m.u16(pub.pid)
+    return s, pub.pid
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+@pytest.mark.parametrize("state,ack", WRONG_ACKS,
+                         ids=["%s-got-%s" % (st, m.NAMES[a]) for st, a in WRONG_ACKS])
+def test_wrong_acknowledgement_type_closes_the_connection(raw, broker, version, state, ack):
+    """An acknowledgement of the wrong type for the message in flight with that packet id
+    (PUBREC or PUBCOMP for QoS 1, PUBACK or PUBCOMP while PUBREC is due, PUBACK while PUBCOMP
+    is due) is a Protocol Error: 5.0 DISCONNECT 0x82, then the close; 3.1.1 the close
+    [MQTT-4.8.0-1]. Before issue 8 midge ignored these, and a PUBREC for a QoS 1 message
+    even moved it into the QoS 2 exchange."""
+    tag = "wa%d%s%d" % (version, state, ack)
+    s, pid = _in_flight(raw, version, state, tag)
+    s.send(BUILD[ack](pid))
+    _closed_with(s, 0x82)
+    assert_broker_serves(broker.port, tag=tag)
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+@pytest.mark.parametrize("state", ["puback", "pubrec", "pubcomp"])
+def test_right_acknowledgement_completes_the_flow(raw, version, state):
+    """The neighbours of the cases above: the right acknowledgement in each state completes
+    the flow and the connection stays (a PINGREQ round trip answers)."""
+    tag = "ra%d%s" % (version, state)
+    s, pid = _in_flight(raw, version, state, tag)
+    if state == "puback":
+        s.send(m.puback(pid))
+    elif state == "pubrec":
+        s.send(m.pubrec(pid))
+        assert s.expect(m.PUBREL).raw == bytes([0x62, 0x02]) + m.u16(pid)
+        s.send(m.pubcomp(pid))
+    else:
+        s.send(m.pubcomp(pid))
+    _sync(s)
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_pubrec_repeated_while_pubcomp_due_resends_pubrel(raw, version):
+    """A PUBREC again for a message whose PUBREL was sent is the right type for that QoS 2
+    message (a late duplicate): the PUBREL is sent again and the connection stays, as in
+    mosquitto. Then PUBCOMP completes the flow."""
+    s, pid = _in_flight(raw, version, "pubcomp", "rr%d" % version)
+    s.send(m.pubrec(pid))
+    assert s.expect(m.PUBREL).raw == bytes([0x62, 0x02]) + m.u16(pid)
+    s.send(m.pubcomp(pid))
+    _sync(s)
+
+
 # ---------------------------------------------------------------- 4. wills and message_size_limit
 
 @pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
@@ -100,3 +177,154 @@ def test_will_payload_over_message_size_limit_refuses_connect(broker_factory, ve
     p = w.recv_publish()
     assert (p.topic, p.payload) == ("wl/t", b"y" * 10)  # only the will that fits
     w.close()
+
+
+# ---------------------------------------------------------------- 5. reason codes, $SYS, $share
+
+def test_no_local_match_is_not_no_matching_subscribers(raw):
+    """0x10 (No matching subscribers) means no subscription matched [MQTT-3.4.2.1]. A
+    subscription that matched but was skipped for No Local still matched: PUBACK 0x00 (the
+    shortest form: no reason byte), as mosquitto answers, and the publisher gets no copy.
+    (QoS 2 is routed at PUBREL, after PUBREC 0x00 went out: only QoS 1 can tell.)"""
+    c = raw("nl-self", version=5)
+    c.subscribe([("nl/t", 0x04 | 1)])  # QoS 1, No Local
+    c.send(m.publish("nl/t", b"mine", qos=1, pid=5, version=5))
+    assert c.recv().raw == b"\x40\x02\x00\x05"
+    _sync(c)  # and no PUBLISH of its own message came before the PINGRESP
+
+
+def test_no_local_with_another_subscriber(raw):
+    """The same with a second subscriber: PUBACK 0x00 and only the other one gets it."""
+    c = raw("nl2-self", version=5)
+    c.subscribe([("nl2/t", 0x04 | 1)])
+    o = raw("nl2-other", version=5)
+    o.subscribe([("nl2/t", 1)])
+    c.send(m.publish("nl2/t", b"mine", qos=1, pid=5, version=5))
+    assert c.recv().raw == b"\x40\x02\x00\x05"
+    assert o.recv_publish().payload == b"mine"
+    _sync(c)
+
+
+def test_no_subscription_is_no_matching_subscribers(raw):
+    """The neighbour of the test above: nothing subscribed, 5.0 PUBACK 0x10."""
+    c = raw("nm-pub", version=5)
+    c.send(m.publish("nm/nobody", b"x", qos=1, pid=6, version=5))
+    assert c.recv().raw == b"\x40\x03\x00\x06\x10"
+
+
+SPOOF = ["$SYS/broker/uptime", "$SYS/spoof", "$share/g/t"]
+
+
+def _until(c, topic):
+    """PUBLISHes c receives up to and including the first on `topic`."""
+    got = []
+    while not got or got[-1].topic != topic:
+        got.append(c.recv_publish())
+    return got
+
+
+def _after_subscribe(c):
+    """What a new subscription delivers before a PINGREQ round trip (retained messages)."""
+    c.send(m.pingreq())
+    got = []
+    while True:
+        p = c.recv()
+        if p.type == m.PINGRESP:
+            return got
+        got.append(p)
+
+
+@pytest.mark.threaded
+@pytest.mark.parametrize("topic", SPOOF)
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_client_publish_to_sys_or_share_v5_not_authorized(raw, topic, qos):
+    """$SYS/... belongs to the broker and $share/... is no topic name: a client's PUBLISH
+    there is refused with 0x87 (Not authorized) in PUBACK / PUBREC, as mosquitto does, and
+    neither routed nor retained. A subscriber to that exact filter gets nothing before the
+    sync message published after it. (A filter "$share/g/t" is a shared subscription to
+    "t", so the $share case is watched through "t".)"""
+    watch = topic if not topic.startswith("$share/") else "t"
+    s = raw("sp5-s", version=5)
+    s.subscribe([(watch, 0), ("sp5/sync", 0)])
+    p = raw("sp5-p", version=5)
+    p.send(m.publish(topic, b"spoofed", qos=qos, pid=7, version=5, retain=True))
+    if qos == 1:
+        assert p.recv().raw == b"\x40\x03\x00\x07\x87"
+    elif qos == 2:
+        assert p.recv().raw == b"\x50\x03\x00\x07\x87"
+        # the flow ended at PUBREC >= 0x80: nothing waits for this PUBREL (midge: 0x92
+        # Packet identifier not found; mosquitto answers any PUBREL with 0x00)
+        p.send(m.pubrel(7, version=5))
+        assert p.recv().raw in (b"\x70\x03\x00\x07\x92", b"\x70\x02\x00\x07")
+    p.send(m.publish("sp5/sync", b"sync", qos=0, version=5))
+    got = _until(s, "sp5/sync")
+    assert b"spoofed" not in [g.payload for g in got], got
+    n = raw("sp5-n", version=5)
+    n.subscribe([(watch, 0)])
+    got = _after_subscribe(n)
+    assert b"spoofed" not in [g.payload for g in got], got
+
+
+@pytest.mark.threaded
+@pytest.mark.parametrize("qos", [1, 2])
+def test_client_publish_to_sys_v311_acked_not_routed(raw, qos):
+    """3.1.1 has no reason code: the PUBLISH to $SYS is acknowledged as usual and dropped."""
+    s = raw("sp4-s")
+    s.subscribe([("$SYS/spoof4", 0), ("sp4/sync", 0)])
+    p = raw("sp4-p")
+    p.send(m.publish("$SYS/spoof4", b"spoofed", qos=qos, pid=8))
+    if qos == 1:
+        assert p.recv().raw == b"\x40\x02\x00\x08"
+    else:
+        assert p.recv().raw == b"\x50\x02\x00\x08"
+        p.send(m.pubrel(8))
+        assert p.recv().raw == b"\x70\x02\x00\x08"
+    p.send(m.publish("sp4/sync", b"sync"))
+    got = s.expect(m.PUBLISH)
+    assert (got.topic, got.payload) == ("sp4/sync", b"sync"), got
+
+
+@pytest.mark.threaded
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_bridge_state_topic_still_reaches_subscribers(raw, version):
+    """The exception mosquitto makes: a bridge publishes its state on
+    $SYS/broker/connection/NAME/state, and that reaches its subscribers (5.0: PUBACK 0x00)."""
+    s = raw("bs-s%d" % version, version=version)
+    s.subscribe([("$SYS/broker/connection/+/state", 1)])
+    p = raw("bs-p%d" % version, version=version)
+    topic = "$SYS/broker/connection/br%d/state" % version
+    p.send(m.publish(topic, b"1", qos=1, pid=9, version=version))
+    assert p.recv().raw == b"\x40\x02\x00\x09"
+    got = s.recv_publish()
+    assert (got.topic, got.payload) == (topic, b"1")
+
+
+@pytest.mark.threaded
+@pytest.mark.parametrize("topic", ["$SYS/spoof/will", "ws/will"])
+def test_will_on_sys_topic_is_not_published(raw, topic):
+    """A will is a PUBLISH by the client: one on $SYS/... is dropped like a PUBLISH there.
+    A new connection with the same client id takes the old one over, which ends it and
+    publishes its will; the new connection then publishes a sync message. A will on an
+    ordinary topic (the control case) arrives before the sync message, one on $SYS never."""
+    s = raw("ws-s")
+    s.subscribe([(topic, 0), ("ws/sync", 0)])
+    c = raw("ws-c", will=dict(topic=topic, payload=b"will"))
+    c2 = raw("ws-c")
+    c2.send(m.publish("ws/sync", b"sync"))
+    got = [(g.topic, g.payload) for g in _until(s, "ws/sync")]
+    if topic.startswith("$SYS"):
+        assert got == [("ws/sync", b"sync")]
+    else:
+        assert got == [(topic, b"will"), ("ws/sync", b"sync")]
+    c.close()
+
+
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_subscribe_ends_before_options_byte_is_malformed(raw, version):
+    """A SUBSCRIBE whose payload ends right after a topic filter, where its Subscription
+    Options byte should be, is a Malformed Packet (5.0 DISCONNECT 0x81), even when that
+    filter is empty (an empty filter with its options byte is a Protocol Error)."""
+    c = raw("so%d" % version, version=version)
+    body = m.u16(1) + (m.props([]) if version == 5 else b"") + m.s("")
+    c.send(m.packet(m.SUBSCRIBE, 2, body))
+    _closed_with(c, 0x81)

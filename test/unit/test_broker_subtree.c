@@ -229,10 +229,17 @@ TEST(no_local)
 	mg_matchset s = { 0 };
 	mg_subopts nl = { .qos = 1, .no_local = true };
 	CHECK_EQ_INT(mg_subtree_add(t, (const uint8_t *)"a/b", 3, SUB(1), nl, 0), 0);
+	/* skipped, but it matched: counted apart, so the publisher hears 0x00, not 0x10 */
+	CHECK_EQ_INT(mg_subtree_match(t, (const uint8_t *)"a/b", 3, SUB(1), NULL, NULL, &s), 0);
+	CHECK_EQ_INT(s.n_unsent, 1);
+	CHECK_EQ_INT(mg_subtree_match(t, (const uint8_t *)"x/y", 3, SUB(1), NULL, NULL, &s), 0);
+	CHECK_EQ_INT(s.n_unsent, 0);
 	add(t, "a/b", 2, 0, 0);
 	CHECK_EQ_INT(mg_subtree_match(t, (const uint8_t *)"a/b", 3, SUB(1), NULL, NULL, &s), 1);
 	CHECK(s.m[0].subscriber == SUB(2));
+	CHECK_EQ_INT(s.n_unsent, 1);
 	CHECK_EQ_INT(mg_subtree_match(t, (const uint8_t *)"a/b", 3, SUB(2), NULL, NULL, &s), 2);
+	CHECK_EQ_INT(s.n_unsent, 0);
 	/* another subscription of the publisher without no_local still delivers */
 	add(t, "a/#", 1, 0, 4);
 	CHECK_EQ_INT(mg_subtree_match(t, (const uint8_t *)"a/b", 3, SUB(1), NULL, NULL, &s), 2);
@@ -445,6 +452,7 @@ TEST(shared_round_robin)
 	/* nobody eligible: nobody gets it */
 	CHECK_EQ_INT(mg_subtree_match(t, (const uint8_t *)"a/y", 3, NULL, nobody, NULL, &s), 0);
 	CHECK_EQ_INT(s.n_shared, 0);
+	CHECK_EQ_INT(s.n_unsent, 1); /* the group matched: not "no matching subscribers" */
 
 	/* two groups on one filter, and one group name on two filters: one pick per (group, filter) */
 	add(t, "$share/h/a/+", 4, 0, 0);

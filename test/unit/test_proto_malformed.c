@@ -115,6 +115,13 @@ static const struct mcase {
 	{"SUBSCRIBE without filters", 4, "82 02 00 01", MG_E_NO_TOPICS},
 	{"SUBSCRIBE without filters 5.0", 5, "82 03 00 01 00", MG_E_NO_TOPICS},
 	{"UNSUBSCRIBE without filters", 4, "A2 02 00 01", MG_E_NO_TOPICS},
+	/* a SUBSCRIBE that ends where an options byte should be is malformed, whatever its filter */
+	{"SUBSCRIBE ends before options byte", 4, "82 05 00 01 00 01 23", MG_E_SHORT},
+	{"SUBSCRIBE ends before options byte, empty filter", 5, "82 05 00 01 00 00 00", MG_E_SHORT},
+	{"SUBSCRIBE ends before options byte, empty filter 3.1.1", 4, "82 04 00 01 00 00", MG_E_SHORT},
+	{"SUBSCRIBE ends before options byte, bad filter", 4, "82 06 00 01 00 02 61 23", MG_E_SHORT},
+	{"SUBSCRIBE second filter ends before options", 5, "82 09 00 01 00 00 01 23 00 00 00",
+	 MG_E_SHORT},
 	{"SUBACK without codes", 4, "90 02 00 01", MG_E_NO_TOPICS},
 	{"filter without options byte", 4, "82 05 00 01 00 01 23", MG_E_SHORT},
 	{"3.1.1 subscription option bit 2", 4, "82 06 00 01 00 01 23 04", MG_E_SUB_OPTIONS},
