@@ -5,6 +5,7 @@ import time
 import pytest
 
 import mqtt_raw as m
+from harness import assert_nothing_before_ping
 
 
 # ---------------------------------------------------------------- QoS flows, exact bytes
@@ -40,7 +41,7 @@ def test_MQTT_4_3_3_2_qos2_exactly_once_duplicate_before_pubrel(raw):
     assert c.recv().raw == b"\x70\x02\x00\x2a"
     p = s.recv_publish()
     assert p.payload == b"once"
-    s.expect_nothing(0.5)
+    assert_nothing_before_ping(c, s)
 
 
 def test_MQTT_4_3_3_2_pid_reusable_after_pubcomp(raw):
@@ -85,7 +86,7 @@ def test_outbound_qos2_flow_bytes(raw):
     rel = s.recv()
     assert rel.raw == b"\x62\x02" + p.pid.to_bytes(2, "big")
     s.send(m.pubcomp(p.pid))
-    s.expect_nothing(0.3)
+    assert_nothing_before_ping(s)
 
 
 @pytest.mark.threaded
@@ -136,7 +137,7 @@ def test_MQTT_3_1_2_5_offline_queueing_and_redelivery(raw):
     q2 = [g.payload for g in got if g.qos == 2]
     assert q1 == [b"a%d" % i for i in range(4)]
     assert q2 == [b"b%d" % i for i in range(4)]
-    c.expect_nothing(0.3)
+    assert_nothing_before_ping(c)
 
 
 @pytest.mark.threaded
@@ -157,7 +158,7 @@ def test_MQTT_4_4_0_1_unacked_qos1_resent_with_dup(raw):
     assert again.dup and again.pid == first.pid and again.payload == b"again"
     assert again.raw[0] == 0x3a
     c.send(m.puback(again.pid))
-    c.expect_nothing(0.3)
+    assert_nothing_before_ping(c)
 
 
 def test_MQTT_4_4_0_1_unacked_pubrel_resent(raw):
@@ -176,7 +177,7 @@ def test_MQTT_4_4_0_1_unacked_pubrel_resent(raw):
     assert c.recv().raw == b"\x20\x02\x01\x00"
     assert c.recv().raw == b"\x62\x02" + p.pid.to_bytes(2, "big")
     c.send(m.pubcomp(p.pid))
-    c.expect_nothing(0.3)
+    assert_nothing_before_ping(c)
 
 
 def test_inbound_qos2_state_survives_reconnect(raw):
@@ -197,7 +198,7 @@ def test_inbound_qos2_state_survives_reconnect(raw):
     c.send(m.pubrel(77))
     assert c.recv().raw == b"\x70\x02\x00\x4d"
     assert s.recv_publish().payload == b"once"
-    s.expect_nothing(0.4)
+    assert_nothing_before_ping(c, s)
 
 
 # ---------------------------------------------------------------- subscriptions
@@ -259,7 +260,7 @@ def test_MQTT_4_7_topic_matching(raw, flt, topic, match):
         got = s.recv_publish()
         assert got.topic == topic
     else:
-        s.expect_nothing(0.3)
+        assert_nothing_before_ping(p, s)
 
 
 def test_dollar_topic_published_by_client_matches_explicit_filter(raw):
@@ -271,7 +272,7 @@ def test_dollar_topic_published_by_client_matches_explicit_filter(raw):
     p = raw("dol-pub")
     p.publish("$x/y", b"d", qos=1)
     assert b.recv_publish().topic == "$x/y"
-    a.expect_nothing(0.3)
+    assert_nothing_before_ping(p, a)
 
 
 @pytest.mark.mosquitto_xfail("delivers once at the QoS of one matching subscription, "
@@ -302,7 +303,7 @@ def test_MQTT_3_8_4_3_resubscribe_replaces(raw):
     raw("rs-pub").publish("rs/t", b"r", qos=1)
     p = s.recv_publish()
     assert p.qos == 1
-    s.expect_nothing(0.3)
+    assert_nothing_before_ping(s)
 
 
 def test_MQTT_3_10_4_unsubscribe(raw):
@@ -313,7 +314,7 @@ def test_MQTT_3_10_4_unsubscribe(raw):
     s.send(m.unsubscribe(0x0102, ["us/t"]))
     assert s.recv().raw == b"\xb0\x02\x01\x02"
     raw("us-pub").publish("us/t", b"x", qos=1)
-    s.expect_nothing(0.3)
+    assert_nothing_before_ping(s)
     s.send(m.unsubscribe(7, ["never/subscribed"]))
     assert s.recv().raw == b"\xb0\x02\x00\x07"
 
@@ -346,7 +347,7 @@ def test_MQTT_3_3_1_7_retained_replaced(raw):
     s.subscribe([("rep/t", 1)])
     got = s.recv_publish()
     assert (got.payload, got.retain, got.qos) == (b"two", True, 1)
-    s.expect_nothing(0.3)
+    assert_nothing_before_ping(s)
 
 
 def test_MQTT_3_3_1_10_11_empty_retained_deletes(raw):
@@ -357,7 +358,7 @@ def test_MQTT_3_3_1_10_11_empty_retained_deletes(raw):
     p.publish("del/t", b"", qos=1, retain=True)
     s = raw("del-s")
     s.subscribe([("del/t", 1)])
-    s.expect_nothing(0.4)
+    assert_nothing_before_ping(s)
 
 
 def test_MQTT_3_3_1_12_non_retained_does_not_replace(raw):
@@ -378,7 +379,7 @@ def test_retained_matched_by_wildcards(raw):
     s.subscribe([("rw/#", 0)])
     got = sorted(s.recv_publish().topic for _ in range(2))
     assert got == ["rw/a", "rw/b/c"]
-    s.expect_nothing(0.3)
+    assert_nothing_before_ping(s)
 
 
 def test_MQTT_3_3_1_3_outgoing_dup_independent_of_incoming(raw):
@@ -414,7 +415,7 @@ def test_MQTT_3_10_4_6_unsubscribe_several_filters_one_unsuback(raw):
     for t in ("us2/a", "us2/b", "us2/c"):
         p.publish(t, t.encode(), qos=1)
     assert s.recv_publish().topic == "us2/c"
-    s.expect_nothing(0.3)
+    assert_nothing_before_ping(p, s)
 
 
 def test_pubrel_for_unknown_id_gets_pubcomp(raw):
@@ -442,7 +443,7 @@ def test_MQTT_4_4_0_1_unacked_qos2_publish_resent_with_dup(raw):
     c.send(m.pubrec(again.pid))
     assert c.recv().raw == b"\x62\x02" + again.pid.to_bytes(2, "big")
     c.send(m.pubcomp(again.pid))
-    c.expect_nothing(0.3)
+    assert_nothing_before_ping(c)
 
 
 @pytest.mark.parametrize("version", [3, 4])
@@ -480,7 +481,7 @@ def test_MQTT_4_7_2_1_retained_dollar_topics_not_sent_to_hash(raw):
     b = raw("rd-b")
     b.subscribe([("$rd/#", 0)])
     assert b.recv_publish().payload == b"hidden"
-    a.expect_nothing(0.4)
+    assert_nothing_before_ping(a)
 
 
 def test_MQTT_4_7_2_1_sys_not_matched_by_hash(broker_factory):
