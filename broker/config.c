@@ -43,6 +43,7 @@ void mg_config_init(mg_config *c)
 	c->message_size_limit = 0;
 	c->max_inflight_messages = 20;
 	c->max_queued_messages = 1000;
+	c->max_incoming_qos2 = 1000;
 	c->retain_available = true;
 	c->allow_zero_length_clientid = true;
 	c->auto_id_prefix = strdup("auto-"); /* NULL on ENOMEM: users treat NULL as "auto-" */
@@ -210,6 +211,8 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 		strcat(later, ", pid_file");
 	if (n.max_connections != live->max_connections)
 		strcat(later, ", max_connections");
+	if (n.listen_backlog != live->listen_backlog)
+		strcat(later, ", listen_backlog");
 	if (later[0])
 		mg_log(MG_LOG_WARNING, "Warning: %s: changes to %s take effect only after a restart.",
 				live->config_path, later + 2);
@@ -223,6 +226,7 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 	live->max_inflight_bytes = n.max_inflight_bytes;
 	live->max_queued_messages = n.max_queued_messages;
 	live->max_queued_bytes = n.max_queued_bytes;
+	live->max_incoming_qos2 = n.max_incoming_qos2;
 	live->queue_qos0_messages = n.queue_qos0_messages;
 	live->retain_available = n.retain_available;
 	live->outgoing_topic_aliases = n.outgoing_topic_aliases;

@@ -57,6 +57,8 @@ typedef struct mg_config {
 	uint64_t max_inflight_bytes;     /* 0 = no limit */
 	int max_queued_messages;         /* 1000 (0 = unlimited) */
 	uint64_t max_queued_bytes;       /* 0 = no limit */
+	uint32_t max_incoming_qos2;      /* 3.x QoS 2 awaiting PUBREL per session: 1000 (0 = no limit) */
+	int listen_backlog;              /* 0 = the system's maximum (net.core.somaxconn) */
 	bool queue_qos0_messages;        /* false */
 	bool retain_available;           /* true */
 	bool outgoing_topic_aliases;     /* false: see midge.conf(5) for why it is opt-in */

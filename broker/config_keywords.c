@@ -366,6 +366,24 @@ static int kw_max_queued_messages(mg_parse *p, const char *kw, int argc, char **
 	return 0;
 }
 
+static int kw_max_incoming_qos2(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, 65535, &v) < 0)
+		return -1;
+	p->c->max_incoming_qos2 = (uint32_t)v;
+	return 0;
+}
+
+static int kw_listen_backlog(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, INT_MAX, &v) < 0)
+		return -1;
+	p->c->listen_backlog = (int)v;
+	return 0;
+}
+
 static int kw_bytes(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
 	long long v;
@@ -594,6 +612,7 @@ static const mg_keyword keywords[] = {
 	{"protocol", kw_protocol, 1, 1, false},
 	{"mount_point", kw_mount_point, 1, 1, false},
 	{"max_connections", kw_max_connections, 1, 1, false},
+	{"listen_backlog", kw_listen_backlog, 1, 1, false},
 	{"max_qos", kw_max_qos, 1, 1, false},
 	{"max_topic_alias", kw_max_topic_alias, 1, 1, false},
 	{"socket_domain", kw_socket_domain, 1, 1, false},
@@ -642,6 +661,7 @@ static const mg_keyword keywords[] = {
 	{"max_inflight_bytes", kw_bytes, 1, 1, false},
 	{"max_queued_messages", kw_max_queued_messages, 1, 1, false},
 	{"max_queued_bytes", kw_bytes, 1, 1, false},
+	{"max_incoming_qos2_messages", kw_max_incoming_qos2, 1, 1, false},
 	{"queue_qos0_messages", kw_queue_qos0_messages, 1, 1, false},
 	{"retain_available", kw_retain_available, 1, 1, false},
 	{"outgoing_topic_aliases", kw_outgoing_topic_aliases, 1, 1, false},

@@ -119,6 +119,14 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	uint16_t recv_max = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
 	if (pub.qos == 2 && s->n_inq2 >= recv_max && c->level == MG_V5)
 		return mg_proto_err(c, MG_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+	/* 3.x has no Receive Maximum: a client that never sends PUBREL would make the broker keep
+	 * a payload per packet id (65,535 of them), so max_incoming_qos2_messages bounds it. */
+	if (pub.qos == 2 && c->level != MG_V5 && cfg->max_incoming_qos2 && s->n_inq2 >= cfg->max_incoming_qos2) {
+		mg_log(MG_LOG_NOTICE, "Client %s has %zu QoS 2 messages awaiting PUBREL "
+		       "(max_incoming_qos2_messages %u): disconnecting.", c->id, s->n_inq2, cfg->max_incoming_qos2);
+		mg_conn_disconnect(c, MG_RC_RECEIVE_MAX_EXCEEDED, MG_CLOSE_PROTOCOL);
+		return -1;
+	}
 
 	uint8_t mbuf[256], *heap;
 	mg_bytes topic = mg_mount(c, pub.topic, false, mbuf, sizeof mbuf, &heap);

@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,9 +22,27 @@ mg_broker *mg_broker_get(void)
 	return the_broker;
 }
 
+/* The accept queue: a fleet of clients reconnecting at once after a restart overflows a short
+ * one (the kernel then drops their SYNs and they retry seconds later). The system's maximum
+ * unless the file says otherwise; the kernel caps any larger value at that maximum. */
+static int backlog_of(const mg_config *cfg)
+{
+	if (cfg->listen_backlog > 0)
+		return cfg->listen_backlog;
+	int v = 0;
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v > 0 ? v : SOMAXCONN;
+}
+
 static int open_listeners(mg_broker *b)
 {
 	const mg_config *cfg = b->cfg;
+	int backlog = backlog_of(cfg);
 	int cap = 0;
 	for (int i = 0; i < cfg->n_listeners; i++)
 		cap += 8;
@@ -42,15 +61,15 @@ static int open_listeners(mg_broker *b)
 		int fam = 0, n;
 		if (lc->bind_address && strcmp(lc->bind_address, "localhost") == 0) {
 			/* loopback on both families, whatever /etc/hosts says about "localhost" */
-			n = mg_listen_tcp("127.0.0.1", lc->port, 100, b->ls + b->nls, cap - b->nls, &fam);
+			n = mg_listen_tcp("127.0.0.1", lc->port, backlog, b->ls + b->nls, cap - b->nls, &fam);
 			if (n > 0) {
 				uint16_t port = b->ls[b->nls].port;
-				int n6 = mg_listen_tcp("::1", port, 100, b->ls + b->nls + n, cap - b->nls - n, &fam);
+				int n6 = mg_listen_tcp("::1", port, backlog, b->ls + b->nls + n, cap - b->nls - n, &fam);
 				if (n6 > 0)
 					n += n6; /* no IPv6 on this host: IPv4 alone */
 			}
 		} else {
-			n = mg_listen_tcp(lc->bind_address, lc->port, 100, b->ls + b->nls, cap - b->nls, &fam);
+			n = mg_listen_tcp(lc->bind_address, lc->port, backlog, b->ls + b->nls, cap - b->nls, &fam);
 		}
 		if (n < 0) {
 			mg_log(MG_LOG_NOTICE, "Opening %s listen socket on port %u.", fam == AF_INET6 ? "ipv6" : "ipv4",

@@ -1,6 +1,9 @@
 """Issue 8, "Broker, under hostile or heavy load": packets and loads a hostile or merely busy
 client can produce, which must neither crash the broker nor stall its other clients."""
 
+import re
+import subprocess
+
 import pytest
 
 import mqtt_raw as m
@@ -104,3 +107,83 @@ def subscribe_unsubscribe_many(c, other, filters):
     assert other.recv(timeout=10).type == m.PINGRESP
     c.send(m.pingreq())
     assert c.recv(timeout=10).type == m.PINGRESP
+
+
+def unreleased_qos2(c, count, first=1):
+    """count QoS 2 PUBLISHes on ids first.., each answered with PUBREC; no PUBREL."""
+    c.send(b"".join(m.publish("in/q2", b"x" * 100, qos=2, pid=first + i) for i in range(count)))
+    for i in range(count):
+        rec = c.expect(m.PUBREC, timeout=10)
+        assert rec.pid == first + i
+
+
+@pytest.mark.midge_only
+def test_unreleased_qos2_311_bounded(broker_factory):
+    """A 3.1.1 client that sends QoS 2 PUBLISHes and never their PUBREL made the broker keep
+    every payload, one per packet id (65,535 of them). max_incoming_qos2_messages 20: the
+    21st unreleased one closes the connection with a log line; a PUBREL frees a place."""
+    b = broker_factory(extra=["max_incoming_qos2_messages 20"])
+    c = m.RawClient(b.port)
+    try:
+        c.connect("q2-hog")
+        unreleased_qos2(c, 20)
+        c.send(m.pubrel(5))
+        assert c.expect(m.PUBCOMP).pid == 5
+        unreleased_qos2(c, 1, first=100)  # the place PUBREL freed
+        c.send(m.publish("in/q2", b"one too many", qos=2, pid=101))
+        assert c.expect_closed(allow_disconnect=False) == []
+        b.wait_log(re.escape("Client q2-hog has 20 QoS 2 messages awaiting PUBREL "
+                             "(max_incoming_qos2_messages 20): disconnecting."))
+        assert_broker_serves(b.port)
+    finally:
+        c.close()
+
+
+@pytest.mark.midge_only
+def test_unreleased_qos2_311_default_limit(broker_factory):
+    """Without the keyword the bound is 1,000: 1,000 unreleased QoS 2 messages are kept,
+    the 1,001st closes the connection. An MQTT 5.0 client is bounded by the Receive Maximum
+    as before (DISCONNECT 0x93), not by this keyword."""
+    b = broker_factory(verbose=False)
+    c = m.RawClient(b.port)
+    try:
+        c.connect("q2-default")
+        unreleased_qos2(c, 1000)
+        c.send(m.publish("in/q2", b"x", qos=2, pid=1001))
+        assert c.expect_closed(allow_disconnect=False) == []
+    finally:
+        c.close()
+    v5 = m.RawClient(b.port, version=5)
+    try:
+        ack = v5.connect("q2-v5")
+        rm = ack.props.get(m.P_RECEIVE_MAXIMUM)
+        assert rm == 20
+        v5.send(b"".join(m.publish("in/q2", b"x", qos=2, pid=1 + i, version=5) for i in range(rm)))
+        for i in range(rm):
+            assert v5.expect(m.PUBREC).pid == 1 + i
+        v5.send(m.publish("in/q2", b"x", qos=2, pid=rm + 1, version=5))
+        got = v5.expect_closed()
+        assert [(p.type, p.reason) for p in got] == [(m.DISCONNECT, 0x93)]
+    finally:
+        v5.close()
+
+
+def listen_queue_size(port):
+    """The accept queue length the kernel holds for the listener on port (ss shows it as
+    Send-Q of a listening socket)."""
+    out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True,
+                         text=True, check=True).stdout
+    sizes = {int(line.split()[2]) for line in out.splitlines() if line.strip()}
+    assert len(sizes) == 1, out
+    return sizes.pop()
+
+
+@pytest.mark.midge_only
+def test_listen_backlog_is_system_maximum(broker_factory):
+    """The accept queue was 100 long, too short for a fleet reconnecting after a restart: it
+    is now the system's maximum (net.core.somaxconn) unless listen_backlog says otherwise."""
+    somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
+    b = broker_factory()
+    assert listen_queue_size(b.port) == somaxconn
+    small = broker_factory(extra=["listen_backlog 37"])
+    assert listen_queue_size(small.port) == 37

@@ -122,7 +122,8 @@ TEST(number_keywords)
 	char err[ERRLEN];
 	REQUIRE(parse(&c, "max_keepalive 60\nmax_packet_size 20\nmessage_size_limit 268435455\n"
 			"max_inflight_messages 1\nmax_inflight_bytes 5000000000\nmax_queued_messages 0\n"
-			"max_queued_bytes 1024\nsys_interval 0\nthreads 4\nmax_connections 7\n", err) == 0);
+			"max_queued_bytes 1024\nsys_interval 0\nthreads 4\nmax_connections 7\n"
+			"max_incoming_qos2_messages 50\nlisten_backlog 64\n", err) == 0);
 	CHECK_EQ_INT(c.max_keepalive, 60);
 	CHECK_EQ_INT(c.max_packet_size, 20);
 	CHECK_EQ_INT(c.message_size_limit, 268435455);
@@ -133,6 +134,8 @@ TEST(number_keywords)
 	CHECK_EQ_INT(c.sys_interval, 0);
 	CHECK_EQ_INT(c.threads, 4);
 	CHECK_EQ_INT(c.max_connections, 7);
+	CHECK_EQ_INT(c.max_incoming_qos2, 50);
+	CHECK_EQ_INT(c.listen_backlog, 64);
 	mg_config_free(&c);
 
 	REQUIRE(parse(&c, "max_inflight_messages 0\nthreads auto\nmax_packet_size 0\nmax_keepalive 65535\n", err) == 0);
@@ -140,6 +143,11 @@ TEST(number_keywords)
 	CHECK_EQ_INT(c.threads, 0);
 	CHECK_EQ_INT(c.max_packet_size, 0);
 	CHECK_EQ_INT(c.max_keepalive, 65535);
+	CHECK_EQ_INT(c.max_incoming_qos2, 1000); /* defaults */
+	CHECK_EQ_INT(c.listen_backlog, 0);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "max_incoming_qos2_messages 0\n", err) == 0);
+	CHECK_EQ_INT(c.max_incoming_qos2, 0); /* 0 = no limit */
 	mg_config_free(&c);
 }
 
@@ -178,6 +186,10 @@ TEST(number_keywords_bad_values)
 	EXPECT_ERR("max_connections -2\n",
 		"Error: t.conf:1: value -2 for 'max_connections' is out of range (-1 to 2147483647).");
 	EXPECT_ERR("max_connections\n", "Error: t.conf:1: 'max_connections' needs a value.");
+	EXPECT_ERR("max_incoming_qos2_messages 65536\n",
+		"Error: t.conf:1: value 65536 for 'max_incoming_qos2_messages' is out of range (0 to 65535).");
+	EXPECT_ERR("listen_backlog -1\n",
+		"Error: t.conf:1: value -1 for 'listen_backlog' is out of range (0 to 2147483647).");
 	EXPECT_ERR("message_size_limit -\n",
 		"Error: t.conf:1: invalid value '-' for 'message_size_limit' (expected a whole number).");
 }
