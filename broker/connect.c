@@ -94,25 +94,6 @@ static void takeover(mg_worker *w, mg_conn *c0, bool resume)
 	mg_conn_close(c0, MG_CLOSE_TAKEOVER);
 }
 
-/* CONNACK properties written in mosquitto's order (tests compare with it). */
-static size_t put_u16(uint8_t *p, uint8_t id, uint16_t v)
-{
-	p[0] = id;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)v;
-	return 3;
-}
-
-static size_t put_u32(uint8_t *p, uint8_t id, uint32_t v)
-{
-	p[0] = id;
-	p[1] = (uint8_t)(v >> 24);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 8);
-	p[4] = (uint8_t)v;
-	return 5;
-}
-
 static int make_will(mg_worker *w, mg_session *s, const mg_connect *k)
 {
 	mg_session_clear_will(s);
@@ -306,29 +287,32 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	}
 
 	mg_packet ack = { .type = MG_CONNACK, .session_present = present };
-	uint8_t raw[256];
-	size_t rl = 0;
 	if (k->level == MG_V5) {
-		rl += put_u16(raw + rl, MG_PROP_TOPIC_ALIAS_MAXIMUM, c->alias_max);
-		if (server_ka)
-			rl += put_u16(raw + rl, MG_PROP_SERVER_KEEP_ALIVE, ka);
+		/* proto/ writes them in mosquitto's order; we say which, and the values */
+		mg_props *ap = &ack.props;
+		ap->present = MG_PROP_BIT(MG_PROP_TOPIC_ALIAS_MAXIMUM);
+		ap->topic_alias_maximum = c->alias_max;
+		if (server_ka) {
+			ap->present |= MG_PROP_BIT(MG_PROP_SERVER_KEEP_ALIVE);
+			ap->server_keep_alive = ka;
+		}
 		if (assigned) {
-			raw[rl++] = MG_PROP_ASSIGNED_CLIENT_ID;
-			raw[rl++] = 0;
-			raw[rl++] = (uint8_t)idlen;
-			memcpy(raw + rl, id, idlen);
-			rl += idlen;
+			ap->present |= MG_PROP_BIT(MG_PROP_ASSIGNED_CLIENT_ID);
+			ap->assigned_client_id = (mg_bytes){ (const uint8_t *)id, (uint32_t)idlen };
 		}
-		uint16_t rm = cfg->max_inflight_messages ? cfg->max_inflight_messages : 65535;
-		if (rm != 65535)
-			rl += put_u16(raw + rl, MG_PROP_RECEIVE_MAXIMUM, rm);
-		if (cfg->max_packet_size)
-			rl += put_u32(raw + rl, MG_PROP_MAXIMUM_PACKET_SIZE, cfg->max_packet_size);
 		if (!cfg->retain_available) {
-			raw[rl++] = MG_PROP_RETAIN_AVAILABLE;
-			raw[rl++] = 0;
+			ap->present |= MG_PROP_BIT(MG_PROP_RETAIN_AVAILABLE);
+			ap->retain_available = 0;
 		}
-		ack.props.raw = (mg_bytes){ raw, (uint32_t)rl };
+		if (cfg->max_packet_size) {
+			ap->present |= MG_PROP_BIT(MG_PROP_MAXIMUM_PACKET_SIZE);
+			ap->maximum_packet_size = cfg->max_packet_size;
+		}
+		/* as mosquitto: absent when max_inflight_messages is 0 (no limit, kept as 65535) */
+		if (cfg->max_inflight_messages && cfg->max_inflight_messages != 65535) {
+			ap->present |= MG_PROP_BIT(MG_PROP_RECEIVE_MAXIMUM);
+			ap->receive_maximum = (uint16_t)cfg->max_inflight_messages;
+		}
 	}
 	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (%d, 0)", s->id, present);
 	mg_conn_send(c, &ack);

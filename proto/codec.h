@@ -144,6 +144,11 @@ void mg_props_defaults(mg_props *p);
 bool mg_props_write_body(mg_wr *w, const mg_props *p);
 /* Writes length + properties; returns false if they cannot be encoded (too long). */
 bool mg_props_write(mg_wr *w, const mg_props *p);
+/* The same with the ids in order[0..n) first, in that order (those present), then the
+ * others in ascending order, then subscription ids and raw: for a packet whose bytes peers
+ * compare with another implementation's where the spec leaves the order free. */
+bool mg_props_write_body_ordered(mg_wr *w, const mg_props *p, const uint8_t *order, size_t n);
+bool mg_props_write_ordered(mg_wr *w, const mg_props *p, const uint8_t *order, size_t n);
 /* Property block size without its length, or SIZE_MAX if it cannot be encoded. */
 size_t mg_props_body_size(const mg_props *p);
 

@@ -61,6 +61,15 @@ static bool reason_props(mg_wr *w, const mg_packet *pkt)
 	return empty || mg_props_write(w, &pkt->props);
 }
 
+/* CONNACK properties in the order mosquitto 2 writes them (connect__on_authorised, then
+ * send__connack), so that tools comparing our bytes with mosquitto's see no difference where
+ * the spec leaves the order free. Ids not listed follow in ascending order. */
+static const uint8_t connack_order[] = {
+	MG_PROP_TOPIC_ALIAS_MAXIMUM, MG_PROP_SERVER_KEEP_ALIVE, MG_PROP_ASSIGNED_CLIENT_ID,
+	MG_PROP_AUTH_METHOD, MG_PROP_AUTH_DATA, MG_PROP_RETAIN_AVAILABLE,
+	MG_PROP_MAXIMUM_PACKET_SIZE, MG_PROP_RECEIVE_MAXIMUM, MG_PROP_MAXIMUM_QOS,
+};
+
 static bool body(mg_wr *w, uint8_t level, const mg_packet *pkt)
 {
 	const bool v5 = level == MG_V5;
@@ -70,7 +79,7 @@ static bool body(mg_wr *w, uint8_t level, const mg_packet *pkt)
 	case MG_CONNACK:
 		mg_wr_u8(w, pkt->session_present && level != MG_V31 ? 1 : 0); /* reserved in 3.1 */
 		mg_wr_u8(w, pkt->reason_code);
-		return !v5 || mg_props_write(w, &pkt->props);
+		return !v5 || mg_props_write_ordered(w, &pkt->props, connack_order, sizeof connack_order);
 	case MG_PUBLISH: {
 		const mg_publish *p = &pkt->u.publish;
 		if (p->qos > 2 || !str_ok(p->topic))

@@ -334,34 +334,42 @@ static uint32_t num_field(const mg_props *p, int id)
 	return 0;
 }
 
-/* The property block body; with w->p == NULL it only counts. Returns false if a value
- * cannot be represented (string over 65535 bytes, varint over 268,435,455). */
-bool mg_props_write_body(mg_wr *w, const mg_props *p)
+/* One property of p; false if its value cannot be represented. */
+static bool write_one(mg_wr *w, const mg_props *p, int id)
+{
+	int type = mg_prop_type(id);
+	if (type == MG_PT_NONE || type == MG_PT_PAIR)
+		return true;
+	mg_wr_u8(w, (uint8_t)id);
+	uint32_t v = num_field(p, id);
+	const mg_bytes *b = bytes_field(p, id);
+	switch (type) {
+	case MG_PT_BYTE: mg_wr_u8(w, (uint8_t)v); return true;
+	case MG_PT_U16: mg_wr_u16(w, (uint16_t)v); return true;
+	case MG_PT_U32: mg_wr_u32(w, v); return true;
+	case MG_PT_VARINT:
+		mg_wr_varint(w, v);
+		return mg_varint_size(v) != 0;
+	default: /* UTF8, BINARY */
+		mg_wr_bin(w, *b);
+		return b->len <= 65535;
+	}
+}
+
+bool mg_props_write_body_ordered(mg_wr *w, const mg_props *p, const uint8_t *order, size_t n)
 {
 	bool ok = true;
 	uint64_t m = p->present & ~MG_PROP_BIT(MG_PROP_USER); /* user properties travel in raw */
+	for (size_t i = 0; i < n; i++) {
+		if (order[i] < 64 && (m & MG_PROP_BIT(order[i]))) {
+			m &= ~MG_PROP_BIT(order[i]);
+			ok = write_one(w, p, order[i]) && ok;
+		}
+	}
 	while (m) {
 		int id = __builtin_ctzll(m);
 		m &= m - 1;
-		int type = mg_prop_type(id);
-		if (type == MG_PT_NONE || type == MG_PT_PAIR)
-			continue;
-		mg_wr_u8(w, (uint8_t)id);
-		uint32_t v = num_field(p, id);
-		const mg_bytes *b = bytes_field(p, id);
-		switch (type) {
-		case MG_PT_BYTE: mg_wr_u8(w, (uint8_t)v); break;
-		case MG_PT_U16: mg_wr_u16(w, (uint16_t)v); break;
-		case MG_PT_U32: mg_wr_u32(w, v); break;
-		case MG_PT_VARINT:
-			ok = ok && mg_varint_size(v) != 0;
-			mg_wr_varint(w, v);
-			break;
-		default: /* UTF8, BINARY */
-			ok = ok && b->len <= 65535;
-			mg_wr_bin(w, *b);
-			break;
-		}
+		ok = write_one(w, p, id) && ok;
 	}
 	for (uint16_t i = 0; p->sub_ids && i < p->n_sub_id; i++) {
 		ok = ok && mg_varint_size(p->sub_ids[i]) != 0;
@@ -370,6 +378,13 @@ bool mg_props_write_body(mg_wr *w, const mg_props *p)
 	}
 	mg_wr_raw(w, p->raw.p, p->raw.len);
 	return ok;
+}
+
+/* The property block body; with w->p == NULL it only counts. Returns false if a value
+ * cannot be represented (string over 65535 bytes, varint over 268,435,455). */
+bool mg_props_write_body(mg_wr *w, const mg_props *p)
+{
+	return mg_props_write_body_ordered(w, p, NULL, 0);
 }
 
 size_t mg_props_size(const mg_props *p)
@@ -391,13 +406,18 @@ size_t mg_props_body_size(const mg_props *p)
 	return w.n;
 }
 
+bool mg_props_write_ordered(mg_wr *w, const mg_props *p, const uint8_t *order, size_t n)
+{
+	size_t len = mg_props_body_size(p); /* the order never changes the size */
+	if (len == SIZE_MAX)
+		return false;
+	mg_wr_varint(w, (uint32_t)len);
+	if (p)
+		mg_props_write_body_ordered(w, p, order, n);
+	return true;
+}
+
 bool mg_props_write(mg_wr *w, const mg_props *p)
 {
-	size_t n = mg_props_body_size(p);
-	if (n == SIZE_MAX)
-		return false;
-	mg_wr_varint(w, (uint32_t)n);
-	if (p)
-		mg_props_write_body(w, p);
-	return true;
+	return mg_props_write_ordered(w, p, NULL, 0);
 }

@@ -328,3 +328,35 @@ def test_subscribe_ends_before_options_byte_is_malformed(raw, version):
     body = m.u16(1) + (m.props([]) if version == 5 else b"") + m.s("")
     c.send(m.packet(m.SUBSCRIBE, 2, body))
     _closed_with(c, 0x81)
+
+
+# ---------------------------------------------------------------- 7. CONNACK property order
+
+def test_connack_properties_in_mosquitto_order(broker_factory):
+    """Where the spec leaves the order free, CONNACK properties come in mosquitto's order:
+    Topic Alias Maximum, Server Keep Alive, Assigned Client Identifier, Retain Available,
+    Maximum Packet Size, Receive Maximum. Byte by byte (the assigned id is random: its
+    bytes are compared by length and shape)."""
+    b = broker_factory(extra=["max_keepalive 30", "retain_available false",
+                              "max_packet_size 1000", "max_inflight_messages 10"])
+    c = m.RawClient(b.port, version=5)
+    c.send(m.connect("", version=5, keepalive=60))
+    ack = c.expect(m.CONNACK)
+    props = ack.props
+    aid = props.get(m.P_ASSIGNED_CLIENT_ID)
+    assert aid and aid.startswith("auto-"), props
+    idb = aid.encode()
+    plist = (b"\x22\x00\x0a" + b"\x13\x00\x1e" + b"\x12" + m.u16(len(idb)) + idb +
+             b"\x25\x00" + b"\x27\x00\x00\x03\xe8" + b"\x21\x00\x0a")
+    body = b"\x00\x00" + m.varint(len(plist)) + plist
+    assert ack.raw == b"\x20" + m.varint(len(body)) + body
+    c.close()
+
+
+def test_connack_properties_default_config(broker):
+    """The default configuration: Topic Alias Maximum 10, Receive Maximum 20, exactly as
+    mosquitto 2.0.11 sends them."""
+    c = m.RawClient(broker.port, version=5)
+    c.send(m.connect("cdef", version=5, keepalive=60))
+    assert c.expect(m.CONNACK).raw == b"\x20\x09\x00\x00\x06\x22\x00\x0a\x21\x00\x14"
+    c.close()

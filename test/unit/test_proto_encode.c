@@ -135,8 +135,17 @@ TEST(encode_connack)
 	p.props.server_keep_alive = 30;
 	p.props.maximum_qos = 1;
 	p.props.topic_alias_maximum = 16;
-	/* 12 00 02 69 64 | 13 00 1E | 22 00 10 | 24 01 | 25 00 | 28 00 | 29 00 | 2A 00 = 21 */
-	ENC(&p, 5, "20 18 00 00 15 12 00 02 69 64 13 00 1E 22 00 10 24 01 25 00 28 00 29 00 2A 00");
+	/* mosquitto's order: 22 00 10 | 13 00 1E | 12 00 02 69 64 | 25 00 | 24 01, then the rest
+	 * ascending: 28 00 | 29 00 | 2A 00 = 21 */
+	ENC(&p, 5, "20 18 00 00 15 22 00 10 13 00 1E 12 00 02 69 64 25 00 24 01 28 00 29 00 2A 00");
+	p.props.present |= MG_PROP_BIT(MG_PROP_MAXIMUM_PACKET_SIZE) | MG_PROP_BIT(MG_PROP_RECEIVE_MAXIMUM) |
+	                   MG_PROP_BIT(MG_PROP_SESSION_EXPIRY);
+	p.props.maximum_packet_size = 1000;
+	p.props.receive_maximum = 10;
+	p.props.session_expiry = 7;
+	/* ... 25 00 | 27 00 00 03 E8 | 21 00 0A | 24 01, then 11 00 00 00 07 | 28 00 ... = 34 */
+	ENC(&p, 5, "20 25 00 00 22 22 00 10 13 00 1E 12 00 02 69 64 25 00 27 00 00 03 E8 21 00 0A 24 01"
+	           " 11 00 00 00 07 28 00 29 00 2A 00");
 }
 
 TEST(encode_publish)
