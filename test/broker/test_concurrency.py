@@ -8,7 +8,7 @@ import time
 import pytest
 
 import mqtt_raw as m
-from harness import assert_broker_serves
+from harness import assert_broker_serves, assert_nothing_before_ping
 
 PUBLISHERS = 6
 SUBSCRIBERS = 6
@@ -137,7 +137,7 @@ def test_takeover_of_persistent_session_keeps_inflight(broker):
     new.send(m.puback(again.pid))
     pub.publish("tko/t", b"second", qos=1, pid=2)
     assert new.recv_publish().payload == b"second"
-    new.expect_nothing(0.3)
+    assert_nothing_before_ping(new)
     for c in (old, new, pub):
         c.close()
 
@@ -158,6 +158,6 @@ def test_shared_subscription_member_leaves(broker):
     for i in range(10):
         p.publish("shl/t", b"%d" % i, qos=1, pid=i + 1)
     assert sorted(int(x.payload) for x in a.collect(10)) == list(range(10))
-    b.expect_nothing(0.3)
+    assert_nothing_before_ping(p, b)
     for c in (a, b, p):
         c.close()

@@ -1,12 +1,11 @@
 """mosquitto.conf keywords whose effect a client can see (issue 3's list)."""
 
 import re
-import time
 
 import pytest
 
 import mqtt_raw as m
-from harness import IS_MIDGE
+from harness import IS_MIDGE, assert_nothing_before_ping
 
 NAME = "midge" if IS_MIDGE else "mosquitto"
 
@@ -66,7 +65,7 @@ def test_max_inflight_messages(broker_factory):
     for i in range(5):
         p.publish("mi/t", b"%d" % i, qos=1, pid=i + 1)
     first = [s.recv_publish(ack=False) for _ in range(2)]
-    s.expect_nothing(0.5)
+    assert_nothing_before_ping(p, s)
     for f in first:
         s.send(m.puback(f.pid))
     rest = s.collect(3)
@@ -93,9 +92,10 @@ def test_connection_messages_false(broker_factory):
     c = _client(b, "quiet")
     c.send(m.pingreq())
     c.expect(m.PINGRESP)
-    c.disconnect()
-    time.sleep(0.3)
+    # logged in order: the PINGRESP's line comes after any line about the CONNECT
+    b.wait_log(r"Sending PINGRESP to quiet")
     assert "New client connected" not in b.log()
+    c.disconnect()
 
 
 def test_log_timestamp_false(broker_factory):

@@ -11,12 +11,11 @@ module turns them on (midge only: mosquitto does not know the keyword).
 """
 
 import queue
-import time
 
 import pytest
 
 import mqtt_raw as m
-from harness import IS_MIDGE
+from harness import IS_MIDGE, assert_nothing_before_ping
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ def test_alias_out_order_of_first_use_maximum_2(raw):
     got = s.collect(len(want))
     for i, (g, (topic, alias)) in enumerate(zip(got, want)):
         assert g.raw == qos0_publish_bytes(topic, alias, b"p%d" % i), (i, g)
-    s.expect_nothing(0.3)
+    assert_nothing_before_ping(p, s)
 
 
 @pytest.mark.midge_only
@@ -133,7 +132,7 @@ def test_alias_out_never_to_v311(raw):
 
 @pytest.mark.threaded
 @pytest.mark.midge_only
-def test_alias_out_per_connection_reconnect_resends_full_topic(raw):
+def test_alias_out_per_connection_reconnect_resends_full_topic(raw, broker):
     """Aliases belong to the network connection: after a reconnect of a persistent session,
     the DUP resend of an unacknowledged QoS 1 message carries its full topic (here with a
     fresh alias 1), and the queued message after it may then use that new alias."""
@@ -148,7 +147,8 @@ def test_alias_out_per_connection_reconnect_resends_full_topic(raw):
     g2 = s.recv_publish(ack=False)  # left unacknowledged
     assert (g2.topic, g2.props.get(m.P_TOPIC_ALIAS), g2.payload) == ("", 1, b"two")
     s.abort()
-    time.sleep(0.2)
+    # the broker has seen the connection go: "three" can only be queued for the session
+    broker.wait_log(r"(Client taor closed its connection|Socket error on client taor)")
     p.publish("r/t", b"three", qos=1, pid=3)  # queued (or pending) for the offline session
     s2 = sub5(raw, "taor", tam=2, properties=props, clean=False)
     assert s2.connack.session_present == 1
@@ -223,8 +223,10 @@ def _paho_run(port, cid, properties, topics):
     import paho.mqtt.client as mqtt
     msgs = queue.Queue()
     connected = queue.Queue()
+    subscribed = queue.Queue()
     c = mqtt.Client(client_id=cid, protocol=mqtt.MQTTv5)
     c.on_connect = lambda cl, u, f, rc, *a: connected.put(rc)
+    c.on_subscribe = lambda cl, u, mid, codes, *a: subscribed.put(codes)
     c.on_message = lambda cl, u, msg: msgs.put(msg)
     c.connect("127.0.0.1", port, 60, clean_start=True, properties=properties)
     c.loop_start()
@@ -232,7 +234,7 @@ def _paho_run(port, cid, properties, topics):
         assert connected.get(timeout=5) == 0
         r, _ = c.subscribe("pa/#", qos=1)
         assert r == mqtt.MQTT_ERR_SUCCESS
-        time.sleep(0.3)
+        assert [int(x.value) for x in subscribed.get(timeout=5)] == [1]  # the SUBACK
         pub = mqtt.Client(client_id=cid + "-p", protocol=mqtt.MQTTv5)
         pub.connect("127.0.0.1", port, 60)
         pub.loop_start()
