@@ -250,7 +250,9 @@ midge_client *midge_client_new(const char *client_id, bool clean_session, void *
 	c->reconnect_min = 1;
 	c->reconnect_max = 120;
 	c->max_inflight = 20;
-	c->max_queued = 1000;
+	/* No bound by default, as paho: a burst published faster than the window drains waits in
+	 * memory instead of failing. A program that wants back-pressure sets one. */
+	c->max_queued = 0;
 	c->connect_timeout_ms = 10000;
 	c->state = MG_S_NEW;
 	c->srv_receive_max = 65535;
@@ -344,10 +346,11 @@ int midge_username_pw_set(midge_client *c, const char *username, const char *pas
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
+	/* Too long is a length error, not "Malformed UTF-8" (MQTT strings hold 65535 bytes). */
+	if ((username && strlen(username) > 65535) || (password && strlen(password) > 65535))
+		return MIDGE_ERR_INVAL;
 	if (username && !valid_str(username))
 		return MIDGE_ERR_UTF8;
-	if (password && strlen(password) > 65535)
-		return MIDGE_ERR_INVAL;
 	/* 3.1/3.1.1 cannot send a password without a user name [MQTT-3.1.2-22]. */
 	if (!username && password && c->level != MIDGE_PROTOCOL_V5)
 		return MIDGE_ERR_INVAL;

@@ -81,7 +81,8 @@ enum mg_mstate { MG_M_QUEUED = 0, MG_M_WAIT_PUBACK, MG_M_WAIT_PUBREC, MG_M_WAIT_
 
 typedef struct mg_cmsg {
 	struct mg_cmsg *next, *prev;
-	uint16_t mid;
+	int mid;         /* the handle midge_publish returned (1..INT_MAX) */
+	uint16_t pid;    /* MQTT packet id: taken when a QoS 1/2 message goes in flight, 0 before */
 	uint8_t qos;
 	uint8_t state;   /* enum mg_mstate */
 	bool retain;
@@ -109,8 +110,23 @@ typedef struct mg_qin {
 typedef struct mg_q0 { /* a QoS 0 message written into obuf, done once obuf has gone out */
 	struct mg_q0 *next;
 	uint64_t end; /* stream position of its last byte */
-	uint16_t mid;
+	int mid;
 } mg_q0;
+
+/* An (UN)SUBSCRIBE waiting for its SUBACK / UNSUBACK. */
+typedef struct mg_psub {
+	struct mg_psub *next;
+	uint16_t pid;
+	int mid;
+} mg_psub;
+
+/* A message dropped without being sent (too large for the broker), remembered so
+ * midge_wait_for_publish / midge_is_published can say so. */
+typedef struct mg_failed {
+	int mid;
+	int err;
+} mg_failed;
+#define MG_FAILED_MAX 1024
 
 /* ---- the client ---- */
 
@@ -213,8 +229,16 @@ struct midge_client {
 	/* messages */
 	mg_cmsg *m_head, *m_tail; /* in flight first, then queued, in publish order */
 	int n_inflight, n_queued;
-	uint16_t last_mid;
-	uint8_t mid_used[8192];   /* bitmap: packet ids of our messages and (UN)SUBSCRIBEs */
+	/* Message ids (mids) are handles, not packet ids: midge_publish / _subscribe hand out the
+	 * next of 1..INT_MAX, so a queue of any length needs no packet id, and a mid comes back
+	 * only after 2^31-1 others and never while it is still pending (mid_wrapped: look). */
+	int last_mid;
+	bool mid_wrapped;
+	uint16_t last_pid;
+	uint8_t pid_used[8192];   /* bitmap: packet ids of messages in flight and (UN)SUBSCRIBEs */
+	struct mg_psub *psub;     /* (UN)SUBSCRIBEs waiting for their ack: packet id -> mid */
+	struct mg_failed *failed; /* recent messages dropped unsent (n_failed), for wait/is_published */
+	int n_failed;
 	uint8_t qos2_in[8192];    /* bitmap: inbound QoS 2 ids received, PUBREL pending */
 	mg_qin *qin_head;         /* their messages, waiting for PUBREL (n_qin of them) */
 	int n_qin;
@@ -240,11 +264,16 @@ int mg_send_packet(midge_client *c, const mg_packet *pkt); /* encode into obuf; 
 int mg_send_simple(midge_client *c, int type, uint16_t id, uint8_t reason);
 
 /* outq.c */
-int mg_mid_alloc(midge_client *c);         /* under mu; MIDGE_ERR_QUEUE_FULL if all 65535 used */
-void mg_mid_release(midge_client *c, uint16_t mid);
+int mg_mid_new(midge_client *c);           /* under mu: the next message id (handle) */
+int mg_pid_alloc(midge_client *c);         /* under mu; MIDGE_ERR_QUEUE_FULL if all 65535 used */
+void mg_pid_release(midge_client *c, uint16_t pid);
+int mg_mid_failed(midge_client *c, int mid); /* the error a dropped message ended with, or 0 */
+int mg_psub_add(midge_client *c, uint16_t pid, int mid);
+int mg_psub_take(midge_client *c, uint16_t pid); /* its mid (and frees pid), or 0 if unknown */
+void mg_psub_clear(midge_client *c);      /* the connection ended: no ack will come */
 void mg_pump(midge_client *c);             /* send queued messages the window allows */
 void mg_resend_inflight(midge_client *c, bool as_dup);
-mg_cmsg *mg_msg_find(midge_client *c, uint16_t mid);
+mg_cmsg *mg_msg_find(midge_client *c, uint16_t pid); /* in flight, by packet id */
 void mg_msg_remove(midge_client *c, mg_cmsg *m);
 void mg_msg_free(mg_cmsg *m);
 void mg_q0_done(midge_client *c);        /* on_publish for QoS 0 messages written out */

@@ -194,14 +194,16 @@ int mg_start_connect(midge_client *c, struct addrinfo *ai)
 	return rc;
 }
 
-/* Packet ids still in use after a connection ends: those of messages in flight. The ids of
- * (UN)SUBSCRIBEs that never got their ack are free again. */
-static void rebuild_mids(midge_client *c)
+/* Packet ids still in use after a connection ends: those of messages in flight (kept for the
+ * session's resend). The (UN)SUBSCRIBEs that never got their ack are forgotten, with their
+ * ids. */
+static void rebuild_pids(midge_client *c)
 {
-	memset(c->mid_used, 0, sizeof(c->mid_used));
+	mg_psub_clear(c);
+	memset(c->pid_used, 0, sizeof(c->pid_used));
 	for (mg_cmsg *m = c->m_head; m; m = m->next)
-		if (m->qos)
-			c->mid_used[m->mid >> 3] |= (uint8_t)(1u << (m->mid & 7));
+		if (m->pid)
+			c->pid_used[m->pid >> 3] |= (uint8_t)(1u << (m->pid & 7));
 }
 
 void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *props)
@@ -222,7 +224,7 @@ void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *pro
 		free(q);
 	}
 	c->q0_head = c->q0_tail = NULL;
-	rebuild_mids(c);
+	rebuild_pids(c);
 	c->notify = true;
 	if (was == MG_S_TCP || was == MG_S_CONNACK) {
 		/* The connect attempt failed (or was cancelled by midge_disconnect). */
@@ -245,11 +247,24 @@ void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *pro
 /* Queue DISCONNECT and move to CLOSING; the loop closes once it is written. Under mu. */
 int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *props)
 {
+	if (c->state == MG_S_NEW || c->state == MG_S_IDLE) {
+		/* A running loop_forever / loop_start thread waiting to reconnect: stop that (the
+		 * usual way to end it from on_disconnect or another thread). */
+		if (c->loop_owner_set && c->auto_reconnect) {
+			c->user_disconnect = true;
+			c->auto_reconnect = false;
+			c->notify = true;
+			if (!mg_in_loop_thread(c))
+				mg_wake(c);
+			return MIDGE_OK;
+		}
+		/* Otherwise not connected is an error, and nothing changes: a later loop_forever
+		 * still reconnects. */
+		return MIDGE_ERR_NO_CONN;
+	}
 	c->user_disconnect = true;
 	c->auto_reconnect = false;
 	c->notify = true;
-	if (c->state == MG_S_NEW || c->state == MG_S_IDLE)
-		return MIDGE_ERR_NO_CONN;
 	if (c->state == MG_S_CLOSING)
 		return MIDGE_OK;
 	c->disc_reason = reason;

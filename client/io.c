@@ -172,7 +172,12 @@ static int on_suback(midge_client *c, const mg_packet *p)
 {
 	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received %s", mg_cid(c),
 	       p->type == MG_SUBACK ? "SUBACK" : "UNSUBACK");
-	mg_mid_release(c, p->packet_id);
+	int mid = mg_psub_take(c, p->packet_id);
+	if (!mid) {
+		mg_log(c, MIDGE_LOG_WARNING, "Client %s %s for unknown packet id %d ignored", mg_cid(c),
+		       p->type == MG_SUBACK ? "SUBACK" : "UNSUBACK", p->packet_id);
+		return MIDGE_OK;
+	}
 	int n = (int)p->u.codes.len;
 	int stackbuf[64];
 	int *codes = n <= 64 ? stackbuf : malloc((size_t)n * sizeof(int));
@@ -180,7 +185,7 @@ static int on_suback(midge_client *c, const mg_packet *p)
 		return MIDGE_ERR_NOMEM;
 	for (int i = 0; i < n; i++)
 		codes[i] = p->u.codes.p[i];
-	mg_event_push(c, p->type == MG_SUBACK ? MG_EV_SUBSCRIBE : MG_EV_UNSUBSCRIBE, p->packet_id, 0,
+	mg_event_push(c, p->type == MG_SUBACK ? MG_EV_SUBSCRIBE : MG_EV_UNSUBSCRIBE, mid, 0,
 	              codes, n, props_of(c, p));
 	if (codes != stackbuf)
 		free(codes);

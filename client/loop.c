@@ -261,10 +261,16 @@ static bool published(midge_client *c, void *arg)
 
 int midge_wait_for_publish(midge_client *c, int mid, int timeout_ms)
 {
-	if (!c || mid <= 0 || mid > 65535)
+	if (!c || mid <= 0)
 		return MIDGE_ERR_INVAL;
 	int64_t dl = timeout_ms < 0 ? -1 : mg_cl_now_ms() + timeout_ms;
-	return wait_for(c, published, &mid, dl);
+	int rc = wait_for(c, published, &mid, dl);
+	if (rc == MIDGE_OK) {
+		mg_lock(c);
+		rc = mg_mid_failed(c, mid); /* dropped unsent: not published */
+		mg_unlock(c);
+	}
+	return rc;
 }
 
 /* ---- connect ---- */

@@ -1,6 +1,7 @@
 /* client/outq.c - the way out: the output buffer, packet ids, and outbound PUBLISH messages
  * (sent now, or queued for the inflight window or for a connection, and resent after a
  * reconnect). Everything here runs under mu. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +48,7 @@ int mg_send_packet(midge_client *c, const mg_packet *pkt)
 	if (size == 0)
 		return pkt->type == MG_PUBLISH ? MIDGE_ERR_PAYLOAD_SIZE : MIDGE_ERR_INVAL;
 	if (c->srv_max_packet && size > c->srv_max_packet)
-		return MIDGE_ERR_PAYLOAD_SIZE;
+		return MIDGE_ERR_OVERSIZE_PACKET;
 	int rc = mg_obuf_reserve(c, size);
 	if (rc)
 		return rc;
@@ -71,7 +72,7 @@ int mg_send_simple(midge_client *c, int type, uint16_t id, uint8_t reason)
 	return mg_send_packet(c, &p);
 }
 
-/* ---- packet identifiers ---- */
+/* ---- message ids and packet identifiers ---- */
 
 static bool bit_get(const uint8_t *m, uint16_t i)
 {
@@ -86,28 +87,67 @@ static void bit_clr(uint8_t *m, uint16_t i)
 	m[i >> 3] &= (uint8_t)~(1u << (i & 7));
 }
 
-/* Next id not in use; mark marks it used (QoS 0 ids never go on the wire, so are not marked). */
-static int mid_next(midge_client *c, bool mark)
+static bool mid_pending(midge_client *c, int mid);
+
+/* A packet id not in use. O(1) while ids are plentiful; a full scan only when almost all
+ * 65535 are in flight. */
+int mg_pid_alloc(midge_client *c)
 {
 	for (int i = 0; i < 65535; i++) {
-		c->last_mid = c->last_mid == 65535 ? 1 : (uint16_t)(c->last_mid + 1);
-		if (!bit_get(c->mid_used, c->last_mid)) {
-			if (mark)
-				bit_set(c->mid_used, c->last_mid);
-			return c->last_mid;
+		c->last_pid = c->last_pid == 65535 ? 1 : (uint16_t)(c->last_pid + 1);
+		if (!bit_get(c->pid_used, c->last_pid)) {
+			bit_set(c->pid_used, c->last_pid);
+			return c->last_pid;
 		}
 	}
 	return MIDGE_ERR_QUEUE_FULL;
 }
 
-int mg_mid_alloc(midge_client *c)
+void mg_pid_release(midge_client *c, uint16_t pid)
 {
-	return mid_next(c, true);
+	if (pid)
+		bit_clr(c->pid_used, pid);
 }
 
-void mg_mid_release(midge_client *c, uint16_t mid)
+/* The next message id. After the counter wraps (2^31-1 ids later) an id whose message or
+ * (UN)SUBSCRIBE is still pending is skipped, so on_publish(mid) always means the message
+ * that midge_publish returned mid for. That check is O(pending), paid only after a wrap. */
+int mg_mid_new(midge_client *c)
 {
-	bit_clr(c->mid_used, mid);
+	for (;;) {
+		if (c->last_mid == INT_MAX) {
+			c->last_mid = 0;
+			c->mid_wrapped = true;
+		}
+		int mid = ++c->last_mid;
+		if (!c->mid_wrapped || !mid_pending(c, mid))
+			return mid;
+	}
+}
+
+/* Remember that mid was dropped with err. Bounded: the oldest record goes first. */
+static void mid_fail(midge_client *c, int mid, int err)
+{
+	if (!c->failed) {
+		c->failed = malloc(MG_FAILED_MAX * sizeof(*c->failed));
+		if (!c->failed)
+			return;
+	}
+	if (c->n_failed == MG_FAILED_MAX) {
+		memmove(c->failed, c->failed + 1, (MG_FAILED_MAX - 1) * sizeof(*c->failed));
+		c->n_failed--;
+	}
+	c->failed[c->n_failed].mid = mid;
+	c->failed[c->n_failed].err = err;
+	c->n_failed++;
+}
+
+int mg_mid_failed(midge_client *c, int mid)
+{
+	for (int i = c->n_failed - 1; i >= 0; i--)
+		if (c->failed[i].mid == mid)
+			return c->failed[i].err;
+	return 0;
 }
 
 /* ---- messages ---- */
@@ -147,16 +187,16 @@ void mg_msg_remove(midge_client *c, mg_cmsg *m)
 		c->n_queued--;
 	else
 		c->n_inflight--;
-	if (m->qos)
-		mg_mid_release(c, m->mid);
+	mg_pid_release(c, m->pid);
+	m->pid = 0;
 }
 
 /* In-flight messages come before queued ones (the queue is sent from its front), so the scan
  * stops at the first queued message: O(in flight). */
-mg_cmsg *mg_msg_find(midge_client *c, uint16_t mid)
+mg_cmsg *mg_msg_find(midge_client *c, uint16_t pid)
 {
 	for (mg_cmsg *m = c->m_head; m && m->state != MG_M_QUEUED; m = m->next)
-		if (m->mid == mid)
+		if (m->pid == pid)
 			return m;
 	return NULL;
 }
@@ -174,6 +214,49 @@ void mg_outq_clear(midge_client *c)
 		free(q);
 	}
 	c->q0_head = c->q0_tail = NULL;
+	mg_psub_clear(c);
+	free(c->failed);
+	c->failed = NULL;
+	c->n_failed = 0;
+}
+
+/* ---- (UN)SUBSCRIBEs waiting for their ack ---- */
+
+int mg_psub_add(midge_client *c, uint16_t pid, int mid)
+{
+	mg_psub *s = malloc(sizeof(*s));
+	if (!s)
+		return MIDGE_ERR_NOMEM;
+	s->pid = pid;
+	s->mid = mid;
+	s->next = c->psub;
+	c->psub = s;
+	return MIDGE_OK;
+}
+
+int mg_psub_take(midge_client *c, uint16_t pid)
+{
+	for (mg_psub **pp = &c->psub; *pp; pp = &(*pp)->next) {
+		mg_psub *s = *pp;
+		if (s->pid == pid) {
+			int mid = s->mid;
+			*pp = s->next;
+			mg_pid_release(c, pid);
+			free(s);
+			return mid;
+		}
+	}
+	return 0;
+}
+
+void mg_psub_clear(midge_client *c)
+{
+	for (mg_psub *s = c->psub, *n; s; s = n) {
+		n = s->next;
+		mg_pid_release(c, s->pid);
+		free(s);
+	}
+	c->psub = NULL;
 }
 
 static int window(const midge_client *c)
@@ -198,8 +281,8 @@ static const char *wire_topic(midge_client *c, const char *topic, uint16_t alias
 }
 
 /* Encode one PUBLISH into obuf and log it as libmosquitto does. */
-static int send_publish(midge_client *c, uint16_t mid, const char *topic, const void *payload,
-                        size_t len, uint8_t qos, bool retain, bool dup,
+static int send_publish(midge_client *c, int mid, uint16_t pid, const char *topic,
+                        const void *payload, size_t len, uint8_t qos, bool retain, bool dup,
                         const midge_properties *props, uint16_t alias, bool alias_only)
 {
 	mg_wprops w;
@@ -221,18 +304,18 @@ static int send_publish(midge_client *c, uint16_t mid, const char *topic, const 
 	p.u.publish.dup = dup;
 	p.u.publish.retain = retain;
 	p.u.publish.topic = (mg_bytes){ (const uint8_t *)t, (uint32_t)strlen(t) };
-	p.u.publish.packet_id = qos ? mid : 0;
+	p.u.publish.packet_id = qos ? pid : 0;
 	p.u.publish.payload = (mg_bytes){ payload, (uint32_t)len };
 	p.props = w.p;
 	rc = mg_send_packet(c, &p);
 	mg_wprops_free(&w);
 	if (rc == MIDGE_OK)
 		mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%ld bytes))",
-		       mg_cid(c), dup, qos, retain, mid, topic, (long)len);
+		       mg_cid(c), dup, qos, retain, qos ? (int)pid : mid, topic, (long)len);
 	return rc;
 }
 
-static void q0_record(midge_client *c, uint16_t mid)
+static void q0_record(midge_client *c, int mid)
 {
 	mg_q0 *q = malloc(sizeof(*q));
 	if (!q)
@@ -264,32 +347,39 @@ void mg_q0_done(midge_client *c)
 		c->notify = true;
 }
 
-/* Send m now. A message that cannot be encoded (too large for this broker) is dropped and
- * reported through on_publish with 0x95 "Packet too large". Returns false if m was freed. */
-static bool send_msg(midge_client *c, mg_cmsg *m)
+/* m could not be sent (too large for this broker): drop it, tell on_publish with 0x95
+ * "Packet too large", and remember it for midge_wait_for_publish / midge_is_published. */
+static void drop_msg(midge_client *c, mg_cmsg *m, int err)
 {
-	uint8_t qos = m->qos;
-	if (c->level == MIDGE_PROTOCOL_V5 && qos > c->srv_max_qos)
-		qos = c->srv_max_qos; /* the broker said it takes no more [MQTT-3.2.2-11] */
-	int rc = send_publish(c, m->mid, m->topic, m->payload, m->len, qos, m->retain, m->dup,
-	                      m->props, m->alias, m->alias_only);
-	if (rc != MIDGE_OK || qos == 0) {
-		if (rc != MIDGE_OK) {
-			mg_log(c, MIDGE_LOG_ERR, "Client %s dropped message %d on '%s': %s", mg_cid(c),
-			       m->mid, m->topic, midge_strerror(rc));
-			mg_event_push(c, MG_EV_PUBLISH, m->mid, MG_RC_PACKET_TOO_LARGE, NULL, 0, NULL);
-		} else {
-			q0_record(c, m->mid);
-		}
+	mg_log(c, MIDGE_LOG_ERR, "Client %s dropped message %d on '%s': %s", mg_cid(c), m->mid,
+	       m->topic, midge_strerror(err));
+	mg_event_push(c, MG_EV_PUBLISH, m->mid, MG_RC_PACKET_TOO_LARGE, NULL, 0, NULL);
+	mid_fail(c, m->mid, err);
+	mg_msg_remove(c, m);
+	mg_msg_free(m);
+	c->notify = true;
+}
+
+/* Send the queued message m now, in flight from here on (m->pid taken by the caller for QoS
+ * 1/2). A message that cannot be encoded is dropped (drop_msg). */
+static void send_msg(midge_client *c, mg_cmsg *m, uint8_t qos)
+{
+	int rc = send_publish(c, m->mid, m->pid, m->topic, m->payload, m->len, qos, m->retain,
+	                      m->dup, m->props, m->alias, m->alias_only);
+	if (rc != MIDGE_OK) {
+		drop_msg(c, m, rc);
+		return;
+	}
+	if (qos == 0) {
+		q0_record(c, m->mid);
 		mg_msg_remove(c, m);
 		mg_msg_free(m);
 		c->notify = true;
-		return false;
+		return;
 	}
 	m->qos = qos;
 	m->state = qos == 1 ? MG_M_WAIT_PUBACK : MG_M_WAIT_PUBREC;
 	m->dup = true;
-	return true;
 }
 
 void mg_pump(midge_client *c)
@@ -302,12 +392,22 @@ void mg_pump(midge_client *c)
 	int w = window(c);
 	while (m) {
 		mg_cmsg *next = m->next;
-		if (m->qos > 0 && c->n_inflight >= w)
-			break;
+		uint8_t qos = m->qos;
+		if (c->level == MIDGE_PROTOCOL_V5 && qos > c->srv_max_qos)
+			qos = c->srv_max_qos; /* the broker said it takes no more [MQTT-3.2.2-11] */
+		if (qos > 0) {
+			if (c->n_inflight >= w)
+				break;
+			/* The packet id is taken only now: the queue behind needs none. */
+			int pid = mg_pid_alloc(c);
+			if (pid < 0)
+				break; /* all 65535 in use: an ack frees one and pumps again */
+			m->pid = (uint16_t)pid;
+		}
 		c->n_queued--;
 		c->n_inflight++;
 		m->state = MG_M_WAIT_PUBACK; /* in flight from here on; send_msg sets the real state */
-		send_msg(c, m);
+		send_msg(c, m, qos);
 		m = next;
 	}
 }
@@ -316,15 +416,18 @@ void mg_pump(midge_client *c)
  * retransmissions (DUP, and PUBREL for those past PUBREC); without it, plain new sends. */
 void mg_resend_inflight(midge_client *c, bool as_dup)
 {
-	for (mg_cmsg *m = c->m_head; m && m->state != MG_M_QUEUED; m = m->next) {
+	for (mg_cmsg *m = c->m_head, *next; m && m->state != MG_M_QUEUED; m = next) {
+		next = m->next;
 		if (m->state == MG_M_WAIT_PUBCOMP) {
-			if (mg_send_simple(c, MG_PUBREL, m->mid, 0) == MIDGE_OK)
-				mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREL (m%d)", mg_cid(c), m->mid);
+			if (mg_send_simple(c, MG_PUBREL, m->pid, 0) == MIDGE_OK)
+				mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREL (m%d)", mg_cid(c), m->pid);
 			continue;
 		}
-		int rc = send_publish(c, m->mid, m->topic, m->payload, m->len, m->qos, m->retain,
+		int rc = send_publish(c, m->mid, m->pid, m->topic, m->payload, m->len, m->qos, m->retain,
 		                      as_dup, m->props, m->alias, m->alias_only);
-		if (rc != MIDGE_OK)
+		if (rc == MIDGE_ERR_OVERSIZE_PACKET || rc == MIDGE_ERR_PAYLOAD_SIZE)
+			drop_msg(c, m, rc); /* this broker takes smaller packets than the last one */
+		else if (rc != MIDGE_OK)
 			mg_log(c, MIDGE_LOG_ERR, "Client %s could not resend message %d: %s", mg_cid(c),
 			       m->mid, midge_strerror(rc));
 	}
@@ -332,8 +435,9 @@ void mg_resend_inflight(midge_client *c, bool as_dup)
 
 /* ---- midge_publish ---- */
 
+/* Checks the arguments; *size is the PUBLISH's size on the wire (with the topic as given). */
 static int check_publish(midge_client *c, const char *topic, const void *payload, size_t len,
-                         int qos, const midge_properties *props, uint32_t *alias)
+                         int qos, const midge_properties *props, uint32_t *alias, size_t *size)
 {
 	if (!c || !topic || (!payload && len) || qos < 0 || qos > 2)
 		return MIDGE_ERR_INVAL;
@@ -371,6 +475,7 @@ static int check_publish(midge_client *c, const char *topic, const void *payload
 	size_t need = 2 + tl + (qos ? 2 : 0) + psize;
 	if (len > MG_MAX_REMAINING || need > MG_MAX_REMAINING - len)
 		return MIDGE_ERR_PAYLOAD_SIZE;
+	*size = 1 + mg_varint_size((uint32_t)(need + len)) + need + len;
 	return MIDGE_OK;
 }
 
@@ -378,7 +483,8 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
                   bool retain, const midge_properties *props)
 {
 	uint32_t alias = 0;
-	int rc = check_publish(c, topic, payload, len, qos, props, &alias);
+	size_t size = 0;
+	int rc = check_publish(c, topic, payload, len, qos, props, &alias, &size);
 	if (rc)
 		return rc;
 	mg_cmsg *m = calloc(1, sizeof(*m));
@@ -391,6 +497,12 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
 
 	mg_lock(c);
 	bool up = c->state == MG_S_UP;
+	/* The broker's Maximum Packet Size, as its last CONNACK gave it. A message queued before
+	 * any CONNACK is checked when it goes out, and its drop reported through on_publish. */
+	if (c->srv_max_packet && size > c->srv_max_packet) {
+		rc = MIDGE_ERR_OVERSIZE_PACKET;
+		goto fail;
+	}
 	if (up && c->level == MIDGE_PROTOCOL_V5) {
 		if (alias > c->srv_alias_max) {
 			rc = MIDGE_ERR_PROPERTY; /* the broker takes no alias this large [MQTT-3.3.2-9] */
@@ -441,14 +553,11 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
 		rc = MIDGE_ERR_QUEUE_FULL;
 		goto fail;
 	}
-	rc = mid_next(c, qos > 0);
-	if (rc < 0)
-		goto fail;
-	m->mid = (uint16_t)rc;
+	m->mid = mg_mid_new(c);
 
 	if (now && qos == 0) {
 		/* QoS 0 on a live connection: straight from the caller's buffer, no copy kept. */
-		rc = send_publish(c, m->mid, topic, payload, len, 0, retain, false, props, m->alias,
+		rc = send_publish(c, m->mid, 0, topic, payload, len, 0, retain, false, props, m->alias,
 		                  m->alias_only);
 		if (rc)
 			goto fail;
@@ -462,8 +571,6 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
 	m->payload = len ? malloc(len) : NULL;
 	m->props = props && props->n ? midge_properties_dup(props) : NULL;
 	if (!m->topic || (len && !m->payload) || (props && props->n && !m->props)) {
-		if (qos)
-			mg_mid_release(c, m->mid);
 		rc = MIDGE_ERR_NOMEM;
 		goto fail;
 	}
@@ -483,6 +590,7 @@ fail:
 	return rc;
 }
 
+/* O(pending): messages, QoS 0 messages not yet written, (UN)SUBSCRIBEs not yet acked. */
 static bool mid_pending(midge_client *c, int mid)
 {
 	for (mg_cmsg *m = c->m_head; m; m = m->next)
@@ -491,15 +599,18 @@ static bool mid_pending(midge_client *c, int mid)
 	for (mg_q0 *q = c->q0_head; q; q = q->next)
 		if (q->mid == mid)
 			return true;
+	for (mg_psub *s = c->psub; s; s = s->next)
+		if (s->mid == mid)
+			return true;
 	return false;
 }
 
 bool midge_is_published(midge_client *c, int mid)
 {
-	if (!c || mid <= 0 || mid > 65535)
+	if (!c || mid <= 0)
 		return true;
 	mg_lock(c);
-	bool p = !mid_pending(c, mid);
+	bool p = !mid_pending(c, mid) && !mg_mid_failed(c, mid);
 	mg_unlock(c);
 	return p;
 }

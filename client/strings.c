@@ -35,6 +35,7 @@ const char *midge_strerror(int err)
 	case MIDGE_ERR_KEEPALIVE: return "No response from the broker within the keepalive.";
 	case MIDGE_ERR_PROPERTY: return "A property is not allowed in this packet or protocol version.";
 	case MIDGE_ERR_BUSY: return "Busy: already connected or connecting, or a loop thread runs.";
+	case MIDGE_ERR_OVERSIZE_PACKET: return "Packet larger than the broker's maximum packet size.";
 	default: return "Unknown error.";
 	}
 }

@@ -53,55 +53,74 @@ static int send_list(midge_client *c, int type, const char *const *topics, const
 			/* qos 0..2, retain handling 0..2, no reserved bits [MQTT-3.8.3-5] */
 			if ((o & 3) == 3 || (o & 0x30) == 0x30 || (o & ~0x3F))
 				return MIDGE_ERR_INVAL;
-			if (c->level != MIDGE_PROTOCOL_V5 && (o & ~3))
-				return MIDGE_ERR_NOT_SUPPORTED;
 		}
 	}
-	if (props && props->n && c->level != MIDGE_PROTOCOL_V5)
-		return MIDGE_ERR_PROPERTY;
+	/* 3.1/3.1.1 have no options byte, only the QoS: the 5.0 bits are left out, as the header
+	 * promises (paho sends only the QoS too). Up to 64 on the stack, more on the heap. */
+	int qbuf[64], *qos_only = NULL;
+	if (options && c->level != MIDGE_PROTOCOL_V5) {
+		qos_only = count <= 64 ? qbuf : malloc((size_t)count * sizeof(int));
+		if (!qos_only)
+			return MIDGE_ERR_NOMEM;
+		for (int i = 0; i < count; i++)
+			qos_only[i] = options[i] & 3;
+		options = qos_only;
+	}
 	mg_wprops w;
-	if ((rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, type)))
-		return rc;
+	uint8_t *list = NULL;
 	size_t len;
-	uint8_t *list = build_list(topics, options, count, &len);
+	if (props && props->n && c->level != MIDGE_PROTOCOL_V5) {
+		rc = MIDGE_ERR_PROPERTY;
+		goto early;
+	}
+	if ((rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, type)))
+		goto early;
+	list = build_list(topics, options, count, &len);
 	if (!list) {
 		mg_wprops_free(&w);
-		return MIDGE_ERR_NOMEM;
+		rc = MIDGE_ERR_NOMEM;
+		goto early;
 	}
 	mg_lock(c);
 	if (!can_send(c)) {
 		rc = MIDGE_ERR_NO_CONN;
 		goto out;
 	}
-	if ((rc = mg_mid_alloc(c)) < 0)
+	if ((rc = mg_pid_alloc(c)) < 0)
 		goto out;
-	uint16_t mid = (uint16_t)rc;
+	uint16_t pid = (uint16_t)rc;
+	int mid = mg_mid_new(c);
 	mg_packet p;
 	memset(&p, 0, sizeof(p));
 	p.type = (uint8_t)type;
-	p.packet_id = mid;
+	p.packet_id = pid;
 	p.u.sub.raw = (mg_bytes){ list, (uint32_t)len };
 	p.u.sub.count = (uint32_t)count;
 	p.props = w.p;
 	rc = mg_send_packet(c, &p);
+	if (rc == MIDGE_OK)
+		rc = mg_psub_add(c, pid, mid);
 	if (rc) {
-		mg_mid_release(c, mid);
+		mg_pid_release(c, pid);
 		goto out;
 	}
 	for (int i = 0; i < count; i++) {
 		if (type == MG_SUBSCRIBE)
 			mg_log(c, MIDGE_LOG_DEBUG,
 			       "Client %s sending SUBSCRIBE (Mid: %d, Topic: %s, QoS: %d, Options: 0x%02x)",
-			       mg_cid(c), mid, topics[i], options[i] & 3, options[i] & 0xFC);
+			       mg_cid(c), pid, topics[i], options[i] & 3, options[i] & 0xFC);
 		else
 			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending UNSUBSCRIBE (Mid: %d, Topic: %s)",
-			       mg_cid(c), mid, topics[i]);
+			       mg_cid(c), pid, topics[i]);
 	}
 	rc = mid;
 out:
 	mg_unlock(c);
 	mg_wprops_free(&w);
 	free(list);
+early:
+	if (qos_only != qbuf)
+		free(qos_only);
 	return rc;
 }
 

@@ -93,8 +93,7 @@ enum {
 	MIDGE_ERR_CONN_REFUSED = -4,   /* the broker refused the connection (CONNACK reason >0) */
 	MIDGE_ERR_CONN_LOST = -5,      /* the connection was lost (peer closed, reset) */
 	MIDGE_ERR_PROTOCOL = -6,       /* the broker broke the protocol (malformed packet, ...) */
-	MIDGE_ERR_PAYLOAD_SIZE = -7,   /* payload / packet too large (268435455 bytes, or the
-	                                  broker's Maximum Packet Size in 5.0) */
+	MIDGE_ERR_PAYLOAD_SIZE = -7,   /* payload / packet too large for MQTT (268435455 bytes) */
 	MIDGE_ERR_QUEUE_FULL = -8,     /* the outbound queue holds max_queued_messages already */
 	MIDGE_ERR_TIMEOUT = -9,        /* a wait ran out of time */
 	MIDGE_ERR_ERRNO = -10,         /* a system call failed: see errno */
@@ -106,7 +105,9 @@ enum {
 	MIDGE_ERR_LOOKUP = -16,        /* the host name could not be resolved */
 	MIDGE_ERR_KEEPALIVE = -17,     /* no answer from the broker within the keepalive */
 	MIDGE_ERR_PROPERTY = -18,      /* a property is not allowed in this packet / version */
-	MIDGE_ERR_BUSY = -19           /* already connected / connecting, or a loop thread runs */
+	MIDGE_ERR_BUSY = -19,          /* already connected / connecting, or a loop thread runs */
+	MIDGE_ERR_OVERSIZE_PACKET = -20 /* the packet is larger than the broker's Maximum Packet
+	                                  Size (5.0 CONNACK) (libmosquitto: MOSQ_ERR_OVERSIZE_PACKET) */
 };
 
 /* One line of English for a MIDGE_ERR_* code. (paho: error_string) */
@@ -172,7 +173,8 @@ void *midge_user_data(midge_client *c);
 const char *midge_client_id(midge_client *c);
 
 /* Username and password for the next CONNECT; NULL username clears both. password may be NULL.
- * (paho: username_pw_set) */
+ * MIDGE_ERR_INVAL for one longer than 65535 bytes, MIDGE_ERR_UTF8 for a username that is not
+ * valid UTF-8. (paho: username_pw_set) */
 int midge_username_pw_set(midge_client *c, const char *username, const char *password);
 
 /* The will (last will and testament) for the next CONNECT; topic is a topic name (no wildcards),
@@ -193,8 +195,10 @@ int midge_reconnect_delay_set(midge_client *c, int min_delay_s, int max_delay_s)
 int midge_max_inflight_messages_set(midge_client *c, int n);
 
 /* Bound of the outbound queue: messages waiting for the inflight window or for a connection
- * (published while disconnected). 0 = no limit; default 1000. midge_publish returns
- * MIDGE_ERR_QUEUE_FULL beyond it. (paho: max_queued_messages_set) */
+ * (published while disconnected). 0 = no limit, bounded only by memory; the default is 0, as
+ * in paho, so a burst published faster than the broker acknowledges waits instead of failing
+ * (a waiting message costs its copy and about 100 bytes, and holds no packet id).
+ * midge_publish returns MIDGE_ERR_QUEUE_FULL beyond a bound. (paho: max_queued_messages_set) */
 int midge_max_queued_messages_set(midge_client *c, int n);
 
 /* How long midge_connect / midge_reconnect wait for the TCP connection and CONNACK, in
@@ -239,7 +243,10 @@ int midge_reconnect(midge_client *c);
 /* Send DISCONNECT (reason 0, "Normal disconnection") and close. Stops loop_forever and the
  * loop_start thread's reconnecting; on_disconnect is called with reason_code 0. From then on no
  * incoming packet is handled (no more callbacks for it), even one already read with the packet
- * whose callback called midge_disconnect, as in libmosquitto. (paho: disconnect()) */
+ * whose callback called midge_disconnect, as in libmosquitto. (paho: disconnect())
+ * Not connected: while a running loop_forever / loop_start thread waits to reconnect, that is
+ * stopped (MIDGE_OK); otherwise MIDGE_ERR_NO_CONN and nothing changes, so a later
+ * midge_loop_forever still reconnects. */
 int midge_disconnect(midge_client *c);
 /* 5.0: with a reason code (0 normal, 4 "Disconnect with Will Message", ...) and properties
  * (session expiry, reason string, user properties). (paho: disconnect(reasoncode, properties)) */
@@ -258,16 +265,27 @@ bool midge_is_connected(midge_client *c);
  * Returns the message id (> 0, for QoS 0 too, as paho) or a negative error. The message is
  * sent now if the inflight window allows, otherwise (or while disconnected) queued.
  * on_publish reports the end: QoS 0 written to the socket, QoS 1 PUBACK, QoS 2 PUBCOMP.
+ * Message ids are handles, not MQTT packet ids: 1..INT_MAX from one sequence shared with
+ * midge_subscribe / _unsubscribe; an id is handed out again only after 2^31-1 others and
+ * never while its on_publish (on_subscribe, on_unsubscribe) is still to come. The packet id
+ * is taken when the message goes in flight (it shows in the "sending PUBLISH (... m<id>"
+ * log line and often equals the mid).
+ * MIDGE_ERR_OVERSIZE_PACKET: the PUBLISH is larger than the broker's Maximum Packet Size
+ * (5.0 CONNACK, the last one received). A message queued before the CONNACK that told the
+ * limit is dropped when it would go out: on_publish gets reason 0x95 "Packet too large" and
+ * midge_wait_for_publish returns MIDGE_ERR_OVERSIZE_PACKET.
  * (paho: publish(topic, payload, qos, retain, properties) -> MQTTMessageInfo.mid) */
 int midge_publish(midge_client *c, const char *topic, const void *payload, size_t len, int qos,
                   bool retain, const midge_properties *props);
 
 /* Wait until the message mid has been sent (QoS 0) or acknowledged (QoS 1/2), at most
  * timeout_ms (< 0: no limit). Runs the loop itself if no loop thread runs. Returns MIDGE_OK,
- * MIDGE_ERR_TIMEOUT, or an error if the connection is lost meanwhile.
+ * MIDGE_ERR_TIMEOUT, an error if the connection is lost meanwhile, or the error that dropped
+ * the message unsent (MIDGE_ERR_OVERSIZE_PACKET; the last 1024 such drops are remembered).
  * (paho: MQTTMessageInfo.wait_for_publish(timeout)) */
 int midge_wait_for_publish(midge_client *c, int mid, int timeout_ms);
-/* Has the message mid been completed (or is it unknown)? (paho: MQTTMessageInfo.is_published) */
+/* Has the message mid been completed (or is it unknown)? false while it is pending and for one
+ * dropped unsent (see midge_wait_for_publish). (paho: MQTTMessageInfo.is_published) */
 bool midge_is_published(midge_client *c, int mid);
 
 /* Subscribe to one topic filter at QoS 0..2. Returns the message id (> 0) of the SUBSCRIBE;
@@ -275,7 +293,7 @@ bool midge_is_published(midge_client *c, int mid);
 int midge_subscribe(midge_client *c, const char *topic, int qos);
 
 /* Subscribe to count filters in one SUBSCRIBE. options[i] is the QoS or-ed with MIDGE_SUB_*
- * (5.0 only; in 3.x only the QoS counts). props: 5.0 SUBSCRIBE properties (subscription
+ * (5.0 only; in 3.x only the QoS is sent and the other bits are left out, as paho does). props: 5.0 SUBSCRIBE properties (subscription
  * identifier, user properties) or NULL. Returns the message id or an error.
  * (paho: subscribe([(topic, SubscribeOptions), ...], properties=...)) */
 int midge_subscribe_ex(midge_client *c, const char *const *topics, const int *options, int count,

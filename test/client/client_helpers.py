@@ -85,6 +85,41 @@ class Mosquitto:
         self.start()
 
 
+class Midge:
+    """The midge broker of this build ($MIDGE_BUILD/bin/midge) on a free loopback port: the
+    tests that take `anybroker` run against it and against mosquitto. stop() checks that it
+    exited cleanly without a sanitizer report."""
+
+    def __init__(self, tmp, extra=""):
+        self.port = free_port()
+        self.conf = os.path.join(tmp, "midge-%d.conf" % self.port)
+        with open(self.conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\n" % self.port)
+            f.write(extra)
+        self.log = os.path.join(tmp, "midge-%d.log" % self.port)
+        exe = os.path.join(BUILD, "bin", "midge")
+        if not os.access(exe, os.X_OK):
+            pytest.fail("%s is not built" % exe)
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=open(self.log, "a"),
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        if not wait_port(self.port):
+            self.stop()
+            raise RuntimeError("midge did not start: " + open(self.log).read())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        check_sanitizers(open(self.log).read())
+
+
 def program(name):
     """The test program test/client/c/<name>.c as the Makefile built it into
     $MIDGE_BUILD/test/client/ (same compiler flags and sanitizers as that build's libmidge)."""
@@ -218,6 +253,30 @@ def mosq_factory(tmp_path):
     for m in made:
         m.stop()
 
+
+
+@pytest.fixture(params=["midge", "mosquitto"])
+def anybroker(request, tmp_path):
+    """A broker on a free loopback port: midge of this build, then Debian's mosquitto."""
+    b = Midge(str(tmp_path)) if request.param == "midge" else Mosquitto(str(tmp_path))
+    yield b
+    b.stop()
+
+
+@pytest.fixture(params=["midge", "mosquitto"])
+def anybroker_factory(request, tmp_path):
+    """anybroker_factory(extra_config) -> a started broker (midge, then mosquitto); the
+    config lines must mean the same to both."""
+    made = []
+
+    def make(extra=""):
+        b = Midge(str(tmp_path), extra) if request.param == "midge" else \
+            Mosquitto(str(tmp_path), extra)
+        made.append(b)
+        return b
+    yield make
+    for b in made:
+        b.stop()
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,7 @@ def test_server_maximum_packet_size(fake, cbin, spawn):
     assert p.payload == b"small"  # the 100-byte one was refused, never sent
     conn.expect(raw.DISCONNECT)
     c.finish()
-    assert "pub err=-7" in c.lines  # MIDGE_ERR_PAYLOAD_SIZE
+    assert "pub err=-20" in c.lines  # MIDGE_ERR_OVERSIZE_PACKET
 
 
 def test_v5_connect_bytes(fake, cbin, spawn):

@@ -149,8 +149,9 @@ TEST(subscribe_checks)
 	CHECK_EQ_INT(midge_unsubscribe(c, "a/#/x"), MIDGE_ERR_TOPIC);
 	const char *topics[] = { "a", "b" };
 	int opts[] = { 1, 1 | MIDGE_SUB_NO_LOCAL };
-	/* 5.0 options on a 3.1.1 client */
-	CHECK_EQ_INT(midge_subscribe_ex(c, topics, opts, 2, NULL), MIDGE_ERR_NOT_SUPPORTED);
+	/* 5.0 options on a 3.1.1 client are accepted (only the QoS is sent): here only "not
+	 * connected" stops it (test/client/test_client_api_edges.py checks the bytes) */
+	CHECK_EQ_INT(midge_subscribe_ex(c, topics, opts, 2, NULL), MIDGE_ERR_NO_CONN);
 	int bad[] = { 1, MIDGE_SUB_RETAIN_HANDLING(3) };
 	CHECK_EQ_INT(midge_subscribe_ex(c, topics, bad, 2, NULL), MIDGE_ERR_INVAL);
 	int reserved[] = { 1, 0x40 };
@@ -199,6 +200,19 @@ TEST(settings_checks)
 	CHECK_EQ_INT(midge_username_pw_set(c, "bad\xff", NULL), MIDGE_ERR_UTF8);
 	CHECK_EQ_INT(midge_username_pw_set(c, "user", "pw"), MIDGE_OK);
 	CHECK_EQ_INT(midge_username_pw_set(c, NULL, NULL), MIDGE_OK);
+	{
+		/* 70 kB of valid UTF-8 is too long (65535 bytes at most): a length error, not
+		 * "Malformed UTF-8" (issue 8, item 19) */
+		char *big = malloc(70001);
+		REQUIRE(big);
+		memset(big, 'a', 70000);
+		big[70000] = '\0';
+		CHECK_EQ_INT(midge_username_pw_set(c, big, NULL), MIDGE_ERR_INVAL);
+		CHECK_EQ_INT(midge_username_pw_set(c, "u", big), MIDGE_ERR_INVAL);
+		big[65535] = '\0';
+		CHECK_EQ_INT(midge_username_pw_set(c, big, big), MIDGE_OK);
+		free(big);
+	}
 	CHECK_EQ_INT(midge_reconnect_delay_set(c, 5, 1), MIDGE_ERR_INVAL);
 	CHECK_EQ_INT(midge_reconnect_delay_set(c, -1, 1), MIDGE_ERR_INVAL);
 	CHECK_EQ_INT(midge_reconnect_delay_set(c, 1, 30), MIDGE_OK);
@@ -232,19 +246,27 @@ TEST(queue_bound_and_ids)
 	midge_client_free(c);
 }
 
-TEST(ids_wrap_and_skip_used)
+TEST(queued_messages_need_no_packet_ids)
 {
 	midge_client *c = new311();
 	REQUIRE(c);
-	midge_max_queued_messages_set(c, 0);
-	/* QoS 1 messages hold their ids: 65535 of them, then no id is left */
-	for (int i = 1; i <= 65535; i++) {
+	/* The default queue has no bound (paho's), and a waiting message holds no packet id: the
+	 * 65536th and later QoS 1 messages queue like the first, each with its own mid. */
+	for (int i = 1; i <= 70000; i++) {
 		int mid = midge_publish(c, "q", NULL, 0, 1, false, NULL);
 		if (mid != i) {
 			CHECK_EQ_INT(mid, i);
 			break;
 		}
 	}
+	CHECK(!midge_is_published(c, 70000));
+	midge_client_free(c);
+	/* A bound, when set, holds. */
+	c = new311();
+	REQUIRE(c);
+	midge_max_queued_messages_set(c, 3);
+	for (int i = 0; i < 3; i++)
+		CHECK(midge_publish(c, "q", NULL, 0, 1, false, NULL) > 0);
 	CHECK_EQ_INT(midge_publish(c, "q", NULL, 0, 1, false, NULL), MIDGE_ERR_QUEUE_FULL);
 	midge_client_free(c);
 }

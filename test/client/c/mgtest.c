@@ -15,6 +15,7 @@
  *                                       correlation data, message expiry 60
  *     pubbig TOPIC BYTES QOS            payload byte i = i*7 mod 251
  *     waitpub MS                        midge_wait_for_publish(last mid)
+ *     ispub                             midge_is_published(last mid): prints "ispub 0|1"
  *     recv N MS                         run the loop (or wait, when loop_start runs) until N
  *                                       messages arrived or MS passed
  *     loop MS | sleep MS | abort        abort: shut the socket down without DISCONNECT
@@ -340,6 +341,8 @@ int main(int argc, char **argv)
 				last_mid = rc;
 			printf("pub %s=%d\n", rc > 0 ? "mid" : "err", rc);
 			i += 3;
+		} else if (!strcmp(cmd, "ispub")) {
+			printf("ispub %d\n", midge_is_published(c, last_mid));
 		} else if (!strcmp(cmd, "waitpub")) {
 			printf("waitpub rc=%d\n", midge_wait_for_publish(c, last_mid, atoi(ARG(1))));
 			i += 1;
