@@ -472,6 +472,10 @@ mg_broker *mg_broker_get(void);
 
 /* Start listeners and workers; run until stopped; stop; free. main.c drives it. */
 int mg_broker_start(mg_broker *b, mg_config *cfg);
+/* What mg_broker_start does before it starts the worker threads: listeners, shared state,
+ * workers with their loops. A caller that drives the loops itself (mg_loop_run_once, the
+ * broker fuzzer) stops with mg_broker_stop. */
+int mg_broker_init(mg_broker *b, mg_config *cfg);
 void mg_broker_run_signals(mg_broker *b);
 void mg_broker_stop(mg_broker *b);
 

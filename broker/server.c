@@ -109,7 +109,7 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
-int mg_broker_start(mg_broker *b, mg_config *cfg)
+int mg_broker_init(mg_broker *b, mg_config *cfg)
 {
 	the_broker = b;
 	b->cfg = cfg;
@@ -134,6 +134,14 @@ int mg_broker_start(mg_broker *b, mg_config *cfg)
 	for (int i = 0; i < b->nworkers; i++)
 		if ((r = mg_worker_init(b, &b->w[i], i)) < 0)
 			return r;
+	return 0;
+}
+
+int mg_broker_start(mg_broker *b, mg_config *cfg)
+{
+	int r = mg_broker_init(b, cfg);
+	if (r < 0)
+		return r;
 	mg_log(MG_LOG_NOTICE, "midge version %s running", MIDGE_VERSION);
 	/* Workers never take signals: the main thread waits for them with sigwait. */
 	sigset_t all, old;

@@ -219,40 +219,46 @@ static int next_timeout(mg_loop *l)
 	return best > 60000 || best < 0 ? 60000 : (int)best;
 }
 
-int mg_loop_run(mg_loop *l)
+int mg_loop_run_once(mg_loop *l, int timeout_ms)
 {
 	struct epoll_event evs[256];
+	if (l->before)
+		l->before(l, l->before_ud);
+	int t = next_timeout(l);
+	int n = epoll_wait(l->ep, evs, 256, timeout_ms >= 0 && timeout_ms < t ? timeout_ms : t);
+	l->now = mg_now_ms();
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		int fd = evs[i].data.fd;
+		if (fd == l->wakefd) {
+			uint64_t v;
+			ssize_t r = read(l->wakefd, &v, sizeof v);
+			(void)r;
+			if (l->onwake)
+				l->onwake(l, l->onwake_ud);
+			continue;
+		}
+		if (fd >= l->nev || !l->ev[fd].used)
+			continue; /* unwatched by an earlier callback in this batch */
+		int mask = 0;
+		if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+			mask |= MG_EV_READ;
+		if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			mask |= MG_EV_WRITE;
+		io_ev *ev = &l->ev[fd];
+		ev->fn(l, fd, ev->ud, mask & (ev->mask ? ev->mask : MG_EV_READ));
+	}
+	run_timers(l);
+	return n;
+}
+
+int mg_loop_run(mg_loop *l)
+{
 	while (!atomic_load(&l->stop)) {
-		if (l->before)
-			l->before(l, l->before_ud);
-		int n = epoll_wait(l->ep, evs, 256, next_timeout(l));
-		l->now = mg_now_ms();
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (int i = 0; i < n; i++) {
-			int fd = evs[i].data.fd;
-			if (fd == l->wakefd) {
-				uint64_t v;
-				ssize_t r = read(l->wakefd, &v, sizeof v);
-				(void)r;
-				if (l->onwake)
-					l->onwake(l, l->onwake_ud);
-				continue;
-			}
-			if (fd >= l->nev || !l->ev[fd].used)
-				continue; /* unwatched by an earlier callback in this batch */
-			int mask = 0;
-			if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-				mask |= MG_EV_READ;
-			if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-				mask |= MG_EV_WRITE;
-			io_ev *ev = &l->ev[fd];
-			ev->fn(l, fd, ev->ud, mask & (ev->mask ? ev->mask : MG_EV_READ));
-		}
-		run_timers(l);
+		int r = mg_loop_run_once(l, -1);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

@@ -44,6 +44,10 @@ void mg_loop_on_wake(mg_loop *l, mg_loop_fn fn, void *ud);
 void mg_loop_wake(mg_loop *l); /* any thread */
 
 int mg_loop_run(mg_loop *l);    /* until mg_loop_stop */
+/* One turn: the before-sleep hook, wait at most timeout_ms (-1: until the next timer) for
+ * events, handle them, run due timers. Returns the number of events, or -errno. For a
+ * program that drives a loop itself, one turn at a time (the broker fuzzer). */
+int mg_loop_run_once(mg_loop *l, int timeout_ms);
 void mg_loop_stop(mg_loop *l);  /* any thread */
 
 #endif
