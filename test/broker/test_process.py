@@ -9,7 +9,7 @@ import time
 import pytest
 
 import mqtt_raw as m
-from harness import IS_MIDGE, Broker, free_port
+from harness import IS_MIDGE, Broker, assert_nothing_before_ping, free_port
 
 NAME = "midge" if IS_MIDGE else "mosquitto"
 # As root, mosquitto drops to user "mosquitto", which cannot write into pytest's 0700
@@ -86,7 +86,7 @@ def test_sighup_keeps_running(broker_factory):
     c = m.RawClient(b.port)
     c.connect("hup")
     b.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    b.wait_log(r"(Reloaded configuration|Reloading config)")  # the reload is done
     assert b.alive()
     c.send(m.pingreq())
     assert c.recv().raw == b"\xd0\x00"
@@ -196,4 +196,4 @@ def test_client_cannot_publish_to_sys(raw):
     s.subscribe([("$SYS/fake/#", 0)])
     p = raw("sysp")
     p.publish("$SYS/fake/x", b"spoof", qos=1)
-    s.expect_nothing(0.4)
+    assert_nothing_before_ping(p, s)
