@@ -71,7 +71,10 @@ static void deliver(midge_client *c, mg_event *e, const struct cbs *snap)
 
 /* Callbacks are queued under mu (they describe state) and made here, after mu is released, so
  * a callback can call back into the library without deadlock. The callback pointers are read
- * under mu, so setting one from another thread is not a race. */
+ * under mu, so setting one from another thread is not a race. The thread that unlocks is the
+ * one that queued: the loop queues every callback but the on_log lines of another thread's
+ * sends, and it never sleeps with events queued (nap), so midge.h's promise holds that
+ * callbacks run in the loop's thread. */
 void mg_unlock(midge_client *c)
 {
 	mg_event *e = c->ev_head;

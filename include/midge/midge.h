@@ -30,9 +30,14 @@
  *   - Threads: midge_publish, midge_subscribe(_ex), midge_unsubscribe(_ex), midge_disconnect(_ex),
  *     midge_wait_for_publish and midge_is_connected may be called from any thread while
  *     midge_loop_start's thread runs. Every other call belongs to one thread at a time.
- *     Callbacks run in the thread that runs the loop, with no lock held: a callback may call any
- *     of the thread-safe functions above (a callback must not call midge_loop_stop or
- *     midge_client_free).
+ *     Callbacks run, with no lock held, in the thread that runs the loop at that moment: the
+ *     midge_loop_start thread while it runs; otherwise the caller of midge_loop,
+ *     midge_loop_forever or midge_loop_read / _write / _misc, or of midge_connect,
+ *     midge_reconnect, midge_wait_for_publish and midge_disconnect, which run the loop
+ *     themselves when no loop thread runs. The one exception is on_log: a "sending ..." line
+ *     is made by the thread that called the function that sends (midge_on_log_set).
+ *     A callback may call any of the thread-safe functions above (a callback must not call
+ *     midge_loop_stop or midge_client_free).
  */
 #ifndef MIDGE_H
 #define MIDGE_H

@@ -240,3 +240,38 @@ def test_disconnect_and_loop_stop_during_a_slow_reconnect_lookup(mosq, cbin, spa
     i = c.lines.index("stop rc=0")
     assert not [ln for ln in c.lines[i:] if ln.startswith("on_connect")], c.lines
     assert [ln for ln in c.lines if ln.startswith("on_connect ")] == ["on_connect flags=0 rc=0"]
+
+
+# ---- 4. callbacks run in the loop's thread (midge.h, "Threads"): with loop_start running,
+# ---- none but on_log is made in the thread that called midge_publish / midge_subscribe
+
+@pytest.mark.threaded
+def test_callbacks_run_in_the_loop_thread_also_for_a_refused_publish(fake, cbin, spawn):
+    """With loop_start running, no callback but on_log runs in the thread that calls the
+    library: not on_connect (midge_connect waits for the loop thread), not on_subscribe, and
+    not an on_publish about a publish over the broker's Maximum Packet Size, which
+    midge_publish refuses at once whatever the QoS (MIDGE_ERR_OVERSIZE_PACKET). Before that
+    refusal, a QoS 1/2 one got on_publish 0x95 in the caller's thread."""
+    big = "x" * 100
+    c = spawn([cbin("mgtest"), "-p", str(fake.port), "-V", "5", "-W", "start", "connect",
+               "pub", "t", big, "1", "0", "pub", "t", big, "2", "0", "pub", "t", big, "0", "0",
+               "sub", "s", "1", "pub", "t", "small", "1", "0", "waitpub", "5000",
+               "disconnect", "stop"])
+    conn = fake.accept(5)
+    conn.expect(raw.CONNECT)
+    conn.send(bytes([0x20, 8, 0, 0, 5, 0x27, 0, 0, 0, 64]))  # Maximum Packet Size 64
+    p = conn.expect(raw.SUBSCRIBE)
+    conn.send(bytes([0x90, 4, p.raw[2], p.raw[3], 0, 1]))  # SUBACK: QoS 1
+    p = conn.expect(raw.PUBLISH)
+    assert p.payload == b"small"
+    conn.send(raw.puback(p.pid, 5))
+    conn.expect(raw.DISCONNECT)
+    assert c.finish()[0] == 0
+    pubs = [ln for ln in c.lines if ln.startswith("pub ")]
+    assert pubs[:3] == ["pub err=-20"] * 3 and len(pubs) == 4, pubs  # MIDGE_ERR_OVERSIZE_PACKET
+    mid = int(pubs[3].split("=")[1])
+    sub_mid = int([ln for ln in c.lines if ln.startswith("sub rc=")][0].split("=")[1])
+    assert [ln for ln in c.lines if ln.startswith("on_")] == [
+        "on_connect flags=0 rc=0", "on_subscribe mid=%d n=1 1" % sub_mid,
+        "on_publish mid=%d rc=0" % mid, "on_disconnect flags=0 rc=0"]
+    assert not [ln for ln in c.lines if ln.startswith("callback ")], c.lines

@@ -27,6 +27,8 @@
  *   -S TOPIC  subscribe (QoS 1) in on_connect    -C N  midge_disconnect from the Nth on_message
  *   -E        midge_disconnect from on_subscribe  -R N  Receive Maximum N in CONNECT (5.0)
  *   -L MS     on_log sleeps MS before printing a "sending" line (widens thread races)
+ *   -W        every callback but on_log made in the main thread prints "callback NAME in main"
+ *             (with `start` first, midge.h says none is)
  *   log lines print as "log: [ms since start] line"
  */
 #include <midge/midge.h>
@@ -52,6 +54,14 @@ static long alias_max = -1; /* -A: Topic Alias Maximum in CONNECT */
 static long recv_max = -1;  /* -R: Receive Maximum in CONNECT */
 static bool disc_on_sub;    /* -E: disconnect from on_subscribe (mosquitto_sub -E) */
 static int log_delay_ms;    /* -L */
+static bool where;          /* -W */
+static pthread_t main_thread; /* set before any thread starts, read-only after */
+
+static void in_main(const char *name)
+{
+	if (where && pthread_equal(pthread_self(), main_thread))
+		printf("callback %s in main\n", name);
+}
 
 static long long now_ms(void)
 {
@@ -90,6 +100,7 @@ static void print_props(const midge_properties *p)
 
 static void on_connect(midge_client *c, void *ud, int flags, int rc, const midge_properties *p)
 {
+	in_main("on_connect");
 	printf("on_connect flags=%d rc=%d", flags, rc);
 	print_props(p);
 	printf("\n");
@@ -99,21 +110,25 @@ static void on_connect(midge_client *c, void *ud, int flags, int rc, const midge
 
 static void on_connect_fail(midge_client *c, void *ud, int err)
 {
+	in_main("on_connect_fail");
 	printf("on_connect_fail err=%d\n", err);
 }
 
 static void on_disconnect(midge_client *c, void *ud, int flags, int rc, const midge_properties *p)
 {
+	in_main("on_disconnect");
 	printf("on_disconnect flags=%d rc=%d\n", flags, rc);
 }
 
 static void on_publish(midge_client *c, void *ud, int mid, int rc, const midge_properties *p)
 {
+	in_main("on_publish");
 	printf("on_publish mid=%d rc=%d\n", mid, rc);
 }
 
 static void on_subscribe(midge_client *c, void *ud, int mid, int n, const int *g, const midge_properties *p)
 {
+	in_main("on_subscribe");
 	printf("on_subscribe mid=%d n=%d", mid, n);
 	for (int i = 0; i < n; i++)
 		printf(" %d", g[i]);
@@ -124,6 +139,7 @@ static void on_subscribe(midge_client *c, void *ud, int mid, int n, const int *g
 
 static void on_unsubscribe(midge_client *c, void *ud, int mid, int n, const int *g, const midge_properties *p)
 {
+	in_main("on_unsubscribe");
 	printf("on_unsubscribe mid=%d n=%d", mid, n);
 	for (int i = 0; i < n; i++)
 		printf(" %d", g[i]);
@@ -132,6 +148,7 @@ static void on_unsubscribe(midge_client *c, void *ud, int mid, int n, const int 
 
 static void on_message(midge_client *c, void *ud, const midge_message *m)
 {
+	in_main("on_message");
 	printf("msg topic=%s qos=%d retain=%d dup=%d len=%zu", m->topic, m->qos, m->retain, m->dup,
 	       m->payloadlen);
 	if (m->payloadlen <= 200) {
@@ -180,7 +197,7 @@ int main(int argc, char **argv)
 	long expiry = -1;
 	const char *user = NULL, *pass = NULL;
 	int ctimeout = 0;
-	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:")) != -1) {
+	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:W")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'V': proto = atoi(optarg); break;
@@ -199,9 +216,11 @@ int main(int argc, char **argv)
 		case 'E': disc_on_sub = true; break;
 		case 'R': recv_max = atol(optarg); break;
 		case 'L': log_delay_ms = atoi(optarg); break;
+		case 'W': where = true; break;
 		default: return 2;
 		}
 	}
+	main_thread = pthread_self();
 	midge_client *c = midge_client_new(id, clean, NULL, proto, MIDGE_TRANSPORT_TCP);
 	if (!c) {
 		printf("client_new failed\n");
