@@ -18,7 +18,8 @@
 
 enum { MG_LOG_ERR = 1, MG_LOG_WARNING = 2, MG_LOG_NOTICE = 4, MG_LOG_INFO = 8, MG_LOG_DEBUG = 16,
        MG_LOG_SUBSCRIBE = 32, MG_LOG_UNSUBSCRIBE = 64, MG_LOG_WEBSOCKETS = 128, MG_LOG_ALL = 0xFFFF };
-/* MG_LOGD_TOPIC is recorded (log_dest topic) but not yet implemented: nothing is published. */
+/* MG_LOGD_TOPIC is never set: the config refuses `log_dest topic` as not yet implemented
+   (config_keywords.c), so nothing is published on $SYS/broker/log/#. */
 enum { MG_LOGD_STDOUT = 1, MG_LOGD_STDERR = 2, MG_LOGD_FILE = 4, MG_LOGD_SYSLOG = 8,
        MG_LOGD_TOPIC = 16 };
 
@@ -33,7 +34,9 @@ void mg_log(unsigned type, const char *fmt, ...) __attribute__((format(printf, 2
 /* How many of the n bytes of s to show in a log line when at most max fit: max or fewer,
    never ending inside a UTF-8 character. Reads s[max] when n > max. */
 size_t mg_log_clip(const char *s, size_t n, size_t max);
-/* Topics and filters may be 65,535 bytes; a log line shows this many at most. */
+/* Topics and filters may be 65,535 bytes; a PUBLISH line (session.c) shows this many bytes of
+   the topic at most. Other lines that name a topic or filter (SUBSCRIBE, UNSUBSCRIBE, the will
+   topic, a dropped PUBLISH) are only cut by the 999-byte line cap. */
 #define MG_LOG_TOPIC_MAX 256
 
 #endif

@@ -10,10 +10,12 @@
  * Subscribers are opaque `void *` (the broker's session); the tree never dereferences them.
  *
  * Locking scheme (the broker runs N event-loop threads on one tree):
- *   - The tree owns a reader-writer lock made of pthread_rwlocks, one per reader slot
- *     (a "big-reader lock"): each thread reads through its own slot, so matching threads
- *     never write a shared cache line; a writer takes every slot. Each rwlock is
- *     writer-preferring, so a steady stream of matches cannot starve SUBSCRIBE.
+ *   - The tree owns a reader-writer lock made of 32 pthread_rwlocks, one per reader slot
+ *     (a "big-reader lock"): a thread is given a slot, round-robin, the first time it reads
+ *     any tree, so up to 32 reading threads never write the same lock cache line (a 33rd
+ *     shares a slot); a writer takes every slot. Each rwlock is writer-preferring, so a
+ *     steady stream of matches cannot starve SUBSCRIBE. A shared group's round-robin cursor
+ *     is the one cache line that matching threads do write in common.
  *   - mg_subtree_match takes it for reading: any number of threads match in parallel.
  *     The round-robin cursor of a shared group is an atomic, bumped under the read lock.
  *   - mg_subtree_add / mg_subtree_remove take it for writing (~1 us: 32 slots);
@@ -35,7 +37,8 @@
  * 1000 = 1000 16-byte copies, ~1 ns each). Overlapping subscriptions of one subscriber
  * are merged with a small hash over the results, only when more than one node matched.
  * add/remove are O(levels) plus O(1) (a node indexes its subscribers by pointer once it
- * has 16). bench/micro_broker_subtree prints the numbers.
+ * has 16), plus, for a shared subscription, a scan of the groups on that filter's node.
+ * bench/micro_broker_subtree prints the numbers.
  */
 #ifndef MG_BROKER_SUBTREE_H
 #define MG_BROKER_SUBTREE_H
