@@ -299,6 +299,7 @@ void midge_client_free(midge_client *c)
 		freeaddrinfo(c->ai);
 	mg_outq_clear(c);
 	mg_qin_clear(c);
+	mg_msgcb_clear(c);
 	mg_unlock(c);
 	free_aliases(c->alias_in, c->alias_max_in + 1);
 	free_aliases(c->alias_out, c->alias_out_n);

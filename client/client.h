@@ -128,6 +128,32 @@ typedef struct mg_failed {
 } mg_failed;
 #define MG_FAILED_MAX 1024
 
+/* ---- message callbacks (msgcb.c) ---- */
+
+typedef void (*mg_msg_cb)(midge_client *, void *, const midge_message *);
+
+/* A per-topic callback (midge_message_callback_add), in the order added. */
+typedef struct mg_msgcb {
+	struct mg_msgcb *next;
+	char *sub;
+	mg_msg_cb cb;
+} mg_msgcb;
+
+/* The callbacks one message goes to, taken under mu and called without it. */
+typedef struct mg_dispatch {
+	void *ud;
+	int n;
+	mg_msg_cb *cbs;   /* buf, or malloc'd when more match */
+	mg_msg_cb buf[8];
+} mg_dispatch;
+
+/* Under mu: the per-topic callbacks whose filter matches topic, or on_message when none does
+ * (paho's rule). */
+void mg_dispatch_take(midge_client *c, const char *topic, mg_dispatch *d);
+/* Without mu: call them, and let go of d. */
+void mg_dispatch_run(midge_client *c, mg_dispatch *d, const midge_message *msg);
+void mg_msgcb_clear(midge_client *c);
+
 /* ---- the client ---- */
 
 enum mg_cstate {
@@ -178,6 +204,7 @@ struct midge_client {
 	void (*on_unsubscribe)(midge_client *, void *, int, int, const int *, const midge_properties *);
 	void (*on_disconnect)(midge_client *, void *, int, int, const midge_properties *);
 	void (*on_log)(midge_client *, void *, int, const char *);
+	mg_msgcb *msgcbs;     /* per-topic message callbacks */
 	mg_event *ev_head, *ev_tail;
 	bool notify;          /* broadcast cv at the next mg_unlock */
 	/* Threads other than the loop owner making callbacks (their "sending X" lines) right now:

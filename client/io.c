@@ -104,10 +104,10 @@ static void deliver_held(midge_client *c, mg_qin *q)
 {
 	if (!q)
 		return;
-	void (*cb)(midge_client *, void *, const midge_message *) = c->on_message;
-	void *ud = c->userdata;
+	mg_dispatch d;
+	mg_dispatch_take(c, q->topic, &d);
 	mg_unlock(c);
-	if (cb) {
+	{
 		midge_message msg = {
 			.mid = q->mid,
 			.topic = q->topic,
@@ -118,7 +118,7 @@ static void deliver_held(midge_client *c, mg_qin *q)
 			.dup = q->dup,
 			.properties = q->props,
 		};
-		cb(c, ud, &msg);
+		mg_dispatch_run(c, &d, &msg);
 	}
 	mg_qin_free(q);
 	mg_lock(c);
@@ -255,10 +255,12 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 		if (mg_send_simple(c, MG_PUBREC, id, 0) == MIDGE_OK)
 			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREC (m%d, rc%d)", mg_cid(c), id, 0);
 	}
-	void (*cb)(midge_client *, void *, const midge_message *) = c->on_message;
-	void *ud = c->userdata;
+	mg_dispatch d;
+	d.n = 0;
+	if (deliver)
+		mg_dispatch_take(c, topic, &d);
 	mg_unlock(c);
-	if (deliver && cb) {
+	if (d.n) {
 		midge_properties *props = props_of(c, p);
 		midge_message msg = {
 			.mid = id,
@@ -274,7 +276,7 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 		 * has one spare byte) and give it back afterwards. */
 		uint8_t saved = *end;
 		*end = '\0';
-		cb(c, ud, &msg);
+		mg_dispatch_run(c, &d, &msg);
 		*end = saved;
 		midge_properties_free(props);
 	}

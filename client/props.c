@@ -486,3 +486,22 @@ fail:
 	midge_properties_free(p);
 	return NULL;
 }
+
+bool midge_properties_next(const midge_properties *p, int *pos, midge_property *out)
+{
+	if (!p || !pos || !out || *pos < 0 || *pos >= p->n)
+		return false;
+	const mg_pent *e = &p->v[(*pos)++];
+	memset(out, 0, sizeof(*out));
+	out->id = e->id;
+	out->value = e->u;
+	if (e->a) {
+		out->data = e->a;
+		out->len = e->alen;
+	}
+	if (e->b) {
+		out->pair_value = e->b;
+		out->pair_value_len = e->blen;
+	}
+	return true;
+}

@@ -424,6 +424,44 @@ void midge_on_log_set(midge_client *c, void (*cb)(midge_client *c, void *userdat
  * empty, bad UTF-8). (paho: topic_matches_sub; libmosquitto: mosquitto_topic_matches_sub) */
 int midge_topic_matches_sub(const char *sub, const char *topic, bool *result);
 
+/* Per-topic message callbacks: a message whose topic matches sub (a filter, wildcards allowed)
+ * goes to cb instead of on_message; when several filters match, each callback gets it once, in
+ * the order they were added; on_message gets only messages no filter matches (paho's rule).
+ * Adding a filter again replaces its callback. The callback has on_message's signature and
+ * rules. Returns MIDGE_OK, MIDGE_ERR_INVAL, MIDGE_ERR_TOPIC (bad filter), MIDGE_ERR_NOMEM.
+ * Thread-safe like midge_publish. (paho: message_callback_add(sub, callback);
+ * libmosquitto: mosquitto_message_callback_set with a topic check of your own) */
+int midge_message_callback_add(midge_client *c, const char *sub,
+                               void (*cb)(midge_client *c, void *userdata,
+                                          const midge_message *msg));
+/* Remove the callback of exactly this filter: MIDGE_OK or MIDGE_ERR_NOT_FOUND.
+ * (paho: message_callback_remove(sub)) */
+int midge_message_callback_remove(midge_client *c, const char *sub);
+
+/* A message of on_message is borrowed for the callback; keep one with a copy: topic, payload
+ * (with its '\0') and properties are copied, all owned by the copy. NULL when out of memory.
+ * Free it with midge_message_free (NULL allowed). (libmosquitto: mosquitto_message_copy /
+ * mosquitto_message_free) */
+midge_message *midge_message_copy(const midge_message *src);
+void midge_message_free(midge_message *msg);
+
+/* One property, as midge_properties_next hands it out (borrowed from the list). */
+typedef struct midge_property {
+	int id;                 /* MIDGE_PROP_* */
+	uint32_t value;         /* byte, two-byte, four-byte and variable integers */
+	const void *data;       /* string or binary value, user property name; NULL otherwise */
+	size_t len;             /* (strings are also '\0'-terminated) */
+	const char *pair_value; /* user property value ('\0'-terminated); NULL otherwise */
+	size_t pair_value_len;
+} midge_property;
+
+/* Walk every property in order, user properties and repeated ids included:
+ *     int pos = 0; midge_property pr;
+ *     while (midge_properties_next(props, &pos, &pr)) ...
+ * Returns false after the last (and for p NULL). (paho: iterating Properties;
+ * libmosquitto: mosquitto_property_next) */
+bool midge_properties_next(const midge_properties *p, int *pos, midge_property *out);
+
 /* ------------------------------------------------------------------------------------------ */
 /* MQTT 5.0 properties (paho: paho.mqtt.properties.Properties)                                */
 
