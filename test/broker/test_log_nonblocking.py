@@ -87,6 +87,7 @@ def lines_of(text):
     return lines[:-1], lines[-1]  # whole lines, and what follows the last newline
 
 
+@pytest.mark.threaded  # the TSan pass: workers and the log thread share the queue
 def test_stuck_log_pipe_does_not_stop_the_broker_and_drops_are_counted(tmp_path, threads):
     b = Broker(tmp_path, threads=threads, unread_pipe=True)
     try:
