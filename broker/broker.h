@@ -50,6 +50,7 @@
 #include "broker/fset.h"
 #include "broker/retain.h"
 #include "broker/subtree.h"
+#include "net/linger.h"
 #include "net/listen.h"
 #include "net/loop.h"
 #include "net/transport.h"
@@ -268,6 +269,7 @@ struct mg_conn {
 	bool will_on_close : 1; /* DISCONNECT 0x04 or an unclean end */
 	bool handed_off : 1;
 	bool anonymous : 1;  /* connected without a user name */
+	bool linger : 1;     /* its last packet says why it ends: lingering close (net/linger.h) */
 	bool read_paused;
 	bool throttled;      /* reading waits: another worker's inbox is too long */
 	char peer[52];       /* "ADDR:PORT": 45 characters of IPv6 + ":65535" + NUL at most */
@@ -298,6 +300,12 @@ void mg_conn_pool_free(mg_worker *w);       /* the worker's spare output buffers
 #define MG_READ_CHUNK 65536
 #define MG_OUT_LIMIT (512 * 1024)   /* pending output above which queued messages wait */
 #define MG_CONNECT_TIMEOUT_MS 10000
+/* Lingering close after a DISCONNECT with a reason or a refusing CONNACK: drain for at most
+ * this long or this many bytes, at most MG_LINGER_MAX sockets per worker (beyond: closed at
+ * once). Long enough for a client to read the reason, short enough to cost nothing. */
+#define MG_LINGER_MS 2000
+#define MG_LINGER_BYTES (1024 * 1024)
+#define MG_LINGER_MAX 64
 
 /* ---- outbound topic aliases (alias_out.c) ---- */
 
@@ -399,6 +407,7 @@ struct mg_worker {
 	mg_conn *dirty;
 	mg_conn *dead;
 	mg_matchset ms;
+	mg_linger *linger;  /* sockets closing after a reason was sent */
 	uint8_t *rbuf;      /* MG_READ_CHUNK bytes every read lands in first */
 	mg_stats st;
 	int n_conns;        /* connections it owns */

@@ -153,7 +153,10 @@ void mg_conn_close(mg_conn *c, enum mg_close why)
 	}
 	c->id = NULL;
 	mg_loop_unwatch(w->loop, c->tr.fd);
-	mg_transport_close(&c->tr);
+	if (c->linger && !c->out_bytes && why != MG_CLOSE_SHUTDOWN)
+		mg_linger_add(w->linger, &c->tr); /* the reason went out: let the client read it */
+	else
+		mg_transport_close(&c->tr);
 	unlink_conn(c);
 	mg_conn_uncount(c);
 	c->next = w->dead;
@@ -165,7 +168,7 @@ void mg_conn_disconnect(mg_conn *c, uint8_t reason, enum mg_close why)
 	if (c->level == MG_V5 && c->state == MG_CS_ACTIVE) {
 		mg_packet p = { .type = MG_DISCONNECT, .reason_code = reason };
 		mg_log(MG_LOG_DEBUG, "Sending DISCONNECT to %s (%d)", mg_conn_name(c), reason);
-		mg_conn_send(c, &p);
+		c->linger = mg_conn_send(c, &p) == 0;
 	}
 	mg_conn_close(c, why);
 }

@@ -17,7 +17,7 @@ static void refuse_as(mg_conn *c, const char *who, uint8_t v3rc, uint8_t v5rc, e
 	mg_packet p = { .type = MG_CONNACK, .reason_code = c->level == MG_V5 ? v5rc : v3rc };
 	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %.*s (0, %d)", who ? (int)strlen(who) : c->host_len,
 	       who ? who : c->peer, p.reason_code);
-	mg_conn_send(c, &p);
+	c->linger = mg_conn_send(c, &p) == 0;
 	mg_conn_close(c, why);
 }
 
@@ -85,7 +85,7 @@ static void takeover(mg_worker *w, mg_conn *c0, bool resume)
 	}
 	if (c0->level == MG_V5) {
 		mg_packet p = { .type = MG_DISCONNECT, .reason_code = MG_RC_SESSION_TAKEN_OVER };
-		mg_conn_send(c0, &p);
+		c0->linger = mg_conn_send(c0, &p) == 0;
 	}
 	c0->s = NULL;
 	s->conn = NULL;

@@ -297,7 +297,8 @@ int mg_worker_init(mg_broker *b, mg_worker *w, int idx)
 	w->loop = mg_loop_new();
 	w->outbox = calloc((size_t)b->nworkers, sizeof *w->outbox);
 	w->rbuf = malloc(MG_READ_CHUNK);
-	if (!w->loop || !w->outbox || !w->rbuf)
+	w->linger = w->loop ? mg_linger_new(w->loop, MG_LINGER_MAX, MG_LINGER_MS, MG_LINGER_BYTES) : NULL;
+	if (!w->loop || !w->outbox || !w->rbuf || !w->linger)
 		return -ENOMEM;
 	pthread_mutex_init(&w->inbox_mu, NULL);
 	mg_loop_before_sleep(w->loop, before_sleep, w);
@@ -319,6 +320,8 @@ int mg_worker_start(mg_worker *w)
 /* After the thread has stopped: free everything it owns (no wills, no routing). */
 void mg_worker_free(mg_worker *w)
 {
+	mg_linger_free(w->linger); /* what still lingers is closed now: we are stopping */
+	w->linger = NULL;
 	if (!w->loop || !w->outbox) {
 		free(w->outbox);
 		free(w->rbuf);

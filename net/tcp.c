@@ -2,6 +2,7 @@
 #include "net/transport.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static ssize_t tcp_read(mg_transport *t, void *buf, size_t len)
@@ -41,6 +42,11 @@ static void tcp_close(mg_transport *t)
 	t->fd = -1;
 }
 
+static int tcp_shutdown_write(mg_transport *t)
+{
+	return shutdown(t->fd, SHUT_WR) == 0 ? 0 : -errno;
+}
+
 const mg_transport_ops mg_tcp_ops = {
 	.name = "tcp",
 	.read = tcp_read,
@@ -48,6 +54,7 @@ const mg_transport_ops mg_tcp_ops = {
 	.handshake = tcp_handshake,
 	.want_write = NULL,
 	.close = tcp_close,
+	.shutdown_write = tcp_shutdown_write,
 };
 
 void mg_tcp_init(mg_transport *t, int fd)

@@ -10,6 +10,7 @@
 #ifndef MG_NET_TRANSPORT_H
 #define MG_NET_TRANSPORT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -27,6 +28,9 @@ typedef struct mg_transport_ops {
 	bool (*want_write)(const mg_transport *t);
 	/* Close the fd and free what the transport owns; t itself is the caller's. */
 	void (*close)(mg_transport *t);
+	/* Stop writing, keep reading (TCP: shutdown(SHUT_WR), the peer reads end of stream).
+	 * May be NULL: then the lingering close (net/linger.h) just closes. */
+	int (*shutdown_write)(mg_transport *t);
 } mg_transport_ops;
 
 struct mg_transport {
@@ -48,6 +52,10 @@ static inline ssize_t mg_transport_writev(mg_transport *t, const struct iovec *i
 static inline bool mg_transport_want_write(const mg_transport *t)
 {
 	return t->ops->want_write ? t->ops->want_write(t) : false;
+}
+static inline int mg_transport_shutdown_write(mg_transport *t)
+{
+	return t->ops->shutdown_write ? t->ops->shutdown_write(t) : -EOPNOTSUPP;
 }
 static inline void mg_transport_close(mg_transport *t)
 {
