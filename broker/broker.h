@@ -412,6 +412,8 @@ struct mg_worker {
 	mg_stats st;
 	int n_conns;        /* connections it owns */
 	long tick_timer;
+	int reserve_fd;     /* /dev/null, given up to accept-and-close at the open-file limit; -1 */
+	long accept_timer;  /* while it stopped watching the listeners (no reserve left), else 0 */
 	int n_outpool;
 	mg_outbuf outpool[MG_OUTPOOL];
 };
@@ -467,6 +469,9 @@ struct mg_broker {
 	uint32_t n_slots, free_slot; /* under reg_mu; free_slot: index+1, 0 none */
 	atomic_uint n_slots_seen;    /* n_slots, readable without the lock */
 	atomic_int n_conns;       /* connected sockets, for max_connections */
+	atomic_bool fd_short;     /* accept hit the open-file limit; logged once until it passes */
+	atomic_llong fd_short_ms; /* when it last did (mg_now_ms) */
+	atomic_uint fd_refused;   /* connections closed at once meanwhile */
 	atomic_int n_clients;     /* active (CONNECTed) clients */
 	atomic_int n_sessions;
 	atomic_int max_clients;

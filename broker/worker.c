@@ -7,6 +7,7 @@
 #include "broker/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -240,6 +241,63 @@ static void tick(mg_loop *l, void *ud)
 		mg_sys_tick(w);
 }
 
+static void on_accept(mg_loop *l, int fd, void *ud, int mask);
+
+static void watch_listeners(mg_worker *w, bool on)
+{
+	mg_broker *b = w->b;
+	for (int i = 0; i < b->nls; i++)
+		if (on)
+			mg_loop_watch(w->loop, b->ls[i].fd, MG_EV_READ, on_accept, &b->ls[i], b->nworkers > 1);
+		else
+			mg_loop_unwatch(w->loop, b->ls[i].fd);
+}
+
+static void rewatch_listeners(mg_loop *l, void *ud)
+{
+	mg_worker *w = ud;
+	(void)l;
+	w->accept_timer = 0;
+	watch_listeners(w, true);
+}
+
+/* accept failed for want of a descriptor (EMFILE, ENFILE) or of kernel memory. The pending
+ * connection stays in the listen queue, so the listener stays readable: without this the
+ * worker would spin at 100% CPU and the waiting client would get no answer at all. Give up
+ * the reserve descriptor, accept the client and close it at once (it sees the close and can
+ * retry elsewhere or later), and take the reserve back. When the reserve cannot be taken back
+ * (another thread got the descriptor first), stop watching the listeners for 250 ms.
+ * Logged once per episode, broker-wide: it ends with an accept a second after the last
+ * failure. Returns true to go on accepting. */
+static bool accept_short(mg_worker *w, int lfd, int err)
+{
+	mg_broker *b = w->b;
+	atomic_store_explicit(&b->fd_short_ms, mg_loop_now_ms(w->loop), memory_order_relaxed);
+	if (!atomic_exchange(&b->fd_short, true))
+		mg_log(MG_LOG_WARNING, "Warning: cannot accept a connection: %s. New connections are closed at "
+		       "once until descriptors are free: raise the open-file limit (ulimit -n, LimitNOFILE) or "
+		       "lower max_connections.", strerror(-err));
+	if (w->reserve_fd < 0) /* lost to another thread earlier: a descriptor may be free now */
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (w->reserve_fd >= 0) {
+		close(w->reserve_fd);
+		char peer[80];
+		int cfd = mg_accept(lfd, peer, sizeof peer);
+		if (cfd >= 0) {
+			close(cfd);
+			atomic_fetch_add_explicit(&b->fd_refused, 1, memory_order_relaxed);
+		}
+		w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (w->reserve_fd >= 0)
+			return cfd >= 0;
+	}
+	if (!w->accept_timer) {
+		watch_listeners(w, false);
+		w->accept_timer = mg_loop_timer(w->loop, 250, 0, rewatch_listeners, w);
+	}
+	return false;
+}
+
 static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 {
 	mg_worker *w = NULL;
@@ -253,8 +311,18 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 	for (int k = 0; k < 64; k++) {
 		char peer[80];
 		int cfd = mg_accept(fd, peer, sizeof peer);
+		if (cfd == -EMFILE || cfd == -ENFILE || cfd == -ENOBUFS || cfd == -ENOMEM) {
+			if (accept_short(w, fd, cfd))
+				continue;
+			return;
+		}
 		if (cfd < 0)
-			return; /* -EAGAIN, or EMFILE and the like: try again on the next event */
+			return; /* -EAGAIN, or an error of that one connection: the next event */
+		if (atomic_load_explicit(&b->fd_short, memory_order_relaxed) &&
+		    mg_loop_now_ms(l) - atomic_load_explicit(&b->fd_short_ms, memory_order_relaxed) >= 1000 &&
+		    atomic_exchange(&b->fd_short, false))
+			mg_log(MG_LOG_NOTICE, "Accepting connections again (%u closed at once for want of descriptors).",
+			       atomic_exchange(&b->fd_refused, 0));
 		int lidx = b->ls_lidx[ls - b->ls];
 		int lmax = cfg->listeners[lidx].max_connections;
 		if ((cfg->max_connections >= 0 && atomic_load(&b->n_conns) >= cfg->max_connections) ||
@@ -294,6 +362,7 @@ int mg_worker_init(mg_broker *b, mg_worker *w, int idx)
 {
 	w->idx = idx;
 	w->b = b;
+	w->reserve_fd = -1;
 	w->loop = mg_loop_new();
 	w->outbox = calloc((size_t)b->nworkers, sizeof *w->outbox);
 	w->rbuf = malloc(MG_READ_CHUNK);
@@ -304,6 +373,7 @@ int mg_worker_init(mg_broker *b, mg_worker *w, int idx)
 	mg_loop_before_sleep(w->loop, before_sleep, w);
 	mg_loop_on_wake(w->loop, on_wake, w);
 	w->tick_timer = mg_loop_timer(w->loop, 1000, 1000, tick, w);
+	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* -1: accept_short pauses instead */
 	for (int i = 0; i < b->nls; i++)
 		if (mg_loop_watch(w->loop, b->ls[i].fd, MG_EV_READ, on_accept, &b->ls[i], b->nworkers > 1) < 0)
 			return -errno;
@@ -369,6 +439,8 @@ void mg_worker_free(mg_worker *w)
 	mg_matchset_free(&w->ms);
 	free(w->rbuf);
 	mg_conn_pool_free(w);
+	if (w->reserve_fd >= 0)
+		close(w->reserve_fd);
 	pthread_mutex_destroy(&w->inbox_mu);
 	/* the loop itself is freed by the broker once every worker is freed: conns of one
 	 * worker may sit in another's inbox (hand-off) and are unwatched from their own */
