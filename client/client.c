@@ -314,6 +314,9 @@ void midge_client_free(midge_client *c)
 	midge_properties_free(c->will_props);
 	midge_properties_free(c->connect_props);
 	free(c->host);
+	free(c->bind_address);
+	if (c->bind_ai)
+		freeaddrinfo(c->bind_ai);
 	close(c->wake[0]);
 	close(c->wake[1]);
 	pthread_cond_destroy(&c->cv);

@@ -187,6 +187,9 @@ struct midge_client {
 	int reconnect_min, reconnect_max;
 	int max_inflight, max_queued;
 	int connect_timeout_ms;
+	bool manual_ack;   /* midge_manual_ack_set: PUBACK / PUBCOMP wait for midge_ack */
+	char *bind_address; /* midge_connect_bind: the local address to bind, or NULL */
+	struct addrinfo *bind_ai; /* ... resolved when connect_bind was called */
 
 	/* the last connect's parameters */
 	char *host;

@@ -44,6 +44,17 @@ static int try_next(midge_client *c)
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (c->bind_ai) {
+			/* connect_bind: the first local address of this address's family */
+			struct addrinfo *b = c->bind_ai;
+			while (b && b->ai_family != a->ai_family)
+				b = b->ai_next;
+			if (!b || bind(fd, b->ai_addr, b->ai_addrlen) != 0) {
+				err = b ? errno : EAFNOSUPPORT;
+				close(fd);
+				continue;
+			}
+		}
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
 			mg_tcp_init(&c->tr, fd);
 			return MIDGE_OK;

@@ -157,7 +157,8 @@ static int on_ack(midge_client *c, const mg_packet *p)
 		bool known = c->qos2_in[id >> 3] & (1u << (id & 7));
 		c->qos2_in[id >> 3] &= (uint8_t)~(1u << (id & 7));
 		uint8_t r = known || c->level != MIDGE_PROTOCOL_V5 ? 0 : MG_RC_PACKET_ID_NOT_FOUND;
-		if (mg_send_simple(c, MG_PUBCOMP, id, r) == MIDGE_OK)
+		/* manual acks: the PUBCOMP of a message delivered now waits for midge_ack (paho 2) */
+		if ((!known || !c->manual_ack) && mg_send_simple(c, MG_PUBCOMP, id, r) == MIDGE_OK)
 			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBCOMP (m%d)", mg_cid(c), id);
 		/* As libmosquitto: PUBCOMP is queued, then on_message (paho calls it just before). */
 		if (known)
@@ -231,7 +232,7 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 	       mg_cid(c), pub->dup, pub->qos, pub->retain, id, topic, (long)pub->payload.len);
 	bool deliver = true;
 	if (pub->qos == 1) {
-		if (mg_send_simple(c, MG_PUBACK, id, 0) == MIDGE_OK)
+		if (!c->manual_ack && mg_send_simple(c, MG_PUBACK, id, 0) == MIDGE_OK)
 			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBACK (m%d, rc%d)", mg_cid(c), id, 0);
 	} else if (pub->qos == 2) {
 		/* Exactly once: hold a new id's message until PUBREL (inq.c); a duplicate (our PUBREC

@@ -733,3 +733,65 @@ int midge_loop_misc(midge_client *c)
 	mg_unlock(c);
 	return rc;
 }
+
+/* ---- connect_bind ---- */
+
+/* Resolve bind_address (blocking, like the host name) and keep it for this and every later
+ * connect; NULL clears it. */
+static int set_bind(midge_client *c, const char *bind_address)
+{
+	struct addrinfo *ai = NULL;
+	char *s = NULL;
+	if (bind_address) {
+		struct addrinfo hints;
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE;
+		int g = getaddrinfo(bind_address, NULL, &hints, &ai);
+		if (g)
+			return g == EAI_SYSTEM ? MIDGE_ERR_ERRNO : g == EAI_MEMORY ? MIDGE_ERR_NOMEM :
+			       MIDGE_ERR_LOOKUP;
+		if (!(s = strdup(bind_address))) {
+			freeaddrinfo(ai);
+			return MIDGE_ERR_NOMEM;
+		}
+	}
+	mg_lock(c);
+	if (active(c->state)) {
+		mg_unlock(c);
+		free(s);
+		if (ai)
+			freeaddrinfo(ai);
+		return MIDGE_ERR_BUSY;
+	}
+	free(c->bind_address);
+	if (c->bind_ai)
+		freeaddrinfo(c->bind_ai);
+	c->bind_address = s;
+	c->bind_ai = ai;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_connect_bind(midge_client *c, const char *host, int port, int keepalive,
+                       const char *bind_address)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	int rc = check_connect(c, host, port, keepalive, NULL);
+	if (rc == MIDGE_OK)
+		rc = set_bind(c, bind_address);
+	return rc ? rc : connect_common(c, host, port, keepalive, c->clean_session, NULL, true);
+}
+
+int midge_connect_bind_async(midge_client *c, const char *host, int port, int keepalive,
+                             const char *bind_address)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	int rc = check_connect(c, host, port, keepalive, NULL);
+	if (rc == MIDGE_OK)
+		rc = set_bind(c, bind_address);
+	return rc ? rc : connect_common(c, host, port, keepalive, c->clean_session, NULL, false);
+}

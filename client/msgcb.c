@@ -150,3 +150,29 @@ void midge_message_free(midge_message *m)
 	midge_properties_free((midge_properties *)m->properties);
 	free(m);
 }
+
+/* ---- manual acknowledgements (paho 2: manual_ack_set / ack) ---- */
+
+int midge_manual_ack_set(midge_client *c, bool on)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	c->manual_ack = on;
+	mg_unlock(c);
+	return MIDGE_OK;
+}
+
+int midge_ack(midge_client *c, int mid, int qos)
+{
+	if (!c || mid < 1 || mid > 65535 || qos < 1 || qos > 2)
+		return MIDGE_ERR_INVAL;
+	mg_lock(c);
+	int rc = c->state == MG_S_UP ? mg_send_simple(c, qos == 1 ? MG_PUBACK : MG_PUBCOMP,
+	                                              (uint16_t)mid, 0) : MIDGE_ERR_NO_CONN;
+	if (rc == MIDGE_OK)
+		mg_log(c, MIDGE_LOG_DEBUG, qos == 1 ? "Client %s sending PUBACK (m%d, rc%d)" :
+		       "Client %s sending PUBCOMP (m%d)", mg_cid(c), mid, 0);
+	mg_unlock(c);
+	return rc;
+}

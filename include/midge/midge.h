@@ -462,6 +462,26 @@ typedef struct midge_property {
  * libmosquitto: mosquitto_property_next) */
 bool midge_properties_next(const midge_properties *p, int *pos, midge_property *out);
 
+/* midge_connect / midge_connect_async from a given local address (an address or a name,
+ * resolved here), e.g. to pick the interface; it stays for later (re)connects of this client
+ * until a connect_bind with NULL. An address of no family of the broker's addresses, or one
+ * not on this host, fails the connect (MIDGE_ERR_ERRNO, errno EADDRNOTAVAIL / EAFNOSUPPORT).
+ * (paho: connect(..., bind_address=); libmosquitto: mosquitto_connect_bind) */
+int midge_connect_bind(midge_client *c, const char *host, int port, int keepalive,
+                       const char *bind_address);
+int midge_connect_bind_async(midge_client *c, const char *host, int port, int keepalive,
+                             const char *bind_address);
+
+/* Manual acknowledgements: with on, the PUBACK of a received QoS 1 message and the PUBCOMP of
+ * a QoS 2 message (delivered at its PUBREL) are not sent when on_message returns; the program
+ * sends them with midge_ack(c, msg->mid, msg->qos) once it has dealt with the message, from
+ * any thread. Until then the broker counts the message in flight and, with a kept session,
+ * sends it again after a reconnect. QoS 0 needs no ack. Default off.
+ * (paho 2: manual_ack_set(True) / ack(mid, qos)) */
+int midge_manual_ack_set(midge_client *c, bool on);
+/* MIDGE_OK, MIDGE_ERR_NO_CONN (the connection it came on is gone), MIDGE_ERR_INVAL. */
+int midge_ack(midge_client *c, int mid, int qos);
+
 /* ------------------------------------------------------------------------------------------ */
 /* MQTT 5.0 properties (paho: paho.mqtt.properties.Properties)                                */
 

@@ -102,7 +102,7 @@ class Midge:
             pytest.fail("%s is not built" % exe)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=open(self.log, "a"),
+        self.proc = subprocess.Popen([exe, "-c", self.conf, "-v"], stdout=open(self.log, "a"),
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         if not wait_port(self.port):
             self.stop()

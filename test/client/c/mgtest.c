@@ -29,6 +29,9 @@
  *   -L MS     on_log sleeps MS before printing a "sending" line (widens thread races)
  *   -W        every callback but on_log made in the main thread prints "callback NAME in main"
  *             (with `start` first, midge.h says none is)
+ *   -M        manual acks: on_message prints "manual mid=N qos=Q" and keeps it for ackall
+ *   -b ADDR   connect with midge_connect_bind from ADDR (no CONNECT properties)
+ *   ack MID QOS | ackall               midge_ack one / every kept message: "ack rc=R"
  *   log lines print as "log: [ms since start] line"
  */
 #include <midge/midge.h>
@@ -54,6 +57,9 @@ static long alias_max = -1; /* -A: Topic Alias Maximum in CONNECT */
 static long recv_max = -1;  /* -R: Receive Maximum in CONNECT */
 static bool disc_on_sub;    /* -E: disconnect from on_subscribe (mosquitto_sub -E) */
 static int log_delay_ms;    /* -L */
+static bool manual;         /* -M */
+static const char *bind_addr; /* -b */
+static int unacked[64][2], n_unacked;
 static bool where;          /* -W */
 static pthread_t main_thread; /* set before any thread starts, read-only after */
 
@@ -165,6 +171,15 @@ static void on_message(midge_client *c, void *ud, const midge_message *m)
 	}
 	print_props(m->properties);
 	printf("\n");
+	if (manual && m->qos) {
+		printf("manual mid=%d qos=%d\n", m->mid, m->qos);
+		pthread_mutex_lock(&mu);
+		if (n_unacked < 64) {
+			unacked[n_unacked][0] = m->mid;
+			unacked[n_unacked++][1] = m->qos;
+		}
+		pthread_mutex_unlock(&mu);
+	}
 	pthread_mutex_lock(&mu);
 	int r = ++received;
 	pthread_mutex_unlock(&mu);
@@ -197,7 +212,7 @@ int main(int argc, char **argv)
 	long expiry = -1;
 	const char *user = NULL, *pass = NULL;
 	int ctimeout = 0;
-	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:W")) != -1) {
+	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:WMb:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'V': proto = atoi(optarg); break;
@@ -216,6 +231,8 @@ int main(int argc, char **argv)
 		case 'E': disc_on_sub = true; break;
 		case 'R': recv_max = atol(optarg); break;
 		case 'L': log_delay_ms = atoi(optarg); break;
+		case 'M': manual = true; break;
+		case 'b': bind_addr = optarg; break;
 		case 'W': where = true; break;
 		default: return 2;
 		}
@@ -240,6 +257,8 @@ int main(int argc, char **argv)
 		printf("username_pw_set rc=%d\n", midge_username_pw_set(c, user, pass));
 	if (ctimeout)
 		midge_connect_timeout_set(c, ctimeout);
+	if (manual)
+		midge_manual_ack_set(c, true);
 
 	for (int i = optind; i < argc; i++) {
 		const char *cmd = argv[i];
@@ -254,7 +273,8 @@ int main(int argc, char **argv)
 				midge_properties_set_session_expiry(p, (uint32_t)expiry);
 			if (alias_max >= 0)
 				midge_properties_set_topic_alias_maximum(p, (uint16_t)alias_max);
-			int rc = !strcmp(cmd, "connect") ? midge_connect_ex(c, host, port, ka, clean, p)
+			int rc = bind_addr ? midge_connect_bind(c, host, port, ka, bind_addr) :
+			         !strcmp(cmd, "connect") ? midge_connect_ex(c, host, port, ka, clean, p)
 			                                 : midge_connect_async_ex(c, host, port, ka, clean, p);
 			midge_properties_free(p);
 			printf("%s rc=%d\n", cmd, rc);
@@ -360,6 +380,15 @@ int main(int argc, char **argv)
 				last_mid = rc;
 			printf("pub %s=%d\n", rc > 0 ? "mid" : "err", rc);
 			i += 3;
+		} else if (!strcmp(cmd, "ack")) {
+			printf("ack rc=%d\n", midge_ack(c, atoi(ARG(1)), atoi(ARG(2))));
+			i += 2;
+		} else if (!strcmp(cmd, "ackall")) {
+			pthread_mutex_lock(&mu);
+			for (int k = 0; k < n_unacked; k++)
+				printf("ack rc=%d\n", midge_ack(c, unacked[k][0], unacked[k][1]));
+			n_unacked = 0;
+			pthread_mutex_unlock(&mu);
 		} else if (!strcmp(cmd, "ispub")) {
 			printf("ispub %d\n", midge_is_published(c, last_mid));
 		} else if (!strcmp(cmd, "waitpub")) {
