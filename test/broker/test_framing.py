@@ -7,6 +7,7 @@ import time
 import pytest
 
 import mqtt_raw as m
+from harness import IS_MIDGE, assert_nothing_before_ping
 
 
 def _fixed_header(total_body):
@@ -52,6 +53,9 @@ def test_non_minimal_remaining_length_accepted_or_closed(raw, broker):
     with Remaining Length encoded as 80 00 is either answered or the connection closed."""
     c = raw("nonmin")
     c.send(b"\xc0\x80\x00")
+    if IS_MIDGE:  # midge reads the value (0), not the encoding: PINGRESP
+        assert c.recv().raw == b"\xd0\x00"
+        return
     try:
         p = c.recv()
     except m.Closed:
@@ -140,6 +144,9 @@ def test_utf8_topics_and_filters(raw):
     p.publish("날씨/서울", "맑음".encode(), qos=1)
     got = s.collect(1)[0]
     assert got.topic == "날씨/서울" and got.payload.decode() == "맑음"
+    if IS_MIDGE:  # midge sends one copy for overlapping subscriptions (3.3.5 allows two)
+        assert_nothing_before_ping(s)
+        return
     try:  # a second copy for the second matching filter is allowed (3.3.5)
         extra = s.recv_publish(timeout=0.3)
         assert extra.topic == "날씨/서울"

@@ -5,7 +5,7 @@ import time
 import pytest
 
 import mqtt_raw as m
-from harness import assert_nothing_before_ping
+from harness import IS_MIDGE, assert_nothing_before_ping
 
 
 # ---------------------------------------------------------------- QoS flows, exact bytes
@@ -217,6 +217,9 @@ def test_MQTT_4_7_1_bad_filter_failure_or_close(raw, broker, bad):
     same SUBSCRIBE is unaffected when a SUBACK comes."""
     c = raw("bf")
     c.send(m.subscribe(5, [("ok/t", 1), (bad, 1)]))
+    if IS_MIDGE:  # midge closes (3.1.1 has no way to say why), as mosquitto does
+        assert c.expect_closed(allow_disconnect=False) == []
+        return
     try:
         p = c.recv()
     except m.Closed:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import mqtt_raw as m
-from harness import (assert_broker_serves, assert_nothing_before_ping,
+from harness import (IS_MIDGE, assert_broker_serves, assert_nothing_before_ping,
                      assert_nothing_before_sentinel)
 
 V5 = dict(version=5)
@@ -62,10 +62,13 @@ def test_MQTT_3_1_4_3_takeover_disconnect_0x8e(raw):
 def test_unsupported_protocol_level_v5_form(raw):
     c = raw()
     c.send(m.connect("lvl7", version=7))
-    got = c.expect_closed()
-    assert len(got) <= 1
-    for p in got:
-        assert p.raw in (b"\x20\x02\x00\x01", b"\x20\x03\x00\x84\x00")
+    got = [p.raw for p in c.expect_closed()]
+    # the CONNECT's protocol level decides the form: a 3.1.1 server's CONNACK 0x01 (midge's
+    # and mosquitto's answer), or a 5.0 server's 0x84; midge's is pinned
+    if IS_MIDGE:
+        assert got == [b"\x20\x02\x00\x01"], got
+    else:
+        assert got in ([], [b"\x20\x02\x00\x01"], [b"\x20\x03\x00\x84\x00"]), got
 
 
 def test_MQTT_3_14_4_3_disconnect_0x04_sends_will(raw):
@@ -106,21 +109,31 @@ def test_will_delay_interval(raw):
     w.subscribe([("wd/t", 0)])
     c = c5(raw, "wdd", properties=[(m.P_SESSION_EXPIRY, 60)],
            will=dict(topic="wd/t", payload=b"late", properties=[(m.P_WILL_DELAY, 1)]))
+    t0 = time.monotonic()
     c.abort()
-    w.expect_nothing(0.6)
-    assert w.recv_publish(timeout=3).payload == b"late"
+    assert w.recv_publish(timeout=4).payload == b"late"
+    # the broker sees the abort after t0 and then waits the delay: a lower bound that a busy
+    # machine can only make larger
+    assert time.monotonic() - t0 >= 1.0
 
 
-def test_will_delay_cancelled_by_reconnect(raw):
-    """[MQTT-3.1.3-9] Reconnecting before the delay ends cancels the will."""
+def test_will_delay_cancelled_by_reconnect(raw, broker):
+    """[MQTT-3.1.3-9] Reconnecting before the delay ends cancels the will. The check needs
+    no sleep: a second client with the same Will Delay goes away after the reconnect, so its
+    will is due after the cancelled one would have been; the first will the watcher gets
+    must be that one."""
     w = c5(raw, "wc")
     w.subscribe([("wc/t", 0)])
-    c = c5(raw, "wcd", properties=[(m.P_SESSION_EXPIRY, 60)],
-           will=dict(topic="wc/t", payload=b"no", properties=[(m.P_WILL_DELAY, 2)]))
+    will = dict(topic="wc/t", payload=b"no", properties=[(m.P_WILL_DELAY, 2)])
+    c = c5(raw, "wcd", properties=[(m.P_SESSION_EXPIRY, 60)], will=will)
     c.abort()
-    time.sleep(0.3)
+    # the broker has seen the connection go, so the will is pending (not a takeover)
+    broker.wait_log(r"(Client wcd closed its connection|Socket error on client wcd)")
     c5(raw, "wcd", clean=False, properties=[(m.P_SESSION_EXPIRY, 60)])
-    w.expect_nothing(2.5)
+    ref = c5(raw, "wcr", properties=[(m.P_SESSION_EXPIRY, 60)],
+             will=dict(will, payload=b"reference"))
+    ref.abort()
+    assert w.recv_publish(timeout=6).payload == b"reference"
 
 
 # ---------------------------------------------------------------- session expiry
@@ -215,7 +228,8 @@ def test_MQTT_3_2_2_21_server_keep_alive(broker_factory):
         assert ack.props.get(m.P_SERVER_KEEP_ALIVE) == 10
         c2 = m.RawClient(b.port, version=5)
         ack = c2.connect("ska-ok", keepalive=5)
-        assert ack.props.get(m.P_SERVER_KEEP_ALIVE) in (None, 5)
+        # a keep alive within the limit is the client's own: midge sends no Server Keep Alive
+        assert ack.props.get(m.P_SERVER_KEEP_ALIVE) in ((None,) if IS_MIDGE else (None, 5))
         c2.close()
     finally:
         c.close()
@@ -345,8 +359,10 @@ def test_payload_format_utf8_invalid_payload(raw):
     c.send(m.publish("pfi/t", b"\xff\xfe", qos=1, pid=1, version=5,
                      properties=[(m.P_PAYLOAD_FORMAT, 1)]))
     ack = c.expect(m.PUBACK)
+    if IS_MIDGE:  # midge does not inspect payloads: it accepts and forwards unaltered
+        assert ack.raw == b"\x40\x02\x00\x01", ack
     if ack.reason == 0x99:
-        s.expect_nothing(0.3)
+        assert_nothing_before_ping(s)
     else:
         assert ack.reason in (0, 0x10)
         assert s.recv_publish().payload == b"\xff\xfe"
@@ -359,7 +375,12 @@ def test_MQTT_3_1_2_29_request_problem_information_0(raw):
     ack = c.publish("rpi/none", b"x", qos=1, pid=1)
     assert ack.props.get(m.P_REASON_STRING) is None
     assert not ack.props.all(m.P_USER_PROPERTY)
+    if IS_MIDGE:  # no subscriber: 0x10, and no property at all
+        assert ack.raw == b"\x40\x03\x00\x01\x10", ack
     c.send(m.subscribe(2, [("a/#/b", 0)], version=5))
+    if IS_MIDGE:  # midge refuses a malformed filter with DISCONNECT 0x8F, no properties
+        assert [p.raw for p in c.expect_closed()] == [b"\xe0\x01\x8f"]
+        return
     try:
         p = c.recv()
     except m.Closed:
@@ -372,6 +393,9 @@ def test_puback_v5_no_matching_subscribers(raw):
     """PUBACK in 5.0: reason 0x00 (may be omitted: 40 02) or 0x10 No matching subscribers."""
     c = c5(raw, "nm")
     c.send(m.publish("nomatch/t", b"x", qos=1, pid=5, version=5))
+    if IS_MIDGE:  # midge says 0x10 and sends no property length byte
+        assert c.recv().raw == b"\x40\x03\x00\x05\x10"
+        return
     assert c.recv().raw in (b"\x40\x02\x00\x05", b"\x40\x03\x00\x05\x00",
                             b"\x40\x03\x00\x05\x10", b"\x40\x04\x00\x05\x00\x00",
                             b"\x40\x04\x00\x05\x10\x00")
@@ -391,6 +415,9 @@ def test_bad_filter_v5_0x8f_or_disconnect(raw, broker):
     """An invalid filter: SUBACK reason 0x8F (Topic Filter invalid) or DISCONNECT >= 0x80."""
     c = c5(raw, "bf5")
     c.send(m.subscribe(3, [("ok5", 1), ("a/#/b", 1)], version=5))
+    if IS_MIDGE:  # midge: DISCONNECT 0x8F (Topic Filter invalid) and the close
+        assert [p.raw for p in c.expect_closed()] == [b"\xe0\x01\x8f"]
+        return
     try:
         p = c.recv()
     except m.Closed:
@@ -573,6 +600,8 @@ def test_pubrel_unknown_id_v5(raw):
     c.send(m.pubrel(0x77))
     p = c.expect(m.PUBCOMP)
     assert p.pid == 0x77 and p.reason in (0x00, 0x92)
+    if IS_MIDGE:
+        assert p.raw == b"\x70\x03\x00\x77\x92"
 
 
 def test_message_expiry_live_delivery_forwarded(raw):
