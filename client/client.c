@@ -32,6 +32,7 @@ struct cbs {
 	void (*on_unsubscribe)(midge_client *, void *, int, int, const int *, const midge_properties *);
 	void (*on_disconnect)(midge_client *, void *, int, int, const midge_properties *);
 	void (*on_log)(midge_client *, void *, int, const char *);
+	void (*sock[4])(midge_client *, void *, int); /* open, close, register, unregister write */
 };
 
 static void deliver(midge_client *c, mg_event *e, const struct cbs *snap)
@@ -66,6 +67,13 @@ static void deliver(midge_client *c, mg_event *e, const struct cbs *snap)
 		if (snap->on_disconnect)
 			snap->on_disconnect(c, ud, e->a, e->b, e->props);
 		break;
+	case MG_EV_SOCK_OPEN:
+	case MG_EV_SOCK_CLOSE:
+	case MG_EV_SOCK_WANT_WRITE:
+	case MG_EV_SOCK_NO_WRITE:
+		if (snap->sock[e->kind - MG_EV_SOCK_OPEN])
+			snap->sock[e->kind - MG_EV_SOCK_OPEN](c, ud, e->a);
+		break;
 	}
 }
 
@@ -75,8 +83,39 @@ static void deliver(midge_client *c, mg_event *e, const struct cbs *snap)
  * one that queued: the loop queues every callback but the on_log lines of another thread's
  * sends, and it never sleeps with events queued (nap), so midge.h's promise holds that
  * callbacks run in the loop's thread. */
+/* Socket callbacks: compare the socket and its write interest with what the program was last
+ * told, and queue the difference. Runs at every unlock when such a callback is set (a few
+ * comparisons), so no state change can slip by. Under mu. */
+static void sock_track(midge_client *c)
+{
+	bool live = c->state == MG_S_TCP || c->state == MG_S_CONNACK || c->state == MG_S_UP ||
+	            c->state == MG_S_CLOSING;
+	int fd = live ? c->tr.fd : -1;
+	if (fd != c->sock_told && c->sock_told >= 0) {
+		if (c->write_told)
+			mg_event_push(c, MG_EV_SOCK_NO_WRITE, c->sock_told, 0, NULL, 0, NULL);
+		c->write_told = false;
+		mg_event_push(c, MG_EV_SOCK_CLOSE, c->sock_told, 0, NULL, 0, NULL);
+		c->sock_told = -1;
+	}
+	if (fd >= 0 && c->sock_told < 0) {
+		mg_event_push(c, MG_EV_SOCK_OPEN, fd, 0, NULL, 0, NULL);
+		c->sock_told = fd;
+	}
+	bool want = fd >= 0 && (c->state == MG_S_TCP || (c->olen > c->ooff && !c->log_fence) ||
+	                        mg_transport_want_write(&c->tr));
+	if (want != c->write_told) {
+		mg_event_push(c, want ? MG_EV_SOCK_WANT_WRITE : MG_EV_SOCK_NO_WRITE, fd >= 0 ? fd : c->sock_told,
+		              0, NULL, 0, NULL);
+		c->write_told = want;
+	}
+}
+
 void mg_unlock(midge_client *c)
 {
+	if (c->on_socket_open || c->on_socket_close || c->on_socket_register_write ||
+	    c->on_socket_unregister_write)
+		sock_track(c);
 	mg_event *e = c->ev_head;
 	c->ev_head = c->ev_tail = NULL;
 	if (c->notify) {
@@ -101,6 +140,10 @@ void mg_unlock(midge_client *c)
 	snap.on_subscribe = c->on_subscribe;
 	snap.on_unsubscribe = c->on_unsubscribe;
 	snap.on_disconnect = c->on_disconnect;
+	snap.sock[0] = c->on_socket_open;
+	snap.sock[1] = c->on_socket_close;
+	snap.sock[2] = c->on_socket_register_write;
+	snap.sock[3] = c->on_socket_unregister_write;
 	pthread_mutex_unlock(&c->mu);
 	while (e) {
 		mg_event *next = e->next;
@@ -231,6 +274,7 @@ midge_client *midge_client_new(const char *client_id, bool clean_session, void *
 		return NULL;
 	c->wake[0] = c->wake[1] = -1;
 	c->tr.fd = -1;
+	c->sock_told = -1;
 	if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0)
 		goto fail;
 	if (!empty)
@@ -500,3 +544,9 @@ CB_SETTER(midge_on_subscribe_set, on_subscribe, cb_subscribe_t)
 CB_SETTER(midge_on_unsubscribe_set, on_unsubscribe, cb_subscribe_t)
 CB_SETTER(midge_on_disconnect_set, on_disconnect, cb_connect_t)
 CB_SETTER(midge_on_log_set, on_log, cb_log_t)
+
+typedef void (*cb_socket_t)(midge_client *, void *, int);
+CB_SETTER(midge_on_socket_open_set, on_socket_open, cb_socket_t)
+CB_SETTER(midge_on_socket_close_set, on_socket_close, cb_socket_t)
+CB_SETTER(midge_on_socket_register_write_set, on_socket_register_write, cb_socket_t)
+CB_SETTER(midge_on_socket_unregister_write_set, on_socket_unregister_write, cb_socket_t)

@@ -56,7 +56,8 @@ int mg_props_check_allowed(const midge_properties *p, int ptype);
 /* ---- events (client.c): callbacks queued under mu, made by mg_unlock once mu is released ---- */
 
 enum mg_evkind { MG_EV_LOG, MG_EV_CONNECT, MG_EV_CONNECT_FAIL, MG_EV_PUBLISH, MG_EV_SUBSCRIBE,
-                 MG_EV_UNSUBSCRIBE, MG_EV_DISCONNECT };
+                 MG_EV_UNSUBSCRIBE, MG_EV_DISCONNECT, MG_EV_SOCK_OPEN, MG_EV_SOCK_CLOSE,
+                 MG_EV_SOCK_WANT_WRITE, MG_EV_SOCK_NO_WRITE };
 
 typedef struct mg_event {
 	struct mg_event *next;
@@ -208,6 +209,13 @@ struct midge_client {
 	void (*on_disconnect)(midge_client *, void *, int, int, const midge_properties *);
 	void (*on_log)(midge_client *, void *, int, const char *);
 	mg_msgcb *msgcbs;     /* per-topic message callbacks */
+	/* socket callbacks for external event loops (midge_on_socket_*_set) */
+	void (*on_socket_open)(midge_client *, void *, int);
+	void (*on_socket_close)(midge_client *, void *, int);
+	void (*on_socket_register_write)(midge_client *, void *, int);
+	void (*on_socket_unregister_write)(midge_client *, void *, int);
+	int sock_told;        /* the fd on_socket_open told of (-1: none) */
+	bool write_told;      /* on_socket_register_write told, no unregister since */
 	mg_event *ev_head, *ev_tail;
 	bool notify;          /* broadcast cv at the next mg_unlock */
 	/* Threads other than the loop owner making callbacks (their "sending X" lines) right now:

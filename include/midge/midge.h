@@ -482,6 +482,28 @@ int midge_manual_ack_set(midge_client *c, bool on);
 /* MIDGE_OK, MIDGE_ERR_NO_CONN (the connection it came on is gone), MIDGE_ERR_INVAL. */
 int midge_ack(midge_client *c, int mid, int qos);
 
+/* Socket callbacks for a program with its own event loop (epoll, libuv, a GUI toolkit), so it
+ * need not ask midge_socket / midge_want_write after every call: it is told
+ *   on_socket_open(fd)             a socket exists: watch it for reading (midge_loop_read)
+ *   on_socket_register_write(fd)   output is waiting (or a TCP connect is in progress): watch
+ *                                  it for writing too (midge_loop_write)
+ *   on_socket_unregister_write(fd) output is out: stop watching for writing
+ *   on_socket_close(fd)            the socket is closed (already: the number may be reused
+ *                                  by the next open); stop watching it
+ * Call midge_loop_misc about once a second. Each change is told once, in order, from the
+ * thread whose call caused it (as any callback: without a lock held); setting a callback while
+ * a socket is open tells of it at once. An unregister_write always comes before the close.
+ * (paho: on_socket_open, on_socket_close, on_socket_register_write,
+ * on_socket_unregister_write) */
+void midge_on_socket_open_set(midge_client *c, void (*cb)(midge_client *c, void *userdata,
+                                                          int fd));
+void midge_on_socket_close_set(midge_client *c, void (*cb)(midge_client *c, void *userdata,
+                                                           int fd));
+void midge_on_socket_register_write_set(midge_client *c,
+                                        void (*cb)(midge_client *c, void *userdata, int fd));
+void midge_on_socket_unregister_write_set(midge_client *c,
+                                          void (*cb)(midge_client *c, void *userdata, int fd));
+
 /* ------------------------------------------------------------------------------------------ */
 /* MQTT 5.0 properties (paho: paho.mqtt.properties.Properties)                                */
 
