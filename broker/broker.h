@@ -156,6 +156,7 @@ struct mg_session {
 	int64_t expire_at;    /* ms, while offline and expiry < UINT32_MAX; 0 otherwise */
 	mg_qring queue;
 	size_t qbytes;
+	mg_qring retained;    /* owed after a SUBSCRIBE: sent before queue, no queue limits */
 	mg_fring flight;
 	size_t flight_bytes;
 	mg_inq2 *inq2;
@@ -193,8 +194,17 @@ void mg_registry_free(mg_broker *b);
 
 /* Queue a delivery (takes ownership of q). Applies limits and counts drops. */
 void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q);
-/* Move queued messages into the connection's output as window and buffer allow. */
+/* Owe a retained message to a new subscription (takes ownership of q): it waits for the
+ * socket and the inflight window like a queued one but is never dropped for
+ * max_queued_messages [MQTT-3.3.1-6]. Memory: one reference per retained message matched. */
+void mg_session_owe_retained(mg_worker *w, mg_session *s, mg_qitem *q);
+/* Move owed retained, then queued messages into the connection's output as window and
+ * buffer allow. */
 void mg_session_pump(mg_worker *w, mg_session *s);
+static inline bool mg_session_pending(const mg_session *s)
+{
+	return s->queue.n || s->retained.n;
+}
 /* Resend inflight (DUP) after a reconnect. */
 void mg_session_resend(mg_worker *w, mg_session *s);
 void mg_session_clear_will(mg_session *s);

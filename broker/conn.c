@@ -373,13 +373,13 @@ void mg_conn_flush(mg_conn *c)
 		}
 		atomic_fetch_add_explicit(&c->w->st.bytes_sent, (uint64_t)w, memory_order_relaxed);
 		advance(c, (size_t)w);
-		if (!c->out_bytes && c->s && c->state == MG_CS_ACTIVE && c->s->queue.n)
+		if (!c->out_bytes && c->s && c->state == MG_CS_ACTIVE && mg_session_pending(c->s))
 			mg_session_pump(c->w, c->s); /* room again: move queued messages out */
 	}
 	if (c->state == MG_CS_DEAD)
 		return;
 	compact(c);
-	if (c->s && c->state == MG_CS_ACTIVE && c->s->queue.n && !mg_conn_out_full(c))
+	if (c->s && c->state == MG_CS_ACTIVE && mg_session_pending(c->s) && !mg_conn_out_full(c))
 		mg_session_pump(c->w, c->s);
 	c->read_paused = c->out_bytes > OUT_PAUSE_READ;
 	set_watch(c);

@@ -21,6 +21,7 @@ void mg_session_clear_msgs(mg_session *s)
 {
 	mg_qring_free(&s->queue);
 	s->qbytes = 0;
+	mg_qring_free(&s->retained);
 	mg_fring_free(&s->flight);
 	s->flight_bytes = 0;
 	for (size_t i = 0; i < s->n_inq2; i++)
@@ -178,7 +179,7 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 		mg_qitem_clear(q);
 		return;
 	}
-	if (s->queue.n == 0 && can_send(w, s, q)) {
+	if (!mg_session_pending(s) && can_send(w, s, q)) {
 		send_item(w, s, q);
 		return;
 	}
@@ -198,10 +199,29 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 		mg_store_msg_queued(s, q->m, q->qos);
 }
 
+void mg_session_owe_retained(mg_worker *w, mg_session *s, mg_qitem *q)
+{
+	if (mg_qring_push(&s->retained, q) < 0) {
+		count_drop(w, s);
+		mg_qitem_clear(q);
+	}
+}
+
 void mg_session_pump(mg_worker *w, mg_session *s)
 {
 	int64_t now = mg_loop_now_ms(w->loop);
 	mg_qitem *q;
+	/* Retained first: a live message on the same topic, queued after the SUBSCRIBE, is newer. */
+	while ((q = mg_qring_peek(&s->retained))) {
+		if (!mg_msg_expired(q->m, now) && !can_send(w, s, q))
+			return;
+		mg_qitem it;
+		mg_qring_pop(&s->retained, &it);
+		if (mg_msg_expired(it.m, now))
+			mg_qitem_clear(&it);
+		else
+			send_item(w, s, &it);
+	}
 	while ((q = mg_qring_peek(&s->queue))) {
 		if (!mg_msg_expired(q->m, now) && !can_send(w, s, q))
 			break;

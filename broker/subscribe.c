@@ -27,7 +27,7 @@ static int send_retained(void *ctx, const uint8_t *topic, size_t tlen, void *v)
 	mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < r->qos ? m->qos : r->qos, .retain = true };
 	if (r->sub_id)
 		mg_qitem_set_ids(&q, &r->sub_id, 1);
-	mg_session_deliver(r->w, r->s, &q);
+	mg_session_owe_retained(r->w, r->s, &q);
 	return 0;
 }
 
@@ -105,6 +105,8 @@ int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
 		retained_ctx r = { w, s, want[i].qos, sub_id };
 		mg_retain_match(b->retain, want[i].f.p, want[i].f.len, send_retained, &r);
 	}
+	if (n_want)
+		mg_session_pump(w, s);
 done:
 	while (n_heaps)
 		free(heaps[--n_heaps]);

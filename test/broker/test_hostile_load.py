@@ -259,3 +259,29 @@ def test_open_file_limit_no_spin(broker_factory):
     finally:
         for c in clients:
             c.close()
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_all_retained_sent_on_subscribe(broker, raw, qos):
+    """2,000 retained messages of 1 KiB, then a new subscriber to '#' that reads as fast as it
+    can: it receives every one of them [MQTT-3.3.1-6], once, with the retain flag. The burst
+    went through the normal queue and its max_queued_messages (1000), so 1,507 arrived; now it
+    is paced by the subscriber's socket and, at QoS 1, its inflight window (20) instead."""
+    n = 2000
+    pub = raw("ret-pub")
+    pub.send(b"".join(m.publish("ret/%d" % i, b"%04d" % i + b"r" * 1020, retain=True, qos=qos,
+                                pid=i + 1 if qos else None) for i in range(n)))
+    pub.send(m.pingreq())
+    for i in range(n if qos else 0):
+        assert pub.expect(m.PUBACK, timeout=30).pid == i + 1
+    assert pub.recv(timeout=30).type == m.PINGRESP  # every retained message is stored
+    sub = raw("ret-sub", rcvbuf=8192)  # a small window: the broker must wait for the socket
+    sub.send(m.subscribe(1, [("#", qos)]))
+    assert sub.expect(m.SUBACK, timeout=30).codes == [qos]
+    got = sub.collect(n, timeout=60)
+    assert sorted(p.topic for p in got) == sorted("ret/%d" % i for i in range(n))
+    assert all(p.retain and p.qos == qos and len(p.payload) == 1024 and
+               p.payload[:4] == p.topic[4:].rjust(4, "0").encode() for p in got)
+    # and nothing more: the PINGRESP is next
+    sub.send(m.pingreq())
+    assert sub.recv(timeout=10).type == m.PINGRESP
