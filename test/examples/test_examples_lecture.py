@@ -58,8 +58,10 @@ def test_chat_prompted_address(ex_broker, programs):
     assert pub.wait() == 0, pub.err()
     assert pub.out().startswith("Broker address: ")
     sub.wait_out(r"^letter, %s$" % re.escape(text))
-    time.sleep(0.3)
-    got = [l for l in lines_of(sub) if l != "letter, probe"]
+    # "not sent" would have reached the broker before letter_pub's DISCONNECT, so before a
+    # sentinel published after letter_pub exited: no sleep needed to see it is not there
+    probe_until(sub, ex_broker, "letter", "sentinel", r"^letter, sentinel$")
+    got = [l for l in lines_of(sub) if l not in ("letter, probe", "letter, sentinel")]
     assert got == ["letter, hello", "letter, " + text]
 
 
@@ -90,8 +92,9 @@ def test_temperature(ex_broker, programs):
                    stdin=b"23\n-5\n31\n0\n77\n")
     assert pub.wait() == 0, pub.err()
     sub.wait_out(r"^room/temp, 31$")
-    time.sleep(0.5)
-    got = [l for l in lines_of(sub) if l != "room/temp, -99"]
+    # 77 would have come before a sentinel published after temp_pub exited (see chat above)
+    probe_until(sub, ex_broker, "room/temp", "-98", r"^room/temp, -98$")
+    got = [l for l in lines_of(sub) if l not in ("room/temp, -99", "room/temp, -98")]
     assert got == ["room/temp, 23", "room/temp, -5", "room/temp, 31"]  # 0 ends; 77 never sent
 
 
