@@ -1,5 +1,6 @@
 """MQTT 3.1.1 PUBLISH, QoS flows, sessions, subscriptions and retained messages."""
 
+import re
 import time
 
 import pytest
@@ -141,7 +142,7 @@ def test_MQTT_3_1_2_5_offline_queueing_and_redelivery(raw):
 
 
 @pytest.mark.threaded
-def test_MQTT_4_4_0_1_unacked_qos1_resent_with_dup(raw):
+def test_MQTT_4_4_0_1_unacked_qos1_resent_with_dup(raw, broker):
     """[MQTT-4.4.0-1] On reconnect with CleanSession 0, unacknowledged PUBLISH packets are
     resent with their original ids and DUP 1 [MQTT-3.3.1-1]."""
     c = raw("dup1", clean=False)
@@ -150,7 +151,7 @@ def test_MQTT_4_4_0_1_unacked_qos1_resent_with_dup(raw):
     first = c.recv_publish(ack=False)
     assert not first.dup
     c.close()
-    time.sleep(0.2)
+    _wait_closed_seen(broker, "dup1")
     c = raw()
     c.send(m.connect("dup1", clean=False))
     assert c.recv().raw == b"\x20\x02\x01\x00"
@@ -161,7 +162,7 @@ def test_MQTT_4_4_0_1_unacked_qos1_resent_with_dup(raw):
     assert_nothing_before_ping(c)
 
 
-def test_MQTT_4_4_0_1_unacked_pubrel_resent(raw):
+def test_MQTT_4_4_0_1_unacked_pubrel_resent(raw, broker):
     """[MQTT-4.4.0-1] A QoS 2 outbound message PUBRECed but not PUBCOMPed: the PUBREL is
     resent on reconnect, and the PUBLISH is not."""
     c = raw("rel", clean=False)
@@ -171,7 +172,7 @@ def test_MQTT_4_4_0_1_unacked_pubrel_resent(raw):
     c.send(m.pubrec(p.pid))
     c.expect(m.PUBREL)
     c.close()
-    time.sleep(0.2)
+    _wait_closed_seen(broker, "rel")
     c = raw()
     c.send(m.connect("rel", clean=False))
     assert c.recv().raw == b"\x20\x02\x01\x00"
@@ -180,7 +181,7 @@ def test_MQTT_4_4_0_1_unacked_pubrel_resent(raw):
     assert_nothing_before_ping(c)
 
 
-def test_inbound_qos2_state_survives_reconnect(raw):
+def test_inbound_qos2_state_survives_reconnect(raw, broker):
     """A QoS 2 PUBLISH PUBRECed by the server, then the client reconnects (CleanSession 0)
     and sends the PUBREL: PUBCOMP comes back, and the message is delivered exactly once."""
     s = raw("in2-sub")
@@ -189,7 +190,7 @@ def test_inbound_qos2_state_survives_reconnect(raw):
     c.send(m.publish("in2/t", b"once", qos=2, pid=77))
     assert c.recv().raw == b"\x50\x02\x00\x4d"
     c.close()
-    time.sleep(0.2)
+    _wait_closed_seen(broker, "in2")
     c = raw()
     c.send(m.connect("in2", clean=False))
     assert c.recv().raw == b"\x20\x02\x01\x00"
@@ -227,6 +228,12 @@ def test_MQTT_4_7_1_bad_filter_failure_or_close(raw, broker, bad):
     assert p.raw == b"\x90\x04\x00\x05\x01\x80"
     raw("bf-pub").publish("ok/t", b"x", qos=1)
     assert c.recv_publish().payload == b"x"
+
+
+def _wait_closed_seen(broker, cid):
+    """Waits until the broker has logged the client's close, so the reconnect that follows
+    resumes a session whose connection is gone (not a takeover of a live one)."""
+    broker.wait_log(r"Client %s closed its connection" % re.escape(cid))
 
 
 MATCH_CASES = [
@@ -429,7 +436,7 @@ def test_pubrel_for_unknown_id_gets_pubcomp(raw):
     assert c.recv().raw == b"\x70\x02\x42\x42"
 
 
-def test_MQTT_4_4_0_1_unacked_qos2_publish_resent_with_dup(raw):
+def test_MQTT_4_4_0_1_unacked_qos2_publish_resent_with_dup(raw, broker):
     """[MQTT-4.4.0-1] A QoS 2 PUBLISH not yet PUBRECed is resent on reconnect with DUP 1 and
     the same id; the flow then completes once."""
     c = raw("dup2", clean=False)
@@ -437,7 +444,7 @@ def test_MQTT_4_4_0_1_unacked_qos2_publish_resent_with_dup(raw):
     raw("dup2-pub").publish("dup2/t", b"two", qos=2)
     first = c.expect(m.PUBLISH)
     c.close()
-    time.sleep(0.2)
+    _wait_closed_seen(broker, "dup2")
     c = raw()
     c.send(m.connect("dup2", clean=False))
     assert c.recv().raw == b"\x20\x02\x01\x00"
