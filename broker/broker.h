@@ -195,8 +195,9 @@ void mg_registry_free(mg_broker *b);
 /* Queue a delivery (takes ownership of q). Applies limits and counts drops. */
 void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q);
 /* Owe a retained message to a new subscription (takes ownership of q): it waits for the
- * socket and the inflight window like a queued one but is never dropped for
- * max_queued_messages [MQTT-3.3.1-6]. Memory: one reference per retained message matched. */
+ * socket and the inflight window like a queued one, and is not cut by max_queued_messages
+ * [MQTT-3.3.1-6]: up to the retained store's size plus max_queued_messages are owed at once
+ * (one reference each), more are dropped and counted. */
 void mg_session_owe_retained(mg_worker *w, mg_session *s, mg_qitem *q);
 /* Move owed retained, then queued messages into the connection's output as window and
  * buffer allow. */

@@ -201,6 +201,15 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 
 void mg_session_owe_retained(mg_worker *w, mg_session *s, mg_qitem *q)
 {
+	/* One '#' needs a reference per retained message; a SUBSCRIBE repeating '#' 100,000 times
+	 * (each repeat re-sends them, [MQTT-3.8.4-3]) must not need 100,000 of them. Allow the
+	 * whole store plus max_queued_messages more, for overlapping filters. */
+	int qmax = w->b->cfg->max_queued_messages;
+	if (qmax > 0 && s->retained.n >= mg_retain_count(w->b->retain) + (size_t)qmax) {
+		count_drop(w, s);
+		mg_qitem_clear(q);
+		return;
+	}
 	if (mg_qring_push(&s->retained, q) < 0) {
 		count_drop(w, s);
 		mg_qitem_clear(q);

@@ -285,3 +285,39 @@ def test_all_retained_sent_on_subscribe(broker, raw, qos):
     # and nothing more: the PINGRESP is next
     sub.send(m.pingreq())
     assert sub.recv(timeout=10).type == m.PINGRESP
+
+
+@pytest.mark.midge_only
+def test_retained_owed_bounded(broker_factory):
+    """Every repeat of a filter re-sends the retained messages [MQTT-3.8.4-3], so a SUBSCRIBE
+    naming '#' 100 times would owe 100 copies of the store: what one session may be owed at
+    once is the store's size plus max_queued_messages (here 3 + $SYS + 10); the rest is dropped
+    (counted and logged, as a full queue is)."""
+    b = broker_factory(extra=["max_queued_messages 10", "sys_interval 0"])  # $SYS holds still
+    pub = m.RawClient(b.port)
+    sub = m.RawClient(b.port)
+    try:
+        pub.connect("owed-pub")
+        for i in range(3):
+            pub.publish("owed/%d" % i, b"v", qos=1, retain=True)
+        # the store also holds the broker's own retained $SYS topics, which '#' does not match
+        sub.connect("owed-sub")
+        sub.subscribe([("$SYS/#", 0)])
+        sub.send(m.pingreq())
+        n_sys = 0
+        while sub.recv().type != m.PINGRESP:
+            n_sys += 1
+        sub.send(m.unsubscribe(2, ["$SYS/#"]))
+        sub.expect(m.UNSUBACK)
+        sub.send(big_subscribe(3, [("#", 0)] * 100, 4))
+        assert sub.expect(m.SUBACK).codes == [0] * 100
+        want = 3 + n_sys + 10
+        got = sub.collect(want)
+        assert sorted(p.topic for p in got[:3]) == ["owed/0", "owed/1", "owed/2"]
+        assert all(p.topic.startswith("owed/") and p.retain for p in got)
+        sub.send(m.pingreq())
+        assert sub.recv().type == m.PINGRESP  # nothing after those
+        b.wait_log(r"Outgoing messages are being dropped for client owed-sub\.")
+    finally:
+        pub.close()
+        sub.close()
