@@ -102,8 +102,7 @@ static void sock_track(midge_client *c)
 		mg_event_push(c, MG_EV_SOCK_OPEN, fd, 0, NULL, 0, NULL);
 		c->sock_told = fd;
 	}
-	bool want = fd >= 0 && (c->state == MG_S_TCP || (c->olen > c->ooff && !c->log_fence) ||
-	                        mg_transport_want_write(&c->tr));
+	bool want = fd >= 0 && (c->state == MG_S_TCP || mg_want_write(c));
 	if (want != c->write_told) {
 		mg_event_push(c, want ? MG_EV_SOCK_WANT_WRITE : MG_EV_SOCK_NO_WRITE, fd >= 0 ? fd : c->sock_told,
 		              0, NULL, 0, NULL);
@@ -359,6 +358,9 @@ void midge_client_free(midge_client *c)
 	midge_properties_free(c->connect_props);
 	free(c->host);
 	free(c->bind_address);
+	free(c->proxy_host);
+	free(c->proxy_user);
+	free(c->proxy_pass);
 	if (c->bind_ai)
 		freeaddrinfo(c->bind_ai);
 	close(c->wake[0]);

@@ -191,6 +191,9 @@ struct midge_client {
 	bool manual_ack;   /* midge_manual_ack_set: PUBACK / PUBCOMP wait for midge_ack */
 	char *bind_address; /* midge_connect_bind: the local address to bind, or NULL */
 	struct addrinfo *bind_ai; /* ... resolved when connect_bind was called */
+	char *proxy_host;   /* midge_proxy_set: SOCKS5 proxy, or NULL */
+	int proxy_port;
+	char *proxy_user, *proxy_pass;
 
 	/* the last connect's parameters */
 	char *host;
@@ -245,6 +248,12 @@ struct midge_client {
 	size_t olen, ooff, ocap;
 	uint64_t out_queued, out_written; /* stream positions, for QoS 0 completion */
 	mg_q0 *q0_head, *q0_tail;
+
+	/* SOCKS5 handshake (socks.c), between the TCP connect to the proxy and the CONNECT: while
+	 * socks_phase != 0 only sout goes out and what comes in is the proxy's answer */
+	uint8_t socks_phase;  /* 0 done / none, 1 method reply, 2 auth reply, 3 connect reply */
+	uint8_t sout[600], sin[300];
+	size_t soutlen, soutoff, sinlen;
 
 	uint8_t *ibuf;        /* loop-owned */
 	size_t ilen, icap;    /* loop-owned */
@@ -345,6 +354,13 @@ int mg_tcp_progress(midge_client *c);      /* under mu: after POLLOUT in MG_S_TC
  * peer or we sent DISCONNECT. Under mu; queues on_disconnect (or on_connect_fail before
  * CONNACK). Takes ownership of props. Loop owner only. */
 void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *props);
+
+/* socks.c */
+void mg_socks_begin(midge_client *c);      /* under mu: TCP to the proxy is up, greet it */
+int mg_socks_read(midge_client *c);        /* loop owner, without mu: the proxy's answers */
+int mg_socks_write(midge_client *c);       /* loop owner, under mu */
+/* Under mu: is there output for the socket now (SOCKS bytes, or packets unless fenced)? */
+bool mg_want_write(midge_client *c);
 
 /* io.c (loop owner only) */
 int mg_do_read(midge_client *c);           /* without mu held; MIDGE_OK or the error */

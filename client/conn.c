@@ -74,6 +74,8 @@ int mg_tcp_progress(midge_client *c)
 		err = errno;
 	if (err == 0) {
 		c->state = MG_S_CONNACK;
+		if (c->proxy_host)
+			mg_socks_begin(c);
 		freeaddrinfo(c->ai);
 		c->ai = c->ai_next = NULL;
 		return MIDGE_OK;
@@ -171,6 +173,8 @@ int mg_start_connect(midge_client *c, struct addrinfo *ai)
 		freeaddrinfo(c->ai);
 	c->ai = c->ai_next = ai;
 	c->olen = c->ooff = 0;
+	c->socks_phase = 0;
+	c->soutlen = c->soutoff = c->sinlen = 0;
 	c->srv_receive_max = 65535;
 	c->srv_max_packet = 0;
 	c->srv_alias_max = 0;
@@ -228,6 +232,8 @@ void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *pro
 	c->state = MG_S_IDLE;
 	c->olen = c->ooff = 0;
 	c->ilen = 0;
+	c->socks_phase = 0;
+	c->soutlen = c->soutoff = c->sinlen = 0;
 	c->ping_out = false;
 	/* QoS 0 messages still in obuf are gone: say nothing about them (paho does the same). */
 	for (mg_q0 *q = c->q0_head, *n; q; q = n) {

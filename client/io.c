@@ -343,6 +343,8 @@ static int grow_ibuf(midge_client *c, size_t need)
 
 int mg_do_read(midge_client *c)
 {
+	if (c->socks_phase) /* set and cleared by the loop owner alone: no lock needed to look */
+		return mg_socks_read(c);
 	for (int round = 0; round < 16; round++) {
 		/* +1: the spare byte on_publish lends for a '\0' after the payload */
 		if (grow_ibuf(c, c->ilen + 4096 + 1))
@@ -434,6 +436,8 @@ int mg_do_write(midge_client *c)
 	/* log_fence: another thread is still telling on_log about these bytes (client.c) */
 	if (c->tr.fd < 0 || c->state == MG_S_TCP || c->log_fence)
 		return MIDGE_OK;
+	if (c->socks_phase)
+		return mg_socks_write(c);
 	while (c->olen > c->ooff) {
 		struct iovec iov = { c->obuf + c->ooff, c->olen - c->ooff };
 		ssize_t n = mg_transport_writev(&c->tr, &iov, 1);

@@ -121,7 +121,7 @@ int mg_loop_once(midge_client *c, int timeout_ms)
 	struct pollfd pf[2] = { { .fd = c->tr.fd, .events = POLLIN }, { .fd = c->wake[0], .events = POLLIN } };
 	if (st == MG_S_TCP)
 		pf[0].events = POLLOUT;
-	else if ((c->olen > c->ooff && !c->log_fence) || mg_transport_want_write(&c->tr))
+	else if (mg_want_write(c))
 		pf[0].events |= POLLOUT; /* a fence ends with a wake-up */
 	int64_t dl = next_deadline(c, mg_cl_now_ms());
 	int t = timeout_ms;
@@ -322,8 +322,9 @@ static int resolve_cancellable(midge_client *c, const char *host, int port, stru
 static int start(midge_client *c, bool sync, bool automatic)
 {
 	mg_lock(c);
-	char *host = c->host ? strdup(c->host) : NULL;
-	int port = c->port;
+	/* Through a SOCKS5 proxy the proxy is what we connect to; it resolves the broker's name. */
+	char *host = c->proxy_host ? strdup(c->proxy_host) : c->host ? strdup(c->host) : NULL;
+	int port = c->proxy_host ? c->proxy_port : c->port;
 	mg_unlock(c);
 	if (!host)
 		return MIDGE_ERR_NOMEM;
@@ -664,7 +665,7 @@ bool midge_want_write(midge_client *c)
 		return false;
 	mg_lock(c);
 	bool w = c->state == MG_S_TCP ||
-	         (active(c->state) && ((c->olen > c->ooff && !c->log_fence) || mg_transport_want_write(&c->tr)));
+	         (active(c->state) && mg_want_write(c));
 	mg_unlock(c);
 	return w;
 }

@@ -36,6 +36,7 @@ const char *midge_strerror(int err)
 	case MIDGE_ERR_PROPERTY: return "A property is not allowed in this packet or protocol version.";
 	case MIDGE_ERR_BUSY: return "Busy: already connected or connecting, or a loop thread runs.";
 	case MIDGE_ERR_OVERSIZE_PACKET: return "Packet larger than the broker's maximum packet size.";
+	case MIDGE_ERR_PROXY: return "The SOCKS5 proxy refused the connection or failed.";
 	default: return "Unknown error.";
 	}
 }

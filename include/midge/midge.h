@@ -111,8 +111,10 @@ enum {
 	MIDGE_ERR_KEEPALIVE = -17,     /* no answer from the broker within the keepalive */
 	MIDGE_ERR_PROPERTY = -18,      /* a property is not allowed in this packet / version */
 	MIDGE_ERR_BUSY = -19,          /* already connected / connecting, or a loop thread runs */
-	MIDGE_ERR_OVERSIZE_PACKET = -20 /* the packet is larger than the broker's Maximum Packet
+	MIDGE_ERR_OVERSIZE_PACKET = -20, /* the packet is larger than the broker's Maximum Packet
 	                                  Size (5.0 CONNACK) (libmosquitto: MOSQ_ERR_OVERSIZE_PACKET) */
+	MIDGE_ERR_PROXY = -21          /* the SOCKS5 proxy refused (authentication, or it could not
+	                                  reach the broker) or broke its protocol */
 };
 
 /* One line of English for a MIDGE_ERR_* code. (paho: error_string) */
@@ -503,6 +505,20 @@ void midge_on_socket_register_write_set(midge_client *c,
                                         void (*cb)(midge_client *c, void *userdata, int fd));
 void midge_on_socket_unregister_write_set(midge_client *c,
                                           void (*cb)(midge_client *c, void *userdata, int fd));
+
+/* Proxy types of midge_proxy_set (PySocks' values, which paho's proxy_set takes). */
+#define MIDGE_PROXY_SOCKS5 2
+
+/* Reach the broker through a SOCKS5 proxy (RFC 1928) from the next connect on: host and port
+ * are the proxy's; username / password (RFC 1929, at most 255 bytes each) when it asks for
+ * them, else NULL. The broker's host name goes to the proxy unresolved (paho's
+ * proxy_rdns=True), an address literal as an address. A proxy that refuses makes the connect
+ * fail with MIDGE_ERR_PROXY (on_connect_fail for connect_async). host NULL: no proxy.
+ * MIDGE_ERR_NOT_SUPPORTED for a type other than MIDGE_PROXY_SOCKS5.
+ * (paho: proxy_set(proxy_type=socks.SOCKS5, proxy_addr, proxy_port, proxy_rdns=True,
+ * proxy_username, proxy_password); libmosquitto: mosquitto_socks5_set) */
+int midge_proxy_set(midge_client *c, int type, const char *host, int port,
+                    const char *username, const char *password);
 
 /* ------------------------------------------------------------------------------------------ */
 /* MQTT 5.0 properties (paho: paho.mqtt.properties.Properties)                                */

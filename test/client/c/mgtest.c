@@ -31,6 +31,7 @@
  *             (with `start` first, midge.h says none is)
  *   -M        manual acks: on_message prints "manual mid=N qos=Q" and keeps it for ackall
  *   -b ADDR   connect with midge_connect_bind from ADDR (no CONNECT properties)
+ *   -X PORT   through the SOCKS5 proxy at 127.0.0.1:PORT   -Y USER:PASS  its credentials
  *   ack MID QOS | ackall               midge_ack one / every kept message: "ack rc=R"
  *   log lines print as "log: [ms since start] line"
  */
@@ -59,6 +60,8 @@ static bool disc_on_sub;    /* -E: disconnect from on_subscribe (mosquitto_sub -
 static int log_delay_ms;    /* -L */
 static bool manual;         /* -M */
 static const char *bind_addr; /* -b */
+static int proxy_port;        /* -X */
+static char *proxy_cred;      /* -Y */
 static int unacked[64][2], n_unacked;
 static bool where;          /* -W */
 static pthread_t main_thread; /* set before any thread starts, read-only after */
@@ -212,7 +215,7 @@ int main(int argc, char **argv)
 	long expiry = -1;
 	const char *user = NULL, *pass = NULL;
 	int ctimeout = 0;
-	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:WMb:")) != -1) {
+	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:WMb:X:Y:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'V': proto = atoi(optarg); break;
@@ -233,6 +236,8 @@ int main(int argc, char **argv)
 		case 'L': log_delay_ms = atoi(optarg); break;
 		case 'M': manual = true; break;
 		case 'b': bind_addr = optarg; break;
+		case 'X': proxy_port = atoi(optarg); break;
+		case 'Y': proxy_cred = optarg; break;
 		case 'W': where = true; break;
 		default: return 2;
 		}
@@ -259,6 +264,13 @@ int main(int argc, char **argv)
 		midge_connect_timeout_set(c, ctimeout);
 	if (manual)
 		midge_manual_ack_set(c, true);
+	if (proxy_port) {
+		char *ppass = proxy_cred ? strchr(proxy_cred, ':') : NULL;
+		if (ppass)
+			*ppass++ = '\0';
+		printf("proxy_set rc=%d\n", midge_proxy_set(c, MIDGE_PROXY_SOCKS5, "127.0.0.1",
+		                                             proxy_port, proxy_cred, ppass));
+	}
 
 	for (int i = optind; i < argc; i++) {
 		const char *cmd = argv[i];
