@@ -1,4 +1,4 @@
-/* net/tcp.c - the plain TCP transport: read(2) and writev(2) on a non-blocking socket. */
+/* net/tcp.c - the plain TCP transport: read(2) and sendmsg(2) on a non-blocking socket. */
 #include "net/transport.h"
 
 #include <errno.h>
@@ -17,10 +17,14 @@ static ssize_t tcp_read(mg_transport *t, void *buf, size_t len)
 	}
 }
 
+/* sendmsg with MSG_NOSIGNAL rather than writev: a write to a connection the peer has reset
+ * or that was shut down returns EPIPE instead of raising SIGPIPE, which would kill a program
+ * using libmidge that never asked for signals (the broker ignores SIGPIPE anyway). */
 static ssize_t tcp_writev(mg_transport *t, const struct iovec *iov, int iovcnt)
 {
+	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 	for (;;) {
-		ssize_t n = writev(t->fd, iov, iovcnt);
+		ssize_t n = sendmsg(t->fd, &m, MSG_NOSIGNAL);
 		if (n >= 0)
 			return n;
 		if (errno == EINTR)

@@ -61,3 +61,16 @@ def test_disconnect_when_not_connected_does_not_stop_a_later_loop_forever(fake, 
     c.expect("forever rc=0")
     c.finish()
     assert c.lines[0] == "disconnect rc=-3"             # never connected: MIDGE_ERR_NO_CONN
+
+
+def test_write_to_a_closed_socket_is_a_lost_connection_not_sigpipe(anybroker, cbin):
+    # A QoS 0 PUBLISH waits in the output buffer; the socket is shut down under the library;
+    # the program's own loop calls midge_loop_write. The write fails with EPIPE: the library
+    # must report a lost connection, not let SIGPIPE kill the program (writev(2) raises it;
+    # libmosquitto and paho.mqtt.c write with MSG_NOSIGNAL).
+    lines, rc = run([cbin("mgtest"), "-p", str(anybroker.port), "connect",
+                     "pub", "t", "x", "0", "0", "abort", "loopwrite"], check=False)
+    assert rc == 0, "exit %d: %s" % (rc, lines)
+    assert "loopwrite rc=-5" in lines          # MIDGE_ERR_CONN_LOST
+    assert "on_disconnect flags=0 rc=-5" in lines
+    assert lines[-1] == "done"

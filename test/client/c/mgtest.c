@@ -32,6 +32,7 @@
  *   -M        manual acks: on_message prints "manual mid=N qos=Q" and keeps it for ackall
  *   -b ADDR   connect with midge_connect_bind from ADDR (no CONNECT properties)
  *   -X PORT   through the SOCKS5 proxy at 127.0.0.1:PORT   -Y USER:PASS  its credentials
+ *   loopwrite                          one midge_loop_write: "loopwrite rc=R"
  *   ack MID QOS | ackall               midge_ack one / every kept message: "ack rc=R"
  *   log lines print as "log: [ms since start] line"
  */
@@ -392,6 +393,8 @@ int main(int argc, char **argv)
 				last_mid = rc;
 			printf("pub %s=%d\n", rc > 0 ? "mid" : "err", rc);
 			i += 3;
+		} else if (!strcmp(cmd, "loopwrite")) {
+			printf("loopwrite rc=%d\n", midge_loop_write(c));
 		} else if (!strcmp(cmd, "ack")) {
 			printf("ack rc=%d\n", midge_ack(c, atoi(ARG(1)), atoi(ARG(2))));
 			i += 2;
