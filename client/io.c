@@ -343,7 +343,10 @@ static int grow_ibuf(midge_client *c, size_t need)
 
 int mg_do_read(midge_client *c)
 {
-	if (c->socks_phase) /* set and cleared by the loop owner alone: no lock needed to look */
+	mg_lock(c);
+	bool socks = c->socks_phase; /* a connect from another thread clears it */
+	mg_unlock(c);
+	if (socks)
 		return mg_socks_read(c);
 	for (int round = 0; round < 16; round++) {
 		/* +1: the spare byte on_publish lends for a '\0' after the payload */

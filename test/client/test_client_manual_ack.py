@@ -5,6 +5,8 @@ PUBLISH the program sends later, so it cannot have been sent automatically), and
 and mosquitto: an unacknowledged message comes again after a reconnect, an acknowledged one
 does not."""
 
+import pytest
+
 from client_helpers import run  # noqa: F401
 from client_helpers import anybroker, cbin, spawn, fake  # noqa: F401  (fixtures)
 import mqtt_raw as raw
@@ -60,3 +62,20 @@ def test_unacked_message_is_sent_again_acked_is_not(anybroker, cbin):
                     "disconnect"])
     msgs = [ln for ln in lines if ln.startswith("msg ")]
     assert len(msgs) == 1 and "payload=last" in msgs[0], lines
+
+
+@pytest.mark.threaded
+def test_ack_from_the_main_thread_while_loop_start_runs(anybroker, cbin):
+    port = str(anybroker.port)
+    m = cbin("mgtest")
+    # on_message runs in the loop_start thread; midge_ack comes from the main thread.
+    lines, _ = run([m, "-p", port, "-i", "mack2", "-n", "-M", "start", "connect",
+                    "sub", "mack2/t", "1", "loop", "300", "pub", "mack2/t", "one", "1", "0",
+                    "recv", "1", "5000", "ackall", "disconnect", "stop"])
+    assert "ack rc=0" in lines
+    # acknowledged: not sent again to the kept session
+    lines, _ = run([m, "-p", port, "-i", "mack2", "-n", "-M", "connect",
+                    "pub", "mack2/t", "two", "1", "0", "recv", "1", "5000", "ackall",
+                    "disconnect"])
+    msgs = [ln for ln in lines if ln.startswith("msg ")]
+    assert len(msgs) == 1 and "payload=two" in msgs[0], lines
