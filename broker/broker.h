@@ -60,6 +60,7 @@ typedef struct mg_worker mg_worker;
 typedef struct mg_session mg_session;
 typedef struct mg_conn mg_conn;
 typedef struct mg_broker mg_broker;
+typedef struct mg_subwork mg_subwork; /* a SUBSCRIBE/UNSUBSCRIBE in progress (subscribe.c) */
 
 /* ---- messages (msg.c) ---- */
 
@@ -257,6 +258,7 @@ struct mg_conn {
 	size_t out_bytes;    /* bytes queued, not yet written */
 	mg_conn *dirty_next;
 	mg_conn *next, *prev; /* the worker's list */
+	mg_subwork *sw;      /* a SUBSCRIBE/UNSUBSCRIBE handled in chunks: no reading meanwhile */
 	/* MQTT 5 per connection */
 	char **alias;        /* alias_max + 1 entries, malloc'd topics (NUL-terminated) */
 	uint16_t *alias_len;
@@ -348,6 +350,7 @@ int mg_handle_packet(mg_conn *c, const mg_packet *p);   /* 0 or closes c and ret
 int mg_handle_connect(mg_conn *c, const mg_packet *p);  /* 0, -1 closed, 1 handed off */
 int mg_handle_subscribe(mg_conn *c, const mg_packet *p);
 int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p);
+void mg_subwork_drop(mg_conn *c); /* a closing connection's packet in progress, if any */
 /* Log a protocol error with the client id, send DISCONNECT rc (5.0), close. Returns -1. */
 int mg_proto_err(mg_conn *c, uint8_t rc, const char *why);
 /* mount_point: prefix t with the connection's listener mount point into stack (cap bytes) or,
@@ -423,6 +426,9 @@ struct mg_worker {
 	mg_stats st;
 	int n_conns;        /* connections it owns */
 	long tick_timer;
+	mg_conn **busy;     /* connections with a SUBSCRIBE/UNSUBSCRIBE in progress */
+	int n_busy, cap_busy;
+	long busy_timer;    /* the next chunk of theirs, or 0 */
 	int reserve_fd;     /* /dev/null, given up to accept-and-close at the open-file limit; -1 */
 	long accept_timer;  /* while it stopped watching the listeners (no reserve left), else 0 */
 	int n_outpool;

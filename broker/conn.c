@@ -40,7 +40,7 @@ mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port)
 
 static void set_watch(mg_conn *c)
 {
-	int mask = (c->read_paused || c->throttled ? 0 : MG_EV_READ) | (c->out_bytes ? MG_EV_WRITE : 0);
+	int mask = (c->read_paused || c->throttled || c->sw ? 0 : MG_EV_READ) | (c->out_bytes ? MG_EV_WRITE : 0);
 	if (mask != c->watch_mask) {
 		c->watch_mask = mask;
 		mg_loop_watch(c->w->loop, c->tr.fd, mask, on_io, c, false);
@@ -98,6 +98,7 @@ void mg_conn_uncount(mg_conn *c)
 
 void mg_conn_free(mg_conn *c)
 {
+	mg_subwork_drop(c);
 	for (size_t i = c->seg_head; i < c->nseg; i++)
 		mg_msg_unref(c->seg[i].m);
 	free(c->seg);
@@ -144,6 +145,7 @@ void mg_conn_close(mg_conn *c, enum mg_close why)
 		mg_log(MG_LOG_NOTICE, "Client %s %s", mg_conn_name(c), close_text(why));
 	bool was_active = c->state == MG_CS_ACTIVE;
 	c->state = MG_CS_DEAD; /* first: a failing flush below must not close it again */
+	mg_subwork_drop(c);
 	if (c->out_bytes)
 		mg_conn_flush(c); /* best effort: a CONNACK refusal or DISCONNECT reason */
 	if (was_active && c->s) {
@@ -498,6 +500,8 @@ void mg_conn_process(mg_conn *c)
 			return;
 		}
 		off += (size_t)n;
+		if (c->sw)
+			break; /* the rest of it on later loop turns; later packets wait for it */
 	}
 	if (c->state == MG_CS_DEAD)
 		return;
@@ -577,7 +581,7 @@ static void on_io(mg_loop *l, int fd, void *ud, int mask)
 	(void)fd;
 	if ((mask & MG_EV_WRITE) && c->state != MG_CS_DEAD)
 		mg_conn_flush(c);
-	if ((mask & MG_EV_READ) && c->state != MG_CS_DEAD && !c->read_paused && !c->throttled) {
+	if ((mask & MG_EV_READ) && c->state != MG_CS_DEAD && !c->read_paused && !c->throttled && !c->sw) {
 		if (c->w->b->nworkers > 1 && mg_worker_backlogged(c->w))
 			mg_worker_throttle(c->w, c);
 		else

@@ -220,7 +220,10 @@ void mg_session_pump(mg_worker *w, mg_session *s)
 {
 	int64_t now = mg_loop_now_ms(w->loop);
 	mg_qitem *q;
-	/* Retained first: a live message on the same topic, queued after the SUBSCRIBE, is newer. */
+	/* Retained first: a live message on the same topic, queued after the SUBSCRIBE, is newer.
+	 * Not before the SUBACK, while a long SUBSCRIBE is still being handled. */
+	if (s->retained.n && s->conn && s->conn->sw)
+		return;
 	while ((q = mg_qring_peek(&s->retained))) {
 		if (!mg_msg_expired(q->m, now) && !can_send(w, s, q))
 			return;

@@ -31,9 +31,25 @@ static int send_retained(void *ctx, const uint8_t *topic, size_t tlen, void *v)
 	return 0;
 }
 
-/* The arrays below hold one entry per filter of a packet, and a packet may carry hundreds of
- * thousands of filters (an 800 KB SUBSCRIBE of 3-byte filters): they live on the heap, never on
- * the stack. Running out of memory closes this one connection. */
+/* A SUBSCRIBE or UNSUBSCRIBE is handled MG_SUB_CHUNK filters per loop turn. A packet may
+ * carry millions of filters (max_packet_size allows 256 MB); handled in one go it would hold
+ * the worker, and every other client of it, for as long as it takes. When more remain, the
+ * rest of the payload is copied into a mg_subwork, the connection stops reading (its later
+ * packets must see the subscriptions), and a 1 ms timer handles the next chunk after the
+ * worker's other events. The reply goes out when the last filter is done; owed retained
+ * messages wait for it (mg_session_pump). Per-filter arrays live on the heap, never on the
+ * stack. Running out of memory closes this one connection. */
+#define MG_SUB_CHUNK 2048
+
+struct mg_subwork {
+	mg_packet p;     /* the packet, u.sub.raw pointing into raw once continued */
+	uint8_t *raw;    /* owned copy of the filters not yet handled, or NULL */
+	uint32_t off;    /* mg_sub_next's position */
+	uint32_t n;      /* filters handled, codes[0..n) */
+	uint32_t sub_id;
+	uint8_t *codes;  /* one per filter */
+};
+
 static int out_of_memory(mg_conn *c, const char *what)
 {
 	mg_log(MG_LOG_ERR, "Out of memory handling %s from %s: closing its connection.", what, c->id);
@@ -41,29 +57,36 @@ static int out_of_memory(mg_conn *c, const char *what)
 	return -1;
 }
 
-int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
+static void work_free(mg_subwork *sw)
+{
+	if (sw) {
+		free(sw->raw);
+		free(sw->codes);
+		free(sw);
+	}
+}
+
+/* Up to MG_SUB_CHUNK filters of a SUBSCRIBE. 1: more remain, 0: done, -1: c was closed. */
+static int subscribe_chunk(mg_conn *c, mg_subwork *sw)
 {
 	mg_worker *w = c->w;
 	mg_session *s = c->s;
 	mg_broker *b = w->b;
-	uint32_t sub_id = (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID)))
-	                  ? p->props.subscription_id : 0;
-	size_t count = p->u.sub.count ? p->u.sub.count : 1;
-	struct want { mg_bytes f; uint8_t qos; } *want = malloc(count * sizeof *want);
-	uint8_t *codes = malloc(count);
-	/* mounted filters must live until the retained messages are sent: one heap copy each */
-	uint8_t **heaps = c->mp_len ? malloc(count * sizeof *heaps) : NULL;
-	size_t n_want = 0, n = 0, n_heaps = 0;
-	int ret = 0;
-	if (!want || !codes || (c->mp_len && !heaps)) {
-		ret = out_of_memory(c, "SUBSCRIBE");
-		goto done;
-	}
-	mg_log(MG_LOG_DEBUG, "Received SUBSCRIBE from %s", c->id);
-	uint32_t off = 0;
+	const mg_packet *p = &sw->p;
+	struct want { mg_bytes f; uint8_t qos; } want[MG_SUB_CHUNK];
+	/* mounted filters must live until the retained messages are owed: one heap copy each */
+	uint8_t *heaps[MG_SUB_CHUNK];
+	size_t n_want = 0, n_heaps = 0, k = 0;
+	int ret = 1;
 	mg_bytes f;
 	mg_subopts o;
-	while (n < count && mg_sub_next(p, &off, &f, &o)) {
+	for (;; k++) {
+		if (k == MG_SUB_CHUNK || sw->n == p->u.sub.count)
+			break;
+		if (!mg_sub_next(p, &sw->off, &f, &o)) {
+			ret = 0;
+			break;
+		}
 		mg_log(MG_LOG_DEBUG, "\t%.*s (QoS %d)", (int)f.len, (const char *)f.p, o.qos);
 		if (c->level != MG_V5)
 			o = (mg_subopts){ .qos = o.qos };
@@ -74,7 +97,7 @@ int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
 		if (heap)
 			heaps[n_heaps++] = heap;
 		if (!f.p) {
-			codes[n++] = 0x80;
+			sw->codes[sw->n++] = 0x80;
 			continue;
 		}
 		if (shared == 1 && o.no_local && c->level == MG_V5) {
@@ -82,52 +105,41 @@ int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
 			goto done;
 		}
 		uint8_t rc = o.qos;
-		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->handle, o, sub_id);
+		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->handle, o, sw->sub_id);
 		if (r < 0) {
 			rc = shared < 0 && c->level == MG_V5 ? MG_RC_TOPIC_FILTER_INVALID : 0x80;
+		} else if (r == 0 && mg_fset_add(&s->subs, f.p, f.len) < 0) {
+			mg_subtree_remove(b->tree, f.p, f.len, s->handle);
+			rc = 0x80;
 		} else {
-			if (r == 0 && mg_fset_add(&s->subs, f.p, f.len) < 0) {
-				mg_subtree_remove(b->tree, f.p, f.len, s->handle);
-				rc = 0x80;
-			} else {
-				mg_store_sub_added(s, f.p, f.len, o, sub_id);
-				mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s", c->id, o.qos, (int)f.len, (const char *)f.p);
-				if (shared != 1 && (o.retain_handling == 0 || (o.retain_handling == 1 && r == 0)))
-					want[n_want++] = (struct want){ f, o.qos };
-			}
+			mg_store_sub_added(s, f.p, f.len, o, sw->sub_id);
+			mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s", c->id, o.qos, (int)f.len, (const char *)f.p);
+			if (shared != 1 && (o.retain_handling == 0 || (o.retain_handling == 1 && r == 0)))
+				want[n_want++] = (struct want){ f, o.qos };
 		}
-		codes[n++] = rc;
+		sw->codes[sw->n++] = rc;
 	}
-	mg_packet ack = { .type = MG_SUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
-	mg_log(MG_LOG_DEBUG, "Sending SUBACK to %s", c->id);
-	mg_conn_send(c, &ack);
+	if (sw->n == p->u.sub.count)
+		ret = 0;
 	for (size_t i = 0; i < n_want; i++) {
-		retained_ctx r = { w, s, want[i].qos, sub_id };
+		retained_ctx r = { w, s, want[i].qos, sw->sub_id };
 		mg_retain_match(b->retain, want[i].f.p, want[i].f.len, send_retained, &r);
 	}
-	if (n_want)
-		mg_session_pump(w, s);
 done:
 	while (n_heaps)
 		free(heaps[--n_heaps]);
-	free(heaps);
-	free(codes);
-	free(want);
 	return ret;
 }
 
-int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p)
+/* Up to MG_SUB_CHUNK filters of an UNSUBSCRIBE; returns as subscribe_chunk. */
+static int unsubscribe_chunk(mg_conn *c, mg_subwork *sw)
 {
 	mg_session *s = c->s;
-	size_t count = p->u.sub.count ? p->u.sub.count : 1;
-	uint8_t *codes = malloc(count);
-	size_t n = 0;
-	if (!codes)
-		return out_of_memory(c, "UNSUBSCRIBE");
-	mg_log(MG_LOG_DEBUG, "Received UNSUBSCRIBE from %s", c->id);
-	uint32_t off = 0;
+	const mg_packet *p = &sw->p;
 	mg_bytes f;
-	while (n < count && mg_sub_next(p, &off, &f, NULL)) {
+	for (size_t k = 0; k < MG_SUB_CHUNK; k++) {
+		if (sw->n == p->u.sub.count || !mg_sub_next(p, &sw->off, &f, NULL))
+			return 0;
 		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)f.len, (const char *)f.p);
 		uint8_t mb[256], *heap;
 		mg_bytes mf = mg_mount(c, f, true, mb, sizeof mb, &heap);
@@ -138,11 +150,135 @@ int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p)
 		}
 		free(heap);
 		mg_log(MG_LOG_UNSUBSCRIBE, "%s %.*s", c->id, (int)f.len, (const char *)f.p);
-		codes[n++] = r == 0 ? 0 : MG_RC_NO_SUBSCRIPTION_EXISTED;
+		sw->codes[sw->n++] = r == 0 ? 0 : MG_RC_NO_SUBSCRIPTION_EXISTED;
 	}
-	mg_packet ack = { .type = MG_UNSUBACK, .packet_id = p->packet_id, .u.codes = { codes, (uint32_t)n } };
-	mg_log(MG_LOG_DEBUG, "Sending UNSUBACK to %s", c->id);
+	return sw->n == p->u.sub.count ? 0 : 1;
+}
+
+static void work_finish(mg_conn *c, mg_subwork *sw)
+{
+	bool sub = sw->p.type == MG_SUBSCRIBE;
+	mg_packet ack = { .type = sub ? MG_SUBACK : MG_UNSUBACK, .packet_id = sw->p.packet_id,
+	                  .u.codes = { sw->codes, sw->n } };
+	mg_log(MG_LOG_DEBUG, "Sending %s to %s", sub ? "SUBACK" : "UNSUBACK", c->id);
 	mg_conn_send(c, &ack);
-	free(codes);
+	if (sub && mg_session_pending(c->s))
+		mg_session_pump(c->w, c->s); /* the retained messages owed, after the SUBACK */
+}
+
+static int work_step(mg_conn *c, mg_subwork *sw)
+{
+	return sw->p.type == MG_SUBSCRIBE ? subscribe_chunk(c, sw) : unsubscribe_chunk(c, sw);
+}
+
+static void busy_remove(mg_worker *w, mg_conn *c)
+{
+	for (int i = 0; i < w->n_busy; i++)
+		if (w->busy[i] == c) {
+			w->busy[i] = w->busy[--w->n_busy];
+			return;
+		}
+}
+
+static void resume_busy(mg_loop *l, void *ud);
+
+static void arm(mg_worker *w)
+{
+	if (!w->busy_timer)
+		w->busy_timer = mg_loop_timer(w->loop, 1, 0, resume_busy, w);
+}
+
+/* The next chunk of every connection with a packet in progress; from the end, so that one
+ * that finishes (swapped out by busy_remove) is not visited twice. */
+static void resume_busy(mg_loop *l, void *ud)
+{
+	mg_worker *w = ud;
+	(void)l;
+	w->busy_timer = 0;
+	for (int i = w->n_busy - 1; i >= 0; i--) {
+		if (i >= w->n_busy)
+			continue;
+		mg_conn *c = w->busy[i];
+		mg_subwork *sw = c->sw;
+		int r = work_step(c, sw);
+		if (r == 1)
+			continue;
+		if (r < 0)
+			continue; /* closed: mg_subwork_drop already freed it */
+		c->sw = NULL;
+		busy_remove(w, c);
+		work_finish(c, sw);
+		work_free(sw);
+		mg_conn_set_watch(c);
+		if (c->state != MG_CS_DEAD && c->rlen)
+			mg_conn_process(c); /* what arrived behind the packet */
+	}
+	if (w->n_busy)
+		arm(w);
+}
+
+void mg_subwork_drop(mg_conn *c)
+{
+	if (!c->sw)
+		return;
+	busy_remove(c->w, c);
+	work_free(c->sw);
+	c->sw = NULL;
+}
+
+/* Handle a SUBSCRIBE or UNSUBSCRIBE: the first chunk now, the rest on later loop turns. */
+static int handle_filters(mg_conn *c, const mg_packet *p, uint32_t sub_id)
+{
+	const char *what = p->type == MG_SUBSCRIBE ? "SUBSCRIBE" : "UNSUBSCRIBE";
+	mg_subwork one = { .p = *p, .sub_id = sub_id };
+	one.codes = malloc(p->u.sub.count ? p->u.sub.count : 1);
+	if (!one.codes)
+		return out_of_memory(c, what);
+	mg_log(MG_LOG_DEBUG, "Received %s from %s", what, c->id);
+	int r = work_step(c, &one);
+	if (r <= 0) {
+		if (r == 0)
+			work_finish(c, &one);
+		free(one.codes);
+		return r;
+	}
+	/* More to do: keep the filters not yet handled; the input buffer will move on. */
+	mg_worker *w = c->w;
+	mg_subwork *sw = malloc(sizeof *sw);
+	uint32_t left = p->u.sub.raw.len - one.off;
+	uint8_t *raw = malloc(left ? left : 1);
+	mg_conn **nb = w->n_busy < w->cap_busy ? w->busy
+	             : realloc(w->busy, (size_t)(w->cap_busy ? w->cap_busy * 2 : 4) * sizeof *nb);
+	if (nb && nb != w->busy) {
+		w->busy = nb;
+		w->cap_busy = w->cap_busy ? w->cap_busy * 2 : 4;
+	}
+	if (!sw || !raw || !nb) {
+		free(sw);
+		free(raw);
+		free(one.codes);
+		return out_of_memory(c, what);
+	}
+	memcpy(raw, p->u.sub.raw.p + one.off, left);
+	*sw = one;
+	sw->raw = raw;
+	sw->p.u.sub.raw = (mg_bytes){ raw, left };
+	sw->off = 0;
+	c->sw = sw;
+	w->busy[w->n_busy++] = c;
+	mg_conn_set_watch(c); /* no reading until it is done */
+	arm(w);
 	return 0;
+}
+
+int mg_handle_subscribe(mg_conn *c, const mg_packet *p)
+{
+	uint32_t sub_id = (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID)))
+	                  ? p->props.subscription_id : 0;
+	return handle_filters(c, p, sub_id);
+}
+
+int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p)
+{
+	return handle_filters(c, p, 0);
 }

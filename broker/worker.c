@@ -441,6 +441,7 @@ void mg_worker_free(mg_worker *w)
 	mg_conn_pool_free(w);
 	if (w->reserve_fd >= 0)
 		close(w->reserve_fd);
+	free(w->busy);
 	pthread_mutex_destroy(&w->inbox_mu);
 	/* the loop itself is freed by the broker once every worker is freed: conns of one
 	 * worker may sit in another's inbox (hand-off) and are unwatched from their own */

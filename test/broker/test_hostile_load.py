@@ -91,18 +91,27 @@ def test_subscribe_many_distinct_filters_worker_keeps_serving(broker_factory):
 
 def subscribe_unsubscribe_many(c, other, filters):
     n = len(filters)
-    c.send(big_subscribe(3, [(f, 1) for f in filters], 4))
+    # retained messages on the first and the last filter: they follow the SUBACK
+    other.publish(filters[0], b"first-retained", qos=1, retain=True)
+    other.publish(filters[-1], b"last-retained", qos=1, retain=True)
+    # packets behind the SUBSCRIBE in the same write are handled after it, in order: the
+    # PUBLISH to its last filter comes back to the subscriber, between SUBACK and PINGRESP
+    c.send(big_subscribe(3, [(f, 1) for f in filters], 4)
+           + m.publish(filters[-1], b"last", qos=0) + m.pingreq())
     other.send(m.pingreq())
     assert other.recv(timeout=60).type == m.PINGRESP
     ack = c.expect(m.SUBACK, timeout=60)
     assert ack.codes == [1] * n
-    # every filter took: a message on the last one arrives
-    other.send(m.publish("q/%d" % (n - 1), b"last", qos=0))
-    assert c.recv_publish(timeout=10).payload == b"last"
-    c.send(big_unsubscribe(4, filters, 4))
+    assert [p.payload for p in c.collect(3, timeout=10)] == [b"first-retained", b"last-retained",
+                                                              b"last"]
+    assert c.recv(timeout=10).type == m.PINGRESP
+    # the same for the UNSUBSCRIBE: the PUBLISH behind it reaches nobody
+    c.send(big_unsubscribe(4, filters, 4) + m.publish("q/%d" % (n - 1), b"gone", qos=0)
+           + m.pingreq())
     other.send(m.pingreq())
     assert other.recv(timeout=60).type == m.PINGRESP
     assert c.expect(m.UNSUBACK, timeout=60).raw == b"\xb0\x02\x00\x04"
+    assert c.recv(timeout=10).type == m.PINGRESP
     # all gone: the PINGRESP comes before anything sent to a removed filter
     other.send(m.publish("q/7", b"gone", qos=0))
     other.send(m.pingreq())
