@@ -205,7 +205,7 @@ bench: all
 	bench/run
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/midge $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/midge $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(MIDGE) $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIBMIDGE) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIBMIDGE_SO) $(DESTDIR)$(PREFIX)/lib/libmidge.so.0
@@ -213,6 +213,7 @@ install: all
 	install -m 644 include/midge/*.h $(DESTDIR)$(PREFIX)/include/midge/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' midge.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/midge.pc
 	-install -m 644 $(wildcard docs/man/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	-install -m 644 $(wildcard docs/man/*.3) $(DESTDIR)$(PREFIX)/share/man/man3/
 	-install -m 644 $(wildcard docs/man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5/
 	-install -m 644 $(wildcard docs/man/*.8) $(DESTDIR)$(PREFIX)/share/man/man8/
 

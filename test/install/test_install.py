@@ -88,7 +88,8 @@ def test_files_installed(installed):
     for f in ["bin/midge", "bin/midge_pub", "bin/midge_sub", "include/midge/midge.h",
               "lib/libmidge.a", "lib/libmidge.so.0", "lib/libmidge.so",
               "lib/pkgconfig/midge.pc", "share/man/man1/midge_pub.1",
-              "share/man/man1/midge_sub.1", "share/man/man5/midge.conf.5",
+              "share/man/man1/midge_sub.1", "share/man/man3/libmidge.3",
+              "share/man/man5/midge.conf.5",
               "share/man/man8/midge.8"]:
         assert (root / f).exists(), f
     pc = (root / "lib/pkgconfig/midge.pc").read_text()
