@@ -212,6 +212,11 @@ static void resume_busy(mg_loop *l, void *ud)
 		mg_conn_set_watch(c);
 		if (c->state != MG_CS_DEAD && c->rlen)
 			mg_conn_process(c); /* what arrived behind the packet */
+		if (c->state != MG_CS_DEAD && c->rlen == 0 && c->rb) { /* as do_read: no idle input buffer */
+			free(c->rb);
+			c->rb = NULL;
+			c->rcap = 0;
+		}
 	}
 	if (w->n_busy)
 		arm(w);

@@ -208,6 +208,7 @@ def cpu_seconds(pid):
 
 
 @pytest.mark.midge_only
+@pytest.mark.threaded
 def test_open_file_limit_no_spin(broker_factory):
     """At the open-file limit accept fails with EMFILE and the client stays in the listen
     queue, so the listener stays readable: every worker spun at 100% CPU and the waiting
@@ -270,6 +271,7 @@ def test_open_file_limit_no_spin(broker_factory):
             c.close()
 
 
+@pytest.mark.threaded
 @pytest.mark.parametrize("qos", [0, 1])
 def test_all_retained_sent_on_subscribe(broker, raw, qos):
     """2,000 retained messages of 1 KiB, then a new subscriber to '#' that reads as fast as it
