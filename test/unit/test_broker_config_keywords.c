@@ -63,6 +63,8 @@ static void capture_log(void)
 static char *captured(void)
 {
 	static char buf[8192];
+	/* lines go through the log thread: closing the log writes out what was queued */
+	mg_log_close();
 	FILE *f = fopen(warn_path, "r");
 	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
 	buf[n] = '\0';

@@ -394,6 +394,9 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* Lines from several threads arrive whole and each thread's in its own order. The queue is
+ * bounded (512 KiB), so a burst larger than the log thread can drain may drop lines: those are
+ * counted in "Warning: N log lines were dropped" lines, and kept + dropped must be all of them. */
 TEST(threads_never_interleave)
 {
 	tmpfile_path();
@@ -405,40 +408,44 @@ TEST(threads_never_interleave)
 		pthread_join(t[i], NULL);
 	mg_log_close();
 	const char *s = slurp(path);
-	int count[THREADS] = {0}, lines = 0, bad = 0;
-	regex_t r;
+	int next[THREADS] = {0}, kept = 0, bad = 0;
+	long long dropped = 0;
+	regex_t r, w;
 	REQUIRE(regcomp(&r, "^[0-9]+: thread ([0-9]) line ([0-9]{4}) abcdefghijklmnopqrstuvwxyz"
 			"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz$", REG_EXTENDED) == 0);
+	REQUIRE(regcomp(&w, "^[0-9]+: Warning: ([0-9]+) log lines were dropped", REG_EXTENDED) == 0);
 	for (const char *p = s; *p;) {
 		const char *nl = strchr(p, '\n');
 		REQUIRE(nl != NULL);
 		char line[256];
 		size_t n = (size_t)(nl - p);
+		regmatch_t m[3];
 		if (n >= sizeof line) {
 			bad++;
 		} else {
 			memcpy(line, p, n);
 			line[n] = '\0';
-			regmatch_t m[3];
 			if (regexec(&r, line, 3, m, 0) == 0) {
 				int id = line[m[1].rm_so] - '0';
-				/* each thread's lines arrive in its own order */
-				if (id < THREADS && atoi(line + m[2].rm_so) == count[id])
-					count[id]++;
+				int no = atoi(line + m[2].rm_so);
+				/* a thread's lines never go backwards or repeat; gaps are drops */
+				if (id < THREADS && no >= next[id])
+					next[id] = no + 1, kept++;
 				else
 					bad++;
+			} else if (regexec(&w, line, 2, m, 0) == 0) {
+				dropped += atoll(line + m[1].rm_so);
 			} else {
 				bad++;
 			}
 		}
-		lines++;
 		p = nl + 1;
 	}
 	regfree(&r);
+	regfree(&w);
 	CHECK_EQ_INT(bad, 0);
-	CHECK_EQ_INT(lines, THREADS * LINES);
-	for (int i = 0; i < THREADS; i++)
-		CHECK_EQ_INT(count[i], LINES);
+	CHECK_EQ_INT(kept + dropped, THREADS * LINES);
+	CHECK(kept > 0);
 	unlink(path);
 }
 
