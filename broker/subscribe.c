@@ -252,11 +252,13 @@ static int handle_filters(mg_conn *c, const mg_packet *p, uint32_t sub_id)
 	mg_subwork *sw = malloc(sizeof *sw);
 	uint32_t left = p->u.sub.raw.len - one.off;
 	uint8_t *raw = malloc(left ? left : 1);
-	mg_conn **nb = w->n_busy < w->cap_busy ? w->busy
-	             : realloc(w->busy, (size_t)(w->cap_busy ? w->cap_busy * 2 : 4) * sizeof *nb);
-	if (nb && nb != w->busy) {
-		w->busy = nb;
-		w->cap_busy = w->cap_busy ? w->cap_busy * 2 : 4;
+	mg_conn **nb = w->busy;
+	if (w->n_busy == w->cap_busy) {
+		int nc = w->cap_busy ? w->cap_busy * 2 : 4;
+		if ((nb = realloc(w->busy, (size_t)nc * sizeof *nb))) {
+			w->busy = nb;
+			w->cap_busy = nc;
+		}
 	}
 	if (!sw || !raw || !nb) {
 		free(sw);

@@ -332,3 +332,25 @@ def test_retained_owed_bounded(broker_factory):
     finally:
         pub.close()
         sub.close()
+
+
+@pytest.mark.threaded
+def test_many_clients_long_subscribes_at_once(broker_factory):
+    """Twelve clients each send a SUBSCRIBE of 5,000 filters at once (several chunks each,
+    interleaved on a worker): every one gets its full SUBACK and its subscriptions work."""
+    b = broker_factory(verbose=False)
+    cs = [m.RawClient(b.port) for _ in range(12)]
+    try:
+        for i, c in enumerate(cs):
+            c.connect("long-%d" % i)
+        for i, c in enumerate(cs):
+            c.send(big_subscribe(5, [("long/%d/%d" % (i, k), 1) for k in range(5000)], 4))
+        for i, c in enumerate(cs):
+            assert c.expect(m.SUBACK, timeout=60).codes == [1] * 5000
+        for i, c in enumerate(cs):
+            cs[0].send(m.publish("long/%d/4999" % i, b"to %d" % i))
+        for i, c in enumerate(cs):
+            assert c.recv_publish(timeout=10).payload == b"to %d" % i
+    finally:
+        for c in cs:
+            c.close()
