@@ -275,6 +275,8 @@ struct midge_client {
 
 	/* messages */
 	mg_cmsg *m_head, *m_tail; /* in flight first, then queued, in publish order */
+	mg_cmsg *m_queued;        /* the first queued one (NULL: none), so the pump after each
+	                             ack does not walk the messages in flight */
 	int n_inflight, n_queued;
 	/* Message ids (mids) are handles, not packet ids: midge_publish / _subscribe hand out the
 	 * next of 1..INT_MAX, so a queue of any length needs no packet id, and a mid comes back

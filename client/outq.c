@@ -171,10 +171,14 @@ static void list_append(midge_client *c, mg_cmsg *m)
 	else
 		c->m_head = m;
 	c->m_tail = m;
+	if (!c->m_queued)
+		c->m_queued = m; /* appended messages are queued ones */
 }
 
 void mg_msg_remove(midge_client *c, mg_cmsg *m)
 {
+	if (c->m_queued == m)
+		c->m_queued = m->next;
 	if (m->prev)
 		m->prev->next = m->next;
 	else
@@ -207,7 +211,7 @@ void mg_outq_clear(midge_client *c)
 		n = m->next;
 		mg_msg_free(m);
 	}
-	c->m_head = c->m_tail = NULL;
+	c->m_head = c->m_tail = c->m_queued = NULL;
 	c->n_inflight = c->n_queued = 0;
 	for (mg_q0 *q = c->q0_head, *n; q; q = n) {
 		n = q->next;
@@ -386,9 +390,7 @@ void mg_pump(midge_client *c)
 {
 	if (c->state != MG_S_UP)
 		return;
-	mg_cmsg *m = c->m_head;
-	while (m && m->state != MG_M_QUEUED)
-		m = m->next;
+	mg_cmsg *m = c->m_queued;
 	int w = window(c);
 	while (m) {
 		mg_cmsg *next = m->next;
@@ -406,6 +408,7 @@ void mg_pump(midge_client *c)
 		}
 		c->n_queued--;
 		c->n_inflight++;
+		c->m_queued = next;
 		m->state = MG_M_WAIT_PUBACK; /* in flight from here on; send_msg sets the real state */
 		send_msg(c, m, qos);
 		m = next;
