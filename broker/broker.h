@@ -496,7 +496,6 @@ struct mg_broker {
 	time_t start_time;
 	pthread_barrier_t pause;
 	atomic_bool paused_req;
-	atomic_int pubs_inflight; /* unused placeholder for future stats */
 };
 
 mg_broker *mg_broker_get(void);

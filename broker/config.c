@@ -7,7 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 #include "broker/config_int.h"
 #include "broker/log.h"
@@ -25,11 +24,6 @@ void mg_listener_conf_free(mg_listener_conf *l)
 {
 	free(l->bind_address);
 	free(l->mount_point);
-	free(l->cafile);
-	free(l->capath);
-	free(l->certfile);
-	free(l->keyfile);
-	free(l->tls_version);
 	mg_listener_conf_init(l);
 }
 

@@ -36,10 +36,6 @@ typedef struct mg_listener_conf {
 	int protocol;           /* MG_PROTO_MQTT or MG_PROTO_WEBSOCKETS */
 	int max_connections;    /* -1 = unlimited */
 	char *mount_point;
-	/* recognised, not yet implemented (a file that sets them is refused) */
-	char *cafile, *capath, *certfile, *keyfile;
-	bool require_certificate;
-	char *tls_version;
 	const char *file;       /* where it was declared, for messages; "-p" for the command line */
 	int line;
 } mg_listener_conf;

@@ -220,24 +220,10 @@ static int kw_websockets_tuning(mg_parse *p, const char *kw, int argc, char **ar
 	return 0;
 }
 
-/* ---- TLS: recognised, stored, refused ---- */
+/* ---- TLS: recognised, refused (nothing is stored: a file that sets them never runs) ---- */
 
 static int kw_tls_path(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
-	mg_listener_conf *l = cur_listener(p, kw);
-	char **field = NULL;
-	if (strcmp(kw, "cafile") == 0)
-		field = &l->cafile;
-	else if (strcmp(kw, "capath") == 0)
-		field = &l->capath;
-	else if (strcmp(kw, "certfile") == 0)
-		field = &l->certfile;
-	else if (strcmp(kw, "keyfile") == 0)
-		field = &l->keyfile;
-	else if (strcmp(kw, "tls_version") == 0)
-		field = &l->tls_version;
-	if (field && set_str(p, field, rest) < 0)
-		return -1;
 	if (strncmp(kw, "psk", 3) == 0)
 		return not_yet(p, kw, "TLS with pre-shared keys is");
 	return not_yet(p, kw, "TLS is");
@@ -250,8 +236,6 @@ static int kw_tls_bool(mg_parse *p, const char *kw, int argc, char **argv, const
 		return -1;
 	if (!b)
 		return 0; /* asks for nothing */
-	if (strcmp(kw, "require_certificate") == 0)
-		cur_listener(p, kw)->require_certificate = true;
 	return not_yet(p, kw, "TLS is");
 }
 

@@ -7,8 +7,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "broker/subtree_kids.h"
 #include "proto/proto.h"

@@ -41,9 +41,6 @@ typedef struct mg_kids {
 	uint32_t cap; /* <= MG_KIDS_SMALL: dense v[0..n), rest NULL; else a power-of-two table */
 } mg_kids;
 
-/* The bytes of a short level as one word, without a variable-length memcpy (which
- * compilers turn into a call): two overlapping 4-byte loads for 4..8 bytes, three byte
- * loads for 1..3. Injective for a given length, which the callers mix in. */
 /* A per-tree hash seed, so that crafted topic names cannot make one node's children collide. */
 static inline uint64_t mg_kids_seed(void)
 {
@@ -56,6 +53,9 @@ static inline uint64_t mg_kids_seed(void)
 	return s;
 }
 
+/* The bytes of a short level as one word, without a variable-length memcpy (which
+ * compilers turn into a call): two overlapping 4-byte loads for 4..8 bytes, three byte
+ * loads for 1..3. Injective for a given length, which the callers mix in. */
 static inline uint64_t mg_level_word(const uint8_t *p, size_t len)
 {
 	if (len >= 4) {
