@@ -10,18 +10,19 @@
  *     on another worker, the connection (socket and unread bytes, the CONNECT included)
  *     is handed to that worker through its inbox and the CONNECT is handled there. So
  *     takeover, resume and clean start always run on the session's own worker.
- *   - Sessions are known to the rest of the broker only by a handle (void *): slot index +
- *     generation, see registry.c. The subscription tree and the inboxes hold handles, never
- *     session pointers, so a session can be freed while a match or a delivery naming it is
- *     in flight: a stale handle (generation changed) is simply dropped by its worker.
+ *   - Sessions are known to the rest of the broker only by a session reference (mg_sref):
+ *     slot index + generation, see registry.c. The subscription tree and the inboxes hold
+ *     references, never session pointers, so a session can be freed while a match or a
+ *     delivery naming it is in flight: a stale reference (generation changed) is simply
+ *     dropped by its worker.
  *     Slots are never freed before exit; slot.owner and slot.gen are atomics.
- *   - The registry (client id -> handle) and the slot table: one mutex (reg_mu), taken on
+ *   - The registry (client id -> mg_sref) and the slot table: one mutex (reg_mu), taken on
  *     CONNECT, session end and shutdown only, never on the message path.
  *   - Subscription tree (broker/subtree.h) and retained store (broker/retain.h): their own
  *     rwlocks. Their callbacks never call back into them.
  *   - Messages (mg_msg) are immutable once built and refcounted with atomics: any thread may
  *     hold a reference.
- *   - Delivering to a session of another worker: the publishing worker appends (handle,
+ *   - Delivering to a session of another worker: the publishing worker appends (mg_sref,
  *     message reference, QoS, ...) to a per-target outbox; at the end of the loop turn each
  *     outbox is moved into the target's inbox under the target's inbox mutex and the target
  *     is woken with its eventfd (only when its inbox was empty). Order per publisher is kept.
@@ -61,6 +62,9 @@ typedef struct mg_session mg_session;
 typedef struct mg_conn mg_conn;
 typedef struct mg_broker mg_broker;
 typedef struct mg_subwork mg_subwork; /* a SUBSCRIBE/UNSUBSCRIBE in progress (subscribe.c) */
+/* A session reference: names a session from any thread without keeping it alive (see above).
+ * Never dereferenced; the subscription tree stores it as its void * subscriber. */
+typedef struct mg_sref_opaque *mg_sref;
 
 /* ---- messages (msg.c) ---- */
 
@@ -152,7 +156,7 @@ struct mg_session {
 	/* Ordered by size, no padding: every idle client holds one. */
 	char *id;             /* NUL-terminated, stored right after the struct (one allocation) */
 	size_t id_len;
-	void *handle;
+	mg_sref ref;
 	mg_conn *conn;        /* NULL while offline */
 	int64_t expire_at;    /* ms, while offline and expiry < UINT32_MAX; 0 otherwise */
 	mg_qring queue;
@@ -185,10 +189,10 @@ mg_session *mg_session_find(mg_broker *b, const char *id, size_t len, int me, in
 mg_session *mg_session_create(mg_worker *w, const char *id, size_t len, int *owner);
 /* Remove subscriptions, registry entry and slot; free. The session must be offline. */
 void mg_session_destroy(mg_worker *w, mg_session *s);
-/* The session that a handle names, if it is still alive and owned by w. */
-mg_session *mg_session_resolve(mg_worker *w, void *handle);
-int mg_handle_owner(mg_broker *b, void *handle); /* -1 if stale */
-bool mg_handle_online(mg_broker *b, void *handle);
+/* The session that a reference names, if it is still alive and owned by w. */
+mg_session *mg_session_resolve(mg_worker *w, mg_sref ref);
+int mg_sref_owner(mg_broker *b, mg_sref ref); /* -1 if stale */
+bool mg_sref_online(mg_broker *b, mg_sref ref);
 void mg_session_set_online(mg_broker *b, mg_session *s, bool on);
 void mg_registry_init(mg_broker *b);
 void mg_registry_free(mg_broker *b);
@@ -360,9 +364,9 @@ mg_bytes mg_mount(const mg_conn *c, mg_bytes t, bool filter, uint8_t *stack, siz
 /* Route a message to every matching subscriber (publisher may be NULL for wills/$SYS).
  * Returns how many subscriptions matched, counting those that were skipped (No Local, a
  * shared group with nobody eligible): 0 is "No matching subscribers" (0x10). */
-int mg_route(mg_worker *w, mg_msg *m, void *publisher);
+int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher);
 /* Publish a message as the broker would on receipt: retain store + routing. */
-int mg_publish_msg(mg_worker *w, mg_msg *m, void *publisher);
+int mg_publish_msg(mg_worker *w, mg_msg *m, mg_sref publisher);
 /* May a client publish (a PUBLISH or a will) to topic t (after its mount point)? Not to
  * $SYS/..., except a bridge's $SYS/broker/connection/NAME/state, nor to "$share/...".
  * The broker's own messages ($SYS, route.c callers) are not asked. */
@@ -378,7 +382,7 @@ enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE, MG_POST_SHUTDOWN };
 
 typedef struct mg_post {
 	int kind;
-	void *handle;
+	mg_sref ref;
 	mg_qitem it;
 	mg_conn *conn;
 } mg_post;
@@ -464,7 +468,7 @@ typedef struct mg_slot {
 typedef struct mg_regent {
 	uint32_t len;        /* client ids are at most 65535 bytes */
 	int owner;
-	void *handle;
+	mg_sref ref;
 	struct mg_regent *next;
 	char id[];           /* len bytes + NUL, in the entry's own allocation */
 } mg_regent;
@@ -497,8 +501,6 @@ struct mg_broker {
 	pthread_barrier_t pause;
 	atomic_bool paused_req;
 };
-
-mg_broker *mg_broker_get(void);
 
 /* Start listeners and workers; run until stopped; stop; free. main.c drives it. */
 int mg_broker_start(mg_broker *b, mg_config *cfg);

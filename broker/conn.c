@@ -91,7 +91,7 @@ void mg_conn_handoff(mg_conn *c, int to)
 
 void mg_conn_uncount(mg_conn *c)
 {
-	mg_broker *b = mg_broker_get();
+	mg_broker *b = c->w->b;
 	atomic_fetch_sub(&b->n_conns, 1);
 	atomic_fetch_sub(&b->lcount[c->lidx], 1);
 }

@@ -164,7 +164,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		send_ack(c, MG_PUBREC, pub.packet_id, 0);
 		return 0;
 	}
-	int n = mg_publish_msg(w, m, s->handle);
+	int n = mg_publish_msg(w, m, s->ref);
 	mg_msg_unref(m);
 	if (pub.qos == 1)
 		send_ack(c, MG_PUBACK, pub.packet_id,
@@ -184,7 +184,7 @@ static int handle_pubrel(mg_conn *c, const mg_packet *p)
 	}
 	mg_msg *m = q->m;
 	s->inq2[i] = s->inq2[--s->n_inq2];
-	mg_publish_msg(c->w, m, s->handle);
+	mg_publish_msg(c->w, m, s->ref);
 	mg_msg_unref(m);
 	send_ack(c, MG_PUBCOMP, p->packet_id, 0);
 	return 0;

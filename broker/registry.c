@@ -1,9 +1,9 @@
 /*
- * broker/registry.c - client id -> session handle, and the slot table that makes handles
- * safe to hold in other threads (see the locking scheme in broker.h).
+ * broker/registry.c - client id -> session reference, and the slot table that makes
+ * references safe to hold in other threads (see the locking scheme in broker.h).
  *
- * A handle is (generation << 32) | (slot index + 1). Destroying a session bumps its slot's
- * generation, so a handle still sitting in a matchset or an inbox no longer resolves.
+ * An mg_sref is (generation << 32) | (slot index + 1). Destroying a session bumps its slot's
+ * generation, so a reference still sitting in a matchset or an inbox no longer resolves.
  */
 #include "broker/broker.h"
 #include "broker/store.h"
@@ -18,9 +18,9 @@ static mg_slot *slot_at(mg_broker *b, uint32_t idx)
 	return chunk ? &chunk[idx % MG_SLOT_CHUNK] : NULL;
 }
 
-static mg_slot *slot_of(mg_broker *b, void *handle, uint32_t *gen)
+static mg_slot *slot_of(mg_broker *b, mg_sref ref, uint32_t *gen)
 {
-	uintptr_t h = (uintptr_t)handle;
+	uintptr_t h = (uintptr_t)ref;
 	uint32_t idx = (uint32_t)(h & 0xffffffffu);
 	if (idx == 0 || idx > b->n_slots_seen)
 		return NULL;
@@ -92,7 +92,7 @@ mg_session *mg_session_find(mg_broker *b, const char *id, size_t len, int me, in
 	*owner = e ? e->owner : -1;
 	if (e && e->owner == me) {
 		uint32_t gen;
-		s = slot_of(b, e->handle, &gen)->s;
+		s = slot_of(b, e->ref, &gen)->s;
 	}
 	pthread_mutex_unlock(&b->reg_mu);
 	return s;
@@ -154,9 +154,9 @@ mg_session *mg_session_create(mg_worker *w, const char *id, size_t len, int *own
 	atomic_store(&sl->owner, w->idx);
 	atomic_store(&sl->online, false);
 	sl->s = s;
-	s->handle = (void *)(((uintptr_t)gen << 32) | (idx + 1));
+	s->ref = (mg_sref)(((uintptr_t)gen << 32) | (idx + 1));
 	e->len = (uint32_t)len; /* an MQTT string: at most 65535 */
-	e->handle = s->handle;
+	e->ref = s->ref;
 	e->owner = w->idx;
 	e->next = NULL;
 	*pp = e;
@@ -182,36 +182,36 @@ fail:
 
 typedef struct unsub_ctx {
 	mg_broker *b;
-	void *handle;
+	mg_sref ref;
 } unsub_ctx;
 
 static void unsub_one(void *ud, const uint8_t *f, size_t len)
 {
 	unsub_ctx *u = ud;
-	mg_subtree_remove(u->b->tree, f, len, u->handle);
+	mg_subtree_remove(u->b->tree, f, len, u->ref);
 }
 
 void mg_session_destroy(mg_worker *w, mg_session *s)
 {
 	mg_broker *b = w->b;
 	mg_store_session_removed(s);
-	unsub_ctx u = { b, s->handle };
+	unsub_ctx u = { b, s->ref };
 	mg_fset_clear(&s->subs, unsub_one, &u);
 	pthread_mutex_lock(&b->reg_mu);
 	mg_regent **pp = reg_find(b, s->id, s->id_len);
-	if (*pp && (*pp)->handle == s->handle) {
+	if (*pp && (*pp)->ref == s->ref) {
 		mg_regent *e = *pp;
 		*pp = e->next;
 		free(e);
 		b->reg_n--;
 	}
 	uint32_t gen;
-	mg_slot *sl = slot_of(b, s->handle, &gen);
+	mg_slot *sl = slot_of(b, s->ref, &gen);
 	atomic_fetch_add(&sl->gen, 1);
 	atomic_store(&sl->online, false);
 	atomic_store(&sl->owner, -1);
 	sl->s = NULL;
-	uint32_t idx = (uint32_t)((uintptr_t)s->handle & 0xffffffffu) - 1;
+	uint32_t idx = (uint32_t)((uintptr_t)s->ref & 0xffffffffu) - 1;
 	sl->next_free = b->free_slot;
 	b->free_slot = idx + 1;
 	pthread_mutex_unlock(&b->reg_mu);
@@ -228,28 +228,28 @@ void mg_session_destroy(mg_worker *w, mg_session *s)
 	free(s); /* s->id with it */
 }
 
-mg_session *mg_session_resolve(mg_worker *w, void *handle)
+mg_session *mg_session_resolve(mg_worker *w, mg_sref ref)
 {
 	uint32_t gen;
-	mg_slot *sl = slot_of(w->b, handle, &gen);
+	mg_slot *sl = slot_of(w->b, ref, &gen);
 	if (!sl || atomic_load(&sl->gen) != gen || atomic_load(&sl->owner) != w->idx)
 		return NULL;
 	return sl->s;
 }
 
-int mg_handle_owner(mg_broker *b, void *handle)
+int mg_sref_owner(mg_broker *b, mg_sref ref)
 {
 	uint32_t gen;
-	mg_slot *sl = slot_of(b, handle, &gen);
+	mg_slot *sl = slot_of(b, ref, &gen);
 	if (!sl || atomic_load_explicit(&sl->gen, memory_order_acquire) != gen)
 		return -1;
 	return atomic_load_explicit(&sl->owner, memory_order_acquire);
 }
 
-bool mg_handle_online(mg_broker *b, void *handle)
+bool mg_sref_online(mg_broker *b, mg_sref ref)
 {
 	uint32_t gen;
-	mg_slot *sl = slot_of(b, handle, &gen);
+	mg_slot *sl = slot_of(b, ref, &gen);
 	return sl && atomic_load_explicit(&sl->gen, memory_order_relaxed) == gen &&
 	       atomic_load_explicit(&sl->online, memory_order_relaxed);
 }
@@ -257,11 +257,11 @@ bool mg_handle_online(mg_broker *b, void *handle)
 void mg_session_set_online(mg_broker *b, mg_session *s, bool on)
 {
 	uint32_t gen;
-	mg_slot *sl = slot_of(b, s->handle, &gen);
+	mg_slot *sl = slot_of(b, s->ref, &gen);
 	atomic_store_explicit(&sl->online, on, memory_order_relaxed);
 }
 
 bool mg_eligible(void *subscriber, void *ctx)
 {
-	return mg_handle_online((mg_broker *)ctx, subscriber);
+	return mg_sref_online((mg_broker *)ctx, subscriber);
 }

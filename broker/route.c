@@ -8,13 +8,13 @@
 
 #include <string.h>
 
-int mg_route(mg_worker *w, mg_msg *m, void *publisher)
+int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
 {
 	mg_broker *b = w->b;
 	int n = mg_subtree_match(b->tree, m->topic, m->topic_len, publisher, mg_eligible, b, &w->ms);
 	for (int i = 0; i < n; i++) {
 		const mg_match *x = &w->ms.m[i];
-		int owner = mg_handle_owner(b, x->subscriber);
+		int owner = mg_sref_owner(b, x->subscriber);
 		if (owner < 0)
 			continue;
 		mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < x->qos ? m->qos : x->qos,
@@ -28,7 +28,7 @@ int mg_route(mg_worker *w, mg_msg *m, void *publisher)
 			else
 				mg_qitem_clear(&q);
 		} else {
-			mg_post p = { .kind = MG_POST_DELIVER, .handle = x->subscriber, .it = q };
+			mg_post p = { .kind = MG_POST_DELIVER, .ref = x->subscriber, .it = q };
 			mg_worker_post(w, owner, &p);
 		}
 	}
@@ -57,7 +57,7 @@ mg_retain *mg_broker_retain_new(void)
 	return mg_retain_new(retain_ref, retain_unref);
 }
 
-int mg_publish_msg(mg_worker *w, mg_msg *m, void *publisher)
+int mg_publish_msg(mg_worker *w, mg_msg *m, mg_sref publisher)
 {
 	if (m->retain && w->b->cfg->retain_available) {
 		mg_retain_set(w->b->retain, m->topic, m->topic_len, m->payload_len ? m : NULL);

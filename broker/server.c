@@ -15,13 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static mg_broker *the_broker;
-
-mg_broker *mg_broker_get(void)
-{
-	return the_broker;
-}
-
 /* The accept queue: a fleet of clients reconnecting at once after a restart overflows a short
  * one (the kernel then drops their SYNs and they retry seconds later). The system's maximum
  * unless the file says otherwise; the kernel caps any larger value at that maximum. */
@@ -111,7 +104,6 @@ static int drop_privileges(const char *user)
 
 int mg_broker_init(mg_broker *b, mg_config *cfg)
 {
-	the_broker = b;
 	b->cfg = cfg;
 	b->start_ms = mg_now_ms();
 	b->start_time = time(NULL);
@@ -247,5 +239,4 @@ void mg_broker_stop(mg_broker *b)
 	mg_retain_free(b->retain);
 	mg_subtree_free(b->tree);
 	mg_registry_free(b);
-	the_broker = NULL;
 }

@@ -105,11 +105,11 @@ static int subscribe_chunk(mg_conn *c, mg_subwork *sw)
 			goto done;
 		}
 		uint8_t rc = o.qos;
-		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->handle, o, sw->sub_id);
+		int r = shared < 0 ? shared : mg_subtree_add(b->tree, f.p, f.len, s->ref, o, sw->sub_id);
 		if (r < 0) {
 			rc = shared < 0 && c->level == MG_V5 ? MG_RC_TOPIC_FILTER_INVALID : 0x80;
 		} else if (r == 0 && mg_fset_add(&s->subs, f.p, f.len) < 0) {
-			mg_subtree_remove(b->tree, f.p, f.len, s->handle);
+			mg_subtree_remove(b->tree, f.p, f.len, s->ref);
 			rc = 0x80;
 		} else {
 			mg_store_sub_added(s, f.p, f.len, o, sw->sub_id);
@@ -143,7 +143,7 @@ static int unsubscribe_chunk(mg_conn *c, mg_subwork *sw)
 		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)f.len, (const char *)f.p);
 		uint8_t mb[256], *heap;
 		mg_bytes mf = mg_mount(c, f, true, mb, sizeof mb, &heap);
-		int r = mf.p ? mg_subtree_remove(c->w->b->tree, mf.p, mf.len, s->handle) : -1;
+		int r = mf.p ? mg_subtree_remove(c->w->b->tree, mf.p, mf.len, s->ref) : -1;
 		if (r == 0) {
 			mg_fset_del(&s->subs, mf.p, mf.len);
 			mg_store_sub_removed(s, mf.p, mf.len);

@@ -123,7 +123,7 @@ static void on_wake(mg_loop *l, void *ud)
 		mg_post *p = &in.v[i];
 		switch (p->kind) {
 		case MG_POST_DELIVER: {
-			mg_session *s = mg_session_resolve(w, p->handle);
+			mg_session *s = mg_session_resolve(w, p->ref);
 			if (s)
 				mg_session_deliver(w, s, &p->it);
 			else
@@ -248,7 +248,7 @@ static void watch_listeners(mg_worker *w, bool on)
 	mg_broker *b = w->b;
 	for (int i = 0; i < b->nls; i++)
 		if (on)
-			mg_loop_watch(w->loop, b->ls[i].fd, MG_EV_READ, on_accept, &b->ls[i], b->nworkers > 1);
+			mg_loop_watch(w->loop, b->ls[i].fd, MG_EV_READ, on_accept, w, b->nworkers > 1);
 		else
 			mg_loop_unwatch(w->loop, b->ls[i].fd);
 }
@@ -298,15 +298,15 @@ static bool accept_short(mg_worker *w, int lfd, int err)
 	return false;
 }
 
+/* ud is the worker whose loop watches the listener (each worker watches every listener). */
 static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 {
-	mg_worker *w = NULL;
-	mg_listen_sock *ls = ud;
-	mg_broker *b = mg_broker_get();
+	mg_worker *w = ud;
+	mg_broker *b = w->b;
+	mg_listen_sock *ls = b->ls;
 	(void)mask;
-	for (int i = 0; i < b->nworkers; i++)
-		if (b->w[i].loop == l)
-			w = &b->w[i];
+	while (ls->fd != fd) /* a handful of listeners; fd is one of them */
+		ls++;
 	const mg_config *cfg = b->cfg;
 	for (int k = 0; k < 64; k++) {
 		char peer[80];
@@ -375,7 +375,7 @@ int mg_worker_init(mg_broker *b, mg_worker *w, int idx)
 	w->tick_timer = mg_loop_timer(w->loop, 1000, 1000, tick, w);
 	w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* -1: accept_short pauses instead */
 	for (int i = 0; i < b->nls; i++)
-		if (mg_loop_watch(w->loop, b->ls[i].fd, MG_EV_READ, on_accept, &b->ls[i], b->nworkers > 1) < 0)
+		if (mg_loop_watch(w->loop, b->ls[i].fd, MG_EV_READ, on_accept, w, b->nworkers > 1) < 0)
 			return -errno;
 	if (idx == 0)
 		mg_sys_init(w);
