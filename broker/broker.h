@@ -51,6 +51,7 @@
 #include "broker/fset.h"
 #include "broker/retain.h"
 #include "broker/subtree.h"
+#include "net/framer.h"
 #include "net/linger.h"
 #include "net/listen.h"
 #include "net/loop.h"
@@ -250,8 +251,8 @@ struct mg_conn {
 	const char *mp;      /* the listener's mount_point (borrowed from the config), or NULL */
 	int64_t last_rx, created;
 	/* input */
-	uint8_t *rb;         /* the worker's buffer while rb_shared, else our own (or NULL) */
-	uint32_t rlen, rcap;
+	mg_framer in;        /* lent the worker's buffer during a read; own memory only for a
+	                      * partial packet (net/framer.h) */
 	/* output: bytes in ob, described by segs (each optionally followed by a payload);
 	 * both are freed whenever everything was written */
 	uint8_t *ob;
@@ -279,7 +280,6 @@ struct mg_conn {
 	uint8_t state;
 	uint8_t level;       /* 0 before CONNECT */
 	uint8_t host_len;    /* peer[0..host_len) is "ADDR", for logs */
-	bool rb_shared;
 	bool dirty;
 	/* rarely touched: bits, so that the struct stays in a smaller malloc size class */
 	bool problem_info : 1;
@@ -299,7 +299,7 @@ void mg_conn_free(mg_conn *c);
 void mg_conn_uncount(mg_conn *c); /* max_connections bookkeeping when a socket goes */
 /* Give a NEW connection (with its unread bytes) to worker `to`, which re-handles its CONNECT. */
 void mg_conn_handoff(mg_conn *c, int to);
-void mg_conn_process(mg_conn *c);               /* handle every complete packet in rb */
+int mg_conn_process(mg_conn *c);                /* handle every whole packet in c->in; 1: handed off */
 void mg_conn_flush(mg_conn *c);
 void mg_conn_mark_dirty(mg_conn *c);
 /* Reserve n bytes of output; returns a pointer to write into; commit with mg_conn_commit. */

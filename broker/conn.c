@@ -63,7 +63,7 @@ void mg_conn_attach(mg_worker *w, mg_conn *c)
 	w->n_conns++;
 	c->watch_mask = -1;
 	set_watch(c);
-	if (c->rlen)
+	if (mg_framer_pending(&c->in))
 		mg_conn_process(c); /* a handed-off connection brings its unread bytes */
 }
 
@@ -85,6 +85,10 @@ void mg_conn_handoff(mg_conn *c, int to)
 	mg_worker *w = c->w;
 	mg_loop_unwatch(w->loop, c->tr.fd);
 	unlink_conn(c);
+	/* Its unread bytes (the CONNECT first) into its own buffer: the worker's buffer they may
+	 * sit in is not the next worker's. Out of memory: the CONNECT is lost and the new worker
+	 * sees a connection that sends nothing until its connect timeout. */
+	mg_framer_settle(&c->in, 0);
 	mg_post p = { .kind = MG_POST_ADOPT, .conn = c };
 	mg_worker_post(w, to, &p);
 }
@@ -103,7 +107,7 @@ void mg_conn_free(mg_conn *c)
 		mg_msg_unref(c->seg[i].m);
 	free(c->seg);
 	free(c->ob);
-	free(c->rb);
+	mg_framer_free(&c->in);
 	if (c->alias) {
 		for (unsigned i = 0; i <= c->alias_max; i++)
 			free(c->alias[i]);
@@ -435,139 +439,78 @@ static int connect_error(mg_conn *c, int err, const uint8_t *buf, size_t len)
 	return -1;
 }
 
-void mg_conn_process(mg_conn *c)
+/* Handle every whole packet in c->in. Returns 1 when the connection went to another worker
+ * (with its unread bytes): it is no longer ours to touch. */
+int mg_conn_process(mg_conn *c)
 {
 	const mg_config *cfg = c->w->b->cfg;
-	size_t off = 0;
-	while (c->state != MG_CS_DEAD && off < c->rlen) {
+	int n = 0;
+	while (c->state != MG_CS_DEAD) {
 		mg_packet p;
-		int n = mg_decode(c->rb + off, c->rlen - off, c->level, cfg->max_packet_size, &p);
-		if (n == 0) {
-			uint8_t tf;
-			int sz = mg_frame(c->rb + off, c->rlen - off, c->level, cfg->max_packet_size, &tf);
-			if (sz > 0 && (size_t)sz > c->rcap - off) {
-				/* make room for this packet; bounded by max_packet_size */
-				size_t left = c->rlen - off;
-				uint8_t *nb;
-				if (c->rb_shared) { /* never realloc the worker's buffer */
-					nb = malloc((size_t)sz);
-					if (nb)
-						memcpy(nb, c->rb + off, left);
-				} else {
-					memmove(c->rb, c->rb + off, left);
-					nb = realloc(c->rb, (size_t)sz);
-				}
-				if (!nb) {
-					mg_conn_close(c, MG_CLOSE_SOCKET);
-					return;
-				}
-				c->rb_shared = false;
-				c->rb = nb;
-				c->rcap = (uint32_t)sz;
-				c->rlen = (uint32_t)left;
-				off = 0;
-			}
+		n = mg_framer_next(&c->in, c->level, cfg->max_packet_size, &p);
+		if (n <= 0)
 			break;
-		}
-		if (n < 0) {
-			if (c->state == MG_CS_NEW) {
-				if (n == MG_E_TOO_LARGE)
-					mg_conn_close(c, MG_CLOSE_TOO_LARGE);
-				else
-					connect_error(c, n, c->rb + off, c->rlen - off);
-			} else {
-				protocol_error(c, n);
-			}
-			return;
-		}
 		atomic_fetch_add_explicit(&c->w->st.msgs_recv, 1, memory_order_relaxed);
 		if (c->state == MG_CS_NEW) {
 			if (p.type != MG_CONNECT) {
 				mg_conn_close(c, MG_CLOSE_PROTOCOL);
-				return;
+				return 0;
 			}
-			/* The CONNECT stays in rb until it is handled: a hand-off re-reads it. */
-			if (off) {
-				memmove(c->rb, c->rb + off, c->rlen - off);
-				c->rlen -= (uint32_t)off;
-				off = 0;
-				continue;
-			}
+			/* The CONNECT stays in c->in until it is handled: a hand-off re-reads it. */
 			int r = mg_handle_connect(c, &p);
+			if (r > 0)
+				return 1;
 			if (r != 0)
-				return; /* closed, or handed to another worker with its bytes */
+				return 0; /* closed */
 		} else if (mg_handle_packet(c, &p) < 0) {
-			return;
+			return 0;
 		}
-		off += (size_t)n;
+		mg_framer_consume(&c->in, (size_t)n);
 		if (c->sw)
 			break; /* the rest of it on later loop turns; later packets wait for it */
 	}
 	if (c->state == MG_CS_DEAD)
-		return;
-	if (off) {
-		memmove(c->rb, c->rb + off, c->rlen - off);
-		c->rlen -= (uint32_t)off;
+		return 0;
+	if (n == MG_FRAMER_NOMEM) {
+		mg_conn_close(c, MG_CLOSE_SOCKET);
+	} else if (n < 0 && c->state == MG_CS_NEW) {
+		if (n == MG_E_TOO_LARGE)
+			mg_conn_close(c, MG_CLOSE_TOO_LARGE);
+		else
+			connect_error(c, n, mg_framer_data(&c->in), mg_framer_pending(&c->in));
+	} else if (n < 0) {
+		protocol_error(c, n);
+	} else if (mg_framer_settle(&c->in, 0)) {
+		mg_conn_close(c, MG_CLOSE_SOCKET);
 	}
+	return 0;
 }
 
-/* Reads go into the worker's 64 KiB buffer and are handled there; only the tail of a
- * packet that has not fully arrived is copied into the connection's own buffer. So an idle
- * connection holds no input buffer at all. */
+/* Reads land in the worker's 64 KiB buffer (lent to the framer) and are handled there; only
+ * the tail of a packet that has not fully arrived is copied into the connection's own buffer.
+ * So an idle connection holds no input buffer at all. */
 static void do_read(mg_conn *c)
 {
 	mg_worker *w = c->w;
-	bool shared = c->rlen == 0;
-	uint8_t *own = c->rb;
-	size_t own_cap = c->rcap;
-	if (shared) {
-		c->rb = w->rbuf;
-		c->rcap = MG_READ_CHUNK;
-		c->rb_shared = true;
-	} else if (c->rcap - c->rlen < MG_READ_CHUNK / 4) {
-		size_t nc = c->rlen + MG_READ_CHUNK;
-		uint8_t *nb = realloc(c->rb, nc);
-		if (!nb) {
-			mg_conn_close(c, MG_CLOSE_SOCKET);
-			return;
-		}
-		c->rb = own = nb;
-		c->rcap = (uint32_t)nc;
-		own_cap = nc;
+	size_t room;
+	mg_framer_lend(&c->in, w->rbuf, MG_READ_CHUNK);
+	uint8_t *at = mg_framer_room(&c->in, MG_READ_CHUNK / 4, MG_READ_CHUNK, &room);
+	if (!at) {
+		mg_conn_close(c, MG_CLOSE_SOCKET);
+		return;
 	}
-	ssize_t n = mg_transport_read(&c->tr, c->rb + c->rlen, c->rcap - c->rlen);
+	ssize_t n = mg_transport_read(&c->tr, at, room);
 	if (n > 0) {
 		atomic_fetch_add_explicit(&w->st.bytes_recv, (uint64_t)n, memory_order_relaxed);
-		c->rlen += (uint32_t)n;
+		mg_framer_filled(&c->in, (size_t)n);
 		c->last_rx = mg_loop_now_ms(w->loop);
-		mg_conn_process(c);
+		if (mg_conn_process(c))
+			return; /* handed off */
 	}
-	if (c->rb_shared) { /* back to the connection's own buffer, with what is left */
-		size_t left = c->rlen;
-		c->rb_shared = false;
-		c->rb = own;
-		c->rcap = (uint32_t)own_cap;
-		if (left && own_cap < left) {
-			size_t nc = left < 4096 ? 4096 : left;
-			uint8_t *nb = realloc(own, nc);
-			if (!nb) {
-				c->rlen = 0;
-				if (c->state != MG_CS_DEAD)
-					mg_conn_close(c, MG_CLOSE_SOCKET);
-				return;
-			}
-			c->rb = nb;
-			c->rcap = (uint32_t)nc;
-		}
-		if (left)
-			memcpy(c->rb, w->rbuf, left);
-	} else if (shared) {
-		free(own); /* mg_conn_process gave the connection a new buffer for a large packet */
-	}
-	if (c->rlen == 0 && c->rb) { /* nothing pending: hold no input memory */
-		free(c->rb);
-		c->rb = NULL;
-		c->rcap = 0;
+	/* never leave the worker's buffer lent past this read (a no-op when process settled) */
+	if (c->state != MG_CS_DEAD && mg_framer_settle(&c->in, 0)) {
+		mg_conn_close(c, MG_CLOSE_SOCKET);
+		return;
 	}
 	if (n == -EAGAIN || n > 0 || c->state == MG_CS_DEAD)
 		return;

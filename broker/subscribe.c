@@ -210,13 +210,10 @@ static void resume_busy(mg_loop *l, void *ud)
 		work_finish(c, sw);
 		work_free(sw);
 		mg_conn_set_watch(c);
-		if (c->state != MG_CS_DEAD && c->rlen)
-			mg_conn_process(c); /* what arrived behind the packet */
-		if (c->state != MG_CS_DEAD && c->rlen == 0 && c->rb) { /* as do_read: no idle input buffer */
-			free(c->rb);
-			c->rb = NULL;
-			c->rcap = 0;
-		}
+		if (c->state != MG_CS_DEAD && mg_framer_pending(&c->in))
+			mg_conn_process(c); /* what arrived behind the packet (it settles c->in) */
+		else if (c->state != MG_CS_DEAD)
+			mg_framer_settle(&c->in, 0); /* as do_read: no idle input buffer */
 	}
 	if (w->n_busy)
 		arm(w);

@@ -274,6 +274,7 @@ midge_client *midge_client_new(const char *client_id, bool clean_session, void *
 	c->wake[0] = c->wake[1] = -1;
 	c->tr.fd = -1;
 	c->sock_told = -1;
+	mg_framer_init(&c->in, 1); /* +1: the '\0' on_publish lends after a payload */
 	if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0)
 		goto fail;
 	if (!empty)
@@ -348,7 +349,7 @@ void midge_client_free(midge_client *c)
 	free_aliases(c->alias_out, c->alias_out_n);
 	free(c->alias_out_gen);
 	free(c->obuf);
-	free(c->ibuf);
+	mg_framer_free(&c->in);
 	free(c->id);
 	free(c->username);
 	free(c->password);

@@ -4,7 +4,7 @@
  *
  * Locking, in one paragraph: `mu` guards everything below it in struct midge_client except
  * what the comment marks "loop-owned". Exactly one thread at a time runs the loop (loop_owner
- * set); it alone reads the socket and touches ibuf, so callbacks can be handed views into ibuf
+ * set); it alone reads the socket and touches c->in, so callbacks can be handed views into it
  * while `mu` is released. Any thread may append packets to obuf under `mu` and poke `wake` so
  * a loop sleeping in poll(2) adds POLLOUT. Callbacks are always called with `mu` released.
  */
@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "midge/midge.h"
+#include "net/framer.h"
 #include "net/transport.h"
 #include "proto/proto.h"
 
@@ -255,8 +256,7 @@ struct midge_client {
 	uint8_t sout[600], sin[300];
 	size_t soutlen, soutoff, sinlen;
 
-	uint8_t *ibuf;        /* loop-owned */
-	size_t ilen, icap;    /* loop-owned */
+	mg_framer in;         /* loop-owned: what the broker sent (net/framer.h) */
 
 	/* 5.0 limits from CONNACK */
 	uint16_t srv_receive_max;

@@ -231,7 +231,7 @@ void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *pro
 	c->ai = c->ai_next = NULL;
 	c->state = MG_S_IDLE;
 	c->olen = c->ooff = 0;
-	c->ilen = 0;
+	mg_framer_drop(&c->in);
 	c->socks_phase = 0;
 	c->soutlen = c->soutoff = c->sinlen = 0;
 	c->ping_out = false;

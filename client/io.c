@@ -1,6 +1,6 @@
 /* client/io.c - bytes in and out of the socket, and what each incoming packet does.
- * Only the loop owner runs these. Reading happens without mu (ibuf is the loop's); each packet
- * takes mu for the state it changes, and on_message gets views into ibuf after mu is released. */
+ * Only the loop owner runs these. Reading happens without mu (c->in is the loop's); each packet
+ * takes mu for the state it changes, and on_message gets views into c->in after mu is released. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,8 +273,8 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 			.dup = pub->dup,
 			.properties = props,
 		};
-		/* The payload ends where the packet ends: lend its next byte for a '\0' (ibuf always
-		 * has one spare byte) and give it back afterwards. */
+		/* The payload ends where the packet ends: lend its next byte for a '\0' (c->in always
+		 * keeps one spare byte) and give it back afterwards. */
 		uint8_t saved = *end;
 		*end = '\0';
 		mg_dispatch_run(c, &d, &msg);
@@ -326,21 +326,6 @@ static int handle(midge_client *c, mg_packet *p, uint8_t *end)
 	return protocol_error(c, 0, what);
 }
 
-static int grow_ibuf(midge_client *c, size_t need)
-{
-	if (c->icap >= need)
-		return MIDGE_OK;
-	size_t cap = c->icap ? c->icap : READ_CHUNK;
-	while (cap < need)
-		cap *= 2;
-	uint8_t *b = realloc(c->ibuf, cap);
-	if (!b)
-		return MIDGE_ERR_NOMEM;
-	c->ibuf = b;
-	c->icap = cap;
-	return MIDGE_OK;
-}
-
 int mg_do_read(midge_client *c)
 {
 	mg_lock(c);
@@ -349,11 +334,11 @@ int mg_do_read(midge_client *c)
 	if (socks)
 		return mg_socks_read(c);
 	for (int round = 0; round < 16; round++) {
-		/* +1: the spare byte on_publish lends for a '\0' after the payload */
-		if (grow_ibuf(c, c->ilen + 4096 + 1))
+		size_t room;
+		uint8_t *at = mg_framer_room(&c->in, 4096, READ_CHUNK, &room);
+		if (!at)
 			return MIDGE_ERR_NOMEM;
-		size_t room = c->icap - c->ilen - 1;
-		ssize_t n = mg_transport_read(&c->tr, c->ibuf + c->ilen, room);
+		ssize_t n = mg_transport_read(&c->tr, at, room);
 		if (n == -EAGAIN)
 			return MIDGE_OK;
 		mg_lock(c);
@@ -370,63 +355,42 @@ int mg_do_read(midge_client *c)
 			mg_unlock(c);
 			return MIDGE_ERR_CONN_LOST;
 		}
-		c->ilen += (size_t)n;
+		mg_framer_filled(&c->in, (size_t)n);
 		c->last_in_ms = mg_cl_now_ms();
-		size_t off = 0;
 		int rc = MIDGE_OK;
-		uint32_t maxin = c->max_packet_in;
 		/* After midge_disconnect (from a callback or another thread) nothing more is handled,
 		 * as in libmosquitto: what the broker sends after that is read and dropped. */
 		while (rc == MIDGE_OK && c->tr.fd >= 0 && c->state != MG_S_CLOSING) {
 			mg_packet p;
-			int r = mg_decode(c->ibuf + off, c->ilen - off, c->level, maxin, &p);
-			if (r > 0) {
-				rc = handle(c, &p, c->ibuf + off + (size_t)r);
-				off += (size_t)r;
-				/* This packet's callbacks (and log lines) come before the next packet is
-				 * handled, so a callback that disconnects stops the rest. ibuf and off are
-				 * ours alone, so mu may be dropped here. */
-				if (c->ev_head) {
-					mg_unlock(c);
-					mg_lock(c);
-				}
-				continue;
+			int r = mg_framer_next(&c->in, c->level, c->max_packet_in, &p);
+			if (r == MG_FRAMER_NOMEM) {
+				rc = protocol_error(c, MG_E_TOO_LARGE, "out of memory for a packet");
+				break;
 			}
 			if (r < 0) {
 				rc = protocol_error(c, r, mg_err_str(r));
 				break;
 			}
-			uint8_t tf;
-			int whole = mg_frame(c->ibuf + off, c->ilen - off, c->level, maxin, &tf);
-			if (whole > 0 && (size_t)whole + 1 > c->icap - off) {
-				/* A big packet (a 10 MB payload): room for all of it. */
-				memmove(c->ibuf, c->ibuf + off, c->ilen - off);
-				c->ilen -= off;
-				off = 0;
-				if (grow_ibuf(c, (size_t)whole + 1)) {
-					rc = protocol_error(c, MG_E_TOO_LARGE, "out of memory for a packet");
-					break;
-				}
+			if (r == 0)
+				break;
+			rc = handle(c, &p, mg_framer_data(&c->in) + (size_t)r);
+			mg_framer_consume(&c->in, (size_t)r);
+			/* This packet's callbacks (and log lines) come before the next packet is
+			 * handled, so a callback that disconnects stops the rest. c->in is ours alone,
+			 * so mu may be dropped here. */
+			if (c->ev_head) {
+				mg_unlock(c);
+				mg_lock(c);
 			}
-			break;
 		}
 		if (c->tr.fd < 0) {
-			c->ilen = 0;
+			mg_framer_drop(&c->in);
 			mg_unlock(c);
 			return rc ? rc : MIDGE_ERR_CONN_LOST;
 		}
 		if (c->state == MG_S_CLOSING)
-			off = c->ilen; /* not handled: see above */
-		memmove(c->ibuf, c->ibuf + off, c->ilen - off);
-		c->ilen -= off;
-		if (c->icap > 4 * READ_CHUNK && c->ilen < READ_CHUNK) {
-			/* a big packet has gone: give its memory back */
-			uint8_t *b = realloc(c->ibuf, READ_CHUNK);
-			if (b) {
-				c->ibuf = b;
-				c->icap = READ_CHUNK;
-			}
-		}
+			mg_framer_drop(&c->in); /* not handled: see above */
+		mg_framer_settle(&c->in, READ_CHUNK); /* a big packet has gone: its memory too */
 		mg_unlock(c);
 		if ((size_t)n < room)
 			return MIDGE_OK; /* drained */

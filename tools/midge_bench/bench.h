@@ -22,6 +22,8 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "net/framer.h"
+
 #define MB_STAMP 16 /* payload header: id, seq, time */
 
 enum mb_scenario { SC_CONN, SC_PAIRS, SC_FANIN, SC_FANOUT, SC_SHARED };
@@ -152,8 +154,8 @@ typedef struct mb_conn {
 	int state;                    /* enum mb_cstate */
 	bool epollout;
 	struct mb_worker *w;
-	uint8_t *in;
-	size_t in_len, in_cap;
+	mg_framer in;                 /* what the broker sent (net/framer.h) */
+	size_t in_chunk;              /* its read size: large for subscribers */
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	uint64_t filler;              /* payload bytes to send from the zero page ... */

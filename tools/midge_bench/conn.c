@@ -11,6 +11,7 @@
  */
 #include "tools/midge_bench/bench.h"
 
+#include "net/framer.h"
 #include "net/transport.h"
 #include "proto/proto.h"
 
@@ -501,65 +502,41 @@ unexpected:
 
 static void read_input(mb_conn *c)
 {
-	if (c->in_len == c->in_cap) {
-		size_t cap = c->in_cap ? c->in_cap * 2 : 256;
-		uint8_t *p = realloc(c->in, cap);
-		if (!p) {
-			fprintf(stderr, "midge_bench: out of memory\n");
-			exit(2);
-		}
-		c->in = p;
-		c->in_cap = cap;
+	size_t room;
+	uint8_t *at = mg_framer_room(&c->in, 1, c->in_chunk, &room);
+	if (!at) {
+		fprintf(stderr, "midge_bench: out of memory\n");
+		exit(2);
 	}
 	mg_transport t;
 	mg_tcp_init(&t, c->fd);
-	ssize_t n = mg_transport_read(&t, c->in + c->in_len, c->in_cap - c->in_len);
+	ssize_t n = mg_transport_read(&t, at, room);
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
 		mb_conn_fail(c, n == 0 ? "closed by the broker" : "read failed");
 		return;
 	}
-	c->in_len += (size_t)n;
+	mg_framer_filled(&c->in, (size_t)n);
 	uint64_t now = mb_now();
-	size_t off = 0, need = 0;
-	while (off < c->in_len && c->state != CS_CLOSED) {
-		uint8_t tf;
-		int sz = mg_frame(c->in + off, c->in_len - off, (uint8_t)level(), 0, &tf);
-		if (sz < 0) {
-			c->w->st.proto_err++;
-			mb_conn_fail(c, mg_err_str(sz));
-			return;
-		}
-		if (sz == 0 || (size_t)sz > c->in_len - off) {
-			need = (size_t)sz;
-			break;
-		}
-		mg_packet pk;
-		int d = mg_decode(c->in + off, (size_t)sz, (uint8_t)level(), 0, &pk);
-		if (d <= 0) {
-			c->w->st.proto_err++;
-			mb_conn_fail(c, d < 0 ? mg_err_str(d) : "short packet");
-			return;
-		}
+	int r = 0;
+	mg_packet pk;
+	while (c->state != CS_CLOSED && (r = mg_framer_next(&c->in, (uint8_t)level(), 0, &pk)) > 0) {
 		on_packet(c, &pk, now);
-		off += (size_t)sz;
+		mg_framer_consume(&c->in, (size_t)r);
 	}
 	if (c->state == CS_CLOSED)
 		return;
-	if (off) {
-		memmove(c->in, c->in + off, c->in_len - off);
-		c->in_len -= off;
+	if (r == MG_FRAMER_NOMEM) {
+		fprintf(stderr, "midge_bench: out of memory\n");
+		exit(2);
 	}
-	if (need > c->in_cap) { /* one packet larger than the buffer: make room for all of it */
-		uint8_t *p = realloc(c->in, need);
-		if (!p) {
-			fprintf(stderr, "midge_bench: out of memory\n");
-			exit(2);
-		}
-		c->in = p;
-		c->in_cap = need;
+	if (r < 0) {
+		c->w->st.proto_err++;
+		mb_conn_fail(c, mg_err_str(r));
+		return;
 	}
+	mg_framer_settle(&c->in, MG_FRAMER_KEEP_ALL);
 	if (mb_conn_flush(c) < 0)
 		mb_conn_fail(c, "write failed");
 }

@@ -170,9 +170,13 @@ static void place(mb_run *g, mb_conn *c, int role, int t)
 	c->role = role;
 	c->w = &g->w[t % g->o.threads];
 	c->recv_max = 65535;
-	c->in_cap = role == ROLE_SUB ? 256 * 1024 : role == ROLE_PUB ? 16 * 1024 : 256;
+	c->in_chunk = role == ROLE_SUB ? 256 * 1024 : role == ROLE_PUB ? 16 * 1024 : 256;
+	size_t room;
+	if (!mg_framer_room(&c->in, c->in_chunk, c->in_chunk, &room)) {
+		fprintf(stderr, "midge_bench: out of memory\n");
+		exit(2);
+	}
 	c->out_cap = role == ROLE_PUB ? 256 * 1024 : role == ROLE_SUB ? 16 * 1024 : 256;
-	c->in = xcalloc(1, c->in_cap);
 	c->out = xcalloc(1, c->out_cap);
 	c->w->nconns++;
 }
@@ -482,7 +486,7 @@ int main(int argc, char **argv)
 		rc = 1;
 
 	for (int i = 0; i < g->nconns; i++) {
-		free(g->conns[i].in);
+		mg_framer_free(&g->conns[i].in);
 		free(g->conns[i].out);
 	}
 	for (int i = 0; i < g->npubs; i++) {
