@@ -354,3 +354,20 @@ def test_many_clients_long_subscribes_at_once(broker_factory):
     finally:
         for c in cs:
             c.close()
+
+
+@pytest.mark.midge_only
+def test_subscribe_more_than_65535_filters_mount_point(broker_factory):
+    """The same 70,000-filter SUBSCRIBE on a listener with a mount_point, whose prefixed
+    filters once went into a heap array sized by the 16-bit count."""
+    b = broker_factory(extra=["mount_point mp/"], verbose=False)
+    c = m.RawClient(b.port)
+    try:
+        c.connect("many-mp")
+        c.send(big_subscribe(7, [("many/+", 1)] * MANY, 4))
+        assert c.expect(m.SUBACK, timeout=60).codes == [1] * MANY
+        c.send(m.publish("many/x", b"mounted"))
+        p = c.recv_publish(timeout=10)
+        assert (p.topic, p.payload) == ("many/x", b"mounted")
+    finally:
+        c.close()
