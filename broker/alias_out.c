@@ -24,7 +24,7 @@
  * the topic's content (different messages hold different copies of the same topic); entries
  * are never removed, so probing needs no tombstones.
  */
-#include "broker/broker.h"
+#include "broker/alias_out.h"
 
 #include <stdlib.h>
 #include <string.h>

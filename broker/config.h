@@ -149,4 +149,14 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen);
 
 const char *mg_usage(void);   /* the -h text, in mosquitto's shape */
 
+/* May a client connect, by these settings? Nothing can verify a user name yet
+ * (password_file is refused at startup), so with allow_anonymous false nobody may, user
+ * name or not: mosquitto 2 refuses them all when it has no password file. CONNECT and the
+ * re-check after a reload both ask here, so the two never disagree. */
+static inline bool mg_may_connect(const mg_config *cfg, bool has_username)
+{
+	(void)has_username; /* what a password_file would check */
+	return cfg->allow_anonymous;
+}
+
 #endif

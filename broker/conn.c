@@ -3,8 +3,13 @@
  * gather output (packet bytes + message payloads by reference) and flush it with writev
  * once per loop turn; EPOLLOUT only while output is pending.
  */
+#include "broker/conn.h"
+#include "broker/alias_out.h"
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/packet.h"
+#include "broker/session.h"
+#include "broker/worker.h"
 
 #include <errno.h>
 #include <stdio.h>

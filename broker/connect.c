@@ -2,8 +2,13 @@
  * broker/connect.c - CONNECT: client ids, refusals, takeover, clean start / resume, wills,
  * and the end of a session's connection (will delay, session expiry).
  */
+#include "broker/packet.h"
+#include "broker/alias_out.h"
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,68 +44,27 @@ static void assign_id(const char *prefix, char *out, size_t cap)
 	         r[10], r[11], r[12], r[13], r[14], r[15]);
 }
 
-void mg_will_publish(mg_worker *w, mg_session *s)
+/* Another connection takes s over: the session lets its old connection (c0) go, which is
+ * closed the way the spec says. */
+static void takeover(mg_worker *w, mg_session *s, bool resume)
 {
-	mg_msg *m = s->will;
-	s->will = NULL;
-	s->will_at = 0;
-	if (m) {
-		if (m->has_expiry) /* only this session holds it: still safe to change */
-			m->expire_at = mg_loop_now_ms(w->loop) + (int64_t)s->will_expiry * 1000;
-		mg_publish_msg(w, m, NULL);
-		mg_msg_unref(m);
-	}
-}
-
-void mg_session_detach(mg_worker *w, mg_session *s, bool send_will)
-{
-	int64_t now = mg_loop_now_ms(w->loop);
-	s->conn = NULL;
-	mg_session_set_online(w->b, s, false);
-	atomic_fetch_sub(&w->b->n_clients, 1);
-	if (!send_will)
-		mg_session_clear_will(s);
-	else if (s->will) {
-		if (s->will_delay == 0 || s->expiry == 0)
-			mg_will_publish(w, s);
-		else
-			s->will_at = now + (int64_t)(s->will_delay < s->expiry ? s->will_delay : s->expiry) * 1000;
-	}
-	if (s->expiry == 0)
-		mg_session_destroy(w, s);
-	else if (s->expiry != UINT32_MAX)
-		s->expire_at = now + (int64_t)s->expiry * 1000;
-}
-
-/* Another connection takes s over: close the old one (c0) the way the spec says. */
-static void takeover(mg_worker *w, mg_conn *c0, bool resume)
-{
-	mg_session *s = c0->s;
-	mg_log(MG_LOG_INFO, "Client %s already connected, closing old connection.", s->id);
-	if (s->will) {
-		if (s->level == MG_V5 && s->will_delay > 0 && resume)
-			mg_session_clear_will(s); /* reconnected within the delay [MQTT-3.1.3-9] */
-		else
-			mg_will_publish(w, s);
-	}
+	mg_conn *c0 = mg_session_take_over(w, s, resume);
 	if (c0->level == MG_V5) {
 		mg_packet p = { .type = MG_DISCONNECT, .reason_code = MG_RC_SESSION_TAKEN_OVER };
 		c0->linger = mg_conn_send(c0, &p) == 0;
 	}
 	c0->s = NULL;
-	s->conn = NULL;
-	mg_session_set_online(w->b, s, false);
-	atomic_fetch_sub(&w->b->n_clients, 1);
 	mg_conn_close(c0, MG_CLOSE_TAKEOVER);
 }
 
-static int make_will(mg_worker *w, mg_session *s, const mg_connect *k)
+/* The CONNECT's will, as a message under the listener's mount point, given to the session. */
+static int make_will(mg_conn *c, mg_session *s, const mg_connect *k)
 {
-	mg_session_clear_will(s);
+	mg_session_set_will(s, NULL, 0, false, 0, 0);
 	if (!k->will)
 		return 0;
 	uint8_t mbuf[256], *heap;
-	mg_bytes t = mg_mount(s->conn, k->will_topic, false, mbuf, sizeof mbuf, &heap);
+	mg_bytes t = mg_mount(c, k->will_topic, false, mbuf, sizeof mbuf, &heap);
 	if (t.p && !mg_client_may_publish(t.p, t.len)) {
 		/* a will is the client's PUBLISH: never published where a PUBLISH may not go
 		 * (mosquitto checks it when it would send it, and drops it the same way) */
@@ -108,55 +72,65 @@ static int make_will(mg_worker *w, mg_session *s, const mg_connect *k)
 		free(heap);
 		return 0;
 	}
-	s->will = t.p ? mg_msg_new(t.p, t.len, k->will_payload.p, k->will_payload.len,
-	                           k->level == MG_V5 ? &k->will_props : NULL, k->will_qos, k->will_retain,
-	                           mg_loop_now_ms(w->loop))
-	              : NULL;
+	mg_msg *m = t.p ? mg_msg_new(t.p, t.len, k->will_payload.p, k->will_payload.len,
+	                             k->level == MG_V5 ? &k->will_props : NULL, k->will_qos,
+	                             k->will_retain, mg_loop_now_ms(c->w->loop))
+	                : NULL;
 	free(heap);
-	if (!s->will)
+	if (!m)
 		return -1;
-	s->will_qos = k->will_qos;
-	s->will_retain = k->will_retain;
-	s->will_delay = k->level == MG_V5 ? k->will_props.will_delay : 0;
-	/* the expiry clock of a will starts when it is published, not now */
-	if (s->will->has_expiry)
-		s->will->expire_at = INT64_MAX;
-	s->will_expiry = k->level == MG_V5 && (k->will_props.present & MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY))
-	                 ? k->will_props.message_expiry : 0;
+	bool v5 = k->level == MG_V5;
+	mg_session_set_will(s, m, k->will_qos, k->will_retain, v5 ? k->will_props.will_delay : 0,
+	                    v5 && (k->will_props.present & MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY))
+	                    ? k->will_props.message_expiry : 0);
 	return 0;
 }
 
-int mg_handle_connect(mg_conn *c, const mg_packet *p)
-{
-	mg_worker *w = c->w;
-	mg_broker *b = w->b;
-	const mg_config *cfg = b->cfg;
-	const mg_connect *k = &p->u.connect;
-	c->level = k->level;
+/* What one CONNECT decided, passed between the steps of mg_handle_connect. */
+typedef struct connect_st {
+	const char *id;      /* the client id: the packet's, or idbuf when assigned */
+	size_t idlen;
+	bool assigned;       /* the broker made the id up (zero-length id) */
+	bool server_ka;      /* the broker changed the keepalive (5.0 Server Keep Alive) */
+	bool present;        /* an existing session resumes */
+	uint16_t ka;
+	char idbuf[128];
+	char idstr[128];     /* the id for logs */
+} connect_st;
 
-	char idbuf[128], idstr[128];
-	const char *id = (const char *)k->client_id.p;
-	size_t idlen = k->client_id.len;
-	bool assigned = false;
-	snprintf(idstr, sizeof idstr, "%.*s", (int)idlen, id);
-	if (idlen == 0) {
-		if (k->level == MG_V31 || (k->level == MG_V311 && !k->clean) || !cfg->allow_zero_length_clientid) {
-			refuse_as(c, NULL, MG_CONNACK_ID_REJECTED, MG_RC_CLIENT_ID_NOT_VALID, MG_CLOSE_PROTOCOL);
-			return -1;
-		}
-		assign_id(cfg->auto_id_prefix, idbuf, sizeof idbuf);
-		id = idbuf;
-		idlen = strlen(idbuf);
-		assigned = true;
-		snprintf(idstr, sizeof idstr, "%s", idbuf);
+/* The client id, or one the broker assigns. false: refused (c closed). */
+static bool pick_id(mg_conn *c, const mg_config *cfg, const mg_connect *k, connect_st *st)
+{
+	st->id = (const char *)k->client_id.p;
+	st->idlen = k->client_id.len;
+	st->assigned = false;
+	snprintf(st->idstr, sizeof st->idstr, "%.*s", (int)st->idlen, st->id);
+	if (st->idlen)
+		return true;
+	if (k->level == MG_V31 || (k->level == MG_V311 && !k->clean) || !cfg->allow_zero_length_clientid) {
+		refuse_as(c, NULL, MG_CONNACK_ID_REJECTED, MG_RC_CLIENT_ID_NOT_VALID, MG_CLOSE_PROTOCOL);
+		return false;
 	}
+	assign_id(cfg->auto_id_prefix, st->idbuf, sizeof st->idbuf);
+	st->id = st->idbuf;
+	st->idlen = strlen(st->idbuf);
+	st->assigned = true;
+	snprintf(st->idstr, sizeof st->idstr, "%s", st->idbuf);
+	return true;
+}
+
+/* Authentication, the will's size and retain flag, the keepalive. false: refused. */
+static bool admit(mg_conn *c, const mg_config *cfg, const mg_packet *p, connect_st *st)
+{
+	const mg_connect *k = &p->u.connect;
+	const char *idstr = st->idstr;
 	if (k->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_AUTH_METHOD))) {
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_BAD_AUTH_METHOD, MG_CLOSE_NOT_AUTH);
-		return -1;
+		return false;
 	}
 	if (!mg_may_connect(cfg, k->has_username)) {
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
-		return -1;
+		return false;
 	}
 	if (k->will && cfg->message_size_limit && k->will_payload.len > cfg->message_size_limit) {
 		/* It could never be published as a PUBLISH of that size: refuse now, not drop it
@@ -164,26 +138,34 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 		mg_log(MG_LOG_INFO, "Client %s will payload of %u bytes is over message_size_limit %u, "
 		       "refused.", idstr, k->will_payload.len, cfg->message_size_limit);
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_PACKET_TOO_LARGE, MG_CLOSE_REFUSED);
-		return -1;
+		return false;
 	}
 	if (k->will && k->will_retain && !cfg->retain_available && k->level == MG_V5) {
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_RETAIN_NOT_SUPPORTED, MG_CLOSE_REFUSED);
-		return -1;
+		return false;
 	}
-	uint16_t ka = k->keepalive;
-	bool server_ka = false;
-	if (cfg->max_keepalive && k->level == MG_V5 && (ka == 0 || ka > cfg->max_keepalive)) {
-		ka = cfg->max_keepalive;
-		server_ka = true;
-	} else if (cfg->max_keepalive && ka > cfg->max_keepalive) {
+	st->ka = k->keepalive;
+	st->server_ka = false;
+	if (cfg->max_keepalive && k->level == MG_V5 && (st->ka == 0 || st->ka > cfg->max_keepalive)) {
+		st->ka = cfg->max_keepalive;
+		st->server_ka = true;
+	} else if (cfg->max_keepalive && st->ka > cfg->max_keepalive) {
 		refuse(c, MG_CONNACK_ID_REJECTED, MG_RC_CLIENT_ID_NOT_VALID, MG_CLOSE_PROTOCOL);
-		return -1;
+		return false;
 	}
+	return true;
+}
 
+/* The session this CONNECT gets: resumed, taken over, or new. Sets *out; returns 0, -1
+ * refused (c closed) or 1 when the session lives on another worker (c handed to it). */
+static int claim_session(mg_conn *c, const mg_connect *k, connect_st *st, mg_session **out)
+{
+	mg_worker *w = c->w;
+	const char *idstr = st->idstr;
 	int owner = -1;
 	mg_session *s = NULL;
-	if (!assigned) {
-		s = mg_session_find(b, id, idlen, w->idx, &owner);
+	if (!st->assigned) {
+		s = mg_session_find(w, st->id, st->idlen, &owner);
 		if (!s && owner >= 0 && owner != w->idx) {
 			if (c->hops++ > 8) {
 				refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_BUSY, MG_CLOSE_REFUSED);
@@ -194,25 +176,17 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 		}
 	}
 	bool resume = !k->clean;
-	if (s && s->expire_at && mg_loop_now_ms(w->loop) >= s->expire_at && !s->conn) {
-		if (s->will)
-			mg_will_publish(w, s);
-		mg_session_destroy(w, s);
+	if (s && mg_session_expire_if_due(w, s, mg_loop_now_ms(w->loop)))
 		s = NULL;
-	}
 	if (s && s->conn)
-		takeover(w, s->conn, resume && s->expiry > 0);
-	bool present = false;
+		takeover(w, s, resume && s->expiry > 0);
 	if (s && (!resume || s->expiry == 0)) {
-		if (s->will)
-			mg_will_publish(w, s); /* a delayed will: the session ends now */
-		mg_session_destroy(w, s);
+		mg_session_end(w, s);
 		s = NULL;
 	}
-	if (s) {
-		present = true;
-	} else {
-		s = mg_session_create(w, id, idlen, &owner);
+	st->present = s != NULL;
+	if (!s) {
+		s = mg_session_create(w, st->id, st->idlen, &owner);
 		if (!s) {
 			if (owner >= 0 && owner != w->idx && c->hops++ <= 8) {
 				mg_conn_handoff(c, owner);
@@ -222,6 +196,16 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 			return -1;
 		}
 	}
+	*out = s;
+	return 0;
+}
+
+/* The session's settings from this CONNECT: level, expiry, will. false: refused. */
+static bool configure_session(mg_conn *c, const mg_config *cfg, const mg_packet *p,
+                              mg_session *s, const connect_st *st)
+{
+	const mg_connect *k = &p->u.connect;
+	const char *idstr = st->idstr;
 	s->level = k->level;
 	if (k->level == MG_V5)
 		s->expiry = (p->props.present & MG_PROP_BIT(MG_PROP_SESSION_EXPIRY)) ? p->props.session_expiry : 0;
@@ -230,45 +214,43 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 		          : cfg->persistent_client_expiration < 0 ? UINT32_MAX
 		          : (uint32_t)cfg->persistent_client_expiration;
 	s->expire_at = 0;
-	s->conn = c; /* make_will reads the listener's mount point */
-	if (make_will(w, s, k) < 0) {
-		s->conn = NULL;
-		mg_session_destroy(w, s);
+	if (make_will(c, s, k) < 0) {
+		mg_session_destroy(c->w, s);
 		refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_UNAVAILABLE, MG_CLOSE_REFUSED);
-		return -1;
+		return false;
 	}
-	c->s = s;
-	s->conn = c;
-	c->id = s->id;
-	c->state = MG_CS_ACTIVE;
-	c->keepalive = ka;
-	c->anonymous = !k->has_username;
-	if (k->level == MG_V5) {
-		c->max_out = p->props.maximum_packet_size;
-		c->recv_max = p->props.receive_maximum ? p->props.receive_maximum : 65535;
-		c->problem_info = p->props.request_problem_info;
-		c->alias_max = ALIAS_MAX;
-		c->alias = calloc(ALIAS_MAX + 1, sizeof *c->alias);
-		c->alias_len = calloc(ALIAS_MAX + 1, sizeof *c->alias_len);
-		if (!c->alias || !c->alias_len)
-			c->alias_max = 0;
-		/* The client's Topic Alias Maximum bounds the aliases we send it [MQTT-3.1.2-26];
-		 * absent or 0: none [MQTT-3.1.2-27]. A new connection starts with no mapping.
-		 * Opt-in (outgoing_topic_aliases): libmosquitto 2.0.11 and paho 1.6 announce a
-		 * maximum but cannot take an alias back, and mosquitto never sends one. */
-		mg_alias_out_free(c->aout);
-		c->aout = NULL;
-		if (b->cfg->outgoing_topic_aliases &&
-		    (p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS_MAXIMUM)))
-			c->aout = mg_alias_out_new(p->props.topic_alias_maximum);
-	}
-	mg_session_set_online(b, s, true);
-	atomic_fetch_add_explicit(&w->st.connects, 1, memory_order_relaxed);
-	int n = atomic_fetch_add(&b->n_clients, 1) + 1;
-	int mx = atomic_load(&b->max_clients);
-	while (n > mx && !atomic_compare_exchange_weak(&b->max_clients, &mx, n))
-		;
+	return true;
+}
 
+/* The connection's side of an accepted CONNECT: keepalive, 5.0 limits and topic aliases. */
+static void configure_conn(mg_conn *c, const mg_config *cfg, const mg_packet *p, const connect_st *st)
+{
+	const mg_connect *k = &p->u.connect;
+	c->state = MG_CS_ACTIVE;
+	c->keepalive = st->ka;
+	c->anonymous = !k->has_username;
+	if (k->level != MG_V5)
+		return;
+	c->max_out = p->props.maximum_packet_size;
+	c->recv_max = p->props.receive_maximum ? p->props.receive_maximum : 65535;
+	c->problem_info = p->props.request_problem_info;
+	c->alias_max = ALIAS_MAX;
+	c->alias = calloc(ALIAS_MAX + 1, sizeof *c->alias);
+	c->alias_len = calloc(ALIAS_MAX + 1, sizeof *c->alias_len);
+	if (!c->alias || !c->alias_len)
+		c->alias_max = 0;
+	/* The client's Topic Alias Maximum bounds the aliases we send it [MQTT-3.1.2-26];
+	 * absent or 0: none [MQTT-3.1.2-27]. A new connection starts with no mapping.
+	 * Opt-in (outgoing_topic_aliases): libmosquitto 2.0.11 and paho 1.6 announce a
+	 * maximum but cannot take an alias back, and mosquitto never sends one. */
+	mg_alias_out_free(c->aout);
+	c->aout = NULL;
+	if (cfg->outgoing_topic_aliases && (p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS_MAXIMUM)))
+		c->aout = mg_alias_out_new(p->props.topic_alias_maximum);
+}
+
+static void log_connect(const mg_conn *c, const mg_config *cfg, const mg_session *s, const mg_connect *k)
+{
 	if (cfg->connection_messages) {
 		int pl = k->level == MG_V31 ? 1 : k->level == MG_V311 ? 2 : 5;
 		if (k->has_username)
@@ -285,20 +267,23 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	} else {
 		mg_log(MG_LOG_DEBUG, "No will message specified.");
 	}
+}
 
-	mg_packet ack = { .type = MG_CONNACK, .session_present = present };
-	if (k->level == MG_V5) {
+static void send_connack(mg_conn *c, const mg_config *cfg, const mg_session *s, const connect_st *st)
+{
+	mg_packet ack = { .type = MG_CONNACK, .session_present = st->present };
+	if (c->level == MG_V5) {
 		/* proto/ writes them in mosquitto's order; we say which, and the values */
 		mg_props *ap = &ack.props;
 		ap->present = MG_PROP_BIT(MG_PROP_TOPIC_ALIAS_MAXIMUM);
 		ap->topic_alias_maximum = c->alias_max;
-		if (server_ka) {
+		if (st->server_ka) {
 			ap->present |= MG_PROP_BIT(MG_PROP_SERVER_KEEP_ALIVE);
-			ap->server_keep_alive = ka;
+			ap->server_keep_alive = st->ka;
 		}
-		if (assigned) {
+		if (st->assigned) {
 			ap->present |= MG_PROP_BIT(MG_PROP_ASSIGNED_CLIENT_ID);
-			ap->assigned_client_id = (mg_bytes){ (const uint8_t *)id, (uint32_t)idlen };
+			ap->assigned_client_id = (mg_bytes){ (const uint8_t *)st->id, (uint32_t)st->idlen };
 		}
 		if (!cfg->retain_available) {
 			ap->present |= MG_PROP_BIT(MG_PROP_RETAIN_AVAILABLE);
@@ -314,9 +299,32 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 			ap->receive_maximum = (uint16_t)cfg->max_inflight_messages;
 		}
 	}
-	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (%d, 0)", s->id, present);
+	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %s (%d, 0)", s->id, st->present);
 	mg_conn_send(c, &ack);
-	if (present)
+}
+
+int mg_handle_connect(mg_conn *c, const mg_packet *p)
+{
+	mg_worker *w = c->w;
+	const mg_config *cfg = w->b->cfg;
+	const mg_connect *k = &p->u.connect;
+	c->level = k->level;
+	connect_st st;
+	if (!pick_id(c, cfg, k, &st) || !admit(c, cfg, p, &st))
+		return -1;
+	mg_session *s;
+	int r = claim_session(c, k, &st, &s);
+	if (r)
+		return r;
+	if (!configure_session(c, cfg, p, s, &st))
+		return -1;
+	c->s = s;
+	c->id = s->id;
+	configure_conn(c, cfg, p, &st);
+	mg_session_attach(w, s, c);
+	log_connect(c, cfg, s, k);
+	send_connack(c, cfg, s, &st);
+	if (st.present)
 		mg_session_resend(w, s);
 	mg_session_pump(w, s);
 	return 0;

@@ -2,9 +2,14 @@
  * broker/handle.c - every packet after CONNECT: PUBLISH and its acks both ways, PINGREQ,
  * DISCONNECT (SUBSCRIBE and UNSUBSCRIBE are in subscribe.c, routing in route.c).
  */
+#include "broker/packet.h"
+#include "broker/alias_out.h"
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/route.h"
+#include "broker/session.h"
 #include "broker/store.h"
+#include "broker/worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>

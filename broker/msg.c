@@ -1,5 +1,5 @@
 /* broker/msg.c - the shared, immutable, refcounted message (see broker.h). */
-#include "broker/broker.h"
+#include "broker/msg.h"
 
 #include <stdlib.h>
 #include <string.h>

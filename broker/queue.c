@@ -1,5 +1,5 @@
 /* broker/queue.c - FIFO rings for queued and in-flight deliveries. */
-#include "broker/broker.h"
+#include "broker/queue.h"
 
 #include <errno.h>
 #include <stdlib.h>

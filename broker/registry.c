@@ -1,12 +1,12 @@
 /*
  * broker/registry.c - client id -> session reference, and the slot table that makes
- * references safe to hold in other threads (see the locking scheme in broker.h).
+ * references safe to hold in other threads (see registry.h).
  *
  * An mg_sref is (generation << 32) | (slot index + 1). Destroying a session bumps its slot's
  * generation, so a reference still sitting in a matchset or an inbox no longer resolves.
  */
+#include "broker/registry.h"
 #include "broker/broker.h"
-#include "broker/store.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -84,7 +84,7 @@ static void reg_grow(mg_broker *b)
 	b->reg_cap = nc;
 }
 
-mg_session *mg_session_find(mg_broker *b, const char *id, size_t len, int me, int *owner)
+mg_session *mg_registry_find(mg_broker *b, const char *id, size_t len, int me, int *owner)
 {
 	mg_session *s = NULL;
 	pthread_mutex_lock(&b->reg_mu);
@@ -122,18 +122,13 @@ static int slot_alloc(mg_broker *b, uint32_t *idx)
 	return 0;
 }
 
-mg_session *mg_session_create(mg_worker *w, const char *id, size_t len, int *owner)
+mg_sref mg_registry_add(mg_broker *b, const char *id, size_t len, int me, mg_session *s, int *owner)
 {
-	mg_broker *b = w->b;
-	/* The id lives in the same allocation as the session and as the registry entry: one
-	 * malloc each instead of two saves a chunk header and rounding per session. */
-	mg_session *s = calloc(1, sizeof *s + len + 1);
+	/* The id lives in the registry entry's own allocation (one malloc instead of two). */
 	mg_regent *e = calloc(1, sizeof *e + len + 1);
 	*owner = -1;
-	if (!s || !e)
-		goto fail;
-	char *cid = (char *)(s + 1);
-	memcpy(cid, id, len);
+	if (!e)
+		return NULL;
 	memcpy(e->id, id, len);
 	pthread_mutex_lock(&b->reg_mu);
 	if (b->reg_n >= b->reg_cap) /* chains of one on average: lookups happen at CONNECT only, */
@@ -143,96 +138,57 @@ mg_session *mg_session_create(mg_worker *w, const char *id, size_t len, int *own
 	if (*pp) {
 		*owner = (*pp)->owner;
 		pthread_mutex_unlock(&b->reg_mu);
-		goto fail;
+		free(e);
+		return NULL;
 	}
 	if (slot_alloc(b, &idx) < 0) {
 		pthread_mutex_unlock(&b->reg_mu);
-		goto fail;
+		free(e);
+		return NULL;
 	}
 	mg_slot *sl = slot_at(b, idx);
 	uint32_t gen = atomic_load(&sl->gen);
-	atomic_store(&sl->owner, w->idx);
+	atomic_store(&sl->owner, me);
 	atomic_store(&sl->online, false);
 	sl->s = s;
-	s->ref = (mg_sref)(((uintptr_t)gen << 32) | (idx + 1));
+	mg_sref ref = (mg_sref)(((uintptr_t)gen << 32) | (idx + 1));
 	e->len = (uint32_t)len; /* an MQTT string: at most 65535 */
-	e->ref = s->ref;
-	e->owner = w->idx;
+	e->ref = ref;
+	e->owner = me;
 	e->next = NULL;
 	*pp = e;
 	b->reg_n++;
 	pthread_mutex_unlock(&b->reg_mu);
-
-	s->id = cid;
-	s->id_len = len;
-	s->owner = w->idx;
-	s->next_mid = 1;
-	s->next = w->sessions;
-	if (w->sessions)
-		w->sessions->prev = s;
-	w->sessions = s;
-	atomic_fetch_add(&b->n_sessions, 1);
-	mg_store_session_created(s);
-	return s;
-fail:
-	free(s);
-	free(e);
-	return NULL;
+	return ref;
 }
 
-typedef struct unsub_ctx {
-	mg_broker *b;
-	mg_sref ref;
-} unsub_ctx;
-
-static void unsub_one(void *ud, const uint8_t *f, size_t len)
+void mg_registry_remove(mg_broker *b, const char *id, size_t len, mg_sref ref)
 {
-	unsub_ctx *u = ud;
-	mg_subtree_remove(u->b->tree, f, len, u->ref);
-}
-
-void mg_session_destroy(mg_worker *w, mg_session *s)
-{
-	mg_broker *b = w->b;
-	mg_store_session_removed(s);
-	unsub_ctx u = { b, s->ref };
-	mg_fset_clear(&s->subs, unsub_one, &u);
 	pthread_mutex_lock(&b->reg_mu);
-	mg_regent **pp = reg_find(b, s->id, s->id_len);
-	if (*pp && (*pp)->ref == s->ref) {
+	mg_regent **pp = reg_find(b, id, len);
+	if (*pp && (*pp)->ref == ref) {
 		mg_regent *e = *pp;
 		*pp = e->next;
 		free(e);
 		b->reg_n--;
 	}
 	uint32_t gen;
-	mg_slot *sl = slot_of(b, s->ref, &gen);
+	mg_slot *sl = slot_of(b, ref, &gen);
 	atomic_fetch_add(&sl->gen, 1);
 	atomic_store(&sl->online, false);
 	atomic_store(&sl->owner, -1);
 	sl->s = NULL;
-	uint32_t idx = (uint32_t)((uintptr_t)s->ref & 0xffffffffu) - 1;
+	uint32_t idx = (uint32_t)((uintptr_t)ref & 0xffffffffu) - 1;
 	sl->next_free = b->free_slot;
 	b->free_slot = idx + 1;
 	pthread_mutex_unlock(&b->reg_mu);
-
-	mg_session_clear_msgs(s);
-	mg_session_clear_will(s);
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		w->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	atomic_fetch_sub(&b->n_sessions, 1);
-	free(s); /* s->id with it */
 }
 
-mg_session *mg_session_resolve(mg_worker *w, mg_sref ref)
+mg_session *mg_sref_resolve(mg_broker *b, mg_sref ref, int me)
 {
 	uint32_t gen;
-	mg_slot *sl = slot_of(w->b, ref, &gen);
-	if (!sl || atomic_load(&sl->gen) != gen || atomic_load(&sl->owner) != w->idx)
+	mg_slot *sl = slot_of(b, ref, &gen);
+	if (!sl || atomic_load(&sl->gen) != gen || atomic_load(&sl->owner) != me)
 		return NULL;
 	return sl->s;
 }
@@ -254,10 +210,10 @@ bool mg_sref_online(mg_broker *b, mg_sref ref)
 	       atomic_load_explicit(&sl->online, memory_order_relaxed);
 }
 
-void mg_session_set_online(mg_broker *b, mg_session *s, bool on)
+void mg_sref_set_online(mg_broker *b, mg_sref ref, bool on)
 {
 	uint32_t gen;
-	mg_slot *sl = slot_of(b, s->ref, &gen);
+	mg_slot *sl = slot_of(b, ref, &gen);
 	atomic_store_explicit(&sl->online, on, memory_order_relaxed);
 }
 

@@ -3,8 +3,11 @@
  * deliver to sessions of this worker directly and to other workers through their inboxes.
  * Retained messages are set here too (the retained store holds mg_msg references).
  */
+#include "broker/route.h"
 #include "broker/broker.h"
+#include "broker/session.h"
 #include "broker/store.h"
+#include "broker/worker.h"
 
 #include <string.h>
 

@@ -3,6 +3,7 @@
  */
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/route.h"
 
 #include <errno.h>
 #include <grp.h>

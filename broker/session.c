@@ -1,10 +1,16 @@
 /*
- * broker/session.c - a session's outbound side: the bounded queue, the inflight window,
- * and writing PUBLISH headers per recipient (the payload goes out as its own iovec).
+ * broker/session.c - a session's whole life (create, attach, detach, will, expire, destroy)
+ * and its outbound side: the bounded queue, the inflight window, and writing PUBLISH
+ * headers per recipient (the payload goes out as its own iovec).
  */
+#include "broker/session.h"
+#include "broker/alias_out.h"
 #include "broker/broker.h"
+#include "broker/conn.h"
 #include "broker/log.h"
+#include "broker/route.h"
 #include "broker/store.h"
+#include "broker/worker.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -30,6 +36,194 @@ void mg_session_clear_msgs(mg_session *s)
 	s->inq2 = NULL;
 	s->n_inq2 = s->cap_inq2 = 0;
 }
+
+/* ---- life ---- */
+
+mg_session *mg_session_find(mg_worker *w, const char *id, size_t len, int *owner)
+{
+	return mg_registry_find(w->b, id, len, w->idx, owner);
+}
+
+mg_session *mg_session_resolve(mg_worker *w, mg_sref ref)
+{
+	return mg_sref_resolve(w->b, ref, w->idx);
+}
+
+mg_session *mg_session_create(mg_worker *w, const char *id, size_t len, int *owner)
+{
+	/* The id lives in the same allocation as the session: one malloc instead of two saves a
+	 * chunk header and rounding per session. */
+	mg_session *s = calloc(1, sizeof *s + len + 1);
+	*owner = -1;
+	if (!s)
+		return NULL;
+	char *cid = (char *)(s + 1);
+	memcpy(cid, id, len);
+	s->ref = mg_registry_add(w->b, id, len, w->idx, s, owner);
+	if (!s->ref) {
+		free(s);
+		return NULL;
+	}
+	s->id = cid;
+	s->id_len = len;
+	s->owner = w->idx;
+	s->next_mid = 1;
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	atomic_fetch_add(&w->b->n_sessions, 1);
+	mg_store_session_created(s);
+	return s;
+}
+
+typedef struct unsub_ctx {
+	mg_broker *b;
+	mg_sref ref;
+} unsub_ctx;
+
+static void unsub_one(void *ud, const uint8_t *f, size_t len)
+{
+	unsub_ctx *u = ud;
+	mg_subtree_remove(u->b->tree, f, len, u->ref);
+}
+
+void mg_session_destroy(mg_worker *w, mg_session *s)
+{
+	mg_broker *b = w->b;
+	mg_store_session_removed(s);
+	unsub_ctx u = { b, s->ref };
+	mg_fset_clear(&s->subs, unsub_one, &u);
+	mg_registry_remove(b, s->id, s->id_len, s->ref);
+	mg_session_clear_msgs(s);
+	mg_session_clear_will(s);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	atomic_fetch_sub(&b->n_sessions, 1);
+	free(s); /* s->id with it */
+}
+
+void mg_will_publish(mg_worker *w, mg_session *s)
+{
+	mg_msg *m = s->will;
+	s->will = NULL;
+	s->will_at = 0;
+	if (m) {
+		if (m->has_expiry) /* only this session holds it: still safe to change */
+			m->expire_at = mg_loop_now_ms(w->loop) + (int64_t)s->will_expiry * 1000;
+		mg_publish_msg(w, m, NULL);
+		mg_msg_unref(m);
+	}
+}
+
+void mg_session_set_will(mg_session *s, mg_msg *m, uint8_t qos, bool retain, uint32_t delay,
+                         uint32_t expiry)
+{
+	mg_session_clear_will(s);
+	s->will = m;
+	if (!m)
+		return;
+	s->will_qos = qos;
+	s->will_retain = retain;
+	s->will_delay = delay;
+	/* the expiry clock of a will starts when it is published, not now */
+	if (m->has_expiry)
+		m->expire_at = INT64_MAX;
+	s->will_expiry = expiry;
+}
+
+bool mg_session_expire_if_due(mg_worker *w, mg_session *s, int64_t now)
+{
+	if (!s->expire_at || now < s->expire_at || s->conn)
+		return false;
+	if (s->will)
+		mg_will_publish(w, s);
+	mg_session_destroy(w, s);
+	return true;
+}
+
+void mg_session_end(mg_worker *w, mg_session *s)
+{
+	if (s->will)
+		mg_will_publish(w, s); /* a delayed will: the session ends now */
+	mg_session_destroy(w, s);
+}
+
+static void go_offline(mg_worker *w, mg_session *s)
+{
+	s->conn = NULL;
+	mg_sref_set_online(w->b, s->ref, false);
+	atomic_fetch_sub(&w->b->n_clients, 1);
+}
+
+mg_conn *mg_session_take_over(mg_worker *w, mg_session *s, bool resume)
+{
+	mg_conn *old = s->conn;
+	mg_log(MG_LOG_INFO, "Client %s already connected, closing old connection.", s->id);
+	if (s->will) {
+		if (s->level == MG_V5 && s->will_delay > 0 && resume)
+			mg_session_clear_will(s); /* reconnected within the delay [MQTT-3.1.3-9] */
+		else
+			mg_will_publish(w, s);
+	}
+	go_offline(w, s);
+	return old;
+}
+
+void mg_session_attach(mg_worker *w, mg_session *s, mg_conn *c)
+{
+	mg_broker *b = w->b;
+	s->conn = c;
+	mg_sref_set_online(b, s->ref, true);
+	atomic_fetch_add_explicit(&w->st.connects, 1, memory_order_relaxed);
+	int n = atomic_fetch_add(&b->n_clients, 1) + 1;
+	int mx = atomic_load(&b->max_clients);
+	while (n > mx && !atomic_compare_exchange_weak(&b->max_clients, &mx, n))
+		;
+}
+
+void mg_session_detach(mg_worker *w, mg_session *s, bool send_will)
+{
+	int64_t now = mg_loop_now_ms(w->loop);
+	go_offline(w, s);
+	if (!send_will)
+		mg_session_clear_will(s);
+	else if (s->will) {
+		if (s->will_delay == 0 || s->expiry == 0)
+			mg_will_publish(w, s);
+		else
+			s->will_at = now + (int64_t)(s->will_delay < s->expiry ? s->will_delay : s->expiry) * 1000;
+	}
+	if (s->expiry == 0)
+		mg_session_destroy(w, s);
+	else if (s->expiry != UINT32_MAX)
+		s->expire_at = now + (int64_t)s->expiry * 1000;
+}
+
+void mg_session_tick(mg_worker *w, int64_t now)
+{
+	for (mg_session *s = w->sessions, *n; s; s = n) {
+		n = s->next;
+		if (s->conn)
+			continue;
+		if (s->will && s->will_at && now >= s->will_at)
+			mg_will_publish(w, s);
+		if (s->expire_at && now >= s->expire_at) {
+			if (s->will)
+				mg_will_publish(w, s);
+			mg_log(MG_LOG_NOTICE, "Expiring client %s.", s->id);
+			atomic_fetch_add_explicit(&w->st.expired, 1, memory_order_relaxed);
+			n = s->next; /* publishing the will never frees a session: n is still valid */
+			mg_session_destroy(w, s);
+		}
+	}
+}
+
+/* ---- messages ---- */
 
 static bool online(const mg_session *s)
 {

@@ -2,9 +2,13 @@
  * broker/subscribe.c - SUBSCRIBE and UNSUBSCRIBE: the tree, the session's own set of its
  * filters, retained messages after the SUBACK (retain handling 0/1/2), mount points.
  */
+#include "broker/packet.h"
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/route.h"
+#include "broker/session.h"
 #include "broker/store.h"
+#include "broker/worker.h"
 
 #include <stdlib.h>
 #include <string.h>

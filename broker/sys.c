@@ -5,6 +5,7 @@
  */
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/route.h"
 
 #include <math.h>
 #include <stddef.h>

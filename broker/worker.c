@@ -3,8 +3,10 @@
  * (deliveries from other workers, handed-off connections), and a 1 s tick for keepalive,
  * CONNECT timeouts, delayed wills and session expiry.
  */
+#include "broker/worker.h"
 #include "broker/broker.h"
 #include "broker/log.h"
+#include "broker/session.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -222,21 +224,7 @@ static void tick(mg_loop *l, void *ud)
 		         now - c->last_rx > (int64_t)c->keepalive * 1500)
 			mg_conn_disconnect(c, MG_RC_KEEP_ALIVE_TIMEOUT, MG_CLOSE_TIMEOUT);
 	}
-	for (mg_session *s = w->sessions, *n; s; s = n) {
-		n = s->next;
-		if (s->conn)
-			continue;
-		if (s->will && s->will_at && now >= s->will_at)
-			mg_will_publish(w, s);
-		if (s->expire_at && now >= s->expire_at) {
-			if (s->will)
-				mg_will_publish(w, s);
-			mg_log(MG_LOG_NOTICE, "Expiring client %s.", s->id);
-			atomic_fetch_add_explicit(&w->st.expired, 1, memory_order_relaxed);
-			n = s->next; /* publishing the will never frees a session: n is still valid */
-			mg_session_destroy(w, s);
-		}
-	}
+	mg_session_tick(w, now);
 	if (w->idx == 0)
 		mg_sys_tick(w);
 }

@@ -1,7 +1,7 @@
 /* test/unit/test_broker_alias_out.c - the broker -> client topic alias table (alias_out.c). */
 #include "t.h"
 
-#include "broker/broker.h"
+#include "broker/alias_out.h"
 
 static mg_bytes B(const char *s)
 {

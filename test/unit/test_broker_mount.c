@@ -1,7 +1,7 @@
 /* test/unit/test_broker_mount.c - a listener's mount_point on topics and filters. */
 #include "t.h"
 
-#include "broker/broker.h"
+#include "broker/packet.h"
 
 #include <stdlib.h>
 

@@ -1,7 +1,7 @@
 /* test/unit/test_broker_queue.c - the broker's message object and delivery rings. */
 #include "t.h"
 
-#include "broker/broker.h"
+#include "broker/queue.h"
 
 static mg_msg *mk(const char *topic, const char *payload)
 {

@@ -6,6 +6,9 @@
 #include "t.h"
 
 #include "broker/broker.h"
+#include "broker/packet.h"
+#include "broker/route.h"
+#include "broker/session.h"
 
 #include <stdlib.h>
 #include <sys/socket.h>
