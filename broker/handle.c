@@ -3,7 +3,6 @@
  * DISCONNECT (SUBSCRIBE and UNSUBSCRIBE are in subscribe.c, routing in route.c).
  */
 #include "broker/packet.h"
-#include "broker/alias_out.h"
 #include "broker/broker.h"
 #include "broker/log.h"
 #include "broker/route.h"
@@ -11,6 +10,7 @@
 #include "broker/store.h"
 #include "broker/worker.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +65,51 @@ static mg_inq2 *inq2_find(mg_session *s, uint16_t mid, size_t *idx)
 
 /* ---- PUBLISH from a client ---- */
 
+/* The PUBLISH's topic after its 5.0 topic alias: a topic with an alias binds it, an empty one
+ * uses it. Returns 0, or -1 when the alias or topic is invalid (c closed). */
+static int apply_alias(mg_conn *c, const mg_packet *p, mg_publish *pub)
+{
+	if (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS))) {
+		uint16_t a = p->props.topic_alias;
+		if (a == 0 || a > c->alias_max)
+			return mg_proto_err(c, MG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+		if (pub->topic.len) {
+			char *t = malloc(pub->topic.len + 1);
+			if (!t)
+				return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
+			memcpy(t, pub->topic.p, pub->topic.len);
+			t[pub->topic.len] = 0;
+			free(c->alias[a]);
+			c->alias[a] = t;
+			c->alias_len[a] = (uint16_t)pub->topic.len;
+		} else if (!c->alias[a]) {
+			return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "unknown topic alias");
+		} else {
+			pub->topic = (mg_bytes){ (const uint8_t *)c->alias[a], c->alias_len[a] };
+		}
+	} else if (pub->topic.len == 0) {
+		return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "empty topic");
+	}
+	return 0;
+}
+
+/* Keep an inbound QoS 2 message (takes m) until its PUBREL. 0 or -ENOMEM (m dropped). */
+static int hold_qos2(mg_session *s, uint16_t mid, mg_msg *m)
+{
+	if (s->n_inq2 == s->cap_inq2) {
+		size_t nc = s->cap_inq2 ? s->cap_inq2 * 2 : 8;
+		mg_inq2 *v = realloc(s->inq2, nc * sizeof *v);
+		if (!v) {
+			mg_msg_unref(m);
+			return -ENOMEM;
+		}
+		s->inq2 = v;
+		s->cap_inq2 = nc;
+	}
+	s->inq2[s->n_inq2++] = (mg_inq2){ .mid = mid, .m = m };
+	return 0;
+}
+
 static int handle_publish(mg_conn *c, const mg_packet *p)
 {
 	mg_worker *w = c->w;
@@ -74,27 +119,8 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 
 	if (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID))
 		return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH [MQTT-3.3.4-6]");
-	if (c->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_TOPIC_ALIAS))) {
-		uint16_t a = p->props.topic_alias;
-		if (a == 0 || a > c->alias_max)
-			return mg_proto_err(c, MG_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
-		if (pub.topic.len) {
-			char *t = malloc(pub.topic.len + 1);
-			if (!t)
-				return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
-			memcpy(t, pub.topic.p, pub.topic.len);
-			t[pub.topic.len] = 0;
-			free(c->alias[a]);
-			c->alias[a] = t;
-			c->alias_len[a] = (uint16_t)pub.topic.len;
-		} else if (!c->alias[a]) {
-			return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "unknown topic alias");
-		} else {
-			pub.topic = (mg_bytes){ (const uint8_t *)c->alias[a], c->alias_len[a] };
-		}
-	} else if (pub.topic.len == 0) {
-		return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "empty topic");
-	}
+	if (apply_alias(c, p, &pub) < 0)
+		return -1;
 	atomic_fetch_add_explicit(&w->st.pub_recv, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->st.pub_bytes_recv, pub.payload.len, memory_order_relaxed);
 	if (mg_log_enabled(MG_LOG_DEBUG))
@@ -155,17 +181,8 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	if (!m)
 		return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
 	if (pub.qos == 2) {
-		if (s->n_inq2 == s->cap_inq2) {
-			size_t nc = s->cap_inq2 ? s->cap_inq2 * 2 : 8;
-			mg_inq2 *v = realloc(s->inq2, nc * sizeof *v);
-			if (!v) {
-				mg_msg_unref(m);
-				return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
-			}
-			s->inq2 = v;
-			s->cap_inq2 = nc;
-		}
-		s->inq2[s->n_inq2++] = (mg_inq2){ .mid = pub.packet_id, .m = m };
+		if (hold_qos2(s, pub.packet_id, m) < 0)
+			return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
 		send_ack(c, MG_PUBREC, pub.packet_id, 0);
 		return 0;
 	}

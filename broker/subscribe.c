@@ -5,7 +5,6 @@
 #include "broker/packet.h"
 #include "broker/broker.h"
 #include "broker/log.h"
-#include "broker/route.h"
 #include "broker/session.h"
 #include "broker/store.h"
 #include "broker/worker.h"
