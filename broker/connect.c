@@ -1,6 +1,7 @@
 /*
- * broker/connect.c - CONNECT: client ids, refusals, takeover, clean start / resume, wills,
- * and the end of a session's connection (will delay, session expiry).
+ * broker/connect.c - CONNECT: client ids, refusals, the keepalive, which session the
+ * connection gets (resumed, taken over, new: session.c does the session's part), the will,
+ * and the CONNACK.
  */
 #include "broker/packet.h"
 #include "broker/alias_out.h"

@@ -12,6 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct mg_slot {
+	atomic_uint gen;
+	atomic_int owner;
+	uint32_t next_free;
+	atomic_bool online;
+	mg_session *s;      /* owner only */
+};                     /* 24 bytes: one per session ever live at once */
+
+struct mg_regent {
+	uint32_t len;        /* client ids are at most 65535 bytes */
+	int owner;
+	mg_sref ref;
+	struct mg_regent *next;
+	char id[];           /* len bytes + NUL, in the entry's own allocation */
+};
+
 static mg_slot *slot_at(mg_broker *b, uint32_t idx)
 {
 	mg_slot *chunk = atomic_load_explicit(&b->slots[idx / MG_SLOT_CHUNK], memory_order_acquire);

@@ -25,24 +25,11 @@ typedef struct mg_session mg_session;
 /* Never dereferenced; the subscription tree stores it as its void * subscriber. */
 typedef struct mg_sref_opaque *mg_sref;
 
-typedef struct mg_slot {
-	atomic_uint gen;
-	atomic_int owner;
-	uint32_t next_free;
-	atomic_bool online;
-	mg_session *s;      /* owner only */
-} mg_slot;              /* 24 bytes: one per session ever live at once */
-
+/* Private to registry.c; the broker holds them by pointer only. */
+typedef struct mg_slot mg_slot;
+typedef struct mg_regent mg_regent;
 #define MG_SLOT_CHUNK 4096
 #define MG_SLOT_CHUNKS 4096  /* up to 16M sessions */
-
-typedef struct mg_regent {
-	uint32_t len;        /* client ids are at most 65535 bytes */
-	int owner;
-	mg_sref ref;
-	struct mg_regent *next;
-	char id[];           /* len bytes + NUL, in the entry's own allocation */
-} mg_regent;
 
 void mg_registry_init(mg_broker *b);
 void mg_registry_free(mg_broker *b);
