@@ -1,4 +1,4 @@
-/* broker/msg.c - the shared, immutable, refcounted message (see broker.h). */
+/* broker/msg.c - the shared, immutable, refcounted message (see msg.h). */
 #include "broker/msg.h"
 
 #include <stdlib.h>

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/config.h"
 #include "broker/conn.h"
 #include "proto/proto.h"
 
