@@ -45,6 +45,16 @@ static int rehome(mg_framer *f, size_t cap)
 	return 0;
 }
 
+/* Move what is pending to the front, in place (a lent buffer too: it is ours for the turn). */
+static void compact(mg_framer *f)
+{
+	size_t left = f->len - f->off;
+	if (f->off && left)
+		memmove(f->buf, f->buf + f->off, left);
+	f->len = (uint32_t)left;
+	f->off = 0;
+}
+
 static size_t free_room(const mg_framer *f)
 {
 	size_t used = (size_t)f->len + f->spare;
@@ -53,6 +63,8 @@ static size_t free_room(const mg_framer *f)
 
 uint8_t *mg_framer_room(mg_framer *f, size_t min, size_t chunk, size_t *room)
 {
+	if (free_room(f) < min && f->off)
+		compact(f);
 	if (free_room(f) < min) {
 		/* Room by `chunk` at a time, not doubling: a connection streaming at full speed holds
 		 * one read's worth beyond its partial packet, however long it streams. */
@@ -107,8 +119,12 @@ int mg_framer_next(mg_framer *f, uint8_t level, uint32_t max_size, mg_packet *p)
 	 * by mg_decode), make room for all of it: a large packet then arrives read by read into
 	 * place instead of growing the buffer step by step. */
 	int size = mg_frame(at, have, (at[0] >> 4) == MG_CONNECT ? 0 : level, max_size, NULL);
-	if (size > 0 && (size_t)size + f->spare > f->cap - f->off)
-		return rehome(f, (size_t)size + f->spare);
+	size_t need = size > 0 ? (size_t)size + f->spare : 0;
+	if (need > f->cap - f->off) {
+		if (need > f->cap)
+			return rehome(f, need); /* grows, never shrinks: need > cap */
+		compact(f); /* it fits once moved to the front */
+	}
 	return MG_NEED_MORE;
 }
 

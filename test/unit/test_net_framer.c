@@ -348,3 +348,38 @@ TEST(unconsumed_packet_is_returned_again)
 	CHECK_EQ_INT(mg_framer_next(&f, 4, 0, &p), 0);
 	mg_framer_free(&f);
 }
+
+/* A partial packet at the end of a large buffer is moved to the front, never given a buffer
+ * of its own size: the next read still gets the whole buffer (midge_bench's subscriber once
+ * read 10 bytes at a time after this). */
+TEST(partial_packet_at_the_end_keeps_the_buffer)
+{
+	mg_framer f;
+	mg_framer_init(&f, 0);
+	size_t room;
+	uint8_t *at = mg_framer_room(&f, 4096, 4096, &room);
+	REQUIRE(at && room == 4096);
+	/* PINGREQs up to 4 bytes before the end, then the first 4 bytes of a 9-byte PUBLISH */
+	for (size_t i = 0; i < 4092; i += 2) {
+		at[i] = 0xC0;
+		at[i + 1] = 0x00;
+	}
+	const uint8_t pub[] = { 0x30, 0x07, 0x00, 0x03 };
+	memcpy(at + 4092, pub, 4);
+	mg_framer_filled(&f, 4096);
+	mg_packet p;
+	int r, n = 0;
+	while ((r = mg_framer_next(&f, 4, 0, &p)) > 0) {
+		mg_framer_consume(&f, (size_t)r);
+		n++;
+	}
+	CHECK_EQ_INT(r, 0);
+	CHECK_EQ_INT(n, 2046);
+	CHECK_EQ_INT(f.cap, 4096);
+	CHECK_EQ_INT(mg_framer_settle(&f, MG_FRAMER_KEEP_ALL), 0);
+	CHECK_EQ_INT(f.cap, 4096);
+	CHECK_MEM(f.buf, pub, 4);
+	at = mg_framer_room(&f, 1, 4096, &room);
+	CHECK_EQ_INT(room, 4092);
+	mg_framer_free(&f);
+}
