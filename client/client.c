@@ -10,14 +10,14 @@
 
 #include "client/client.h"
 
-int64_t mg_cl_now_ms(void)
+int64_t mgc_cl_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void mg_lock(midge_client *c)
+void mgc_lock(midge_client *c)
 {
 	pthread_mutex_lock(&c->mu);
 }
@@ -35,7 +35,7 @@ struct cbs {
 	void (*sock[4])(midge_client *, void *, int); /* open, close, register, unregister write */
 };
 
-static void deliver(midge_client *c, mg_event *e, const struct cbs *snap)
+static void deliver(midge_client *c, mgc_event *e, const struct cbs *snap)
 {
 	void *ud = snap->userdata;
 	switch (e->kind) {
@@ -93,29 +93,29 @@ static void sock_track(midge_client *c)
 	int fd = live ? c->tr.fd : -1;
 	if (fd != c->sock_told && c->sock_told >= 0) {
 		if (c->write_told)
-			mg_event_push(c, MG_EV_SOCK_NO_WRITE, c->sock_told, 0, NULL, 0, NULL);
+			mgc_event_push(c, MG_EV_SOCK_NO_WRITE, c->sock_told, 0, NULL, 0, NULL);
 		c->write_told = false;
-		mg_event_push(c, MG_EV_SOCK_CLOSE, c->sock_told, 0, NULL, 0, NULL);
+		mgc_event_push(c, MG_EV_SOCK_CLOSE, c->sock_told, 0, NULL, 0, NULL);
 		c->sock_told = -1;
 	}
 	if (fd >= 0 && c->sock_told < 0) {
-		mg_event_push(c, MG_EV_SOCK_OPEN, fd, 0, NULL, 0, NULL);
+		mgc_event_push(c, MG_EV_SOCK_OPEN, fd, 0, NULL, 0, NULL);
 		c->sock_told = fd;
 	}
-	bool want = fd >= 0 && (c->state == MG_S_TCP || mg_want_write(c));
+	bool want = fd >= 0 && (c->state == MG_S_TCP || mgc_want_write(c));
 	if (want != c->write_told) {
-		mg_event_push(c, want ? MG_EV_SOCK_WANT_WRITE : MG_EV_SOCK_NO_WRITE, fd >= 0 ? fd : c->sock_told,
+		mgc_event_push(c, want ? MG_EV_SOCK_WANT_WRITE : MG_EV_SOCK_NO_WRITE, fd >= 0 ? fd : c->sock_told,
 		              0, NULL, 0, NULL);
 		c->write_told = want;
 	}
 }
 
-void mg_unlock(midge_client *c)
+void mgc_unlock(midge_client *c)
 {
 	if (c->on_socket_open || c->on_socket_close || c->on_socket_register_write ||
 	    c->on_socket_unregister_write)
 		sock_track(c);
-	mg_event *e = c->ev_head;
+	mgc_event *e = c->ev_head;
 	c->ev_head = c->ev_tail = NULL;
 	if (c->notify) {
 		c->notify = false;
@@ -145,7 +145,7 @@ void mg_unlock(midge_client *c)
 	snap.sock[3] = c->on_socket_unregister_write;
 	pthread_mutex_unlock(&c->mu);
 	while (e) {
-		mg_event *next = e->next;
+		mgc_event *next = e->next;
 		deliver(c, e, &snap);
 		free(e->codes);
 		midge_properties_free(e->props);
@@ -155,12 +155,12 @@ void mg_unlock(midge_client *c)
 	if (fence) {
 		pthread_mutex_lock(&c->mu);
 		if (--c->log_fence == 0 && c->olen > c->ooff)
-			mg_wake(c);
+			mgc_wake(c);
 		pthread_mutex_unlock(&c->mu);
 	}
 }
 
-static void ev_append(midge_client *c, mg_event *e)
+static void ev_append(midge_client *c, mgc_event *e)
 {
 	e->next = NULL;
 	if (c->ev_tail)
@@ -170,10 +170,10 @@ static void ev_append(midge_client *c, mg_event *e)
 	c->ev_tail = e;
 }
 
-void mg_event_push(midge_client *c, int kind, int a, int b, const int *codes, int n,
+void mgc_event_push(midge_client *c, int kind, int a, int b, const int *codes, int n,
                    midge_properties *props)
 {
-	mg_event *e = calloc(1, sizeof(*e));
+	mgc_event *e = calloc(1, sizeof(*e));
 	if (!e)
 		goto fail;
 	if (n > 0) {
@@ -194,7 +194,7 @@ fail:
 	midge_properties_free(props);
 }
 
-void mg_log(midge_client *c, int level, const char *fmt, ...)
+void mgc_log(midge_client *c, int level, const char *fmt, ...)
 {
 	if (!c->on_log)
 		return;
@@ -204,7 +204,7 @@ void mg_log(midge_client *c, int level, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	mg_event *e = calloc(1, sizeof(*e) + (size_t)n + 1);
+	mgc_event *e = calloc(1, sizeof(*e) + (size_t)n + 1);
 	if (!e)
 		return;
 	va_start(ap, fmt);
@@ -215,12 +215,12 @@ void mg_log(midge_client *c, int level, const char *fmt, ...)
 	ev_append(c, e);
 }
 
-const char *mg_cid(const midge_client *c)
+const char *mgc_cid(const midge_client *c)
 {
 	return c->id && c->id[0] ? c->id : "(null)";
 }
 
-void mg_wake(midge_client *c)
+void mgc_wake(midge_client *c)
 {
 	char b = 1;
 	ssize_t n = write(c->wake[1], &b, 1); /* full pipe: a wake is pending anyway */
@@ -238,7 +238,7 @@ static char *random_id(void)
 	char *id = malloc(24);
 	if (!id)
 		return NULL;
-	unsigned long long r = (unsigned long long)mg_cl_now_ms() ^ ((unsigned long long)getpid() << 32);
+	unsigned long long r = (unsigned long long)mgc_cl_now_ms() ^ ((unsigned long long)getpid() << 32);
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		unsigned long long x;
@@ -328,9 +328,9 @@ void midge_client_free(midge_client *c)
 	if (!c)
 		return;
 	midge_loop_stop(c);
-	mg_lock(c);
+	mgc_lock(c);
 	c->on_log = NULL; /* nobody to tell any more */
-	for (mg_event *e = c->ev_head, *n; e; e = n) {
+	for (mgc_event *e = c->ev_head, *n; e; e = n) {
 		n = e->next;
 		free(e->codes);
 		midge_properties_free(e->props);
@@ -341,10 +341,10 @@ void midge_client_free(midge_client *c)
 		mg_transport_close(&c->tr);
 	if (c->ai)
 		freeaddrinfo(c->ai);
-	mg_outq_clear(c);
-	mg_qin_clear(c);
-	mg_msgcb_clear(c);
-	mg_unlock(c);
+	mgc_outq_clear(c);
+	mgc_qin_clear(c);
+	mgc_msgcb_clear(c);
+	mgc_unlock(c);
 	free_aliases(c->alias_in, c->alias_max_in + 1);
 	free_aliases(c->alias_out, c->alias_out_n);
 	free(c->alias_out_gen);
@@ -375,9 +375,9 @@ void midge_user_data_set(midge_client *c, void *userdata)
 {
 	if (!c)
 		return;
-	mg_lock(c);
+	mgc_lock(c);
 	c->userdata = userdata;
-	mg_unlock(c);
+	mgc_unlock(c);
 }
 
 void *midge_user_data(midge_client *c)
@@ -414,12 +414,12 @@ int midge_username_pw_set(midge_client *c, const char *username, const char *pas
 		free(p);
 		return MIDGE_ERR_NOMEM;
 	}
-	mg_lock(c);
+	mgc_lock(c);
 	free(c->username);
 	free(c->password);
 	c->username = u;
 	c->password = p;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -433,7 +433,7 @@ int midge_will_set(midge_client *c, const char *topic, const void *payload, size
 		return rc;
 	if (props && props->n && c->level != MIDGE_PROTOCOL_V5)
 		return MIDGE_ERR_NOT_SUPPORTED;
-	if ((rc = mg_props_check_allowed(props, MG_PTYPE_WILL)))
+	if ((rc = mgc_props_check_allowed(props, MG_PTYPE_WILL)))
 		return rc;
 	char *t = strdup(topic);
 	uint8_t *p = len ? malloc(len) : NULL;
@@ -446,7 +446,7 @@ int midge_will_set(midge_client *c, const char *topic, const void *payload, size
 	}
 	if (len)
 		memcpy(p, payload, len);
-	mg_lock(c);
+	mgc_lock(c);
 	free(c->will_topic);
 	free(c->will_payload);
 	midge_properties_free(c->will_props);
@@ -457,7 +457,7 @@ int midge_will_set(midge_client *c, const char *topic, const void *payload, size
 	c->will_qos = (uint8_t)qos;
 	c->will_retain = retain;
 	c->will_props = pr;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -465,7 +465,7 @@ int midge_will_clear(midge_client *c)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	free(c->will_topic);
 	free(c->will_payload);
 	midge_properties_free(c->will_props);
@@ -474,7 +474,7 @@ int midge_will_clear(midge_client *c)
 	c->will_props = NULL;
 	c->will_len = 0;
 	c->will = false;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -482,10 +482,10 @@ int midge_reconnect_delay_set(midge_client *c, int min_delay_s, int max_delay_s)
 {
 	if (!c || min_delay_s < 0 || max_delay_s < min_delay_s || max_delay_s > 86400)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	c->reconnect_min = min_delay_s;
 	c->reconnect_max = max_delay_s;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -493,10 +493,10 @@ int midge_max_inflight_messages_set(midge_client *c, int n)
 {
 	if (!c || n < 0 || n > 65535)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	c->max_inflight = n;
-	mg_pump(c);
-	mg_unlock(c);
+	mgc_pump(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -504,9 +504,9 @@ int midge_max_queued_messages_set(midge_client *c, int n)
 {
 	if (!c || n < 0)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	c->max_queued = n;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -514,9 +514,9 @@ int midge_connect_timeout_set(midge_client *c, int timeout_ms)
 {
 	if (!c || timeout_ms <= 0)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	c->connect_timeout_ms = timeout_ms;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -527,9 +527,9 @@ int midge_connect_timeout_set(midge_client *c, int timeout_ms)
 	{                                         \
 		if (!c)                               \
 			return;                           \
-		mg_lock(c);                           \
+		mgc_lock(c);                           \
 		c->field = cb;                        \
-		mg_unlock(c);                         \
+		mgc_unlock(c);                         \
 	}
 
 typedef void (*cb_connect_t)(midge_client *, void *, int, int, const midge_properties *);

@@ -23,70 +23,70 @@
 
 /* ---- properties (props.c) ---- */
 
-typedef struct mg_pent {
+typedef struct mgc_pent {
 	uint8_t id;
 	uint32_t u;     /* numeric value */
 	char *a;        /* string / binary / user key: malloc'd, '\0'-terminated */
 	uint32_t alen;
 	char *b;        /* user value */
 	uint32_t blen;
-} mg_pent;
+} mgc_pent;
 
 struct midge_properties {
-	mg_pent *v;
+	mgc_pent *v;
 	int n, cap;
 };
 
 /* A wire view of a midge_properties for mg_encode; owns the user-property buffer. */
-typedef struct mg_wprops {
+typedef struct mgc_wprops {
 	mg_props p;
 	uint8_t *raw;      /* encoded user properties */
 	uint32_t sub_ids[8];
-} mg_wprops;
+} mgc_wprops;
 
 /* Fill w from p (may be NULL) for packet type ptype (or MG_PTYPE_WILL). MIDGE_ERR_PROPERTY if a
- * property is not allowed there. The caller calls mg_wprops_free. */
-int mg_wprops_make(mg_wprops *w, const midge_properties *p, int ptype);
-void mg_wprops_free(mg_wprops *w);
+ * property is not allowed there. The caller calls mgc_wprops_free. */
+int mgc_wprops_make(mgc_wprops *w, const midge_properties *p, int ptype);
+void mgc_wprops_free(mgc_wprops *w);
 /* Build a midge_properties from a decoded property block. NULL if empty is false and no memory. */
-midge_properties *mg_props_from_wire(const mg_props *src);
+midge_properties *mgc_props_from_wire(const mg_props *src);
 /* MIDGE_ERR_PROPERTY unless midge_property_check_command allows every property of p in ptype:
  * the caller-facing rule (what a client may send), not proto's either-direction table. */
-int mg_props_check_allowed(const midge_properties *p, int ptype);
+int mgc_props_check_allowed(const midge_properties *p, int ptype);
 
-/* ---- events (client.c): callbacks queued under mu, made by mg_unlock once mu is released ---- */
+/* ---- events (client.c): callbacks queued under mu, made by mgc_unlock once mu is released ---- */
 
-enum mg_evkind { MG_EV_LOG, MG_EV_CONNECT, MG_EV_CONNECT_FAIL, MG_EV_PUBLISH, MG_EV_SUBSCRIBE,
+enum mgc_evkind { MG_EV_LOG, MG_EV_CONNECT, MG_EV_CONNECT_FAIL, MG_EV_PUBLISH, MG_EV_SUBSCRIBE,
                  MG_EV_UNSUBSCRIBE, MG_EV_DISCONNECT, MG_EV_SOCK_OPEN, MG_EV_SOCK_CLOSE,
                  MG_EV_SOCK_WANT_WRITE, MG_EV_SOCK_NO_WRITE };
 
-typedef struct mg_event {
-	struct mg_event *next;
-	int kind;       /* enum mg_evkind */
+typedef struct mgc_event {
+	struct mgc_event *next;
+	int kind;       /* enum mgc_evkind */
 	int a, b;       /* LOG: level; CONNECT/DISCONNECT: flags, reason; PUBLISH: mid, reason;
 	                   (UN)SUBSCRIBE: mid; CONNECT_FAIL: error */
 	int n;          /* (UN)SUBSCRIBE: number of codes */
 	int *codes;     /* owned */
 	midge_properties *props; /* owned */
 	char text[];    /* LOG */
-} mg_event;
+} mgc_event;
 
 /* Queue a callback (takes ownership of props; copies codes). Out of memory drops it. */
-void mg_event_push(midge_client *c, int kind, int a, int b, const int *codes, int n,
+void mgc_event_push(midge_client *c, int kind, int a, int b, const int *codes, int n,
                    midge_properties *props);
 /* Queue a line for on_log. */
-void mg_log(midge_client *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void mgc_log(midge_client *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- outbound messages (outq.c) ---- */
 
-enum mg_mstate { MG_M_QUEUED = 0, MG_M_WAIT_PUBACK, MG_M_WAIT_PUBREC, MG_M_WAIT_PUBCOMP };
+enum mgc_mstate { MG_M_QUEUED = 0, MG_M_WAIT_PUBACK, MG_M_WAIT_PUBREC, MG_M_WAIT_PUBCOMP };
 
-typedef struct mg_cmsg {
-	struct mg_cmsg *next, *prev;
+typedef struct mgc_cmsg {
+	struct mgc_cmsg *next, *prev;
 	int mid;         /* the handle midge_publish returned (1..INT_MAX) */
 	uint16_t pid;    /* MQTT packet id: taken when a QoS 1/2 message goes in flight, 0 before */
 	uint8_t qos;
-	uint8_t state;   /* enum mg_mstate */
+	uint8_t state;   /* enum mgc_mstate */
 	bool retain;
 	bool dup;        /* set once it has been sent: a resend carries DUP */
 	bool alias_only; /* the user gave an empty topic with a topic alias */
@@ -95,70 +95,70 @@ typedef struct mg_cmsg {
 	uint8_t *payload;
 	size_t len;
 	midge_properties *props;
-} mg_cmsg;
+} mgc_cmsg;
 
 /* An inbound QoS 2 message between its PUBLISH and its PUBREL: on_message gets it at PUBREL,
  * as paho and libmosquitto deliver it (inq.c). */
-typedef struct mg_qin {
-	struct mg_qin *next;
+typedef struct mgc_qin {
+	struct mgc_qin *next;
 	uint16_t mid;
 	bool retain, dup;
 	char *topic;
 	uint8_t *payload; /* len bytes and a '\0', as on_message promises */
 	size_t len;
 	midge_properties *props;
-} mg_qin;
+} mgc_qin;
 
-typedef struct mg_q0 { /* a QoS 0 message written into obuf, done once obuf has gone out */
-	struct mg_q0 *next;
+typedef struct mgc_q0 { /* a QoS 0 message written into obuf, done once obuf has gone out */
+	struct mgc_q0 *next;
 	uint64_t end; /* stream position of its last byte */
 	int mid;
-} mg_q0;
+} mgc_q0;
 
 /* An (UN)SUBSCRIBE waiting for its SUBACK / UNSUBACK. */
-typedef struct mg_psub {
-	struct mg_psub *next;
+typedef struct mgc_psub {
+	struct mgc_psub *next;
 	uint16_t pid;
 	int mid;
-} mg_psub;
+} mgc_psub;
 
 /* A message dropped without being sent (too large for the broker), remembered so
  * midge_wait_for_publish / midge_is_published can say so. */
-typedef struct mg_failed {
+typedef struct mgc_failed {
 	int mid;
 	int err;
-} mg_failed;
+} mgc_failed;
 #define MG_FAILED_MAX 1024
 
 /* ---- message callbacks (msgcb.c) ---- */
 
-typedef void (*mg_msg_cb)(midge_client *, void *, const midge_message *);
+typedef void (*mgc_msg_cb)(midge_client *, void *, const midge_message *);
 
 /* A per-topic callback (midge_message_callback_add), in the order added. */
-typedef struct mg_msgcb {
-	struct mg_msgcb *next;
+typedef struct mgc_msgcb {
+	struct mgc_msgcb *next;
 	char *sub;
-	mg_msg_cb cb;
-} mg_msgcb;
+	mgc_msg_cb cb;
+} mgc_msgcb;
 
 /* The callbacks one message goes to, taken under mu and called without it. */
-typedef struct mg_dispatch {
+typedef struct mgc_dispatch {
 	void *ud;
 	int n;
-	mg_msg_cb *cbs;   /* buf, or malloc'd when more match */
-	mg_msg_cb buf[8];
-} mg_dispatch;
+	mgc_msg_cb *cbs;   /* buf, or malloc'd when more match */
+	mgc_msg_cb buf[8];
+} mgc_dispatch;
 
 /* Under mu: the per-topic callbacks whose filter matches topic, or on_message when none does
  * (paho's rule). */
-void mg_dispatch_take(midge_client *c, const char *topic, mg_dispatch *d);
+void mgc_dispatch_take(midge_client *c, const char *topic, mgc_dispatch *d);
 /* Without mu: call them, and let go of d. */
-void mg_dispatch_run(midge_client *c, mg_dispatch *d, const midge_message *msg);
-void mg_msgcb_clear(midge_client *c);
+void mgc_dispatch_run(midge_client *c, mgc_dispatch *d, const midge_message *msg);
+void mgc_msgcb_clear(midge_client *c);
 
 /* ---- the client ---- */
 
-enum mg_cstate {
+enum mgc_cstate {
 	MG_S_NEW = 0,      /* connect never called */
 	MG_S_IDLE,         /* not connected */
 	MG_S_TCP,          /* TCP connect in progress */
@@ -212,7 +212,7 @@ struct midge_client {
 	void (*on_unsubscribe)(midge_client *, void *, int, int, const int *, const midge_properties *);
 	void (*on_disconnect)(midge_client *, void *, int, int, const midge_properties *);
 	void (*on_log)(midge_client *, void *, int, const char *);
-	mg_msgcb *msgcbs;     /* per-topic message callbacks */
+	mgc_msgcb *msgcbs;     /* per-topic message callbacks */
 	/* socket callbacks for external event loops (midge_on_socket_*_set) */
 	void (*on_socket_open)(midge_client *, void *, int);
 	void (*on_socket_close)(midge_client *, void *, int);
@@ -220,15 +220,15 @@ struct midge_client {
 	void (*on_socket_unregister_write)(midge_client *, void *, int);
 	int sock_told;        /* the fd on_socket_open told of (-1: none) */
 	bool write_told;      /* on_socket_register_write told, no unregister since */
-	mg_event *ev_head, *ev_tail;
-	bool notify;          /* broadcast cv at the next mg_unlock */
+	mgc_event *ev_head, *ev_tail;
+	bool notify;          /* broadcast cv at the next mgc_unlock */
 	/* Threads other than the loop owner making callbacks (their "sending X" lines) right now:
 	 * while > 0 the loop writes nothing, so a line is out before the bytes it describes, and
 	 * so before anything the broker answers to them. */
 	int log_fence;
 
 	/* connection */
-	int state;            /* enum mg_cstate */
+	int state;            /* enum mgc_cstate */
 	uint32_t conn_gen;    /* counts connections, so topic aliases die with theirs */
 	mg_transport tr;      /* tr.fd < 0 when closed */
 	struct addrinfo *ai, *ai_next; /* the addresses still to try (TCP) */
@@ -248,7 +248,7 @@ struct midge_client {
 	uint8_t *obuf;        /* encoded packets waiting for the socket */
 	size_t olen, ooff, ocap;
 	uint64_t out_queued, out_written; /* stream positions, for QoS 0 completion */
-	mg_q0 *q0_head, *q0_tail;
+	mgc_q0 *q0_head, *q0_tail;
 
 	/* SOCKS5 handshake (socks.c), between the TCP connect to the proxy and the CONNECT: while
 	 * socks_phase != 0 only sout goes out and what comes in is the proxy's answer */
@@ -274,8 +274,8 @@ struct midge_client {
 	uint16_t alias_out_n;    /* entries in alias_out */
 
 	/* messages */
-	mg_cmsg *m_head, *m_tail; /* in flight first, then queued, in publish order */
-	mg_cmsg *m_queued;        /* the first queued one (NULL: none), so the pump after each
+	mgc_cmsg *m_head, *m_tail; /* in flight first, then queued, in publish order */
+	mgc_cmsg *m_queued;        /* the first queued one (NULL: none), so the pump after each
 	                             ack does not walk the messages in flight */
 	int n_inflight, n_queued;
 	/* Message ids (mids) are handles, not packet ids: midge_publish / _subscribe hand out the
@@ -285,11 +285,11 @@ struct midge_client {
 	bool mid_wrapped;
 	uint16_t last_pid;
 	uint8_t pid_used[8192];   /* bitmap: packet ids of messages in flight and (UN)SUBSCRIBEs */
-	struct mg_psub *psub;     /* (UN)SUBSCRIBEs waiting for their ack: packet id -> mid */
-	struct mg_failed *failed; /* recent messages dropped unsent (n_failed), for wait/is_published */
+	struct mgc_psub *psub;     /* (UN)SUBSCRIBEs waiting for their ack: packet id -> mid */
+	struct mgc_failed *failed; /* recent messages dropped unsent (n_failed), for wait/is_published */
 	int n_failed;
 	uint8_t qos2_in[8192];    /* bitmap: inbound QoS 2 ids received, PUBREL pending */
-	mg_qin *qin_head;         /* their messages, waiting for PUBREL (n_qin of them) */
+	mgc_qin *qin_head;         /* their messages, waiting for PUBREL (n_qin of them) */
 	int n_qin;
 
 	/* the loop */
@@ -301,76 +301,76 @@ struct midge_client {
 
 /* ---- shared helpers ---- */
 
-int64_t mg_cl_now_ms(void);
-void mg_lock(midge_client *c);
-void mg_unlock(midge_client *c); /* also makes the queued callbacks, and broadcasts cv */
-void mg_wake(midge_client *c);
-const char *mg_cid(const midge_client *c); /* id for log lines: "(null)" like libmosquitto */
+int64_t mgc_cl_now_ms(void);
+void mgc_lock(midge_client *c);
+void mgc_unlock(midge_client *c); /* also makes the queued callbacks, and broadcasts cv */
+void mgc_wake(midge_client *c);
+const char *mgc_cid(const midge_client *c); /* id for log lines: "(null)" like libmosquitto */
 
 /* obuf (outq.c) */
-int mg_obuf_reserve(midge_client *c, size_t n);
-int mg_send_packet(midge_client *c, const mg_packet *pkt); /* encode into obuf; MIDGE_ERR_* */
-int mg_send_simple(midge_client *c, int type, uint16_t id, uint8_t reason);
+int mgc_obuf_reserve(midge_client *c, size_t n);
+int mgc_send_packet(midge_client *c, const mg_packet *pkt); /* encode into obuf; MIDGE_ERR_* */
+int mgc_send_simple(midge_client *c, int type, uint16_t id, uint8_t reason);
 
 /* outq.c */
-int mg_mid_new(midge_client *c);           /* under mu: the next message id (handle) */
-int mg_pid_alloc(midge_client *c);         /* under mu; MIDGE_ERR_QUEUE_FULL if all 65535 used */
-void mg_pid_release(midge_client *c, uint16_t pid);
-int mg_mid_failed(midge_client *c, int mid); /* the error a dropped message ended with, or 0 */
-int mg_psub_add(midge_client *c, uint16_t pid, int mid);
-int mg_psub_take(midge_client *c, uint16_t pid); /* its mid (and frees pid), or 0 if unknown */
-void mg_psub_clear(midge_client *c);      /* the connection ended: no ack will come */
-void mg_pump(midge_client *c);             /* send queued messages the window allows */
-void mg_resend_inflight(midge_client *c, bool as_dup);
-mg_cmsg *mg_msg_find(midge_client *c, uint16_t pid); /* in flight, by packet id */
-void mg_msg_remove(midge_client *c, mg_cmsg *m);
-void mg_msg_free(mg_cmsg *m);
-void mg_q0_done(midge_client *c);        /* on_publish for QoS 0 messages written out */
-void mg_outq_clear(midge_client *c);
-bool mg_mid_pending(midge_client *c, int mid);
-bool mg_in_loop_thread(midge_client *c);   /* does the calling thread own the loop? */
+int mgc_mid_new(midge_client *c);           /* under mu: the next message id (handle) */
+int mgc_pid_alloc(midge_client *c);         /* under mu; MIDGE_ERR_QUEUE_FULL if all 65535 used */
+void mgc_pid_release(midge_client *c, uint16_t pid);
+int mgc_mid_failed(midge_client *c, int mid); /* the error a dropped message ended with, or 0 */
+int mgc_psub_add(midge_client *c, uint16_t pid, int mid);
+int mgc_psub_take(midge_client *c, uint16_t pid); /* its mid (and frees pid), or 0 if unknown */
+void mgc_psub_clear(midge_client *c);      /* the connection ended: no ack will come */
+void mgc_pump(midge_client *c);             /* send queued messages the window allows */
+void mgc_resend_inflight(midge_client *c, bool as_dup);
+mgc_cmsg *mgc_msg_find(midge_client *c, uint16_t pid); /* in flight, by packet id */
+void mgc_msg_remove(midge_client *c, mgc_cmsg *m);
+void mgc_msg_free(mgc_cmsg *m);
+void mgc_q0_done(midge_client *c);        /* on_publish for QoS 0 messages written out */
+void mgc_outq_clear(midge_client *c);
+bool mgc_mid_pending(midge_client *c, int mid);
+bool mgc_in_loop_thread(midge_client *c);   /* does the calling thread own the loop? */
 
 /* inq.c (loop owner, under mu) */
 /* Hold a QoS 2 message until its PUBREL: copies topic and payload, takes ownership of props. */
-int mg_qin_store(midge_client *c, uint16_t mid, const char *topic, const mg_publish *pub,
+int mgc_qin_store(midge_client *c, uint16_t mid, const char *topic, const mg_publish *pub,
                  midge_properties *props);
-mg_qin *mg_qin_take(midge_client *c, uint16_t mid); /* NULL if not held; the caller frees */
-void mg_qin_free(mg_qin *q);
-void mg_qin_clear(midge_client *c);        /* the session is gone: forget ids and messages */
+mgc_qin *mgc_qin_take(midge_client *c, uint16_t mid); /* NULL if not held; the caller frees */
+void mgc_qin_free(mgc_qin *q);
+void mgc_qin_clear(midge_client *c);        /* the session is gone: forget ids and messages */
 
 /* conn.c */
 struct addrinfo;
-int mg_resolve(const char *host, int port, struct addrinfo **out); /* without mu (blocks) */
+int mgc_resolve(const char *host, int port, struct addrinfo **out); /* without mu (blocks) */
 
-/* lookup.c: mg_resolve in a helper thread, for the loop's reconnects. */
-typedef struct mg_lookup mg_lookup;
-mg_lookup *mg_lookup_start(const char *host, int port); /* NULL: no thread (resolve inline) */
-/* Wait up to ms; true once done, with *ai (the caller's now, may be NULL), *rc as mg_resolve's
+/* lookup.c: mgc_resolve in a helper thread, for the loop's reconnects. */
+typedef struct mgc_lookup mgc_lookup;
+mgc_lookup *mgc_lookup_start(const char *host, int port); /* NULL: no thread (resolve inline) */
+/* Wait up to ms; true once done, with *ai (the caller's now, may be NULL), *rc as mgc_resolve's
  * and errno set. */
-bool mg_lookup_wait(mg_lookup *l, int ms, struct addrinfo **ai, int *rc);
-void mg_lookup_drop(mg_lookup *l); /* let go (also of an unfinished lookup); once per start */
-int mg_start_connect(midge_client *c, struct addrinfo *ai); /* under mu: socket, CONNECT into obuf */
-int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *props); /* under mu */
-int mg_tcp_progress(midge_client *c);      /* under mu: after POLLOUT in MG_S_TCP */
+bool mgc_lookup_wait(mgc_lookup *l, int ms, struct addrinfo **ai, int *rc);
+void mgc_lookup_drop(mgc_lookup *l); /* let go (also of an unfinished lookup); once per start */
+int mgc_start_connect(midge_client *c, struct addrinfo *ai); /* under mu: socket, CONNECT into obuf */
+int mgc_begin_disconnect(midge_client *c, int reason, const midge_properties *props); /* under mu */
+int mgc_tcp_progress(midge_client *c);      /* under mu: after POLLOUT in MG_S_TCP */
 /* Close the connection: reason is a MIDGE_ERR_* for a loss, or a reason code >= 0 when the
  * peer or we sent DISCONNECT. Under mu; queues on_disconnect (or on_connect_fail before
  * CONNACK). Takes ownership of props. Loop owner only. */
-void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *props);
+void mgc_conn_close(midge_client *c, int flags, int reason, midge_properties *props);
 
 /* socks.c */
-void mg_socks_begin(midge_client *c);      /* under mu: TCP to the proxy is up, greet it */
-int mg_socks_read(midge_client *c);        /* loop owner, without mu: the proxy's answers */
-int mg_socks_write(midge_client *c);       /* loop owner, under mu */
+void mgc_socks_begin(midge_client *c);      /* under mu: TCP to the proxy is up, greet it */
+int mgc_socks_read(midge_client *c);        /* loop owner, without mu: the proxy's answers */
+int mgc_socks_write(midge_client *c);       /* loop owner, under mu */
 /* Under mu: is there output for the socket now (SOCKS bytes, or packets unless fenced)? */
-bool mg_want_write(midge_client *c);
+bool mgc_want_write(midge_client *c);
 
 /* io.c (loop owner only) */
-int mg_do_read(midge_client *c);           /* without mu held; MIDGE_OK or the error */
-int mg_do_write(midge_client *c);          /* under mu */
+int mgc_do_read(midge_client *c);           /* without mu held; MIDGE_OK or the error */
+int mgc_do_write(midge_client *c);          /* under mu */
 
 /* loop.c */
-int mg_loop_once(midge_client *c, int timeout_ms);
-int mg_misc(midge_client *c);              /* under mu: keepalive, timeouts, closing */
+int mgc_loop_once(midge_client *c, int timeout_ms);
+int mgc_misc(midge_client *c);              /* under mu: keepalive, timeouts, closing */
 
 
 

@@ -12,7 +12,7 @@
 #include "client/client.h"
 
 /* Blocking (as paho's connect is): called without mu. */
-int mg_resolve(const char *host, int port, struct addrinfo **out)
+int mgc_resolve(const char *host, int port, struct addrinfo **out)
 {
 	struct addrinfo hints;
 	memset(&hints, 0, sizeof(hints));
@@ -66,7 +66,7 @@ static int try_next(midge_client *c)
 	return MIDGE_ERR_ERRNO;
 }
 
-int mg_tcp_progress(midge_client *c)
+int mgc_tcp_progress(midge_client *c)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
@@ -75,7 +75,7 @@ int mg_tcp_progress(midge_client *c)
 	if (err == 0) {
 		c->state = MG_S_CONNACK;
 		if (c->proxy_host)
-			mg_socks_begin(c);
+			mgc_socks_begin(c);
 		freeaddrinfo(c->ai);
 		c->ai = c->ai_next = NULL;
 		return MIDGE_OK;
@@ -94,13 +94,13 @@ static mg_bytes bytes_of(const char *s)
 
 static int encode_connect(midge_client *c)
 {
-	mg_wprops cp, wp;
+	mgc_wprops cp, wp;
 	bool v5 = c->level == MIDGE_PROTOCOL_V5;
-	int rc = mg_wprops_make(&cp, v5 ? c->connect_props : NULL, MG_CONNECT);
+	int rc = mgc_wprops_make(&cp, v5 ? c->connect_props : NULL, MG_CONNECT);
 	if (rc)
 		return rc;
-	if ((rc = mg_wprops_make(&wp, v5 && c->will ? c->will_props : NULL, MG_PTYPE_WILL))) {
-		mg_wprops_free(&cp);
+	if ((rc = mgc_wprops_make(&wp, v5 && c->will ? c->will_props : NULL, MG_PTYPE_WILL))) {
+		mgc_wprops_free(&cp);
 		return rc;
 	}
 	mg_packet p;
@@ -132,11 +132,11 @@ static int encode_connect(midge_client *c)
 		k->password = bytes_of(c->password);
 	}
 	p.props = cp.p;
-	rc = mg_send_packet(c, &p);
-	mg_wprops_free(&cp);
-	mg_wprops_free(&wp);
+	rc = mgc_send_packet(c, &p);
+	mgc_wprops_free(&cp);
+	mgc_wprops_free(&wp);
 	if (rc == MIDGE_OK)
-		mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending CONNECT", mg_cid(c));
+		mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending CONNECT", mgc_cid(c));
 	return rc;
 }
 
@@ -167,7 +167,7 @@ static int take_our_limits(midge_client *c)
 }
 
 /* Under mu, state NEW or IDLE, c->host etc. set; takes ownership of ai. */
-int mg_start_connect(midge_client *c, struct addrinfo *ai)
+int mgc_start_connect(midge_client *c, struct addrinfo *ai)
 {
 	if (c->ai)
 		freeaddrinfo(c->ai);
@@ -185,7 +185,7 @@ int mg_start_connect(midge_client *c, struct addrinfo *ai)
 	c->connect_done = false;
 	c->user_disconnect = false;
 	c->conn_gen++;
-	c->connect_start_ms = c->last_in_ms = c->last_out_ms = mg_cl_now_ms();
+	c->connect_start_ms = c->last_in_ms = c->last_out_ms = mgc_cl_now_ms();
 	int rc = take_our_limits(c);
 	if (rc == MIDGE_OK)
 		rc = try_next(c);
@@ -214,14 +214,14 @@ int mg_start_connect(midge_client *c, struct addrinfo *ai)
  * ids. */
 static void rebuild_pids(midge_client *c)
 {
-	mg_psub_clear(c);
+	mgc_psub_clear(c);
 	memset(c->pid_used, 0, sizeof(c->pid_used));
-	for (mg_cmsg *m = c->m_head; m; m = m->next)
+	for (mgc_cmsg *m = c->m_head; m; m = m->next)
 		if (m->pid)
 			c->pid_used[m->pid >> 3] |= (uint8_t)(1u << (m->pid & 7));
 }
 
-void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *props)
+void mgc_conn_close(midge_client *c, int flags, int reason, midge_properties *props)
 {
 	int was = c->state;
 	if (c->tr.fd >= 0)
@@ -236,7 +236,7 @@ void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *pro
 	c->soutlen = c->soutoff = c->sinlen = 0;
 	c->ping_out = false;
 	/* QoS 0 messages still in obuf are gone: say nothing about them (paho does the same). */
-	for (mg_q0 *q = c->q0_head, *n; q; q = n) {
+	for (mgc_q0 *q = c->q0_head, *n; q; q = n) {
 		n = q->next;
 		free(q);
 	}
@@ -248,21 +248,21 @@ void mg_conn_close(midge_client *c, int flags, int reason, midge_properties *pro
 		c->connect_done = true;
 		c->connack_rc = reason < 0 ? reason : MIDGE_ERR_CONN_LOST;
 		if (c->user_disconnect)
-			mg_event_push(c, MG_EV_DISCONNECT, flags, reason, NULL, 0, props);
+			mgc_event_push(c, MG_EV_DISCONNECT, flags, reason, NULL, 0, props);
 		else {
 			midge_properties_free(props);
-			mg_event_push(c, MG_EV_CONNECT_FAIL, c->connack_rc, 0, NULL, 0, NULL);
+			mgc_event_push(c, MG_EV_CONNECT_FAIL, c->connack_rc, 0, NULL, 0, NULL);
 		}
 		return;
 	}
 	if (was == MG_S_UP || was == MG_S_CLOSING)
-		mg_event_push(c, MG_EV_DISCONNECT, flags, reason, NULL, 0, props);
+		mgc_event_push(c, MG_EV_DISCONNECT, flags, reason, NULL, 0, props);
 	else
 		midge_properties_free(props);
 }
 
 /* Queue DISCONNECT and move to CLOSING; the loop closes once it is written. Under mu. */
-int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *props)
+int mgc_begin_disconnect(midge_client *c, int reason, const midge_properties *props)
 {
 	if (c->state == MG_S_NEW || c->state == MG_S_IDLE) {
 		/* A running loop_forever / loop_start thread waiting to reconnect: stop that (the
@@ -271,8 +271,8 @@ int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *pro
 			c->user_disconnect = true;
 			c->auto_reconnect = false;
 			c->notify = true;
-			if (!mg_in_loop_thread(c))
-				mg_wake(c);
+			if (!mgc_in_loop_thread(c))
+				mgc_wake(c);
 			return MIDGE_OK;
 		}
 		/* Otherwise not connected is an error, and nothing changes: a later loop_forever
@@ -285,15 +285,15 @@ int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *pro
 	if (c->state == MG_S_CLOSING)
 		return MIDGE_OK;
 	c->disc_reason = reason;
-	c->closing_ms = mg_cl_now_ms();
+	c->closing_ms = mgc_cl_now_ms();
 	if (c->state == MG_S_TCP) {
 		/* Nothing went out yet: drop the attempt. */
 		c->state = MG_S_CLOSING;
 		c->olen = c->ooff = 0;
 		return MIDGE_OK;
 	}
-	mg_wprops w;
-	int rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, MG_DISCONNECT);
+	mgc_wprops w;
+	int rc = mgc_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, MG_DISCONNECT);
 	if (rc)
 		return rc;
 	mg_packet p;
@@ -301,12 +301,12 @@ int mg_begin_disconnect(midge_client *c, int reason, const midge_properties *pro
 	p.type = MG_DISCONNECT;
 	p.reason_code = (uint8_t)reason;
 	p.props = w.p;
-	rc = mg_send_packet(c, &p);
-	mg_wprops_free(&w);
+	rc = mgc_send_packet(c, &p);
+	mgc_wprops_free(&w);
 	if (rc == MIDGE_OK)
-		mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending DISCONNECT", mg_cid(c));
+		mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending DISCONNECT", mgc_cid(c));
 	c->state = MG_S_CLOSING;
-	if (!mg_in_loop_thread(c))
-		mg_wake(c);
+	if (!mgc_in_loop_thread(c))
+		mgc_wake(c);
 	return MIDGE_OK;
 }

@@ -11,7 +11,7 @@
 
 #include "client/client.h"
 
-void mg_qin_free(mg_qin *q)
+void mgc_qin_free(mgc_qin *q)
 {
 	if (!q)
 		return;
@@ -21,10 +21,10 @@ void mg_qin_free(mg_qin *q)
 	free(q);
 }
 
-int mg_qin_store(midge_client *c, uint16_t mid, const char *topic, const mg_publish *pub,
+int mgc_qin_store(midge_client *c, uint16_t mid, const char *topic, const mg_publish *pub,
                  midge_properties *props)
 {
-	mg_qin *q = calloc(1, sizeof(*q));
+	mgc_qin *q = calloc(1, sizeof(*q));
 	if (!q)
 		goto fail;
 	q->topic = strdup(topic);
@@ -45,15 +45,15 @@ int mg_qin_store(midge_client *c, uint16_t mid, const char *topic, const mg_publ
 fail:
 	if (q)
 		q->props = NULL;
-	mg_qin_free(q);
+	mgc_qin_free(q);
 	midge_properties_free(props);
 	return MIDGE_ERR_NOMEM;
 }
 
-mg_qin *mg_qin_take(midge_client *c, uint16_t mid)
+mgc_qin *mgc_qin_take(midge_client *c, uint16_t mid)
 {
-	for (mg_qin **pp = &c->qin_head; *pp; pp = &(*pp)->next) {
-		mg_qin *q = *pp;
+	for (mgc_qin **pp = &c->qin_head; *pp; pp = &(*pp)->next) {
+		mgc_qin *q = *pp;
 		if (q->mid == mid) {
 			*pp = q->next;
 			c->n_qin--;
@@ -63,11 +63,11 @@ mg_qin *mg_qin_take(midge_client *c, uint16_t mid)
 	return NULL;
 }
 
-void mg_qin_clear(midge_client *c)
+void mgc_qin_clear(midge_client *c)
 {
-	for (mg_qin *q = c->qin_head, *n; q; q = n) {
+	for (mgc_qin *q = c->qin_head, *n; q; q = n) {
 		n = q->next;
-		mg_qin_free(q);
+		mgc_qin_free(q);
 	}
 	c->qin_head = NULL;
 	c->n_qin = 0;

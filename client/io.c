@@ -13,22 +13,22 @@
  * the decoder (< 0), a reason code to send (> 0), or 0 for "Protocol error". Under mu. */
 static int protocol_error(midge_client *c, int err, const char *what)
 {
-	mg_log(c, MIDGE_LOG_ERR, "Client %s protocol error: %s", mg_cid(c), what);
+	mgc_log(c, MIDGE_LOG_ERR, "Client %s protocol error: %s", mgc_cid(c), what);
 	if (c->level == MIDGE_PROTOCOL_V5 && c->state != MG_S_TCP) {
 		uint8_t rc = err < 0 && err >= MG_E_MIN ? mg_err_reason(err) :
 		             err > 0 && err <= 255 ? (uint8_t)err : MG_RC_PROTOCOL_ERROR;
-		if (mg_send_simple(c, MG_DISCONNECT, 0, rc) == MIDGE_OK) {
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending DISCONNECT", mg_cid(c));
-			mg_do_write(c); /* best effort: the socket is about to close */
+		if (mgc_send_simple(c, MG_DISCONNECT, 0, rc) == MIDGE_OK) {
+			mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending DISCONNECT", mgc_cid(c));
+			mgc_do_write(c); /* best effort: the socket is about to close */
 		}
 	}
-	mg_conn_close(c, 0, MIDGE_ERR_PROTOCOL, NULL);
+	mgc_conn_close(c, 0, MIDGE_ERR_PROTOCOL, NULL);
 	return MIDGE_ERR_PROTOCOL;
 }
 
 static midge_properties *props_of(midge_client *c, const mg_packet *p)
 {
-	return c->level == MIDGE_PROTOCOL_V5 ? mg_props_from_wire(&p->props) : NULL;
+	return c->level == MIDGE_PROTOCOL_V5 ? mgc_props_from_wire(&p->props) : NULL;
 }
 
 static char *dup_bytes(mg_bytes b)
@@ -64,15 +64,15 @@ static int on_connack(midge_client *c, const mg_packet *p)
 	}
 	int rc = p->reason_code;
 	int flags = p->session_present ? MIDGE_CONNECT_FLAG_SESSION_PRESENT : 0;
-	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received CONNACK (%d)", mg_cid(c), rc);
+	mgc_log(c, MIDGE_LOG_DEBUG, "Client %s received CONNACK (%d)", mgc_cid(c), rc);
 	c->connect_done = true;
 	c->connack_rc = rc;
 	c->notify = true;
-	mg_event_push(c, MG_EV_CONNECT, flags, rc, NULL, 0, props_of(c, p));
+	mgc_event_push(c, MG_EV_CONNECT, flags, rc, NULL, 0, props_of(c, p));
 	if (rc != 0) {
 		c->auto_reconnect = false; /* refused: trying again will not help */
 		c->state = MG_S_IDLE;      /* so close makes no on_disconnect */
-		mg_conn_close(c, 0, rc, NULL);
+		mgc_conn_close(c, 0, rc, NULL);
 		return MIDGE_ERR_CONN_REFUSED;
 	}
 	c->state = MG_S_UP;
@@ -82,31 +82,31 @@ static int on_connack(midge_client *c, const mg_packet *p)
 	 * whenever clean session is 0. Without one, inbound QoS 2 state is stale. */
 	bool kept = p->session_present || (c->level != MIDGE_PROTOCOL_V5 && !c->clean_session);
 	if (!p->session_present)
-		mg_qin_clear(c);
-	mg_resend_inflight(c, kept);
-	mg_pump(c);
+		mgc_qin_clear(c);
+	mgc_resend_inflight(c, kept);
+	mgc_pump(c);
 	return MIDGE_OK;
 }
 
-static void complete(midge_client *c, mg_cmsg *m, int reason, const mg_packet *p)
+static void complete(midge_client *c, mgc_cmsg *m, int reason, const mg_packet *p)
 {
 	int mid = m->mid;
-	mg_msg_remove(c, m);
-	mg_msg_free(m);
+	mgc_msg_remove(c, m);
+	mgc_msg_free(m);
 	c->notify = true;
-	mg_event_push(c, MG_EV_PUBLISH, mid, reason, NULL, 0, props_of(c, p));
-	mg_pump(c);
+	mgc_event_push(c, MG_EV_PUBLISH, mid, reason, NULL, 0, props_of(c, p));
+	mgc_pump(c);
 }
 
 /* on_message for a QoS 2 message whose PUBREL has come (takes ownership of q, may be NULL).
  * Under mu; released around the callback. */
-static void deliver_held(midge_client *c, mg_qin *q)
+static void deliver_held(midge_client *c, mgc_qin *q)
 {
 	if (!q)
 		return;
-	mg_dispatch d;
-	mg_dispatch_take(c, q->topic, &d);
-	mg_unlock(c);
+	mgc_dispatch d;
+	mgc_dispatch_take(c, q->topic, &d);
+	mgc_unlock(c);
 	{
 		midge_message msg = {
 			.mid = q->mid,
@@ -118,25 +118,25 @@ static void deliver_held(midge_client *c, mg_qin *q)
 			.dup = q->dup,
 			.properties = q->props,
 		};
-		mg_dispatch_run(c, &d, &msg);
+		mgc_dispatch_run(c, &d, &msg);
 	}
-	mg_qin_free(q);
-	mg_lock(c);
+	mgc_qin_free(q);
+	mgc_lock(c);
 }
 
 static int on_ack(midge_client *c, const mg_packet *p)
 {
 	uint16_t id = p->packet_id;
 	int rc = p->reason_code;
-	mg_cmsg *m = mg_msg_find(c, id);
+	mgc_cmsg *m = mgc_msg_find(c, id);
 	switch (p->type) {
 	case MG_PUBACK:
-		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBACK (Mid: %d, RC:%d)", mg_cid(c), id, rc);
+		mgc_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBACK (Mid: %d, RC:%d)", mgc_cid(c), id, rc);
 		if (m && m->state == MG_M_WAIT_PUBACK)
 			complete(c, m, rc, p);
 		break;
 	case MG_PUBREC:
-		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBREC (Mid: %d)", mg_cid(c), id);
+		mgc_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBREC (Mid: %d)", mgc_cid(c), id);
 		if (m && m->state == MG_M_WAIT_PUBREC && rc >= 0x80) {
 			complete(c, m, rc, p); /* 5.0: refused, the exchange ends here [MQTT-4.3.3-4] */
 			break;
@@ -144,25 +144,25 @@ static int on_ack(midge_client *c, const mg_packet *p)
 		if (m && (m->state == MG_M_WAIT_PUBREC || m->state == MG_M_WAIT_PUBCOMP))
 			m->state = MG_M_WAIT_PUBCOMP;
 		/* An unknown id still gets its PUBREL, so the broker can finish (5.0: "not found"). */
-		if (mg_send_simple(c, MG_PUBREL, id, m ? 0 : (c->level == MIDGE_PROTOCOL_V5 ? MG_RC_PACKET_ID_NOT_FOUND : 0)) == MIDGE_OK)
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREL (m%d)", mg_cid(c), id);
+		if (mgc_send_simple(c, MG_PUBREL, id, m ? 0 : (c->level == MIDGE_PROTOCOL_V5 ? MG_RC_PACKET_ID_NOT_FOUND : 0)) == MIDGE_OK)
+			mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREL (m%d)", mgc_cid(c), id);
 		break;
 	case MG_PUBCOMP:
-		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBCOMP (Mid: %d, RC:%d)", mg_cid(c), id, rc);
+		mgc_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBCOMP (Mid: %d, RC:%d)", mgc_cid(c), id, rc);
 		if (m && m->state == MG_M_WAIT_PUBCOMP)
 			complete(c, m, rc, p);
 		break;
 	case MG_PUBREL: {
-		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBREL (Mid: %d)", mg_cid(c), id);
+		mgc_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBREL (Mid: %d)", mgc_cid(c), id);
 		bool known = c->qos2_in[id >> 3] & (1u << (id & 7));
 		c->qos2_in[id >> 3] &= (uint8_t)~(1u << (id & 7));
 		uint8_t r = known || c->level != MIDGE_PROTOCOL_V5 ? 0 : MG_RC_PACKET_ID_NOT_FOUND;
 		/* manual acks: the PUBCOMP of a message delivered now waits for midge_ack (paho 2) */
-		if ((!known || !c->manual_ack) && mg_send_simple(c, MG_PUBCOMP, id, r) == MIDGE_OK)
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBCOMP (m%d)", mg_cid(c), id);
+		if ((!known || !c->manual_ack) && mgc_send_simple(c, MG_PUBCOMP, id, r) == MIDGE_OK)
+			mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBCOMP (m%d)", mgc_cid(c), id);
 		/* As libmosquitto: PUBCOMP is queued, then on_message (paho calls it just before). */
 		if (known)
-			deliver_held(c, mg_qin_take(c, id));
+			deliver_held(c, mgc_qin_take(c, id));
 		break;
 	}
 	}
@@ -171,11 +171,11 @@ static int on_ack(midge_client *c, const mg_packet *p)
 
 static int on_suback(midge_client *c, const mg_packet *p)
 {
-	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received %s", mg_cid(c),
+	mgc_log(c, MIDGE_LOG_DEBUG, "Client %s received %s", mgc_cid(c),
 	       p->type == MG_SUBACK ? "SUBACK" : "UNSUBACK");
-	int mid = mg_psub_take(c, p->packet_id);
+	int mid = mgc_psub_take(c, p->packet_id);
 	if (!mid) {
-		mg_log(c, MIDGE_LOG_WARNING, "Client %s %s for unknown packet id %d ignored", mg_cid(c),
+		mgc_log(c, MIDGE_LOG_WARNING, "Client %s %s for unknown packet id %d ignored", mgc_cid(c),
 		       p->type == MG_SUBACK ? "SUBACK" : "UNSUBACK", p->packet_id);
 		return MIDGE_OK;
 	}
@@ -186,7 +186,7 @@ static int on_suback(midge_client *c, const mg_packet *p)
 		return MIDGE_ERR_NOMEM;
 	for (int i = 0; i < n; i++)
 		codes[i] = p->u.codes.p[i];
-	mg_event_push(c, p->type == MG_SUBACK ? MG_EV_SUBSCRIBE : MG_EV_UNSUBSCRIBE, mid, 0,
+	mgc_event_push(c, p->type == MG_SUBACK ? MG_EV_SUBSCRIBE : MG_EV_UNSUBSCRIBE, mid, 0,
 	              codes, n, props_of(c, p));
 	if (codes != stackbuf)
 		free(codes);
@@ -228,12 +228,12 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 	if (!topic)
 		return protocol_error(c, MG_RC_TOPIC_ALIAS_INVALID, "PUBLISH with an unknown topic alias");
 	uint16_t id = pub->packet_id;
-	mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%ld bytes))",
-	       mg_cid(c), pub->dup, pub->qos, pub->retain, id, topic, (long)pub->payload.len);
+	mgc_log(c, MIDGE_LOG_DEBUG, "Client %s received PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%ld bytes))",
+	       mgc_cid(c), pub->dup, pub->qos, pub->retain, id, topic, (long)pub->payload.len);
 	bool deliver = true;
 	if (pub->qos == 1) {
-		if (!c->manual_ack && mg_send_simple(c, MG_PUBACK, id, 0) == MIDGE_OK)
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBACK (m%d, rc%d)", mg_cid(c), id, 0);
+		if (!c->manual_ack && mgc_send_simple(c, MG_PUBACK, id, 0) == MIDGE_OK)
+			mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBACK (m%d, rc%d)", mgc_cid(c), id, 0);
 	} else if (pub->qos == 2) {
 		/* Exactly once: hold a new id's message until PUBREL (inq.c); a duplicate (our PUBREC
 		 * was lost) only gets its PUBREC again. */
@@ -245,22 +245,22 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 				return protocol_error(c, MG_RC_RECEIVE_MAX_EXCEEDED,
 				                      "more QoS 2 messages in flight than Receive Maximum");
 			}
-			if (mg_qin_store(c, id, topic, pub, props_of(c, p)) != MIDGE_OK) {
+			if (mgc_qin_store(c, id, topic, pub, props_of(c, p)) != MIDGE_OK) {
 				/* No memory to hold it: hand it over now rather than lose it. */
-				mg_log(c, MIDGE_LOG_WARNING, "Client %s out of memory: QoS 2 message %d delivered "
-				       "before its PUBREL", mg_cid(c), id);
+				mgc_log(c, MIDGE_LOG_WARNING, "Client %s out of memory: QoS 2 message %d delivered "
+				       "before its PUBREL", mgc_cid(c), id);
 				deliver = true;
 			}
 			c->qos2_in[id >> 3] |= (uint8_t)(1u << (id & 7));
 		}
-		if (mg_send_simple(c, MG_PUBREC, id, 0) == MIDGE_OK)
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREC (m%d, rc%d)", mg_cid(c), id, 0);
+		if (mgc_send_simple(c, MG_PUBREC, id, 0) == MIDGE_OK)
+			mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREC (m%d, rc%d)", mgc_cid(c), id, 0);
 	}
-	mg_dispatch d;
+	mgc_dispatch d;
 	d.n = 0;
 	if (deliver)
-		mg_dispatch_take(c, topic, &d);
-	mg_unlock(c);
+		mgc_dispatch_take(c, topic, &d);
+	mgc_unlock(c);
 	if (d.n) {
 		midge_properties *props = props_of(c, p);
 		midge_message msg = {
@@ -277,20 +277,20 @@ static int on_publish(midge_client *c, mg_packet *p, uint8_t *end)
 		 * keeps one spare byte) and give it back afterwards. */
 		uint8_t saved = *end;
 		*end = '\0';
-		mg_dispatch_run(c, &d, &msg);
+		mgc_dispatch_run(c, &d, &msg);
 		*end = saved;
 		midge_properties_free(props);
 	}
 	free(heap);
-	mg_lock(c);
+	mgc_lock(c);
 	return MIDGE_OK;
 }
 
 static int on_disconnect_pkt(midge_client *c, const mg_packet *p)
 {
 	/* libmosquitto words this one without the client id */
-	mg_log(c, MIDGE_LOG_DEBUG, "Received DISCONNECT (%d)", p->reason_code);
-	mg_conn_close(c, MIDGE_DISCONNECT_FLAG_FROM_SERVER, p->reason_code, props_of(c, p));
+	mgc_log(c, MIDGE_LOG_DEBUG, "Received DISCONNECT (%d)", p->reason_code);
+	mgc_conn_close(c, MIDGE_DISCONNECT_FLAG_FROM_SERVER, p->reason_code, props_of(c, p));
 	return MIDGE_ERR_CONN_LOST;
 }
 
@@ -313,7 +313,7 @@ static int handle(midge_client *c, mg_packet *p, uint8_t *end)
 	case MG_UNSUBACK:
 		return on_suback(c, p);
 	case MG_PINGRESP:
-		mg_log(c, MIDGE_LOG_DEBUG, "Client %s received PINGRESP", mg_cid(c));
+		mgc_log(c, MIDGE_LOG_DEBUG, "Client %s received PINGRESP", mgc_cid(c));
 		c->ping_out = false;
 		return MIDGE_OK;
 	case MG_DISCONNECT:
@@ -326,13 +326,13 @@ static int handle(midge_client *c, mg_packet *p, uint8_t *end)
 	return protocol_error(c, 0, what);
 }
 
-int mg_do_read(midge_client *c)
+int mgc_do_read(midge_client *c)
 {
-	mg_lock(c);
+	mgc_lock(c);
 	bool socks = c->socks_phase; /* a connect from another thread clears it */
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (socks)
-		return mg_socks_read(c);
+		return mgc_socks_read(c);
 	for (int round = 0; round < 16; round++) {
 		size_t room;
 		uint8_t *at = mg_framer_room(&c->in, 4096, READ_CHUNK, &room);
@@ -341,22 +341,22 @@ int mg_do_read(midge_client *c)
 		ssize_t n = mg_transport_read(&c->tr, at, room);
 		if (n == -EAGAIN)
 			return MIDGE_OK;
-		mg_lock(c);
+		mgc_lock(c);
 		if (n <= 0) {
 			if (c->state == MG_S_CLOSING && c->olen == c->ooff) {
 				/* our DISCONNECT is out and the broker hung up: the end we asked for */
-				mg_conn_close(c, 0, c->disc_reason, NULL);
-				mg_unlock(c);
+				mgc_conn_close(c, 0, c->disc_reason, NULL);
+				mgc_unlock(c);
 				return MIDGE_OK;
 			}
-			mg_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mg_cid(c),
+			mgc_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mgc_cid(c),
 			       n == 0 ? "closed by the broker" : strerror((int)-n));
-			mg_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
-			mg_unlock(c);
+			mgc_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
+			mgc_unlock(c);
 			return MIDGE_ERR_CONN_LOST;
 		}
 		mg_framer_filled(&c->in, (size_t)n);
-		c->last_in_ms = mg_cl_now_ms();
+		c->last_in_ms = mgc_cl_now_ms();
 		int rc = MIDGE_OK;
 		/* After midge_disconnect (from a callback or another thread) nothing more is handled,
 		 * as in libmosquitto: what the broker sends after that is read and dropped. */
@@ -379,45 +379,45 @@ int mg_do_read(midge_client *c)
 			 * handled, so a callback that disconnects stops the rest. c->in is ours alone,
 			 * so mu may be dropped here. */
 			if (c->ev_head) {
-				mg_unlock(c);
-				mg_lock(c);
+				mgc_unlock(c);
+				mgc_lock(c);
 			}
 		}
 		if (c->tr.fd < 0) {
 			mg_framer_drop(&c->in);
-			mg_unlock(c);
+			mgc_unlock(c);
 			return rc ? rc : MIDGE_ERR_CONN_LOST;
 		}
 		if (c->state == MG_S_CLOSING)
 			mg_framer_drop(&c->in); /* not handled: see above */
 		mg_framer_settle(&c->in, READ_CHUNK); /* a big packet has gone: its memory too */
-		mg_unlock(c);
+		mgc_unlock(c);
 		if ((size_t)n < room)
 			return MIDGE_OK; /* drained */
 	}
 	return MIDGE_OK;
 }
 
-int mg_do_write(midge_client *c)
+int mgc_do_write(midge_client *c)
 {
 	/* log_fence: another thread is still telling on_log about these bytes (client.c) */
 	if (c->tr.fd < 0 || c->state == MG_S_TCP || c->log_fence)
 		return MIDGE_OK;
 	if (c->socks_phase)
-		return mg_socks_write(c);
+		return mgc_socks_write(c);
 	while (c->olen > c->ooff) {
 		struct iovec iov = { c->obuf + c->ooff, c->olen - c->ooff };
 		ssize_t n = mg_transport_writev(&c->tr, &iov, 1);
 		if (n == -EAGAIN)
 			break;
 		if (n < 0) {
-			mg_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mg_cid(c), strerror((int)-n));
-			mg_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
+			mgc_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mgc_cid(c), strerror((int)-n));
+			mgc_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
 			return MIDGE_ERR_CONN_LOST;
 		}
 		c->ooff += (size_t)n;
 		c->out_written += (uint64_t)n;
-		c->last_out_ms = mg_cl_now_ms();
+		c->last_out_ms = mgc_cl_now_ms();
 	}
 	if (c->ooff == c->olen) {
 		c->ooff = c->olen = 0;
@@ -427,6 +427,6 @@ int mg_do_write(midge_client *c)
 			c->ocap = 0;
 		}
 	}
-	mg_q0_done(c);
+	mgc_q0_done(c);
 	return MIDGE_OK;
 }

@@ -15,18 +15,18 @@
 
 #include "client/client.h"
 
-struct mg_lookup {
+struct mgc_lookup {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int refs;             /* the caller and the worker */
 	bool done;
-	int rc, err;          /* mg_resolve's result and errno */
+	int rc, err;          /* mgc_resolve's result and errno */
 	struct addrinfo *ai;  /* owned until taken */
 	int port;
 	char host[];
 };
 
-static void unref(mg_lookup *l)
+static void unref(mgc_lookup *l)
 {
 	pthread_mutex_lock(&l->mu);
 	bool last = --l->refs == 0;
@@ -42,9 +42,9 @@ static void unref(mg_lookup *l)
 
 static void *worker(void *arg)
 {
-	mg_lookup *l = arg;
+	mgc_lookup *l = arg;
 	struct addrinfo *ai = NULL;
-	int rc = mg_resolve(l->host, l->port, &ai);
+	int rc = mgc_resolve(l->host, l->port, &ai);
 	int e = errno;
 	pthread_mutex_lock(&l->mu);
 	l->rc = rc;
@@ -57,10 +57,10 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-mg_lookup *mg_lookup_start(const char *host, int port)
+mgc_lookup *mgc_lookup_start(const char *host, int port)
 {
 	size_t n = strlen(host);
-	mg_lookup *l = calloc(1, sizeof(*l) + n + 1);
+	mgc_lookup *l = calloc(1, sizeof(*l) + n + 1);
 	if (!l)
 		return NULL;
 	memcpy(l->host, host, n + 1);
@@ -87,7 +87,7 @@ mg_lookup *mg_lookup_start(const char *host, int port)
 	return l;
 }
 
-bool mg_lookup_wait(mg_lookup *l, int ms, struct addrinfo **ai, int *rc)
+bool mgc_lookup_wait(mgc_lookup *l, int ms, struct addrinfo **ai, int *rc)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -114,7 +114,7 @@ bool mg_lookup_wait(mg_lookup *l, int ms, struct addrinfo **ai, int *rc)
 	return done;
 }
 
-void mg_lookup_drop(mg_lookup *l)
+void mgc_lookup_drop(mgc_lookup *l)
 {
 	if (l)
 		unref(l);

@@ -49,7 +49,7 @@ static bool active(int st)
 
 /* ---- the loop ---- */
 
-/* Milliseconds until mg_misc has something to do; -1 for never. Under mu. */
+/* Milliseconds until mgc_misc has something to do; -1 for never. Under mu. */
 static int64_t next_deadline(midge_client *c, int64_t now)
 {
 	int64_t t = -1;
@@ -67,22 +67,22 @@ static int64_t next_deadline(midge_client *c, int64_t now)
 	return t < 0 ? -1 : (t > now ? t - now : 0);
 }
 
-int mg_misc(midge_client *c)
+int mgc_misc(midge_client *c)
 {
-	int64_t now = mg_cl_now_ms();
+	int64_t now = mgc_cl_now_ms();
 	switch (c->state) {
 	case MG_S_TCP:
 	case MG_S_CONNACK:
 		if (now - c->connect_start_ms >= c->connect_timeout_ms) {
-			mg_log(c, MIDGE_LOG_ERR, "Client %s connect timed out", mg_cid(c));
-			mg_conn_close(c, 0, MIDGE_ERR_TIMEOUT, NULL);
+			mgc_log(c, MIDGE_LOG_ERR, "Client %s connect timed out", mgc_cid(c));
+			mgc_conn_close(c, 0, MIDGE_ERR_TIMEOUT, NULL);
 			return MIDGE_ERR_TIMEOUT;
 		}
 		break;
 	case MG_S_CLOSING:
 		/* Our DISCONNECT is out (or the broker is too slow to take it): close. */
 		if (c->olen == c->ooff || now - c->closing_ms >= c->connect_timeout_ms)
-			mg_conn_close(c, 0, c->disc_reason, NULL);
+			mgc_conn_close(c, 0, c->disc_reason, NULL);
 		break;
 	case MG_S_UP: {
 		if (!c->ka)
@@ -90,16 +90,16 @@ int mg_misc(midge_client *c)
 		int64_t ka = (int64_t)c->ka * 1000;
 		if (c->ping_out) {
 			if (now - c->ping_sent_ms >= ka) {
-				mg_log(c, MIDGE_LOG_NOTICE, "Client %s has exceeded timeout, disconnecting.", mg_cid(c));
-				mg_conn_close(c, 0, MIDGE_ERR_KEEPALIVE, NULL);
+				mgc_log(c, MIDGE_LOG_NOTICE, "Client %s has exceeded timeout, disconnecting.", mgc_cid(c));
+				mgc_conn_close(c, 0, MIDGE_ERR_KEEPALIVE, NULL);
 				return MIDGE_ERR_KEEPALIVE;
 			}
 		} else if (now - c->last_out_ms >= ka || now - c->last_in_ms >= ka) {
-			if (mg_send_simple(c, MG_PINGREQ, 0, 0) == MIDGE_OK) {
-				mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PINGREQ", mg_cid(c));
+			if (mgc_send_simple(c, MG_PINGREQ, 0, 0) == MIDGE_OK) {
+				mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending PINGREQ", mgc_cid(c));
 				c->ping_out = true;
 				c->ping_sent_ms = now;
-				return mg_do_write(c);
+				return mgc_do_write(c);
 			}
 		}
 		break;
@@ -110,24 +110,24 @@ int mg_misc(midge_client *c)
 
 /* One turn: wait up to timeout_ms for the socket or a wake-up, then read, write, misc.
  * Loop owner only; called without mu. */
-int mg_loop_once(midge_client *c, int timeout_ms)
+int mgc_loop_once(midge_client *c, int timeout_ms)
 {
-	mg_lock(c);
+	mgc_lock(c);
 	int st = c->state;
 	if (!active(st)) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		return MIDGE_ERR_NO_CONN;
 	}
 	struct pollfd pf[2] = { { .fd = c->tr.fd, .events = POLLIN }, { .fd = c->wake[0], .events = POLLIN } };
 	if (st == MG_S_TCP)
 		pf[0].events = POLLOUT;
-	else if (mg_want_write(c))
+	else if (mgc_want_write(c))
 		pf[0].events |= POLLOUT; /* a fence ends with a wake-up */
-	int64_t dl = next_deadline(c, mg_cl_now_ms());
+	int64_t dl = next_deadline(c, mgc_cl_now_ms());
 	int t = timeout_ms;
 	if (dl >= 0 && (t < 0 || dl < t))
 		t = (int)dl;
-	mg_unlock(c);
+	mgc_unlock(c);
 
 	int n = poll(pf, 2, t);
 	if (n < 0 && errno != EINTR)
@@ -138,29 +138,29 @@ int mg_loop_once(midge_client *c, int timeout_ms)
 	int rc = MIDGE_OK;
 	short re = n > 0 ? pf[0].revents : 0;
 	if (st == MG_S_TCP && re) {
-		mg_lock(c);
+		mgc_lock(c);
 		if (c->state == MG_S_TCP) {
-			int r = mg_tcp_progress(c);
+			int r = mgc_tcp_progress(c);
 			if (r != MIDGE_OK) {
 				c->conn_errno = errno;
-				mg_log(c, MIDGE_LOG_ERR, "Client %s connect failed: %s", mg_cid(c), strerror(errno));
-				mg_conn_close(c, 0, r, NULL);
+				mgc_log(c, MIDGE_LOG_ERR, "Client %s connect failed: %s", mgc_cid(c), strerror(errno));
+				mgc_conn_close(c, 0, r, NULL);
 				rc = r;
 			}
 		}
-		mg_unlock(c);
+		mgc_unlock(c);
 		if (rc)
 			return rc;
 		re &= (short)~POLLOUT; /* writable now; written below */
 	}
 	if (st != MG_S_TCP && (re & (POLLIN | POLLHUP | POLLERR)))
-		rc = mg_do_read(c);
-	mg_lock(c);
+		rc = mgc_do_read(c);
+	mgc_lock(c);
 	int r2 = MIDGE_OK;
 	if (c->tr.fd >= 0 && c->state != MG_S_TCP)
-		r2 = mg_do_write(c);
-	int r3 = mg_misc(c);
-	mg_unlock(c);
+		r2 = mgc_do_write(c);
+	int r3 = mgc_misc(c);
+	mgc_unlock(c);
 	if (rc == MIDGE_OK)
 		rc = r2 ? r2 : r3;
 	return rc;
@@ -170,15 +170,15 @@ int midge_loop(midge_client *c, int timeout_ms)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	int own = acquire_loop(c);
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (own != OWN_TAKEN)
 		return MIDGE_ERR_BUSY;
-	int rc = mg_loop_once(c, timeout_ms < 0 ? 1000 : timeout_ms);
-	mg_lock(c);
+	int rc = mgc_loop_once(c, timeout_ms < 0 ? 1000 : timeout_ms);
+	mgc_lock(c);
 	release_loop(c);
-	mg_unlock(c);
+	mgc_unlock(c);
 	return rc;
 }
 
@@ -195,32 +195,32 @@ static void deadline_ts(struct timespec *ts, int64_t at_ms)
  * ended the connection when we run the loop ourselves and nobody will reconnect. */
 static int wait_for(midge_client *c, bool (*done)(midge_client *, void *), void *arg, int64_t deadline)
 {
-	mg_lock(c);
+	mgc_lock(c);
 	int own = acquire_loop(c);
 	if (own == OWN_SELF) {
 		bool d = done(c, arg);
-		mg_unlock(c);
+		mgc_unlock(c);
 		return d ? MIDGE_OK : MIDGE_ERR_BUSY;
 	}
 	if (own == OWN_OTHER) {
 		int rc = MIDGE_OK;
 		while (!done(c, arg)) {
-			if (deadline >= 0 && mg_cl_now_ms() >= deadline) {
+			if (deadline >= 0 && mgc_cl_now_ms() >= deadline) {
 				rc = MIDGE_ERR_TIMEOUT;
 				break;
 			}
 			if (!c->loop_owner_set) { /* the loop thread went away: run the loop here */
-				mg_unlock(c);
+				mgc_unlock(c);
 				return wait_for(c, done, arg, deadline);
 			}
 			struct timespec ts;
-			int64_t at = mg_cl_now_ms() + 1000;
+			int64_t at = mgc_cl_now_ms() + 1000;
 			if (deadline >= 0 && deadline < at)
 				at = deadline;
 			deadline_ts(&ts, at);
 			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
 		}
-		mg_unlock(c);
+		mgc_unlock(c);
 		return rc;
 	}
 	int rc = MIDGE_OK;
@@ -229,22 +229,22 @@ static int wait_for(midge_client *c, bool (*done)(midge_client *, void *), void 
 			rc = MIDGE_ERR_NO_CONN;
 			break;
 		}
-		int64_t now = mg_cl_now_ms();
+		int64_t now = mgc_cl_now_ms();
 		if (deadline >= 0 && now >= deadline) {
 			rc = MIDGE_ERR_TIMEOUT;
 			break;
 		}
 		int t = deadline < 0 || deadline - now > 1000 ? 1000 : (int)(deadline - now);
-		mg_unlock(c);
-		int r = mg_loop_once(c, t);
-		mg_lock(c);
+		mgc_unlock(c);
+		int r = mgc_loop_once(c, t);
+		mgc_lock(c);
 		if (r < 0 && r != MIDGE_ERR_NO_CONN && !done(c, arg)) {
 			rc = r;
 			break;
 		}
 	}
 	release_loop(c);
-	mg_unlock(c);
+	mgc_unlock(c);
 	return rc;
 }
 
@@ -256,19 +256,19 @@ static bool connect_done(midge_client *c, void *arg)
 
 static bool published(midge_client *c, void *arg)
 {
-	return !mg_mid_pending(c, *(int *)arg);
+	return !mgc_mid_pending(c, *(int *)arg);
 }
 
 int midge_wait_for_publish(midge_client *c, int mid, int timeout_ms)
 {
 	if (!c || mid <= 0)
 		return MIDGE_ERR_INVAL;
-	int64_t dl = timeout_ms < 0 ? -1 : mg_cl_now_ms() + timeout_ms;
+	int64_t dl = timeout_ms < 0 ? -1 : mgc_cl_now_ms() + timeout_ms;
 	int rc = wait_for(c, published, &mid, dl);
 	if (rc == MIDGE_OK) {
-		mg_lock(c);
-		rc = mg_mid_failed(c, mid); /* dropped unsent: not published */
-		mg_unlock(c);
+		mgc_lock(c);
+		rc = mgc_mid_failed(c, mid); /* dropped unsent: not published */
+		mgc_unlock(c);
 	}
 	return rc;
 }
@@ -284,7 +284,7 @@ static int check_connect(midge_client *c, const char *host, int port, int keepal
 		return MIDGE_ERR_NOT_SUPPORTED;
 	if (props && props->n && c->level != MIDGE_PROTOCOL_V5)
 		return MIDGE_ERR_PROPERTY;
-	return mg_props_check_allowed(props, MG_CONNECT);
+	return mgc_props_check_allowed(props, MG_CONNECT);
 }
 
 /* Under mu: loop_forever / the loop_start thread should not (re)connect any more. */
@@ -295,24 +295,24 @@ static bool reconnect_cancelled(midge_client *c)
 
 /* The loop's reconnect: the lookup runs in a helper thread (lookup.c) while this one checks
  * every 100 ms whether midge_disconnect or midge_loop_stop called the reconnect off. Returns
- * mg_resolve's result, or MIDGE_ERR_NO_CONN when cancelled. Without mu. */
+ * mgc_resolve's result, or MIDGE_ERR_NO_CONN when cancelled. Without mu. */
 static int resolve_cancellable(midge_client *c, const char *host, int port, struct addrinfo **ai)
 {
-	mg_lookup *l = mg_lookup_start(host, port);
+	mgc_lookup *l = mgc_lookup_start(host, port);
 	if (!l)
-		return mg_resolve(host, port, ai);
+		return mgc_resolve(host, port, ai);
 	int rc;
-	while (!mg_lookup_wait(l, 100, ai, &rc)) {
-		mg_lock(c);
+	while (!mgc_lookup_wait(l, 100, ai, &rc)) {
+		mgc_lock(c);
 		bool off = reconnect_cancelled(c);
-		mg_unlock(c);
+		mgc_unlock(c);
 		if (off) {
-			mg_lookup_drop(l);
+			mgc_lookup_drop(l);
 			return MIDGE_ERR_NO_CONN;
 		}
 	}
 	int e = errno;
-	mg_lookup_drop(l);
+	mgc_lookup_drop(l);
 	errno = e;
 	return rc;
 }
@@ -321,22 +321,22 @@ static int resolve_cancellable(midge_client *c, const char *host, int port, stru
  * automatic: loop_forever's reconnect (not the user's connect / reconnect). */
 static int start(midge_client *c, bool sync, bool automatic)
 {
-	mg_lock(c);
+	mgc_lock(c);
 	/* Through a SOCKS5 proxy the proxy is what we connect to; it resolves the broker's name. */
 	char *host = c->proxy_host ? strdup(c->proxy_host) : c->host ? strdup(c->host) : NULL;
 	int port = c->proxy_host ? c->proxy_port : c->port;
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (!host)
 		return MIDGE_ERR_NOMEM;
 	struct addrinfo *ai = NULL;
-	int rc = automatic ? resolve_cancellable(c, host, port, &ai) : mg_resolve(host, port, &ai);
+	int rc = automatic ? resolve_cancellable(c, host, port, &ai) : mgc_resolve(host, port, &ai);
 	int e = errno;
 	free(host);
 	if (rc) {
 		errno = e;
 		return rc;
 	}
-	mg_lock(c);
+	mgc_lock(c);
 	if (active(c->state)) {
 		freeaddrinfo(ai);
 		rc = MIDGE_ERR_BUSY;
@@ -345,11 +345,11 @@ static int start(midge_client *c, bool sync, bool automatic)
 		rc = MIDGE_ERR_NO_CONN;
 	} else {
 		c->reconnecting = automatic;
-		rc = mg_start_connect(c, ai);
+		rc = mgc_start_connect(c, ai);
 		e = errno;
 		c->auto_reconnect = !sync;
 	}
-	mg_unlock(c);
+	mgc_unlock(c);
 	errno = e;
 	return rc;
 }
@@ -367,9 +367,9 @@ static int connect_common(midge_client *c, const char *host, int port, int keepa
 		midge_properties_free(p);
 		return MIDGE_ERR_NOMEM;
 	}
-	mg_lock(c);
+	mgc_lock(c);
 	if (active(c->state)) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		free(h);
 		midge_properties_free(p);
 		return MIDGE_ERR_BUSY;
@@ -383,25 +383,25 @@ static int connect_common(midge_client *c, const char *host, int port, int keepa
 	c->connect_props = p;
 	if (c->state == MG_S_NEW)
 		c->state = MG_S_IDLE;
-	mg_unlock(c);
-	mg_lock(c);
+	mgc_unlock(c);
+	mgc_lock(c);
 	c->connected_once = false;
-	mg_unlock(c);
+	mgc_unlock(c);
 	if ((rc = start(c, sync, false)))
 		return rc;
 	if (!sync)
 		return MIDGE_OK;
-	mg_lock(c);
-	int64_t dl = mg_cl_now_ms() + c->connect_timeout_ms + 1000;
-	mg_unlock(c);
+	mgc_lock(c);
+	int64_t dl = mgc_cl_now_ms() + c->connect_timeout_ms + 1000;
+	mgc_unlock(c);
 	rc = wait_for(c, connect_done, NULL, dl);
 	if (rc == MIDGE_ERR_BUSY)
 		return MIDGE_OK; /* called from a callback: the loop finishes it, on_connect reports */
-	mg_lock(c);
+	mgc_lock(c);
 	if (rc == MIDGE_OK || c->connect_done)
 		rc = c->connack_rc;
 	int e = c->conn_errno;
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (rc == MIDGE_ERR_ERRNO)
 		errno = e; /* callbacks since may have changed it */
 	return rc;
@@ -433,25 +433,25 @@ int midge_reconnect(midge_client *c)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	bool have = c->host != NULL;
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (!have)
 		return MIDGE_ERR_NO_CONN;
 	int rc = start(c, true, false);
 	if (rc)
 		return rc;
-	mg_lock(c);
-	int64_t dl = mg_cl_now_ms() + c->connect_timeout_ms + 1000;
-	mg_unlock(c);
+	mgc_lock(c);
+	int64_t dl = mgc_cl_now_ms() + c->connect_timeout_ms + 1000;
+	mgc_unlock(c);
 	rc = wait_for(c, connect_done, NULL, dl);
 	if (rc == MIDGE_ERR_BUSY)
 		return MIDGE_OK;
-	mg_lock(c);
+	mgc_lock(c);
 	if (rc == MIDGE_OK || c->connect_done)
 		rc = c->connack_rc;
 	int e = c->conn_errno;
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (rc == MIDGE_ERR_ERRNO)
 		errno = e;
 	return rc;
@@ -461,9 +461,9 @@ bool midge_is_connected(midge_client *c)
 {
 	if (!c)
 		return false;
-	mg_lock(c);
+	mgc_lock(c);
 	bool up = c->state == MG_S_UP;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return up;
 }
 
@@ -482,17 +482,17 @@ int midge_disconnect_ex(midge_client *c, int reason_code, const midge_properties
 	if (c->level == MIDGE_PROTOCOL_V5) {
 		if (!mg_reason_allowed((uint8_t)reason_code, MG_DISCONNECT))
 			return MIDGE_ERR_INVAL;
-		int rc = mg_props_check_allowed(props, MG_DISCONNECT);
+		int rc = mgc_props_check_allowed(props, MG_DISCONNECT);
 		if (rc)
 			return rc;
 	} else if (reason_code != 0 || (props && props->n)) {
 		return MIDGE_ERR_NOT_SUPPORTED;
 	}
-	mg_lock(c);
-	int rc = mg_begin_disconnect(c, reason_code, props);
+	mgc_lock(c);
+	int rc = mgc_begin_disconnect(c, reason_code, props);
 	bool inline_close = rc == MIDGE_OK && !c->loop_owner_set;
-	int64_t dl = mg_cl_now_ms() + 2000;
-	mg_unlock(c);
+	int64_t dl = mgc_cl_now_ms() + 2000;
+	mgc_unlock(c);
 	if (inline_close) /* nobody runs the loop: flush the DISCONNECT and close here */
 		wait_for(c, closed, NULL, dl);
 	return rc;
@@ -507,13 +507,13 @@ int midge_disconnect(midge_client *c)
 
 /* Sleep until the deadline, or until something worth looking at happens. Under mu.
  * Callbacks queued by this thread are made first (and nap returns at once, so the caller looks
- * again): the wait releases mu without making them, and another thread's mg_unlock would then
+ * again): the wait releases mu without making them, and another thread's mgc_unlock would then
  * make them in that thread. */
 static void nap(midge_client *c, int64_t until)
 {
 	if (c->ev_head) {
-		mg_unlock(c);
-		mg_lock(c);
+		mgc_unlock(c);
+		mgc_lock(c);
 		return;
 	}
 	struct timespec ts;
@@ -525,7 +525,7 @@ static void nap(midge_client *c, int64_t until)
  * loop_stop. Ownership is already ours. */
 static int forever(midge_client *c, bool threaded)
 {
-	mg_lock(c);
+	mgc_lock(c);
 	int delay = c->reconnect_min;
 	int64_t retry_at = -1;
 	int rc = MIDGE_OK;
@@ -538,9 +538,9 @@ static int forever(midge_client *c, bool threaded)
 			delay = c->reconnect_min;
 		if (active(st)) {
 			retry_at = -1;
-			mg_unlock(c);
-			mg_loop_once(c, 1000);
-			mg_lock(c);
+			mgc_unlock(c);
+			mgc_loop_once(c, 1000);
+			mgc_lock(c);
 			continue;
 		}
 		/* not connected */
@@ -555,13 +555,13 @@ static int forever(midge_client *c, bool threaded)
 					     c->connack_rc < 0 ? c->connack_rc : MIDGE_ERR_NO_CONN;
 				break;
 			}
-			nap(c, mg_cl_now_ms() + 1000);
+			nap(c, mgc_cl_now_ms() + 1000);
 			continue;
 		}
-		int64_t now = mg_cl_now_ms();
+		int64_t now = mgc_cl_now_ms();
 		if (retry_at < 0) {
 			retry_at = now + (int64_t)delay * 1000;
-			mg_log(c, MIDGE_LOG_INFO, "Client %s reconnecting in %d s", mg_cid(c), delay);
+			mgc_log(c, MIDGE_LOG_INFO, "Client %s reconnecting in %d s", mgc_cid(c), delay);
 		}
 		if (now < retry_at) {
 			nap(c, retry_at);
@@ -569,16 +569,16 @@ static int forever(midge_client *c, bool threaded)
 		}
 		retry_at = -1;
 		delay = delay * 2 > c->reconnect_max ? c->reconnect_max : (delay ? delay * 2 : 1);
-		mg_unlock(c);
+		mgc_unlock(c);
 		int r = start(c, false, true);
-		mg_lock(c);
+		mgc_lock(c);
 		if (r != MIDGE_OK && !active(c->state) && !reconnect_cancelled(c)) {
-			mg_log(c, MIDGE_LOG_ERR, "Client %s reconnect failed: %s", mg_cid(c), midge_strerror(r));
-			mg_event_push(c, MG_EV_CONNECT_FAIL, r, 0, NULL, 0, NULL);
+			mgc_log(c, MIDGE_LOG_ERR, "Client %s reconnect failed: %s", mgc_cid(c), midge_strerror(r));
+			mgc_event_push(c, MG_EV_CONNECT_FAIL, r, 0, NULL, 0, NULL);
 		}
 	}
 	release_loop(c);
-	mg_unlock(c);
+	mgc_unlock(c);
 	return rc;
 }
 
@@ -586,9 +586,9 @@ int midge_loop_forever(midge_client *c)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	int own = acquire_loop(c);
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (own != OWN_TAKEN)
 		return MIDGE_ERR_BUSY;
 	return forever(c, false);
@@ -604,22 +604,22 @@ int midge_loop_start(midge_client *c)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	if (c->thread_running || c->loop_owner_set) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		return MIDGE_ERR_BUSY;
 	}
 	c->thread_stop = false;
 	/* Owned by the new thread from the start, so a connect right after loop_start waits for it
 	 * instead of racing it for the loop. */
 	if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		return MIDGE_ERR_ERRNO;
 	}
 	c->loop_owner_set = true;
 	c->loop_owner = c->thread;
 	c->thread_running = true;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -627,23 +627,23 @@ int midge_loop_stop(midge_client *c)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	if (!c->thread_running) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		return MIDGE_ERR_INVAL;
 	}
 	if (pthread_equal(c->thread, pthread_self())) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		return MIDGE_ERR_BUSY;
 	}
 	c->thread_stop = true;
 	c->notify = true;
-	mg_wake(c);
-	mg_unlock(c);
+	mgc_wake(c);
+	mgc_unlock(c);
 	pthread_join(c->thread, NULL);
-	mg_lock(c);
+	mgc_lock(c);
 	c->thread_running = false;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -653,9 +653,9 @@ int midge_socket(midge_client *c)
 {
 	if (!c)
 		return -1;
-	mg_lock(c);
+	mgc_lock(c);
 	int fd = active(c->state) ? c->tr.fd : -1;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return fd;
 }
 
@@ -663,10 +663,10 @@ bool midge_want_write(midge_client *c)
 {
 	if (!c)
 		return false;
-	mg_lock(c);
+	mgc_lock(c);
 	bool w = c->state == MG_S_TCP ||
-	         (active(c->state) && mg_want_write(c));
-	mg_unlock(c);
+	         (active(c->state) && mgc_want_write(c));
+	mgc_unlock(c);
 	return w;
 }
 
@@ -677,13 +677,13 @@ static int enter_socket_call(midge_client *c)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	if (!active(c->state)) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		return MIDGE_ERR_NO_CONN;
 	}
 	if (acquire_loop(c) != OWN_TAKEN) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		return MIDGE_ERR_BUSY;
 	}
 	return MIDGE_OK;
@@ -695,11 +695,11 @@ int midge_loop_read(midge_client *c)
 	if (rc)
 		return rc;
 	int st = c->state;
-	mg_unlock(c);
-	rc = st == MG_S_TCP ? MIDGE_OK : mg_do_read(c);
-	mg_lock(c);
+	mgc_unlock(c);
+	rc = st == MG_S_TCP ? MIDGE_OK : mgc_do_read(c);
+	mgc_lock(c);
 	release_loop(c);
-	mg_unlock(c);
+	mgc_unlock(c);
 	return rc;
 }
 
@@ -711,15 +711,15 @@ int midge_loop_write(midge_client *c)
 	if (c->state == MG_S_TCP) {
 		struct pollfd pf = { .fd = c->tr.fd, .events = POLLOUT };
 		if (poll(&pf, 1, 0) > 0) {
-			rc = mg_tcp_progress(c);
+			rc = mgc_tcp_progress(c);
 			if (rc)
-				mg_conn_close(c, 0, rc, NULL);
+				mgc_conn_close(c, 0, rc, NULL);
 		}
 	}
 	if (rc == MIDGE_OK)
-		rc = mg_do_write(c);
+		rc = mgc_do_write(c);
 	release_loop(c);
-	mg_unlock(c);
+	mgc_unlock(c);
 	return rc;
 }
 
@@ -729,9 +729,9 @@ int midge_loop_misc(midge_client *c)
 	if (rc)
 		return rc;
 	drain_wake(c);
-	rc = mg_misc(c);
+	rc = mgc_misc(c);
 	release_loop(c);
-	mg_unlock(c);
+	mgc_unlock(c);
 	return rc;
 }
 
@@ -758,9 +758,9 @@ static int set_bind(midge_client *c, const char *bind_address)
 			return MIDGE_ERR_NOMEM;
 		}
 	}
-	mg_lock(c);
+	mgc_lock(c);
 	if (active(c->state)) {
-		mg_unlock(c);
+		mgc_unlock(c);
 		free(s);
 		if (ai)
 			freeaddrinfo(ai);
@@ -771,7 +771,7 @@ static int set_bind(midge_client *c, const char *bind_address)
 		freeaddrinfo(c->bind_ai);
 	c->bind_address = s;
 	c->bind_ai = ai;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 

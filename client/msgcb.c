@@ -16,7 +16,7 @@ int midge_message_callback_add(midge_client *c, const char *sub,
 	int rc = midge_topic_matches_sub(sub, "x", &r); /* checks the filter */
 	if (rc)
 		return rc;
-	mg_msgcb *n = malloc(sizeof(*n));
+	mgc_msgcb *n = malloc(sizeof(*n));
 	char *s = strdup(sub);
 	if (!n || !s) {
 		free(n);
@@ -26,9 +26,9 @@ int midge_message_callback_add(midge_client *c, const char *sub,
 	n->sub = s;
 	n->cb = cb;
 	n->next = NULL;
-	mg_lock(c);
+	mgc_lock(c);
 	/* The same filter again replaces its callback (paho keeps one per filter). */
-	mg_msgcb **pp = &c->msgcbs;
+	mgc_msgcb **pp = &c->msgcbs;
 	while (*pp && strcmp((*pp)->sub, sub) != 0)
 		pp = &(*pp)->next;
 	bool replaced = *pp != NULL;
@@ -36,7 +36,7 @@ int midge_message_callback_add(midge_client *c, const char *sub,
 		(*pp)->cb = cb;
 	else
 		*pp = n;
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (replaced) {
 		free(n->sub);
 		free(n);
@@ -48,16 +48,16 @@ int midge_message_callback_remove(midge_client *c, const char *sub)
 {
 	if (!c || !sub)
 		return MIDGE_ERR_INVAL;
-	mg_msgcb *gone = NULL;
-	mg_lock(c);
-	for (mg_msgcb **pp = &c->msgcbs; *pp; pp = &(*pp)->next) {
+	mgc_msgcb *gone = NULL;
+	mgc_lock(c);
+	for (mgc_msgcb **pp = &c->msgcbs; *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->sub, sub) == 0) {
 			gone = *pp;
 			*pp = gone->next;
 			break;
 		}
 	}
-	mg_unlock(c);
+	mgc_unlock(c);
 	if (!gone)
 		return MIDGE_ERR_NOT_FOUND;
 	free(gone->sub);
@@ -65,9 +65,9 @@ int midge_message_callback_remove(midge_client *c, const char *sub)
 	return MIDGE_OK;
 }
 
-void mg_msgcb_clear(midge_client *c)
+void mgc_msgcb_clear(midge_client *c)
 {
-	for (mg_msgcb *m = c->msgcbs, *n; m; m = n) {
+	for (mgc_msgcb *m = c->msgcbs, *n; m; m = n) {
 		n = m->next;
 		free(m->sub);
 		free(m);
@@ -76,18 +76,18 @@ void mg_msgcb_clear(midge_client *c)
 }
 
 /* O(callbacks) per message: each filter is matched against the topic. */
-void mg_dispatch_take(midge_client *c, const char *topic, mg_dispatch *d)
+void mgc_dispatch_take(midge_client *c, const char *topic, mgc_dispatch *d)
 {
 	d->ud = c->userdata;
 	d->n = 0;
 	d->cbs = d->buf;
 	int cap = (int)(sizeof(d->buf) / sizeof(d->buf[0]));
-	for (mg_msgcb *m = c->msgcbs; m; m = m->next) {
+	for (mgc_msgcb *m = c->msgcbs; m; m = m->next) {
 		bool r = false;
 		if (midge_topic_matches_sub(m->sub, topic, &r) != MIDGE_OK || !r)
 			continue;
 		if (d->n == cap) {
-			mg_msg_cb *b = malloc((size_t)cap * 2 * sizeof(*b));
+			mgc_msg_cb *b = malloc((size_t)cap * 2 * sizeof(*b));
 			if (!b)
 				break; /* out of memory: the callbacks found so far get it */
 			memcpy(b, d->cbs, (size_t)d->n * sizeof(*b));
@@ -102,7 +102,7 @@ void mg_dispatch_take(midge_client *c, const char *topic, mg_dispatch *d)
 		d->cbs[d->n++] = c->on_message;
 }
 
-void mg_dispatch_run(midge_client *c, mg_dispatch *d, const midge_message *msg)
+void mgc_dispatch_run(midge_client *c, mgc_dispatch *d, const midge_message *msg)
 {
 	for (int i = 0; i < d->n; i++)
 		d->cbs[i](c, d->ud, msg);
@@ -157,9 +157,9 @@ int midge_manual_ack_set(midge_client *c, bool on)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
+	mgc_lock(c);
 	c->manual_ack = on;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }
 
@@ -167,12 +167,12 @@ int midge_ack(midge_client *c, int mid, int qos)
 {
 	if (!c || mid < 1 || mid > 65535 || qos < 1 || qos > 2)
 		return MIDGE_ERR_INVAL;
-	mg_lock(c);
-	int rc = c->state == MG_S_UP ? mg_send_simple(c, qos == 1 ? MG_PUBACK : MG_PUBCOMP,
+	mgc_lock(c);
+	int rc = c->state == MG_S_UP ? mgc_send_simple(c, qos == 1 ? MG_PUBACK : MG_PUBCOMP,
 	                                              (uint16_t)mid, 0) : MIDGE_ERR_NO_CONN;
 	if (rc == MIDGE_OK)
-		mg_log(c, MIDGE_LOG_DEBUG, qos == 1 ? "Client %s sending PUBACK (m%d, rc%d)" :
-		       "Client %s sending PUBCOMP (m%d)", mg_cid(c), mid, 0);
-	mg_unlock(c);
+		mgc_log(c, MIDGE_LOG_DEBUG, qos == 1 ? "Client %s sending PUBACK (m%d, rc%d)" :
+		       "Client %s sending PUBCOMP (m%d)", mgc_cid(c), mid, 0);
+	mgc_unlock(c);
 	return rc;
 }

@@ -9,7 +9,7 @@
 
 /* ---- obuf ---- */
 
-int mg_obuf_reserve(midge_client *c, size_t n)
+int mgc_obuf_reserve(midge_client *c, size_t n)
 {
 	if (c->ooff && c->ooff == c->olen)
 		c->ooff = c->olen = 0;
@@ -33,12 +33,12 @@ int mg_obuf_reserve(midge_client *c, size_t n)
 	return MIDGE_OK;
 }
 
-bool mg_in_loop_thread(midge_client *c)
+bool mgc_in_loop_thread(midge_client *c)
 {
 	return c->loop_owner_set && pthread_equal(c->loop_owner, pthread_self());
 }
 
-int mg_send_packet(midge_client *c, const mg_packet *pkt)
+int mgc_send_packet(midge_client *c, const mg_packet *pkt)
 {
 	/* Nothing may follow our DISCONNECT [MQTT-3.14.4-1], and nothing goes out unconnected. */
 	if (c->state == MG_S_NEW || c->state == MG_S_IDLE ||
@@ -49,7 +49,7 @@ int mg_send_packet(midge_client *c, const mg_packet *pkt)
 		return pkt->type == MG_PUBLISH ? MIDGE_ERR_PAYLOAD_SIZE : MIDGE_ERR_INVAL;
 	if (c->srv_max_packet && size > c->srv_max_packet)
 		return MIDGE_ERR_OVERSIZE_PACKET;
-	int rc = mg_obuf_reserve(c, size);
+	int rc = mgc_obuf_reserve(c, size);
 	if (rc)
 		return rc;
 	bool was_empty = c->olen == c->ooff;
@@ -57,19 +57,19 @@ int mg_send_packet(midge_client *c, const mg_packet *pkt)
 	c->olen += size;
 	c->out_queued += size;
 	/* The loop may sleep in poll(2) without POLLOUT: tell it. */
-	if (was_empty && !mg_in_loop_thread(c))
-		mg_wake(c);
+	if (was_empty && !mgc_in_loop_thread(c))
+		mgc_wake(c);
 	return MIDGE_OK;
 }
 
-int mg_send_simple(midge_client *c, int type, uint16_t id, uint8_t reason)
+int mgc_send_simple(midge_client *c, int type, uint16_t id, uint8_t reason)
 {
 	mg_packet p;
 	memset(&p, 0, sizeof(p));
 	p.type = (uint8_t)type;
 	p.packet_id = id;
 	p.reason_code = reason;
-	return mg_send_packet(c, &p);
+	return mgc_send_packet(c, &p);
 }
 
 /* ---- message ids and packet identifiers ---- */
@@ -91,7 +91,7 @@ static bool mid_pending(midge_client *c, int mid);
 
 /* A packet id not in use. O(1) while ids are plentiful; a full scan only when almost all
  * 65535 are in flight. */
-int mg_pid_alloc(midge_client *c)
+int mgc_pid_alloc(midge_client *c)
 {
 	for (int i = 0; i < 65535; i++) {
 		c->last_pid = c->last_pid == 65535 ? 1 : (uint16_t)(c->last_pid + 1);
@@ -103,7 +103,7 @@ int mg_pid_alloc(midge_client *c)
 	return MIDGE_ERR_QUEUE_FULL;
 }
 
-void mg_pid_release(midge_client *c, uint16_t pid)
+void mgc_pid_release(midge_client *c, uint16_t pid)
 {
 	if (pid)
 		bit_clr(c->pid_used, pid);
@@ -112,7 +112,7 @@ void mg_pid_release(midge_client *c, uint16_t pid)
 /* The next message id. After the counter wraps (2^31-1 ids later) an id whose message or
  * (UN)SUBSCRIBE is still pending is skipped, so on_publish(mid) always means the message
  * that midge_publish returned mid for. That check is O(pending), paid only after a wrap. */
-int mg_mid_new(midge_client *c)
+int mgc_mid_new(midge_client *c)
 {
 	for (;;) {
 		if (c->last_mid == INT_MAX) {
@@ -142,7 +142,7 @@ static void mid_fail(midge_client *c, int mid, int err)
 	c->n_failed++;
 }
 
-int mg_mid_failed(midge_client *c, int mid)
+int mgc_mid_failed(midge_client *c, int mid)
 {
 	for (int i = c->n_failed - 1; i >= 0; i--)
 		if (c->failed[i].mid == mid)
@@ -152,7 +152,7 @@ int mg_mid_failed(midge_client *c, int mid)
 
 /* ---- messages ---- */
 
-void mg_msg_free(mg_cmsg *m)
+void mgc_msg_free(mgc_cmsg *m)
 {
 	if (!m)
 		return;
@@ -162,7 +162,7 @@ void mg_msg_free(mg_cmsg *m)
 	free(m);
 }
 
-static void list_append(midge_client *c, mg_cmsg *m)
+static void list_append(midge_client *c, mgc_cmsg *m)
 {
 	m->next = NULL;
 	m->prev = c->m_tail;
@@ -175,7 +175,7 @@ static void list_append(midge_client *c, mg_cmsg *m)
 		c->m_queued = m; /* appended messages are queued ones */
 }
 
-void mg_msg_remove(midge_client *c, mg_cmsg *m)
+void mgc_msg_remove(midge_client *c, mgc_cmsg *m)
 {
 	if (c->m_queued == m)
 		c->m_queued = m->next;
@@ -191,34 +191,34 @@ void mg_msg_remove(midge_client *c, mg_cmsg *m)
 		c->n_queued--;
 	else
 		c->n_inflight--;
-	mg_pid_release(c, m->pid);
+	mgc_pid_release(c, m->pid);
 	m->pid = 0;
 }
 
 /* In-flight messages come before queued ones (the queue is sent from its front), so the scan
  * stops at the first queued message: O(in flight). */
-mg_cmsg *mg_msg_find(midge_client *c, uint16_t pid)
+mgc_cmsg *mgc_msg_find(midge_client *c, uint16_t pid)
 {
-	for (mg_cmsg *m = c->m_head; m && m->state != MG_M_QUEUED; m = m->next)
+	for (mgc_cmsg *m = c->m_head; m && m->state != MG_M_QUEUED; m = m->next)
 		if (m->pid == pid)
 			return m;
 	return NULL;
 }
 
-void mg_outq_clear(midge_client *c)
+void mgc_outq_clear(midge_client *c)
 {
-	for (mg_cmsg *m = c->m_head, *n; m; m = n) {
+	for (mgc_cmsg *m = c->m_head, *n; m; m = n) {
 		n = m->next;
-		mg_msg_free(m);
+		mgc_msg_free(m);
 	}
 	c->m_head = c->m_tail = c->m_queued = NULL;
 	c->n_inflight = c->n_queued = 0;
-	for (mg_q0 *q = c->q0_head, *n; q; q = n) {
+	for (mgc_q0 *q = c->q0_head, *n; q; q = n) {
 		n = q->next;
 		free(q);
 	}
 	c->q0_head = c->q0_tail = NULL;
-	mg_psub_clear(c);
+	mgc_psub_clear(c);
 	free(c->failed);
 	c->failed = NULL;
 	c->n_failed = 0;
@@ -226,9 +226,9 @@ void mg_outq_clear(midge_client *c)
 
 /* ---- (UN)SUBSCRIBEs waiting for their ack ---- */
 
-int mg_psub_add(midge_client *c, uint16_t pid, int mid)
+int mgc_psub_add(midge_client *c, uint16_t pid, int mid)
 {
-	mg_psub *s = malloc(sizeof(*s));
+	mgc_psub *s = malloc(sizeof(*s));
 	if (!s)
 		return MIDGE_ERR_NOMEM;
 	s->pid = pid;
@@ -238,14 +238,14 @@ int mg_psub_add(midge_client *c, uint16_t pid, int mid)
 	return MIDGE_OK;
 }
 
-int mg_psub_take(midge_client *c, uint16_t pid)
+int mgc_psub_take(midge_client *c, uint16_t pid)
 {
-	for (mg_psub **pp = &c->psub; *pp; pp = &(*pp)->next) {
-		mg_psub *s = *pp;
+	for (mgc_psub **pp = &c->psub; *pp; pp = &(*pp)->next) {
+		mgc_psub *s = *pp;
 		if (s->pid == pid) {
 			int mid = s->mid;
 			*pp = s->next;
-			mg_pid_release(c, pid);
+			mgc_pid_release(c, pid);
 			free(s);
 			return mid;
 		}
@@ -253,11 +253,11 @@ int mg_psub_take(midge_client *c, uint16_t pid)
 	return 0;
 }
 
-void mg_psub_clear(midge_client *c)
+void mgc_psub_clear(midge_client *c)
 {
-	for (mg_psub *s = c->psub, *n; s; s = n) {
+	for (mgc_psub *s = c->psub, *n; s; s = n) {
 		n = s->next;
-		mg_pid_release(c, s->pid);
+		mgc_pid_release(c, s->pid);
 		free(s);
 	}
 	c->psub = NULL;
@@ -289,8 +289,8 @@ static int send_publish(midge_client *c, int mid, uint16_t pid, const char *topi
                         const void *payload, size_t len, uint8_t qos, bool retain, bool dup,
                         const midge_properties *props, uint16_t alias, bool alias_only)
 {
-	mg_wprops w;
-	int rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, MG_PUBLISH);
+	mgc_wprops w;
+	int rc = mgc_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, MG_PUBLISH);
 	if (rc)
 		return rc;
 	const char *t = topic;
@@ -311,17 +311,17 @@ static int send_publish(midge_client *c, int mid, uint16_t pid, const char *topi
 	p.u.publish.packet_id = qos ? pid : 0;
 	p.u.publish.payload = (mg_bytes){ payload, (uint32_t)len };
 	p.props = w.p;
-	rc = mg_send_packet(c, &p);
-	mg_wprops_free(&w);
+	rc = mgc_send_packet(c, &p);
+	mgc_wprops_free(&w);
 	if (rc == MIDGE_OK)
-		mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%ld bytes))",
-		       mg_cid(c), dup, qos, retain, qos ? (int)pid : mid, topic, (long)len);
+		mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%ld bytes))",
+		       mgc_cid(c), dup, qos, retain, qos ? (int)pid : mid, topic, (long)len);
 	return rc;
 }
 
 static void q0_record(midge_client *c, int mid)
 {
-	mg_q0 *q = malloc(sizeof(*q));
+	mgc_q0 *q = malloc(sizeof(*q));
 	if (!q)
 		return; /* on_publish for this one is lost; the message itself is not */
 	q->next = NULL;
@@ -335,15 +335,15 @@ static void q0_record(midge_client *c, int mid)
 }
 
 /* Report QoS 0 messages whose bytes have all been written. */
-void mg_q0_done(midge_client *c)
+void mgc_q0_done(midge_client *c)
 {
 	bool any = false;
 	while (c->q0_head && c->q0_head->end <= c->out_written) {
-		mg_q0 *q = c->q0_head;
+		mgc_q0 *q = c->q0_head;
 		c->q0_head = q->next;
 		if (!c->q0_head)
 			c->q0_tail = NULL;
-		mg_event_push(c, MG_EV_PUBLISH, q->mid, 0, NULL, 0, NULL);
+		mgc_event_push(c, MG_EV_PUBLISH, q->mid, 0, NULL, 0, NULL);
 		any = true;
 		free(q);
 	}
@@ -353,20 +353,20 @@ void mg_q0_done(midge_client *c)
 
 /* m could not be sent (too large for this broker): drop it, tell on_publish with 0x95
  * "Packet too large", and remember it for midge_wait_for_publish / midge_is_published. */
-static void drop_msg(midge_client *c, mg_cmsg *m, int err)
+static void drop_msg(midge_client *c, mgc_cmsg *m, int err)
 {
-	mg_log(c, MIDGE_LOG_ERR, "Client %s dropped message %d on '%s': %s", mg_cid(c), m->mid,
+	mgc_log(c, MIDGE_LOG_ERR, "Client %s dropped message %d on '%s': %s", mgc_cid(c), m->mid,
 	       m->topic, midge_strerror(err));
-	mg_event_push(c, MG_EV_PUBLISH, m->mid, MG_RC_PACKET_TOO_LARGE, NULL, 0, NULL);
+	mgc_event_push(c, MG_EV_PUBLISH, m->mid, MG_RC_PACKET_TOO_LARGE, NULL, 0, NULL);
 	mid_fail(c, m->mid, err);
-	mg_msg_remove(c, m);
-	mg_msg_free(m);
+	mgc_msg_remove(c, m);
+	mgc_msg_free(m);
 	c->notify = true;
 }
 
 /* Send the queued message m now, in flight from here on (m->pid taken by the caller for QoS
  * 1/2). A message that cannot be encoded is dropped (drop_msg). */
-static void send_msg(midge_client *c, mg_cmsg *m, uint8_t qos)
+static void send_msg(midge_client *c, mgc_cmsg *m, uint8_t qos)
 {
 	int rc = send_publish(c, m->mid, m->pid, m->topic, m->payload, m->len, qos, m->retain,
 	                      m->dup, m->props, m->alias, m->alias_only);
@@ -376,8 +376,8 @@ static void send_msg(midge_client *c, mg_cmsg *m, uint8_t qos)
 	}
 	if (qos == 0) {
 		q0_record(c, m->mid);
-		mg_msg_remove(c, m);
-		mg_msg_free(m);
+		mgc_msg_remove(c, m);
+		mgc_msg_free(m);
 		c->notify = true;
 		return;
 	}
@@ -386,14 +386,14 @@ static void send_msg(midge_client *c, mg_cmsg *m, uint8_t qos)
 	m->dup = true;
 }
 
-void mg_pump(midge_client *c)
+void mgc_pump(midge_client *c)
 {
 	if (c->state != MG_S_UP)
 		return;
-	mg_cmsg *m = c->m_queued;
+	mgc_cmsg *m = c->m_queued;
 	int w = window(c);
 	while (m) {
-		mg_cmsg *next = m->next;
+		mgc_cmsg *next = m->next;
 		uint8_t qos = m->qos;
 		if (c->level == MIDGE_PROTOCOL_V5 && qos > c->srv_max_qos)
 			qos = c->srv_max_qos; /* the broker said it takes no more [MQTT-3.2.2-11] */
@@ -401,7 +401,7 @@ void mg_pump(midge_client *c)
 			if (c->n_inflight >= w)
 				break;
 			/* The packet id is taken only now: the queue behind needs none. */
-			int pid = mg_pid_alloc(c);
+			int pid = mgc_pid_alloc(c);
 			if (pid < 0)
 				break; /* all 65535 in use: an ack frees one and pumps again */
 			m->pid = (uint16_t)pid;
@@ -417,13 +417,13 @@ void mg_pump(midge_client *c)
 
 /* After CONNACK: messages in flight go out again. With the session kept they are
  * retransmissions (DUP, and PUBREL for those past PUBREC); without it, plain new sends. */
-void mg_resend_inflight(midge_client *c, bool as_dup)
+void mgc_resend_inflight(midge_client *c, bool as_dup)
 {
-	for (mg_cmsg *m = c->m_head, *next; m && m->state != MG_M_QUEUED; m = next) {
+	for (mgc_cmsg *m = c->m_head, *next; m && m->state != MG_M_QUEUED; m = next) {
 		next = m->next;
 		if (m->state == MG_M_WAIT_PUBCOMP) {
-			if (mg_send_simple(c, MG_PUBREL, m->pid, 0) == MIDGE_OK)
-				mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREL (m%d)", mg_cid(c), m->pid);
+			if (mgc_send_simple(c, MG_PUBREL, m->pid, 0) == MIDGE_OK)
+				mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending PUBREL (m%d)", mgc_cid(c), m->pid);
 			continue;
 		}
 		int rc = send_publish(c, m->mid, m->pid, m->topic, m->payload, m->len, m->qos, m->retain,
@@ -431,7 +431,7 @@ void mg_resend_inflight(midge_client *c, bool as_dup)
 		if (rc == MIDGE_ERR_OVERSIZE_PACKET || rc == MIDGE_ERR_PAYLOAD_SIZE)
 			drop_msg(c, m, rc); /* this broker takes smaller packets than the last one */
 		else if (rc != MIDGE_OK)
-			mg_log(c, MIDGE_LOG_ERR, "Client %s could not resend message %d: %s", mg_cid(c),
+			mgc_log(c, MIDGE_LOG_ERR, "Client %s could not resend message %d: %s", mgc_cid(c),
 			       m->mid, midge_strerror(rc));
 	}
 }
@@ -448,7 +448,7 @@ static int check_publish(midge_client *c, const char *topic, const void *payload
 	if (props && props->n) {
 		if (c->level != MIDGE_PROTOCOL_V5)
 			return MIDGE_ERR_PROPERTY;
-		int rc = mg_props_check_allowed(props, MG_PUBLISH);
+		int rc = mgc_props_check_allowed(props, MG_PUBLISH);
 		if (rc)
 			return rc;
 		midge_properties_get_int(props, MIDGE_PROP_TOPIC_ALIAS, alias);
@@ -463,15 +463,15 @@ static int check_publish(midge_client *c, const char *topic, const void *payload
 			return rc;
 	}
 	/* Remaining length: topic (2 + tl), packet id, properties (with their length), payload. */
-	mg_wprops w;
+	mgc_wprops w;
 	size_t psize = 0;
 	if (props && props->n) {
-		int rc = mg_wprops_make(&w, props, MG_PUBLISH);
+		int rc = mgc_wprops_make(&w, props, MG_PUBLISH);
 		if (rc)
 			return rc;
 		psize = mg_props_size(&w.p);
 		psize += mg_varint_size((uint32_t)psize);
-		mg_wprops_free(&w);
+		mgc_wprops_free(&w);
 	} else if (c->level == MIDGE_PROTOCOL_V5) {
 		psize = 1;
 	}
@@ -490,7 +490,7 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
 	int rc = check_publish(c, topic, payload, len, qos, props, &alias, &size);
 	if (rc)
 		return rc;
-	mg_cmsg *m = calloc(1, sizeof(*m));
+	mgc_cmsg *m = calloc(1, sizeof(*m));
 	if (!m)
 		return MIDGE_ERR_NOMEM;
 	m->qos = (uint8_t)qos;
@@ -498,7 +498,7 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
 	m->len = len;
 	m->alias = (uint16_t)alias;
 
-	mg_lock(c);
+	mgc_lock(c);
 	bool up = c->state == MG_S_UP;
 	/* The broker's Maximum Packet Size, as its last CONNACK gave it. A message queued before
 	 * any CONNACK is checked when it goes out, and its drop reported through on_publish. */
@@ -556,7 +556,7 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
 		rc = MIDGE_ERR_QUEUE_FULL;
 		goto fail;
 	}
-	m->mid = mg_mid_new(c);
+	m->mid = mgc_mid_new(c);
 
 	if (now && qos == 0) {
 		/* QoS 0 on a live connection: straight from the caller's buffer, no copy kept. */
@@ -566,7 +566,7 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
 			goto fail;
 		q0_record(c, m->mid);
 		rc = m->mid;
-		mg_unlock(c);
+		mgc_unlock(c);
 		free(m);
 		return rc;
 	}
@@ -584,25 +584,25 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
 	c->n_queued++;
 	rc = m->mid;
 	if (now)
-		mg_pump(c);
-	mg_unlock(c);
+		mgc_pump(c);
+	mgc_unlock(c);
 	return rc;
 fail:
-	mg_unlock(c);
-	mg_msg_free(m);
+	mgc_unlock(c);
+	mgc_msg_free(m);
 	return rc;
 }
 
 /* O(pending): messages, QoS 0 messages not yet written, (UN)SUBSCRIBEs not yet acked. */
 static bool mid_pending(midge_client *c, int mid)
 {
-	for (mg_cmsg *m = c->m_head; m; m = m->next)
+	for (mgc_cmsg *m = c->m_head; m; m = m->next)
 		if (m->mid == mid)
 			return true;
-	for (mg_q0 *q = c->q0_head; q; q = q->next)
+	for (mgc_q0 *q = c->q0_head; q; q = q->next)
 		if (q->mid == mid)
 			return true;
-	for (mg_psub *s = c->psub; s; s = s->next)
+	for (mgc_psub *s = c->psub; s; s = s->next)
 		if (s->mid == mid)
 			return true;
 	return false;
@@ -612,13 +612,13 @@ bool midge_is_published(midge_client *c, int mid)
 {
 	if (!c || mid <= 0)
 		return true;
-	mg_lock(c);
-	bool p = !mid_pending(c, mid) && !mg_mid_failed(c, mid);
-	mg_unlock(c);
+	mgc_lock(c);
+	bool p = !mid_pending(c, mid) && !mgc_mid_failed(c, mid);
+	mgc_unlock(c);
 	return p;
 }
 
-bool mg_mid_pending(midge_client *c, int mid)
+bool mgc_mid_pending(midge_client *c, int mid)
 {
 	return mid_pending(c, mid);
 }

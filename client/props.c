@@ -10,7 +10,7 @@ midge_properties *midge_properties_new(void)
 	return calloc(1, sizeof(midge_properties));
 }
 
-static void ent_free(mg_pent *e)
+static void ent_free(mgc_pent *e)
 {
 	free(e->a);
 	free(e->b);
@@ -51,7 +51,7 @@ static int push(midge_properties *p, uint8_t id, uint32_t u, char *a, uint32_t a
 {
 	if (p->n == p->cap) {
 		int cap = p->cap ? p->cap * 2 : 4;
-		mg_pent *v = realloc(p->v, (size_t)cap * sizeof(*v));
+		mgc_pent *v = realloc(p->v, (size_t)cap * sizeof(*v));
 		if (!v) {
 			free(a);
 			free(b);
@@ -60,11 +60,11 @@ static int push(midge_properties *p, uint8_t id, uint32_t u, char *a, uint32_t a
 		p->v = v;
 		p->cap = cap;
 	}
-	p->v[p->n++] = (mg_pent){ .id = id, .u = u, .a = a, .alen = alen, .b = b, .blen = blen };
+	p->v[p->n++] = (mgc_pent){ .id = id, .u = u, .a = a, .alen = alen, .b = b, .blen = blen };
 	return MIDGE_OK;
 }
 
-static mg_pent *find(const midge_properties *p, int id)
+static mgc_pent *find(const midge_properties *p, int id)
 {
 	if (!p)
 		return NULL;
@@ -134,7 +134,7 @@ int midge_properties_set_int(midge_properties *p, int id, uint32_t value)
 	default:
 		return MIDGE_ERR_INVAL;
 	}
-	mg_pent *e = find(p, id);
+	mgc_pent *e = find(p, id);
 	if (e) {
 		e->u = value;
 		return MIDGE_OK;
@@ -151,7 +151,7 @@ static int set_bytes(midge_properties *p, int id, const void *data, size_t len, 
 	char *a = memdup0(data, len);
 	if (!a)
 		return MIDGE_ERR_NOMEM;
-	mg_pent *e = find(p, id);
+	mgc_pent *e = find(p, id);
 	if (e) {
 		free(e->a);
 		e->a = a;
@@ -261,7 +261,7 @@ midge_properties *midge_properties_dup(const midge_properties *p)
 	if (!d)
 		return NULL;
 	for (int i = 0; i < p->n; i++) {
-		const mg_pent *e = &p->v[i];
+		const mgc_pent *e = &p->v[i];
 		char *a = NULL, *b = NULL;
 		if (e->a && !(a = memdup0(e->a, e->alen)))
 			goto fail;
@@ -295,7 +295,7 @@ int midge_properties_get_int(const midge_properties *p, int id, uint32_t *out)
 	int t = mg_prop_type(id);
 	if (t != MG_PT_BYTE && t != MG_PT_U16 && t != MG_PT_U32 && t != MG_PT_VARINT)
 		return MIDGE_ERR_NOT_FOUND;
-	const mg_pent *e = find(p, id);
+	const mgc_pent *e = find(p, id);
 	if (!e)
 		return MIDGE_ERR_NOT_FOUND;
 	if (out)
@@ -307,14 +307,14 @@ const char *midge_properties_get_string(const midge_properties *p, int id)
 {
 	if (mg_prop_type(id) != MG_PT_UTF8)
 		return NULL;
-	const mg_pent *e = find(p, id);
+	const mgc_pent *e = find(p, id);
 	return e ? e->a : NULL;
 }
 
 int midge_properties_get_binary(const midge_properties *p, int id, const void **data, size_t *len)
 {
 	int t = mg_prop_type(id);
-	const mg_pent *e = (t == MG_PT_UTF8 || t == MG_PT_BINARY) ? find(p, id) : NULL;
+	const mgc_pent *e = (t == MG_PT_UTF8 || t == MG_PT_BINARY) ? find(p, id) : NULL;
 	if (!e)
 		return MIDGE_ERR_NOT_FOUND;
 	if (data)
@@ -376,7 +376,7 @@ const char *midge_property_name(int id)
 
 /* ---- to and from the wire ---- */
 
-int mg_props_check_allowed(const midge_properties *p, int ptype)
+int mgc_props_check_allowed(const midge_properties *p, int ptype)
 {
 	for (int i = 0; p && i < p->n; i++)
 		if (midge_property_check_command(ptype, p->v[i].id) != MIDGE_OK)
@@ -389,10 +389,10 @@ static mg_bytes view(const char *s, uint32_t n)
 	return (mg_bytes){ (const uint8_t *)s, n };
 }
 
-int mg_wprops_make(mg_wprops *w, const midge_properties *p, int ptype)
+int mgc_wprops_make(mgc_wprops *w, const midge_properties *p, int ptype)
 {
 	memset(w, 0, sizeof(*w));
-	int rc = mg_props_check_allowed(p, ptype);
+	int rc = mgc_props_check_allowed(p, ptype);
 	if (rc)
 		return rc;
 	size_t rawlen = 0;
@@ -408,7 +408,7 @@ int mg_wprops_make(mg_wprops *w, const midge_properties *p, int ptype)
 	size_t off = 0;
 	mg_props *o = &w->p;
 	for (int i = 0; p && i < p->n; i++) {
-		const mg_pent *e = &p->v[i];
+		const mgc_pent *e = &p->v[i];
 		if (e->id == MIDGE_PROP_USER_PROPERTY) {
 			off += mg_prop_put_user(w->raw + off, rawlen - off, view(e->a, e->alen), view(e->b, e->blen));
 			continue;
@@ -454,13 +454,13 @@ int mg_wprops_make(mg_wprops *w, const midge_properties *p, int ptype)
 	return MIDGE_OK;
 }
 
-void mg_wprops_free(mg_wprops *w)
+void mgc_wprops_free(mgc_wprops *w)
 {
 	free(w->raw);
 	w->raw = NULL;
 }
 
-midge_properties *mg_props_from_wire(const mg_props *src)
+midge_properties *mgc_props_from_wire(const mg_props *src)
 {
 	midge_properties *p = midge_properties_new();
 	if (!p)
@@ -491,7 +491,7 @@ bool midge_properties_next(const midge_properties *p, int *pos, midge_property *
 {
 	if (!p || !pos || !out || *pos < 0 || *pos >= p->n)
 		return false;
-	const mg_pent *e = &p->v[(*pos)++];
+	const mgc_pent *e = &p->v[(*pos)++];
 	memset(out, 0, sizeof(*out));
 	out->id = e->id;
 	out->value = e->u;

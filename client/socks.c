@@ -10,7 +10,7 @@
 
 #include "client/client.h"
 
-bool mg_want_write(midge_client *c)
+bool mgc_want_write(midge_client *c)
 {
 	if (c->socks_phase)
 		return c->soutoff < c->soutlen;
@@ -23,7 +23,7 @@ static void sput(midge_client *c, const void *p, size_t n)
 	c->soutlen += n;
 }
 
-void mg_socks_begin(midge_client *c)
+void mgc_socks_begin(midge_client *c)
 {
 	c->soutlen = c->soutoff = c->sinlen = 0;
 	/* version 5; methods: 0 no authentication, and 2 user name / password if we have one */
@@ -36,9 +36,9 @@ void mg_socks_begin(midge_client *c)
 
 static int fail(midge_client *c, const char *why)
 {
-	mg_log(c, MIDGE_LOG_ERR, "Client %s SOCKS5 proxy %s:%d: %s", mg_cid(c), c->proxy_host,
+	mgc_log(c, MIDGE_LOG_ERR, "Client %s SOCKS5 proxy %s:%d: %s", mgc_cid(c), c->proxy_host,
 	       c->proxy_port, why);
-	mg_conn_close(c, 0, MIDGE_ERR_PROXY, NULL);
+	mgc_conn_close(c, 0, MIDGE_ERR_PROXY, NULL);
 	return MIDGE_ERR_PROXY;
 }
 
@@ -136,8 +136,8 @@ static int step(midge_client *c)
 				return fail(c, "bytes after the reply"); /* the broker speaks after CONNECT only */
 			c->sinlen = 0;
 			c->socks_phase = 0;
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s connected through SOCKS5 proxy %s:%d",
-			       mg_cid(c), c->proxy_host, c->proxy_port);
+			mgc_log(c, MIDGE_LOG_DEBUG, "Client %s connected through SOCKS5 proxy %s:%d",
+			       mgc_cid(c), c->proxy_host, c->proxy_port);
 			return MIDGE_OK; /* the CONNECT in obuf goes out on the next write */
 		}
 		if (c->soutoff < c->soutlen)
@@ -145,9 +145,9 @@ static int step(midge_client *c)
 	}
 }
 
-int mg_socks_read(midge_client *c)
+int mgc_socks_read(midge_client *c)
 {
-	mg_lock(c);
+	mgc_lock(c);
 	ssize_t n = mg_transport_read(&c->tr, c->sin + c->sinlen, sizeof(c->sin) - c->sinlen);
 	int rc = MIDGE_OK;
 	if (n == -EAGAIN)
@@ -158,11 +158,11 @@ int mg_socks_read(midge_client *c)
 		c->sinlen += (size_t)n;
 		rc = step(c);
 	}
-	mg_unlock(c);
+	mgc_unlock(c);
 	return rc;
 }
 
-int mg_socks_write(midge_client *c)
+int mgc_socks_write(midge_client *c)
 {
 	while (c->soutoff < c->soutlen) {
 		struct iovec iov = { c->sout + c->soutoff, c->soutlen - c->soutoff };
@@ -197,7 +197,7 @@ int midge_proxy_set(midge_client *c, int type, const char *host, int port,
 		free(p);
 		return MIDGE_ERR_NOMEM;
 	}
-	mg_lock(c);
+	mgc_lock(c);
 	free(c->proxy_host);
 	free(c->proxy_user);
 	free(c->proxy_pass);
@@ -205,6 +205,6 @@ int midge_proxy_set(midge_client *c, int type, const char *host, int port,
 	c->proxy_port = port;
 	c->proxy_user = u;
 	c->proxy_pass = p;
-	mg_unlock(c);
+	mgc_unlock(c);
 	return MIDGE_OK;
 }

@@ -66,30 +66,30 @@ static int send_list(midge_client *c, int type, const char *const *topics, const
 			qos_only[i] = options[i] & 3;
 		options = qos_only;
 	}
-	mg_wprops w;
+	mgc_wprops w;
 	uint8_t *list = NULL;
 	size_t len;
 	if (props && props->n && c->level != MIDGE_PROTOCOL_V5) {
 		rc = MIDGE_ERR_PROPERTY;
 		goto early;
 	}
-	if ((rc = mg_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, type)))
+	if ((rc = mgc_wprops_make(&w, c->level == MIDGE_PROTOCOL_V5 ? props : NULL, type)))
 		goto early;
 	list = build_list(topics, options, count, &len);
 	if (!list) {
-		mg_wprops_free(&w);
+		mgc_wprops_free(&w);
 		rc = MIDGE_ERR_NOMEM;
 		goto early;
 	}
-	mg_lock(c);
+	mgc_lock(c);
 	if (!can_send(c)) {
 		rc = MIDGE_ERR_NO_CONN;
 		goto out;
 	}
-	if ((rc = mg_pid_alloc(c)) < 0)
+	if ((rc = mgc_pid_alloc(c)) < 0)
 		goto out;
 	uint16_t pid = (uint16_t)rc;
-	int mid = mg_mid_new(c);
+	int mid = mgc_mid_new(c);
 	mg_packet p;
 	memset(&p, 0, sizeof(p));
 	p.type = (uint8_t)type;
@@ -97,26 +97,26 @@ static int send_list(midge_client *c, int type, const char *const *topics, const
 	p.u.sub.raw = (mg_bytes){ list, (uint32_t)len };
 	p.u.sub.count = (uint32_t)count;
 	p.props = w.p;
-	rc = mg_send_packet(c, &p);
+	rc = mgc_send_packet(c, &p);
 	if (rc == MIDGE_OK)
-		rc = mg_psub_add(c, pid, mid);
+		rc = mgc_psub_add(c, pid, mid);
 	if (rc) {
-		mg_pid_release(c, pid);
+		mgc_pid_release(c, pid);
 		goto out;
 	}
 	for (int i = 0; i < count; i++) {
 		if (type == MG_SUBSCRIBE)
-			mg_log(c, MIDGE_LOG_DEBUG,
+			mgc_log(c, MIDGE_LOG_DEBUG,
 			       "Client %s sending SUBSCRIBE (Mid: %d, Topic: %s, QoS: %d, Options: 0x%02x)",
-			       mg_cid(c), pid, topics[i], options[i] & 3, options[i] & 0xFC);
+			       mgc_cid(c), pid, topics[i], options[i] & 3, options[i] & 0xFC);
 		else
-			mg_log(c, MIDGE_LOG_DEBUG, "Client %s sending UNSUBSCRIBE (Mid: %d, Topic: %s)",
-			       mg_cid(c), pid, topics[i]);
+			mgc_log(c, MIDGE_LOG_DEBUG, "Client %s sending UNSUBSCRIBE (Mid: %d, Topic: %s)",
+			       mgc_cid(c), pid, topics[i]);
 	}
 	rc = mid;
 out:
-	mg_unlock(c);
-	mg_wprops_free(&w);
+	mgc_unlock(c);
+	mgc_wprops_free(&w);
 	free(list);
 early:
 	if (qos_only != qbuf)

@@ -25,12 +25,12 @@ TEST(store_take_once)
 	midge_properties *pr = midge_properties_new();
 	REQUIRE(pr);
 	CHECK_EQ_INT(midge_properties_set_content_type(pr, "text/plain"), MIDGE_OK);
-	CHECK_EQ_INT(mg_qin_store(c, 7, "t/a", &a, pr), MIDGE_OK); /* takes pr */
-	CHECK_EQ_INT(mg_qin_store(c, 9, "t/b", &b, NULL), MIDGE_OK);
+	CHECK_EQ_INT(mgc_qin_store(c, 7, "t/a", &a, pr), MIDGE_OK); /* takes pr */
+	CHECK_EQ_INT(mgc_qin_store(c, 9, "t/b", &b, NULL), MIDGE_OK);
 	CHECK_EQ_INT(c->n_qin, 2);
-	CHECK(mg_qin_take(c, 8) == NULL);
+	CHECK(mgc_qin_take(c, 8) == NULL);
 
-	mg_qin *q = mg_qin_take(c, 7);
+	mgc_qin *q = mgc_qin_take(c, 7);
 	REQUIRE(q);
 	CHECK_EQ_INT(q->mid, 7);
 	CHECK(strcmp(q->topic, "t/a") == 0);
@@ -38,15 +38,15 @@ TEST(store_take_once)
 	CHECK(memcmp(q->payload, "alpha", 6) == 0); /* with its '\0' */
 	CHECK(q->retain && !q->dup);
 	CHECK(strcmp(midge_properties_get_string(q->props, MIDGE_PROP_CONTENT_TYPE), "text/plain") == 0);
-	mg_qin_free(q);
-	CHECK(mg_qin_take(c, 7) == NULL); /* once */
+	mgc_qin_free(q);
+	CHECK(mgc_qin_take(c, 7) == NULL); /* once */
 	CHECK_EQ_INT(c->n_qin, 1);
 
-	q = mg_qin_take(c, 9);
+	q = mgc_qin_take(c, 9);
 	REQUIRE(q);
 	CHECK_EQ_INT((int)q->len, 0);
 	CHECK(q->payload[0] == '\0' && q->dup && !q->retain && q->props == NULL);
-	mg_qin_free(q);
+	mgc_qin_free(q);
 	CHECK_EQ_INT(c->n_qin, 0);
 	midge_client_free(c);
 }
@@ -57,16 +57,16 @@ TEST(clear_forgets_ids_and_messages)
 	REQUIRE(c);
 	mg_publish a = pub_of("x", false, false);
 	for (uint16_t id = 1; id <= 100; id++) {
-		CHECK_EQ_INT(mg_qin_store(c, id, "t", &a, NULL), MIDGE_OK);
+		CHECK_EQ_INT(mgc_qin_store(c, id, "t", &a, NULL), MIDGE_OK);
 		c->qos2_in[id >> 3] |= (uint8_t)(1u << (id & 7));
 	}
 	CHECK_EQ_INT(c->n_qin, 100);
-	mg_qin_clear(c);
+	mgc_qin_clear(c);
 	CHECK_EQ_INT(c->n_qin, 0);
 	CHECK(c->qin_head == NULL);
 	CHECK(!(c->qos2_in[50 >> 3] & (1u << (50 & 7))));
-	CHECK(mg_qin_take(c, 50) == NULL);
+	CHECK(mgc_qin_take(c, 50) == NULL);
 	/* held messages left at free are freed with the client (LSan checks) */
-	CHECK_EQ_INT(mg_qin_store(c, 3, "t", &a, NULL), MIDGE_OK);
+	CHECK_EQ_INT(mgc_qin_store(c, 3, "t", &a, NULL), MIDGE_OK);
 	midge_client_free(c);
 }

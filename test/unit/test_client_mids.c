@@ -29,13 +29,13 @@ TEST(wrap_skips_pending_ids)
 	CHECK(!midge_is_published(c, 1) && !midge_is_published(c, INT_MAX));
 	/* the message with mid 2 completes (here: is dropped from the queue); 2 is free again at
 	 * the next wrap, 1 and 3 are not */
-	mg_lock(c);
-	mg_cmsg *m = c->m_head->next;
+	mgc_lock(c);
+	mgc_cmsg *m = c->m_head->next;
 	CHECK_EQ_INT(m->mid, 2);
-	mg_msg_remove(c, m);
-	mg_msg_free(m);
+	mgc_msg_remove(c, m);
+	mgc_msg_free(m);
 	c->last_mid = INT_MAX;
-	mg_unlock(c);
+	mgc_unlock(c);
 	CHECK_EQ_INT(pub(c), 2);
 	CHECK_EQ_INT(pub(c), 6);
 	midge_client_free(c);

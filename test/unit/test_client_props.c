@@ -107,8 +107,8 @@ TEST(to_wire_bytes)
 	REQUIRE(p);
 	midge_properties_add_user(p, "k", "v");
 	midge_properties_set_content_type(p, "a");
-	mg_wprops w;
-	REQUIRE(mg_wprops_make(&w, p, MG_PUBLISH) == MIDGE_OK);
+	mgc_wprops w;
+	REQUIRE(mgc_wprops_make(&w, p, MG_PUBLISH) == MIDGE_OK);
 	mg_packet pkt;
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MG_PUBLISH;
@@ -119,10 +119,10 @@ TEST(to_wire_bytes)
 	size_t n = mg_encode(buf, sizeof(buf), MG_V5, &pkt);
 	CHECK_EQ_INT(n, sizeof(publish_bytes));
 	CHECK_MEM(buf, publish_bytes, sizeof(publish_bytes));
-	mg_wprops_free(&w);
+	mgc_wprops_free(&w);
 	/* not allowed in PUBLISH */
 	midge_properties_set_receive_maximum(p, 10);
-	CHECK_EQ_INT(mg_wprops_make(&w, p, MG_PUBLISH), MIDGE_ERR_PROPERTY);
+	CHECK_EQ_INT(mgc_wprops_make(&w, p, MG_PUBLISH), MIDGE_ERR_PROPERTY);
 	midge_properties_free(p);
 }
 
@@ -131,7 +131,7 @@ TEST(from_wire)
 	mg_packet pkt;
 	int n = mg_decode(publish_bytes, sizeof(publish_bytes), MG_V5, 0, &pkt);
 	REQUIRE(n == (int)sizeof(publish_bytes));
-	midge_properties *p = mg_props_from_wire(&pkt.props);
+	midge_properties *p = mgc_props_from_wire(&pkt.props);
 	REQUIRE(p);
 	CHECK_EQ_INT(midge_properties_count(p), 2);
 	CHECK_STR(midge_properties_get_string(p, MIDGE_PROP_CONTENT_TYPE), "a");
@@ -145,7 +145,7 @@ TEST(subscription_ids_from_wire)
 	static const uint8_t b[] = { 0x30, 0x09, 0x00, 0x01, 't', 0x05, 0x0B, 0x05, 0x0B, 0x81, 0x01 };
 	mg_packet pkt;
 	REQUIRE(mg_decode(b, sizeof(b), MG_V5, 0, &pkt) == (int)sizeof(b));
-	midge_properties *p = mg_props_from_wire(&pkt.props);
+	midge_properties *p = mgc_props_from_wire(&pkt.props);
 	REQUIRE(p);
 	uint32_t ids[4];
 	CHECK_EQ_INT(midge_properties_get_subscription_ids(p, ids, 4), 2);
