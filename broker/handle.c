@@ -137,9 +137,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		pub.retain = false;
 	}
 	if (cfg->message_size_limit && pub.payload.len > cfg->message_size_limit) {
-		mg_log(MG_LOG_DEBUG, "Dropped too large PUBLISH from %s (d%d, q%d, r%d, m%u, '%.*s', ... (%u bytes))",
-		       c->id, pub.dup, pub.qos, pub.retain, pub.packet_id, (int)pub.topic.len,
-		       (const char *)pub.topic.p, pub.payload.len);
+		mg_log_publish("Dropped too large PUBLISH from", c->id, &pub, pub.payload.len);
 		uint8_t rc = c->level == MG_V5 ? MG_RC_PACKET_TOO_LARGE : 0;
 		if (pub.qos == 1)
 			send_ack(c, MG_PUBACK, pub.packet_id, rc);
@@ -164,9 +162,9 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	if (topic.p && !mg_client_may_publish(topic.p, topic.len)) {
 		/* $SYS or $share/: acknowledged and dropped, as mosquitto does, so nobody can spoof
 		 * the broker's statistics; 5.0 says why (0x87) and ends a QoS 2 flow at PUBREC. */
-		mg_log(MG_LOG_DEBUG, "Denied PUBLISH from %s (d%d, q%d, r%d, m%u, '%.*s', ... (%u bytes))",
-		       c->id, pub.dup, pub.qos, pub.retain, pub.packet_id, (int)topic.len,
-		       (const char *)topic.p, pub.payload.len);
+		mg_publish shown = pub;
+		shown.topic = topic;
+		mg_log_publish("Denied PUBLISH from", c->id, &shown, pub.payload.len);
 		free(heap);
 		uint8_t rc = c->level == MG_V5 ? MG_RC_NOT_AUTHORIZED : 0;
 		if (pub.qos)

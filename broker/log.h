@@ -34,9 +34,15 @@ void mg_log(unsigned type, const char *fmt, ...) __attribute__((format(printf, 2
 /* How many of the n bytes of s to show in a log line when at most max fit: max or fewer,
    never ending inside a UTF-8 character. Reads s[max] when n > max. */
 size_t mg_log_clip(const char *s, size_t n, size_t max);
-/* Topics and filters may be 65,535 bytes; a PUBLISH line (session.c) shows this many bytes of
-   the topic at most. Other lines that name a topic or filter (SUBSCRIBE, UNSUBSCRIBE, the will
-   topic, a dropped PUBLISH) are only cut by the 999-byte line cap. */
+/* Topics and filters may be 65,535 bytes; a log line shows this many bytes of one at most
+   (PUBLISH lines, dropped and denied PUBLISHes, SUBSCRIBE and UNSUBSCRIBE filters), so what
+   follows it ("(QoS 1)", the payload size) stays inside the 999-byte line. Will topics are
+   only cut by the line cap. */
 #define MG_LOG_TOPIC_MAX 256
+/* The three printf arguments of "%.*s%s" for a topic or filter b (anything with .p and .len):
+ * its first MG_LOG_TOPIC_MAX bytes, cut between characters, then "..." if it was cut. */
+#define MG_LOG_CLIPPED(b)                                                                    \
+	(int)mg_log_clip((const char *)(b).p, (b).len, MG_LOG_TOPIC_MAX), (const char *)(b).p, \
+	mg_log_clip((const char *)(b).p, (b).len, MG_LOG_TOPIC_MAX) < (b).len ? "..." : ""
 
 #endif

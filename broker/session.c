@@ -253,10 +253,8 @@ static bool can_send(const mg_worker *w, const mg_session *s, const mg_qitem *q)
 void mg_log_publish(const char *dir, const char *who, const mg_publish *p, uint32_t plen)
 {
 	/* a 64 KiB topic would push the rest out of the 999-byte line: show its start, marked */
-	size_t tl = mg_log_clip((const char *)p->topic.p, p->topic.len, MG_LOG_TOPIC_MAX);
 	mg_log(MG_LOG_DEBUG, "%s %s (d%d, q%d, r%d, m%u, '%.*s%s', ... (%u bytes))", dir, who, p->dup,
-	       p->qos, p->retain, p->packet_id, (int)tl, (const char *)p->topic.p,
-	       tl < p->topic.len ? "..." : "", plen);
+	       p->qos, p->retain, p->packet_id, MG_LOG_CLIPPED(p->topic), plen);
 }
 
 /* Write one PUBLISH into c's output. Returns 0, or -E2BIG when the client's maximum packet

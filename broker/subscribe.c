@@ -90,7 +90,7 @@ static int subscribe_chunk(mg_conn *c, mg_subwork *sw)
 			ret = 0;
 			break;
 		}
-		mg_log(MG_LOG_DEBUG, "\t%.*s (QoS %d)", (int)f.len, (const char *)f.p, o.qos);
+		mg_log(MG_LOG_DEBUG, "\t%.*s%s (QoS %d)", MG_LOG_CLIPPED(f), o.qos);
 		if (c->level != MG_V5)
 			o = (mg_subopts){ .qos = o.qos };
 		mg_bytes group, inner;
@@ -116,7 +116,7 @@ static int subscribe_chunk(mg_conn *c, mg_subwork *sw)
 			rc = 0x80;
 		} else {
 			mg_store_sub_added(s, f.p, f.len, o, sw->sub_id);
-			mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s", c->id, o.qos, (int)f.len, (const char *)f.p);
+			mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s%s", c->id, o.qos, MG_LOG_CLIPPED(f));
 			if (shared != 1 && (o.retain_handling == 0 || (o.retain_handling == 1 && r == 0)))
 				want[n_want++] = (struct want){ f, o.qos };
 		}
@@ -143,7 +143,7 @@ static int unsubscribe_chunk(mg_conn *c, mg_subwork *sw)
 	for (size_t k = 0; k < MG_SUB_CHUNK; k++) {
 		if (sw->n == p->u.sub.count || !mg_sub_next(p, &sw->off, &f, NULL))
 			return 0;
-		mg_log(MG_LOG_DEBUG, "\t%.*s", (int)f.len, (const char *)f.p);
+		mg_log(MG_LOG_DEBUG, "\t%.*s%s", MG_LOG_CLIPPED(f));
 		uint8_t mb[256], *heap;
 		mg_bytes mf = mg_mount(c, f, true, mb, sizeof mb, &heap);
 		int r = mf.p ? mg_subtree_remove(c->w->b->tree, mf.p, mf.len, s->ref) : -1;
@@ -152,7 +152,7 @@ static int unsubscribe_chunk(mg_conn *c, mg_subwork *sw)
 			mg_store_sub_removed(s, mf.p, mf.len);
 		}
 		free(heap);
-		mg_log(MG_LOG_UNSUBSCRIBE, "%s %.*s", c->id, (int)f.len, (const char *)f.p);
+		mg_log(MG_LOG_UNSUBSCRIBE, "%s %.*s%s", c->id, MG_LOG_CLIPPED(f));
 		sw->codes[sw->n++] = r == 0 ? 0 : MG_RC_NO_SUBSCRIPTION_EXISTED;
 	}
 	return sw->n == p->u.sub.count ? 0 : 1;

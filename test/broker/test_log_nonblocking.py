@@ -127,3 +127,32 @@ def test_sigterm_finishes_while_the_log_pipe_is_never_read(tmp_path, threads):
     assert all(len(x) <= 999 for x in whole)
     assert len(tail) <= 999  # a write may have been cut by the full pipe
     assert re.match(r"^\d+: midge version \S+ starting$", whole[0])
+
+
+def test_long_filters_and_topics_are_clipped_so_the_line_ends_whole(broker_factory):
+    """A 2,000-byte filter or topic is shown by its first 256 bytes and "...", so what follows
+    it in the line (the QoS of a SUBSCRIBE, the size of a dropped PUBLISH) survives the 999-byte
+    cap. Every line naming the long name is checked, in SUBSCRIBE, UNSUBSCRIBE, a PUBLISH over
+    message_size_limit and a PUBLISH to $SYS."""
+    from mqtt_raw import UNSUBACK, RawClient, publish, unsubscribe
+    b = broker_factory(extra=["message_size_limit 4", "log_type all"])
+    long_f = "f/" + "x" * 2000
+    c = RawClient(b.port)
+    c.connect("clipper")
+    c.subscribe([(long_f, 1)])
+    c.send(unsubscribe(2, [long_f]))
+    c.expect(UNSUBACK)
+    c.send(publish("p/" + "y" * 2000, b"12345", qos=1, pid=7))  # over the limit: dropped
+    c.send(publish("$SYS/" + "z" * 2000, b"1", qos=1, pid=8))   # denied
+    assert [c.expect(PUBACK).pid for _ in range(2)] == [7, 8]  # both acknowledged, not routed
+    c.close()
+    b.wait_log(r"Denied PUBLISH")
+    lines = [l for l in b.log().splitlines() if "xxxx" in l or "yyyy" in l or "zzzz" in l]
+    head = "x" * (256 - 2)
+    assert any(l.endswith("\tf/" + head + "... (QoS 1)") for l in lines), lines
+    assert any(l.endswith("clipper 1 f/" + head + "...") for l in lines), lines
+    assert any(l.endswith("\tf/" + head + "...") for l in lines), lines
+    assert any("Dropped too large PUBLISH from clipper" in l and l.endswith("... (5 bytes))")
+               for l in lines), lines
+    assert any("Denied PUBLISH from clipper" in l and l.endswith("... (1 bytes))") for l in lines), lines
+    assert all(len(l) < 600 for l in lines), [len(l) for l in lines]
