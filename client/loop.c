@@ -775,24 +775,25 @@ static int set_bind(midge_client *c, const char *bind_address)
 	return MIDGE_OK;
 }
 
-int midge_connect_bind(midge_client *c, const char *host, int port, int keepalive,
-                       const char *bind_address)
+static int connect_bind(midge_client *c, const char *host, int port, int keepalive,
+                        const char *bind_address, bool blocking)
 {
 	if (!c)
 		return MIDGE_ERR_INVAL;
 	int rc = check_connect(c, host, port, keepalive, NULL);
 	if (rc == MIDGE_OK)
 		rc = set_bind(c, bind_address);
-	return rc ? rc : connect_common(c, host, port, keepalive, c->clean_session, NULL, true);
+	return rc ? rc : connect_common(c, host, port, keepalive, c->clean_session, NULL, blocking);
+}
+
+int midge_connect_bind(midge_client *c, const char *host, int port, int keepalive,
+                       const char *bind_address)
+{
+	return connect_bind(c, host, port, keepalive, bind_address, true);
 }
 
 int midge_connect_bind_async(midge_client *c, const char *host, int port, int keepalive,
                              const char *bind_address)
 {
-	if (!c)
-		return MIDGE_ERR_INVAL;
-	int rc = check_connect(c, host, port, keepalive, NULL);
-	if (rc == MIDGE_OK)
-		rc = set_bind(c, bind_address);
-	return rc ? rc : connect_common(c, host, port, keepalive, c->clean_session, NULL, false);
+	return connect_bind(c, host, port, keepalive, bind_address, false);
 }

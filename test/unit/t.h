@@ -41,4 +41,20 @@ extern int t_failed; /* set by t_fail in the child */
 /* Stop the current test now if a check failed (e.g. before dereferencing). */
 #define REQUIRE(cond) do { if (!(cond)) { t_fail(__FILE__, __LINE__, "%s", #cond); return; } } while (0)
 
+/* The runner ends each forked test with _exit(), so LeakSanitizer's exit-time check never runs
+ * there: a test that must free everything asks for a leak check itself. No-op without ASan. */
+#if defined(__SANITIZE_ADDRESS__)
+#define T_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define T_ASAN 1
+#endif
+#endif
+#ifdef T_ASAN
+#include <sanitizer/lsan_interface.h>
+#define CHECK_NO_LEAKS() CHECK(__lsan_do_recoverable_leak_check() == 0)
+#else
+#define CHECK_NO_LEAKS() ((void)0)
+#endif
+
 #endif

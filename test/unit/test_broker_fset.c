@@ -9,19 +9,6 @@
 
 #include "broker/fset.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define H_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define H_ASAN 1
-#endif
-#endif
-#ifdef H_ASAN
-#include <sanitizer/lsan_interface.h>
-#define CHECK_NO_LEAKS() CHECK(__lsan_do_recoverable_leak_check() == 0)
-#else
-#define CHECK_NO_LEAKS() ((void)0)
-#endif
 
 static int add(mg_fset *s, const char *f)
 {

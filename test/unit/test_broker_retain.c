@@ -12,22 +12,6 @@
 #include "broker/retain.h"
 #include "proto/proto.h"
 
-/* The harness ends each forked test with _exit(), so LeakSanitizer's exit-time check never
- * runs there: tests that must free everything ask for a leak check themselves. */
-#if defined(__SANITIZE_ADDRESS__)
-#define H_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define H_ASAN 1
-#endif
-#endif
-#ifdef H_ASAN
-#include <sanitizer/lsan_interface.h>
-#define CHECK_NO_LEAKS() CHECK(__lsan_do_recoverable_leak_check() == 0)
-#else
-#define CHECK_NO_LEAKS() ((void)0)
-#endif
-
 /* Values: counters of references held by the store. */
 typedef struct val {
 	atomic_int refs;

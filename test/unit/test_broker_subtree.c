@@ -10,21 +10,6 @@
 
 #include "broker/subtree.h"
 
-/* The harness ends each forked test with _exit(), so LeakSanitizer's exit-time check never
- * runs there: tests that must free everything ask for a leak check themselves. */
-#if defined(__SANITIZE_ADDRESS__)
-#define H_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define H_ASAN 1
-#endif
-#endif
-#ifdef H_ASAN
-#include <sanitizer/lsan_interface.h>
-#define CHECK_NO_LEAKS() CHECK(__lsan_do_recoverable_leak_check() == 0)
-#else
-#define CHECK_NO_LEAKS() ((void)0)
-#endif
 
 /* Subscribers are opaque pointers: use addresses of this array. */
 static char S[4096];
