@@ -406,39 +406,30 @@ static int protocol_error(mg_conn *c, int err)
 	return -1;
 }
 
-static int connect_error(mg_conn *c, int err, const uint8_t *buf, size_t len)
+/* A refusal before the session exists goes out as 3.1.1 CONNACK (a 3.x client reads it, and a
+ * 5.0 client that sent a bad level is answered as mosquitto answers it). */
+static void refuse_connect(mg_conn *c, uint8_t code)
 {
-	if (err == MG_E_CLIENT_ID) { /* empty id in 3.1, or in 3.1.1 without clean session */
-		mg_packet p = { .type = MG_CONNACK, .reason_code = MG_CONNACK_ID_REJECTED };
-		mg_log(MG_LOG_DEBUG, "Sending CONNACK to %.*s (0, 2)", c->host_len, c->peer);
-		uint8_t lv = c->level;
-		c->level = MG_V311;
-		mg_conn_send(c, &p);
-		c->level = lv;
-	}
-	if (err == MG_E_PROTOCOL_LEVEL || err == MG_E_PROTOCOL_NAME) {
-		/* Fixed header, then name length, name, level. */
-		size_t i = 1;
-		while (i < len && i < 5 && (buf[i] & 0x80))
-			i++;
-		i++;
-		unsigned level = 0;
-		if (i + 2 <= len) {
-			size_t nl = (size_t)buf[i] << 8 | buf[i + 1];
-			if (i + 2 + nl < len)
-				level = buf[i + 2 + nl];
-		}
-		if (err == MG_E_PROTOCOL_LEVEL) {
-			mg_log(MG_LOG_INFO, "Invalid protocol version %u in CONNECT from %.*s.", level, c->host_len, c->peer);
-			mg_packet p = { .type = MG_CONNACK, .reason_code = MG_CONNACK_BAD_PROTOCOL };
-			mg_log(MG_LOG_DEBUG, "Sending CONNACK to %.*s (0, 1)", c->host_len, c->peer);
-			uint8_t lv = c->level;
-			c->level = MG_V311;
-			mg_conn_send(c, &p);
-			c->level = lv;
-		} else {
-			mg_log(MG_LOG_INFO, "Invalid protocol \"%s\" in CONNECT from %.*s.", "MQTT?", c->host_len, c->peer);
-		}
+	mg_packet p = { .type = MG_CONNACK, .reason_code = code };
+	mg_log(MG_LOG_DEBUG, "Sending CONNACK to %.*s (0, %u)", c->host_len, c->peer, code);
+	uint8_t lv = c->level;
+	c->level = MG_V311;
+	mg_conn_send(c, &p);
+	c->level = lv;
+}
+
+/* p is what the decoder filled before it failed: on a bad protocol name or level that is the
+ * name and the level (proto/decode_connect.c), so nothing here reads wire bytes itself. */
+static int connect_error(mg_conn *c, int err, const mg_packet *p)
+{
+	if (err == MG_E_CLIENT_ID) /* empty id in 3.1, or in 3.1.1 without clean session */
+		refuse_connect(c, MG_CONNACK_ID_REJECTED);
+	if (err == MG_E_PROTOCOL_LEVEL) {
+		mg_log(MG_LOG_INFO, "Invalid protocol version %u in CONNECT from %.*s.",
+		       p->u.connect.level, c->host_len, c->peer);
+		refuse_connect(c, MG_CONNACK_BAD_PROTOCOL);
+	} else if (err == MG_E_PROTOCOL_NAME) {
+		mg_log(MG_LOG_INFO, "Invalid protocol \"%s\" in CONNECT from %.*s.", "MQTT?", c->host_len, c->peer);
 	}
 	mg_conn_close(c, MG_CLOSE_PROTOCOL);
 	return -1;
@@ -450,8 +441,8 @@ int mg_conn_process(mg_conn *c)
 {
 	const mg_config *cfg = c->w->b->cfg;
 	int n = 0;
+	mg_packet p;
 	while (c->state != MG_CS_DEAD) {
-		mg_packet p;
 		n = mg_framer_next(&c->in, c->level, cfg->max_packet_size, &p);
 		if (n <= 0)
 			break;
@@ -482,7 +473,7 @@ int mg_conn_process(mg_conn *c)
 		if (n == MG_E_TOO_LARGE)
 			mg_conn_close(c, MG_CLOSE_TOO_LARGE);
 		else
-			connect_error(c, n, mg_framer_data(&c->in), mg_framer_pending(&c->in));
+			connect_error(c, n, &p);
 	} else if (n < 0) {
 		protocol_error(c, n);
 	} else if (mg_framer_settle(&c->in, 0)) {
