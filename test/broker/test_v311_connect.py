@@ -52,7 +52,7 @@ def test_MQTT_3_1_2_1_bad_protocol_name_disconnects(raw):
     assert not any(p.type == m.CONNACK and p.reason == 0 for p in got), got
 
 
-def test_MQTT_3_1_2_2_unsupported_protocol_level_connack_1(raw):
+def test_MQTT_3_1_2_2_unsupported_protocol_level_connack_1(raw, broker):
     """[MQTT-3.1.2-2] Unsupported protocol level: CONNACK 0x01 (3.1.1: 20 02 00 01; a 5.0
     server may answer 0x84 in 5.0 form) and disconnect."""
     c = raw()
@@ -60,8 +60,9 @@ def test_MQTT_3_1_2_2_unsupported_protocol_level_connack_1(raw):
     got = c.expect_closed()
     assert len(got) == 1, got
     assert got[0].raw in (b"\x20\x02\x00\x01", b"\x20\x03\x00\x84\x00"), got
-    if IS_MIDGE:  # a 3.1.1-shaped CONNECT gets the 3.1.1 answer
+    if IS_MIDGE:  # a 3.1.1-shaped CONNECT gets the 3.1.1 answer, and the log names the level
         assert got[0].raw == b"\x20\x02\x00\x01"
+        broker.wait_log(r"Invalid protocol version 6 in CONNECT from 127\.0\.0\.1")
 
 
 @pytest.mark.parametrize("version", [3, 4])
