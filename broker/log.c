@@ -55,7 +55,8 @@ static int file_fd = -1;
 static bool syslog_open;
 
 /* The queue: records of a header and the line (stamp and message, no '\n') in a byte ring.
-   head and tail count bytes ever put and taken, so head - tail is what waits. */
+   head and tail count bytes put and taken since the queue was last empty (then both go back
+   to 0), so head - tail is what waits. */
 typedef struct {
 	uint16_t len;     /* bytes of the line */
 	uint16_t msg_off; /* where the message starts after the stamp (syslog takes only that) */
@@ -201,7 +202,10 @@ int mg_log_open(const mg_config *c)
 		openlog("midge", LOG_PID | LOG_NDELAY, facility);
 		syslog_open = true;
 	}
-	__atomic_store_n(&types, c->log_types, __ATOMIC_RELAXED);
+	/* No destination (`log_dest none`): no type is enabled, so a line is neither formatted
+	 * nor queued. Queuing it only to write it nowhere cost CPU per line and walked the
+	 * 512 KiB queue into memory, which showed as broker RSS per connection. */
+	__atomic_store_n(&types, dests ? c->log_types : 0u, __ATOMIC_RELAXED);
 	start_locked();
 	pthread_mutex_unlock(&lock);
 	return rc;
@@ -417,6 +421,10 @@ static void *log_main(void *arg)
 			dropped = 0;
 		}
 		if (head == tail) {
+			/* Empty: start again at the front of the ring, so that the pages in use are
+			 * only as many as the longest backlog ever needed, not all of QUEUE_BYTES
+			 * (a ring that only advances touches every page of it sooner or later). */
+			head = tail = 0;
 			if (stopping)
 				break;
 			pthread_cond_wait(&more_cv, &lock);

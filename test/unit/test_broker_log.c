@@ -178,6 +178,33 @@ TEST(stdout_and_stderr_destinations)
 	unlink(out_path);
 }
 
+/* `log_dest none`: no type is enabled, so callers neither format nor queue lines that would
+ * go nowhere (queuing them walked the log queue into the broker's memory); a reopen with a
+ * destination (SIGHUP) turns the configured types back on. */
+TEST(no_destination_enables_nothing)
+{
+	mg_config c;
+	mg_config_init(&c);
+	c.log_types = MG_LOG_ERR | MG_LOG_WARNING | MG_LOG_NOTICE | MG_LOG_INFO | MG_LOG_DEBUG;
+	c.log_dests = 0;
+	REQUIRE(mg_log_open(&c) == 0);
+	CHECK(!mg_log_enabled(MG_LOG_ERR));
+	CHECK(!mg_log_enabled(MG_LOG_INFO));
+	CHECK(!mg_log_enabled(MG_LOG_DEBUG));
+	int se = redirect(2);
+	c.log_dests = MG_LOGD_STDERR;
+	c.log_timestamp = false;
+	REQUIRE(mg_log_open(&c) == 0);
+	CHECK(mg_log_enabled(MG_LOG_ERR));
+	CHECK(mg_log_enabled(MG_LOG_DEBUG));
+	mg_log(MG_LOG_DEBUG, "back on");
+	mg_log_close();
+	mg_config_free(&c);
+	restore(2, se);
+	CHECK_STR(slurp(path), "back on\n");
+	unlink(path);
+}
+
 TEST(file_that_cannot_be_opened)
 {
 	int se = redirect(2);
