@@ -65,10 +65,11 @@ void mg_framer_filled(mg_framer *f, size_t n);
  * 0 or MG_FRAMER_NOMEM. */
 int mg_framer_feed(mg_framer *f, const void *bytes, size_t n);
 
-/* Nothing held: read into buf (cap bytes, the caller's, e.g. a worker's shared buffer) for
- * this turn instead of holding a buffer of our own; mg_framer_settle copies what is left of a
- * partial packet into our own buffer, and a large packet moves to one of its own at once.
- * Returns whether it lent (not when bytes are held: they stay where they are). */
+/* Read into buf (cap bytes, the caller's, e.g. a worker's shared buffer) for this turn
+ * instead of holding a buffer of our own; mg_framer_settle copies what is left of a partial
+ * packet into our own buffer, and a large packet moves to one of its own at once. A partial
+ * packet held (up to cap / 4 bytes) is copied to the front of buf and our buffer freed.
+ * Returns whether it lent (not when more is held, or already lent: bytes stay put). */
 bool mg_framer_lend(mg_framer *f, uint8_t *buf, size_t cap);
 
 /* The next whole packet, decoded into *p at mg_framer_data(f):

@@ -277,10 +277,17 @@ TEST(lent_buffer)
 	CHECK(!f.lent && f.buf && f.buf != worker);
 	CHECK_EQ_INT(f.len, 3);
 	CHECK_MEM(f.buf, in + 2, 3);
-	/* bytes held: nothing to lend to */
-	CHECK(!mg_framer_lend(&f, worker, sizeof worker));
+	/* a small partial packet moves into the lent buffer, and the connection's own goes */
+	CHECK(mg_framer_lend(&f, worker, sizeof worker));
+	CHECK(f.lent && f.buf == worker && f.off == 0);
+	CHECK_EQ_INT(f.len, 3);
+	CHECK_MEM(worker, in + 2, 3);
+	CHECK(!mg_framer_lend(&f, worker, sizeof worker)); /* already lent */
 	const uint8_t rest[] = { 0x03, 'a', '/', 'b', 'h', 'i' };
-	CHECK_EQ_INT(mg_framer_feed(&f, rest, sizeof rest), 0);
+	at = mg_framer_room(&f, 16, 64, &room);
+	CHECK(at == worker + 3);
+	memcpy(at, rest, sizeof rest);
+	mg_framer_filled(&f, sizeof rest);
 	CHECK_EQ_INT(mg_framer_next(&f, 4, 0, &p), 9);
 	mg_framer_consume(&f, 9);
 	CHECK_EQ_INT(mg_framer_settle(&f, 0), 0);
@@ -296,6 +303,12 @@ TEST(lent_buffer)
 	CHECK(!f.lent && f.buf != worker);
 	CHECK_EQ_INT(f.cap, 203);
 	CHECK_MEM(f.buf, hdr, sizeof hdr);
+	/* more than a quarter of the lent buffer held: it stays in its own buffer */
+	const uint8_t more[12] = { 0 };
+	CHECK_EQ_INT(mg_framer_feed(&f, more, sizeof more), 0);
+	uint8_t *own = f.buf;
+	CHECK(!mg_framer_lend(&f, worker, sizeof worker));
+	CHECK(!f.lent && f.buf == own && f.len == 18);
 	mg_framer_free(&f);
 }
 
