@@ -30,9 +30,11 @@ int mg_qitem_set_ids(mg_qitem *q, const uint32_t *ids, uint16_t n)
 }
 
 /* Grow a ring of elements of size sz, keeping order (head moves to 0). */
-static int ring_grow(void **v, size_t *head, size_t n, size_t *cap, size_t sz)
+static int ring_grow(void **v, uint32_t *head, size_t n, uint32_t *cap, size_t sz)
 {
-	size_t nc = *cap ? *cap * 2 : 16;
+	if (*cap > UINT32_MAX / 2)
+		return -ENOMEM; /* the counts are 32-bit (queue.h) */
+	uint32_t nc = *cap ? *cap * 2 : 16;
 	char *nv = malloc(nc * sz);
 	if (!nv)
 		return -ENOMEM;
