@@ -19,8 +19,6 @@ BUILD = os.path.join(ROOT, "build")  # the README's paths are the default build'
 WORDS = {"23", "36.5", "letter", "command", "start", "stop", "jpeg", "room/temp, 23", "mos.conf"}
 # Debian's programs the README tells the user to run (installed by scripts/install-deps).
 EXTERNAL = {"mosquitto", "mosquitto_sub", "mosquitto_pub", "apt-get"}
-# Announced, not built yet: the README must say which issue brings each.
-NOT_YET = {"midge_passwd": "issue 9"}
 
 
 def readme():
@@ -98,14 +96,6 @@ def check_name(name, text):
     words = name.split()
     if name in WORDS:
         return "word"
-    if name in NOT_YET:
-        lines = [ln for ln in text.split("\n") if "`%s`" % name in ln]
-        assert all(NOT_YET[name] in ln for ln in lines), (
-            "README names %s without saying it comes with %s: %s" % (name, NOT_YET[name], lines))
-        assert not os.path.exists(program_path(name)), (
-            "%s exists now: list it in the README with the other tools and drop it from "
-            "NOT_YET" % name)
-        return "not yet"
     if words[0] == "make":
         targets = [w for w in words[1:] if "=" not in w] or ["all"]
         for t in targets:
@@ -158,7 +148,7 @@ def test_every_backticked_name_exists(built):
     # the check is not vacuous: the README's tools, folders and targets were all seen
     for name, kind in [("midge_sub", "program"), ("sensor", "program"), ("proto/", "path"),
                        ("make run", "make target"), ("libmidge", "library"),
-                       ("midge_passwd", "not yet"), ("on_message", "api")]:
+                       ("on_message", "api")]:
         assert kinds.get(name) == kind, (name, kinds.get(name))
 
 
