@@ -137,7 +137,9 @@ typedef void (*mgc_msg_cb)(midge_client *, void *, const midge_message *);
 /* A per-topic callback (midge_message_callback_add), in the order added. */
 typedef struct mgc_msgcb {
 	struct mgc_msgcb *next;
-	char *sub;
+	char *sub;            /* as given (what _remove compares) */
+	const char *match;    /* the filter matched against topics: sub without "$share/g/" */
+	size_t match_len;
 	mgc_msg_cb cb;
 } mgc_msgcb;
 

@@ -24,6 +24,11 @@ int midge_message_callback_add(midge_client *c, const char *sub,
 		return MIDGE_ERR_NOMEM;
 	}
 	n->sub = s;
+	/* checked once here, so a message costs one match per callback and nothing else */
+	mg_bytes inner = { (const uint8_t *)s, (uint32_t)strlen(s) };
+	(void)mg_share_parse(inner.p, inner.len, NULL, &inner); /* valid: checked above */
+	n->match = (const char *)inner.p;
+	n->match_len = inner.len;
 	n->cb = cb;
 	n->next = NULL;
 	mgc_lock(c);
@@ -82,9 +87,9 @@ void mgc_dispatch_take(midge_client *c, const char *topic, mgc_dispatch *d)
 	d->n = 0;
 	d->cbs = d->buf;
 	int cap = (int)(sizeof(d->buf) / sizeof(d->buf[0]));
+	size_t tl = strlen(topic); /* a received topic: the decoder has checked it */
 	for (mgc_msgcb *m = c->msgcbs; m; m = m->next) {
-		bool r = false;
-		if (midge_topic_matches_sub(m->sub, topic, &r) != MIDGE_OK || !r)
+		if (!mg_topic_match((const uint8_t *)m->match, m->match_len, (const uint8_t *)topic, tl))
 			continue;
 		if (d->n == cap) {
 			mgc_msg_cb *b = malloc((size_t)cap * 2 * sizeof(*b));
