@@ -1,7 +1,7 @@
 /*
  * test/client/c/topiccb.c - per-topic message callbacks and message copies against a broker:
  *   topiccb [-V 4|5] -p PORT
- * Callbacks: A on "a/#", B on "a/+/c"; on_message for the rest. Each message is published to
+ * Callbacks: A on "a/#", B on "$share/g/a/+/c" (matches as "a/+/c"); on_message for the rest. Each message is published to
  * ourselves and waited for before the next, so the order of the lines is fixed:
  *   "A a/x", "B a/b/c" ..., "M b" (on_message). Every received message is also copied
  * (midge_message_copy) and the copies printed after the connection is gone ("copy ...").
@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 		return 1;
 	midge_on_message_set(c, on_message);
 	printf("add rc=%d\n", midge_message_callback_add(c, "a/#", cb_a));
-	printf("add rc=%d\n", midge_message_callback_add(c, "a/+/c", cb_b));
+	printf("add rc=%d\n", midge_message_callback_add(c, "$share/g/a/+/c", cb_b)); /* matched as a/+/c */
 	printf("add bad rc=%d\n", midge_message_callback_add(c, "a/#/c", cb_b));
 	if (midge_connect(c, "127.0.0.1", port, 60) != MIDGE_OK)
 		return 1;
