@@ -60,6 +60,9 @@ ALL_LDFLAGS = $(MG_LDFLAGS) $(LDFLAGS)
 # $SYS load averages); libmidge and the tools need only pthreads.
 BROKER_LDLIBS = $(MG_LDLIBS) -lm $(LDLIBS)
 CLIENT_LDLIBS = $(MG_LDLIBS) $(LDLIBS)
+# OpenSSL (net/tls.c): only what runs TLS links it (the broker, libmidge.so, midge_bench and
+# the tests named in LDLIBS_<name> below); static archives pull tls.o in only when used.
+TLS_LDLIBS = -lssl -lcrypto
 
 OBJ := $(BUILD)/obj
 LIB := $(BUILD)/lib
@@ -125,7 +128,7 @@ $(LIB)/%.a:
 
 $(LIBMIDGE_SO): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC)) client/libmidge.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libmidge.so.0 -Wl,--version-script=client/libmidge.map $(ALL_LDFLAGS) $(filter %.o,$^) -o $@ $(CLIENT_LDLIBS)
+	$(CC) -shared -Wl,-soname,libmidge.so.0 -Wl,--version-script=client/libmidge.map $(ALL_LDFLAGS) $(filter %.o,$^) -o $@ $(CLIENT_LDLIBS) $(TLS_LDLIBS)
 	ln -sf libmidge.so $(LIB)/libmidge.so.0
 
 $(MIDGE): $(OBJ)/broker/main.o $(LIBBROKER) $(LIBNET) $(LIBPROTO)
@@ -164,9 +167,11 @@ layer_ldlibs = $(if $(filter broker,$(call layer_of,$(1))),$(BROKER_LDLIBS),$(CL
 # Checked when the Makefile is read, so a misnamed file fails every build, not just its own.
 LAYER_CHECK := $(foreach f,$(UNIT_SRC) $(FUZZ_SRC) $(BENCH_SRC),$(call layer_of,$(word 2,$(subst _, ,$(notdir $(f))))))
 
+# Extra libraries of one unit test, fuzzer or micro benchmark: LDLIBS_<kind>_<name>.
+LDLIBS_test_net_tls = $(TLS_LDLIBS)
 $(BUILD)/test/test_%: $(OBJ)/test/unit/test_%.o $(call objs,$(UNIT_HELPER_SRC)) $$(call layer_libs,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call layer_ldlibs,$*)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call layer_ldlibs,$*) $(LDLIBS_test_$*)
 
 $(BUILD)/fuzz/fuzz_%: $(OBJ)/test/fuzz/fuzz_%.o $$(call layer_libs,$$*)
 	@mkdir -p $(dir $@)

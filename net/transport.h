@@ -1,6 +1,6 @@
 /*
  * net/transport.h - a byte stream over some transport (plain TCP now; TLS and WebSocket
- * plug in later), as a small table of functions like redis's ConnectionType. The broker and
+ * plug in as rows: net/tls.h), as a small table of functions like redis's ConnectionType. The broker and
  * the client library hold an mg_transport and never ask which kind it is.
  *
  * Return values: >= 0 bytes moved; 0 from read means the peer closed; negative errno on
@@ -31,6 +31,10 @@ typedef struct mg_transport_ops {
 	/* Stop writing, keep reading (TCP: shutdown(SHUT_WR), the peer reads end of stream).
 	 * May be NULL: then the lingering close (net/linger.h) just closes. */
 	int (*shutdown_write)(mg_transport *t);
+	/* Bytes readable now that the socket's readiness does not show (TLS: decrypted or
+	 * read-ahead bytes inside OpenSSL after a read filled the caller's buffer): read again
+	 * without waiting. May be NULL (never). */
+	bool (*pending)(const mg_transport *t);
 } mg_transport_ops;
 
 struct mg_transport {
@@ -48,6 +52,14 @@ static inline ssize_t mg_transport_read(mg_transport *t, void *buf, size_t len)
 static inline ssize_t mg_transport_writev(mg_transport *t, const struct iovec *iov, int n)
 {
 	return t->ops->writev(t, iov, n);
+}
+static inline int mg_transport_handshake(mg_transport *t)
+{
+	return t->ops->handshake ? t->ops->handshake(t) : 0;
+}
+static inline bool mg_transport_pending(const mg_transport *t)
+{
+	return t->ops->pending ? t->ops->pending(t) : false;
 }
 static inline bool mg_transport_want_write(const mg_transport *t)
 {
