@@ -100,6 +100,9 @@ UNIT_BINS  := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 FUZZ_BINS  := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 CLIENT_TEST_BINS := $(patsubst test/client/c/%.c,$(BUILD)/test/client/%,$(CLIENT_TEST_SRC))
+WWW := build/www
+WEB_SRC := $(wildcard web/src/*) web/build.mjs
+WEB_MODULES := web/node_modules/.package-lock.json
 
 .PHONY: all test run fuzz bench install clean unit asan tsan fuzzers
 .DEFAULT_GOAL := all
@@ -108,8 +111,21 @@ CLIENT_TEST_BINS := $(patsubst test/client/c/%.c,$(BUILD)/test/client/%,$(CLIENT
 ifeq ($(SAN),fuzz)
 all: $(FUZZ_BINS)
 else
-all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(MIDGE) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS) $(CLIENT_TEST_BINS)
+all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(MIDGE) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS) $(CLIENT_TEST_BINS) $(WWW)/index.html
 endif
+
+# ---- the web page (web/) ----
+# MQTT.js and uPlot from npm, pinned by web/package-lock.json, bundled by esbuild into
+# build/www: one copy for every variant, as it has no C in it. `npm ci` runs when the lockfile
+# changes (the only download; --ignore-scripts: no package's install script runs, esbuild finds
+# its binary package without one).
+$(WEB_MODULES): web/package.json web/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "make: the web page (web/) is built with node and npm; scripts/install-deps installs them (Debian's nodejs and npm)" >&2; exit 1; }
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WWW)/index.html: $(WEB_MODULES) $(WEB_SRC)
+	node web/build.mjs $(WWW)
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -221,6 +237,8 @@ install: all
 	-install -m 644 $(wildcard docs/man/*.3) $(DESTDIR)$(PREFIX)/share/man/man3/
 	-install -m 644 $(wildcard docs/man/*.5) $(DESTDIR)$(PREFIX)/share/man/man5/
 	-install -m 644 $(wildcard docs/man/*.8) $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/share/midge/www
+	install -m 644 $(WWW)/* $(DESTDIR)$(PREFIX)/share/midge/www/
 
 clean:
 	rm -rf build

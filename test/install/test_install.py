@@ -96,6 +96,18 @@ def test_files_installed(installed):
     assert "prefix=%s\n" % PREFIX in pc and "-lmidge" in pc
 
 
+def test_web_page_installed(installed):
+    """The web page (web/, built into build/www) is installed whole: index.html and the two
+    bundled files it loads, nothing fetched from elsewhere."""
+    import re
+    www = installed / PREFIX.lstrip("/") / "share/midge/www"
+    html = (www / "index.html").read_text()
+    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sorted(r for r in refs if not r.startswith("data:")) == ["app.css", "app.js"], refs
+    for r in ("app.css", "app.js"):
+        assert (www / r).stat().st_size > 0, r
+
+
 def pkg_config(installed, *args):
     env = dict(os.environ, PKG_CONFIG_PATH=str(installed / PREFIX.lstrip("/") / "lib/pkgconfig"),
                PKG_CONFIG_SYSROOT_DIR=str(installed))
