@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "broker/acl.h"
 #include "broker/config.h"
 #include "broker/registry.h"
 #include "broker/retain.h"
@@ -30,6 +31,8 @@
 
 struct mg_broker {
 	mg_config *cfg;
+	mg_acl *acl;              /* acl_file compiled, NULL without one; replaced only while
+	                           * every worker is parked (reload) */
 	mg_subtree *tree;
 	mg_retain *retain;
 	int nworkers, nstarted;

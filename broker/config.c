@@ -226,6 +226,7 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 	live->outgoing_topic_aliases = n.outgoing_topic_aliases;
 	live->allow_zero_length_clientid = n.allow_zero_length_clientid;
 	take_str(&live->auto_id_prefix, &n.auto_id_prefix);
+	take_str(&live->acl_file, &n.acl_file); /* the broker re-reads it (server.c) */
 	live->persistent_client_expiration = n.persistent_client_expiration;
 	live->sys_interval = n.sys_interval;
 	live->log_types = live->verbose ? (unsigned)MG_LOG_ALL : n.log_types;

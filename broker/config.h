@@ -74,7 +74,8 @@ typedef struct mg_config {
 	int threads;                     /* 0 = online CPUs */
 	bool persistence;                /* must be false for now */
 	char *persistence_location, *persistence_file;
-	char *password_file, *acl_file;  /* must be NULL for now */
+	char *password_file;             /* must be NULL for now */
+	char *acl_file;                  /* compiled by the broker (acl.h); reloaded on SIGHUP */
 	char *config_path;               /* the file loaded, for "Config loaded from F." */
 	int log_facility;                /* syslog: -1 = LOG_DAEMON, 0..7 = LOG_LOCAL0..7 */
 	bool verbose;                    /* -v was given: reload keeps log_types at all */

@@ -258,9 +258,7 @@ static int kw_password_file(mg_parse *p, const char *kw, int argc, char **argv, 
 
 static int kw_acl_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
-	if (set_str(p, &p->c->acl_file, rest) < 0)
-		return -1;
-	return not_yet(p, kw, "access control lists are");
+	return set_str(p, &p->c->acl_file, rest) < 0 ? -1 : 0;
 }
 
 static int kw_per_listener_settings(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)

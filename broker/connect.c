@@ -215,6 +215,14 @@ static bool configure_session(mg_conn *c, const mg_config *cfg, const mg_packet 
 		          : cfg->persistent_client_expiration < 0 ? UINT32_MAX
 		          : (uint32_t)cfg->persistent_client_expiration;
 	s->expire_at = 0;
+	/* the name this connection ended up with; a resumed session takes the new one */
+	free(s->username);
+	s->username = NULL;
+	if (k->has_username && !(s->username = strndup((const char *)k->username.p, k->username.len))) {
+		mg_session_destroy(c->w, s);
+		refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_UNAVAILABLE, MG_CLOSE_REFUSED);
+		return false;
+	}
 	if (make_will(c, s, k) < 0) {
 		mg_session_destroy(c->w, s);
 		refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_UNAVAILABLE, MG_CLOSE_REFUSED);
@@ -325,8 +333,10 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	mg_session_attach(w, s, c);
 	log_connect(c, cfg, s, k);
 	send_connack(c, cfg, s, &st);
-	if (st.present)
+	if (st.present) {
+		mg_session_recheck_queue(w, s);
 		mg_session_resend(w, s);
+	}
 	mg_session_pump(w, s);
 	return 0;
 }

@@ -159,9 +159,11 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 
 	uint8_t mbuf[256], *heap;
 	mg_bytes topic = mg_mount(c, pub.topic, false, mbuf, sizeof mbuf, &heap);
-	if (topic.p && !mg_client_may_publish(topic.p, topic.len)) {
-		/* $SYS or $share/: acknowledged and dropped, as mosquitto does, so nobody can spoof
-		 * the broker's statistics; 5.0 says why (0x87) and ends a QoS 2 flow at PUBREC. */
+	if (topic.p && (!mg_client_may_publish(topic.p, topic.len) ||
+	                !mg_session_may(w, s, topic.p, topic.len, MG_ACL_WRITE))) {
+		/* $SYS or $share/, or acl_file denies it: acknowledged and dropped, as mosquitto
+		 * does, so nobody can spoof the broker's statistics; 5.0 says why (0x87) and ends a
+		 * QoS 2 flow at PUBREC. */
 		mg_publish shown = pub;
 		shown.topic = topic;
 		mg_log_publish("Denied PUBLISH from", c->id, &shown, pub.payload.len);

@@ -103,6 +103,35 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
+static void acl_warn(const char *msg)
+{
+	mg_log(MG_LOG_WARNING, "%s", msg);
+}
+
+/* Compile cfg->acl_file into b->acl (NULL when none). On a broken file: -EINVAL at startup;
+ * on reload (every worker parked) the rules become deny-all until a good file is read, and
+ * the log says so. mosquitto fails closed too: after a failed reload it keeps only the rules
+ * above the bad line, and none if the file is gone. */
+static int load_acl(mg_broker *b, bool reload)
+{
+	mg_acl *old = b->acl, *a = NULL;
+	if (b->cfg->acl_file) {
+		char err[512];
+		a = mg_acl_load(b->cfg->acl_file, err, sizeof err, acl_warn);
+		if (!a) {
+			mg_log(MG_LOG_ERR, "%s", err);
+			if (!reload)
+				return -EINVAL;
+			mg_log(MG_LOG_ERR, "Error: acl_file \"%s\" could not be reloaded: all access is "
+			       "denied until it can be.", b->cfg->acl_file);
+			a = mg_acl_deny_all();
+		}
+	}
+	b->acl = a;
+	mg_acl_free(old);
+	return 0;
+}
+
 int mg_broker_init(mg_broker *b, mg_config *cfg)
 {
 	b->cfg = cfg;
@@ -113,7 +142,10 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 	b->retain = mg_broker_retain_new();
 	if (!b->tree || !b->retain || !b->reg)
 		return -ENOMEM;
-	int r = open_listeners(b);
+	int r = load_acl(b, false);
+	if (r < 0)
+		return r;
+	r = open_listeners(b);
 	if (r < 0)
 		return r;
 	if ((r = drop_privileges(cfg->user)) < 0)
@@ -190,6 +222,7 @@ static void reload(mg_broker *b)
 		mg_log(MG_LOG_NOTICE, "Reloaded configuration from %s.",
 		       b->cfg->config_path ? b->cfg->config_path : "(none)");
 	}
+	load_acl(b, true); /* re-read even when the config was not: mosquitto re-reads it too */
 	pthread_barrier_wait(&b->pause);
 }
 
@@ -239,5 +272,7 @@ void mg_broker_stop(mg_broker *b)
 	free(b->lcount);
 	mg_retain_free(b->retain);
 	mg_subtree_free(b->tree);
+	mg_acl_free(b->acl);
+	b->acl = NULL;
 	mg_registry_free(b);
 }

@@ -104,7 +104,38 @@ void mg_session_destroy(mg_worker *w, mg_session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	atomic_fetch_sub(&b->n_sessions, 1);
+	free(s->username);
 	free(s); /* s->id with it */
+}
+
+bool mg_session_may(mg_worker *w, const mg_session *s, const uint8_t *t, size_t len, int access)
+{
+	const mg_acl *a = w->b->acl;
+	if (!a)
+		return true;
+	enum mg_acl_result r = mg_acl_check(a, s->id, s->username, t, len, access);
+	/* mosquitto logs these on every check; a delivery would log one line per message, so
+	 * only the client's own PUBLISH or will says it */
+	if (r == MG_ACL_DENY_UNSAFE_USER && access == MG_ACL_WRITE)
+		mg_log(MG_LOG_NOTICE, "ACL denying access to client with dangerous username \"%s\"", s->username);
+	else if (r == MG_ACL_DENY_UNSAFE_ID && access == MG_ACL_WRITE)
+		mg_log(MG_LOG_NOTICE, "ACL denying access to client with dangerous client id \"%s\"", s->id);
+	return r == MG_ACL_ALLOW;
+}
+
+void mg_session_recheck_queue(mg_worker *w, mg_session *s)
+{
+	if (!w->b->acl)
+		return;
+	for (size_t n = s->queue.n; n > 0; n--) {
+		mg_qitem it;
+		mg_qring_pop(&s->queue, &it);
+		if (mg_session_may(w, s, it.m->topic, it.m->topic_len, MG_ACL_READ) &&
+		    mg_qring_push(&s->queue, &it) == 0)
+			continue;
+		s->qbytes -= it.m->payload_len;
+		mg_qitem_clear(&it);
+	}
 }
 
 void mg_will_publish(mg_worker *w, mg_session *s)
@@ -112,6 +143,13 @@ void mg_will_publish(mg_worker *w, mg_session *s)
 	mg_msg *m = s->will;
 	s->will = NULL;
 	s->will_at = 0;
+	if (m && !mg_session_may(w, s, m->topic, m->topic_len, MG_ACL_WRITE)) {
+		/* checked when it is published, with the rules of that moment, as mosquitto does */
+		mg_log(MG_LOG_DEBUG, "Denied will of %s on '%.*s'.", s->id, (int)m->topic_len,
+		       (const char *)m->topic);
+		mg_msg_unref(m);
+		m = NULL;
+	}
 	if (m) {
 		if (m->has_expiry) /* only this session holds it: still safe to change */
 			m->expire_at = mg_loop_now_ms(w->loop) + (int64_t)s->will_expiry * 1000;
@@ -363,6 +401,10 @@ static void send_item(mg_worker *w, mg_session *s, mg_qitem *q)
 void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 {
 	const mg_config *cfg = w->b->cfg;
+	if (w->b->acl && !mg_session_may(w, s, q->m->topic, q->m->topic_len, MG_ACL_READ)) {
+		mg_qitem_clear(q);
+		return;
+	}
 	if (mg_msg_expired(q->m, mg_loop_now_ms(w->loop))) {
 		mg_qitem_clear(q);
 		return;

@@ -25,6 +25,8 @@ struct mg_session {
 	/* Ordered by size, no padding: every idle client holds one. */
 	char *id;             /* NUL-terminated, stored right after the struct (one allocation) */
 	size_t id_len;
+	char *username;       /* the user name the client connected with (malloc'd), NULL: none.
+	                       * What acl_file's user sections and %u see. */
 	mg_sref ref;
 	mg_conn *conn;        /* NULL while offline */
 	int64_t expire_at;    /* ms, while offline and expiry < UINT32_MAX; 0 otherwise */
@@ -99,6 +101,13 @@ static inline bool mg_session_pending(const mg_session *s)
 {
 	return s->queue.n || s->retained.n;
 }
+/* May s read (MG_ACL_READ) or write (MG_ACL_WRITE) topic t under the broker's acl_file
+ * (acl.h)? Always true without one. A PUBLISH, a will, every delivery and every retained
+ * message owed to a new subscription asks, as mosquitto does. */
+bool mg_session_may(mg_worker *w, const mg_session *s, const uint8_t *t, size_t len, int access);
+/* After a CONNECT resumed s: drop queued messages it may no longer read (the user name may
+ * have changed), as mosquitto does when a client reconnects. */
+void mg_session_recheck_queue(mg_worker *w, mg_session *s);
 /* Resend inflight (DUP) after a reconnect. */
 void mg_session_resend(mg_worker *w, mg_session *s);
 void mg_session_clear_will(mg_session *s);

@@ -27,6 +27,8 @@ static int send_retained(void *ctx, const uint8_t *topic, size_t tlen, void *v)
 	(void)tlen;
 	if (mg_msg_expired(m, mg_loop_now_ms(r->w->loop)))
 		return 0;
+	if (!mg_session_may(r->w, r->s, m->topic, m->topic_len, MG_ACL_READ))
+		return 0;
 	mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < r->qos ? m->qos : r->qos, .retain = true };
 	if (r->sub_id)
 		mg_qitem_set_ids(&q, &r->sub_id, 1);
