@@ -155,9 +155,13 @@ $(MIDGE): $(OBJ)/broker/main.o $(LIBBROKER) $(LIBNET) $(LIBPROTO)
 # A tool links libmidge unless TOOL_LIBS_<name> says otherwise (midge_bench speaks raw proto/);
 # such a tool also goes without tools/common/, which is written against libmidge.
 TOOL_LIBS_midge_bench = $(LIBNET) $(LIBPROTO)
+# midge_db reads files, not sockets: proto/ for MQTT properties and topics, and libsqlite3
+# (only it and the broker link SQLite).
+TOOL_LIBS_midge_db = $(LIBPROTO)
+TOOL_LDLIBS_midge_db = -lsqlite3
 $(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $$(if $$(TOOL_LIBS_$$*),,$(TOOLS_COMMON_SRC))) $$(or $$(TOOL_LIBS_$$*),$(LIBMIDGE))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CLIENT_LDLIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(TOOL_LDLIBS_$*) $(CLIENT_LDLIBS)
 
 # A static pattern rule: the tools' $(BIN)/% rule above would match these paths too.
 $(EX_BINS): $(BIN)/examples/%: $(OBJ)/examples/%.o $(LIBMIDGE)
