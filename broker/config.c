@@ -24,6 +24,7 @@ void mg_listener_conf_free(mg_listener_conf *l)
 {
 	free(l->bind_address);
 	free(l->mount_point);
+	free(l->http_dir);
 	mg_listener_conf_init(l);
 }
 
@@ -173,7 +174,8 @@ static bool listeners_differ(const mg_config *a, const mg_config *b)
 		const mg_listener_conf *x = &a->listeners[i], *y = &b->listeners[i];
 		if (x->port != y->port || x->protocol != y->protocol ||
 				!same_str(x->bind_address, y->bind_address) ||
-				x->max_connections != y->max_connections || !same_str(x->mount_point, y->mount_point))
+				x->max_connections != y->max_connections || !same_str(x->mount_point, y->mount_point) ||
+				!same_str(x->http_dir, y->http_dir))
 			return true;
 	}
 	return false;

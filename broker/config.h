@@ -36,6 +36,7 @@ typedef struct mg_listener_conf {
 	int protocol;           /* MG_PROTO_MQTT or MG_PROTO_WEBSOCKETS */
 	int max_connections;    /* -1 = unlimited */
 	char *mount_point;
+	char *http_dir;         /* websockets: static files served on the same port, or NULL */
 	const char *file;       /* where it was declared, for messages; "-p" for the command line */
 	int line;
 } mg_listener_conf;
@@ -85,6 +86,7 @@ typedef struct mg_config {
 	char **files_;
 	int n_files_;
 	char *config_abspath_;
+	int websockets_headers_size;     /* largest HTTP request head; 0 = 4096 */
 	int cli_port_;                   /* -p, or -1: reload compares listeners as started */
 } mg_config;
 

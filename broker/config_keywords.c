@@ -148,7 +148,7 @@ static int kw_protocol(mg_parse *p, const char *kw, int argc, char **argv, const
 	}
 	if (strcmp(argv[0], "websockets") == 0) {
 		cur_listener(p, kw)->protocol = MG_PROTO_WEBSOCKETS;
-		return not_yet(p, "protocol websockets", "MQTT over WebSockets is");
+		return 0;
 	}
 	return mg_perr(p, "invalid value '%s' for 'protocol' (expected mqtt or websockets)", argv[0]);
 }
@@ -198,9 +198,14 @@ static int kw_socket_domain(mg_parse *p, const char *kw, int argc, char **argv, 
 
 static int kw_not_yet_listener(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
-	if (strcmp(kw, "bind_interface") == 0)
-		return not_yet(p, kw, "binding to an interface by name is");
-	return not_yet(p, kw, "serving HTTP files (with WebSockets) is");
+	return not_yet(p, kw, "binding to an interface by name is");
+}
+
+/* http_dir DIR: static files on a WebSockets listener (broker/http.c). The rest of the line is
+ * the directory, spaces and all, as mosquitto reads it. */
+static int kw_http_dir(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return set_str(p, &cur_listener(p, kw)->http_dir, rest) < 0 ? -1 : 0;
 }
 
 static int kw_use_username_as_clientid(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
@@ -211,12 +216,25 @@ static int kw_use_username_as_clientid(mg_parse *p, const char *kw, int argc, ch
 	return b ? not_yet(p, kw, "using the username as client id is") : 0;
 }
 
-static int kw_websockets_tuning(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+/* Global, as in mosquitto: the largest HTTP request head a WebSockets listener reads. */
+static int kw_websockets_headers_size(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	long long v;
+	if (get_ll(p, kw, argv[0], 0, 1024 * 1024, &v) < 0)
+		return -1;
+	p->c->websockets_headers_size = (int)v;
+	return 0;
+}
+
+/* mosquitto passes it to libwebsockets' logging; midge has no libwebsockets. Its own WebSocket
+ * and HTTP lines are `log_type websockets`. */
+static int kw_websockets_log_level(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
 	long long v;
 	if (get_ll(p, kw, argv[0], 0, INT_MAX, &v) < 0)
 		return -1;
-	mg_pwarn(p, "'%s' has no effect: WebSockets are not yet implemented in this version of midge", kw);
+	mg_pwarn(p, "'%s' has no effect in midge (it tunes libwebsockets, which midge does not use); "
+			"'log_type websockets' logs WebSocket handshakes and HTTP requests", kw);
 	return 0;
 }
 
@@ -590,7 +608,7 @@ static const mg_keyword keywords[] = {
 	{"port", kw_port, 1, 1, false},
 	{"bind_address", kw_bind_address, 1, 1, false},
 	{"bind_interface", kw_not_yet_listener, 1, 1, false},
-	{"http_dir", kw_not_yet_listener, 1, ANY, false},
+	{"http_dir", kw_http_dir, 1, ANY, false},
 	{"protocol", kw_protocol, 1, 1, false},
 	{"mount_point", kw_mount_point, 1, 1, false},
 	{"max_connections", kw_max_connections, 1, 1, false},
@@ -599,8 +617,8 @@ static const mg_keyword keywords[] = {
 	{"max_topic_alias", kw_max_topic_alias, 1, 1, false},
 	{"socket_domain", kw_socket_domain, 1, 1, false},
 	{"use_username_as_clientid", kw_use_username_as_clientid, 1, 1, false},
-	{"websockets_log_level", kw_websockets_tuning, 1, 1, false},
-	{"websockets_headers_size", kw_websockets_tuning, 1, 1, false},
+	{"websockets_log_level", kw_websockets_log_level, 1, 1, false},
+	{"websockets_headers_size", kw_websockets_headers_size, 1, 1, false},
 	/* TLS */
 	{"cafile", kw_tls_path, 1, ANY, false},
 	{"capath", kw_tls_path, 1, ANY, false},

@@ -10,6 +10,7 @@
 #include "broker/packet.h"
 #include "broker/session.h"
 #include "broker/worker.h"
+#include "net/ws.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -45,7 +46,10 @@ mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port)
 
 static void set_watch(mg_conn *c)
 {
-	int mask = (c->read_paused || c->throttled || c->sw ? 0 : MG_EV_READ) | (c->out_bytes ? MG_EV_WRITE : 0);
+	bool tw = mg_transport_want_write(&c->tr);
+	int mask = (c->read_paused || c->throttled || c->sw ? 0 : MG_EV_READ) | (c->out_bytes || tw ? MG_EV_WRITE : 0);
+	if (c->handshaking) /* an answer going out is all it waits for; else the request */
+		mask = tw ? MG_EV_WRITE : MG_EV_READ;
 	if (mask != c->watch_mask) {
 		c->watch_mask = mask;
 		mg_loop_watch(c->w->loop, c->tr.fd, mask, on_io, c, false);
@@ -135,6 +139,7 @@ static const char *close_text(enum mg_close why)
 	case MG_CLOSE_NOT_AUTH: return "disconnected, not authorised.";
 	case MG_CLOSE_NO_CONNECT: return "disconnected: no CONNECT received in time.";
 	case MG_CLOSE_DISCONNECT: return "disconnected.";
+	case MG_CLOSE_HTTP: return NULL;
 	default: return NULL;
 	}
 }
@@ -354,6 +359,16 @@ void mg_conn_flush(mg_conn *c)
 {
 	if (c->state == MG_CS_DEAD && c->tr.fd < 0)
 		return;
+	if (c->handshaking)
+		return; /* the handshake writes its own answer */
+	if (!c->out_bytes && mg_transport_want_write(&c->tr)) {
+		/* bytes of the transport's own (a pong, a close frame) */
+		ssize_t w = mg_transport_writev(&c->tr, NULL, 0);
+		if (w < 0 && w != -EAGAIN && c->state != MG_CS_DEAD) {
+			mg_conn_close(c, MG_CLOSE_SOCKET);
+			return;
+		}
+	}
 	for (int round = 0; round < 16 && c->out_bytes; round++) {
 		struct iovec iov[128];
 		int n = 0;
@@ -489,13 +504,16 @@ static void do_read(mg_conn *c)
 {
 	mg_worker *w = c->w;
 	size_t room;
+	ssize_t n;
+	int again = 0;
+more:
 	mg_framer_lend(&c->in, w->rbuf, MG_READ_CHUNK);
 	uint8_t *at = mg_framer_room(&c->in, MG_READ_CHUNK / 4, MG_READ_CHUNK, &room);
 	if (!at) {
 		mg_conn_close(c, MG_CLOSE_SOCKET);
 		return;
 	}
-	ssize_t n = mg_transport_read(&c->tr, at, room);
+	n = mg_transport_read(&c->tr, at, room);
 	if (n > 0) {
 		atomic_fetch_add_explicit(&w->st.bytes_recv, (uint64_t)n, memory_order_relaxed);
 		mg_framer_filled(&c->in, (size_t)n);
@@ -508,9 +526,54 @@ static void do_read(mg_conn *c)
 		mg_conn_close(c, MG_CLOSE_SOCKET);
 		return;
 	}
-	if (n == -EAGAIN || n > 0 || c->state == MG_CS_DEAD)
+	if (c->state == MG_CS_DEAD)
 		return;
+	if (mg_transport_want_write(&c->tr))
+		mg_conn_mark_dirty(c); /* a pong or close frame the read queued */
+	/* what the transport holds (data behind a handshake, a close behind data) comes without
+	 * the socket becoming readable again; bounded, so one client cannot hold the worker */
+	if ((n > 0 || n == -EAGAIN) && mg_transport_pending(&c->tr) && ++again < 16 && !c->read_paused &&
+	    !c->throttled && !c->sw)
+		goto more;
+	if (n == -EAGAIN || n > 0)
+		return;
+	if (n == MG_WS_EPROTO) {
+		mg_log(MG_LOG_INFO, "Client %s (%.*s): %s.", mg_conn_name(c), c->host_len, c->peer,
+		       mg_ws_error(&c->tr) ? mg_ws_error(&c->tr) : "protocol error");
+		c->linger = true; /* the close frame with the code went out: let the client read it */
+		mg_conn_close(c, MG_CLOSE_PROTOCOL);
+		return;
+	}
 	mg_conn_close(c, n == 0 || n == -ECONNRESET ? MG_CLOSE_EOF : MG_CLOSE_SOCKET);
+}
+
+/* The transport's handshake (a WebSocket upgrade, or a plain HTTP request answered). The
+ * connect timeout (MG_CONNECT_TIMEOUT_MS, a NEW connection) is its deadline too. */
+static void do_handshake(mg_conn *c)
+{
+	int r = mg_transport_handshake(&c->tr);
+	if (r == -EAGAIN) {
+		set_watch(c);
+		return;
+	}
+	if (r == MG_WS_HTTP_DONE) {
+		c->linger = true; /* the answer is out: a client still sending must not get a reset */
+		mg_conn_close(c, MG_CLOSE_HTTP);
+		return;
+	}
+	if (r < 0) {
+		if (r != -ECONNRESET)
+			mg_log(MG_LOG_WEBSOCKETS, "WebSocket handshake with %s failed: %s.", c->peer, strerror(-r));
+		mg_conn_close(c, MG_CLOSE_HTTP);
+		return;
+	}
+	c->handshaking = false;
+	mg_log(MG_LOG_WEBSOCKETS, "WebSocket connection from %s upgraded.", c->peer);
+	if (mg_transport_want_write(&c->tr))
+		mg_conn_mark_dirty(c); /* the rest of the 101 */
+	set_watch(c);
+	if (mg_transport_pending(&c->tr))
+		do_read(c); /* frames that came right behind the request */
 }
 
 static void on_io(mg_loop *l, int fd, void *ud, int mask)
@@ -518,6 +581,10 @@ static void on_io(mg_loop *l, int fd, void *ud, int mask)
 	mg_conn *c = ud;
 	(void)l;
 	(void)fd;
+	if (c->handshaking) {
+		do_handshake(c);
+		return;
+	}
 	if ((mask & MG_EV_WRITE) && c->state != MG_CS_DEAD)
 		mg_conn_flush(c);
 	if ((mask & MG_EV_READ) && c->state != MG_CS_DEAD && !c->read_paused && !c->throttled && !c->sw) {

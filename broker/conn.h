@@ -37,6 +37,7 @@ enum mg_close {
 	MG_CLOSE_NO_CONNECT,  /* no CONNECT in time */
 	MG_CLOSE_REFUSED,     /* CONNACK refused it */
 	MG_CLOSE_NOT_AUTH,
+	MG_CLOSE_HTTP,        /* a plain HTTP request on a WebSockets listener was answered */
 };
 
 typedef struct mg_seg {
@@ -90,6 +91,7 @@ struct mg_conn {
 	bool handed_off : 1;
 	bool anonymous : 1;  /* connected without a user name */
 	bool linger : 1;     /* its last packet says why it ends: lingering close (net/linger.h) */
+	bool handshaking : 1; /* the transport's handshake (WebSocket upgrade) is not done */
 	bool read_paused;
 	bool throttled;      /* reading waits: another worker's inbox is too long */
 	char peer[52];       /* "ADDR:PORT": 45 characters of IPv6 + ":65535" + NUL at most */

@@ -47,11 +47,9 @@ static int open_listeners(mg_broker *b)
 		return -ENOMEM;
 	for (int i = 0; i < cfg->n_listeners; i++) {
 		const mg_listener_conf *lc = &cfg->listeners[i];
-		if (lc->protocol != MG_PROTO_MQTT) {
-			mg_log(MG_LOG_ERR, "Error: %s:%d: websockets listeners are not implemented yet.", lc->file,
-			       lc->line);
-			return -ENOTSUP;
-		}
+		if (lc->http_dir && lc->protocol != MG_PROTO_WEBSOCKETS)
+			mg_log(MG_LOG_WARNING, "Warning: %s:%d: http_dir is served only by a listener with "
+			       "'protocol websockets'; this one speaks plain MQTT.", lc->file, lc->line);
 		int fam = 0, n;
 		if (lc->bind_address && strcmp(lc->bind_address, "localhost") == 0) {
 			/* loopback on both families, whatever /etc/hosts says about "localhost" */
@@ -77,8 +75,11 @@ static int open_listeners(mg_broker *b)
 		for (int k = 0; k < n; k++)
 			b->ls_lidx[b->nls + k] = i;
 		for (int k = 0; k < n; k++)
-			mg_log(MG_LOG_NOTICE, "Opening %s listen socket on port %u.",
-			       b->ls[b->nls + k].family == AF_INET6 ? "ipv6" : "ipv4", b->ls[b->nls + k].port);
+			if (lc->protocol == MG_PROTO_MQTT)
+				mg_log(MG_LOG_NOTICE, "Opening %s listen socket on port %u.",
+				       b->ls[b->nls + k].family == AF_INET6 ? "ipv6" : "ipv4", b->ls[b->nls + k].port);
+		if (lc->protocol == MG_PROTO_WEBSOCKETS) /* mosquitto's line, one per listener */
+			mg_log(MG_LOG_NOTICE, "Opening websockets listen socket on port %u.", b->ls[b->nls].port);
 		b->nls += n;
 	}
 	return 0;

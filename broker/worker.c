@@ -5,6 +5,7 @@
  */
 #include "broker/worker.h"
 #include "broker/broker.h"
+#include "broker/http.h"
 #include "broker/log.h"
 #include "broker/session.h"
 
@@ -332,6 +333,12 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 			continue;
 		}
 		c->lidx = lidx;
+		if (cfg->listeners[lidx].protocol == MG_PROTO_WEBSOCKETS && mg_http_ws_wrap(c) < 0) {
+			mg_conn_free(c); /* the socket went with the failed wrap */
+			atomic_fetch_sub(&b->n_conns, 1);
+			atomic_fetch_sub(&b->lcount[lidx], 1);
+			continue;
+		}
 		c->mp = cfg->listeners[lidx].mount_point;
 		c->mp_len = c->mp ? (uint16_t)strlen(c->mp) : 0;
 		mg_log(MG_LOG_NOTICE, "New connection from %s on port %u.", peer, ls->port);

@@ -1,6 +1,6 @@
 /*
- * net/transport.h - a byte stream over some transport (plain TCP now; TLS and WebSocket
- * plug in as rows: net/tls.h), as a small table of functions like redis's ConnectionType. The broker and
+ * net/transport.h - a byte stream over some transport (plain TCP; TLS and WebSocket plug
+ * in as rows: net/tls.h, net/ws.h), as a small table of functions like redis's ConnectionType. The broker and
  * the client library hold an mg_transport and never ask which kind it is.
  *
  * Return values: >= 0 bytes moved; 0 from read means the peer closed; negative errno on
@@ -32,8 +32,9 @@ typedef struct mg_transport_ops {
 	 * May be NULL: then the lingering close (net/linger.h) just closes. */
 	int (*shutdown_write)(mg_transport *t);
 	/* Bytes readable now that the socket's readiness does not show (TLS: decrypted or
-	 * read-ahead bytes inside OpenSSL after a read filled the caller's buffer): read again
-	 * without waiting. May be NULL (never). */
+	 * read-ahead bytes inside OpenSSL after a read filled the caller's buffer; WebSocket: data
+	 * that came with the handshake, or a close behind data): read again without waiting.
+	 * May be NULL (never). */
 	bool (*pending)(const mg_transport *t);
 } mg_transport_ops;
 
@@ -53,6 +54,10 @@ static inline ssize_t mg_transport_writev(mg_transport *t, const struct iovec *i
 {
 	return t->ops->writev(t, iov, n);
 }
+static inline bool mg_transport_want_write(const mg_transport *t)
+{
+	return t->ops->want_write ? t->ops->want_write(t) : false;
+}
 static inline int mg_transport_handshake(mg_transport *t)
 {
 	return t->ops->handshake ? t->ops->handshake(t) : 0;
@@ -60,10 +65,6 @@ static inline int mg_transport_handshake(mg_transport *t)
 static inline bool mg_transport_pending(const mg_transport *t)
 {
 	return t->ops->pending ? t->ops->pending(t) : false;
-}
-static inline bool mg_transport_want_write(const mg_transport *t)
-{
-	return t->ops->want_write ? t->ops->want_write(t) : false;
 }
 static inline int mg_transport_shutdown_write(mg_transport *t)
 {

@@ -412,8 +412,8 @@ TEST(not_yet_implemented_features_are_named)
 		"Error: t.conf:2: 'require_certificate': TLS is not yet implemented in this version of midge.");
 	EXPECT_ERR("listener 1\nuse_identity_as_username true\n",
 		"Error: t.conf:2: 'use_identity_as_username': TLS is not yet implemented in this version of midge.");
-	EXPECT_ERR("listener 9001\nprotocol websockets\n", "Error: t.conf:2: 'protocol websockets': MQTT "
-			"over WebSockets is not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 1\nbind_interface eth0\n", "Error: t.conf:2: 'bind_interface': binding to an "
+			"interface by name is not yet implemented in this version of midge.");
 	EXPECT_ERR("connection bridge-01\naddress 10.0.0.1:1883\n",
 		"Error: t.conf:1: 'connection': bridges are not yet implemented in this version of midge.");
 	EXPECT_ERR("topic # both 0\n", "Error: t.conf:1: 'topic' is a bridge option (it belongs after a "
@@ -436,6 +436,15 @@ TEST(not_yet_implemented_features_are_named)
 			"to a prefix is not yet implemented in this version of midge.");
 
 	/* values that ask for nothing missing are accepted */
+	mg_config w;
+	char werr[ERRLEN];
+	REQUIRE(parse(&w, "websockets_headers_size 8192\nlistener 9001 127.0.0.1\nprotocol websockets\n"
+			"http_dir /srv/my www\n", werr) == 0);
+	CHECK(w.n_listeners == 1 && w.listeners[0].protocol == MG_PROTO_WEBSOCKETS);
+	CHECK(strcmp(w.listeners[0].http_dir, "/srv/my www") == 0);
+	CHECK(strcmp(w.listeners[0].bind_address, "127.0.0.1") == 0);
+	CHECK(w.websockets_headers_size == 8192);
+	mg_config_free(&w);
 	EXPECT_OK("persistence false\npersistence_location /tmp/\npersistence_file x.db\n");
 	EXPECT_OK("listener 1883\nprotocol mqtt\nrequire_certificate false\nuse_identity_as_username false\n"
 			"use_subject_as_username false\nmax_qos 2\nmax_topic_alias 10\nuse_username_as_clientid false\n");
@@ -463,8 +472,9 @@ TEST(harmless_obsolete_keywords_warn)
 	CHECK(strstr(log, "Warning: t.conf:2: 'autosave_on_changes' has no effect in midge and is ignored.\n") != NULL);
 	CHECK(strstr(log, "Warning: t.conf:3: 'allow_duplicate_messages' has no effect in midge and is ignored.\n") != NULL);
 	CHECK(strstr(log, "Warning: t.conf:4: 'check_retain_source' has no effect in midge and is ignored.\n") != NULL);
-	CHECK(strstr(log, "Warning: t.conf:5: 'websockets_log_level' has no effect: WebSockets are not yet "
-			"implemented in this version of midge.\n") != NULL);
+	CHECK(strstr(log, "Warning: t.conf:5: 'websockets_log_level' has no effect in midge (it tunes "
+			"libwebsockets, which midge does not use); 'log_type websockets' logs WebSocket handshakes "
+			"and HTTP requests.\n") != NULL);
 	EXPECT_ERR("autosave_interval soon\n",
 		"Error: t.conf:1: invalid value 'soon' for 'autosave_interval' (expected a whole number).");
 }

@@ -1,0 +1,31 @@
+/*
+ * broker/http.h - what a WebSockets listener answers to plain HTTP (http.c): files under the
+ * listener's http_dir. net/ws.c parses the request and writes the answer; the policy (which
+ * file, which type) lives here, so net/ knows nothing of the broker.
+ */
+#ifndef MG_BROKER_HTTP_H
+#define MG_BROKER_HTTP_H
+
+#include <stddef.h>
+
+#include "net/ws.h"
+
+typedef struct mg_conn mg_conn;
+
+/* Make c's transport a server WebSocket over its TCP socket (the listener's http_dir and the
+ * broker's websockets_headers_size). 0 or -ENOMEM (the socket is then closed). */
+int mg_http_ws_wrap(mg_conn *c);
+
+/* A GET or HEAD for target on a listener serving dir (NULL: none): fills r with the file or a
+ * refusal. Borrowed by net/ws.c as its mg_ws_http_fn with ud = the mg_conn. */
+void mg_http_answer(void *ud, const mg_http_msg *req, mg_http_reply *r);
+
+/* The file under dir that target names (percent-decoded, query cut off, "/" -> index.html),
+ * into out; -1 when target is not a plain path inside dir ("..", NUL, bad %-escapes), so no
+ * name outside dir is ever opened. Pure: the unit test and the fuzzer call it. */
+int mg_http_path(const char *dir, const char *target, size_t tlen, char *out, size_t outlen);
+
+/* Content-Type by the file name's extension. */
+const char *mg_http_ctype(const char *path);
+
+#endif
