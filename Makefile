@@ -57,8 +57,9 @@ ALL_CPPFLAGS = $(MG_CPPFLAGS) $(CPPFLAGS)
 ALL_CFLAGS = $(MG_OPT) $(MG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(MG_LDFLAGS) $(LDFLAGS)
 # What each kind of binary links besides its objects: the broker needs libm (ceil/log in
-# $SYS load averages); libmidge and the tools need only pthreads.
-BROKER_LDLIBS = $(MG_LDLIBS) -lm $(LDLIBS)
+# $SYS load averages) and libsqlite3 (persistence, broker/store*.c); libmidge and the tools
+# need only pthreads.
+BROKER_LDLIBS = $(MG_LDLIBS) -lm -lsqlite3 $(LDLIBS)
 CLIENT_LDLIBS = $(MG_LDLIBS) $(LDLIBS)
 # OpenSSL (net/tls.c): only what runs TLS links it (the broker, libmidge.so, midge_bench and
 # the tests named in LDLIBS_<name> below); static archives pull tls.o in only when used.
