@@ -2,7 +2,7 @@
 #
 #   make            build everything into build/
 #   make test       install missing Debian packages, build, run every test (scripts/run-tests)
-#   make run        build and start the broker with midge.conf
+#   make run        build and start the broker with midge.conf (with the web page on port 8080)
 #   make fuzz       run the fuzzers for longer (FUZZ_SECONDS each, default 600)
 #   make bench      run bench/ (numbers, not tests)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -115,7 +115,7 @@ else
 all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(MIDGE) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS) $(CLIENT_TEST_BINS) $(WWW)/index.html
 endif
 
-# ---- the web page (web/) ----
+# ---- the web page (web/, docs/web.md) ----
 # MQTT.js and uPlot from npm, pinned by web/package-lock.json, bundled by esbuild into
 # build/www: one copy for every variant, as it has no C in it. `npm ci` runs when the lockfile
 # changes (the only download; --ignore-scripts: no package's install script runs, esbuild finds
@@ -219,9 +219,12 @@ test:
 	@scripts/install-deps
 	@scripts/run-tests
 
+# the port of midge.conf's WebSockets listener (the listener line before `protocol websockets`)
+WEB_PORT = $(shell awk '$$1 == "listener" { p = $$2 } $$1 == "protocol" && $$2 == "websockets" { print p; exit }' midge.conf)
 run:
 	@scripts/install-deps
 	@$(MAKE) --no-print-directory all
+	@echo "midge: the web page is at http://localhost:$(WEB_PORT)/ (docs/web.md)"
 	$(MIDGE) -v -c midge.conf
 
 fuzz: fuzzers

@@ -124,6 +124,8 @@ class LiveChart {
 		this.points++;
 		this.figure.dataset.points = String(this.points);
 		this.figure.dataset.last = values.map(String).join(',');
+		// the largest value of each line among the points kept (the test reads it)
+		this.figure.dataset.peak = this.data.slice(1).map((a) => String(Math.max(...a))).join(',');
 		this.plot.setData(this.data);
 		this.fit(t);
 	}
@@ -249,8 +251,13 @@ function renderPayload(m) {
 
 function addMessage(topic, payload, packet) {
 	const sub = subscriptionFor(topic);
-	if (!sub)
-		return; // only the broker panel's $SYS subscription matched
+	if (!sub) {
+		// only the broker panel's $SYS subscription matched, or a subscription just removed
+		// (its UNSUBSCRIBE not yet done): not shown. The latter are counted, for the test.
+		if (!topic.startsWith('$SYS/broker/'))
+			document.body.dataset.unmatched = String((Number(document.body.dataset.unmatched) || 0) + 1);
+		return;
+	}
 	const cls = classify(payload);
 	const m = { topic, payload, cls, qos: packet.qos, retain: packet.retain, time: new Date() };
 	const li = document.createElement('li');
