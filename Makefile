@@ -57,13 +57,16 @@ ALL_CPPFLAGS = $(MG_CPPFLAGS) $(CPPFLAGS)
 ALL_CFLAGS = $(MG_OPT) $(MG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(MG_LDFLAGS) $(LDFLAGS)
 # What each kind of binary links besides its objects: the broker needs libm (ceil/log in
-# $SYS load averages) and libsqlite3 (persistence, broker/store*.c); libmidge and the tools
-# need only pthreads.
+# $SYS load averages) and libsqlite3 (persistence, broker/store*.c); libmidge (client/tls.c)
+# and what links it (the tools built on it, the examples, the client tests) need OpenSSL; a
+# tool or test of proto/ or net/ alone only pthreads (PLAIN_LDLIBS), plus TLS_LDLIBS where
+# named below.
 BROKER_LDLIBS = $(MG_LDLIBS) -lm -lsqlite3 $(LDLIBS)
-CLIENT_LDLIBS = $(MG_LDLIBS) $(LDLIBS)
 # OpenSSL (net/tls.c): only what runs TLS links it (the broker, libmidge.so, midge_bench and
 # the tests named in LDLIBS_<name> below); static archives pull tls.o in only when used.
 TLS_LDLIBS = -lssl -lcrypto
+CLIENT_LDLIBS = $(MG_LDLIBS) $(TLS_LDLIBS) $(LDLIBS)
+PLAIN_LDLIBS = $(MG_LDLIBS) $(LDLIBS)
 
 OBJ := $(BUILD)/obj
 LIB := $(BUILD)/lib
@@ -162,7 +165,7 @@ TOOL_LIBS_midge_db = $(LIBPROTO)
 TOOL_LDLIBS_midge_db = -lsqlite3
 $(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $$(if $$(TOOL_LIBS_$$*),,$(TOOLS_COMMON_SRC))) $$(or $$(TOOL_LIBS_$$*),$(LIBMIDGE))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(TOOL_LDLIBS_$*) $(CLIENT_LDLIBS)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(TOOL_LDLIBS_$*) $(if $(TOOL_LIBS_$*),$(PLAIN_LDLIBS),$(CLIENT_LDLIBS))
 
 # A static pattern rule: the tools' $(BIN)/% rule above would match these paths too.
 $(EX_BINS): $(BIN)/examples/%: $(OBJ)/examples/%.o $(LIBMIDGE)
@@ -184,7 +187,7 @@ LAYER_LIBS_client = $(LIBCLIENT) $(LIBNET) $(LIBPROTO)
 LAYER_LIBS_broker = $(LIBBROKER) $(LIBNET) $(LIBPROTO)
 layer_of = $(or $(filter $(LAYERS),$(firstword $(subst _, ,$(1)))),$(error $(1): a test, fuzzer or micro benchmark is named <kind>_<layer>_..., layer one of: $(LAYERS)))
 layer_libs = $(LAYER_LIBS_$(call layer_of,$(1)))
-layer_ldlibs = $(if $(filter broker,$(call layer_of,$(1))),$(BROKER_LDLIBS),$(CLIENT_LDLIBS))
+layer_ldlibs = $(if $(filter broker,$(call layer_of,$(1))),$(BROKER_LDLIBS),$(if $(filter client,$(call layer_of,$(1))),$(CLIENT_LDLIBS),$(PLAIN_LDLIBS)))
 # Checked when the Makefile is read, so a misnamed file fails every build, not just its own.
 LAYER_CHECK := $(foreach f,$(UNIT_SRC) $(FUZZ_SRC) $(BENCH_SRC),$(call layer_of,$(word 2,$(subst _, ,$(notdir $(f))))))
 

@@ -362,6 +362,7 @@ void midge_client_free(midge_client *c)
 	free(c->proxy_host);
 	free(c->proxy_user);
 	free(c->proxy_pass);
+	mgc_tls_free(c);
 	if (c->bind_ai)
 		freeaddrinfo(c->bind_ai);
 	close(c->wake[0]);

@@ -197,6 +197,7 @@ struct midge_client {
 	char *proxy_host;   /* midge_proxy_set: SOCKS5 proxy, or NULL */
 	int proxy_port;
 	char *proxy_user, *proxy_pass;
+	struct mgc_tls *tls; /* midge_tls_* settings (tls.c), NULL until one is called */
 
 	/* the last connect's parameters */
 	char *host;
@@ -257,6 +258,8 @@ struct midge_client {
 	uint8_t socks_phase;  /* 0 done / none, 1 method reply, 2 auth reply, 3 connect reply */
 	uint8_t sout[600], sin[300];
 	size_t soutlen, soutoff, sinlen;
+
+	bool tls_hs;          /* TLS handshake in progress (tls.c): CONNECT waits in obuf */
 
 	mg_framer in;         /* loop-owned: what the broker sent (net/framer.h) */
 
@@ -365,6 +368,20 @@ int mgc_socks_read(midge_client *c);        /* loop owner, without mu: the proxy
 int mgc_socks_write(midge_client *c);       /* loop owner, under mu */
 /* Under mu: is there output for the socket now (SOCKS bytes, or packets unless fenced)? */
 bool mgc_want_write(midge_client *c);
+
+/* tls.c */
+typedef struct mgc_tls mgc_tls;
+bool mgc_tls_on(const midge_client *c);    /* under mu: does the next connect use TLS? */
+/* Without mu, before a connect: make the SSL_CTX from the settings if not made yet (it reads
+ * files and may call the key's password callback). MIDGE_OK or MIDGE_ERR_TLS (logged). */
+int mgc_tls_prepare(midge_client *c);
+/* Under mu, loop owner, the TCP (and SOCKS5) connect done: put TLS on the socket and start the
+ * handshake. mgc_tls_step drives it (from reads and writes) while c->tls_hs. Both return
+ * MIDGE_OK (done or under way), or an error after closing the connection (MIDGE_ERR_TLS). */
+int mgc_tls_begin(midge_client *c);
+int mgc_tls_step(midge_client *c);
+void mgc_tls_free(midge_client *c);
+void mgc_tls_log_errors(midge_client *c);  /* under mu: OpenSSL's error queue into on_log */
 
 /* io.c (loop owner only) */
 int mgc_do_read(midge_client *c);           /* without mu held; MIDGE_OK or the error */

@@ -74,10 +74,12 @@ int mgc_tcp_progress(midge_client *c)
 		err = errno;
 	if (err == 0) {
 		c->state = MG_S_CONNACK;
-		if (c->proxy_host)
-			mgc_socks_begin(c);
 		freeaddrinfo(c->ai);
 		c->ai = c->ai_next = NULL;
+		if (c->proxy_host)
+			mgc_socks_begin(c); /* TLS, if any, starts once the proxy has connected us */
+		else if (mgc_tls_on(c))
+			return mgc_tls_begin(c);
 		return MIDGE_OK;
 	}
 	mg_transport_close(&c->tr);
@@ -175,6 +177,7 @@ int mgc_start_connect(midge_client *c, struct addrinfo *ai)
 	c->olen = c->ooff = 0;
 	c->socks_phase = 0;
 	c->soutlen = c->soutoff = c->sinlen = 0;
+	c->tls_hs = false;
 	c->srv_receive_max = 65535;
 	c->srv_max_packet = 0;
 	c->srv_alias_max = 0;
@@ -234,6 +237,7 @@ void mgc_conn_close(midge_client *c, int flags, int reason, midge_properties *pr
 	mg_framer_drop(&c->in);
 	c->socks_phase = 0;
 	c->soutlen = c->soutoff = c->sinlen = 0;
+	c->tls_hs = false;
 	c->ping_out = false;
 	/* QoS 0 messages still in obuf are gone: say nothing about them (paho does the same). */
 	for (mgc_q0 *q = c->q0_head, *n; q; q = n) {

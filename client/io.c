@@ -330,7 +330,17 @@ int mgc_do_read(midge_client *c)
 {
 	mgc_lock(c);
 	bool socks = c->socks_phase; /* a connect from another thread clears it */
-	mgc_unlock(c);
+	if (!socks && c->tls_hs) {
+		int r = mgc_tls_step(c);
+		if (r == MIDGE_OK && !c->tls_hs)
+			r = mgc_do_write(c); /* the CONNECT */
+		bool more = r == MIDGE_OK && !c->tls_hs && c->tr.fd >= 0;
+		mgc_unlock(c);
+		if (!more)
+			return r;
+	} else {
+		mgc_unlock(c);
+	}
 	if (socks)
 		return mgc_socks_read(c);
 	for (int round = 0; round < 16; round++) {
@@ -351,9 +361,19 @@ int mgc_do_read(midge_client *c)
 			}
 			mgc_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mgc_cid(c),
 			       n == 0 ? "closed by the broker" : strerror((int)-n));
-			mgc_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
+			int why = MIDGE_ERR_CONN_LOST;
+			if (n == -EPROTO) {
+				/* TLS: the broker's alert (no client certificate, ...). Before CONNACK the
+				 * connect fails with errno EPROTO, as libmosquitto's does. */
+				mgc_tls_log_errors(c);
+				if (c->state == MG_S_CONNACK) {
+					why = MIDGE_ERR_ERRNO;
+					c->conn_errno = EPROTO;
+				}
+			}
+			mgc_conn_close(c, 0, why, NULL);
 			mgc_unlock(c);
-			return MIDGE_ERR_CONN_LOST;
+			return why;
 		}
 		mg_framer_filled(&c->in, (size_t)n);
 		c->last_in_ms = mgc_cl_now_ms();
@@ -392,7 +412,7 @@ int mgc_do_read(midge_client *c)
 			mg_framer_drop(&c->in); /* not handled: see above */
 		mg_framer_settle(&c->in, READ_CHUNK); /* a big packet has gone: its memory too */
 		mgc_unlock(c);
-		if ((size_t)n < room)
+		if ((size_t)n < room && !mg_transport_pending(&c->tr))
 			return MIDGE_OK; /* drained */
 	}
 	return MIDGE_OK;
@@ -405,6 +425,11 @@ int mgc_do_write(midge_client *c)
 		return MIDGE_OK;
 	if (c->socks_phase)
 		return mgc_socks_write(c);
+	if (c->tls_hs) {
+		int r = mgc_tls_step(c);
+		if (r != MIDGE_OK || c->tls_hs)
+			return r;
+	}
 	while (c->olen > c->ooff) {
 		struct iovec iov = { c->obuf + c->ooff, c->olen - c->ooff };
 		ssize_t n = mg_transport_writev(&c->tr, &iov, 1);

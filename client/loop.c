@@ -123,10 +123,16 @@ int mgc_loop_once(midge_client *c, int timeout_ms)
 		pf[0].events = POLLOUT;
 	else if (mgc_want_write(c))
 		pf[0].events |= POLLOUT; /* a fence ends with a wake-up */
+	/* TLS may need to write to go on reading (a key update): retry the read when writable */
+	bool read_on_out = st != MG_S_TCP && mg_transport_want_write(&c->tr);
+	/* TLS: bytes already inside OpenSSL, which poll cannot see: read them without waiting */
+	bool pending = st != MG_S_TCP && mg_transport_pending(&c->tr);
 	int64_t dl = next_deadline(c, mgc_cl_now_ms());
 	int t = timeout_ms;
 	if (dl >= 0 && (t < 0 || dl < t))
 		t = (int)dl;
+	if (pending)
+		t = 0;
 	mgc_unlock(c);
 
 	int n = poll(pf, 2, t);
@@ -141,19 +147,19 @@ int mgc_loop_once(midge_client *c, int timeout_ms)
 		mgc_lock(c);
 		if (c->state == MG_S_TCP) {
 			int r = mgc_tcp_progress(c);
-			if (r != MIDGE_OK) {
+			if (r != MIDGE_OK && c->state == MG_S_TCP) {
 				c->conn_errno = errno;
 				mgc_log(c, MIDGE_LOG_ERR, "Client %s connect failed: %s", mgc_cid(c), strerror(errno));
 				mgc_conn_close(c, 0, r, NULL);
-				rc = r;
 			}
+			rc = r; /* a failed TLS start has closed already */
 		}
 		mgc_unlock(c);
 		if (rc)
 			return rc;
 		re &= (short)~POLLOUT; /* writable now; written below */
 	}
-	if (st != MG_S_TCP && (re & (POLLIN | POLLHUP | POLLERR)))
+	if (st != MG_S_TCP && ((re & (POLLIN | POLLHUP | POLLERR)) || pending || (read_on_out && (re & POLLOUT))))
 		rc = mgc_do_read(c);
 	mgc_lock(c);
 	int r2 = MIDGE_OK;
@@ -328,6 +334,11 @@ static int start(midge_client *c, bool sync, bool automatic)
 	mgc_unlock(c);
 	if (!host)
 		return MIDGE_ERR_NOMEM;
+	int trc = mgc_tls_prepare(c);
+	if (trc) {
+		free(host);
+		return trc;
+	}
 	struct addrinfo *ai = NULL;
 	int rc = automatic ? resolve_cancellable(c, host, port, &ai) : mgc_resolve(host, port, &ai);
 	int e = errno;
@@ -712,7 +723,7 @@ int midge_loop_write(midge_client *c)
 		struct pollfd pf = { .fd = c->tr.fd, .events = POLLOUT };
 		if (poll(&pf, 1, 0) > 0) {
 			rc = mgc_tcp_progress(c);
-			if (rc)
+			if (rc && c->state == MG_S_TCP)
 				mgc_conn_close(c, 0, rc, NULL);
 		}
 	}

@@ -14,6 +14,8 @@ bool mgc_want_write(midge_client *c)
 {
 	if (c->socks_phase)
 		return c->soutoff < c->soutlen;
+	if (c->tls_hs) /* CONNECT waits in obuf; the handshake says when it needs to write */
+		return mg_transport_want_write(&c->tr);
 	return (c->olen > c->ooff && !c->log_fence) || mg_transport_want_write(&c->tr);
 }
 
@@ -138,6 +140,8 @@ static int step(midge_client *c)
 			c->socks_phase = 0;
 			mgc_log(c, MIDGE_LOG_DEBUG, "Client %s connected through SOCKS5 proxy %s:%d",
 			       mgc_cid(c), c->proxy_host, c->proxy_port);
+			if (mgc_tls_on(c))
+				return mgc_tls_begin(c); /* TLS to the broker, through the tunnel */
 			return MIDGE_OK; /* the CONNECT in obuf goes out on the next write */
 		}
 		if (c->soutoff < c->soutlen)

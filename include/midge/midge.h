@@ -521,6 +521,58 @@ int midge_proxy_set(midge_client *c, int type, const char *host, int port,
                     const char *username, const char *password);
 
 /* ------------------------------------------------------------------------------------------ */
+/* TLS (OpenSSL). Set before connect; each takes effect at the next connect. A handshake runs
+ * on the client's loop without blocking it and counts against the connect timeout. A failed
+ * handshake (untrusted or expired certificate, host name mismatch, no shared cipher, ...) fails
+ * the connect with MIDGE_ERR_TLS; on_log gets OpenSSL's reasons at MIDGE_LOG_ERR. */
+
+/* Verify the broker against cafile (PEM, may hold several certificates) and / or capath (a
+ * directory of hashed certificates, `openssl rehash`); both NULL: the system's CA store
+ * (OpenSSL's default paths). certfile / keyfile (PEM, both or neither): the client certificate
+ * the broker may require; pw_callback decrypts an encrypted keyfile (OpenSSL's pem_password_cb:
+ * fill buf with at most size bytes, return their count; userdata is the client's userdata),
+ * NULL: OpenSSL asks on the terminal. The broker's certificate must match the host name given
+ * to connect (DNS name or IP address in its subjectAltName) unless midge_tls_insecure_set.
+ * MIDGE_ERR_INVAL if a given file cannot be opened (libmosquitto's "File not found"), or for
+ * certfile without keyfile. MIDGE_ERR_BUSY while connected or connecting.
+ * (paho: tls_set(ca_certs, certfile, keyfile, keyfile_password=...); libmosquitto:
+ * mosquitto_tls_set(mosq, cafile, capath, certfile, keyfile, pw_callback)) */
+int midge_tls_set(midge_client *c, const char *cafile, const char *capath, const char *certfile,
+                  const char *keyfile,
+                  int (*pw_callback)(char *buf, int size, int rwflag, void *userdata));
+
+/* Trust the system's CA store as well as a cafile / capath given to midge_tls_set (alone, it
+ * turns TLS on with the system's store). (libmosquitto: MOSQ_OPT_TLS_USE_OS_CERTS; the tools'
+ * --tls-use-os-certs) */
+int midge_tls_use_os_certs(midge_client *c, bool use);
+
+/* Certificate requirements of midge_tls_opts_set. */
+#define MIDGE_TLS_CERT_NONE 0     /* do not verify the broker's certificate at all */
+#define MIDGE_TLS_CERT_REQUIRED 1 /* verify it (the default) */
+
+/* cert_reqs: MIDGE_TLS_CERT_REQUIRED or _NONE. tls_version: the lowest TLS version accepted,
+ * "tlsv1.3", "tlsv1.2" (the default) or "tlsv1.1"; NULL keeps the default. ciphers: an OpenSSL
+ * cipher list for TLS 1.2 and below (`openssl ciphers`), NULL for OpenSSL's default. A list
+ * OpenSSL does not know fails at connect (MIDGE_ERR_TLS). MIDGE_ERR_INVAL for another version
+ * or cert_reqs. (paho: tls_set(cert_reqs=, tls_version=, ciphers=); libmosquitto:
+ * mosquitto_tls_opts_set) */
+int midge_tls_opts_set(midge_client *c, int cert_reqs, const char *tls_version,
+                       const char *ciphers);
+
+/* true: do not check that the broker's certificate names the host connected to (the chain is
+ * still verified). For tests; a man in the middle with any certificate from a trusted CA gets
+ * in. (paho: tls_insecure_set; libmosquitto: mosquitto_tls_insecure_set) */
+int midge_tls_insecure_set(midge_client *c, bool insecure);
+
+/* TLS with a pre-shared key instead of certificates: psk_hex is the key in hex (as in
+ * mosquitto's psk_file), identity the name the broker looks it up by, ciphers NULL for
+ * OpenSSL's default. Replaces certificate settings of midge_tls_set. MIDGE_ERR_INVAL for a key
+ * that is not hex or longer than 256 bytes, or a missing identity. (paho: tls_set with a PSK
+ * context; libmosquitto: mosquitto_tls_psk_set) */
+int midge_tls_psk_set(midge_client *c, const char *psk_hex, const char *identity,
+                      const char *ciphers);
+
+/* ------------------------------------------------------------------------------------------ */
 /* MQTT 5.0 properties (paho: paho.mqtt.properties.Properties)                                */
 
 /* Identifiers: the MQTT 5.0 property ids (spec section 2.2.2.2). */

@@ -244,6 +244,34 @@ static int parse_common(mg_cfg *cfg, int argc, char **argv, int *ip)
 		cfg->will_qos = (int)n;
 	} else if (!strcmp(a, "--will-retain")) {
 		cfg->will_retain = true;
+	} else if (!strcmp(a, "--cafile")) {
+		VALUE("file");
+		cfg->cafile = v;
+	} else if (!strcmp(a, "--capath")) {
+		VALUE("directory");
+		cfg->capath = v;
+	} else if (!strcmp(a, "--cert")) {
+		VALUE("file");
+		cfg->certfile = v;
+	} else if (!strcmp(a, "--key")) {
+		VALUE("file");
+		cfg->keyfile = v;
+	} else if (!strcmp(a, "--ciphers")) {
+		VALUE("ciphers");
+		cfg->ciphers = v;
+	} else if (!strcmp(a, "--tls-version")) {
+		VALUE("version");
+		cfg->tls_version = v;
+	} else if (!strcmp(a, "--insecure")) {
+		cfg->insecure = true;
+	} else if (!strcmp(a, "--tls-use-os-certs")) {
+		cfg->tls_use_os_certs = true;
+	} else if (!strcmp(a, "--psk")) {
+		VALUE("key");
+		cfg->psk = v;
+	} else if (!strcmp(a, "--psk-identity")) {
+		VALUE("identity");
+		cfg->psk_identity = v;
 	} else {
 		return -1; /* not a common flag */
 	}
@@ -386,6 +414,18 @@ static int check(mg_cfg *cfg)
 		fprintf(stderr, "Error: Will retain given, but no will topic given.\n");
 		return 1;
 	}
+	if ((cfg->certfile && !cfg->keyfile) || (cfg->keyfile && !cfg->certfile)) {
+		fprintf(stderr, "Error: Both certfile and keyfile must be provided if one of them is set.\n");
+		return 1;
+	}
+	if ((cfg->cafile || cfg->capath) && cfg->psk) {
+		fprintf(stderr, "Error: Only one of --psk or --cafile/--capath may be used at once.\n");
+		return 1;
+	}
+	if (cfg->psk && !cfg->psk_identity) {
+		fprintf(stderr, "Error: --psk-identity required if --psk used.\n");
+		return 1;
+	}
 	if (cfg->protocol == 5) {
 		/* -c without -x asks for a session that never expires. */
 		if (!cfg->clean_session && cfg->session_expiry == -1)
@@ -447,8 +487,12 @@ int mg_cfg_parse(mg_cfg *cfg, int tool, int argc, char **argv)
 		return 1;
 	if (!cfg->host)
 		cfg->host = "localhost";
+	/* As mosquitto_pub: the MQTT-over-TLS port means TLS with the system's CAs when no CA or
+	 * key is given (the port the user gave, not the default below). */
+	if (cfg->port == 8883 && !cfg->cafile && !cfg->capath && !cfg->psk)
+		cfg->tls_use_os_certs = true;
 	if (cfg->port < 0)
-		cfg->port = 1883;
+		cfg->port = cfg->cafile || cfg->capath || cfg->psk ? 8883 : 1883;
 	return 0;
 }
 

@@ -38,7 +38,7 @@ typedef struct mg_cfg {
 
 	/* connection */
 	const char *host; /* default "localhost" */
-	int port;         /* default 1883 */
+	int port;         /* default 1883, 8883 with --cafile / --capath / --psk */
 	const char *id;   /* NULL: empty id, the broker assigns one */
 	const char *id_prefix;
 	char *id_owned;   /* id_prefix + pid; freed by mg_cfg_free */
@@ -50,6 +50,13 @@ typedef struct mg_cfg {
 	int64_t session_expiry;  /* -x; -1 unset */
 	bool debug;
 	bool quiet;
+
+	/* TLS (mosquitto_pub's flags) */
+	const char *cafile, *capath, *certfile, *keyfile;
+	const char *ciphers, *tls_version;
+	const char *psk, *psk_identity;
+	bool insecure;
+	bool tls_use_os_certs; /* --tls-use-os-certs, -L mqtts://, or -p 8883 without a CA */
 
 	/* will */
 	const char *will_topic;

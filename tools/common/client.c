@@ -69,6 +69,44 @@ midge_properties *mg_tool_props(const mg_cfg *cfg, int cmd)
 	return p;
 }
 
+/* The TLS flags, in mosquitto_pub's order and words. 0, or 1 after printing an error. */
+static int tls_setup(const mg_cfg *cfg, midge_client *c)
+{
+	int rc;
+
+	if (cfg->cafile || cfg->capath ||
+	    (cfg->tls_use_os_certs && !cfg->psk && cfg->certfile)) {
+		rc = midge_tls_set(c, cfg->cafile, cfg->capath, cfg->certfile, cfg->keyfile, NULL);
+		if (rc != MIDGE_OK) {
+			if (rc == MIDGE_ERR_INVAL)
+				mg_err_printf(cfg, "Error: Problem setting TLS options: File not found.\n");
+			else
+				mg_err_printf(cfg, "Error: Problem setting TLS options: %s.\n", midge_strerror(rc));
+			return 1;
+		}
+	} else if (cfg->psk) {
+		if (midge_tls_psk_set(c, cfg->psk, cfg->psk_identity, NULL) != MIDGE_OK) {
+			mg_err_printf(cfg, "Error: Problem setting TLS-PSK options.\n");
+			return 1;
+		}
+	}
+	if (cfg->tls_use_os_certs)
+		midge_tls_use_os_certs(c, true);
+	if (cfg->insecure && midge_tls_insecure_set(c, true) != MIDGE_OK) {
+		mg_err_printf(cfg, "Error: Problem setting TLS insecure option.\n");
+		return 1;
+	}
+	/* mosquitto_pub passes !insecure as cert_reqs: with --insecure and one of these two the
+	 * broker's certificate is not verified at all */
+	if ((cfg->tls_version || cfg->ciphers) &&
+	    midge_tls_opts_set(c, cfg->insecure ? MIDGE_TLS_CERT_NONE : MIDGE_TLS_CERT_REQUIRED,
+			       cfg->tls_version, cfg->ciphers) != MIDGE_OK) {
+		mg_err_printf(cfg, "Error: Problem setting TLS options, check the options are valid.\n");
+		return 1;
+	}
+	return 0;
+}
+
 midge_client *mg_tool_client_new(const mg_cfg *cfg, void *userdata)
 {
 	midge_client *c;
@@ -102,6 +140,8 @@ midge_client *mg_tool_client_new(const mg_cfg *cfg, void *userdata)
 			goto fail;
 		}
 	}
+	if (tls_setup(cfg, c))
+		goto fail;
 	return c;
 fail:
 	midge_client_free(c);
@@ -133,6 +173,8 @@ int mg_tool_connect(const mg_cfg *cfg, midge_client *c)
 	}
 	if (rc == MIDGE_ERR_ERRNO)
 		mg_err_printf(cfg, "Error: %s\n", strerror(errno ? errno : ECONNREFUSED));
+	else if (rc == MIDGE_ERR_TLS) /* mosquitto_pub's words when its connect call fails */
+		mg_err_printf(cfg, "Unable to connect (%s).\n", midge_strerror(rc));
 	else
 		mg_err_printf(cfg, "Error: %s\n", midge_strerror(rc));
 	return 1;

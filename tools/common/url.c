@@ -1,5 +1,6 @@
 /*
- * tools/common/url.c - -L mqtt://[username[:password]@]host[:port]/topic.
+ * tools/common/url.c - -L mqtt[s]://[username[:password]@]host[:port]/topic (mqtts: TLS, port 8883
+ * and the system's CAs, as mosquitto_pub).
  *
  * The URL is copied once and split in place, so host, username, password and topic point
  * into cfg->url_copy (freed by mg_cfg_free). Like mosquitto, the topic is required and is
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int fail(const char *why)
 {
@@ -21,11 +23,13 @@ int mg_cfg_parse_url(mg_cfg *cfg, const char *url)
 {
 	char *s, *auth = NULL, *host, *port, *topic, *at;
 
-	if (!strncmp(url, "mqtt://", 7)) {
+	if (!strncasecmp(url, "mqtt://", 7)) {
 		url += 7;
-	} else if (!strncmp(url, "mqtts://", 8)) {
-		fprintf(stderr, "Error: mqtts:// URLs need TLS, which midge's tools do not have yet.\n");
-		return 1;
+		cfg->port = 1883;
+	} else if (!strncasecmp(url, "mqtts://", 8)) {
+		url += 8;
+		cfg->port = 8883;
+		cfg->tls_use_os_certs = true; /* as mosquitto: the system's CAs, and --cafile's if given */
 	} else {
 		fprintf(stderr, "Error: unsupported URL scheme.\n\n");
 		return 1;

@@ -1,0 +1,420 @@
+/* client/tls.c - TLS for libmidge: the settings (midge_tls_*), the SSL_CTX built from them at
+ * connect, and the handshake between the TCP (or SOCKS5) connect and the CONNECT, driven by the
+ * loop through the TLS row of net/ (net/tls.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "client/client.h"
+#include "net/tls.h"
+
+struct mgc_tls {
+	bool on;          /* TLS at the next connect */
+	char *cafile, *capath, *certfile, *keyfile;
+	int (*pw_cb)(char *, int, int, void *);
+	bool os_certs;
+	bool insecure;    /* no host name check */
+	int cert_reqs;    /* MIDGE_TLS_CERT_* */
+	int min_version;  /* TLS1_1_VERSION .. TLS1_3_VERSION */
+	char *ciphers;
+	uint8_t psk[256];
+	size_t psk_len;   /* 0: no PSK */
+	char *psk_identity;
+	bool building;    /* connect is making ctx from these without mu: hands off */
+	SSL_CTX *ctx;     /* made at the next connect from the above, dropped when they change */
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Under mu: the settings, created on first use. NULL: out of memory. */
+static mgc_tls *settings(midge_client *c)
+{
+	if (!c->tls) {
+		c->tls = calloc(1, sizeof(*c->tls));
+		if (c->tls) {
+			c->tls->cert_reqs = MIDGE_TLS_CERT_REQUIRED;
+			c->tls->min_version = TLS1_2_VERSION;
+		}
+	}
+	return c->tls;
+}
+
+static void drop_ctx(mgc_tls *t)
+{
+	SSL_CTX_free(t->ctx); /* an SSL made from it holds its own reference */
+	t->ctx = NULL;
+}
+
+void mgc_tls_free(midge_client *c)
+{
+	mgc_tls *t = c->tls;
+	if (!t)
+		return;
+	drop_ctx(t);
+	free(t->cafile);
+	free(t->capath);
+	free(t->certfile);
+	free(t->keyfile);
+	free(t->ciphers);
+	free(t->psk_identity);
+	OPENSSL_cleanse(t->psk, sizeof(t->psk));
+	free(t);
+	c->tls = NULL;
+}
+
+bool mgc_tls_on(const midge_client *c)
+{
+	return c->tls && c->tls->on;
+}
+
+/* Under mu: may the settings change now? Not while a connection uses them. */
+static int settable(midge_client *c)
+{
+	bool live = c->state == MG_S_TCP || c->state == MG_S_CONNACK || c->state == MG_S_UP ||
+	            c->state == MG_S_CLOSING;
+	if (live || (c->tls && c->tls->building))
+		return MIDGE_ERR_BUSY;
+	return settings(c) ? MIDGE_OK : MIDGE_ERR_NOMEM;
+}
+
+static bool readable(const char *path)
+{
+	FILE *f = path ? fopen(path, "r") : NULL;
+	if (f)
+		fclose(f);
+	return f != NULL;
+}
+
+int midge_tls_set(midge_client *c, const char *cafile, const char *capath, const char *certfile,
+                  const char *keyfile, int (*pw_callback)(char *buf, int size, int rwflag, void *userdata))
+{
+	if (!c || (certfile && !keyfile) || (keyfile && !certfile))
+		return MIDGE_ERR_INVAL;
+	/* libmosquitto checks that the files open here, so a typo fails before any connect */
+	if ((cafile && !readable(cafile)) || (certfile && !readable(certfile)) ||
+	    (keyfile && !readable(keyfile)))
+		return MIDGE_ERR_INVAL;
+	if (capath) {
+		FILE *d = fopen(capath, "r"); /* a directory opens for reading on Linux */
+		if (!d)
+			return MIDGE_ERR_INVAL;
+		fclose(d);
+	}
+	char *ca = dup_or_null(cafile), *cp = dup_or_null(capath), *ce = dup_or_null(certfile),
+	     *k = dup_or_null(keyfile);
+	if ((cafile && !ca) || (capath && !cp) || (certfile && !ce) || (keyfile && !k)) {
+		free(ca), free(cp), free(ce), free(k);
+		return MIDGE_ERR_NOMEM;
+	}
+	mgc_lock(c);
+	int rc = settable(c);
+	if (rc == MIDGE_OK) {
+		mgc_tls *t = c->tls;
+		free(t->cafile), free(t->capath), free(t->certfile), free(t->keyfile);
+		t->cafile = ca, t->capath = cp, t->certfile = ce, t->keyfile = k;
+		ca = cp = ce = k = NULL;
+		t->pw_cb = pw_callback;
+		t->psk_len = 0;
+		t->on = true;
+		drop_ctx(t);
+	}
+	mgc_unlock(c);
+	free(ca), free(cp), free(ce), free(k);
+	return rc;
+}
+
+int midge_tls_use_os_certs(midge_client *c, bool use)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mgc_lock(c);
+	int rc = settable(c);
+	if (rc == MIDGE_OK) {
+		c->tls->os_certs = use;
+		if (use)
+			c->tls->on = true;
+		drop_ctx(c->tls);
+	}
+	mgc_unlock(c);
+	return rc;
+}
+
+int midge_tls_opts_set(midge_client *c, int cert_reqs, const char *tls_version, const char *ciphers)
+{
+	if (!c || (cert_reqs != MIDGE_TLS_CERT_NONE && cert_reqs != MIDGE_TLS_CERT_REQUIRED))
+		return MIDGE_ERR_INVAL;
+	int v = TLS1_2_VERSION;
+	if (tls_version) {
+		if (!strcmp(tls_version, "tlsv1.3"))
+			v = TLS1_3_VERSION;
+		else if (!strcmp(tls_version, "tlsv1.2"))
+			v = TLS1_2_VERSION;
+		else if (!strcmp(tls_version, "tlsv1.1"))
+			v = TLS1_1_VERSION;
+		else
+			return MIDGE_ERR_INVAL;
+	}
+	char *ci = dup_or_null(ciphers);
+	if (ciphers && !ci)
+		return MIDGE_ERR_NOMEM;
+	mgc_lock(c);
+	int rc = settable(c);
+	if (rc == MIDGE_OK) {
+		mgc_tls *t = c->tls;
+		t->cert_reqs = cert_reqs;
+		t->min_version = v;
+		free(t->ciphers);
+		t->ciphers = ci;
+		ci = NULL;
+		drop_ctx(t);
+	}
+	mgc_unlock(c);
+	free(ci);
+	return rc;
+}
+
+int midge_tls_insecure_set(midge_client *c, bool insecure)
+{
+	if (!c)
+		return MIDGE_ERR_INVAL;
+	mgc_lock(c);
+	int rc = settable(c);
+	if (rc == MIDGE_OK)
+		c->tls->insecure = insecure; /* read per connection, not baked into ctx */
+	mgc_unlock(c);
+	return rc;
+}
+
+static int hexval(int ch)
+{
+	return isdigit(ch) ? ch - '0' : tolower(ch) - 'a' + 10;
+}
+
+int midge_tls_psk_set(midge_client *c, const char *psk_hex, const char *identity, const char *ciphers)
+{
+	if (!c || !psk_hex || !identity || !identity[0] || strlen(identity) > 128)
+		return MIDGE_ERR_INVAL;
+	size_t n = strlen(psk_hex);
+	if (n == 0 || n > 2 * sizeof(((mgc_tls *)0)->psk) || strspn(psk_hex, "0123456789abcdefABCDEF") != n)
+		return MIDGE_ERR_INVAL;
+	char *id = strdup(identity), *ci = dup_or_null(ciphers);
+	if (!id || (ciphers && !ci)) {
+		free(id), free(ci);
+		return MIDGE_ERR_NOMEM;
+	}
+	mgc_lock(c);
+	int rc = settable(c);
+	if (rc == MIDGE_OK) {
+		mgc_tls *t = c->tls;
+		/* An odd count of digits has a leading 0 (mosquitto reads the key with BN_hex2bn). */
+		size_t len = (n + 1) / 2;
+		for (size_t i = 0, j = 0; i < len; i++) {
+			int hi = (n % 2 && i == 0) ? 0 : hexval((unsigned char)psk_hex[j++]);
+			int lo = hexval((unsigned char)psk_hex[j++]);
+			t->psk[i] = (uint8_t)(hi << 4 | lo);
+		}
+		t->psk_len = len;
+		free(t->psk_identity);
+		t->psk_identity = id;
+		free(t->ciphers);
+		t->ciphers = ci;
+		id = ci = NULL;
+		free(t->cafile), free(t->capath), free(t->certfile), free(t->keyfile);
+		t->cafile = t->capath = t->certfile = t->keyfile = NULL;
+		t->on = true;
+		drop_ctx(t);
+	}
+	mgc_unlock(c);
+	free(id), free(ci);
+	return rc;
+}
+
+/* ---- the context ---- */
+
+/* OpenSSL's error queue into on_log, in libmosquitto's words, and empty it. Under mu. */
+static void log_queue(midge_client *c)
+{
+	unsigned long e;
+	char buf[256];
+	for (int i = 0; (e = ERR_get_error()) != 0; i++) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		mgc_log(c, MIDGE_LOG_ERR, "OpenSSL Error[%d]: %s", i, buf);
+	}
+}
+
+/* The last failure of the connection's TLS transport into on_log. Under mu, before close. */
+void mgc_tls_log_errors(midge_client *c)
+{
+	char buf[256];
+	for (int i = 0; mg_tls_error(&c->tr, i, buf, sizeof(buf)); i++)
+		mgc_log(c, MIDGE_LOG_ERR, "OpenSSL Error[%d]: %s", i, buf);
+}
+
+static unsigned int psk_client_cb(SSL *ssl, const char *hint, char *identity,
+                                  unsigned int max_identity_len, unsigned char *psk,
+                                  unsigned int max_psk_len)
+{
+	(void)hint;
+	midge_client *c = SSL_get_app_data(ssl); /* the handshake runs under mu: c->tls is stable */
+	mgc_tls *t = c->tls;
+	size_t il = strlen(t->psk_identity);
+	if (il + 1 > max_identity_len || t->psk_len > max_psk_len)
+		return 0;
+	memcpy(identity, t->psk_identity, il + 1);
+	memcpy(psk, t->psk, t->psk_len);
+	return (unsigned int)t->psk_len;
+}
+
+/* Make the SSL_CTX from t. Runs without mu (a key's password callback is user code), while
+ * t->building keeps the settings still. NULL after queueing log lines into *why. */
+static SSL_CTX *make_ctx(const mgc_tls *t, void *userdata, char *why, size_t whylen)
+{
+	/* net/'s base: TLS 1.2 the floor, no compression or renegotiation, an end without
+	 * close_notify is an end of stream */
+	SSL_CTX *ctx = mg_tls_ctx_new(MG_TLS_CLIENT);
+	if (!ctx) {
+		snprintf(why, whylen, "Error: Unable to create TLS context.");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, t->min_version);
+	if (t->ciphers && !SSL_CTX_set_cipher_list(ctx, t->ciphers)) {
+		snprintf(why, whylen, "Error: Unable to set TLS ciphers. Check cipher list \"%s\".", t->ciphers);
+		goto fail;
+	}
+	if (t->psk_len && !t->cafile && !t->capath && !t->os_certs) {
+		SSL_CTX_set_psk_client_callback(ctx, psk_client_cb);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* no certificates in PSK */
+		return ctx;
+	}
+	if (t->cafile || t->capath) {
+		if (!SSL_CTX_load_verify_locations(ctx, t->cafile, t->capath)) {
+			if (t->cafile)
+				snprintf(why, whylen, "Error: Unable to load CA certificates, check cafile \"%s\".", t->cafile);
+			else
+				snprintf(why, whylen, "Error: Unable to load CA certificates, check capath \"%s\".", t->capath);
+			goto fail;
+		}
+	}
+	if (t->os_certs || (!t->cafile && !t->capath))
+		SSL_CTX_set_default_verify_paths(ctx);
+	SSL_CTX_set_verify(ctx, t->cert_reqs == MIDGE_TLS_CERT_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	if (t->certfile) {
+		SSL_CTX_set_default_passwd_cb(ctx, t->pw_cb);
+		SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata);
+		if (!SSL_CTX_use_certificate_chain_file(ctx, t->certfile)) {
+			snprintf(why, whylen, "Error: Unable to load client certificate \"%s\".", t->certfile);
+			goto fail;
+		}
+		if (!SSL_CTX_use_PrivateKey_file(ctx, t->keyfile, SSL_FILETYPE_PEM)) {
+			snprintf(why, whylen, "Error: Unable to load client key file \"%s\".", t->keyfile);
+			goto fail;
+		}
+		if (!SSL_CTX_check_private_key(ctx)) {
+			snprintf(why, whylen, "Error: Client certificate/key are inconsistent.");
+			goto fail;
+		}
+		/* the password callback is user code: it must not be called again from the loop */
+		SSL_CTX_set_default_passwd_cb(ctx, NULL);
+		SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+int mgc_tls_prepare(midge_client *c)
+{
+	mgc_lock(c);
+	mgc_tls *t = c->tls;
+	if (!t || !t->on || t->ctx || t->building) {
+		mgc_unlock(c);
+		return MIDGE_OK;
+	}
+	t->building = true;
+	void *ud = c->userdata;
+	mgc_unlock(c);
+	char why[512] = "";
+	ERR_clear_error();
+	SSL_CTX *ctx = make_ctx(t, ud, why, sizeof(why));
+	mgc_lock(c);
+	t->building = false;
+	t->ctx = ctx;
+	if (!ctx) {
+		mgc_log(c, MIDGE_LOG_ERR, "%s", why);
+		log_queue(c);
+	}
+	ERR_clear_error();
+	mgc_unlock(c);
+	return ctx ? MIDGE_OK : MIDGE_ERR_TLS;
+}
+
+/* ---- the handshake ---- */
+
+static bool is_address(const char *host)
+{
+	unsigned char buf[16];
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+int mgc_tls_begin(midge_client *c)
+{
+	/* SNI for a name (RFC 6066 forbids it for an address) */
+	int fd = c->tr.fd;
+	if (!c->tls || !c->tls->ctx ||
+	    mg_tls_init(&c->tr, fd, c->tls->ctx, MG_TLS_CLIENT, is_address(c->host) ? NULL : c->host)) {
+		/* mg_tls_init closed fd; the transport is the TCP row's again, closed */
+		c->tr.ops = &mg_tcp_ops;
+		c->tr.fd = -1;
+		mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: out of memory", mgc_cid(c));
+		mgc_conn_close(c, 0, MIDGE_ERR_TLS, NULL);
+		return MIDGE_ERR_TLS;
+	}
+	SSL *ssl = mg_tls_ssl(&c->tr);
+	SSL_set_app_data(ssl, c); /* for the PSK callback */
+	/* The certificate must name the host we were asked to reach, DNS name or IP address
+	 * (SSL_set1_host tells them apart). */
+	if (!c->tls->insecure && c->tls->cert_reqs != MIDGE_TLS_CERT_NONE && !SSL_set1_host(ssl, c->host)) {
+		mgc_conn_close(c, 0, MIDGE_ERR_TLS, NULL);
+		return MIDGE_ERR_TLS;
+	}
+	c->tls_hs = true;
+	return mgc_tls_step(c);
+}
+
+int mgc_tls_step(midge_client *c)
+{
+	if (!c->tls_hs)
+		return MIDGE_OK;
+	int r = mg_transport_handshake(&c->tr);
+	if (r == -EAGAIN)
+		return MIDGE_OK;
+	if (r == 0) {
+		/* No log line: libmosquitto has none, and midge_pub -d prints what mosquitto_pub -d
+		 * prints. */
+		c->tls_hs = false;
+		return MIDGE_OK; /* the CONNECT waiting in obuf goes out next */
+	}
+	SSL *ssl = mg_tls_ssl(&c->tr);
+	long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
+		mgc_log(c, MIDGE_LOG_ERR, "Error: host name verification failed.");
+	else if (vr != X509_V_OK)
+		mgc_log(c, MIDGE_LOG_ERR, "Error: certificate verification failed: %s.",
+		        X509_verify_cert_error_string(vr));
+	else if (r != -EPROTO)
+		mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS handshake failed: %s", mgc_cid(c), strerror(-r));
+	mgc_tls_log_errors(c);
+	mgc_conn_close(c, 0, MIDGE_ERR_TLS, NULL);
+	return MIDGE_ERR_TLS;
+}

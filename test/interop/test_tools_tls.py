@@ -1,0 +1,148 @@
+"""midge_pub / midge_sub with TLS and passwords, against Debian's mosquitto (test/tlsbroker.py),
+side by side with Debian's mosquitto_pub / mosquitto_sub 2.0.11: the same flags, the same
+messages on stderr and the same exit status."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from interop.tool_helpers import MOSQUITTO_PUB, MOSQUITTO_SUB, run, tool  # noqa: E402
+from tlsbroker import PASSWORD, TlsBroker  # noqa: E402
+from tlscerts import tls_certs  # noqa: E402,F401  (fixture)
+
+# mosquitto's tools report a failed TLS handshake in one of two ways, by timing: from their
+# connect call ("Unable to connect (...)", exit 1), or from their loop ("Error: ...", exit 8,
+# MOSQ_ERR_TLS). libmidge's connect waits for the handshake, so the midge tools always give
+# the first.
+TLS_FAIL = ("Unable to connect (A TLS error occurred.).\n", 1)
+TLS_FAIL_MOSQ = (TLS_FAIL, ("Error: A TLS error occurred.\n", 8))
+
+
+@pytest.fixture(scope="module")
+def tb(tmp_path_factory, tls_certs):
+    b = TlsBroker(str(tmp_path_factory.mktemp("tlsbroker")), tls_certs)
+    yield b
+    b.stop()
+
+
+def both(kind, args, env=None):
+    """Run midge_<kind> and mosquitto_<kind> with args: [(stderr, rc) of midge, of mosquitto],
+    mosquitto's program name in stderr replaced by midge's."""
+    tail = ["-t", "tls/t", "-m", "x"] if kind == "pub" else ["-t", "tls/t", "-C", "1", "-W", "5"]
+    res = []
+    for exe in (tool("midge_" + kind), MOSQUITTO_PUB if kind == "pub" else MOSQUITTO_SUB):
+        saved = dict(os.environ)
+        if env:
+            os.environ.update(env)
+        try:
+            rc, out, err = run([exe] + tail + [str(a) for a in args])
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        res.append((err.replace("mosquitto_" + kind, "midge_" + kind), rc))
+    return res
+
+
+def cases(c, port):
+    """(name, args, expected (stderr, rc) or None for 'as mosquitto') for the error table."""
+    return [
+        ("cafile missing", ["-p", port, "--cafile", "/nonexistent/ca.crt"],
+         ("Error: Problem setting TLS options: File not found.\n", 1)),
+        ("cert without key", ["-p", port, "--cafile", c.ca, "--cert", c.client_cert], None),
+        ("psk and cafile", ["-p", port, "--cafile", c.ca, "--psk", "00", "--psk-identity", "x"],
+         None),
+        ("psk without identity", ["-p", port, "--psk", "00"], None),
+        ("psk not hex", ["-p", port, "--psk", "xyz", "--psk-identity", "x"],
+         ("Error: Problem setting TLS-PSK options.\n", 1)),
+        ("bad tls version", ["-p", port, "--cafile", c.ca, "--tls-version", "tlsv1"],
+         ("Error: Problem setting TLS options, check the options are valid.\n", 1)),
+        ("no value", ["-p", port, "--cafile"], None),
+        ("no psk identity value", ["-p", port, "--psk-identity"], None),
+        ("unknown ciphers", ["-p", port, "--cafile", c.ca, "--ciphers", "NO-SUCH-CIPHER"], TLS_FAIL),
+        ("key of another cert", ["-p", port, "--cafile", c.ca, "--cert", c.client_cert,
+                                 "--key", c.server_key], TLS_FAIL),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["pub", "sub"])
+def test_errors_as_mosquitto(tb, tls_certs, kind):
+    for name, args, want in cases(tls_certs, tb.port["ca"]):
+        mine, theirs = both(kind, args)
+        assert mine == theirs, "%s: midge %r, mosquitto %r" % (name, mine, theirs)
+        if want:
+            assert mine == want, name
+
+
+@pytest.mark.parametrize("kind", ["pub", "sub"])
+@pytest.mark.parametrize("case", ["untrusted CA", "host name mismatch", "expired"])
+def test_failed_handshake_as_mosquitto(tb, tls_certs, kind, case):
+    c = tls_certs
+    args = {"untrusted CA": ["-p", tb.port["ca"], "--cafile", c.wrong_ca],
+            "host name mismatch": ["-p", tb.port["other"], "--cafile", c.ca],
+            "expired": ["-p", tb.port["expired"], "--cafile", c.ca]}[case]
+    mine, theirs = both(kind, args)
+    assert mine == TLS_FAIL, mine
+    assert theirs in TLS_FAIL_MOSQ, theirs
+
+
+def roundtrip(tb, clients, sub_args, pub_args, topic="tls/rt"):
+    s = clients([tool("midge_sub"), "-d", "-t", topic, "-C", 1, "-W", 10] + sub_args)
+    s.wait_subscribed()
+    rc, out, err = run([tool("midge_pub"), "-t", topic, "-m", "over tls"] + pub_args)
+    assert rc == 0, err
+    assert s.wait() == 0, s.err()
+    assert s.payload_lines() == ["over tls"]
+
+
+def test_cafile_username_password(tb, tls_certs, clients):
+    a = ["-p", tb.port["passwd"], "--cafile", tls_certs.ca, "-u", "alice", "-P", PASSWORD]
+    roundtrip(tb, clients, a, a)
+
+
+def test_wrong_password_as_mosquitto(tb, tls_certs):
+    for kind in ("pub", "sub"):
+        mine, theirs = both(kind, ["-p", tb.port["passwd"], "--cafile", tls_certs.ca,
+                                   "-u", "alice", "-P", "wrong"])
+        assert mine == theirs
+        assert mine[1] == 5, mine  # CONNACK 5, not authorised
+
+
+def test_url_mqtts(tb, tls_certs, clients):
+    url = "mqtts://alice:%s@localhost:%d/tls/url" % (PASSWORD, tb.port["passwd"])
+    s = clients([tool("midge_sub"), "-d", "-L", url, "-C", 1, "-W", 10, "--cafile", tls_certs.ca])
+    s.wait_subscribed()
+    rc, out, err = run([tool("midge_pub"), "-L", url, "-m", "via mqtts", "--cafile", tls_certs.ca])
+    assert rc == 0, err
+    assert s.wait() == 0, s.err()
+    assert s.payload_lines() == ["via mqtts"]
+    # mqtts:// alone trusts the system's store, which does not know the test CA
+    mine, theirs = both("pub", ["-L", url])
+    assert mine == TLS_FAIL and theirs in TLS_FAIL_MOSQ, (mine, theirs)
+
+
+def test_capath_and_client_certificate(tb, tls_certs, clients):
+    a = ["-p", tb.port["reqcert"], "--capath", tls_certs.capath, "--cert", tls_certs.client_cert,
+         "--key", tls_certs.client_key]
+    roundtrip(tb, clients, a, a)
+
+
+def test_insecure_hostname_mismatch(tb, tls_certs, clients):
+    a = ["-p", tb.port["other"], "--cafile", tls_certs.ca, "--insecure"]
+    roundtrip(tb, clients, a, a)
+
+
+def test_psk(tb, tls_certs, clients):
+    a = ["-p", tb.port["psk"], "--psk", tls_certs.psk_hex, "--psk-identity", tls_certs.psk_identity]
+    roundtrip(tb, clients, a, a + ["--tls-version", "tlsv1.2"])
+
+
+def test_tls_use_os_certs(tb, tls_certs):
+    # with SSL_CERT_FILE naming the test CA, the system store trusts it (OpenSSL's default
+    # paths follow that variable): both tools connect, and without it both fail alike
+    args = ["-p", tb.port["ca"], "--tls-use-os-certs"]
+    mine, theirs = both("pub", args, env={"SSL_CERT_FILE": tls_certs.ca})
+    assert mine == theirs == ("", 0), (mine, theirs)
+    mine, theirs = both("pub", args)
+    assert mine == TLS_FAIL and theirs in TLS_FAIL_MOSQ, (mine, theirs)
