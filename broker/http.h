@@ -20,12 +20,4 @@ int mg_http_ws_wrap(mg_conn *c);
  * refusal. Borrowed by net/ws.c as its mg_ws_http_fn with ud = the mg_conn. */
 void mg_http_answer(void *ud, const mg_http_msg *req, mg_http_reply *r);
 
-/* The file under dir that target names (percent-decoded, query cut off, "/" -> index.html),
- * into out; -1 when target is not a plain path inside dir ("..", NUL, bad %-escapes), so no
- * name outside dir is ever opened. Pure: the unit test and the fuzzer call it. */
-int mg_http_path(const char *dir, const char *target, size_t tlen, char *out, size_t outlen);
-
-/* Content-Type by the file name's extension. */
-const char *mg_http_ctype(const char *path);
-
 #endif

@@ -4,6 +4,7 @@
 #include "net/http.h"
 
 #include <string.h>
+#include <strings.h>
 
 /* RFC 9110 tchar: the characters of a token (method, header name). */
 static bool tchar(unsigned char c)
@@ -195,4 +196,87 @@ int mg_http_parse_request(const char *buf, size_t len, mg_http_msg *m)
 int mg_http_parse_response(const char *buf, size_t len, mg_http_msg *m)
 {
 	return parse(buf, len, m, false);
+}
+
+/* ---- request targets as file names (http_dir) ---- */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int mg_http_path(const char *dir, const char *target, size_t tlen, char *out, size_t outlen)
+{
+	size_t dl = strlen(dir);
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	if (tlen == 0 || target[0] != '/' || outlen < dl + 2)
+		return -1;
+	memcpy(out, dir, dl);
+	size_t o = dl, seg = dl; /* out[seg..o) is the segment being decoded */
+	for (size_t i = 0; i < tlen && target[i] != '?' && target[i] != '#'; i++) {
+		char c = target[i];
+		if (c == '%') {
+			int hi = i + 2 < tlen ? hexval(target[i + 1]) : -1;
+			int lo = i + 2 < tlen ? hexval(target[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+			if (c == '/')
+				return -1; /* an encoded slash is not a separator: refuse the ambiguity */
+		}
+		if (c == '\0' || c == '\\')
+			return -1;
+		if (c == '/') {
+			size_t sl = o - seg;
+			if ((sl == 2 && out[seg] == '.' && out[seg + 1] == '.') || (sl == 1 && out[seg] == '.'))
+				return -1;
+			if (o > dl && out[o - 1] == '/')
+				continue; /* "//": one separator */
+			seg = o + 1;
+		}
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = c;
+	}
+	size_t sl = o - seg;
+	if ((sl == 2 && out[seg] == '.' && out[seg + 1] == '.') || (sl == 1 && out[seg] == '.'))
+		return -1;
+	if (out[o - 1] == '/') {
+		static const char idx[] = "index.html";
+		if (o + sizeof idx > outlen)
+			return -1;
+		memcpy(out + o, idx, sizeof idx);
+		return 0;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+const char *mg_http_ctype(const char *path)
+{
+	static const struct { const char *ext, *type; } types[] = {
+		{ "html", "text/html; charset=utf-8" }, { "htm", "text/html; charset=utf-8" },
+		{ "js", "text/javascript; charset=utf-8" }, { "mjs", "text/javascript; charset=utf-8" },
+		{ "css", "text/css; charset=utf-8" }, { "json", "application/json" },
+		{ "map", "application/json" }, { "txt", "text/plain; charset=utf-8" },
+		{ "svg", "image/svg+xml" }, { "png", "image/png" }, { "jpg", "image/jpeg" },
+		{ "jpeg", "image/jpeg" }, { "gif", "image/gif" }, { "webp", "image/webp" },
+		{ "ico", "image/x-icon" }, { "wasm", "application/wasm" }, { "woff", "font/woff" },
+		{ "woff2", "font/woff2" }, { "webmanifest", "application/manifest+json" },
+	};
+	const char *slash = strrchr(path, '/');
+	const char *dot = strrchr(slash ? slash : path, '.');
+	if (dot)
+		for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+			if (strcasecmp(dot + 1, types[i].ext) == 0)
+				return types[i].type;
+	return "application/octet-stream";
 }

@@ -54,4 +54,12 @@ bool mg_http_has_token(const char *v, size_t len, const char *token);
 /* Case-insensitive equality of v[0..len) and the NUL-terminated s. */
 bool mg_http_eq(const char *v, size_t len, const char *s);
 
+/* The file under dir that target names (percent-decoded, query cut off, "/" -> index.html),
+ * into out; -1 when target is not a plain path inside dir ("..", NUL, bad %-escapes), so no
+ * name outside dir is ever opened. Pure: the unit test and the fuzzer call it. */
+int mg_http_path(const char *dir, const char *target, size_t tlen, char *out, size_t outlen);
+
+/* Content-Type by the file name's extension. */
+const char *mg_http_ctype(const char *path);
+
 #endif
