@@ -256,6 +256,16 @@ try {
 		return 'retained';
 	});
 
+	await check('subscription_colour_change', ['retained_flag_shown'], async () => {
+		await desk.fill('#subs li[data-filter="kept/#"] input[type=color]', '#000080');
+		await run('midge_pub', ['-h', '127.0.0.1', '-p', TCP_PORT, '-t', 'kept/colour', '-m', 'navy']);
+		const row = desk.locator(rowSel('kept/colour')).first();
+		await row.waitFor({ timeout: 10000 });
+		const colour = await row.evaluate((el) => getComputedStyle(el).borderLeftColor);
+		assert(colour === 'rgb(0, 0, 128)', 'the new colour: ' + colour);
+		return colour;
+	});
+
 	await check('publish_text_json_to_midge_sub', ['connect_v5_username_will'], async () => {
 		const sub = await subscriber('web/out', ['-q', '2', '-F', 'M|%t|%q|%p']);
 		await publishFromPage(desk, 'web/out', 2, false, 'text', 'hello from the page');

@@ -34,6 +34,7 @@ CHECKS = [
     "receive_from_midge_pub",
     "json_pretty_and_text",
     "retained_flag_shown",
+    "subscription_colour_change",
     "publish_text_json_to_midge_sub",
     "publish_retained_from_page",
     "publish_jpeg_file_to_midge_sub",

@@ -138,7 +138,12 @@ class LiveChart {
 	}
 
 	setColour(i, colour) {
-		this.plot.series[i + 1].stroke = () => colour;
+		const s = this.plot.series[i + 1];
+		s.stroke = () => colour;
+		s.points.stroke = () => colour;
+		const marker = this.figure.querySelectorAll('.u-legend .u-series')[i + 1]?.querySelector('.u-marker');
+		if (marker)
+			marker.style.borderColor = colour;
 		this.plot.redraw();
 	}
 }
