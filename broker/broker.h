@@ -41,6 +41,9 @@ struct mg_broker {
 	int nls;
 	int *ls_lidx;             /* ls[i] belongs to cfg->listeners[ls_lidx[i]] */
 	atomic_int *lcount;       /* connections per configured listener */
+	/* per configured listener: its TLS context (broker/tls.h), NULL for plain TCP. Replaced
+	 * only on SIGHUP while every worker is parked; a connection holds its own reference. */
+	struct ssl_ctx_st **tls;
 	pthread_mutex_t reg_mu;
 	mg_regent **reg;
 	size_t reg_cap, reg_n;

@@ -25,6 +25,10 @@ void mg_listener_conf_free(mg_listener_conf *l)
 	free(l->bind_address);
 	free(l->mount_point);
 	free(l->http_dir);
+	char **tls[] = { &l->cafile, &l->capath, &l->certfile, &l->keyfile, &l->crlfile,
+	                 &l->dhparamfile, &l->ciphers, &l->ciphers_tls13, &l->tls_version, &l->psk_hint };
+	for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++)
+		free(*tls[i]);
 	mg_listener_conf_init(l);
 }
 
@@ -69,6 +73,7 @@ void mg_config_free(mg_config *c)
 	free(c->persistence_file);
 	free(c->password_file);
 	free(c->acl_file);
+	free(c->psk_file);
 	free(c->config_path);
 	free(c->config_abspath_);
 	for (int i = 0; i < c->n_files_; i++)
@@ -177,6 +182,16 @@ static bool listeners_differ(const mg_config *a, const mg_config *b)
 				x->max_connections != y->max_connections || !same_str(x->mount_point, y->mount_point) ||
 				!same_str(x->http_dir, y->http_dir))
 			return true;
+		/* TLS files are re-read on SIGHUP from the paths the broker started with */
+		if (!same_str(x->cafile, y->cafile) || !same_str(x->capath, y->capath) ||
+				!same_str(x->certfile, y->certfile) || !same_str(x->keyfile, y->keyfile) ||
+				!same_str(x->crlfile, y->crlfile) || !same_str(x->dhparamfile, y->dhparamfile) ||
+				!same_str(x->ciphers, y->ciphers) || !same_str(x->ciphers_tls13, y->ciphers_tls13) ||
+				!same_str(x->tls_version, y->tls_version) || !same_str(x->psk_hint, y->psk_hint) ||
+				x->require_certificate != y->require_certificate ||
+				x->use_identity_as_username != y->use_identity_as_username ||
+				x->use_subject_as_username != y->use_subject_as_username)
+			return true;
 	}
 	return false;
 }
@@ -203,6 +218,8 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 		strcat(later, ", threads");
 	if (!same_str(n.user, live->user))
 		strcat(later, ", user");
+	if (!same_str(n.psk_file, live->psk_file))
+		strcat(later, ", psk_file");
 	if (!same_str(n.pid_file, live->pid_file))
 		strcat(later, ", pid_file");
 	if (n.max_connections != live->max_connections)

@@ -37,6 +37,12 @@ typedef struct mg_listener_conf {
 	int max_connections;    /* -1 = unlimited */
 	char *mount_point;
 	char *http_dir;         /* websockets: static files served on the same port, or NULL */
+	/* TLS (broker/tls.c), mosquitto's meaning: the listener runs TLS when it has certfile
+	 * and keyfile, or psk_hint (TLS-PSK, keys from psk_file); the other options need one of
+	 * the two (checked when the file is read). Files are re-read on SIGHUP. */
+	char *cafile, *capath, *certfile, *keyfile, *crlfile, *dhparamfile;
+	char *ciphers, *ciphers_tls13, *tls_version, *psk_hint;
+	bool require_certificate, use_identity_as_username, use_subject_as_username;
 	const char *file;       /* where it was declared, for messages; "-p" for the command line */
 	int line;
 } mg_listener_conf;
@@ -77,6 +83,7 @@ typedef struct mg_config {
 	char *persistence_location, *persistence_file;
 	char *password_file;             /* must be NULL for now */
 	char *acl_file;                  /* compiled by the broker (acl.h); reloaded on SIGHUP */
+	char *psk_file;                  /* TLS-PSK "identity:hexkey" lines, for psk_hint listeners */
 	char *config_path;               /* the file loaded, for "Config loaded from F." */
 	int log_facility;                /* syslog: -1 = LOG_DAEMON, 0..7 = LOG_LOCAL0..7 */
 	bool verbose;                    /* -v was given: reload keeps log_types at all */

@@ -60,6 +60,9 @@ char *mg_read_file(const char *path, size_t *len);
 /* Keep a copy of a file name in c for as long as c lives; NULL on ENOMEM. */
 const char *mg_config_keep_name(mg_config *c, const char *name);
 
+/* A listener's TLS options make sense together (called once the whole file is read). */
+int mg_kw_check_tls(mg_parse *p, const mg_listener_conf *l);
+
 void mg_listener_conf_init(mg_listener_conf *l);
 void mg_listener_conf_free(mg_listener_conf *l);
 /* Appends a listener (taking ownership of l's strings); returns its index or -1 (ENOMEM). */

@@ -2,10 +2,10 @@
  * broker/config_keywords.c - what each keyword of mosquitto.conf means to midge.
  *
  * Every keyword mosquitto 2 documents is known here. Those midge implements set a field;
- * those asking for a feature midge does not have yet (TLS, WebSockets, bridges, password
- * and ACL files, persistence, plugins) stop the load with a message naming the file, the
- * line and the missing feature, while their harmless values ("persistence false",
- * "protocol mqtt", "require_certificate false") are accepted. Obsolete or no-op keywords
+ * those asking for a feature midge does not have yet (WebSockets, bridges, password
+ * and ACL files, persistence, plugins, OpenSSL engines) stop the load with a message naming
+ * the file, the line and the missing feature, while their harmless values ("persistence
+ * false", "protocol mqtt", "tls_keyform pem") are accepted. Obsolete or no-op keywords
  * are accepted with a warning that says so. Nothing is ignored silently.
  * docs/man/midge.conf.5 is this table in prose; keep them together.
  */
@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,23 +239,84 @@ static int kw_websockets_log_level(mg_parse *p, const char *kw, int argc, char *
 	return 0;
 }
 
-/* ---- TLS: recognised, refused (nothing is stored: a file that sets them never runs) ---- */
+/* ---- TLS (mosquitto's listener options; the files are read by broker/tls.c) ---- */
+
+static char **tls_field(mg_listener_conf *l, const char *kw)
+{
+	static const struct { const char *kw; size_t off; } f[] = {
+		{"cafile", offsetof(mg_listener_conf, cafile)},
+		{"capath", offsetof(mg_listener_conf, capath)},
+		{"certfile", offsetof(mg_listener_conf, certfile)},
+		{"keyfile", offsetof(mg_listener_conf, keyfile)},
+		{"crlfile", offsetof(mg_listener_conf, crlfile)},
+		{"dhparamfile", offsetof(mg_listener_conf, dhparamfile)},
+		{"ciphers", offsetof(mg_listener_conf, ciphers)},
+		{"ciphers_tls1.3", offsetof(mg_listener_conf, ciphers_tls13)},
+		{"tls_version", offsetof(mg_listener_conf, tls_version)},
+		{"psk_hint", offsetof(mg_listener_conf, psk_hint)},
+	};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		if (strcmp(kw, f[i].kw) == 0)
+			return (char **)((char *)l + f[i].off);
+	return NULL;
+}
 
 static int kw_tls_path(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
-	if (strncmp(kw, "psk", 3) == 0)
-		return not_yet(p, kw, "TLS with pre-shared keys is");
-	return not_yet(p, kw, "TLS is");
+	if (strcmp(kw, "tls_version") == 0 && strcmp(rest, "tlsv1.3") != 0 &&
+	    strcmp(rest, "tlsv1.2") != 0 && strcmp(rest, "tlsv1.1") != 0)
+		return mg_perr(p, "invalid value '%s' for 'tls_version' (expected tlsv1.3, tlsv1.2 or "
+				"tlsv1.1: the oldest version the listener accepts)", rest);
+	if (strcmp(kw, "tls_keyform") == 0)
+		return strcmp(rest, "pem") == 0 ? 0 : not_yet(p, kw, "keys held by an OpenSSL engine are");
+	char **field = tls_field(cur_listener(p, kw), kw);
+	if (!field)
+		return not_yet(p, kw, "keys held by an OpenSSL engine are"); /* tls_engine* */
+	return set_str(p, field, rest);
 }
 
 static int kw_tls_bool(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
-	bool b = false;
-	if (get_bool(p, kw, argv[0], &b) < 0)
-		return -1;
-	if (!b)
-		return 0; /* asks for nothing */
-	return not_yet(p, kw, "TLS is");
+	mg_listener_conf *l = cur_listener(p, kw);
+	bool *b = strcmp(kw, "require_certificate") == 0 ? &l->require_certificate
+	        : strcmp(kw, "use_identity_as_username") == 0 ? &l->use_identity_as_username
+	        : &l->use_subject_as_username;
+	return get_bool(p, kw, argv[0], b);
+}
+
+static int kw_psk_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return set_str(p, &p->c->psk_file, rest);
+}
+
+/* After the whole file: TLS options that cannot work as given are errors at the listener's
+ * line, where mosquitto would run the listener without TLS or fail every handshake. */
+int mg_kw_check_tls(mg_parse *p, const mg_listener_conf *l)
+{
+	p->file = l->file;
+	p->line = l->line;
+	bool certs = l->certfile || l->keyfile;
+	if (l->psk_hint && certs)
+		return mg_perr(p, "Cannot use both certificate and psk encryption in a single listener "
+				"(certfile/keyfile and psk_hint)");
+	if (certs && !(l->certfile && l->keyfile))
+		return mg_perr(p, "listener %u has '%s' without '%s': TLS needs both", l->port,
+				l->certfile ? "certfile" : "keyfile", l->certfile ? "keyfile" : "certfile");
+	if (l->psk_hint && !p->c->psk_file)
+		return mg_perr(p, "listener %u has 'psk_hint' but no 'psk_file' holds the keys", l->port);
+	const char *opt = l->cafile ? "cafile" : l->capath ? "capath" : l->crlfile ? "crlfile"
+	                : l->dhparamfile ? "dhparamfile" : l->ciphers ? "ciphers"
+	                : l->ciphers_tls13 ? "ciphers_tls1.3" : l->tls_version ? "tls_version"
+	                : l->require_certificate ? "require_certificate"
+	                : l->use_identity_as_username ? "use_identity_as_username"
+	                : l->use_subject_as_username ? "use_subject_as_username" : NULL;
+	if (opt && !certs && !l->psk_hint)
+		return mg_perr(p, "listener %u has '%s' but is not a TLS listener: add 'certfile' and "
+				"'keyfile' (or 'psk_hint')", l->port, opt);
+	if (l->require_certificate && !l->cafile && !l->capath)
+		return mg_perr(p, "listener %u has 'require_certificate true' but no 'cafile' or 'capath' "
+				"to check client certificates against", l->port);
+	return 0;
 }
 
 /* ---- security ---- */
@@ -633,7 +695,7 @@ static const mg_keyword keywords[] = {
 	{"tls_engine_kpass_sha1", kw_tls_path, 1, ANY, false},
 	{"tls_keyform", kw_tls_path, 1, ANY, false},
 	{"psk_hint", kw_tls_path, 1, ANY, false},
-	{"psk_file", kw_tls_path, 1, ANY, false},
+	{"psk_file", kw_psk_file, 1, ANY, false},
 	{"require_certificate", kw_tls_bool, 1, 1, false},
 	{"use_identity_as_username", kw_tls_bool, 1, 1, false},
 	{"use_subject_as_username", kw_tls_bool, 1, 1, false},

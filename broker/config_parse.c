@@ -336,6 +336,9 @@ static int finish_parse(mg_parse *p)
 		mg_listener_conf_init(&p->deflt);
 		p->deflt_real = false;
 	}
+	for (int i = 0; i < c->n_listeners; i++)
+		if (mg_kw_check_tls(p, &c->listeners[i]) < 0)
+			return -1;
 	for (int i = 0; i < c->n_listeners; i++) {
 		for (int j = 0; j < i; j++) {
 			const mg_listener_conf *a = &c->listeners[j], *b = &c->listeners[i];

@@ -9,7 +9,9 @@
 #include "broker/log.h"
 #include "broker/packet.h"
 #include "broker/session.h"
+#include "broker/tls.h"
 #include "broker/worker.h"
+#include "net/tls.h"
 #include "net/ws.h"
 
 #include <errno.h>
@@ -124,6 +126,7 @@ void mg_conn_free(mg_conn *c)
 		free(c->alias_len);
 	}
 	mg_alias_out_free(c->aout);
+	free(c->username);
 	free(c);
 }
 
@@ -140,6 +143,7 @@ static const char *close_text(enum mg_close why)
 	case MG_CLOSE_NO_CONNECT: return "disconnected: no CONNECT received in time.";
 	case MG_CLOSE_DISCONNECT: return "disconnected.";
 	case MG_CLOSE_HTTP: return NULL;
+	case MG_CLOSE_TLS: return "disconnected: Protocol error."; /* mosquitto's words */
 	default: return NULL;
 	}
 }
@@ -537,6 +541,11 @@ more:
 		goto more;
 	if (n == -EAGAIN || n > 0)
 		return;
+	if (n == MG_WS_EPROTO && c->tr.ops == &mg_tls_ops) {
+		mg_tls_log_errors(&c->tr); /* a bad TLS record: OpenSSL's reason, as mosquitto logs it */
+		mg_conn_close(c, MG_CLOSE_TLS);
+		return;
+	}
 	if (n == MG_WS_EPROTO) {
 		mg_log(MG_LOG_INFO, "Client %s (%.*s): %s.", mg_conn_name(c), c->host_len, c->peer,
 		       mg_ws_error(&c->tr) ? mg_ws_error(&c->tr) : "protocol error");
@@ -547,13 +556,40 @@ more:
 	mg_conn_close(c, n == 0 || n == -ECONNRESET ? MG_CLOSE_EOF : MG_CLOSE_SOCKET);
 }
 
-/* The transport's handshake (a WebSocket upgrade, or a plain HTTP request answered). The
- * connect timeout (MG_CONNECT_TIMEOUT_MS, a NEW connection) is its deadline too. */
+/* The end of a TLS handshake. A failure is logged in mosquitto's words and closes only this
+ * socket. On an identity listener the user name comes from the certificate (or the PSK
+ * identity) now, before CONNECT. */
+static void tls_handshake_done(mg_conn *c, int r)
+{
+	if (r < 0) {
+		mg_tls_log_errors(&c->tr); /* at MG_LOG_ERR, as mosquitto: a failed handshake is news */
+		mg_conn_close(c, r == -EPROTO ? MG_CLOSE_TLS : MG_CLOSE_EOF);
+		return;
+	}
+	c->handshaking = false;
+	const mg_listener_conf *lc = &c->w->b->cfg->listeners[c->lidx];
+	if (lc->use_identity_as_username || lc->use_subject_as_username) {
+		free(c->username);
+		c->username = mg_tls_identity(&c->tr, lc);
+		c->user_from_cert = c->username != NULL;
+		c->tls_no_identity = c->username == NULL;
+	}
+	set_watch(c);
+	do_read(c); /* the CONNECT may have come with the last handshake message */
+}
+
+/* The transport's handshake (TLS; a WebSocket upgrade, or a plain HTTP request answered).
+ * The connect timeout (MG_CONNECT_TIMEOUT_MS, a NEW connection) is its deadline too: a
+ * client that connects and sends nothing is closed by the worker's tick. */
 static void do_handshake(mg_conn *c)
 {
 	int r = mg_transport_handshake(&c->tr);
 	if (r == -EAGAIN) {
 		set_watch(c);
+		return;
+	}
+	if (c->tr.ops == &mg_tls_ops) {
+		tls_handshake_done(c, r);
 		return;
 	}
 	if (r == MG_WS_HTTP_DONE) {
@@ -583,6 +619,13 @@ static void on_io(mg_loop *l, int fd, void *ud, int mask)
 	(void)fd;
 	if (c->handshaking) {
 		do_handshake(c);
+		return;
+	}
+	if ((mask & MG_EV_WRITE) && c->state != MG_CS_DEAD && !c->out_bytes && c->tr.ops == &mg_tls_ops &&
+	    mg_transport_want_write(&c->tr)) {
+		do_read(c); /* OpenSSL had to write to go on reading: the read again does it */
+		if (c->state != MG_CS_DEAD)
+			set_watch(c);
 		return;
 	}
 	if ((mask & MG_EV_WRITE) && c->state != MG_CS_DEAD)

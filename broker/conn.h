@@ -38,6 +38,7 @@ enum mg_close {
 	MG_CLOSE_REFUSED,     /* CONNACK refused it */
 	MG_CLOSE_NOT_AUTH,
 	MG_CLOSE_HTTP,        /* a plain HTTP request on a WebSockets listener was answered */
+	MG_CLOSE_TLS,         /* TLS handshake failed (OpenSSL's errors logged) */
 };
 
 typedef struct mg_seg {
@@ -68,6 +69,9 @@ struct mg_conn {
 	mg_conn *dirty_next;
 	mg_conn *next, *prev; /* the worker's list */
 	mg_subwork *sw;      /* a SUBSCRIBE/UNSUBSCRIBE handled in chunks: no reading meanwhile */
+	char *username;      /* the CONNECT's user name once admitted (malloc'd), or NULL. The
+	                      * TLS layer may set it before CONNECT with user_from_cert (for
+	                      * use_identity_as_username): no password check then. */
 	/* MQTT 5 per connection */
 	char **alias;        /* alias_max + 1 entries, malloc'd topics (NUL-terminated) */
 	uint16_t *alias_len;
@@ -90,8 +94,10 @@ struct mg_conn {
 	bool will_on_close : 1; /* DISCONNECT 0x04 or an unclean end */
 	bool handed_off : 1;
 	bool anonymous : 1;  /* connected without a user name */
+	bool user_from_cert : 1; /* username came from the client's certificate (TLS) */
+	bool tls_no_identity : 1; /* identity listener, but the client brought none: refuse */
 	bool linger : 1;     /* its last packet says why it ends: lingering close (net/linger.h) */
-	bool handshaking : 1; /* the transport's handshake (WebSocket upgrade) is not done */
+	bool handshaking : 1; /* the transport's handshake (TLS, WebSocket upgrade) is not done */
 	bool read_paused;
 	bool throttled;      /* reading waits: another worker's inbox is too long */
 	char peer[52];       /* "ADDR:PORT": 45 characters of IPv6 + ":65535" + NUL at most */

@@ -129,7 +129,12 @@ static bool admit(mg_conn *c, const mg_config *cfg, const mg_packet *p, connect_
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_BAD_AUTH_METHOD, MG_CLOSE_NOT_AUTH);
 		return false;
 	}
-	if (!mg_may_connect(cfg, k->has_username)) {
+	if (c->tls_no_identity) { /* use_identity/subject_as_username: no certificate, no name */
+		refuse(c, MG_CONNACK_BAD_CREDENTIALS, MG_RC_BAD_USERNAME_OR_PASSWORD, MG_CLOSE_NOT_AUTH);
+		return false;
+	}
+	/* A user name from the certificate is authenticated by the handshake (mosquitto). */
+	if (!c->user_from_cert && !mg_may_connect(cfg, k->has_username)) {
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
 		return false;
 	}
@@ -237,7 +242,7 @@ static void configure_conn(mg_conn *c, const mg_config *cfg, const mg_packet *p,
 	const mg_connect *k = &p->u.connect;
 	c->state = MG_CS_ACTIVE;
 	c->keepalive = st->ka;
-	c->anonymous = !k->has_username;
+	c->anonymous = !k->has_username && !c->user_from_cert;
 	if (k->level != MG_V5)
 		return;
 	c->max_out = p->props.maximum_packet_size;
@@ -262,7 +267,10 @@ static void log_connect(const mg_conn *c, const mg_config *cfg, const mg_session
 {
 	if (cfg->connection_messages) {
 		int pl = k->level == MG_V31 ? 1 : k->level == MG_V311 ? 2 : 5;
-		if (k->has_username)
+		if (c->user_from_cert) /* the certificate's name, as mosquitto logs it */
+			mg_log(MG_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d, u'%s').", c->peer,
+			       s->id, pl, k->clean, k->keepalive, c->username);
+		else if (k->has_username)
 			mg_log(MG_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d, u'%.*s').", c->peer,
 			       s->id, pl, k->clean, k->keepalive, (int)k->username.len, (const char *)k->username.p);
 		else

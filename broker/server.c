@@ -4,6 +4,7 @@
 #include "broker/broker.h"
 #include "broker/log.h"
 #include "broker/route.h"
+#include "broker/tls.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -15,6 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 /* The accept queue: a fleet of clients reconnecting at once after a restart overflows a short
  * one (the kernel then drops their SYNs and they retry seconds later). The system's maximum
@@ -149,6 +152,15 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 	r = open_listeners(b);
 	if (r < 0)
 		return r;
+	/* Certificates and keys are read before dropping privileges (a key is often readable by
+	 * root only), as mosquitto does. */
+	b->tls = calloc((size_t)(cfg->n_listeners ? cfg->n_listeners : 1), sizeof *b->tls);
+	if (!b->tls)
+		return -ENOMEM;
+	for (int i = 0; i < cfg->n_listeners; i++)
+		if (mg_tls_listener(&cfg->listeners[i]) &&
+		    !(b->tls[i] = mg_tls_listener_ctx(&cfg->listeners[i], cfg->psk_file)))
+			return -EINVAL;
 	if ((r = drop_privileges(cfg->user)) < 0)
 		return r;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -209,6 +221,27 @@ static void post_all(mg_broker *b, int kind)
 	}
 }
 
+/* SIGHUP, workers parked: every TLS listener reads its certificates, key, CA, CRL and PSK
+ * keys again into a new context, which new connections get; connected clients keep theirs.
+ * A file that no longer loads keeps the listener's previous context, and says so. */
+static void reload_tls(mg_broker *b)
+{
+	const mg_config *cfg = b->cfg;
+	for (int i = 0; i < cfg->n_listeners; i++) {
+		if (!b->tls || !b->tls[i])
+			continue;
+		const mg_listener_conf *lc = &cfg->listeners[i];
+		SSL_CTX *n = mg_tls_listener_ctx(lc, cfg->psk_file);
+		if (!n) {
+			mg_log(MG_LOG_ERR, "Error: %s:%d: listener %u keeps the certificates and keys it had "
+			       "before this reload.", lc->file, lc->line, lc->port);
+			continue;
+		}
+		SSL_CTX_free(b->tls[i]);
+		b->tls[i] = n;
+	}
+}
+
 /* SIGHUP: park every worker, reload, let them go. */
 static void reload(mg_broker *b)
 {
@@ -224,6 +257,7 @@ static void reload(mg_broker *b)
 		       b->cfg->config_path ? b->cfg->config_path : "(none)");
 	}
 	load_acl(b, true); /* re-read even when the config was not: mosquitto re-reads it too */
+	reload_tls(b);
 	pthread_barrier_wait(&b->pause);
 }
 
@@ -270,6 +304,9 @@ void mg_broker_stop(mg_broker *b)
 		close(b->ls[i].fd);
 	free(b->ls);
 	free(b->ls_lidx);
+	for (int i = 0; b->tls && i < b->cfg->n_listeners; i++)
+		SSL_CTX_free(b->tls[i]);
+	free(b->tls);
 	free(b->lcount);
 	mg_retain_free(b->retain);
 	mg_subtree_free(b->tree);

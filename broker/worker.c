@@ -8,6 +8,7 @@
 #include "broker/http.h"
 #include "broker/log.h"
 #include "broker/session.h"
+#include "net/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,7 +78,7 @@ static void recheck_access(mg_worker *w)
 	const mg_config *cfg = w->b->cfg;
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		if (c->state == MG_CS_ACTIVE && !mg_may_connect(cfg, !c->anonymous))
+		if (c->state == MG_CS_ACTIVE && !c->user_from_cert && !mg_may_connect(cfg, !c->anonymous))
 			mg_conn_disconnect(c, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
 	}
 }
@@ -331,6 +332,17 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 			atomic_fetch_sub(&b->n_conns, 1);
 			atomic_fetch_sub(&b->lcount[lidx], 1);
 			continue;
+		}
+		if (b->tls[lidx]) {
+			/* TLS: the handshake runs on this loop (conn.c); the fd is the transport's now,
+			 * closed by it also when this fails */
+			if (mg_tls_init(&c->tr, cfd, b->tls[lidx], MG_TLS_SERVER, NULL) < 0) {
+				mg_conn_free(c);
+				atomic_fetch_sub(&b->n_conns, 1);
+				atomic_fetch_sub(&b->lcount[lidx], 1);
+				continue;
+			}
+			c->handshaking = true;
 		}
 		c->lidx = lidx;
 		if (cfg->listeners[lidx].protocol == MG_PROTO_WEBSOCKETS && mg_http_ws_wrap(c) < 0) {

@@ -141,9 +141,9 @@ static ssize_t tls_writev(mg_transport *t, const struct iovec *iov, int iovcnt)
 	tls_state *st = t->ctx;
 	const void *p;
 	size_t len;
-	st->want_write = false;
 	if (iovcnt <= 0)
-		return 0;
+		return 0; /* nothing of its own to send: a read that wants write is retried by reading */
+	st->want_write = false;
 	/* The same iov prefix always gives the same bytes and at least the same length, which is
 	 * what OpenSSL needs when a write that returned WANT_WRITE is retried (with
 	 * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER the address may change, the bytes may not). */

@@ -17,6 +17,7 @@ What is made (all but the wrong_* ones signed by `ca`):
   expired_cert, expired_key       a server cert valid only in 2020 (SAN as server_cert)
   client_cert, client_key         CN=client1 (use_identity_as_username: "client1")
   client_key_enc                  client_key encrypted with KEY_PASSWORD (AES-256)
+  expired_client_cert, expired_client_key  CN=client1, a client cert valid only in 2020
   revoked_cert, revoked_key       CN=revoked, revoked in crl
   crl                             the CA's CRL, listing revoked_cert
   wrong_ca, wrong_ca_key          a second CA that nobody trusts
@@ -138,6 +139,8 @@ def make_certs(d):
     c.client_key_enc = os.path.join(d, "client-enc.key")
     _run(["pkey", "-in", c.client_key, "-aes256", "-passout", "pass:" + KEY_PASSWORD,
           "-out", c.client_key_enc], d)
+    c.expired_client_cert, c.expired_client_key = ca.sign(
+        "expired-client", "client1", "client_ext", start="20200101000000Z", end="20200102000000Z")
     c.revoked_cert, c.revoked_key = ca.sign("revoked", "revoked", "client_ext")
     ca.revoke(c.revoked_cert)
     c.crl = ca.crl(os.path.join(d, "crl.pem"))

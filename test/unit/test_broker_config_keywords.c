@@ -396,22 +396,10 @@ TEST(not_yet_implemented_features_are_named)
 			"sessions and retained messages across restarts) is not yet implemented in this version of midge.");
 	EXPECT_ERR("password_file /etc/midge/passwd\n", "Error: t.conf:1: 'password_file': password files "
 			"(username and password checks) are not yet implemented in this version of midge.");
-	EXPECT_ERR("listener 8883\ncertfile /etc/ssl/s.pem\n",
-		"Error: t.conf:2: 'certfile': TLS is not yet implemented in this version of midge.");
-	static const char *tls[] = {"cafile", "capath", "keyfile", "crlfile", "dhparamfile", "ciphers",
-		"ciphers_tls1.3", "tls_version", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform"};
-	for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++) {
-		char text[128], want[256];
-		snprintf(text, sizeof text, "listener 8883\n%s x\n", tls[i]);
-		snprintf(want, sizeof want, "Error: t.conf:2: '%s': TLS is not yet implemented in this version of midge.", tls[i]);
-		EXPECT_ERR(text, want);
-	}
-	EXPECT_ERR("listener 8883\npsk_hint h\n",
-		"Error: t.conf:2: 'psk_hint': TLS with pre-shared keys is not yet implemented in this version of midge.");
-	EXPECT_ERR("listener 1\nrequire_certificate true\n",
-		"Error: t.conf:2: 'require_certificate': TLS is not yet implemented in this version of midge.");
-	EXPECT_ERR("listener 1\nuse_identity_as_username true\n",
-		"Error: t.conf:2: 'use_identity_as_username': TLS is not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 8883\ntls_engine pkcs11\n",
+		"Error: t.conf:2: 'tls_engine': keys held by an OpenSSL engine are not yet implemented in this version of midge.");
+	EXPECT_ERR("listener 8883\ntls_keyform engine\n",
+		"Error: t.conf:2: 'tls_keyform': keys held by an OpenSSL engine are not yet implemented in this version of midge.");
 	EXPECT_ERR("listener 1\nbind_interface eth0\n", "Error: t.conf:2: 'bind_interface': binding to an "
 			"interface by name is not yet implemented in this version of midge.");
 	EXPECT_ERR("connection bridge-01\naddress 10.0.0.1:1883\n",
@@ -447,7 +435,7 @@ TEST(not_yet_implemented_features_are_named)
 	mg_config_free(&w);
 	EXPECT_OK("persistence false\npersistence_location /tmp/\npersistence_file x.db\n");
 	EXPECT_OK("listener 1883\nprotocol mqtt\nrequire_certificate false\nuse_identity_as_username false\n"
-			"use_subject_as_username false\nmax_qos 2\nmax_topic_alias 10\nuse_username_as_clientid false\n");
+			"use_subject_as_username false\ntls_keyform pem\nmax_qos 2\nmax_topic_alias 10\nuse_username_as_clientid false\n");
 	EXPECT_OK("per_listener_settings false\nupgrade_outgoing_qos false\nmemory_limit 0\n");
 	EXPECT_ERR("persistence maybe\n", "Error: t.conf:1: invalid value 'maybe' for 'persistence' (expected true or false).");
 	mg_config c;
@@ -477,4 +465,57 @@ TEST(harmless_obsolete_keywords_warn)
 			"and HTTP requests.\n") != NULL);
 	EXPECT_ERR("autosave_interval soon\n",
 		"Error: t.conf:1: invalid value 'soon' for 'autosave_interval' (expected a whole number).");
+}
+
+/* TLS listener options: stored on their listener with mosquitto's meaning; combinations that
+ * could not work are errors at the listener's line (mosquitto would serve plain TCP, or fail
+ * every handshake). Reading the files is broker/tls.c's, at start. */
+TEST(tls_listener_options)
+{
+	mg_config c;
+	char err[ERRLEN] = "";
+	REQUIRE(parse(&c, "psk_file /p\nlistener 1883\nlistener 8883\ncafile /ca dir/ca.crt\ncapath /cap\n"
+			"certfile /s.crt\nkeyfile /s.key\ncrlfile /crl\ndhparamfile /dh\nciphers HIGH\n"
+			"ciphers_tls1.3 TLS_AES_256_GCM_SHA384\ntls_version tlsv1.3\nrequire_certificate true\n"
+			"use_identity_as_username true\nlistener 8884\npsk_hint hint\nuse_subject_as_username true\n",
+			err) == 0);
+	REQUIRE(c.n_listeners == 3);
+	const mg_listener_conf *p = &c.listeners[0], *t = &c.listeners[1], *k = &c.listeners[2];
+	CHECK(!p->certfile && !p->cafile && !p->psk_hint && !p->require_certificate);
+	CHECK_STR(t->cafile, "/ca dir/ca.crt");
+	CHECK_STR(t->capath, "/cap");
+	CHECK_STR(t->certfile, "/s.crt");
+	CHECK_STR(t->keyfile, "/s.key");
+	CHECK_STR(t->crlfile, "/crl");
+	CHECK_STR(t->dhparamfile, "/dh");
+	CHECK_STR(t->ciphers, "HIGH");
+	CHECK_STR(t->ciphers_tls13, "TLS_AES_256_GCM_SHA384");
+	CHECK_STR(t->tls_version, "tlsv1.3");
+	CHECK(t->require_certificate && t->use_identity_as_username && !t->use_subject_as_username);
+	CHECK_STR(k->psk_hint, "hint");
+	CHECK(k->use_subject_as_username);
+	CHECK_STR(c.psk_file, "/p");
+	mg_config_free(&c);
+
+	EXPECT_ERR("listener 8883\ntls_version tlsv1.0\n", "Error: t.conf:2: invalid value 'tlsv1.0' for "
+			"'tls_version' (expected tlsv1.3, tlsv1.2 or tlsv1.1: the oldest version the listener accepts).");
+	EXPECT_ERR("listener 8883\ncertfile /s.crt\n",
+		"Error: t.conf:1: listener 8883 has 'certfile' without 'keyfile': TLS needs both.");
+	EXPECT_ERR("listener 8883\nkeyfile /s.key\n",
+		"Error: t.conf:1: listener 8883 has 'keyfile' without 'certfile': TLS needs both.");
+	EXPECT_ERR("listener 1883\nlistener 8883\ncafile /ca.crt\n", "Error: t.conf:2: listener 8883 has "
+			"'cafile' but is not a TLS listener: add 'certfile' and 'keyfile' (or 'psk_hint').");
+	EXPECT_ERR("listener 8883\nrequire_certificate true\n", "Error: t.conf:1: listener 8883 has "
+			"'require_certificate' but is not a TLS listener: add 'certfile' and 'keyfile' (or 'psk_hint').");
+	EXPECT_ERR("listener 8883\ncertfile /s\nkeyfile /k\nrequire_certificate true\n", "Error: t.conf:1: "
+			"listener 8883 has 'require_certificate true' but no 'cafile' or 'capath' to check client "
+			"certificates against.");
+	EXPECT_ERR("listener 8883\npsk_hint h\n",
+		"Error: t.conf:1: listener 8883 has 'psk_hint' but no 'psk_file' holds the keys.");
+	EXPECT_ERR("psk_file /p\nlistener 8883\npsk_hint h\ncertfile /s\nkeyfile /k\n", "Error: t.conf:2: "
+			"Cannot use both certificate and psk encryption in a single listener (certfile/keyfile and psk_hint).");
+	/* before any listener line: the default listener of `port`, as for every listener option */
+	REQUIRE(parse(&c, "port 8883\ncertfile /s\nkeyfile /k\n", err) == 0);
+	CHECK_STR(c.listeners[0].certfile, "/s");
+	mg_config_free(&c);
 }
