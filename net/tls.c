@@ -102,6 +102,75 @@ static int map_error(tls_state *st, int r)
 	}
 }
 
+/* ---- a client's socket BIO: send(2) with MSG_NOSIGNAL ----
+ *
+ * OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the peer has gone; a
+ * program using libmidge never asked for signals, and the TCP row sends with MSG_NOSIGNAL for
+ * the same reason. The broker (server mode) ignores SIGPIPE and keeps OpenSSL's socket BIO,
+ * which kernel TLS needs. */
+
+static int nosig_write(BIO *b, const char *buf, int len)
+{
+	int fd = (int)(intptr_t)BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	ssize_t n;
+	do
+		n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static int nosig_read(BIO *b, char *buf, int len)
+{
+	int fd = (int)(intptr_t)BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	ssize_t n;
+	do
+		n = recv(fd, buf, (size_t)len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_read(b);
+	if (n == 0)
+		BIO_set_flags(b, BIO_FLAGS_IN_EOF); /* how OpenSSL tells a TCP end (BIO_CTRL_EOF) */
+	return (int)n;
+}
+
+static long nosig_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)num, (void)ptr;
+	if (cmd == BIO_CTRL_EOF)
+		return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0; /* nothing is buffered here */
+}
+
+static BIO_METHOD *nosig_method; /* made once, lives as long as the process */
+static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
+
+static void nosig_make(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "midge socket");
+	if (m && BIO_meth_set_write(m, nosig_write) && BIO_meth_set_read(m, nosig_read) &&
+	    BIO_meth_set_ctrl(m, nosig_ctrl))
+		nosig_method = m;
+	else
+		BIO_meth_free(m);
+}
+
+/* SSL_set_fd for the client: the BIO above. 1 or 0, as SSL_set_fd. */
+static int set_nosig_fd(SSL *ssl, int fd)
+{
+	pthread_once(&nosig_once, nosig_make);
+	BIO *b = nosig_method ? BIO_new(nosig_method) : NULL;
+	if (!b)
+		return 0;
+	BIO_set_data(b, (void *)(intptr_t)fd);
+	BIO_set_init(b, 1);
+	SSL_set_bio(ssl, b, b); /* the SSL owns it now */
+	return 1;
+}
+
 /* ---- the row ---- */
 
 static ssize_t tls_read(mg_transport *t, void *buf, size_t len)
@@ -248,7 +317,7 @@ int mg_tls_init(mg_transport *t, int fd, SSL_CTX *ctx, enum mg_tls_mode mode, co
 	t->ctx = NULL;
 	tls_state *st = calloc(1, sizeof *st);
 	SSL *ssl = st ? SSL_new(ctx) : NULL;
-	if (!ssl || !SSL_set_fd(ssl, fd) ||
+	if (!ssl || !(mode == MG_TLS_CLIENT ? set_nosig_fd(ssl, fd) : SSL_set_fd(ssl, fd)) ||
 	    (mode == MG_TLS_CLIENT && sni && !SSL_set_tlsext_host_name(ssl, sni))) {
 		SSL_free(ssl);
 		free(st);

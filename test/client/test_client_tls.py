@@ -82,15 +82,10 @@ def test_hostname_mismatch_fails_unless_insecure(tb, tls_certs, cbin):
     assert "connect rc=0" in out and "roundtrip ok" in out, out
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
-def test_hostname_matches_name_and_addresses(tb, tls_certs, cbin, host):
-    # the server certificate has DNS:localhost, IP:127.0.0.1 and IP:::1; the "other" test
-    # above shows that a name not among them fails
-    if host == "::1":
-        try:
-            socket.create_connection(("::1", tb.port["ca"]), timeout=1).close()
-        except OSError:
-            pytest.skip("no IPv6 loopback listener")
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_hostname_matches_name_and_address(tb, tls_certs, cbin, host):
+    # the server certificate has DNS:localhost and IP:127.0.0.1; the "other" test above shows
+    # that a name not among them fails
     out = tlstest(cbin, tb.port["ca"], "--cafile", tls_certs.ca, "-h", host)
     assert "connect rc=0" in out, out
 

@@ -290,3 +290,18 @@ TEST(ends)
 	duo_close(&d);
 	CHECK_NO_LEAKS();
 }
+
+/* A client writing to a peer that has gone gets -EPIPE, never SIGPIPE: libmidge lives in
+ * programs that never asked for signals (OpenSSL's socket BIO writes with write(2), which would
+ * raise it and kill the program). */
+TEST(client_write_to_a_gone_peer_is_epipe)
+{
+	duo d;
+	REQUIRE(duo_open(&d, 0) == 0);
+	mg_transport_close(&d.s);
+	struct iovec iov = { "after", 5 };
+	ssize_t r = mg_transport_writev(&d.c, &iov, 1);
+	CHECK(r == -EPIPE || r == -ECONNRESET);
+	duo_close(&d);
+	CHECK_NO_LEAKS();
+}
