@@ -450,3 +450,25 @@ def test_acl_reads_across_worker_threads(broker_factory, tmp_path):
         assert got == ([b"a", b"end"] if i % 2 else [b"end"]), (i, got)
         r.close()
     w.close()
+
+
+@pytest.mark.parametrize("as_user", ["alice", "bob"])
+def test_acl_queued_messages_rechecked_on_reconnect(broker_factory, tmp_path, as_user):
+    """Messages queued for an offline session are checked again when it comes back, with the
+    user name it comes back with (mosquitto's connection_check_acl): alice gets hers, the
+    same client id reconnecting as bob does not."""
+    b, _ = acl_factory(broker_factory, tmp_path, "user alice\ntopic read alice/r/#\n"
+                       "user bob\ntopic read bob/#\nuser spy\ntopic write #\n")
+    c = client(b, ("q-c", "alice"), 4, clean=False)
+    c.subscribe([("alice/r/#", 1)])
+    c.disconnect()
+    spy = client(b, ("spy-q", "spy"), 4)
+    spy.publish("alice/r/x", b"queued", qos=1)
+    c = client(b, ("q-c", as_user), 4, clean=False)
+    assert c.connack.session_present == 1
+    if as_user == "alice":
+        assert c.recv_publish().payload == b"queued"
+    else:
+        assert_nothing_before_ping(c)
+    c.close()
+    spy.close()
