@@ -421,6 +421,24 @@ try {
 		return 'disconnected';
 	});
 
+	await check('reconnect_v5_then_taken_over', ['disconnect_button'], async () => {
+		assert((await phone.textContent('#connect-error')) === '', 'no error after Disconnect');
+		await phone.selectOption('#protocol', '5');
+		await phone.setChecked('#clean', true);
+		await phone.click('#connect');
+		await phone.locator('#status[data-state="connected"]').waitFor({ timeout: 10000 });
+		// the page subscribes again to what its list holds
+		await phone.locator('#subs li[data-filter="room/temp"][data-state="active"]').waitFor({ timeout: 10000 });
+		await run('midge_pub', ['-h', '127.0.0.1', '-p', TCP_PORT, '-q', '1', '-t', 'room/temp', '-m', '25']);
+		await until('25 on the phone', async () => (await rowText(phone, 'room/temp')) === '25');
+		// another client with the page's client id: the broker sends DISCONNECT 0x8E
+		await run('midge_sub', ['-h', '127.0.0.1', '-p', TCP_PORT, '-V', '5', '-i', 'web-phone', '-t', 'x', '-E']);
+		await phone.locator('#status[data-state="disconnected"]').waitFor({ timeout: 10000 });
+		const err = await phone.textContent('#connect-error');
+		assert(err.startsWith('The broker disconnected: session taken over (0x8e)'), err);
+		return err;
+	});
+
 	await check('will_on_abrupt_close', ['connect_v5_username_will'], async () => {
 		const sub = await subscriber('web/will', ['-q', '1', '-F', 'M|%q|%p']);
 		await deskCtx.close(); // the tab goes away without an MQTT DISCONNECT

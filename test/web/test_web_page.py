@@ -46,6 +46,9 @@ CHECKS = [
     "desktop_screenshot",
     "phone_mqtt311_no_clean_start",
     "disconnect_button",
+    pytest.param("reconnect_v5_then_taken_over", marks=pytest.mark.mosquitto_xfail(
+        "closes a taken-over MQTT 5 connection without DISCONNECT 0x8E (over TCP too: its log "
+        "says 'closing old connection', paho sees only the connection lost)")),
     "will_on_abrupt_close",
     "nothing_loaded_from_elsewhere",
     "no_page_errors",
@@ -128,6 +131,7 @@ def test_connect_options_reach_the_broker(web_run):
 
 def test_no_other_checks_reported(web_run):
     """page_check.mjs and this list agree: a check added there is counted here."""
-    extra = sorted(set(web_run["results"]) - set(CHECKS))
+    listed = {c.values[0] if hasattr(c, "values") else c for c in CHECKS}
+    extra = sorted(set(web_run["results"]) - listed)
     assert not extra, "unlisted checks (or a driver failure): %s" % [
         (k, web_run["results"][k]["detail"][:2000]) for k in extra]

@@ -329,6 +329,20 @@ function setStatus(state, text) {
 	$('connect').disabled = up || state === 'connecting';
 }
 
+// MQTT 5 reason codes a broker gives in DISCONNECT (the common ones, MQTT 5.0 section 2.4)
+const REASONS = {
+	0x00: 'normal disconnection', 0x80: 'unspecified error', 0x81: 'malformed packet',
+	0x82: 'protocol error', 0x83: 'implementation specific error', 0x87: 'not authorized',
+	0x89: 'server busy', 0x8b: 'server shutting down', 0x8d: 'keep alive timeout',
+	0x8e: 'session taken over', 0x8f: 'topic filter invalid', 0x90: 'topic name invalid',
+	0x93: 'receive maximum exceeded', 0x94: 'topic alias invalid', 0x95: 'packet too large',
+	0x96: 'message rate too high', 0x97: 'quota exceeded', 0x98: 'administrative action',
+	0x99: 'payload format invalid', 0x9a: 'retain not supported', 0x9b: 'QoS not supported',
+	0x9c: 'use another server', 0x9d: 'server moved', 0x9f: 'connection rate exceeded',
+	0xa0: 'maximum connect time', 0xa1: 'subscription identifiers not supported',
+	0xa2: 'wildcard subscriptions not supported',
+};
+
 function defaultUrl() {
 	if (location.protocol === 'http:' || location.protocol === 'https:')
 		return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/mqtt';
@@ -397,6 +411,13 @@ function connect(ev) {
 			onSys(topic, payload.toString());
 		addMessage(topic, new Uint8Array(payload), packet);
 	});
+	c.on('disconnect', (packet) => {
+		if (client !== c)
+			return;
+		const rc = packet.reasonCode || 0;
+		$('connect-error').textContent = 'The broker disconnected: ' + (REASONS[rc] || 'reason') +
+			' (0x' + rc.toString(16).padStart(2, '0') + ')' + (packet.properties && packet.properties.reasonString ? ': ' + packet.properties.reasonString : '');
+	});
 	c.on('error', (err) => {
 		if (client === c)
 			$('connect-error').textContent = String(err.message || err);
@@ -405,6 +426,8 @@ function connect(ev) {
 		if (client !== c)
 			return;
 		setStatus('disconnected');
+		if (!c.userEnded && !$('connect-error').textContent)
+			$('connect-error').textContent = 'The connection was closed.';
 		for (const s of subs) {
 			s.li.dataset.state = 'inactive';
 			s.state.textContent = '';
@@ -415,6 +438,7 @@ function connect(ev) {
 function disconnect() {
 	if (client) {
 		const c = client;
+		c.userEnded = true;
 		c.end(false, {}, () => {});
 		if (!c.connected)
 			c.end(true);
