@@ -4,6 +4,7 @@
 #   make test       install missing Debian packages, build, run every test (scripts/run-tests)
 #   make run        build and start the broker with midge.conf (with the web page on port 8080)
 #   make fuzz       run the fuzzers for longer (FUZZ_SECONDS each, default 600)
+#   make soak       persistence: SIGKILL the broker 100 times under QoS 1/2 traffic, print totals
 #   make bench      run bench/ (numbers, not tests)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
@@ -108,7 +109,7 @@ WWW := build/www
 WEB_SRC := $(wildcard web/src/*) web/build.mjs
 WEB_MODULES := web/node_modules/.package-lock.json
 
-.PHONY: all test run fuzz bench install clean unit asan tsan fuzzers
+.PHONY: all test run fuzz bench install clean unit asan tsan fuzzers soak
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -221,6 +222,11 @@ fuzzers:
 test:
 	@scripts/install-deps
 	@scripts/run-tests
+
+# Not part of `make test`: the kill -9 test of persistence with 100 kills instead of 20.
+soak: all
+	MIDGE_SOAK_KILLS=$${MIDGE_SOAK_KILLS:-100} /usr/bin/python3 -m pytest -q -s \
+		test/broker/test_persistence.py -k sigkill
 
 # the port of midge.conf's WebSockets listener (the listener line before `protocol websockets`)
 WEB_PORT = $(shell awk '$$1 == "listener" { p = $$2 } $$1 == "protocol" && $$2 == "websockets" { print p; exit }' midge.conf)

@@ -35,6 +35,7 @@ struct mg_broker {
 	                           * every worker is parked (reload) */
 	mg_subtree *tree;
 	mg_retain *retain;
+	struct mg_store *store;   /* persistence (store.h); NULL when off */
 	int nworkers, nstarted;
 	mg_worker *w;
 	mg_listen_sock *ls;

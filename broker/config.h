@@ -79,7 +79,8 @@ typedef struct mg_config {
 	char *user;                      /* drop privileges to this user when started as root */
 	bool set_tcp_nodelay;            /* false */
 	int threads;                     /* 0 = online CPUs */
-	bool persistence;                /* must be false for now */
+	bool persistence;                /* false */
+	bool persistence_fsync;          /* false: synchronous=NORMAL; true: FULL (store.h) */
 	char *persistence_location, *persistence_file;
 	char *password_file;             /* must be NULL for now */
 	char *acl_file;                  /* compiled by the broker (acl.h); reloaded on SIGHUP */

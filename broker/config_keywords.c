@@ -523,13 +523,14 @@ static int kw_persistence(mg_parse *p, const char *kw, int argc, char **argv, co
 	bool b = false;
 	if (get_bool(p, kw, argv[0], &b) < 0)
 		return -1;
-	if (b)
-		return not_yet(p, "persistence true", "persistence (keeping sessions and retained messages across restarts) is");
-	p->c->persistence = false;
+	if (kw[11] == '_')
+		p->c->persistence_fsync = b;
+	else
+		p->c->persistence = b;
 	return 0;
 }
 
-/* Persistence will commit per loop turn, not on a timer: nothing to set. */
+/* Persistence commits per loop turn, not on a timer: nothing to set. */
 static int kw_autosave_interval(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
 	long long v;
@@ -740,6 +741,7 @@ static const mg_keyword keywords[] = {
 	{"user", kw_string, 1, ANY, false},
 	/* persistence */
 	{"persistence", kw_persistence, 1, 1, false},
+	{"persistence_fsync", kw_persistence, 1, 1, false},
 	{"persistence_location", kw_string, 1, ANY, false},
 	{"persistence_file", kw_string, 1, ANY, false},
 	{"autosave_interval", kw_autosave_interval, 1, 1, false},

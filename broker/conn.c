@@ -10,6 +10,7 @@
 #include "broker/packet.h"
 #include "broker/session.h"
 #include "broker/tls.h"
+#include "broker/store.h"
 #include "broker/worker.h"
 #include "net/tls.h"
 #include "net/ws.h"
@@ -363,6 +364,7 @@ void mg_conn_flush(mg_conn *c)
 {
 	if (c->state == MG_CS_DEAD && c->tr.fd < 0)
 		return;
+	mg_store_commit(); /* no acknowledgement leaves before what it promises is committed */
 	if (c->handshaking)
 		return; /* the handshake writes its own answer */
 	if (!c->out_bytes && mg_transport_want_write(&c->tr)) {

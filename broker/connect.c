@@ -9,6 +9,7 @@
 #include "broker/log.h"
 #include "broker/route.h"
 #include "broker/session.h"
+#include "broker/store.h"
 #include "broker/worker.h"
 
 #include <stdio.h>
@@ -339,6 +340,7 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	c->id = s->id;
 	configure_conn(c, cfg, p, &st);
 	mg_session_attach(w, s, c);
+	mg_store_session_saved(s); /* a session that outlives its connection is written */
 	log_connect(c, cfg, s, k);
 	send_connack(c, cfg, s, &st);
 	if (st.present) {

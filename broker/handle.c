@@ -97,7 +97,7 @@ static int apply_alias(mg_conn *c, const mg_packet *p, mg_publish *pub)
 static int hold_qos2(mg_session *s, uint16_t mid, mg_msg *m)
 {
 	if (s->n_inq2 == s->cap_inq2) {
-		size_t nc = s->cap_inq2 ? s->cap_inq2 * 2 : 8;
+		uint32_t nc = s->cap_inq2 ? s->cap_inq2 * 2 : 8;
 		mg_inq2 *v = realloc(s->inq2, nc * sizeof *v);
 		if (!v) {
 			mg_msg_unref(m);
@@ -151,7 +151,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	/* 3.x has no Receive Maximum: a client that never sends PUBREL would make the broker keep
 	 * a payload per packet id (65,535 of them), so max_incoming_qos2_messages bounds it. */
 	if (pub.qos == 2 && c->level != MG_V5 && cfg->max_incoming_qos2 && s->n_inq2 >= cfg->max_incoming_qos2) {
-		mg_log(MG_LOG_NOTICE, "Client %s has %zu QoS 2 messages awaiting PUBREL "
+		mg_log(MG_LOG_NOTICE, "Client %s has %u QoS 2 messages awaiting PUBREL "
 		       "(max_incoming_qos2_messages %u): disconnecting.", c->id, s->n_inq2, cfg->max_incoming_qos2);
 		mg_conn_disconnect(c, MG_RC_RECEIVE_MAX_EXCEEDED, MG_CLOSE_PROTOCOL);
 		return -1;
@@ -183,6 +183,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	if (pub.qos == 2) {
 		if (hold_qos2(s, pub.packet_id, m) < 0)
 			return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
+		mg_store_inq2_put(s, pub.packet_id, m); /* committed before the PUBREC leaves */
 		send_ack(c, MG_PUBREC, pub.packet_id, 0);
 		return 0;
 	}
@@ -207,6 +208,7 @@ static int handle_pubrel(mg_conn *c, const mg_packet *p)
 	mg_msg *m = q->m;
 	s->inq2[i] = s->inq2[--s->n_inq2];
 	mg_publish_msg(c->w, m, s->ref);
+	mg_store_inq2_del(s, p->packet_id, m); /* in the same commit as the queue rows it made */
 	mg_msg_unref(m);
 	send_ack(c, MG_PUBCOMP, p->packet_id, 0);
 	return 0;
@@ -247,10 +249,10 @@ static int handle_ack(mg_conn *c, const mg_packet *p)
 			break;
 		if (f->state != (p->type == MG_PUBACK ? MG_FL_PUBACK : MG_FL_PUBCOMP))
 			return wrong_ack(c, p, f);
-		if (f->it.m)
+		if (f->it.m && f->state != MG_FL_PUBCOMP)
 			s->flight_bytes -= f->it.m->payload_len;
+		mg_store_done(s, &f->it);
 		mg_fring_remove(&s->flight, i);
-		mg_store_msg_acked(s, p->packet_id);
 		break;
 	case MG_PUBREC:
 		mg_log(MG_LOG_DEBUG, "Received PUBREC from %s (Mid: %u)", c->id, p->packet_id);
@@ -267,11 +269,16 @@ static int handle_ack(mg_conn *c, const mg_packet *p)
 		if (f->it.m)
 			s->flight_bytes -= f->it.m->payload_len;
 		if (p->reason_code >= 0x80) { /* 5.0: refused: the flow ends here */
+			mg_store_done(s, &f->it);
 			mg_fring_remove(&s->flight, i);
 			break;
 		}
-		mg_msg_unref(f->it.m);
-		f->it.m = NULL;
+		if (f->it.stored) { /* its row names the body until PUBCOMP: kept, not counted */
+			mg_store_pubrec(s, &f->it, f->mid);
+		} else {
+			mg_msg_unref(f->it.m);
+			f->it.m = NULL;
+		}
 		f->state = MG_FL_PUBCOMP;
 		send_ack(c, MG_PUBREL, p->packet_id, 0);
 		break;

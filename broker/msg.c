@@ -19,6 +19,8 @@ mg_msg *mg_msg_new(const uint8_t *topic, size_t tlen, const uint8_t *payload, si
 	if (!m)
 		return NULL;
 	atomic_init(&m->refs, 1);
+	atomic_init(&m->store_refs, 0);
+	atomic_init(&m->store_id, 0);
 	m->qos = qos;
 	m->retain = retain;
 	m->topic_len = (uint16_t)tlen;
@@ -34,6 +36,34 @@ mg_msg *mg_msg_new(const uint8_t *topic, size_t tlen, const uint8_t *payload, si
 		memcpy(m->payload, payload, plen);
 	m->has_expiry = props && (props->present & MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY));
 	m->expire_at = m->has_expiry ? now + (int64_t)props->message_expiry * 1000 : 0;
+	return m;
+}
+
+mg_msg *mg_msg_new_raw(const uint8_t *topic, size_t tlen, const uint8_t *payload, size_t plen,
+                       const uint8_t *props, size_t proplen, uint8_t qos, bool retain,
+                       bool has_expiry, int64_t expire_at)
+{
+	mg_msg *m = malloc(sizeof *m + tlen + proplen + plen + 1);
+	if (!m)
+		return NULL;
+	atomic_init(&m->refs, 1);
+	atomic_init(&m->store_refs, 0);
+	atomic_init(&m->store_id, 0);
+	m->qos = qos;
+	m->retain = retain;
+	m->topic_len = (uint16_t)tlen;
+	m->payload_len = (uint32_t)plen;
+	m->props_len = (uint32_t)proplen;
+	memcpy(m->topic, topic, tlen);
+	m->topic[tlen] = 0;
+	m->props = m->topic + tlen + 1;
+	m->payload = m->props + proplen;
+	if (proplen)
+		memcpy(m->props, props, proplen);
+	if (plen)
+		memcpy(m->payload, payload, plen);
+	m->has_expiry = has_expiry;
+	m->expire_at = has_expiry ? expire_at : 0;
 	return m;
 }
 

@@ -22,7 +22,9 @@ typedef struct mg_msg {
 	bool has_expiry;
 	uint16_t topic_len;
 	uint32_t payload_len, props_len;
+	atomic_uint store_refs; /* rows of the store that refer to its body (store.c) */
 	int64_t expire_at; /* mg_now_ms() deadline when has_expiry */
+	atomic_llong store_id;  /* its msgs row, 0 none: set once, by the worker routing it */
 	uint8_t *payload, *props;
 	uint8_t topic[];   /* then props, then payload, in one allocation */
 } mg_msg;
@@ -30,6 +32,11 @@ typedef struct mg_msg {
 /* Copies topic, payload and the forwardable part of props (may be NULL). refs = 1. */
 mg_msg *mg_msg_new(const uint8_t *topic, size_t tlen, const uint8_t *payload, size_t plen,
                    const mg_props *props, uint8_t qos, bool retain, int64_t now);
+/* The same from parts already in the kept form (props forwardable as they are): the store's
+ * start-up. */
+mg_msg *mg_msg_new_raw(const uint8_t *topic, size_t tlen, const uint8_t *payload, size_t plen,
+                       const uint8_t *props, size_t proplen, uint8_t qos, bool retain,
+                       bool has_expiry, int64_t expire_at);
 static inline mg_msg *mg_msg_ref(mg_msg *m)
 {
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);

@@ -1,5 +1,6 @@
 /* broker/queue.c - FIFO rings for queued and in-flight deliveries. */
 #include "broker/queue.h"
+#include "broker/store.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -7,6 +8,8 @@
 
 void mg_qitem_clear(mg_qitem *q)
 {
+	if (q->stored && q->m)
+		mg_store_msg_unref(q->m);
 	mg_msg_unref(q->m);
 	if (q->n_ids > 1)
 		free(q->ids);

@@ -5,6 +5,7 @@
 #ifndef MG_BROKER_QUEUE_H
 #define MG_BROKER_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,7 +14,8 @@
 typedef struct mg_qitem {
 	mg_msg *m;       /* one reference owned by the item */
 	uint8_t qos;     /* delivered QoS: min(published, granted) */
-	bool retain;     /* retain flag to send */
+	bool retain : 1; /* retain flag to send */
+	bool stored : 1; /* a row in the store's queue refers to it (store.h) */
 	uint16_t n_ids;  /* subscription identifiers */
 	uint32_t id1;    /* the only one when n_ids == 1 */
 	uint32_t *ids;   /* malloc'd when n_ids > 1 */

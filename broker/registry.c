@@ -18,7 +18,8 @@ struct mg_slot {
 	uint32_t next_free;
 	atomic_bool online;
 	mg_session *s;      /* owner only */
-};                     /* 24 bytes: one per session ever live at once */
+	atomic_llong sid;   /* the session's store id, 0 not stored: routing writes its queue rows */
+};                     /* 32 bytes: one per session ever live at once */
 
 struct mg_regent {
 	uint32_t len;        /* client ids are at most 65535 bytes */
@@ -166,6 +167,7 @@ mg_sref mg_registry_add(mg_broker *b, const char *id, size_t len, int me, mg_ses
 	uint32_t gen = atomic_load(&sl->gen);
 	atomic_store(&sl->owner, me);
 	atomic_store(&sl->online, false);
+	atomic_store_explicit(&sl->sid, 0, memory_order_relaxed);
 	sl->s = s;
 	mg_sref ref = (mg_sref)(((uintptr_t)gen << 32) | (idx + 1));
 	e->len = (uint32_t)len; /* an MQTT string: at most 65535 */
@@ -216,6 +218,22 @@ int mg_sref_owner(mg_broker *b, mg_sref ref)
 	if (!sl || atomic_load_explicit(&sl->gen, memory_order_acquire) != gen)
 		return -1;
 	return atomic_load_explicit(&sl->owner, memory_order_acquire);
+}
+
+int64_t mg_sref_sid(mg_broker *b, mg_sref ref)
+{
+	uint32_t gen;
+	mg_slot *sl = slot_of(b, ref, &gen);
+	if (!sl || atomic_load_explicit(&sl->gen, memory_order_acquire) != gen)
+		return 0;
+	return atomic_load_explicit(&sl->sid, memory_order_relaxed);
+}
+
+void mg_sref_set_sid(mg_broker *b, mg_sref ref, int64_t sid)
+{
+	uint32_t gen;
+	mg_slot *sl = slot_of(b, ref, &gen);
+	atomic_store_explicit(&sl->sid, sid, memory_order_relaxed);
 }
 
 bool mg_sref_online(mg_broker *b, mg_sref ref)

@@ -46,6 +46,10 @@ void mg_registry_remove(mg_broker *b, const char *id, size_t len, mg_sref ref);
 mg_session *mg_sref_resolve(mg_broker *b, mg_sref ref, int me);
 int mg_sref_owner(mg_broker *b, mg_sref ref); /* -1 if stale */
 bool mg_sref_online(mg_broker *b, mg_sref ref);
+/* The store id of the session (store.h), 0 when it is not stored or ref is stale. Set by the
+ * owner when the session starts or stops outliving its connection; read by routing. */
+int64_t mg_sref_sid(mg_broker *b, mg_sref ref);
+void mg_sref_set_sid(mg_broker *b, mg_sref ref, int64_t sid);
 void mg_sref_set_online(mg_broker *b, mg_sref ref, bool on);
 /* The subscription tree's eligibility test (ctx: the broker): is the subscriber online? */
 bool mg_eligible(void *subscriber, void *ctx);

@@ -15,6 +15,12 @@ int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
 {
 	mg_broker *b = w->b;
 	int n = mg_subtree_match(b->tree, m->topic, m->topic_len, publisher, mg_eligible, b, &w->ms);
+	/* Persistence: the queue rows of stored sessions are written here, by the worker that
+	 * acknowledges the message, whichever worker owns the session (store.h). A reference
+	 * held while routing keeps a drop during the loop from deleting the body. */
+	bool store = b->store && m->qos;
+	if (store)
+		atomic_fetch_add_explicit(&m->store_refs, 1, memory_order_relaxed);
 	for (int i = 0; i < n; i++) {
 		const mg_match *x = &w->ms.m[i];
 		int owner = mg_sref_owner(b, x->subscriber);
@@ -24,6 +30,9 @@ int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
 		               .retain = x->retain_as_published ? m->retain : false };
 		if (x->n_ids)
 			mg_qitem_set_ids(&q, w->ms.ids + x->ids_off, x->n_ids);
+		int64_t sid;
+		if (store && q.qos && (sid = mg_sref_sid(b, x->subscriber)))
+			mg_store_queued(sid, &q);
 		if (owner == w->idx) {
 			mg_session *s = mg_session_resolve(w, x->subscriber);
 			if (s)
@@ -35,6 +44,8 @@ int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
 			mg_worker_post(w, owner, &p);
 		}
 	}
+	if (store)
+		mg_store_msg_unref(m);
 	/* recipients, and matches that give none (No Local, ...): 0 means nobody subscribed */
 	return n < 0 ? 0 : n + (int)w->ms.n_unsent;
 }

@@ -5,6 +5,7 @@
 #include "broker/log.h"
 #include "broker/route.h"
 #include "broker/tls.h"
+#include "broker/store.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -136,6 +137,27 @@ static int load_acl(mg_broker *b, bool reload)
 	return 0;
 }
 
+/* persistence true: open the file and restore everything before any worker runs. */
+static int open_store(mg_broker *b)
+{
+	char err[1024];
+	char *path = mg_store_path(b->cfg);
+	if (!path)
+		return -ENOMEM;
+	mg_log(MG_LOG_NOTICE, "Loading persistence from %s.", path);
+	int r = mg_store_open(path, b->cfg->persistence_fsync, &b->store, err, sizeof err);
+	if (r == MG_STORE_OK && (r = mg_store_recover(b, err, sizeof err)) != MG_STORE_OK) {
+		mg_store_close(b->store);
+		b->store = NULL;
+	}
+	free(path);
+	if (r != MG_STORE_OK) {
+		mg_log(MG_LOG_ERR, "Error: persistence: %s.", err);
+		return -EIO;
+	}
+	return 0;
+}
+
 int mg_broker_init(mg_broker *b, mg_config *cfg)
 {
 	b->cfg = cfg;
@@ -172,7 +194,7 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 	for (int i = 0; i < b->nworkers; i++)
 		if ((r = mg_worker_init(b, &b->w[i], i)) < 0)
 			return r;
-	return 0;
+	return cfg->persistence ? open_store(b) : 0;
 }
 
 int mg_broker_start(mg_broker *b, mg_config *cfg)
@@ -308,6 +330,8 @@ void mg_broker_stop(mg_broker *b)
 		SSL_CTX_free(b->tls[i]);
 	free(b->tls);
 	free(b->lcount);
+	mg_store_close(b->store); /* every worker committed its last batch when it stopped */
+	b->store = NULL;
 	mg_retain_free(b->retain);
 	mg_subtree_free(b->tree);
 	mg_acl_free(b->acl);

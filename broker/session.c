@@ -18,6 +18,8 @@
 
 void mg_session_clear_will(mg_session *s)
 {
+	if (s->will)
+		mg_store_will_clear(s, s->will);
 	mg_msg_unref(s->will);
 	s->will = NULL;
 	s->will_at = 0;
@@ -30,8 +32,11 @@ void mg_session_clear_msgs(mg_session *s)
 	mg_qring_free(&s->retained);
 	mg_fring_free(&s->flight);
 	s->flight_bytes = 0;
-	for (size_t i = 0; i < s->n_inq2; i++)
+	for (size_t i = 0; i < s->n_inq2; i++) {
+		if (s->sid)
+			mg_store_msg_unref(s->inq2[i].m);
 		mg_msg_unref(s->inq2[i].m);
+	}
 	free(s->inq2);
 	s->inq2 = NULL;
 	s->n_inq2 = s->cap_inq2 = 0;
@@ -73,7 +78,6 @@ mg_session *mg_session_create(mg_worker *w, const char *id, size_t len, int *own
 		w->sessions->prev = s;
 	w->sessions = s;
 	atomic_fetch_add(&w->b->n_sessions, 1);
-	mg_store_session_created(s);
 	return s;
 }
 
@@ -91,12 +95,12 @@ static void unsub_one(void *ud, const uint8_t *f, size_t len)
 void mg_session_destroy(mg_worker *w, mg_session *s)
 {
 	mg_broker *b = w->b;
-	mg_store_session_removed(s);
 	unsub_ctx u = { b, s->ref };
 	mg_fset_clear(&s->subs, unsub_one, &u);
 	mg_registry_remove(b, s->id, s->id_len, s->ref);
-	mg_session_clear_msgs(s);
+	mg_session_clear_msgs(s);  /* stored bodies lose their references first */
 	mg_session_clear_will(s);
+	mg_store_session_removed(s);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -154,6 +158,7 @@ void mg_will_publish(mg_worker *w, mg_session *s)
 		if (m->has_expiry) /* only this session holds it: still safe to change */
 			m->expire_at = mg_loop_now_ms(w->loop) + (int64_t)s->will_expiry * 1000;
 		mg_publish_msg(w, m, NULL);
+		mg_store_will_clear(s, m); /* after routing: its queue rows keep the body */
 		mg_msg_unref(m);
 	}
 }
@@ -236,10 +241,14 @@ void mg_session_detach(mg_worker *w, mg_session *s, bool send_will)
 		else
 			s->will_at = now + (int64_t)(s->will_delay < s->expiry ? s->will_delay : s->expiry) * 1000;
 	}
-	if (s->expiry == 0)
+	if (s->expiry == 0) {
 		mg_session_destroy(w, s);
-	else if (s->expiry != UINT32_MAX)
+		return;
+	}
+	if (s->expiry != UINT32_MAX)
 		s->expire_at = now + (int64_t)s->expiry * 1000;
+	mg_store_will(s);
+	mg_store_session_offline(s);
 }
 
 void mg_session_tick(mg_worker *w, int64_t now)
@@ -388,13 +397,16 @@ static void send_item(mg_worker *w, mg_session *s, mg_qitem *q)
 	mg_flight f = { .it = *q, .mid = next_mid(s), .state = q->qos == 1 ? MG_FL_PUBACK : MG_FL_PUBREC };
 	if (write_publish(w, c, q, f.mid, false) < 0) {
 		count_drop(w, s);
+		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
 	}
 	if (mg_fring_push(&s->flight, &f) < 0) {
+		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
 	}
+	mg_store_sent(s, &f.it, f.mid); /* committed before the PUBLISH leaves (store.h) */
 	s->flight_bytes += f.it.m->payload_len;
 }
 
@@ -406,6 +418,7 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 		return;
 	}
 	if (mg_msg_expired(q->m, mg_loop_now_ms(w->loop))) {
+		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
 	}
@@ -420,17 +433,17 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 	if ((cfg->max_queued_messages > 0 && s->queue.n >= (size_t)cfg->max_queued_messages) ||
 	    (cfg->max_queued_bytes > 0 && s->qbytes >= cfg->max_queued_bytes)) { /* mosquitto: until exceeded */
 		count_drop(w, s);
+		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
 	}
 	if (mg_qring_push(&s->queue, q) < 0) {
 		count_drop(w, s);
+		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
 	}
 	s->qbytes += q->m->payload_len;
-	if (q->qos)
-		mg_store_msg_queued(s, q->m, q->qos);
 }
 
 void mg_session_owe_retained(mg_worker *w, mg_session *s, mg_qitem *q)
@@ -474,8 +487,10 @@ void mg_session_pump(mg_worker *w, mg_session *s)
 		mg_qitem it;
 		mg_qring_pop(&s->queue, &it);
 		s->qbytes -= it.m->payload_len;
-		if (mg_msg_expired(it.m, now))
+		if (mg_msg_expired(it.m, now)) {
+			mg_store_done(s, &it);
 			mg_qitem_clear(&it);
+		}
 		else
 			send_item(w, s, &it);
 	}
@@ -494,6 +509,7 @@ void mg_session_resend(mg_worker *w, mg_session *s)
 			mg_conn_send(c, &p);
 		} else if (write_publish(w, c, &f->it, f->mid, true) == -E2BIG) {
 			s->flight_bytes -= f->it.m->payload_len;
+			mg_store_done(s, &f->it);
 			mg_fring_remove(&s->flight, i--);
 		}
 	}

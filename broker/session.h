@@ -36,7 +36,8 @@ struct mg_session {
 	mg_fring flight;
 	size_t flight_bytes;
 	mg_inq2 *inq2;
-	size_t n_inq2, cap_inq2;
+	uint32_t n_inq2, cap_inq2;
+	int64_t sid;          /* its row in the store (store.h); 0: not stored */
 	mg_fset subs;         /* the filters it holds in the tree, for removal */
 	mg_msg *will;         /* will message, NULL if none */
 	int64_t will_at;      /* ms: a delayed will is due */
@@ -50,6 +51,7 @@ struct mg_session {
 	uint8_t will_qos;
 	bool will_retain;
 	bool dropping;        /* in a drop episode (logged once) */
+	bool will_stored;     /* the delayed will has its row in the store (store.h) */
 };
 
 /* ---- life ---- */

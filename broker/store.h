@@ -1,43 +1,177 @@
 /*
- * broker/store.h - what the broker tells durable storage when durable state changes.
+ * broker/store.h - durable state in SQLite (store.c): what the broker tells the store when
+ * durable state changes, and opening / recovering / committing it.
  *
- * The seam persistence plugs into, and nothing more yet: the broker keeps everything in
- * memory, so every hook below is an empty inline that compiles to nothing. A SQLite store
- * (its own issue) replaces these bodies with calls into store code, batching writes per loop
- * turn; the call sites stay as they are. The broker calls them from the worker that owns the
- * session (retained: from any worker). Arguments are borrowed for the duration of the call.
+ * Writer design (docs/persistence.md "Writer design"): every worker has its own SQLite
+ * connection to the one file (WAL mode) and its own batch of operations. A hook only appends
+ * an operation to the calling worker's batch (no I/O, no lock); the batch is executed and
+ * committed in one transaction when the loop turn ends (mg_store_commit, called before any
+ * output of the turn is written), so a PUBACK or PUBREC written during the turn leaves the
+ * broker only after what its message created is committed. The SQLite write lock is held
+ * only while one batch executes.
+ *
+ * Costs: with persistence off no session has a store id and every hook returns on its first
+ * test (a field already in cache); the hooks of sessions that do not outlive their
+ * connection (clean sessions) do the same. Messages are written only for QoS 1/2 deliveries
+ * to stored sessions, incoming QoS 2 of stored sessions, retained messages and delayed wills.
+ *
+ * Hooks run on the worker that owns the session (the batch is the calling thread's,
+ * mg_store_tls); on any other thread (start-up before the workers run, the final teardown)
+ * they do nothing, so freeing the broker's memory at exit never deletes stored state.
  */
 #ifndef MG_BROKER_STORE_H
 #define MG_BROKER_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/config.h"
+#include "broker/queue.h"
+#include "broker/session.h"
 #include "proto/proto.h"
 
 struct mg_session;
 struct mg_msg;
+struct mg_broker;
+struct mg_worker;
+struct mg_flight;
 
-static inline void mg_store_session_created(const struct mg_session *s) { (void)s; }
-static inline void mg_store_session_removed(const struct mg_session *s) { (void)s; }
-static inline void mg_store_sub_added(const struct mg_session *s, const uint8_t *filter, size_t len,
+typedef struct mg_store mg_store;   /* the broker's, b->store; NULL when persistence is off */
+typedef struct mg_sbatch mg_sbatch; /* one worker's connection and operations of this turn */
+
+/* The calling worker's batch, NULL on any thread that is not a worker of a persistent broker. */
+extern __thread mg_sbatch *mg_store_tls __attribute__((tls_model("initial-exec")));
+
+/* ---- open, recover, commit, close ---- */
+
+/* Why the store could not be opened (mg_store_open). h6's failure modes extend these. */
+enum mg_store_err {
+	MG_STORE_OK = 0,
+	MG_STORE_E_OPEN = -1,    /* cannot create or open the file (path, permissions) */
+	MG_STORE_E_CORRUPT = -2, /* not a database, or damaged */
+	MG_STORE_E_NEWER = -3,   /* written by a newer midge (user_version > ours) */
+	MG_STORE_E_IO = -4,      /* a read or write failed (disk full, I/O error) */
+	MG_STORE_E_NOMEM = -5,
+};
+
+/* The file's path from the config (persistence_location + persistence_file); the caller frees. */
+char *mg_store_path(const struct mg_config *cfg);
+/* Open (create) the file at path, set WAL and synchronous, create or check the schema.
+ * Returns the store in *out and MG_STORE_OK, or an error kind with a message in err. */
+int mg_store_open(const char *path, bool fsync, mg_store **out, char *err, size_t errlen);
+/* Load everything into the broker, whose workers exist but do not run yet: retained
+ * messages, sessions (round robin over the workers) with their subscriptions, queues,
+ * messages in flight, incoming QoS 2 and delayed wills; then delete leftovers. Opens one
+ * connection per worker. Returns MG_STORE_OK or an error kind (err says what). */
+int mg_store_recover(struct mg_broker *b, char *err, size_t errlen);
+/* A worker thread starts (sets mg_store_tls) and stops (commits, clears it). */
+void mg_store_worker_start(struct mg_worker *w);
+void mg_store_worker_stop(struct mg_worker *w);
+/* Execute and commit the calling worker's batch (no-op when empty). Before any output. */
+void mg_store_commit_now(mg_sbatch *sb);
+static inline void mg_store_commit(void)
+{
+	if (mg_store_tls)
+		mg_store_commit_now(mg_store_tls);
+}
+void mg_store_close(mg_store *st); /* after every worker stopped */
+
+/* ---- hooks (see the top for when they cost nothing) ---- */
+
+/* CONNECT configured s (level, expiry): a session that outlives its connection gets a store
+ * id and a row; one that no longer does loses them. */
+void mg_store_session_saved(struct mg_session *s);
+/* s ends (destroyed): its rows go. */
+void mg_store_session_removed_(struct mg_session *s);
+/* s went offline (expire_at set) or its expiry changed. */
+void mg_store_session_offline_(struct mg_session *s);
+/* The delayed will of s was set (will_at): written with its body. Cleared (published or
+ * dropped; m the will, before its reference is dropped). */
+void mg_store_will_(struct mg_session *s);
+void mg_store_will_clear_(struct mg_session *s, struct mg_msg *m);
+/* SIGTERM: the sessions of w still online go offline now (their expiry starts). */
+void mg_store_shutdown(struct mg_worker *w);
+void mg_store_sub_added_(struct mg_session *s, const uint8_t *filter, size_t len, mg_subopts o,
+                         uint32_t sub_id);
+void mg_store_sub_removed_(struct mg_session *s, const uint8_t *filter, size_t len);
+/* Routing: q is about to be delivered to the stored session sid (any worker): its row is
+ * written and q marked stored. */
+void mg_store_queued(int64_t sid, mg_qitem *q);
+/* A stored delivery of s: sent as mid (state 1), PUBREC received (state 2), finished or
+ * dropped (row deleted). */
+void mg_store_sent_(struct mg_session *s, const mg_qitem *q, uint16_t mid);
+void mg_store_pubrec_(struct mg_session *s, const mg_qitem *q, uint16_t mid);
+void mg_store_done_(struct mg_session *s, const mg_qitem *q);
+/* Incoming QoS 2 of s held until PUBREL (takes no reference), and released. */
+void mg_store_inq2_put_(struct mg_session *s, uint16_t mid, struct mg_msg *m);
+void mg_store_inq2_del_(struct mg_session *s, uint16_t mid, struct mg_msg *m);
+/* m NULL: the retained message of topic was deleted. */
+void mg_store_retained_(const uint8_t *topic, size_t len, struct mg_msg *m);
+/* A stored row that referred to m is gone (q's item cleared, inq2 released): the body is
+ * deleted when nothing refers to it any more. */
+void mg_store_msg_unref(struct mg_msg *m);
+
+static inline void mg_store_session_removed(struct mg_session *s)
+{
+	if (s->sid && mg_store_tls)
+		mg_store_session_removed_(s);
+}
+static inline void mg_store_session_offline(struct mg_session *s)
+{
+	if (s->sid && mg_store_tls)
+		mg_store_session_offline_(s);
+}
+static inline void mg_store_will(struct mg_session *s)
+{
+	if (s->sid && mg_store_tls)
+		mg_store_will_(s);
+}
+static inline void mg_store_will_clear(struct mg_session *s, struct mg_msg *m)
+{
+	if (s->will_stored && mg_store_tls)
+		mg_store_will_clear_(s, m);
+}
+static inline void mg_store_sub_added(struct mg_session *s, const uint8_t *filter, size_t len,
                                       mg_subopts o, uint32_t sub_id)
 {
-	(void)s; (void)filter; (void)len; (void)o; (void)sub_id;
+	if (s->sid && mg_store_tls)
+		mg_store_sub_added_(s, filter, len, o, sub_id);
 }
-static inline void mg_store_sub_removed(const struct mg_session *s, const uint8_t *filter, size_t len)
+static inline void mg_store_sub_removed(struct mg_session *s, const uint8_t *filter, size_t len)
 {
-	(void)s; (void)filter; (void)len;
+	if (s->sid && mg_store_tls)
+		mg_store_sub_removed_(s, filter, len);
 }
-static inline void mg_store_msg_queued(const struct mg_session *s, const struct mg_msg *m, uint8_t qos)
+static inline void mg_store_sent(struct mg_session *s, const mg_qitem *q, uint16_t mid)
 {
-	(void)s; (void)m; (void)qos;
+	if (q->stored && mg_store_tls)
+		mg_store_sent_(s, q, mid);
 }
-static inline void mg_store_msg_acked(const struct mg_session *s, uint16_t mid) { (void)s; (void)mid; }
-/* m NULL: the retained message of topic was deleted. */
-static inline void mg_store_retained(const uint8_t *topic, size_t len, const struct mg_msg *m)
+static inline void mg_store_pubrec(struct mg_session *s, const mg_qitem *q, uint16_t mid)
 {
-	(void)topic; (void)len; (void)m;
+	if (q->stored && mg_store_tls)
+		mg_store_pubrec_(s, q, mid);
+}
+static inline void mg_store_done(struct mg_session *s, const mg_qitem *q)
+{
+	if (q->stored && mg_store_tls)
+		mg_store_done_(s, q);
+}
+static inline void mg_store_inq2_put(struct mg_session *s, uint16_t mid, struct mg_msg *m)
+{
+	if (s->sid && mg_store_tls)
+		mg_store_inq2_put_(s, mid, m);
+}
+static inline void mg_store_inq2_del(struct mg_session *s, uint16_t mid, struct mg_msg *m)
+{
+	if (s->sid && mg_store_tls)
+		mg_store_inq2_del_(s, mid, m);
+}
+static inline void mg_store_retained(const uint8_t *topic, size_t len, struct mg_msg *m)
+{
+	if (mg_store_tls)
+		mg_store_retained_(topic, len, m);
 }
 
 #endif

@@ -8,6 +8,7 @@
 #include "broker/http.h"
 #include "broker/log.h"
 #include "broker/session.h"
+#include "broker/store.h"
 #include "net/tls.h"
 
 #include <errno.h>
@@ -50,6 +51,7 @@ void mg_worker_post(mg_worker *from, int to, mg_post *p)
 void mg_worker_flush_outboxes(mg_worker *w)
 {
 	mg_broker *b = w->b;
+	mg_store_commit(); /* what another worker will see was created by a committed message */
 	for (int t = 0; t < b->nworkers; t++) {
 		mg_postv *o = &w->outbox[t];
 		if (!o->n)
@@ -103,6 +105,7 @@ static void shutdown_finish(mg_worker *w)
 {
 	w->stopping = 2;
 	on_wake(w->loop, w); /* what arrived after the barrier: the other workers' wills */
+	mg_store_shutdown(w);
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
 		if (c->out_bytes)
@@ -361,7 +364,9 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 static void *worker_main(void *arg)
 {
 	mg_worker *w = arg;
+	mg_store_worker_start(w);
 	mg_loop_run(w->loop);
+	mg_store_worker_stop(w);
 	return NULL;
 }
 

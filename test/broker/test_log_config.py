@@ -134,14 +134,17 @@ def test_port_in_use_exits_1(tmp_path):
 
 
 @pytest.mark.midge_only
-def test_persistence_true_refused_with_file_and_line(tmp_path):
-    """midge has no disk persistence yet: asking for it must stop the broker (mosquitto
-    supports it, so this is midge-only)."""
-    rc, out = run_broker_until_exit(
-        tmp_path, "listener %d 127.0.0.1\n\npersistence true\n" % free_port())
-    assert rc not in (0, None), out
-    assert "persistence" in out
-    assert re.search(r"exit\.conf\D{0,8}3\b", out), out
+def test_persistence_true_opens_the_store_in_persistence_location(tmp_path, broker_factory):
+    """persistence true is supported now (it was refused with file and line before issue
+    10): the file is persistence_location + persistence_file, and the start-up log names it."""
+    loc = tmp_path / "state"
+    loc.mkdir()
+    b = broker_factory(extra=["persistence true", "persistence_location %s" % loc,
+                              "persistence_file kept.db", "autosave_interval 1800",
+                              "autosave_on_changes false"])
+    RawClient(b.port).connect("pt")
+    assert (loc / "kept.db").exists()
+    assert "Loading persistence from %s/kept.db" % loc in b.log()
 
 
 @pytest.mark.midge_only

@@ -392,8 +392,6 @@ TEST(old_style_port_and_bind_address)
 
 TEST(not_yet_implemented_features_are_named)
 {
-	EXPECT_ERR("listener 1883\npersistence true\n", "Error: t.conf:2: 'persistence true': persistence (keeping "
-			"sessions and retained messages across restarts) is not yet implemented in this version of midge.");
 	EXPECT_ERR("password_file /etc/midge/passwd\n", "Error: t.conf:1: 'password_file': password files "
 			"(username and password checks) are not yet implemented in this version of midge.");
 	EXPECT_ERR("listener 8883\ntls_engine pkcs11\n",
@@ -440,6 +438,9 @@ TEST(not_yet_implemented_features_are_named)
 	EXPECT_ERR("persistence maybe\n", "Error: t.conf:1: invalid value 'maybe' for 'persistence' (expected true or false).");
 	mg_config c;
 	char err[ERRLEN];
+	REQUIRE(parse(&c, "persistence true\npersistence_fsync true\n", err) == 0);
+	CHECK(c.persistence && c.persistence_fsync);
+	mg_config_free(&c);
 	REQUIRE(parse(&c, "persistence false\n", err) == 0);
 	CHECK(!c.persistence && !c.password_file && !c.acl_file);
 	mg_config_free(&c);

@@ -1,0 +1,1133 @@
+/*
+ * broker/store.c - durable state in one SQLite file (store.h, docs/persistence.md).
+ *
+ * Each worker appends operations to its own batch while its loop turn runs (no I/O) and
+ * executes them in one transaction, with prepared statements, when the turn ends: the cost
+ * is one BEGIN/COMMIT (one WAL append, plus an fsync with persistence_fsync) per turn, not
+ * per message. Workers have their own connections; SQLite lets one write at a time, so a
+ * worker waits for the write lock at most for the length of another's batch.
+ */
+#include "broker/store.h"
+#include "broker/broker.h"
+#include "broker/log.h"
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "broker/store_schema.h"
+#include "broker/subtree.h"
+#include "broker/worker.h"
+#include "net/loop.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+__thread mg_sbatch *mg_store_tls __attribute__((tls_model("initial-exec")));
+
+enum op_kind {
+	OP_MSG_PUT = 1, OP_MSG_DEL, OP_Q_PUT, OP_Q_STATE, OP_Q_DEL, OP_INQ2_PUT, OP_INQ2_DEL,
+	OP_SESS_PUT, OP_SESS_DEL, OP_SESS_EXP, OP_WILL, OP_SUB_PUT, OP_SUB_DEL, OP_RET_PUT, OP_RET_DEL,
+};
+
+/* One operation of a batch. Owns one reference of m and the blob. */
+typedef struct sop {
+	uint8_t kind, qos, flag, state;
+	uint16_t mid;
+	uint32_t len;     /* blob bytes */
+	int64_t sid, msg; /* session, message store ids */
+	int64_t t1, t2;   /* times or numbers, per kind */
+	mg_msg *m;
+	uint8_t *blob;
+} sop;
+
+enum {
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_MSG_PUT, ST_MSG_DEL, ST_Q_PUT, ST_Q_STATE, ST_Q_DEL,
+	ST_INQ2_PUT, ST_INQ2_DEL, ST_SESS_PUT, ST_SESS_DEL1, ST_SESS_DEL2, ST_SESS_DEL3, ST_SESS_DEL4,
+	ST_SESS_EXP, ST_WILL, ST_SUB_PUT, ST_SUB_DEL, ST_RET_PUT, ST_RET_DEL, ST_N
+};
+
+static const char *const sql[ST_N] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_MSG_PUT] = "INSERT OR REPLACE INTO msgs(id, topic, payload, props, qos, retain, expire_at) "
+	               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_MSG_DEL] = "DELETE FROM msgs WHERE id = ?1",
+	[ST_Q_PUT] = "INSERT OR REPLACE INTO queue(sid, msg, qos, retain, sub_ids, mid, state) "
+	             "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_Q_STATE] = "UPDATE queue SET mid = ?3, state = ?4 WHERE sid = ?1 AND msg = ?2",
+	[ST_Q_DEL] = "DELETE FROM queue WHERE sid = ?1 AND msg = ?2",
+	[ST_INQ2_PUT] = "INSERT OR REPLACE INTO inq2(sid, mid, msg) VALUES(?1, ?2, ?3)",
+	[ST_INQ2_DEL] = "DELETE FROM inq2 WHERE sid = ?1 AND mid = ?2",
+	[ST_SESS_PUT] = "INSERT OR REPLACE INTO sessions(sid, client_id, level, expiry, expire_at) "
+	                "VALUES(?1, ?2, ?3, ?4, NULL)",
+	[ST_SESS_DEL1] = "DELETE FROM sessions WHERE sid = ?1",
+	[ST_SESS_DEL2] = "DELETE FROM subs WHERE sid = ?1",
+	[ST_SESS_DEL3] = "DELETE FROM queue WHERE sid = ?1",
+	[ST_SESS_DEL4] = "DELETE FROM inq2 WHERE sid = ?1",
+	[ST_SESS_EXP] = "UPDATE sessions SET expiry = ?2, expire_at = ?3 WHERE sid = ?1",
+	[ST_WILL] = "UPDATE sessions SET will_msg = ?2, will_at = ?3, will_expiry = ?4 WHERE sid = ?1",
+	[ST_SUB_PUT] = "INSERT OR REPLACE INTO subs(sid, filter, opts, sub_id) VALUES(?1, ?2, ?3, ?4)",
+	[ST_SUB_DEL] = "DELETE FROM subs WHERE sid = ?1 AND filter = ?2",
+	[ST_RET_PUT] = "INSERT OR REPLACE INTO retained(topic, payload, props, qos, expire_at) "
+	               "VALUES(?1, ?2, ?3, ?4, ?5)",
+	[ST_RET_DEL] = "DELETE FROM retained WHERE topic = ?1",
+};
+
+struct mg_sbatch {
+	mg_store *st;
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST_N];
+	sop *v;
+	size_t n, cap;
+	int64_t failed_at; /* mono ms of the last logged failure (once a minute) */
+	bool oom;          /* an operation could not be recorded: logged with the next commit */
+};
+
+struct mg_store {
+	char *path;
+	bool fsync;
+	sqlite3 *db;       /* opening and start-up; closed last */
+	mg_sbatch *wb;     /* one per worker */
+	int nwb;
+	atomic_llong next_msg, next_sid;
+	int64_t wall_off;  /* Unix ms = mg_now_ms() + wall_off */
+};
+
+/* ---- times ---- */
+
+static int64_t wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int64_t to_wall(const mg_store *st, int64_t mono) { return mono + st->wall_off; }
+static int64_t to_mono(const mg_store *st, int64_t wall) { return wall - st->wall_off; }
+
+/* ---- recording operations (hooks) ---- */
+
+static sop *push(mg_sbatch *sb, uint8_t kind)
+{
+	if (sb->n == sb->cap) {
+		size_t nc = sb->cap ? sb->cap * 2 : 256;
+		sop *nv = realloc(sb->v, nc * sizeof *nv);
+		if (!nv) {
+			sb->oom = true;
+			return NULL;
+		}
+		sb->v = nv;
+		sb->cap = nc;
+	}
+	sop *o = &sb->v[sb->n++];
+	memset(o, 0, sizeof *o);
+	o->kind = kind;
+	return o;
+}
+
+static uint8_t *dup_bytes(const void *p, size_t n)
+{
+	uint8_t *d = malloc(n ? n : 1);
+	if (d && n)
+		memcpy(d, p, n);
+	return d;
+}
+
+/* The store id of m, writing its body in this batch the first time. */
+static int64_t msg_id(mg_sbatch *sb, mg_msg *m, bool will)
+{
+	int64_t id = atomic_load_explicit(&m->store_id, memory_order_relaxed);
+	if (id)
+		return id;
+	id = atomic_fetch_add(&sb->st->next_msg, 1);
+	atomic_store_explicit(&m->store_id, id, memory_order_relaxed);
+	sop *o = push(sb, OP_MSG_PUT);
+	if (o) {
+		o->msg = id;
+		o->m = mg_msg_ref(m);
+		o->flag = will; /* a will's expiry starts when it is published: none yet */
+	}
+	return id;
+}
+
+void mg_store_msg_unref(mg_msg *m)
+{
+	if (atomic_fetch_sub_explicit(&m->store_refs, 1, memory_order_acq_rel) != 1)
+		return;
+	int64_t id = atomic_load_explicit(&m->store_id, memory_order_relaxed);
+	mg_sbatch *sb = mg_store_tls;
+	if (!id || !sb)
+		return;
+	sop *o = push(sb, OP_MSG_DEL);
+	if (o)
+		o->msg = id;
+}
+
+void mg_store_session_saved(mg_session *s)
+{
+	mg_sbatch *sb = mg_store_tls;
+	if (!sb)
+		return;
+	mg_broker *b = NULL;
+	if (s->expiry == 0) { /* does not outlive its connection (any more) */
+		if (s->sid)
+			mg_store_session_removed_(s);
+		return;
+	}
+	b = s->conn ? s->conn->w->b : NULL;
+	if (!s->sid) {
+		s->sid = atomic_fetch_add(&sb->st->next_sid, 1);
+		if (b)
+			mg_sref_set_sid(b, s->ref, s->sid);
+	}
+	sop *o = push(sb, OP_SESS_PUT);
+	if (!o)
+		return;
+	o->sid = s->sid;
+	o->blob = dup_bytes(s->id, s->id_len);
+	o->len = (uint32_t)s->id_len;
+	o->qos = s->level;
+	o->t1 = s->expiry;
+	if (!o->blob)
+		sb->n--, sb->oom = true;
+}
+
+void mg_store_session_removed_(mg_session *s)
+{
+	sop *o = push(mg_store_tls, OP_SESS_DEL);
+	if (o)
+		o->sid = s->sid;
+	if (s->conn)
+		mg_sref_set_sid(s->conn->w->b, s->ref, 0);
+	s->sid = 0; /* its rows are gone: later deliveries are not written */
+}
+
+void mg_store_session_offline_(mg_session *s)
+{
+	sop *o = push(mg_store_tls, OP_SESS_EXP);
+	if (!o)
+		return;
+	o->sid = s->sid;
+	o->t1 = s->expiry;
+	o->t2 = s->expire_at ? to_wall(mg_store_tls->st, s->expire_at) : 0;
+}
+
+void mg_store_will_(mg_session *s)
+{
+	mg_sbatch *sb = mg_store_tls;
+	if (s->will && s->will_at && !s->will_stored) {
+		int64_t id = msg_id(sb, s->will, true);
+		atomic_fetch_add(&s->will->store_refs, 1);
+		s->will_stored = true;
+		sop *o = push(sb, OP_WILL);
+		if (!o)
+			return;
+		o->sid = s->sid;
+		o->msg = id;
+		o->t1 = to_wall(sb->st, s->will_at);
+		o->t2 = s->will_expiry;
+	}
+}
+
+void mg_store_will_clear_(mg_session *s, mg_msg *m)
+{
+	s->will_stored = false;
+	sop *o = push(mg_store_tls, OP_WILL);
+	if (o)
+		o->sid = s->sid;
+	mg_store_msg_unref(m);
+}
+
+void mg_store_shutdown(mg_worker *w)
+{
+	mg_sbatch *sb = mg_store_tls;
+	if (!sb)
+		return;
+	int64_t now = mg_loop_now_ms(w->loop);
+	for (mg_session *s = w->sessions; s; s = s->next) {
+		if (!s->sid || !s->conn)
+			continue;
+		sop *o = push(sb, OP_SESS_EXP);
+		if (!o)
+			return;
+		o->sid = s->sid;
+		o->t1 = s->expiry;
+		o->t2 = s->expiry == UINT32_MAX ? 0 : to_wall(sb->st, now + (int64_t)s->expiry * 1000);
+	}
+}
+
+void mg_store_sub_added_(mg_session *s, const uint8_t *filter, size_t len, mg_subopts o_,
+                         uint32_t sub_id)
+{
+	sop *o = push(mg_store_tls, OP_SUB_PUT);
+	if (!o)
+		return;
+	o->sid = s->sid;
+	o->blob = dup_bytes(filter, len);
+	o->len = (uint32_t)len;
+	o->qos = mg_subopts_byte(o_);
+	o->t1 = sub_id;
+	if (!o->blob)
+		mg_store_tls->n--, mg_store_tls->oom = true;
+}
+
+void mg_store_sub_removed_(mg_session *s, const uint8_t *filter, size_t len)
+{
+	sop *o = push(mg_store_tls, OP_SUB_DEL);
+	if (!o)
+		return;
+	o->sid = s->sid;
+	o->blob = dup_bytes(filter, len);
+	o->len = (uint32_t)len;
+	if (!o->blob)
+		mg_store_tls->n--, mg_store_tls->oom = true;
+}
+
+void mg_store_queued(int64_t sid, mg_qitem *q)
+{
+	mg_sbatch *sb = mg_store_tls;
+	if (!sb)
+		return;
+	int64_t id = msg_id(sb, q->m, false);
+	sop *o = push(sb, OP_Q_PUT);
+	if (!o)
+		return;
+	atomic_fetch_add_explicit(&q->m->store_refs, 1, memory_order_relaxed);
+	q->stored = true;
+	o->sid = sid;
+	o->msg = id;
+	o->qos = q->qos;
+	o->flag = q->retain;
+	if (q->n_ids) {
+		const uint32_t *ids = mg_qitem_ids(q);
+		o->blob = malloc(4u * q->n_ids);
+		if (o->blob) {
+			for (uint16_t i = 0; i < q->n_ids; i++) {
+				o->blob[4 * i] = (uint8_t)(ids[i] >> 24);
+				o->blob[4 * i + 1] = (uint8_t)(ids[i] >> 16);
+				o->blob[4 * i + 2] = (uint8_t)(ids[i] >> 8);
+				o->blob[4 * i + 3] = (uint8_t)ids[i];
+			}
+			o->len = 4u * q->n_ids;
+		}
+	}
+}
+
+static void q_state(mg_session *s, const mg_qitem *q, uint16_t mid, uint8_t state)
+{
+	mg_sbatch *sb = mg_store_tls;
+	int64_t id = atomic_load_explicit(&q->m->store_id, memory_order_relaxed);
+	if (!s->sid || !id)
+		return;
+	/* Delivered in the turn it was queued (an online subscriber of this worker): the
+	 * queue row not yet written takes the packet id and state itself. */
+	if (sb->n) {
+		sop *last = &sb->v[sb->n - 1];
+		if (last->kind == OP_Q_PUT && last->sid == s->sid && last->msg == id) {
+			last->mid = mid;
+			last->state = state;
+			return;
+		}
+	}
+	sop *o = push(sb, OP_Q_STATE);
+	if (!o)
+		return;
+	o->sid = s->sid;
+	o->msg = id;
+	o->mid = mid;
+	o->state = state;
+}
+
+void mg_store_sent_(mg_session *s, const mg_qitem *q, uint16_t mid)
+{
+	q_state(s, q, mid, 1);
+}
+
+void mg_store_pubrec_(mg_session *s, const mg_qitem *q, uint16_t mid)
+{
+	q_state(s, q, mid, 2);
+}
+
+void mg_store_done_(mg_session *s, const mg_qitem *q)
+{
+	mg_sbatch *sb = mg_store_tls;
+	int64_t id = q->m ? atomic_load_explicit(&q->m->store_id, memory_order_relaxed) : 0;
+	if (!s->sid || !id)
+		return;
+	/* Queued and finished in the same turn: neither row needs writing. */
+	if (sb->n) {
+		sop *last = &sb->v[sb->n - 1];
+		if (last->kind == OP_Q_PUT && last->sid == s->sid && last->msg == id) {
+			free(last->blob);
+			sb->n--;
+			return;
+		}
+	}
+	sop *o = push(sb, OP_Q_DEL);
+	if (o) {
+		o->sid = s->sid;
+		o->msg = id;
+	}
+}
+
+void mg_store_inq2_put_(mg_session *s, uint16_t mid, mg_msg *m)
+{
+	mg_sbatch *sb = mg_store_tls;
+	int64_t id = msg_id(sb, m, false);
+	atomic_fetch_add_explicit(&m->store_refs, 1, memory_order_relaxed);
+	sop *o = push(sb, OP_INQ2_PUT);
+	if (!o)
+		return;
+	o->sid = s->sid;
+	o->mid = mid;
+	o->msg = id;
+}
+
+void mg_store_inq2_del_(mg_session *s, uint16_t mid, mg_msg *m)
+{
+	sop *o = push(mg_store_tls, OP_INQ2_DEL);
+	if (o) {
+		o->sid = s->sid;
+		o->mid = mid;
+	}
+	mg_store_msg_unref(m);
+}
+
+void mg_store_retained_(const uint8_t *topic, size_t len, mg_msg *m)
+{
+	if (len >= 4 && memcmp(topic, "$SYS", 4) == 0)
+		return; /* the broker's own, rebuilt at start-up (mosquitto does not keep them either) */
+	sop *o = push(mg_store_tls, m ? OP_RET_PUT : OP_RET_DEL);
+	if (!o)
+		return;
+	if (m) {
+		o->m = mg_msg_ref(m);
+		return;
+	}
+	o->blob = dup_bytes(topic, len);
+	o->len = (uint32_t)len;
+	if (!o->blob)
+		mg_store_tls->n--, mg_store_tls->oom = true;
+}
+
+/* ---- executing a batch ---- */
+
+static void bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+	if (p)
+		sqlite3_bind_blob(st, i, n ? p : "", (int)n, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_time(sqlite3_stmt *st, int i, int64_t t)
+{
+	if (t)
+		sqlite3_bind_int64(st, i, t);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int exec_op(mg_sbatch *sb, const sop *o)
+{
+	sqlite3_stmt *st;
+	int rc;
+	switch (o->kind) {
+	case OP_MSG_PUT: {
+		const mg_msg *m = o->m;
+		st = sb->stmt[ST_MSG_PUT];
+		sqlite3_bind_int64(st, 1, o->msg);
+		bind_blob(st, 2, m->topic, m->topic_len);
+		bind_blob(st, 3, m->payload, m->payload_len);
+		bind_blob(st, 4, m->props_len ? m->props : NULL, m->props_len);
+		sqlite3_bind_int(st, 5, m->qos);
+		sqlite3_bind_int(st, 6, m->retain);
+		bind_time(st, 7, m->has_expiry && !o->flag ? to_wall(sb->st, m->expire_at) : 0);
+		return step(st);
+	}
+	case OP_MSG_DEL:
+		st = sb->stmt[ST_MSG_DEL];
+		sqlite3_bind_int64(st, 1, o->msg);
+		return step(st);
+	case OP_Q_PUT:
+		st = sb->stmt[ST_Q_PUT];
+		sqlite3_bind_int64(st, 1, o->sid);
+		sqlite3_bind_int64(st, 2, o->msg);
+		sqlite3_bind_int(st, 3, o->qos);
+		sqlite3_bind_int(st, 4, o->flag);
+		bind_blob(st, 5, o->len ? o->blob : NULL, o->len);
+		sqlite3_bind_int(st, 6, o->mid);
+		sqlite3_bind_int(st, 7, o->state);
+		return step(st);
+	case OP_Q_STATE:
+		st = sb->stmt[ST_Q_STATE];
+		sqlite3_bind_int64(st, 1, o->sid);
+		sqlite3_bind_int64(st, 2, o->msg);
+		sqlite3_bind_int(st, 3, o->mid);
+		sqlite3_bind_int(st, 4, o->state);
+		return step(st);
+	case OP_Q_DEL:
+		st = sb->stmt[ST_Q_DEL];
+		sqlite3_bind_int64(st, 1, o->sid);
+		sqlite3_bind_int64(st, 2, o->msg);
+		return step(st);
+	case OP_INQ2_PUT:
+		st = sb->stmt[ST_INQ2_PUT];
+		sqlite3_bind_int64(st, 1, o->sid);
+		sqlite3_bind_int(st, 2, o->mid);
+		sqlite3_bind_int64(st, 3, o->msg);
+		return step(st);
+	case OP_INQ2_DEL:
+		st = sb->stmt[ST_INQ2_DEL];
+		sqlite3_bind_int64(st, 1, o->sid);
+		sqlite3_bind_int(st, 2, o->mid);
+		return step(st);
+	case OP_SESS_PUT:
+		st = sb->stmt[ST_SESS_PUT];
+		sqlite3_bind_int64(st, 1, o->sid);
+		bind_blob(st, 2, o->blob, o->len);
+		sqlite3_bind_int(st, 3, o->qos);
+		sqlite3_bind_int64(st, 4, o->t1);
+		return step(st);
+	case OP_SESS_DEL:
+		for (int k = ST_SESS_DEL1; k <= ST_SESS_DEL4; k++) {
+			sqlite3_bind_int64(sb->stmt[k], 1, o->sid);
+			if ((rc = step(sb->stmt[k])) != SQLITE_OK)
+				return rc;
+		}
+		return SQLITE_OK;
+	case OP_SESS_EXP:
+		st = sb->stmt[ST_SESS_EXP];
+		sqlite3_bind_int64(st, 1, o->sid);
+		sqlite3_bind_int64(st, 2, o->t1);
+		bind_time(st, 3, o->t2);
+		return step(st);
+	case OP_WILL:
+		st = sb->stmt[ST_WILL];
+		sqlite3_bind_int64(st, 1, o->sid);
+		bind_time(st, 2, o->msg);
+		bind_time(st, 3, o->t1);
+		bind_time(st, 4, o->t2);
+		return step(st);
+	case OP_SUB_PUT:
+		st = sb->stmt[ST_SUB_PUT];
+		sqlite3_bind_int64(st, 1, o->sid);
+		bind_blob(st, 2, o->blob, o->len);
+		sqlite3_bind_int(st, 3, o->qos);
+		sqlite3_bind_int64(st, 4, o->t1);
+		return step(st);
+	case OP_SUB_DEL:
+		st = sb->stmt[ST_SUB_DEL];
+		sqlite3_bind_int64(st, 1, o->sid);
+		bind_blob(st, 2, o->blob, o->len);
+		return step(st);
+	case OP_RET_PUT: {
+		const mg_msg *m = o->m;
+		st = sb->stmt[ST_RET_PUT];
+		bind_blob(st, 1, m->topic, m->topic_len);
+		bind_blob(st, 2, m->payload, m->payload_len);
+		bind_blob(st, 3, m->props_len ? m->props : NULL, m->props_len);
+		sqlite3_bind_int(st, 4, m->qos);
+		bind_time(st, 5, m->has_expiry ? to_wall(sb->st, m->expire_at) : 0);
+		return step(st);
+	}
+	case OP_RET_DEL:
+		st = sb->stmt[ST_RET_DEL];
+		bind_blob(st, 1, o->blob, o->len);
+		return step(st);
+	}
+	return SQLITE_OK;
+}
+
+static void release_ops(mg_sbatch *sb)
+{
+	for (size_t i = 0; i < sb->n; i++) {
+		mg_msg_unref(sb->v[i].m);
+		free(sb->v[i].blob);
+	}
+	sb->n = 0;
+}
+
+void mg_store_commit_now(mg_sbatch *sb)
+{
+	if (!sb->n)
+		return;
+	int rc = step(sb->stmt[ST_BEGIN]);
+	size_t i = 0;
+	if (rc == SQLITE_OK) {
+		for (; i < sb->n; i++)
+			if ((rc = exec_op(sb, &sb->v[i])) != SQLITE_OK)
+				break;
+		if (rc == SQLITE_OK)
+			rc = step(sb->stmt[ST_COMMIT]);
+		if (rc != SQLITE_OK && !sqlite3_get_autocommit(sb->db))
+			step(sb->stmt[ST_ROLLBACK]);
+	}
+	if (rc != SQLITE_OK || sb->oom) {
+		int64_t now = mg_now_ms();
+		if (!sb->failed_at || now - sb->failed_at >= 60000) {
+			sb->failed_at = now;
+			mg_log(MG_LOG_ERR, "Error: persistence: %s writing %s (%zu changes not stored).",
+			       rc != SQLITE_OK ? sqlite3_errstr(rc) : "out of memory", sb->st->path, sb->n);
+		}
+		sb->oom = false;
+	}
+	release_ops(sb);
+}
+
+/* ---- opening ---- */
+
+char *mg_store_path(const mg_config *cfg)
+{
+	const char *dir = cfg->persistence_location ? cfg->persistence_location : "";
+	const char *file = cfg->persistence_file ? cfg->persistence_file : "midge.db";
+	size_t dl = strlen(dir);
+	char *p = malloc(dl + strlen(file) + 2);
+	if (p)
+		sprintf(p, "%s%s%s", dir, dl && dir[dl - 1] != '/' ? "/" : "", file);
+	return p;
+}
+
+static int exec(sqlite3 *db, const char *q)
+{
+	return sqlite3_exec(db, q, NULL, NULL, NULL);
+}
+
+static int kind_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return MG_STORE_E_CORRUPT;
+	case SQLITE_NOMEM:
+		return MG_STORE_E_NOMEM;
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_READONLY:
+		return MG_STORE_E_OPEN;
+	default:
+		return MG_STORE_E_IO;
+	}
+}
+
+static int open_conn(const char *path, bool fsync, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 60000);
+		sqlite3_extended_result_codes(db, 1);
+		rc = exec(db, fsync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+	}
+	if (rc != SQLITE_OK) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return SQLITE_OK;
+}
+
+int mg_store_open(const char *path, bool fsync, mg_store **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	mg_store *st = calloc(1, sizeof *st);
+	if (!st || !(st->path = strdup(path))) {
+		free(st);
+		snprintf(err, errlen, "out of memory");
+		return MG_STORE_E_NOMEM;
+	}
+	st->fsync = fsync;
+	st->wall_off = wall_ms() - mg_now_ms();
+	int rc = open_conn(path, fsync, &st->db);
+	const char *what = "opening";
+	int ver = -1;
+	if (rc == SQLITE_OK) {
+		sqlite3_stmt *q = NULL;
+		rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL);
+		if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+			ver = sqlite3_column_int(q, 0);
+		else if (rc == SQLITE_OK)
+			rc = sqlite3_errcode(st->db);
+		sqlite3_finalize(q);
+		what = "reading";
+	}
+	if (rc == SQLITE_OK && ver > MG_STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s was written by a newer midge (schema version %d, this midge knows "
+		         "up to %d)", path, ver, MG_STORE_SCHEMA_VERSION);
+		mg_store_close(st);
+		return MG_STORE_E_NEWER;
+	}
+	if (rc == SQLITE_OK)
+		rc = exec(st->db, "PRAGMA journal_mode = WAL");
+	if (rc == SQLITE_OK && ver < MG_STORE_SCHEMA_VERSION) {
+		char set[128];
+		snprintf(set, sizeof set, "PRAGMA user_version = %d; PRAGMA application_id = %d",
+		         MG_STORE_SCHEMA_VERSION, MG_STORE_APPLICATION_ID);
+		what = "creating the tables of";
+		rc = exec(st->db, "BEGIN IMMEDIATE");
+		if (rc == SQLITE_OK)
+			rc = exec(st->db, MG_STORE_SCHEMA_SQL);
+		if (rc == SQLITE_OK)
+			rc = exec(st->db, set);
+		if (rc == SQLITE_OK)
+			rc = exec(st->db, "COMMIT");
+		else
+			exec(st->db, "ROLLBACK");
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s %s: %s", what, path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		mg_store_close(st);
+		return kind_of(rc);
+	}
+	*out = st;
+	return MG_STORE_OK;
+}
+
+void mg_store_close(mg_store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < st->nwb; i++) {
+		mg_sbatch *sb = &st->wb[i];
+		release_ops(sb);
+		free(sb->v);
+		for (int k = 0; k < ST_N; k++)
+			sqlite3_finalize(sb->stmt[k]);
+		sqlite3_close(sb->db);
+	}
+	free(st->wb);
+	sqlite3_close(st->db); /* the last connection: checkpoints the WAL into the file */
+	free(st->path);
+	free(st);
+}
+
+void mg_store_worker_start(mg_worker *w)
+{
+	mg_store *st = w->b->store;
+	mg_store_tls = st && w->idx < st->nwb ? &st->wb[w->idx] : NULL;
+}
+
+void mg_store_worker_stop(mg_worker *w)
+{
+	(void)w;
+	mg_store_commit();
+	mg_store_tls = NULL;
+}
+
+/* ---- start-up ---- */
+
+typedef struct idmap {
+	int64_t *id;
+	void **p;
+	size_t n, cap;
+} idmap;
+
+/* Rows come in id order: appending keeps the map sorted. */
+static int idmap_add(idmap *mp, int64_t id, void *p)
+{
+	if (mp->n == mp->cap) {
+		size_t nc = mp->cap ? mp->cap * 2 : 1024;
+		int64_t *ni = realloc(mp->id, nc * sizeof *ni);
+		if (!ni)
+			return -ENOMEM;
+		mp->id = ni;
+		void **np = realloc(mp->p, nc * sizeof *np);
+		if (!np)
+			return -ENOMEM;
+		mp->p = np;
+		mp->cap = nc;
+	}
+	mp->id[mp->n] = id;
+	mp->p[mp->n++] = p;
+	return 0;
+}
+
+static void *idmap_get(const idmap *mp, int64_t id)
+{
+	size_t lo = 0, hi = mp->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (mp->id[mid] < id)
+			lo = mid + 1;
+		else if (mp->id[mid] > id)
+			hi = mid;
+		else
+			return mp->p[mid];
+	}
+	return NULL;
+}
+
+static mg_msg *row_msg(mg_store *st, sqlite3_stmt *q, int c, uint8_t qos, bool retain, int64_t now_wall)
+{
+	/* columns c..c+3: topic, payload, props, expire_at */
+	const void *t = sqlite3_column_blob(q, c);
+	int tl = sqlite3_column_bytes(q, c);
+	const void *p = sqlite3_column_blob(q, c + 1);
+	int pl = sqlite3_column_bytes(q, c + 1);
+	const void *pr = sqlite3_column_blob(q, c + 2);
+	int prl = sqlite3_column_bytes(q, c + 2);
+	bool has_exp = sqlite3_column_type(q, c + 3) != SQLITE_NULL;
+	int64_t exp = has_exp ? sqlite3_column_int64(q, c + 3) : 0;
+	if (tl <= 0 || tl > 65535 || (has_exp && exp <= now_wall))
+		return NULL;
+	return mg_msg_new_raw(t, (size_t)tl, p, (size_t)pl, pr, (size_t)prl, qos, retain, has_exp,
+	                      has_exp ? to_mono(st, exp) : 0);
+}
+
+typedef struct rec_counts {
+	size_t retained, sessions, subs, queued, inflight, inq2, wills, dropped;
+} rec_counts;
+
+static int load_retained(mg_broker *b, mg_store *st, int64_t now_wall, rec_counts *n)
+{
+	sqlite3_stmt *q;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT qos, topic, payload, props, expire_at FROM retained", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		mg_msg *m = row_msg(st, q, 1, (uint8_t)sqlite3_column_int(q, 0), true, now_wall);
+		if (!m) {
+			n->dropped++;
+			continue;
+		}
+		if (m->payload_len && mg_retain_set(b->retain, m->topic, m->topic_len, m) == 0)
+			n->retained++;
+		mg_msg_unref(m);
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int load_msgs(mg_store *st, int64_t now_wall, idmap *msgs)
+{
+	sqlite3_stmt *q;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT id, qos, retain, topic, payload, props, expire_at FROM msgs "
+	                            "ORDER BY id", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		/* an expired body is left out: the rows that refer to it are dropped */
+		mg_msg *m = row_msg(st, q, 3, (uint8_t)sqlite3_column_int(q, 1), sqlite3_column_int(q, 2), now_wall);
+		if (!m)
+			continue;
+		atomic_store(&m->store_id, sqlite3_column_int64(q, 0));
+		if (idmap_add(msgs, sqlite3_column_int64(q, 0), m) < 0) {
+			mg_msg_unref(m);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int load_sessions(mg_broker *b, mg_store *st, int64_t now_wall, idmap *msgs, idmap *sess,
+                         rec_counts *n)
+{
+	sqlite3_stmt *q;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT sid, client_id, level, expiry, expire_at, will_msg, will_at, "
+	                            "will_expiry FROM sessions ORDER BY sid", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	int64_t now = mg_now_ms();
+	size_t k = 0;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t sid = sqlite3_column_int64(q, 0);
+		const char *id = sqlite3_column_blob(q, 1);
+		int idlen = sqlite3_column_bytes(q, 1);
+		int64_t expiry = sqlite3_column_int64(q, 3);
+		if (idlen > 65535 || expiry <= 0 || expiry > UINT32_MAX)
+			continue;
+		mg_worker *w = &b->w[k++ % (size_t)b->nworkers];
+		int owner;
+		mg_session *s = mg_session_create(w, id ? id : "", (size_t)idlen, &owner);
+		if (!s)
+			continue; /* a duplicate id cannot be: client_id is UNIQUE */
+		s->sid = sid;
+		mg_sref_set_sid(b, s->ref, sid);
+		s->level = (uint8_t)sqlite3_column_int(q, 2);
+		s->expiry = (uint32_t)expiry;
+		if (s->expiry != UINT32_MAX) {
+			/* NULL: it was online when the broker died; its expiry runs from now */
+			int64_t at = sqlite3_column_type(q, 4) == SQLITE_NULL ? now_wall + expiry * 1000
+			                                                      : sqlite3_column_int64(q, 4);
+			s->expire_at = to_mono(st, at);
+			if (s->expire_at <= 0)
+				s->expire_at = 1; /* long past: expires at the first tick */
+		}
+		mg_msg *will = sqlite3_column_type(q, 5) == SQLITE_NULL ? NULL
+		             : idmap_get(msgs, sqlite3_column_int64(q, 5));
+		if (will) {
+			uint32_t wexp = (uint32_t)sqlite3_column_int64(q, 7);
+			mg_session_set_will(s, mg_msg_ref(will), will->qos, will->retain, 1, wexp);
+			will->has_expiry = wexp != 0;
+			will->expire_at = wexp ? INT64_MAX : 0;
+			int64_t at = to_mono(st, sqlite3_column_int64(q, 6));
+			s->will_at = at > 0 ? at : 1;
+			s->will_stored = true;
+			atomic_fetch_add(&will->store_refs, 1);
+			n->wills++;
+		}
+		(void)now;
+		if (idmap_add(sess, sid, s) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		n->sessions++;
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int load_subs(mg_broker *b, mg_store *st, idmap *sess, rec_counts *n)
+{
+	sqlite3_stmt *q;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT sid, filter, opts, sub_id FROM subs", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		mg_session *s = idmap_get(sess, sqlite3_column_int64(q, 0));
+		const uint8_t *f = sqlite3_column_blob(q, 1);
+		int fl = sqlite3_column_bytes(q, 1);
+		if (!s || !f || fl <= 0 || fl > 65535)
+			continue;
+		int ob = sqlite3_column_int(q, 2);
+		mg_subopts o = { .qos = (uint8_t)(ob & 3), .no_local = (ob >> 2) & 1,
+		                 .retain_as_published = (ob >> 3) & 1, .retain_handling = (uint8_t)((ob >> 4) & 3) };
+		if (o.qos > 2)
+			continue;
+		int r = mg_subtree_add(b->tree, f, (size_t)fl, s->ref, o, (uint32_t)sqlite3_column_int64(q, 3));
+		if (r < 0)
+			continue;
+		if (r == 0 && mg_fset_add(&s->subs, f, (size_t)fl) < 0) {
+			mg_subtree_remove(b->tree, f, (size_t)fl, s->ref);
+			continue;
+		}
+		n->subs++;
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int load_queue(mg_store *st, idmap *msgs, idmap *sess, rec_counts *n)
+{
+	sqlite3_stmt *q;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT sid, msg, qos, retain, sub_ids, mid, state FROM queue "
+	                            "ORDER BY sid, msg", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		mg_session *s = idmap_get(sess, sqlite3_column_int64(q, 0));
+		mg_msg *m = idmap_get(msgs, sqlite3_column_int64(q, 1));
+		int qos = sqlite3_column_int(q, 2), state = sqlite3_column_int(q, 6);
+		int mid = sqlite3_column_int(q, 5);
+		if (!s || !m || qos < 1 || qos > 2 || state < 0 || state > 2 || (state && (mid < 1 || mid > 65535)))
+			continue; /* deleted below as a leftover */
+		mg_qitem it = { .m = mg_msg_ref(m), .qos = (uint8_t)qos, .retain = sqlite3_column_int(q, 3) != 0,
+		                .stored = true };
+		const uint8_t *ids = sqlite3_column_blob(q, 4);
+		int idl = sqlite3_column_bytes(q, 4);
+		if (ids && idl >= 4) {
+			uint16_t k = (uint16_t)(idl / 4 > 65535 ? 65535 : idl / 4);
+			uint32_t *v = malloc(k * sizeof *v);
+			if (v) {
+				for (uint16_t i = 0; i < k; i++)
+					v[i] = (uint32_t)ids[4 * i] << 24 | (uint32_t)ids[4 * i + 1] << 16 |
+					       (uint32_t)ids[4 * i + 2] << 8 | ids[4 * i + 3];
+				mg_qitem_set_ids(&it, v, k);
+				free(v);
+			}
+		}
+		atomic_fetch_add(&m->store_refs, 1);
+		int r;
+		if (state == 0) {
+			r = mg_qring_push(&s->queue, &it);
+			if (r == 0) {
+				s->qbytes += m->payload_len;
+				n->queued++;
+			}
+		} else {
+			mg_flight f = { .it = it, .mid = (uint16_t)mid,
+			                .state = state == 2 ? MG_FL_PUBCOMP : qos == 1 ? MG_FL_PUBACK : MG_FL_PUBREC };
+			r = mg_fring_push(&s->flight, &f);
+			if (r == 0) {
+				if (state == 1)
+					s->flight_bytes += m->payload_len;
+				if ((uint16_t)(mid + 1) != 0 && s->next_mid <= mid)
+					s->next_mid = (uint16_t)(mid + 1);
+				n->inflight++;
+			}
+		}
+		if (r < 0) {
+			mg_qitem_clear(&it); /* its store reference goes with it */
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int load_inq2(mg_store *st, idmap *msgs, idmap *sess, rec_counts *n)
+{
+	sqlite3_stmt *q;
+	int rc = sqlite3_prepare_v2(st->db, "SELECT sid, mid, msg FROM inq2", -1, &q, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		mg_session *s = idmap_get(sess, sqlite3_column_int64(q, 0));
+		mg_msg *m = idmap_get(msgs, sqlite3_column_int64(q, 2));
+		int mid = sqlite3_column_int(q, 1);
+		if (!s || !m || mid < 1 || mid > 65535)
+			continue;
+		if (s->n_inq2 == s->cap_inq2) {
+			uint32_t nc = s->cap_inq2 ? s->cap_inq2 * 2 : 8;
+			mg_inq2 *v = realloc(s->inq2, nc * sizeof *v);
+			if (!v) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			s->inq2 = v;
+			s->cap_inq2 = nc;
+		}
+		s->inq2[s->n_inq2++] = (mg_inq2){ .mid = (uint16_t)mid, .m = mg_msg_ref(m) };
+		atomic_fetch_add(&m->store_refs, 1);
+		n->inq2++;
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Rows nobody refers to any more (a crash between the commits of two workers, an expired
+ * body) go; so do the bodies that nothing in memory refers to. */
+static int sweep(mg_store *st, int64_t now_wall)
+{
+	static const char *const q[] = {
+		"DELETE FROM sessions WHERE expiry <= 0",
+		"DELETE FROM subs WHERE sid NOT IN (SELECT sid FROM sessions)",
+		"DELETE FROM queue WHERE sid NOT IN (SELECT sid FROM sessions) OR msg NOT IN (SELECT id FROM msgs)",
+		"DELETE FROM inq2 WHERE sid NOT IN (SELECT sid FROM sessions) OR msg NOT IN (SELECT id FROM msgs)",
+		"UPDATE sessions SET will_msg = NULL, will_at = NULL WHERE will_msg NOT IN (SELECT id FROM msgs)",
+	};
+	int rc = exec(st->db, "BEGIN IMMEDIATE");
+	char buf[160];
+	snprintf(buf, sizeof buf, "DELETE FROM msgs WHERE expire_at <= %lld", (long long)now_wall);
+	if (rc == SQLITE_OK)
+		rc = exec(st->db, buf);
+	snprintf(buf, sizeof buf, "DELETE FROM retained WHERE expire_at <= %lld", (long long)now_wall);
+	if (rc == SQLITE_OK)
+		rc = exec(st->db, buf);
+	for (size_t i = 0; rc == SQLITE_OK && i < sizeof q / sizeof *q; i++)
+		rc = exec(st->db, q[i]);
+	if (rc != SQLITE_OK) {
+		exec(st->db, "ROLLBACK");
+		return rc;
+	}
+	return SQLITE_OK;
+}
+
+static int sweep_bodies(mg_store *st, const idmap *msgs)
+{
+	sqlite3_stmt *d;
+	int rc = sqlite3_prepare_v2(st->db, "DELETE FROM msgs WHERE id = ?1", -1, &d, NULL);
+	for (size_t i = 0; rc == SQLITE_OK && i < msgs->n; i++) {
+		mg_msg *m = msgs->p[i];
+		if (atomic_load(&m->store_refs) == 0) {
+			sqlite3_bind_int64(d, 1, msgs->id[i]);
+			rc = step(d);
+		}
+	}
+	sqlite3_finalize(d);
+	if (rc == SQLITE_OK)
+		rc = exec(st->db, "COMMIT");
+	else
+		exec(st->db, "ROLLBACK");
+	return rc;
+}
+
+static int64_t max_of(sqlite3 *db, const char *q)
+{
+	sqlite3_stmt *s;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(db, q, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int open_workers(mg_broker *b, mg_store *st)
+{
+	st->wb = calloc((size_t)b->nworkers, sizeof *st->wb);
+	if (!st->wb)
+		return SQLITE_NOMEM;
+	st->nwb = b->nworkers;
+	for (int i = 0; i < b->nworkers; i++) {
+		mg_sbatch *sb = &st->wb[i];
+		sb->st = st;
+		int rc = open_conn(st->path, st->fsync, &sb->db);
+		for (int k = 0; rc == SQLITE_OK && k < ST_N; k++)
+			rc = sqlite3_prepare_v3(sb->db, sql[k], -1, SQLITE_PREPARE_PERSISTENT, &sb->stmt[k], NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+int mg_store_recover(mg_broker *b, char *err, size_t errlen)
+{
+	mg_store *st = b->store;
+	int64_t t0 = mg_now_ms(), now_wall = wall_ms();
+	idmap msgs = { 0 }, sess = { 0 };
+	rec_counts n = { 0 };
+	const char *what = "cleaning";
+	int rc = sweep(st, now_wall);
+	if (rc == SQLITE_OK && (what = "loading retained messages from", 1))
+		rc = load_retained(b, st, now_wall, &n);
+	if (rc == SQLITE_OK && (what = "loading messages from", 1))
+		rc = load_msgs(st, now_wall, &msgs);
+	if (rc == SQLITE_OK && (what = "loading sessions from", 1))
+		rc = load_sessions(b, st, now_wall, &msgs, &sess, &n);
+	if (rc == SQLITE_OK && (what = "loading subscriptions from", 1))
+		rc = load_subs(b, st, &sess, &n);
+	if (rc == SQLITE_OK && (what = "loading queued messages from", 1))
+		rc = load_queue(st, &msgs, &sess, &n);
+	if (rc == SQLITE_OK && (what = "loading incoming QoS 2 messages from", 1))
+		rc = load_inq2(st, &msgs, &sess, &n);
+	if (rc == SQLITE_OK && (what = "cleaning", 1))
+		rc = sweep_bodies(st, &msgs);
+	for (size_t i = 0; i < msgs.n; i++)
+		mg_msg_unref(msgs.p[i]);
+	free(msgs.id);
+	free(msgs.p);
+	free(sess.id);
+	free(sess.p);
+	if (rc == SQLITE_OK) {
+		atomic_store(&st->next_sid, max_of(st->db, "SELECT max(sid) FROM sessions") + 1);
+		int64_t a = max_of(st->db, "SELECT max(id) FROM msgs"), q = max_of(st->db, "SELECT max(msg) FROM queue");
+		int64_t c = max_of(st->db, "SELECT max(msg) FROM inq2");
+		atomic_store(&st->next_msg, (a > q ? (a > c ? a : c) : (q > c ? q : c)) + 1);
+		what = "opening worker connections to";
+		rc = open_workers(b, st);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s %s: %s", what, st->path, sqlite3_errmsg(st->db));
+		if (!sqlite3_get_autocommit(st->db))
+			exec(st->db, "ROLLBACK");
+		return kind_of(rc);
+	}
+	mg_log(MG_LOG_NOTICE, "Restored from %s in %lld ms: %zu retained messages, %zu sessions, %zu "
+	       "subscriptions, %zu queued and %zu in-flight messages, %zu incoming QoS 2, %zu delayed wills.",
+	       st->path, (long long)(mg_now_ms() - t0), n.retained, n.sessions, n.subs, n.queued, n.inflight,
+	       n.inq2, n.wills);
+	return MG_STORE_OK;
+}
