@@ -171,11 +171,9 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 	int r = load_acl(b, false);
 	if (r < 0)
 		return r;
-	r = open_listeners(b);
-	if (r < 0)
-		return r;
 	/* Certificates and keys are read before dropping privileges (a key is often readable by
-	 * root only), as mosquitto does. */
+	 * root only), and before the listeners open: a client that can connect finds the
+	 * certificates the broker started with. */
 	b->tls = calloc((size_t)(cfg->n_listeners ? cfg->n_listeners : 1), sizeof *b->tls);
 	if (!b->tls)
 		return -ENOMEM;
@@ -183,6 +181,9 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 		if (mg_tls_listener(&cfg->listeners[i]) &&
 		    !(b->tls[i] = mg_tls_listener_ctx(&cfg->listeners[i], cfg->psk_file)))
 			return -EINVAL;
+	r = open_listeners(b);
+	if (r < 0)
+		return r;
 	if ((r = drop_privileges(cfg->user)) < 0)
 		return r;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

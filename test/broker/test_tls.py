@@ -328,6 +328,7 @@ def reload_broker(tmp_path, tls_certs):  # noqa: F811
     b = Broker(tmp_path, threads=2, name="reload",
                extra=["listener %d 127.0.0.1" % port, "cafile %s" % c.ca, "certfile %s" % crt,
                       "keyfile %s" % key] + (["user root"] if IS_MOSQUITTO else []))
+    b.wait_log(r"version \S+ running")  # mosquitto listens before it has read its files
     yield b, port, crt, key
     b.stop()
 
