@@ -221,10 +221,14 @@ static bool configure_session(mg_conn *c, const mg_config *cfg, const mg_packet 
 		          : cfg->persistent_client_expiration < 0 ? UINT32_MAX
 		          : (uint32_t)cfg->persistent_client_expiration;
 	s->expire_at = 0;
-	/* the name this connection ended up with; a resumed session takes the new one */
+	/* the name this connection ended up with (the certificate's with use_identity_as_username
+	 * or use_subject_as_username, else the CONNECT's): what acl_file's user sections and %u
+	 * see. A resumed session takes the new one. */
 	free(s->username);
 	s->username = NULL;
-	if (k->has_username && !(s->username = strndup((const char *)k->username.p, k->username.len))) {
+	if ((c->username && !(s->username = strdup(c->username))) ||
+	    (!c->username && k->has_username &&
+	     !(s->username = strndup((const char *)k->username.p, k->username.len)))) {
 		mg_session_destroy(c->w, s);
 		refuse(c, MG_CONNACK_SERVER_UNAVAILABLE, MG_RC_SERVER_UNAVAILABLE, MG_CLOSE_REFUSED);
 		return false;

@@ -33,6 +33,7 @@ import pytest
 
 import mqtt_raw as m
 from harness import Broker, assert_nothing_before_ping, free_port, run_broker_until_exit
+from tlscerts import tls_certs  # noqa: F401  (the session-scoped fixture)
 
 ACL = """\
 # general rules: clients that give no user name
@@ -472,3 +473,33 @@ def test_acl_queued_messages_rechecked_on_reconnect(broker_factory, tmp_path, as
         assert_nothing_before_ping(c)
     c.close()
     spy.close()
+
+
+def test_acl_user_is_the_certificate_identity(broker_factory, tmp_path, tls_certs):  # noqa: F811
+    """use_identity_as_username: the certificate's CN (client1) is the user that the ACL's
+    user sections and %u see, whatever user name the CONNECT carries."""
+    import ssl
+    port = free_port()
+    acl = tmp_path / "acl"
+    acl.write_text("user client1\ntopic readwrite certs/#\n"
+                   "user claimed\ntopic readwrite claimed/#\n"
+                   "pattern readwrite byuser/%u/#\n")
+    c = tls_certs
+    b = broker_factory(extra=AS_ROOT + ["acl_file %s" % acl, "listener %d 127.0.0.1" % port,
+                                        "cafile %s" % c.ca, "certfile %s" % c.server_cert,
+                                        "keyfile %s" % c.server_key, "require_certificate true",
+                                        "use_identity_as_username true"])
+    assert b  # started
+    ctx = ssl.create_default_context(cafile=c.ca)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(c.client_cert, c.client_key)
+    raw = m.RawClient(port, version=5)
+    raw.sock = ctx.wrap_socket(raw.sock, server_hostname="localhost")
+    raw.connect("cert-c", username="claimed")
+    for pid, topic, allowed in ((1, "certs/x", True), (2, "byuser/client1/x", True),
+                                (3, "claimed/x", False), (4, "byuser/claimed/x", False)):
+        raw.send(m.publish(topic, b"x", qos=1, pid=pid, version=5))
+        ack = raw.expect(m.PUBACK)
+        # allowed and nobody subscribed: 0x10 No matching subscribers; denied: 0x87
+        assert (ack.pid, ack.reason) == (pid, 0x10 if allowed else 0x87), (topic, ack)
+    raw.close()
