@@ -22,9 +22,22 @@ TLS_FAIL_MOSQ = (TLS_FAIL, ("Error: A TLS error occurred.\n", 8))
 
 @pytest.fixture(scope="module")
 def tb(tmp_path_factory, tls_certs):
+    """mosquitto: the broker of the side-by-side comparisons"""
     b = TlsBroker(str(tmp_path_factory.mktemp("tlsbroker")), tls_certs)
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="module")
+def midge_tb(tmp_path_factory, tls_certs):
+    b = TlsBroker(str(tmp_path_factory.mktemp("tlsbroker")), tls_certs, "midge")
+    yield b
+    b.stop()
+
+
+@pytest.fixture(params=["mosquitto", "midge"])
+def anytb(request, tb, midge_tb):
+    return tb if request.param == "mosquitto" else midge_tb
 
 
 def both(kind, args, env=None):
@@ -78,6 +91,7 @@ def test_errors_as_mosquitto(tb, tls_certs, kind):
 @pytest.mark.parametrize("kind", ["pub", "sub"])
 @pytest.mark.parametrize("case", ["untrusted CA", "host name mismatch", "expired"])
 def test_failed_handshake_as_mosquitto(tb, tls_certs, kind, case):
+    # (against mosquitto's broker; the libmidge tests check the same refusals against midge)
     c = tls_certs
     args = {"untrusted CA": ["-p", tb.port["ca"], "--cafile", c.wrong_ca],
             "host name mismatch": ["-p", tb.port["other"], "--cafile", c.ca],
@@ -88,9 +102,11 @@ def test_failed_handshake_as_mosquitto(tb, tls_certs, kind, case):
 
 
 def roundtrip(tb, clients, sub_args, pub_args, topic="tls/rt"):
-    s = clients([tool("midge_sub"), "-d", "-t", topic, "-C", 1, "-W", 10] + sub_args)
+    """midge_sub gets what midge_pub sends (topic None: the arguments name it, -L)."""
+    t = ["-t", topic] if topic else []
+    s = clients([tool("midge_sub"), "-d", "-C", 1, "-W", 10] + t + sub_args)
     s.wait_subscribed()
-    rc, out, err = run([tool("midge_pub"), "-t", topic, "-m", "over tls"] + pub_args)
+    rc, out, err = run([tool("midge_pub"), "-m", "over tls"] + t + pub_args)
     assert rc == 0, err
     assert s.wait() == 0, s.err()
     assert s.payload_lines() == ["over tls"]
@@ -122,20 +138,20 @@ def test_url_mqtts(tb, tls_certs, clients):
     assert mine == TLS_FAIL and theirs in TLS_FAIL_MOSQ, (mine, theirs)
 
 
-def test_capath_and_client_certificate(tb, tls_certs, clients):
-    a = ["-p", tb.port["reqcert"], "--capath", tls_certs.capath, "--cert", tls_certs.client_cert,
+def test_capath_and_client_certificate(anytb, tls_certs, clients):
+    a = ["-p", anytb.port["reqcert"], "--capath", tls_certs.capath, "--cert", tls_certs.client_cert,
          "--key", tls_certs.client_key]
-    roundtrip(tb, clients, a, a)
+    roundtrip(anytb, clients, a, a)
 
 
-def test_insecure_hostname_mismatch(tb, tls_certs, clients):
-    a = ["-p", tb.port["other"], "--cafile", tls_certs.ca, "--insecure"]
-    roundtrip(tb, clients, a, a)
+def test_insecure_hostname_mismatch(anytb, tls_certs, clients):
+    a = ["-p", anytb.port["other"], "--cafile", tls_certs.ca, "--insecure"]
+    roundtrip(anytb, clients, a, a)
 
 
-def test_psk(tb, tls_certs, clients):
-    a = ["-p", tb.port["psk"], "--psk", tls_certs.psk_hex, "--psk-identity", tls_certs.psk_identity]
-    roundtrip(tb, clients, a, a + ["--tls-version", "tlsv1.2"])
+def test_psk(anytb, tls_certs, clients):
+    a = ["-p", anytb.port["psk"], "--psk", tls_certs.psk_hex, "--psk-identity", tls_certs.psk_identity]
+    roundtrip(anytb, clients, a, a + ["--tls-version", "tlsv1.2"])
 
 
 def test_tls_use_os_certs(tb, tls_certs):
@@ -146,3 +162,9 @@ def test_tls_use_os_certs(tb, tls_certs):
     assert mine == theirs == ("", 0), (mine, theirs)
     mine, theirs = both("pub", args)
     assert mine == TLS_FAIL and theirs in TLS_FAIL_MOSQ, (mine, theirs)
+
+
+def test_url_mqtts_anonymous(anytb, tls_certs, clients):
+    url = "mqtts://localhost:%d/tls/anon" % anytb.port["ca"]
+    roundtrip(anytb, clients, ["-L", url, "--cafile", tls_certs.ca],
+              ["-L", url, "--cafile", tls_certs.ca], topic=None)
