@@ -100,9 +100,11 @@ async function run(name, args, stdin) {
 	return t;
 }
 
-// A picture made by the browser's own encoder (canvas.toDataURL), w x h, as bytes.
-async function picture(page, mime, w, h, hue) {
-	const b64 = await page.evaluate(([mime, w, h, hue]) => {
+// A picture made by the browser's own encoder (canvas.toDataURL), w x h, as bytes. noise:
+// random pixels over a third of it, so that a 640x480 JPEG is the size of a camera's (~100 kB:
+// a WebSocket frame longer than 65535 bytes, which takes the 64-bit length form).
+async function picture(page, mime, w, h, hue, noise) {
+	const b64 = await page.evaluate(([mime, w, h, hue, noise]) => {
 		const c = document.createElement('canvas');
 		c.width = w; c.height = h;
 		const g = c.getContext('2d');
@@ -112,8 +114,14 @@ async function picture(page, mime, w, h, hue) {
 		g.fillStyle = grad; g.fillRect(0, 0, w, h);
 		g.fillStyle = '#fff'; g.font = `${Math.floor(h / 4)}px sans-serif`;
 		g.fillText('midge', w / 10, h / 1.7);
+		if (noise) {
+			const img = g.getImageData(0, 0, w, Math.floor(h / 3));
+			for (let i = 0; i < img.data.length; i++)
+				img.data[i] = (i & 3) === 3 ? 255 : Math.floor(Math.random() * 256);
+			g.putImageData(img, 0, 0);
+		}
 		return c.toDataURL(mime).split(',')[1];
-	}, [mime, w, h, hue]);
+	}, [mime, w, h, hue, noise]);
 	return Buffer.from(b64, 'base64');
 }
 
@@ -291,7 +299,8 @@ try {
 	});
 
 	await check('publish_jpeg_file_to_midge_sub', ['connect_v5_username_will'], async () => {
-		const jpeg = await picture(desk, 'image/jpeg', 160, 120, 200);
+		const jpeg = await picture(desk, 'image/jpeg', 640, 480, 200, true);
+		assert(jpeg.length > 65535, 'a JPEG longer than 65535 bytes: ' + jpeg.length);
 		const path = join(OUT, 'web-sent.jpg');
 		writeFileSync(path, jpeg);
 		const sub = await subscriber('web/file', ['-q', '1', '-F', 'M|%l|%x']);
@@ -305,7 +314,8 @@ try {
 
 	await check('camera_pub_jpeg_shown', ['connect_v5_username_will'], async () => {
 		await addSub(desk, 'jpeg', 0, '#8e44ad');
-		const jpeg = await picture(desk, 'image/jpeg', 320, 240, 30);
+		const jpeg = await picture(desk, 'image/jpeg', 640, 480, 30, true);
+		assert(jpeg.length > 65535, 'a JPEG longer than 65535 bytes: ' + jpeg.length);
 		const path = join(OUT, 'camera.jpg');
 		writeFileSync(path, jpeg);
 		await run(join('examples', 'camera_pub'), ['-h', '127.0.0.1', '-p', TCP_PORT, '-d', '/nonexistent/video0', path]);
@@ -313,7 +323,7 @@ try {
 		await img.waitFor({ timeout: 10000 });
 		const dims = await until('the image to decode', () => img.evaluate((el) =>
 			el.complete && el.naturalWidth ? [el.naturalWidth, el.naturalHeight] : null));
-		assert(dims[0] === 320 && dims[1] === 240, 'decoded as ' + dims);
+		assert(dims[0] === 640 && dims[1] === 480, 'decoded as ' + dims);
 		await desk.locator(rowSel('jpeg')).first().screenshot({ path: join(OUT, 'web-camera.png') });
 		return 'JPEG ' + jpeg.length + ' bytes shown as ' + dims.join('x');
 	});
