@@ -363,6 +363,8 @@ void midge_client_free(midge_client *c)
 	free(c->proxy_user);
 	free(c->proxy_pass);
 	mgc_tls_free(c);
+	free(c->ws_path);
+	free(c->ws_headers);
 	if (c->bind_ai)
 		freeaddrinfo(c->bind_ai);
 	close(c->wake[0]);

@@ -198,6 +198,7 @@ struct midge_client {
 	int proxy_port;
 	char *proxy_user, *proxy_pass;
 	struct mgc_tls *tls; /* midge_tls_* settings (tls.c), NULL until one is called */
+	char *ws_path, *ws_headers; /* midge_ws_set_options (ws.c): NULL = "/mqtt", none */
 
 	/* the last connect's parameters */
 	char *host;
@@ -260,6 +261,7 @@ struct midge_client {
 	size_t soutlen, soutoff, sinlen;
 
 	bool tls_hs;          /* TLS handshake in progress (tls.c): CONNECT waits in obuf */
+	bool ws_hs;           /* WebSocket handshake in progress (ws.c), after any TLS one */
 
 	mg_framer in;         /* loop-owned: what the broker sent (net/framer.h) */
 
@@ -382,6 +384,13 @@ int mgc_tls_begin(midge_client *c);
 int mgc_tls_step(midge_client *c);
 void mgc_tls_free(midge_client *c);
 void mgc_tls_log_errors(midge_client *c);  /* under mu: OpenSSL's error queue into on_log */
+
+/* ws.c: MIDGE_TRANSPORT_WEBSOCKETS. mgc_ws_begin (under mu, loop owner, once TCP, the proxy
+ * and TLS are up) puts the WebSocket row on the connection and starts its handshake, which
+ * mgc_ws_step drives while c->ws_hs; both return MIDGE_OK or an error after closing. */
+bool mgc_ws_on(const midge_client *c);
+int mgc_ws_begin(midge_client *c);
+int mgc_ws_step(midge_client *c);
 
 /* io.c (loop owner only) */
 int mgc_do_read(midge_client *c);           /* without mu held; MIDGE_OK or the error */

@@ -79,7 +79,9 @@ int mgc_tcp_progress(midge_client *c)
 		if (c->proxy_host)
 			mgc_socks_begin(c); /* TLS, if any, starts once the proxy has connected us */
 		else if (mgc_tls_on(c))
-			return mgc_tls_begin(c);
+			return mgc_tls_begin(c); /* then WebSocket, if any (tls.c) */
+		else if (mgc_ws_on(c))
+			return mgc_ws_begin(c);
 		return MIDGE_OK;
 	}
 	mg_transport_close(&c->tr);
@@ -178,6 +180,7 @@ int mgc_start_connect(midge_client *c, struct addrinfo *ai)
 	c->socks_phase = 0;
 	c->soutlen = c->soutoff = c->sinlen = 0;
 	c->tls_hs = false;
+	c->ws_hs = false;
 	c->srv_receive_max = 65535;
 	c->srv_max_packet = 0;
 	c->srv_alias_max = 0;
@@ -238,6 +241,7 @@ void mgc_conn_close(midge_client *c, int flags, int reason, midge_properties *pr
 	c->socks_phase = 0;
 	c->soutlen = c->soutoff = c->sinlen = 0;
 	c->tls_hs = false;
+	c->ws_hs = false;
 	c->ping_out = false;
 	/* QoS 0 messages still in obuf are gone: say nothing about them (paho does the same). */
 	for (mgc_q0 *q = c->q0_head, *n; q; q = n) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "net/ws.h"
 
 #define READ_CHUNK 65536
 
@@ -330,11 +331,13 @@ int mgc_do_read(midge_client *c)
 {
 	mgc_lock(c);
 	bool socks = c->socks_phase; /* a connect from another thread clears it */
-	if (!socks && c->tls_hs) {
-		int r = mgc_tls_step(c);
+	if (!socks && (c->tls_hs || c->ws_hs)) {
+		int r = mgc_tls_step(c); /* which may start the WebSocket handshake when done */
 		if (r == MIDGE_OK && !c->tls_hs)
+			r = mgc_ws_step(c);
+		if (r == MIDGE_OK && !c->tls_hs && !c->ws_hs)
 			r = mgc_do_write(c); /* the CONNECT */
-		bool more = r == MIDGE_OK && !c->tls_hs && c->tr.fd >= 0;
+		bool more = r == MIDGE_OK && !c->tls_hs && !c->ws_hs && c->tr.fd >= 0;
 		mgc_unlock(c);
 		if (!more)
 			return r;
@@ -362,6 +365,8 @@ int mgc_do_read(midge_client *c)
 			mgc_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mgc_cid(c),
 			       n == 0 ? "closed by the broker" : strerror((int)-n));
 			int why = MIDGE_ERR_CONN_LOST;
+			if (n == -EPROTO && mg_ws_error(&c->tr)) /* a WebSocket rule broken by the broker */
+				mgc_log(c, MIDGE_LOG_ERR, "Client %s: %s", mgc_cid(c), mg_ws_error(&c->tr));
 			if (n == -EPROTO) {
 				/* TLS: the broker's alert (no client certificate, ...). Before CONNACK the
 				 * connect fails with errno EPROTO, as libmosquitto's does. */
@@ -428,6 +433,11 @@ int mgc_do_write(midge_client *c)
 	if (c->tls_hs) {
 		int r = mgc_tls_step(c);
 		if (r != MIDGE_OK || c->tls_hs)
+			return r;
+	}
+	if (c->ws_hs) {
+		int r = mgc_ws_step(c);
+		if (r != MIDGE_OK || c->ws_hs)
 			return r;
 	}
 	while (c->olen > c->ooff) {

@@ -286,8 +286,6 @@ static int check_connect(midge_client *c, const char *host, int port, int keepal
 {
 	if (!c || !host || !host[0] || port < 1 || port > 65535 || keepalive < 0 || keepalive > 65535)
 		return MIDGE_ERR_INVAL;
-	if (c->transport != MIDGE_TRANSPORT_TCP)
-		return MIDGE_ERR_NOT_SUPPORTED;
 	if (props && props->n && c->level != MIDGE_PROTOCOL_V5)
 		return MIDGE_ERR_PROPERTY;
 	return mgc_props_check_allowed(props, MG_CONNECT);

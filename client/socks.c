@@ -14,7 +14,7 @@ bool mgc_want_write(midge_client *c)
 {
 	if (c->socks_phase)
 		return c->soutoff < c->soutlen;
-	if (c->tls_hs) /* CONNECT waits in obuf; the handshake says when it needs to write */
+	if (c->tls_hs || c->ws_hs) /* CONNECT waits in obuf; the handshake says when it needs to write */
 		return mg_transport_want_write(&c->tr);
 	return (c->olen > c->ooff && !c->log_fence) || mg_transport_want_write(&c->tr);
 }
@@ -142,6 +142,8 @@ static int step(midge_client *c)
 			       mgc_cid(c), c->proxy_host, c->proxy_port);
 			if (mgc_tls_on(c))
 				return mgc_tls_begin(c); /* TLS to the broker, through the tunnel */
+			if (mgc_ws_on(c))
+				return mgc_ws_begin(c);
 			return MIDGE_OK; /* the CONNECT in obuf goes out on the next write */
 		}
 		if (c->soutoff < c->soutlen)

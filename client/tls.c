@@ -403,6 +403,8 @@ int mgc_tls_step(midge_client *c)
 		/* No log line: libmosquitto has none, and midge_pub -d prints what mosquitto_pub -d
 		 * prints. */
 		c->tls_hs = false;
+		if (mgc_ws_on(c))
+			return mgc_ws_begin(c); /* wss: the WebSocket upgrade inside TLS */
 		return MIDGE_OK; /* the CONNECT waiting in obuf goes out next */
 	}
 	SSL *ssl = mg_tls_ssl(&c->tr);

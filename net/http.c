@@ -170,6 +170,8 @@ static int parse(const char *buf, size_t len, mg_http_msg *m, bool request)
 		if (i < len && (buf[i] != ' ' || i == 0) && buf[i] != '\r')
 			return MG_HTTP_INVALID;
 	}
+	if (r == 0 && !request && memcmp(buf, "HTTP/1.", len < 7 ? len : 7) != 0)
+		return MG_HTTP_INVALID; /* not an HTTP answer at all: say so now */
 	if (r <= 0)
 		return r < 0 ? MG_HTTP_INVALID : MG_HTTP_INCOMPLETE;
 	if ((request ? request_line : status_line)(buf, ll, m) < 0)

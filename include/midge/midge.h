@@ -85,8 +85,8 @@ typedef struct midge_message {
 /* Protocol versions (paho: MQTTv31, MQTTv311, MQTTv5) */
 enum { MIDGE_PROTOCOL_V31 = 3, MIDGE_PROTOCOL_V311 = 4, MIDGE_PROTOCOL_V5 = 5 };
 
-/* Transports (paho: transport="tcp" / "websockets"). WebSockets: not yet, connect returns
- * MIDGE_ERR_NOT_SUPPORTED. */
+/* Transports (paho: transport="tcp" / "websockets"). WebSockets: MQTT in binary frames of
+ * RFC 6455 after an HTTP/1.1 upgrade to GET /mqtt (midge_ws_set_options), over TLS too. */
 enum { MIDGE_TRANSPORT_TCP = 0, MIDGE_TRANSPORT_WEBSOCKETS = 1 };
 
 /* Errors: negative. (paho: MQTT_ERR_*) */
@@ -161,7 +161,7 @@ enum {
  *                  5.0 session also needs a Session Expiry Interval property on connect.
  *   userdata       handed to every callback (borrowed).
  *   protocol       MIDGE_PROTOCOL_V31, _V311 or _V5.
- *   transport      MIDGE_TRANSPORT_TCP.
+ *   transport      MIDGE_TRANSPORT_TCP or MIDGE_TRANSPORT_WEBSOCKETS.
  * Returns NULL on a bad argument or out of memory. */
 midge_client *midge_client_new(const char *client_id, bool clean_session, void *userdata,
                                int protocol, int transport);
@@ -519,6 +519,16 @@ void midge_on_socket_unregister_write_set(midge_client *c,
  * proxy_username, proxy_password); libmosquitto: mosquitto_socks5_set) */
 int midge_proxy_set(midge_client *c, int type, const char *host, int port,
                     const char *username, const char *password);
+
+/* MIDGE_TRANSPORT_WEBSOCKETS: the path of the upgrade request (NULL: "/mqtt", paho's default;
+ * it must start with '/') and extra header lines sent with it, "Name: value" each ended by
+ * "\r\n" or "\n" (e.g. "Authorization: Bearer x\n"), or NULL. Takes effect at the next
+ * connect. The request also carries Host (host:port of the connect), Upgrade, Connection,
+ * Sec-WebSocket-Key, -Version 13 and -Protocol mqtt. A broker that refuses the upgrade (an
+ * HTTP status other than 101, a wrong accept key) fails the connect with MIDGE_ERR_PROTOCOL
+ * and says why in on_log. MIDGE_ERR_INVAL for a bad path or header line.
+ * (paho: ws_set_options(path="/mqtt", headers=None)) */
+int midge_ws_set_options(midge_client *c, const char *path, const char *headers);
 
 /* ------------------------------------------------------------------------------------------ */
 /* TLS (OpenSSL). Set before connect; each takes effect at the next connect. A handshake runs

@@ -504,5 +504,6 @@ void mg_cfg_free(mg_cfg *cfg)
 	free(cfg->filter_outs);
 	free(cfg->unsub_topics);
 	free(cfg->url_copy);
+	free(cfg->ws_path_copy);
 	memset(cfg, 0, sizeof(*cfg));
 }

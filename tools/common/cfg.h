@@ -96,6 +96,8 @@ typedef struct mg_cfg {
 	const char *format; /* -F */
 
 	char *url_copy; /* -L: the URL split in place; host/topic/... may point into it */
+	bool ws;             /* -L ws:// or wss://: MQTT over WebSockets */
+	char *ws_path_copy;  /* its path ("/mqtt" when none) */
 } mg_cfg;
 
 /* Parses argv into cfg. Returns 0 to go on, 1 after printing an error (exit 1), 2 for --help

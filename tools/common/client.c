@@ -113,13 +113,17 @@ midge_client *mg_tool_client_new(const mg_cfg *cfg, void *userdata)
 	int rc;
 
 	c = midge_client_new(cfg->id, cfg->clean_session, userdata, cfg->protocol,
-			     MIDGE_TRANSPORT_TCP);
+			     cfg->ws ? MIDGE_TRANSPORT_WEBSOCKETS : MIDGE_TRANSPORT_TCP);
 	if (!c) {
 		mg_err_printf(cfg, "Error: Invalid id and/or clean_session.\n");
 		return NULL;
 	}
 	if (cfg->debug)
 		midge_on_log_set(c, on_log);
+	if (cfg->ws && midge_ws_set_options(c, cfg->ws_path_copy, NULL) != MIDGE_OK) {
+		mg_err_printf(cfg, "Error: Invalid WebSocket path '%s'.\n", cfg->ws_path_copy);
+		goto fail;
+	}
 	if (cfg->username) {
 		rc = midge_username_pw_set(c, cfg->username, cfg->password);
 		if (rc != MIDGE_OK) {

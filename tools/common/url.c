@@ -1,6 +1,8 @@
 /*
  * tools/common/url.c - -L mqtt[s]://[username[:password]@]host[:port]/topic (mqtts: TLS, port 8883
- * and the system's CAs, as mosquitto_pub).
+ * and the system's CAs, as mosquitto_pub), and -L ws[s]://[username[:password]@]host[:port][/path]:
+ * MQTT over WebSockets (wss: over TLS, the system's CAs as for mqtts), the upgrade sent to
+ * path ("/mqtt" when the URL has none); topics then come from -t. Ports 80 / 443 by default.
  *
  * The URL is copied once and split in place, so host, username, password and topic point
  * into cfg->url_copy (freed by mg_cfg_free). Like mosquitto, the topic is required and is
@@ -22,8 +24,15 @@ static int fail(const char *why)
 int mg_cfg_parse_url(mg_cfg *cfg, const char *url)
 {
 	char *s, *auth = NULL, *host, *port, *topic, *at;
+	bool ws = false;
 
-	if (!strncasecmp(url, "mqtt://", 7)) {
+	if (!strncasecmp(url, "ws://", 5) || !strncasecmp(url, "wss://", 6)) {
+		bool tls = url[2] == 's' || url[2] == 'S';
+		url += tls ? 6 : 5;
+		cfg->port = tls ? 443 : 80;
+		cfg->tls_use_os_certs = tls;
+		ws = true;
+	} else if (!strncasecmp(url, "mqtt://", 7)) {
 		url += 7;
 		cfg->port = 1883;
 	} else if (!strncasecmp(url, "mqtts://", 8)) {
@@ -40,11 +49,24 @@ int mg_cfg_parse_url(mg_cfg *cfg, const char *url)
 		return 1;
 
 	topic = strchr(s, '/');
-	if (!topic)
+	if (ws) {
+		/* the path keeps its '/': it moves one byte right, into the room of the scheme */
+		free(cfg->ws_path_copy);
+		cfg->ws_path_copy = strdup(topic ? topic : "/mqtt");
+		if (!cfg->ws_path_copy)
+			return 1;
+		if (topic)
+			*topic = '\0';
+		if (strpbrk(cfg->ws_path_copy, " \t\r\n"))
+			return fail("bad path");
+		cfg->ws = true;
+	} else if (!topic) {
 		return fail("topic missing");
-	*topic++ = '\0';
-	if (!*topic)
-		return fail("topic missing");
+	} else {
+		*topic++ = '\0';
+		if (!*topic)
+			return fail("topic missing");
+	}
 
 	at = strrchr(s, '@');
 	if (at) {
@@ -85,6 +107,8 @@ int mg_cfg_parse_url(mg_cfg *cfg, const char *url)
 			return fail("bad port");
 		cfg->port = (int)p;
 	}
+	if (ws)
+		return 0;
 	if (cfg->tool == MG_TOOL_PUB) {
 		cfg->topic = topic;
 		return 0;

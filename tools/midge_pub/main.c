@@ -53,6 +53,7 @@ static void usage(void)
 	       " -I : client id prefix; the process id is appended.\n"
 	       " -k : keepalive in seconds. Defaults to 60.\n"
 	       " -L : mqtt://[username[:password]@]host[:port]/topic\n"
+	       "      or ws[s]://[username[:password]@]host[:port][/path] (MQTT over WebSockets; -t topic)\n"
 	       " -l : read messages from stdin, sending a separate message for each line.\n"
 	       " -m : message payload to send.\n"
 	       " -n : send a null (zero length) message.\n"

@@ -205,6 +205,7 @@ static void usage(void)
 	       " -I : client id prefix; the process id is appended.\n"
 	       " -k : keepalive in seconds. Defaults to 60.\n"
 	       " -L : mqtt://[username[:password]@]host[:port]/topic\n"
+	       "      or ws[s]://[username[:password]@]host[:port][/path] (MQTT over WebSockets; -t topic)\n"
 	       " -N : do not add an end of line character when printing the payload.\n"
 	       " -p : network port to connect to. Defaults to 1883.\n"
 	       " -P : password.\n"

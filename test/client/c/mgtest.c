@@ -32,6 +32,8 @@
  *   -M        manual acks: on_message prints "manual mid=N qos=Q" and keeps it for ackall
  *   -b ADDR   connect with midge_connect_bind from ADDR (no CONNECT properties)
  *   -X PORT   through the SOCKS5 proxy at 127.0.0.1:PORT   -Y USER:PASS  its credentials
+ *   -w PATH   MIDGE_TRANSPORT_WEBSOCKETS, midge_ws_set_options(PATH, -H's lines or NULL)
+ *   -H LINES  extra header lines of the WebSocket upgrade ("Name: v\n...")
  *   loopwrite                          one midge_loop_write: "loopwrite rc=R"
  *   ack MID QOS | ackall               midge_ack one / every kept message: "ack rc=R"
  *   log lines print as "log: [ms since start] line"
@@ -216,7 +218,8 @@ int main(int argc, char **argv)
 	long expiry = -1;
 	const char *user = NULL, *pass = NULL;
 	int ctimeout = 0;
-	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:WMb:X:Y:")) != -1) {
+	const char *ws_path = NULL, *ws_headers = NULL;
+	while ((opt = getopt(argc, argv, "+p:V:i:nk:dx:S:C:h:A:u:P:T:ER:L:WMb:X:Y:w:H:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'V': proto = atoi(optarg); break;
@@ -240,15 +243,20 @@ int main(int argc, char **argv)
 		case 'X': proxy_port = atoi(optarg); break;
 		case 'Y': proxy_cred = optarg; break;
 		case 'W': where = true; break;
+		case 'w': ws_path = optarg; break;
+		case 'H': ws_headers = optarg; break;
 		default: return 2;
 		}
 	}
 	main_thread = pthread_self();
-	midge_client *c = midge_client_new(id, clean, NULL, proto, MIDGE_TRANSPORT_TCP);
+	midge_client *c = midge_client_new(id, clean, NULL, proto,
+	                                   ws_path ? MIDGE_TRANSPORT_WEBSOCKETS : MIDGE_TRANSPORT_TCP);
 	if (!c) {
 		printf("client_new failed\n");
 		return 1;
 	}
+	if (ws_path)
+		printf("ws_set_options rc=%d\n", midge_ws_set_options(c, ws_path, ws_headers));
 	midge_on_connect_set(c, on_connect);
 	midge_on_connect_fail_set(c, on_connect_fail);
 	midge_on_disconnect_set(c, on_disconnect);
