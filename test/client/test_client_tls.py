@@ -272,3 +272,13 @@ def test_silent_handshake_times_out_without_blocking(tls_certs, cbin):
     assert "on_connect_fail rc=%d" % ERR_TIMEOUT in out, out
     # turns of the loop that returned while the handshake was pending
     assert "turn 2 connected=0" in out, out
+
+
+@pytest.mark.threaded
+def test_loop_thread_over_tls(tb, tls_certs, cbin):
+    # midge_loop_start's thread runs the handshake and the reads while the main thread
+    # connects, subscribes, publishes 300 kB and waits (TSan checks the sharing in make test)
+    out = tlstest(cbin, tb.port["ca"], "--cafile", tls_certs.ca, "--thread", "-s", 300000)
+    assert "loop_start rc=0" in out
+    assert "connect rc=0" in out and "roundtrip ok" in out, out
+    assert "loop_stop rc=0" in out

@@ -6,10 +6,12 @@
  *   tlstest -p PORT [-h HOST] [-d] [-u USER] [-P PASS] [-T CONNECT_TIMEOUT_MS] [-s BYTES]
  *           [--cafile F] [--capath D] [--cert F --key F] [--keypass PASS] [--insecure]
  *           [--os-certs] [--tls-version V] [--ciphers C] [--no-verify]
- *           [--psk HEX --psk-identity ID] [--async N] [--connect-only]
+ *           [--psk HEX --psk-identity ID] [--async N] [--connect-only] [--thread]
  *   --keypass   midge_tls_set gets a password callback that answers PASS (and prints
  *               "pw_callback rwflag=R userdata=ok" when called)
  *   --no-verify midge_tls_opts_set(MIDGE_TLS_CERT_NONE)
+ *   --thread    midge_loop_start first: the loop (and the handshake) run in its thread while
+ *               this one connects, publishes and waits
  *   --async N   connect_async, then up to N turns of midge_loop(c, 100), printing "turn K
  *               connected=B" after each, until on_connect or on_connect_fail
  *   prints: "<call> rc=R" for every midge_tls_* / connect call, "connect rc=R", "on_connect
@@ -18,15 +20,17 @@
  */
 #include <midge/midge.h>
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *keypass;
 static int pw_calls;
 static char *expect;
 static size_t expect_len;
-static int got, bad;
+static atomic_int got, bad; /* on_message may run in the loop_start thread */
 static int connect_result = 1000;
 
 static int pw_cb(char *buf, int size, int rwflag, void *userdata)
@@ -76,6 +80,7 @@ int main(int argc, char **argv)
 	const char *cafile = NULL, *capath = NULL, *cert = NULL, *key = NULL;
 	const char *version = NULL, *ciphers = NULL, *psk = NULL, *psk_id = NULL;
 	bool insecure = false, os_certs = false, no_verify = false, debug = false, only = false;
+	bool thread = false;
 	int port = 0, ctimeout = 0, async_turns = 0;
 	size_t size = 100;
 
@@ -105,6 +110,7 @@ int main(int argc, char **argv)
 			else if (!strcmp(a, "--no-verify")) no_verify = true;
 			else if (!strcmp(a, "-d")) debug = true;
 			else if (!strcmp(a, "--connect-only")) only = true;
+			else if (!strcmp(a, "--thread")) thread = true;
 			else {
 				fprintf(stderr, "unknown option %s\n", a);
 				return 2;
@@ -142,6 +148,8 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	int rc;
+	if (thread)
+		printf("loop_start rc=%d\n", midge_loop_start(c));
 	if (async_turns) {
 		rc = midge_connect_async(c, host, port, 30);
 		printf("connect_async rc=%d\n", rc);
@@ -164,15 +172,21 @@ int main(int argc, char **argv)
 		midge_subscribe(c, "tlstest/echo", 1);
 		int mid = midge_publish(c, "tlstest/echo", expect, size, 1, false, NULL);
 		int w = midge_wait_for_publish(c, mid, 10000);
-		for (int k = 0; k < 100 && !got && !bad; k++)
-			midge_loop(c, 100);
+		for (int k = 0; k < 100 && !got && !bad; k++) {
+			if (thread)
+				nanosleep(&(struct timespec){ .tv_nsec = 100000000 }, NULL);
+			else
+				midge_loop(c, 100);
+		}
 		if (w == MIDGE_OK && got == 1 && !bad)
 			printf("roundtrip ok\n");
 		else
-			printf("roundtrip bad wait=%d got=%d bad=%d\n", w, got, bad);
+			printf("roundtrip bad wait=%d got=%d bad=%d\n", w, (int)got, (int)bad);
 		printf("disconnect rc=%d\n", midge_disconnect(c));
 		free(expect);
 	}
+	if (thread)
+		printf("loop_stop rc=%d\n", midge_loop_stop(c));
 	if (keypass)
 		printf("pw_calls=%d\n", pw_calls);
 	midge_client_free(c);
