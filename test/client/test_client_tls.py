@@ -282,3 +282,23 @@ def test_loop_thread_over_tls(tb, tls_certs, cbin):
     assert "loop_start rc=0" in out
     assert "connect rc=0" in out and "roundtrip ok" in out, out
     assert "loop_stop rc=0" in out
+
+
+def test_tls_through_socks5_proxy(tb, tls_certs, cbin):
+    # TCP to the proxy, SOCKS5 to the broker, then the TLS handshake inside the tunnel, with
+    # the certificate checked against the broker's name (not the proxy's)
+    from test_client_socks import Socks5  # one connection per proxy
+    p, q = Socks5(), Socks5()
+    try:
+        out = tlstest(cbin, tb.port["ca"], "--cafile", tls_certs.ca, "-h", "localhost",
+                      "--proxy", p.port)
+        assert "proxy_set rc=0" in out
+        assert "connect rc=0" in out and "roundtrip ok" in out, out
+        assert p.requests == [(3, "localhost", tb.port["ca"])]
+        out = tlstest(cbin, tb.port["other"], "--cafile", tls_certs.ca, "-h", "localhost",
+                      "--proxy", q.port)
+        assert "connect rc=%d" % ERR_TLS in out, out
+        assert q.requests == [(3, "localhost", tb.port["other"])]
+    finally:
+        p.close()
+        q.close()

@@ -7,6 +7,7 @@
  *           [--cafile F] [--capath D] [--cert F --key F] [--keypass PASS] [--insecure]
  *           [--os-certs] [--tls-version V] [--ciphers C] [--no-verify]
  *           [--psk HEX --psk-identity ID] [--async N] [--connect-only] [--thread]
+ *           [--proxy PORT]  (through the SOCKS5 proxy at 127.0.0.1:PORT)
  *   --keypass   midge_tls_set gets a password callback that answers PASS (and prints
  *               "pw_callback rwflag=R userdata=ok" when called)
  *   --no-verify midge_tls_opts_set(MIDGE_TLS_CERT_NONE)
@@ -81,7 +82,7 @@ int main(int argc, char **argv)
 	const char *version = NULL, *ciphers = NULL, *psk = NULL, *psk_id = NULL;
 	bool insecure = false, os_certs = false, no_verify = false, debug = false, only = false;
 	bool thread = false;
-	int port = 0, ctimeout = 0, async_turns = 0;
+	int port = 0, ctimeout = 0, async_turns = 0, proxy = 0;
 	size_t size = 100;
 
 	for (int i = 1; i < argc; i++) {
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--psk")) psk = v;
 		else if (!strcmp(a, "--psk-identity")) psk_id = v;
 		else if (!strcmp(a, "--async")) async_turns = atoi(v);
+		else if (!strcmp(a, "--proxy")) proxy = atoi(v);
 		else {
 			used = false;
 			if (!strcmp(a, "--insecure")) insecure = true;
@@ -131,6 +133,9 @@ int main(int argc, char **argv)
 	midge_on_message_set(c, on_message);
 	if (ctimeout)
 		midge_connect_timeout_set(c, ctimeout);
+	if (proxy)
+		printf("proxy_set rc=%d\n", midge_proxy_set(c, MIDGE_PROXY_SOCKS5, "127.0.0.1", proxy,
+		                                             NULL, NULL));
 	if (user)
 		printf("username_pw_set rc=%d\n", midge_username_pw_set(c, user, pass));
 	if (cafile || capath || cert)
