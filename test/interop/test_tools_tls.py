@@ -168,3 +168,13 @@ def test_url_mqtts_anonymous(anytb, tls_certs, clients):
     url = "mqtts://localhost:%d/tls/anon" % anytb.port["ca"]
     roundtrip(anytb, clients, ["-L", url, "--cafile", tls_certs.ca],
               ["-L", url, "--cafile", tls_certs.ca], topic=None)
+
+
+@pytest.mark.parametrize("kind", ["pub", "sub"])
+def test_help_lists_tls_flags(kind):
+    rc, out, err = run([tool("midge_" + kind), "--help"])
+    text = out.decode()
+    for flag in ("--cafile", "--capath", "--cert", "--key", "--ciphers", "--insecure",
+                 "--tls-version", "--tls-use-os-certs", "--psk", "--psk-identity", "mqtt[s]://",
+                 "8883"):
+        assert flag in text, flag
