@@ -3,6 +3,9 @@ side by side with Debian's mosquitto_pub / mosquitto_sub 2.0.11: the same flags,
 messages on stderr and the same exit status."""
 
 import os
+import re
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -178,3 +181,27 @@ def test_help_lists_tls_flags(kind):
                  "--tls-version", "--tls-use-os-certs", "--psk", "--psk-identity", "mqtt[s]://",
                  "8883"):
         assert flag in text, flag
+
+
+def connect_port(argv):
+    """The port of the first connect(2) the program makes (strace), whatever answers there."""
+    r = subprocess.run(["strace", "-f", "-e", "trace=connect", "-o", "/dev/stderr"] +
+                       [str(a) for a in argv], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    m = re.search(r"connect\(\d+, \{sa_family=AF_INET, sin_port=htons\((\d+)\)", r.stderr)
+    assert m, r.stderr[-2000:]
+    return int(m.group(1))
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+def test_default_port(tls_certs):
+    # 8883 with a CA or a key, as mosquitto_pub; -L mqtt:// says 1883 whatever else is given
+    cases = [([], 1883), (["--cafile", tls_certs.ca], 8883), (["--capath", tls_certs.capath], 8883),
+             (["--psk", "00", "--psk-identity", "x"], 8883),
+             (["-L", "mqtts://127.0.0.1/tls/p"], 8883),
+             (["-L", "mqtt://127.0.0.1/tls/p", "--cafile", tls_certs.ca], 1883)]
+    for args, port in cases:
+        base = ["-h", "127.0.0.1", "-m", "x"] + ([] if "-L" in args else ["-t", "tls/p"])
+        mine = connect_port([tool("midge_pub")] + base + args)
+        theirs = connect_port([MOSQUITTO_PUB] + base + args)
+        assert mine == theirs == port, (args, mine, theirs)
