@@ -193,7 +193,7 @@ def connect_port(argv):
     return int(m.group(1))
 
 
-@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace (scripts/install-deps)")
 def test_default_port(tls_certs):
     # 8883 with a CA or a key, as mosquitto_pub; -L mqtt:// says 1883 whatever else is given
     cases = [([], 1883), (["--cafile", tls_certs.ca], 8883), (["--capath", tls_certs.capath], 8883),
