@@ -261,6 +261,9 @@ struct midge_client {
 	size_t soutlen, soutoff, sinlen;
 
 	bool tls_hs;          /* TLS handshake in progress (tls.c): CONNECT waits in obuf */
+	/* The transport's want_write as the loop owner last saw it. Other threads ask (socket
+	 * callbacks, midge_want_write) under mu, while the owner reads the transport without it. */
+	bool tr_ww;
 	bool ws_hs;           /* WebSocket handshake in progress (ws.c), after any TLS one */
 
 	mg_framer in;         /* loop-owned: what the broker sent (net/framer.h) */

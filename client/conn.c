@@ -241,6 +241,7 @@ void mgc_conn_close(midge_client *c, int flags, int reason, midge_properties *pr
 	c->socks_phase = 0;
 	c->soutlen = c->soutoff = c->sinlen = 0;
 	c->tls_hs = false;
+	c->tr_ww = false;
 	c->ws_hs = false;
 	c->ping_out = false;
 	/* QoS 0 messages still in obuf are gone: say nothing about them (paho does the same). */

@@ -352,9 +352,17 @@ int mgc_do_read(midge_client *c)
 		if (!at)
 			return MIDGE_ERR_NOMEM;
 		ssize_t n = mg_transport_read(&c->tr, at, room);
-		if (n == -EAGAIN)
+		bool ww = mg_transport_want_write(&c->tr);
+		if (n == -EAGAIN) {
+			if (ww != c->tr_ww) { /* unlocked read: races only with the owner's own writes */
+				mgc_lock(c);
+				c->tr_ww = ww;
+				mgc_unlock(c);
+			}
 			return MIDGE_OK;
+		}
 		mgc_lock(c);
+		c->tr_ww = ww;
 		if (n <= 0) {
 			if (c->state == MG_S_CLOSING && c->olen == c->ooff) {
 				/* our DISCONNECT is out and the broker hung up: the end we asked for */
@@ -454,6 +462,7 @@ int mgc_do_write(midge_client *c)
 		c->out_written += (uint64_t)n;
 		c->last_out_ms = mgc_cl_now_ms();
 	}
+	c->tr_ww = c->tr.fd >= 0 && mg_transport_want_write(&c->tr);
 	if (c->ooff == c->olen) {
 		c->ooff = c->olen = 0;
 		if (c->ocap > 4 * READ_CHUNK) { /* after a big publish: give its memory back */

@@ -15,8 +15,8 @@ bool mgc_want_write(midge_client *c)
 	if (c->socks_phase)
 		return c->soutoff < c->soutlen;
 	if (c->tls_hs || c->ws_hs) /* CONNECT waits in obuf; the handshake says when it needs to write */
-		return mg_transport_want_write(&c->tr);
-	return (c->olen > c->ooff && !c->log_fence) || mg_transport_want_write(&c->tr);
+		return c->tr_ww;
+	return (c->olen > c->ooff && !c->log_fence) || c->tr_ww;
 }
 
 static void sput(midge_client *c, const void *p, size_t n)

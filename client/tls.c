@@ -397,6 +397,7 @@ int mgc_tls_step(midge_client *c)
 	if (!c->tls_hs)
 		return MIDGE_OK;
 	int r = mg_transport_handshake(&c->tr);
+	c->tr_ww = mg_transport_want_write(&c->tr);
 	if (r == -EAGAIN)
 		return MIDGE_OK;
 	if (r == 0) {

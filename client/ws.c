@@ -94,6 +94,7 @@ int mgc_ws_step(midge_client *c)
 	if (!c->ws_hs)
 		return MIDGE_OK;
 	int r = mg_transport_handshake(&c->tr);
+	c->tr_ww = mg_transport_want_write(&c->tr); /* for mgc_want_write (client.h) */
 	if (r == -EAGAIN)
 		return MIDGE_OK;
 	if (r == 0) {
