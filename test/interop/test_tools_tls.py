@@ -205,3 +205,9 @@ def test_default_port(tls_certs):
         mine = connect_port([tool("midge_pub")] + base + args)
         theirs = connect_port([MOSQUITTO_PUB] + base + args)
         assert mine == theirs == port, (args, mine, theirs)
+
+
+def test_forgotten_tls_flags_as_mosquitto(tb):
+    # a plaintext client on a TLS port: the broker hangs up on the CONNECT it cannot read
+    mine, theirs = both("pub", ["-p", tb.port["ca"]])
+    assert mine == theirs == ("Error: The connection was lost.\n", 7), (mine, theirs)

@@ -181,5 +181,9 @@ int mg_tool_connect(const mg_cfg *cfg, midge_client *c)
 		mg_err_printf(cfg, "Unable to connect (%s).\n", midge_strerror(rc));
 	else
 		mg_err_printf(cfg, "Error: %s\n", midge_strerror(rc));
+	/* The broker hung up before its CONNACK (a plaintext client on a TLS port, say): for
+	 * mosquitto_pub that is its loop's MOSQ_ERR_CONN_LOST, and its exit status. */
+	if (rc == MIDGE_ERR_CONN_LOST && cfg->tool == MG_TOOL_PUB)
+		return 7;
 	return 1;
 }

@@ -18,7 +18,8 @@ midge_properties *mg_tool_props(const mg_cfg *cfg, int cmd);
 midge_client *mg_tool_client_new(const mg_cfg *cfg, void *userdata);
 
 /* Connects and waits for the CONNACK. Returns the tool's exit status: 0 connected, the CONNACK
- * code when refused, 1 on any other error (each after printing mosquitto's message). */
+ * code when refused, 7 for midge_pub when the broker hung up before its CONNACK, 1 on any
+ * other error (each after printing mosquitto's message). */
 int mg_tool_connect(const mg_cfg *cfg, midge_client *c);
 
 /* Prints the usage error epilogue: "\nUse 'midge_pub --help' to see usage.\n". */
