@@ -13,8 +13,8 @@ module. The listeners, by name (TlsBroker.port[name]):
   plain     plain MQTT (no TLS)
 
 per_listener_settings true, so each listener has its own anonymous / password settings.
-midge has neither password_file nor per_listener_settings yet (issue 9, another part): its
-broker has no "passwd" listener (port["passwd"] is None) until MIDGE_HAS_PASSWORDS is True.
+A midge that does not take password_file and per_listener_settings yet (midge
+--test-config says so) gets no "passwd" listener: port["passwd"] is None.
 """
 
 import os
@@ -31,7 +31,16 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error
                       "WARNING: ThreadSanitizer")
 PASSWORD = "s3cret-pw"
 NAMES = ("ca", "other", "expired", "reqcert", "psk", "passwd", "plain")
-MIDGE_HAS_PASSWORDS = False
+
+
+def _midge_takes_passwords(directory, passwd):
+    conf = os.path.join(directory, "midge-pwcheck.conf")
+    with open(conf, "w") as f:
+        f.write("per_listener_settings true\nlistener %d 127.0.0.1\nallow_anonymous false\n"
+                "password_file %s\n" % (_free_port(), passwd))
+    r = subprocess.run([MIDGE, "-c", conf, "--test-config"], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    return r.returncode == 0
 
 
 def _free_port():
@@ -56,13 +65,13 @@ class TlsBroker:
         self.kind = kind
         self.dir = directory
         self.port = {n: _free_port() for n in NAMES}
-        passwords = kind == "mosquitto" or MIDGE_HAS_PASSWORDS
-        if not passwords:
-            self.port["passwd"] = None
         self.passwd = os.path.join(directory, "passwd")
         open(self.passwd, "w").close()
         subprocess.run(["/usr/bin/mosquitto_passwd", "-b", self.passwd, "alice", PASSWORD],
                        check=True, capture_output=True, timeout=30)
+        passwords = kind == "mosquitto" or _midge_takes_passwords(directory, self.passwd)
+        if not passwords:
+            self.port["passwd"] = None
         c = certs
         lines = ["per_listener_settings true"] if passwords else []
         lines.append("persistence false")

@@ -115,9 +115,11 @@ def roundtrip(tb, clients, sub_args, pub_args, topic="tls/rt"):
     assert s.payload_lines() == ["over tls"]
 
 
-def test_cafile_username_password(tb, tls_certs, clients):
-    a = ["-p", tb.port["passwd"], "--cafile", tls_certs.ca, "-u", "alice", "-P", PASSWORD]
-    roundtrip(tb, clients, a, a)
+def test_cafile_username_password(anytb, tls_certs, clients):
+    if anytb.port["passwd"] is None:
+        pytest.skip("this midge does not take password_file / per_listener_settings yet")
+    a = ["-p", anytb.port["passwd"], "--cafile", tls_certs.ca, "-u", "alice", "-P", PASSWORD]
+    roundtrip(anytb, clients, a, a)
 
 
 def test_wrong_password_as_mosquitto(tb, tls_certs):
