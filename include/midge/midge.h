@@ -543,8 +543,8 @@ int midge_ws_set_options(midge_client *c, const char *path, const char *headers)
  * fill buf with at most size bytes, return their count; userdata is the client's userdata),
  * NULL: OpenSSL asks on the terminal. The broker's certificate must match the host name given
  * to connect (DNS name or IP address in its subjectAltName) unless midge_tls_insecure_set.
- * MIDGE_ERR_INVAL if a given file cannot be opened (libmosquitto's "File not found"), or for
- * certfile without keyfile. MIDGE_ERR_BUSY while connected or connecting.
+ * MIDGE_ERR_INVAL if a given file cannot be opened (libmosquitto's "File not found"; capath
+ * is looked into only while verifying, as by libmosquitto), or for certfile without keyfile. MIDGE_ERR_BUSY while connected or connecting.
  * (paho: tls_set(ca_certs, certfile, keyfile, keyfile_password=...); libmosquitto:
  * mosquitto_tls_set(mosq, cafile, capath, certfile, keyfile, pw_callback)) */
 int midge_tls_set(midge_client *c, const char *cafile, const char *capath, const char *certfile,

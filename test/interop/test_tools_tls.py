@@ -92,13 +92,14 @@ def test_errors_as_mosquitto(tb, tls_certs, kind):
 
 
 @pytest.mark.parametrize("kind", ["pub", "sub"])
-@pytest.mark.parametrize("case", ["untrusted CA", "host name mismatch", "expired"])
+@pytest.mark.parametrize("case", ["untrusted CA", "host name mismatch", "expired", "no capath"])
 def test_failed_handshake_as_mosquitto(tb, tls_certs, kind, case):
     # (against mosquitto's broker; the libmidge tests check the same refusals against midge)
     c = tls_certs
     args = {"untrusted CA": ["-p", tb.port["ca"], "--cafile", c.wrong_ca],
             "host name mismatch": ["-p", tb.port["other"], "--cafile", c.ca],
-            "expired": ["-p", tb.port["expired"], "--cafile", c.ca]}[case]
+            "expired": ["-p", tb.port["expired"], "--cafile", c.ca],
+            "no capath": ["-p", tb.port["ca"], "--capath", "/nonexistent/capath"]}[case]
     mine, theirs = both(kind, args)
     assert mine == TLS_FAIL, mine
     assert theirs in TLS_FAIL_MOSQ, theirs
