@@ -304,8 +304,12 @@ static SSL_CTX *make_ctx(const mgc_tls *t, void *userdata, char *why, size_t why
 		SSL_CTX_set_default_verify_paths(ctx);
 	SSL_CTX_set_verify(ctx, t->cert_reqs == MIDGE_TLS_CERT_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
 	if (t->certfile) {
-		SSL_CTX_set_default_passwd_cb(ctx, t->pw_cb);
-		SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata);
+		/* Without a callback OpenSSL's own asks on the terminal, as for mosquitto_pub; it must
+		 * not get the userdata, which it would take for the password itself. */
+		if (t->pw_cb) {
+			SSL_CTX_set_default_passwd_cb(ctx, t->pw_cb);
+			SSL_CTX_set_default_passwd_cb_userdata(ctx, userdata);
+		}
 		if (!SSL_CTX_use_certificate_chain_file(ctx, t->certfile)) {
 			snprintf(why, whylen, "Error: Unable to load client certificate \"%s\".", t->certfile);
 			goto fail;

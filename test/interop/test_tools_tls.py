@@ -214,3 +214,22 @@ def test_forgotten_tls_flags_as_mosquitto(tb):
     # a plaintext client on a TLS port: the broker hangs up on the CONNECT it cannot read
     mine, theirs = both("pub", ["-p", tb.port["ca"]])
     assert mine == theirs == ("Error: The connection was lost.\n", 7), (mine, theirs)
+
+
+def test_encrypted_key_asks_for_its_password(tb, tls_certs):
+    # OpenSSL asks on the terminal, as for mosquitto_pub: with none (a new session, stdin
+    # empty) both fail alike; on a terminal (script(1)) the right password connects
+    args = ["-t", "tls/k", "-m", "x", "-p", tb.port["reqcert"], "--cafile", tls_certs.ca,
+            "--cert", tls_certs.client_cert, "--key", tls_certs.client_key_enc]
+    res = []
+    for exe in (tool("midge_pub"), MOSQUITTO_PUB):
+        r = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True,
+                           timeout=30, stdin=subprocess.DEVNULL, start_new_session=True)
+        res.append((r.stderr, r.returncode))
+    assert res[0] == res[1], res
+    assert res[0][1] == 1 and "Unable to connect (A TLS error occurred.)." in res[0][0], res
+    cmd = " ".join([tool("midge_pub")] + [str(a) for a in args])
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], input=tls_certs.key_password + "\n",
+                       capture_output=True, text=True, timeout=30, start_new_session=True)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "Enter PEM pass phrase:" in r.stdout
