@@ -59,9 +59,10 @@ ALL_CFLAGS = $(MG_OPT) $(MG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(MG_LDFLAGS) $(LDFLAGS)
 # What each kind of binary links besides its objects: the broker needs libm (ceil/log in
 # $SYS load averages), libsqlite3 (persistence, broker/store*.c) and OpenSSL (TLS
-# listeners); libmidge (client/tls.c) and what links it (the tools built on it, the examples,
-# the client tests) need OpenSSL; a tool or test of proto/ or net/ alone only pthreads
-# (PLAIN_LDLIBS), plus TLS_LDLIBS where named below.
+# listeners; libcrypto also hashes passwords, broker/passwd.c); libmidge (client/tls.c) and
+# what links it (the tools built on it, the examples, the client tests) need OpenSSL; a
+# tool or test of proto/ or net/ alone only pthreads (PLAIN_LDLIBS), plus TLS_LDLIBS where
+# named below.
 BROKER_LDLIBS = $(MG_LDLIBS) -lm -lsqlite3 $(TLS_LDLIBS) $(LDLIBS)
 # OpenSSL (net/tls.c): only what runs TLS links it (the broker, libmidge.so, midge_bench and
 # the tests named in LDLIBS_<name> below); static archives pull tls.o in only when used.

@@ -33,6 +33,7 @@ struct mg_broker {
 	mg_config *cfg;
 	mg_acl *acl;              /* acl_file compiled, NULL without one; replaced only while
 	                           * every worker is parked (reload) */
+	struct mg_auth *auth;     /* password tables and the auth threads (auth.h) */
 	mg_subtree *tree;
 	mg_retain *retain;
 	struct mg_store *store;   /* persistence (store.h); NULL when off */

@@ -18,6 +18,7 @@ void mg_listener_conf_init(mg_listener_conf *l)
 	memset(l, 0, sizeof *l);
 	l->protocol = MG_PROTO_MQTT;
 	l->max_connections = -1;
+	l->allow_anonymous = -1;
 }
 
 void mg_listener_conf_free(mg_listener_conf *l)
@@ -29,6 +30,8 @@ void mg_listener_conf_free(mg_listener_conf *l)
 	                 &l->dhparamfile, &l->ciphers, &l->ciphers_tls13, &l->tls_version, &l->psk_hint };
 	for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++)
 		free(*tls[i]);
+	free(l->password_file);
+	free(l->acl_file);
 	mg_listener_conf_init(l);
 }
 
@@ -74,6 +77,7 @@ void mg_config_free(mg_config *c)
 	free(c->password_file);
 	free(c->acl_file);
 	free(c->psk_file);
+	free(c->clientid_prefixes);
 	free(c->config_path);
 	free(c->config_abspath_);
 	for (int i = 0; i < c->n_files_; i++)
@@ -124,6 +128,11 @@ void mg_config_finish(mg_config *c)
 	}
 	if (!c->allow_anonymous_set)
 		c->allow_anonymous = c->local_only;
+	/* mosquitto 2: a listener that does not say is closed to anonymous clients, unless the
+	   broker runs in local only mode. */
+	for (int i = 0; i < c->n_listeners; i++)
+		if (c->listeners[i].allow_anonymous < 0)
+			c->listeners[i].allow_anonymous = c->local_only;
 }
 
 bool mg_config_local_only(const mg_config *c)
@@ -226,6 +235,14 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 		strcat(later, ", max_connections");
 	if (n.listen_backlog != live->listen_backlog)
 		strcat(later, ", listen_backlog");
+	if (n.per_listener_settings != live->per_listener_settings)
+		strcat(later, ", per_listener_settings");
+	bool same_listeners = !(live->local_only ? n.n_listeners != 0 : listeners_differ(live, &n));
+	for (int i = 0; same_listeners && i < n.n_listeners; i++)
+		if (n.listeners[i].use_username_as_clientid != live->listeners[i].use_username_as_clientid) {
+			strcat(later, ", use_username_as_clientid");
+			break;
+		}
 	if (later[0])
 		mg_log(MG_LOG_WARNING, "Warning: %s: changes to %s take effect only after a restart.",
 				live->config_path, later + 2);
@@ -244,8 +261,18 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 	live->retain_available = n.retain_available;
 	live->outgoing_topic_aliases = n.outgoing_topic_aliases;
 	live->allow_zero_length_clientid = n.allow_zero_length_clientid;
+	/* Security settings apply to connected clients too (the broker re-checks them). A
+	   listener's own ones are taken when the listeners are the same as at startup. */
+	take_str(&live->password_file, &n.password_file);
+	take_str(&live->acl_file, &n.acl_file);
+	take_str(&live->clientid_prefixes, &n.clientid_prefixes);
+	for (int i = 0; same_listeners && i < n.n_listeners; i++) {
+		mg_listener_conf *l = &live->listeners[i], *nl = &n.listeners[i];
+		l->allow_anonymous = nl->allow_anonymous >= 0 ? nl->allow_anonymous : live->local_only;
+		take_str(&l->password_file, &nl->password_file);
+		take_str(&l->acl_file, &nl->acl_file);
+	}
 	take_str(&live->auto_id_prefix, &n.auto_id_prefix);
-	take_str(&live->acl_file, &n.acl_file); /* the broker re-reads it (server.c) */
 	live->persistent_client_expiration = n.persistent_client_expiration;
 	live->sys_interval = n.sys_interval;
 	live->log_types = live->verbose ? (unsigned)MG_LOG_ALL : n.log_types;

@@ -43,6 +43,10 @@ typedef struct mg_listener_conf {
 	char *cafile, *capath, *certfile, *keyfile, *crlfile, *dhparamfile;
 	char *ciphers, *ciphers_tls13, *tls_version, *psk_hint;
 	bool require_certificate, use_identity_as_username, use_subject_as_username;
+	/* per_listener_settings true: this listener's own security settings (else unused) */
+	int8_t allow_anonymous;     /* -1 = not said (mg_config_finish decides) */
+	char *password_file, *acl_file;
+	bool use_username_as_clientid; /* the CONNECT's user name becomes the client id */
 	const char *file;       /* where it was declared, for messages; "-p" for the command line */
 	int line;
 } mg_listener_conf;
@@ -82,9 +86,11 @@ typedef struct mg_config {
 	bool persistence;                /* false */
 	bool persistence_fsync;          /* false: synchronous=NORMAL; true: FULL (store.h) */
 	char *persistence_location, *persistence_file;
-	char *password_file;             /* must be NULL for now */
+	char *password_file;             /* without per_listener_settings */
 	char *acl_file;                  /* compiled by the broker (acl.h); reloaded on SIGHUP */
 	char *psk_file;                  /* TLS-PSK "identity:hexkey" lines, for psk_hint listeners */
+	bool per_listener_settings;      /* allow_anonymous, password_file, acl_file per listener */
+	char *clientid_prefixes;         /* a client id must start with it (mosquitto: deprecated) */
 	char *config_path;               /* the file loaded, for "Config loaded from F." */
 	int log_facility;                /* syslog: -1 = LOG_DAEMON, 0..7 = LOG_LOCAL0..7 */
 	bool verbose;                    /* -v was given: reload keeps log_types at all */
@@ -160,14 +166,20 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen);
 
 const char *mg_usage(void);   /* the -h text, in mosquitto's shape */
 
-/* May a client connect, by these settings? Nothing can verify a user name yet
- * (password_file is refused at startup), so with allow_anonymous false nobody may, user
- * name or not: mosquitto 2 refuses them all when it has no password file. CONNECT and the
- * re-check after a reload both ask here, so the two never disagree. */
-static inline bool mg_may_connect(const mg_config *cfg, bool has_username)
+/* The security settings a client of listener lidx is under: its listener's with
+ * per_listener_settings, else the broker's. */
+static inline bool mg_config_anonymous_ok(const mg_config *cfg, int lidx)
 {
-	(void)has_username; /* what a password_file would check */
+	if (cfg->per_listener_settings && lidx >= 0 && lidx < cfg->n_listeners)
+		return cfg->listeners[lidx].allow_anonymous > 0;
 	return cfg->allow_anonymous;
+}
+
+static inline const char *mg_config_password_file(const mg_config *cfg, int lidx)
+{
+	if (cfg->per_listener_settings)
+		return lidx >= 0 && lidx < cfg->n_listeners ? cfg->listeners[lidx].password_file : NULL;
+	return cfg->password_file;
 }
 
 #endif

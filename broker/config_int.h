@@ -29,6 +29,7 @@ typedef struct mg_parse {
 	const char *deflt_first_kw;
 	bool log_type_seen;      /* the first log_type replaces the default set, later ones add */
 	bool log_dest_seen;      /* likewise for log_dest */
+	bool sec_seen;           /* a security setting came: per_listener_settings is too late */
 } mg_parse;
 
 /* A handler gets the words after the keyword (argv[0] is the first argument) and `rest`,

@@ -2,8 +2,8 @@
  * broker/config_keywords.c - what each keyword of mosquitto.conf means to midge.
  *
  * Every keyword mosquitto 2 documents is known here. Those midge implements set a field;
- * those asking for a feature midge does not have yet (WebSockets, bridges, password
- * and ACL files, persistence, plugins, OpenSSL engines) stop the load with a message naming
+ * those asking for a feature midge does not have yet (WebSockets, bridges,
+ * persistence, plugins, OpenSSL engines) stop the load with a message naming
  * the file, the line and the missing feature, while their harmless values ("persistence
  * false", "protocol mqtt", "tls_keyform pem") are accepted. Obsolete or no-op keywords
  * are accepted with a warning that says so. Nothing is ignored silently.
@@ -211,10 +211,7 @@ static int kw_http_dir(mg_parse *p, const char *kw, int argc, char **argv, const
 
 static int kw_use_username_as_clientid(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
-	bool b = false;
-	if (get_bool(p, kw, argv[0], &b) < 0)
-		return -1;
-	return b ? not_yet(p, kw, "using the username as client id is") : 0;
+	return get_bool(p, kw, argv[0], &cur_listener(p, kw)->use_username_as_clientid);
 }
 
 /* Global, as in mosquitto: the largest HTTP request head a WebSockets listener reads. */
@@ -321,32 +318,49 @@ int mg_kw_check_tls(mg_parse *p, const mg_listener_conf *l)
 
 /* ---- security ---- */
 
+/* allow_anonymous, password_file, acl_file: the broker's, or with per_listener_settings
+   true the listener's they follow (mosquitto's meaning). */
 static int kw_allow_anonymous(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
-{
-	if (get_bool(p, kw, argv[0], &p->c->allow_anonymous) < 0)
-		return -1;
-	p->c->allow_anonymous_set = true;
-	return 0;
-}
-
-static int kw_password_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
-{
-	if (set_str(p, &p->c->password_file, rest) < 0)
-		return -1;
-	return not_yet(p, kw, "password files (username and password checks) are");
-}
-
-static int kw_acl_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
-{
-	return set_str(p, &p->c->acl_file, rest) < 0 ? -1 : 0;
-}
-
-static int kw_per_listener_settings(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
 	bool b = false;
 	if (get_bool(p, kw, argv[0], &b) < 0)
 		return -1;
-	return b ? not_yet(p, "per_listener_settings true", "per-listener security settings are") : 0;
+	p->sec_seen = true;
+	if (p->c->per_listener_settings) {
+		cur_listener(p, kw)->allow_anonymous = b;
+		return 0;
+	}
+	p->c->allow_anonymous = b;
+	p->c->allow_anonymous_set = true;
+	return 0;
+}
+
+static int set_sec_file(mg_parse *p, const char *kw, const char *rest, char **global, size_t off)
+{
+	p->sec_seen = true;
+	char **field = p->c->per_listener_settings ? (char **)((char *)cur_listener(p, kw) + off) : global;
+	if (*field) /* mosquitto refuses a second one too */
+		return mg_perr(p, "duplicate '%s' (the first names %s)", kw, *field);
+	return set_str(p, field, rest);
+}
+
+static int kw_password_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return set_sec_file(p, kw, rest, &p->c->password_file, offsetof(mg_listener_conf, password_file));
+}
+
+static int kw_acl_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return set_sec_file(p, kw, rest, &p->c->acl_file, offsetof(mg_listener_conf, acl_file));
+}
+
+static int kw_per_listener_settings(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	if (get_bool(p, kw, argv[0], &p->c->per_listener_settings) < 0)
+		return -1;
+	if (p->c->per_listener_settings && p->sec_seen) /* mosquitto's rule and words */
+		return mg_perr(p, "per_listener_settings must be set before any other security settings");
+	return 0;
 }
 
 static int kw_plugin(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
@@ -356,7 +370,8 @@ static int kw_plugin(mg_parse *p, const char *kw, int argc, char **argv, const c
 
 static int kw_clientid_prefixes(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
-	return not_yet(p, kw, "restricting client ids to a prefix is");
+	mg_pwarn(p, "'clientid_prefixes' is deprecated (as in mosquitto 2); it still applies");
+	return set_str(p, &p->c->clientid_prefixes, rest);
 }
 
 /* ---- bool / number / string settings ---- */

@@ -72,6 +72,7 @@ struct mg_conn {
 	char *username;      /* the CONNECT's user name once admitted (malloc'd), or NULL. The
 	                      * TLS layer may set it before CONNECT with user_from_cert (for
 	                      * use_identity_as_username): no password check then. */
+	uint64_t pw_tag;     /* the password entry it was checked against (auth.c), 0 none */
 	/* MQTT 5 per connection */
 	char **alias;        /* alias_max + 1 entries, malloc'd topics (NUL-terminated) */
 	uint16_t *alias_len;
@@ -88,6 +89,7 @@ struct mg_conn {
 	uint8_t state;
 	uint8_t level;       /* 0 before CONNECT */
 	uint8_t host_len;    /* peer[0..host_len) is "ADDR", for logs */
+	uint8_t auth;        /* MG_AUTH_* (auth.h): MG_AUTH_WAIT reads nothing */
 	bool dirty;
 	/* rarely touched: bits, so that the struct stays in a smaller malloc size class */
 	bool problem_info : 1;

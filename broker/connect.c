@@ -5,6 +5,7 @@
  */
 #include "broker/packet.h"
 #include "broker/alias_out.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/log.h"
 #include "broker/route.h"
@@ -93,6 +94,7 @@ typedef struct connect_st {
 	const char *id;      /* the client id: the packet's, or idbuf when assigned */
 	size_t idlen;
 	bool assigned;       /* the broker made the id up (zero-length id) */
+	bool id_from_user;   /* use_username_as_clientid replaced it with the user name */
 	bool server_ka;      /* the broker changed the keepalive (5.0 Server Keep Alive) */
 	bool present;        /* an existing session resumes */
 	uint16_t ka;
@@ -106,6 +108,7 @@ static bool pick_id(mg_conn *c, const mg_config *cfg, const mg_connect *k, conne
 	st->id = (const char *)k->client_id.p;
 	st->idlen = k->client_id.len;
 	st->assigned = false;
+	st->id_from_user = false;
 	snprintf(st->idstr, sizeof st->idstr, "%.*s", (int)st->idlen, st->id);
 	if (st->idlen)
 		return true;
@@ -121,35 +124,43 @@ static bool pick_id(mg_conn *c, const mg_config *cfg, const mg_connect *k, conne
 	return true;
 }
 
-/* Authentication, the will's size and retain flag, the keepalive. false: refused. */
-static bool admit(mg_conn *c, const mg_config *cfg, const mg_packet *p, connect_st *st)
+/* Authentication, the will's size and retain flag, the keepalive. 1 admitted, 0 refused
+ * (c closed), 2 parked while its password is hashed (auth.h). */
+static int admit(mg_conn *c, const mg_config *cfg, const mg_packet *p, connect_st *st)
 {
 	const mg_connect *k = &p->u.connect;
 	const char *idstr = st->idstr;
 	if (k->level == MG_V5 && (p->props.present & MG_PROP_BIT(MG_PROP_AUTH_METHOD))) {
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_BAD_AUTH_METHOD, MG_CLOSE_NOT_AUTH);
-		return false;
+		return 0;
 	}
 	if (c->tls_no_identity) { /* use_identity/subject_as_username: no certificate, no name */
 		refuse(c, MG_CONNACK_BAD_CREDENTIALS, MG_RC_BAD_USERNAME_OR_PASSWORD, MG_CLOSE_NOT_AUTH);
-		return false;
+		return 0;
 	}
-	/* A user name from the certificate is authenticated by the handshake (mosquitto). */
-	if (!c->user_from_cert && !mg_may_connect(cfg, k->has_username)) {
+	/* mosquitto 2.0 answers every refusal here with "not authorised" (5 / 0x87), a wrong
+	 * password included: 4 / 0x86 only come from its TLS identity checks. */
+	switch (mg_auth_connect(c, k, &st->id, &st->idlen)) {
+	case MG_PARKED:
+		return 2;
+	case MG_REFUSE_AUTH:
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
-		return false;
+		return 0;
 	}
+	st->id_from_user = st->id != st->idbuf && st->id != (const char *)k->client_id.p;
+	if (st->id_from_user) /* use_username_as_clientid */
+		snprintf(st->idstr, sizeof st->idstr, "%.*s", (int)st->idlen, st->id);
 	if (k->will && cfg->message_size_limit && k->will_payload.len > cfg->message_size_limit) {
 		/* It could never be published as a PUBLISH of that size: refuse now, not drop it
 		 * silently later (mosquitto: 3.1.1 CONNACK 5; 5.0 Packet too large). */
 		mg_log(MG_LOG_INFO, "Client %s will payload of %u bytes is over message_size_limit %u, "
 		       "refused.", idstr, k->will_payload.len, cfg->message_size_limit);
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_PACKET_TOO_LARGE, MG_CLOSE_REFUSED);
-		return false;
+		return 0;
 	}
 	if (k->will && k->will_retain && !cfg->retain_available && k->level == MG_V5) {
 		refuse(c, MG_CONNACK_NOT_AUTHORIZED, MG_RC_RETAIN_NOT_SUPPORTED, MG_CLOSE_REFUSED);
-		return false;
+		return 0;
 	}
 	st->ka = k->keepalive;
 	st->server_ka = false;
@@ -158,9 +169,9 @@ static bool admit(mg_conn *c, const mg_config *cfg, const mg_packet *p, connect_
 		st->server_ka = true;
 	} else if (cfg->max_keepalive && st->ka > cfg->max_keepalive) {
 		refuse(c, MG_CONNACK_ID_REJECTED, MG_RC_CLIENT_ID_NOT_VALID, MG_CLOSE_PROTOCOL);
-		return false;
+		return 0;
 	}
-	return true;
+	return 1;
 }
 
 /* The session this CONNECT gets: resumed, taken over, or new. Sets *out; returns 0, -1
@@ -171,7 +182,7 @@ static int claim_session(mg_conn *c, const mg_connect *k, connect_st *st, mg_ses
 	const char *idstr = st->idstr;
 	int owner = -1;
 	mg_session *s = NULL;
-	if (!st->assigned) {
+	if (!st->assigned || st->id_from_user) {
 		s = mg_session_find(w, st->id, st->idlen, &owner);
 		if (!s && owner >= 0 && owner != w->idx) {
 			if (c->hops++ > 8) {
@@ -332,8 +343,11 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	const mg_connect *k = &p->u.connect;
 	c->level = k->level;
 	connect_st st;
-	if (!pick_id(c, cfg, k, &st) || !admit(c, cfg, p, &st))
+	if (!pick_id(c, cfg, k, &st))
 		return -1;
+	int a = admit(c, cfg, p, &st);
+	if (a != 1)
+		return a ? 2 : -1;
 	mg_session *s;
 	int r = claim_session(c, k, &st, &s);
 	if (r)

@@ -15,7 +15,7 @@
 #include "proto/proto.h"
 
 int mg_handle_packet(mg_conn *c, const mg_packet *p);   /* 0 or closes c and returns -1 */
-int mg_handle_connect(mg_conn *c, const mg_packet *p);  /* 0, -1 closed, 1 handed off */
+int mg_handle_connect(mg_conn *c, const mg_packet *p);  /* 0, -1 closed, 1 handed off, 2 parked (auth.h) */
 int mg_handle_subscribe(mg_conn *c, const mg_packet *p);
 int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p);
 void mg_subwork_drop(mg_conn *c); /* a closing connection's packet in progress, if any */

@@ -2,6 +2,7 @@
  * broker/server.c - the broker as a whole: listeners, workers, signals, shutdown.
  */
 #include "broker/broker.h"
+#include "broker/auth.h"
 #include "broker/log.h"
 #include "broker/route.h"
 #include "broker/tls.h"
@@ -186,6 +187,8 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 		return r;
 	if ((r = drop_privileges(cfg->user)) < 0)
 		return r;
+	if ((r = mg_auth_init(b)) < 0) /* as the user that will re-read them on SIGHUP */
+		return r;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	b->nworkers = cfg->threads > 0 ? cfg->threads : (ncpu > 0 ? (int)ncpu : 1);
 	b->w = calloc((size_t)b->nworkers, sizeof *b->w);
@@ -276,6 +279,7 @@ static void reload(mg_broker *b)
 		mg_log(MG_LOG_ERR, "%s", err);
 	} else {
 		mg_log_open(b->cfg);
+		mg_auth_reload(b);
 		mg_log(MG_LOG_NOTICE, "Reloaded configuration from %s.",
 		       b->cfg->config_path ? b->cfg->config_path : "(none)");
 	}
@@ -313,6 +317,7 @@ void mg_broker_stop(mg_broker *b)
 		mg_loop_stop(b->w[i].loop);
 	for (int i = 0; i < b->nstarted; i++)
 		pthread_join(b->w[i].th, NULL);
+	mg_auth_stop(b); /* before the workers' connections go: jobs name them */
 	/* All threads are gone: free in any order. Conns first (they hold message refs). */
 	if (b->w) {
 		int nw = b->nworkers;
@@ -338,4 +343,5 @@ void mg_broker_stop(mg_broker *b)
 	mg_acl_free(b->acl);
 	b->acl = NULL;
 	mg_registry_free(b);
+	mg_auth_free(b);
 }

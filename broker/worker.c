@@ -4,6 +4,7 @@
  * CONNECT timeouts, delayed wills and session expiry.
  */
 #include "broker/worker.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/http.h"
 #include "broker/log.h"
@@ -48,6 +49,18 @@ void mg_worker_post(mg_worker *from, int to, mg_post *p)
 		post_drop(p);
 }
 
+int mg_worker_post_ext(mg_worker *to, const mg_post *p)
+{
+	pthread_mutex_lock(&to->inbox_mu);
+	bool was_empty = to->inbox.n == 0;
+	int r = postv_push(&to->inbox, p);
+	atomic_store_explicit(&to->inbox_n, to->inbox.n, memory_order_relaxed);
+	pthread_mutex_unlock(&to->inbox_mu);
+	if (r == 0 && was_empty)
+		mg_loop_wake(to->loop);
+	return r;
+}
+
 void mg_worker_flush_outboxes(mg_worker *w)
 {
 	mg_broker *b = w->b;
@@ -74,13 +87,13 @@ void mg_worker_flush_outboxes(mg_worker *w)
 }
 
 /* After a reload: tightened access applies to who is connected, as mosquitto does: every
- * client that the new settings would refuse at CONNECT is closed. */
+ * client that the new settings would refuse at CONNECT is closed (a removed user, a changed
+ * password, anonymous clients once allow_anonymous is false). */
 static void recheck_access(mg_worker *w)
 {
-	const mg_config *cfg = w->b->cfg;
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		if (c->state == MG_CS_ACTIVE && !c->user_from_cert && !mg_may_connect(cfg, !c->anonymous))
+		if (c->state == MG_CS_ACTIVE && !mg_auth_still_ok(c))
 			mg_conn_disconnect(c, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
 	}
 }
@@ -147,6 +160,10 @@ static void on_wake(mg_loop *l, void *ud)
 			break;
 		case MG_POST_SHUTDOWN:
 			shutdown_wills(w);
+			break;
+		case MG_POST_AUTH_OK:
+		case MG_POST_AUTH_BAD:
+			mg_auth_verdict(w, p->conn, p->kind == MG_POST_AUTH_OK);
 			break;
 		}
 	}
@@ -223,7 +240,7 @@ static void tick(mg_loop *l, void *ud)
 	int64_t now = mg_loop_now_ms(l);
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		if (c->state == MG_CS_NEW && now - c->created > MG_CONNECT_TIMEOUT_MS)
+		if (c->state == MG_CS_NEW && c->auth != MG_AUTH_WAIT && now - c->created > MG_CONNECT_TIMEOUT_MS)
 			mg_conn_close(c, MG_CLOSE_NO_CONNECT);
 		else if (c->state == MG_CS_ACTIVE && c->keepalive &&
 		         now - c->last_rx > (int64_t)c->keepalive * 1500)
@@ -410,6 +427,12 @@ void mg_worker_free(mg_worker *w)
 		mg_conn_pool_free(w);
 		return;
 	}
+	/* Verdicts first: they name connections, some owned by the verdict (auth.h). */
+	for (size_t i = 0; i < w->inbox.n; i++)
+		if (w->inbox.v[i].kind == MG_POST_AUTH_OK || w->inbox.v[i].kind == MG_POST_AUTH_BAD) {
+			mg_auth_drop_verdict(w->inbox.v[i].conn);
+			w->inbox.v[i].kind = 0;
+		}
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
 		if (c->state == MG_CS_ACTIVE && c->level == MG_V5) {

@@ -36,7 +36,9 @@
  *     them and frees everything (no locks needed any more).
  *   Lock order: no two of these locks are ever held together (reg_mu, inbox mutexes, the
  *   tree and retained rwlocks are each taken alone; only the log mutex, a leaf, is taken
- *   under them), so there is no order to get wrong.
+ *   under them), so there is no order to get wrong. One exception: an auth thread posts
+ *   a password verdict into an inbox under the auth pool's mutex (auth.h), and nothing
+ *   takes the pool's mutex under an inbox mutex.
  */
 #ifndef MG_BROKER_WORKER_H
 #define MG_BROKER_WORKER_H
@@ -57,7 +59,8 @@
 typedef struct mg_broker mg_broker;
 typedef struct mg_session mg_session;
 
-enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE, MG_POST_SHUTDOWN };
+enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE, MG_POST_SHUTDOWN,
+	MG_POST_AUTH_OK, MG_POST_AUTH_BAD /* a password verdict for .conn (auth.h) */ };
 
 typedef struct mg_post {
 	int kind;
@@ -120,6 +123,9 @@ struct mg_worker {
 
 void mg_worker_post(mg_worker *from, int to, mg_post *p); /* takes ownership of p's refs */
 void mg_worker_flush_outboxes(mg_worker *w);
+/* From a thread that is no worker (the auth threads): straight into to's inbox, under its
+ * lock, waking it. 0 or -ENOMEM. */
+int mg_worker_post_ext(mg_worker *to, const mg_post *p);
 /* Backpressure between workers: when another worker's inbox holds more than MG_INBOX_HIGH
  * deliveries, connections of this worker stop reading (mg_worker_throttle) until it drains,
  * so a fast publisher cannot grow a busy worker's inbox without bound. */

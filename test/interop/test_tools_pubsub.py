@@ -382,11 +382,7 @@ def test_client_id_prefix_I(any_broker, clients):
     assert "Client pre-%d sending CONNECT" % s.p.pid in s.out()
 
 
-@pytest.mark.parametrize("kind", [
-    "mosquitto",
-    pytest.param("midge", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason="issue 9: password_file is refused as not yet implemented"))])
+@pytest.mark.parametrize("kind", ["mosquitto", "midge"])
 def test_username_password(broker_of, tmp_path, kind):
     pw = tmp_path / "passwd"
     pw.write_text("")

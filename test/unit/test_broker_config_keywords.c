@@ -392,8 +392,6 @@ TEST(old_style_port_and_bind_address)
 
 TEST(not_yet_implemented_features_are_named)
 {
-	EXPECT_ERR("password_file /etc/midge/passwd\n", "Error: t.conf:1: 'password_file': password files "
-			"(username and password checks) are not yet implemented in this version of midge.");
 	EXPECT_ERR("listener 8883\ntls_engine pkcs11\n",
 		"Error: t.conf:2: 'tls_engine': keys held by an OpenSSL engine are not yet implemented in this version of midge.");
 	EXPECT_ERR("listener 8883\ntls_keyform engine\n",
@@ -406,8 +404,6 @@ TEST(not_yet_implemented_features_are_named)
 			"'connection' line), and bridges are not yet implemented in this version of midge.");
 	EXPECT_ERR("bridge_protocol_version mqttv50\n", "Error: t.conf:1: 'bridge_protocol_version' is a bridge "
 			"option (it belongs after a 'connection' line), and bridges are not yet implemented in this version of midge.");
-	EXPECT_ERR("per_listener_settings true\n", "Error: t.conf:1: 'per_listener_settings true': "
-			"per-listener security settings are not yet implemented in this version of midge.");
 	EXPECT_ERR("auth_plugin /usr/lib/x.so\n", "Error: t.conf:1: 'auth_plugin': plugins are not yet implemented in this version of midge.");
 	EXPECT_ERR("plugin_opt_db x\n", "Error: t.conf:1: 'plugin_opt_db': plugins are not yet implemented in this version of midge.");
 	EXPECT_ERR("listener 1\nsocket_domain ipv4\n", "Error: t.conf:2: 'socket_domain': restricting a listener "
@@ -416,10 +412,6 @@ TEST(not_yet_implemented_features_are_named)
 	EXPECT_ERR("memory_limit 1000\n", "Error: t.conf:1: 'memory_limit': a heap memory limit is not yet implemented in this version of midge.");
 	EXPECT_ERR("upgrade_outgoing_qos true\n", "Error: t.conf:1: 'upgrade_outgoing_qos true': upgrading the "
 			"QoS of delivered messages is not yet implemented in this version of midge.");
-	EXPECT_ERR("listener 1\nuse_username_as_clientid true\n", "Error: t.conf:2: 'use_username_as_clientid': "
-			"using the username as client id is not yet implemented in this version of midge.");
-	EXPECT_ERR("clientid_prefixes secure-\n", "Error: t.conf:1: 'clientid_prefixes': restricting client ids "
-			"to a prefix is not yet implemented in this version of midge.");
 
 	/* values that ask for nothing missing are accepted */
 	mg_config w;
@@ -519,4 +511,47 @@ TEST(tls_listener_options)
 	REQUIRE(parse(&c, "port 8883\ncertfile /s\nkeyfile /k\n", err) == 0);
 	CHECK_STR(c.listeners[0].certfile, "/s");
 	mg_config_free(&c);
+}
+
+TEST(security_settings_global_and_per_listener)
+{
+	mg_config c;
+	char err[ERRLEN];
+	/* without per_listener_settings: the broker's, wherever they stand */
+	REQUIRE(parse(&c, "listener 1\nlistener 2\nallow_anonymous true\npassword_file /p\n"
+			"clientid_prefixes sec-\n", err) == 0);
+	mg_config_finish(&c);
+	CHECK(!c.per_listener_settings);
+	CHECK_STR(c.password_file, "/p");
+	CHECK_STR(c.clientid_prefixes, "sec-");
+	CHECK(mg_config_anonymous_ok(&c, 0) && mg_config_anonymous_ok(&c, 1));
+	CHECK_STR(mg_config_password_file(&c, 0), "/p");
+	CHECK(c.listeners[0].password_file == NULL);
+	mg_config_free(&c);
+
+	/* with it: each listener its own, and a listener that says nothing is closed */
+	REQUIRE(parse(&c, "per_listener_settings true\nlistener 1\nallow_anonymous true\n"
+			"listener 2\npassword_file /two\nuse_username_as_clientid true\n", err) == 0);
+	mg_config_finish(&c);
+	CHECK(c.per_listener_settings);
+	CHECK(mg_config_anonymous_ok(&c, 0));
+	CHECK(!mg_config_anonymous_ok(&c, 1));
+	CHECK(mg_config_password_file(&c, 0) == NULL);
+	CHECK_STR(mg_config_password_file(&c, 1), "/two");
+	CHECK(!c.listeners[0].use_username_as_clientid && c.listeners[1].use_username_as_clientid);
+	CHECK(c.password_file == NULL && !c.allow_anonymous_set);
+	mg_config_free(&c);
+
+	/* mosquitto's rules: per_listener_settings first; one password_file per scope */
+	EXPECT_ERR("allow_anonymous true\nper_listener_settings true\n",
+		"Error: t.conf:2: per_listener_settings must be set before any other security settings.");
+	EXPECT_ERR("password_file /a\npassword_file /b\n",
+		"Error: t.conf:2: duplicate 'password_file' (the first names /a).");
+	EXPECT_OK("per_listener_settings true\nlistener 1\npassword_file /a\nlistener 2\npassword_file /b\n");
+	/* a listener's setting needs a listener to belong to */
+	EXPECT_ERR("per_listener_settings true\nallow_anonymous true\nlistener 1\n",
+		"Error: t.conf:2: 'allow_anonymous' is a listener option, but no 'listener' line comes "
+		"before it (write 'listener PORT' first).");
+	EXPECT_ERR("listener 1\nuse_username_as_clientid maybe\n",
+		"Error: t.conf:2: invalid value 'maybe' for 'use_username_as_clientid' (expected true or false).");
 }

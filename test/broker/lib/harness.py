@@ -64,9 +64,11 @@ class Broker:
     """A running broker process. Use through the `broker` / `broker_factory` fixtures."""
 
     def __init__(self, tmp_path, threads=1, extra=(), port=None, name="broker",
-                 listener=True, verbose=True, args=(), env=None, unread_pipe=False):
+                 listener=True, verbose=True, args=(), env=None, unread_pipe=False,
+                 anonymous=True):
         """unread_pipe: the broker's stdout and stderr go to a pipe that nobody reads until
-        the test calls read_pipe() or the broker has exited (a stuck log destination)."""
+        the test calls read_pipe() or the broker has exited (a stuck log destination).
+        anonymous=False: no `allow_anonymous true` line (extra says what it wants)."""
         self.port = port or free_port()
         self.threads = threads
         self.conf_path = str(tmp_path / ("%s.conf" % name))
@@ -74,7 +76,8 @@ class Broker:
         lines = []
         if listener:
             lines.append("listener %d 127.0.0.1" % self.port)
-        lines.append("allow_anonymous true")
+        if anonymous:
+            lines.append("allow_anonymous true")
         if IS_MIDGE:
             lines.append("threads %d" % threads)
         self.conf_head = list(lines)  # what rewrite_conf keeps
