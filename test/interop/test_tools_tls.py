@@ -123,6 +123,18 @@ def test_cafile_username_password(anytb, tls_certs, clients):
     roundtrip(anytb, clients, a, a)
 
 
+@pytest.mark.parametrize("kind", ["pub", "sub"])
+def test_password_without_username_as_mosquitto(tb, tls_certs, kind):
+    # 3.1.1 cannot carry a password without a user name; 5.0 can
+    mine, theirs = both(kind, ["-p", tb.port["ca"], "--cafile", tls_certs.ca, "-P", "pw"])
+    assert mine == theirs == ("Error: Problem setting username and/or password.\n", 1), \
+        (mine, theirs)
+    if kind == "pub":
+        mine, theirs = both(kind, ["-p", tb.port["ca"], "--cafile", tls_certs.ca, "-P", "pw",
+                                   "-V", "5"])
+        assert mine == theirs == ("", 0), (mine, theirs)
+
+
 def test_wrong_password_as_mosquitto(tb, tls_certs):
     for kind in ("pub", "sub"):
         mine, theirs = both(kind, ["-p", tb.port["passwd"], "--cafile", tls_certs.ca,

@@ -124,11 +124,12 @@ midge_client *mg_tool_client_new(const mg_cfg *cfg, void *userdata)
 		mg_err_printf(cfg, "Error: Invalid WebSocket path '%s'.\n", cfg->ws_path_copy);
 		goto fail;
 	}
-	if (cfg->username) {
+	/* -P without -u: MQTT 5 sends the password alone; 3.1/3.1.1 cannot, and mosquitto_pub
+	 * refuses it with these words */
+	if (cfg->username || cfg->password) {
 		rc = midge_username_pw_set(c, cfg->username, cfg->password);
 		if (rc != MIDGE_OK) {
-			mg_err_printf(cfg, "Error: Problem setting username and/or password: %s\n",
-				      midge_strerror(rc));
+			mg_err_printf(cfg, "Error: Problem setting username and/or password.\n");
 			goto fail;
 		}
 	}
