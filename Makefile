@@ -165,6 +165,10 @@ TOOL_LIBS_midge_bench = $(LIBNET) $(LIBPROTO)
 # (only it and the broker link SQLite).
 TOOL_LIBS_midge_db = $(LIBPROTO)
 TOOL_LDLIBS_midge_db = -lsqlite3
+# midge_passwd writes lines with the broker's own reader/writer (broker/passwd.c) and hashes
+# with libcrypto; nothing else of the broker.
+TOOL_LIBS_midge_passwd = $(OBJ)/broker/passwd.o
+TOOL_LDLIBS_midge_passwd = -lcrypto
 $(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $$(if $$(TOOL_LIBS_$$*),,$(TOOLS_COMMON_SRC))) $$(or $$(TOOL_LIBS_$$*),$(LIBMIDGE))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(TOOL_LDLIBS_$*) $(if $(TOOL_LIBS_$*),$(PLAIN_LDLIBS),$(CLIENT_LDLIBS))
