@@ -153,12 +153,26 @@ fail:
 	return NULL;
 }
 
+/* Set by on_connect_fail: the connect got as far as a connection (a TLS failure then comes from
+ * the handshake, not from reading the certificates). The tools run the loop in one thread. */
+static bool connect_failed_late;
+
+static void on_connect_fail(midge_client *c, void *userdata, int err)
+{
+	(void)c;
+	(void)userdata;
+	(void)err;
+	connect_failed_late = true;
+}
+
 int mg_tool_connect(const mg_cfg *cfg, midge_client *c)
 {
 	midge_properties *props = mg_tool_props(cfg, MIDGE_CMD_CONNECT);
 	int rc;
 
 	errno = 0;
+	connect_failed_late = false;
+	midge_on_connect_fail_set(c, on_connect_fail);
 	rc = midge_connect_ex(c, cfg->host, cfg->port, cfg->keepalive, cfg->clean_session, props);
 	midge_properties_free(props);
 	if (rc == MIDGE_OK)
@@ -178,7 +192,12 @@ int mg_tool_connect(const mg_cfg *cfg, midge_client *c)
 	}
 	if (rc == MIDGE_ERR_ERRNO)
 		mg_err_printf(cfg, "Error: %s\n", strerror(errno ? errno : ECONNREFUSED));
-	else if (rc == MIDGE_ERR_TLS) /* mosquitto_pub's words when its connect call fails */
+	else if (rc == MIDGE_ERR_TLS && connect_failed_late && cfg->tool == MG_TOOL_PUB) {
+		/* mosquitto_pub's connect returns before the broker's answer, so a refused handshake
+		 * is its loop's MOSQ_ERR_TLS (mosquitto_sub's usually comes from its connect) */
+		mg_err_printf(cfg, "Error: %s\n", midge_strerror(rc));
+		return 8;
+	} else if (rc == MIDGE_ERR_TLS) /* mosquitto's words when its connect call fails */
 		mg_err_printf(cfg, "Unable to connect (%s).\n", midge_strerror(rc));
 	else
 		mg_err_printf(cfg, "Error: %s\n", midge_strerror(rc));

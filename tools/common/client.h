@@ -18,8 +18,9 @@ midge_properties *mg_tool_props(const mg_cfg *cfg, int cmd);
 midge_client *mg_tool_client_new(const mg_cfg *cfg, void *userdata);
 
 /* Connects and waits for the CONNACK. Returns the tool's exit status: 0 connected, the CONNACK
- * code when refused, 7 for midge_pub when the broker hung up before its CONNACK, 1 on any
- * other error (each after printing mosquitto's message). */
+ * code when refused, for midge_pub 7 when the broker hung up before its CONNACK and 8 for a
+ * refused TLS handshake, 1 on any other error (each after printing mosquitto's message).
+ * Sets the client's on_connect_fail. */
 int mg_tool_connect(const mg_cfg *cfg, midge_client *c);
 
 /* Prints the usage error epilogue: "\nUse 'midge_pub --help' to see usage.\n". */
