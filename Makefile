@@ -169,6 +169,8 @@ TOOL_LDLIBS_midge_db = -lsqlite3
 # with libcrypto; nothing else of the broker.
 TOOL_LIBS_midge_passwd = $(OBJ)/broker/passwd.o
 TOOL_LDLIBS_midge_passwd = -lcrypto
+# midge_bench speaks TLS through net/tls.c (--cafile, the hs scenario).
+TOOL_LDLIBS_midge_bench = $(TLS_LDLIBS)
 $(BIN)/%: $$(call objs,$$(wildcard tools/$$*/*.c) $$(if $$(TOOL_LIBS_$$*),,$(TOOLS_COMMON_SRC))) $$(or $$(TOOL_LIBS_$$*),$(LIBMIDGE))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(TOOL_LDLIBS_$*) $(if $(TOOL_LIBS_$*),$(PLAIN_LDLIBS),$(CLIENT_LDLIBS))

@@ -34,8 +34,9 @@
  *   mg_tls_error(t, i, ...) gives OpenSSL's error lines of the last failure, i = 0, 1, ...,
  *   as mosquitto logs them ("OpenSSL Error[i]: <line>"). Other negative errno values are the
  *   socket's.
- * - close frees the SSL and closes the fd; no close_notify (shutdown_write sends one, best
- *   effort, then shuts the socket's write side, for the lingering close).
+ * - close sends close_notify (best effort, never waiting: it keeps the session resumable),
+ *   frees the SSL and closes the fd; shutdown_write sends it and shuts the socket's write
+ *   side, for the lingering close.
  *
  * Costs: an idle connection holds OpenSSL's SSL object (a few KiB) but no record buffers
  * (SSL_MODE_RELEASE_BUFFERS); writev uses a per-thread buffer of MG_TLS_WRITE_CHUNK bytes,

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from tlscerts import tls_certs  # noqa: F401  (the session-scoped fixture)
+
 # test/conftest.py by path: several directories have a conftest.py, so the bare module name
 # "conftest" may be another one's
 _spec = importlib.util.spec_from_file_location(
@@ -191,3 +193,43 @@ def test_pairs_qos1_threads(target, threads):
     r = bench(port, pid, "pairs", "-c", "8", "-q", "1", "--threads", "3")
     check_counts(r)
     check_exact(r)
+
+
+@pytest.fixture
+def tls_target(request, tls_certs, threads):  # noqa: F811
+    """(port, pid, certificates) of a midge whose second listener is TLS (midge only: the
+    mosquitto stand-in of these tests has no TLS listener)."""
+    if not USE_MIDGE:
+        pytest.skip("TLS smoke runs against midge")
+    port = conftest.free_port()
+    b = request.getfixturevalue("broker_factory")(extra=LIMITS + [
+        "listener %d 127.0.0.1" % port, "cafile %s" % tls_certs.ca,
+        "certfile %s" % tls_certs.server_cert, "keyfile %s" % tls_certs.server_key])
+    return port, b.pid, tls_certs
+
+
+@pytest.mark.single_thread
+def test_pairs_over_tls(tls_target):
+    """--cafile: every connection runs TLS (net/tls.c, client mode); QoS 1 exact counts."""
+    port, pid, c = tls_target
+    r = bench(port, pid, "pairs", "-c", "3", "-q", "1", "-s", "64", "--cafile", c.ca)
+    check_counts(r)
+    check_exact(r)
+
+
+@pytest.mark.single_thread
+@pytest.mark.parametrize("resume", [False, True], ids=["full", "resume"])
+def test_tls_handshakes(tls_target, resume):
+    """hs: TLS connections set up and closed in a loop; with --resume every one after each
+    loop's first resumes its session, without it none does."""
+    port, pid, c = tls_target
+    argv = [BENCH, "hs", "-c", "2", "--cafile", c.ca, "-p", str(port), "--broker-pid", str(pid),
+            "--json", "-d", "1", "-w", "0.3"] + (["--resume"] if resume else [])
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, env=ENV)
+    err = p.stderr.decode("utf-8", "replace")
+    for pat in conftest.SANITIZER_PATTERNS:
+        assert pat not in err, "sanitizer report from midge_bench:\n" + err[-6000:]
+    assert p.returncode == 0, err
+    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    assert r["failed"] == 0 and r["handshakes"] > 0, r
+    assert r["resumed"] == (r["handshakes"] if resume else 0), r

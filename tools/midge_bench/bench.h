@@ -23,13 +23,14 @@
 #include <sys/socket.h>
 
 #include "net/framer.h"
+#include "net/transport.h"
 
 #define MB_STAMP 16 /* payload header: id, seq, time */
 
-enum mb_scenario { SC_CONN, SC_PAIRS, SC_FANIN, SC_FANOUT, SC_SHARED };
+enum mb_scenario { SC_CONN, SC_PAIRS, SC_FANIN, SC_FANOUT, SC_SHARED, SC_HS };
 enum mb_role { ROLE_IDLE, ROLE_PUB, ROLE_SUB };
 enum mb_phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_STOP };
-enum mb_cstate { CS_NEW, CS_CONNECTING, CS_WAIT_CONNACK, CS_WAIT_SUBACK, CS_READY, CS_CLOSED };
+enum mb_cstate { CS_NEW, CS_CONNECTING, CS_TLS, CS_WAIT_CONNACK, CS_WAIT_SUBACK, CS_READY, CS_CLOSED };
 
 typedef struct mb_opts {
 	const char *host;
@@ -55,6 +56,9 @@ typedef struct mb_opts {
 	const char *label;
 	double stall;    /* closed loop: forgive a window stuck this long (QoS 0 drops) */
 	bool verbose;    /* per-publisher counts on stderr at the end */
+	/* TLS (net/tls.c): on when cafile is given; certfile/keyfile: a client certificate */
+	const char *cafile, *certfile, *keyfile;
+	bool resume;     /* hs: resume the previous session (tickets / session ids) */
 } mb_opts;
 
 /* ---- hist.c: HDR-style log buckets, 64 sub-buckets per power of two (~1.6%) ---- */
@@ -148,7 +152,8 @@ typedef struct mb_sub {
 } mb_sub;
 
 typedef struct mb_conn {
-	int fd;
+	int fd;                       /* tr.fd while open */
+	mg_transport tr;              /* TCP, or TLS with --cafile */
 	int idx;                      /* global index */
 	int role;                     /* enum mb_role */
 	int state;                    /* enum mb_cstate */
@@ -195,6 +200,7 @@ typedef struct mb_run {
 	_Atomic int ready, failed;    /* connections through setup / failed */
 	uint64_t t_start, t_warm, t_end; /* set before phase RUN */
 	uint64_t setup_start, setup_done;
+	struct ssl_ctx_st *tls;       /* --cafile: the client context every connection uses */
 } mb_run;
 
 extern mb_run *mb_g;
@@ -209,6 +215,11 @@ void mb_conn_ping(mb_conn *c);
 void mb_conn_disconnect(mb_conn *c);
 size_t mb_conn_pending(const mb_conn *c);
 void mb_conn_fail(mb_conn *c, const char *why);
+
+/* ---- tls.c ---- */
+struct ssl_ctx_st *mb_tls_ctx(const mb_opts *o); /* exits with a message on failure */
+const char *mb_tls_sni(const mb_opts *o);        /* --host, or NULL for an address */
+int mb_hs_main(mb_run *g);                       /* the hs scenario: handshakes per second */
 
 /* ---- worker.c ---- */
 void *mb_worker_main(void *arg);

@@ -10,6 +10,7 @@
  * 16-byte stamp are sent from a shared zero page (`filler`) as extra iovecs.
  */
 #include "tools/midge_bench/bench.h"
+#include "net/tls.h"
 
 #include "net/framer.h"
 #include "net/transport.h"
@@ -142,9 +143,7 @@ int mb_conn_flush(mb_conn *c)
 		}
 		if (c->filler && c->out_len > c->fill_pos)
 			iov[n++] = (struct iovec){c->out + c->fill_pos, c->out_len - c->fill_pos};
-		mg_transport t;
-		mg_tcp_init(&t, c->fd);
-		ssize_t w = mg_transport_writev(&t, iov, n);
+		ssize_t w = mg_transport_writev(&c->tr, iov, n);
 		if (w == -EAGAIN) {
 			set_epollout(c, true);
 			return 0;
@@ -188,7 +187,7 @@ void mb_conn_fail(mb_conn *c, const char *why)
 			c->w->st.closed++;
 	}
 	if (c->fd >= 0)
-		close(c->fd); /* also leaves the epoll set */
+		mg_transport_close(&c->tr); /* closes the fd: it also leaves the epoll set */
 	c->fd = -1;
 	c->state = CS_CLOSED;
 	if (in_setup) {
@@ -222,6 +221,7 @@ int mb_conn_start(mb_conn *c)
 		return -e;
 	}
 	c->fd = fd;
+	mg_tcp_init(&c->tr, fd);
 	c->state = CS_CONNECTING;
 	c->epollout = true;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
@@ -341,7 +341,7 @@ void mb_conn_disconnect(mb_conn *c)
 		append(c, &p);
 		mb_conn_flush(c); /* best effort: we close anyway */
 	}
-	close(c->fd);
+	mg_transport_close(&c->tr);
 	c->fd = -1;
 	c->state = CS_CLOSED;
 }
@@ -500,7 +500,7 @@ unexpected:
 	c->w->st.proto_err++;
 }
 
-static void read_input(mb_conn *c)
+static void read_once(mb_conn *c)
 {
 	size_t room;
 	uint8_t *at = mg_framer_room(&c->in, 1, c->in_chunk, &room);
@@ -508,9 +508,9 @@ static void read_input(mb_conn *c)
 		fprintf(stderr, "midge_bench: out of memory\n");
 		exit(2);
 	}
-	mg_transport t;
-	mg_tcp_init(&t, c->fd);
-	ssize_t n = mg_transport_read(&t, at, room);
+	ssize_t n = mg_transport_read(&c->tr, at, room);
+	if (mg_transport_want_write(&c->tr))
+		set_epollout(c, true); /* TLS: OpenSSL must write to go on reading */
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
@@ -541,6 +541,41 @@ static void read_input(mb_conn *c)
 		mb_conn_fail(c, "write failed");
 }
 
+/* TLS keeps decrypted bytes the socket's readiness cannot show once the buffer is full. */
+static void read_input(mb_conn *c)
+{
+	int rounds = 0;
+	do
+		read_once(c);
+	while (c->state != CS_CLOSED && mg_transport_pending(&c->tr) && ++rounds < 64);
+}
+
+static void start_mqtt(mb_conn *c)
+{
+	c->state = CS_WAIT_CONNACK;
+	send_connect(c);
+	if (mb_conn_flush(c) < 0)
+		mb_conn_fail(c, "write failed");
+}
+
+static void tls_step(mb_conn *c)
+{
+	int r = mg_transport_handshake(&c->tr);
+	if (r == -EAGAIN) {
+		set_epollout(c, mg_transport_want_write(&c->tr));
+		return;
+	}
+	if (r < 0) {
+		char why[300] = "TLS handshake failed", line[256];
+		if (mg_tls_error(&c->tr, 0, line, sizeof line))
+			snprintf(why, sizeof why, "TLS handshake failed: %s", line);
+		mb_conn_fail(c, why);
+		return;
+	}
+	set_epollout(c, false);
+	start_mqtt(c);
+}
+
 void mb_conn_on_event(mb_conn *c, uint32_t ev)
 {
 	if (c->state == CS_CLOSED)
@@ -555,12 +590,28 @@ void mb_conn_on_event(mb_conn *c, uint32_t ev)
 			mb_conn_fail(c, strerror(err));
 			return;
 		}
-		c->state = CS_WAIT_CONNACK;
-		send_connect(c);
-		if (mb_conn_flush(c) < 0)
-			mb_conn_fail(c, "write failed");
+		if (mb_g->tls) {
+			/* the handshake on this loop, then CONNECT; the transport owns the fd now */
+			if (mg_tls_init(&c->tr, c->fd, mb_g->tls, MG_TLS_CLIENT, mb_tls_sni(&mb_g->o)) < 0) {
+				c->fd = -1;
+				mb_conn_fail(c, "out of memory for TLS");
+				return;
+			}
+			c->state = CS_TLS;
+			tls_step(c);
+			return;
+		}
+		start_mqtt(c);
 		return;
 	}
+	if (c->state == CS_TLS) {
+		tls_step(c);
+		return;
+	}
+	if ((ev & EPOLLOUT) && c->out_len == c->out_off && !c->filler && mg_transport_want_write(&c->tr))
+		read_input(c); /* TLS: the read that wanted to write goes on */
+	if (c->state == CS_CLOSED)
+		return;
 	if (ev & EPOLLOUT) {
 		if (mb_conn_flush(c) < 0) {
 			mb_conn_fail(c, "write failed");

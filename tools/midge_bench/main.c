@@ -5,6 +5,8 @@
  */
 #include "tools/midge_bench/bench.h"
 
+#include <openssl/ssl.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -19,7 +21,7 @@
 
 mb_run *mb_g;
 
-static const char *scenario_names[] = {"conn", "pairs", "fanin", "fanout", "shared"};
+static const char *scenario_names[] = {"conn", "pairs", "fanin", "fanout", "shared", "hs"};
 
 static void usage(FILE *f)
 {
@@ -31,6 +33,8 @@ static void usage(FILE *f)
 	        "  fanin    --clients publishers -> 1 subscriber on a wildcard\n"
 	        "  fanout   1 publisher -> --clients subscribers\n"
 	        "  shared   --clients publishers -> a $share/g/... group of --subscribers\n"
+	        "  hs       TLS connections set up per second (handshake, CONNECT, CONNACK, close)\n"
+	        "           by --clients loops at once; needs --cafile\n"
 	        "options:\n"
 	        "  -h, --host HOST         broker address (127.0.0.1)\n"
 	        "  -p, --port PORT         broker port (1883)\n"
@@ -54,6 +58,9 @@ static void usage(FILE *f)
 	        "      --stall SECS        closed loop: write off a window stuck this long (2)\n"
 	        "      --ready-file PATH   conn: create PATH once every connection is up\n"
 	        "      --label TEXT        a name for this run in the output\n"
+	        "      --cafile FILE       TLS: verify the broker against these CAs (name: --host)\n"
+	        "      --cert FILE, --key FILE  TLS: a client certificate and its key\n"
+	        "      --resume            hs: offer the previous connection's session (resumption)\n"
 	        "  -j, --json              one JSON object instead of text\n"
 	        "  -v, --verbose           each publisher's counts on stderr at the end\n");
 }
@@ -80,6 +87,7 @@ static void parse(int argc, char **argv, mb_opts *o)
 		{"rate", 1, 0, 'r'}, {"src-ips", 1, 0, 'i'}, {"broker-pid", 1, 0, 'P'},
 		{"connect-concurrency", 1, 0, 'C'}, {"keepalive", 1, 0, 'k'}, {"prefix", 1, 0, 'x'},
 		{"stall", 1, 0, 'T'}, {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'L'},
+		{"cafile", 1, 0, 'A'}, {"cert", 1, 0, 'E'}, {"key", 1, 0, 'K'}, {"resume", 0, 0, 'U'},
 		{"json", 0, 0, 'j'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
 	*o = (mb_opts){.host = "127.0.0.1", .port = 1883, .size = 16, .duration = 5, .warmup = 1,
 	               .drain = 3, .clients = 1, .subscribers = 2, .protocol = 4, .threads = 2,
@@ -114,6 +122,10 @@ static void parse(int argc, char **argv, mb_opts *o)
 		case 'T': o->stall = num(n, optarg, 0.001, 3600); break;
 		case 'R': o->ready_file = optarg; break;
 		case 'L': o->label = optarg; break;
+		case 'A': o->cafile = optarg; break;
+		case 'E': o->certfile = optarg; break;
+		case 'K': o->keyfile = optarg; break;
+		case 'U': o->resume = true; break;
 		case 'j': o->json = true; break;
 		case 'v': o->verbose = true; break;
 		case 'H': usage(stdout); exit(0);
@@ -125,12 +137,20 @@ static void parse(int argc, char **argv, mb_opts *o)
 		exit(2);
 	}
 	o->scenario = -1;
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		if (!strcmp(argv[optind], scenario_names[i]))
 			o->scenario = i;
 	if (o->scenario < 0) {
-		fprintf(stderr, "midge_bench: unknown scenario '%s' (conn, pairs, fanin, fanout, shared)\n",
+		fprintf(stderr, "midge_bench: unknown scenario '%s' (conn, pairs, fanin, fanout, shared, hs)\n",
 		        argv[optind]);
+		exit(2);
+	}
+	if (o->scenario == SC_HS && !o->cafile) {
+		fprintf(stderr, "midge_bench: hs measures TLS connections: give --cafile\n");
+		exit(2);
+	}
+	if ((o->certfile || o->keyfile) && !(o->certfile && o->keyfile && o->cafile)) {
+		fprintf(stderr, "midge_bench: --cert and --key go together, with --cafile\n");
 		exit(2);
 	}
 	if (!o->inflight)
@@ -391,6 +411,13 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max; /* as many sockets as we are allowed */
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (o->cafile)
+		g->tls = mb_tls_ctx(o);
+	if (o->scenario == SC_HS) {
+		int hrc = mb_hs_main(g);
+		SSL_CTX_free(g->tls);
+		return hrc;
+	}
 	g->w = xcalloc(o->threads, sizeof(mb_worker));
 	for (int t = 0; t < o->threads; t++) {
 		mb_worker *w = &g->w[t];
@@ -509,5 +536,6 @@ int main(int argc, char **argv)
 	free(g->pubs);
 	free(g->subs);
 	free(g->w);
+	SSL_CTX_free(g->tls);
 	return rc;
 }

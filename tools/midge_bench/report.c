@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-static const char *scen[] = {"conn", "pairs", "fanin", "fanout", "shared"};
+static const char *scen[] = {"conn", "pairs", "fanin", "fanout", "shared", "hs"};
 
 static double us(uint64_t ns)
 {
