@@ -33,6 +33,8 @@ struct mg_broker {
 	mg_config *cfg;
 	mg_acl *acl;              /* acl_file compiled, NULL without one; replaced only while
 	                           * every worker is parked (reload) */
+	mg_acl **lacl;            /* per_listener_settings: each listener's acl_file compiled
+	                           * (NULL entries: none), cfg->n_listeners of them; else NULL */
 	struct mg_auth *auth;     /* password tables and the auth threads (auth.h) */
 	mg_subtree *tree;
 	mg_retain *retain;

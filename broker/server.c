@@ -114,27 +114,42 @@ static void acl_warn(const char *msg)
 	mg_log(MG_LOG_WARNING, "%s", msg);
 }
 
-/* Compile cfg->acl_file into b->acl (NULL when none). On a broken file: -EINVAL at startup;
- * on reload (every worker parked) the rules become deny-all until a good file is read, and
- * the log says so. mosquitto fails closed too: after a failed reload it keeps only the rules
+/* Compile path into *slot (NULL when path is). On a broken file: -EINVAL at startup; on
+ * reload (every worker parked) the rules become deny-all until a good file is read, and the
+ * log says so. mosquitto fails closed too: after a failed reload it keeps only the rules
  * above the bad line, and none if the file is gone. */
-static int load_acl(mg_broker *b, bool reload)
+static int load_one_acl(const char *path, mg_acl **slot, bool reload)
 {
-	mg_acl *old = b->acl, *a = NULL;
-	if (b->cfg->acl_file) {
+	mg_acl *old = *slot, *a = NULL;
+	if (path) {
 		char err[512];
-		a = mg_acl_load(b->cfg->acl_file, err, sizeof err, acl_warn);
+		a = mg_acl_load(path, err, sizeof err, acl_warn);
 		if (!a) {
 			mg_log(MG_LOG_ERR, "%s", err);
 			if (!reload)
 				return -EINVAL;
 			mg_log(MG_LOG_ERR, "Error: acl_file \"%s\" could not be reloaded: all access is "
-			       "denied until it can be.", b->cfg->acl_file);
+			       "denied until it can be.", path);
 			a = mg_acl_deny_all();
 		}
 	}
-	b->acl = a;
+	*slot = a;
 	mg_acl_free(old);
+	return 0;
+}
+
+/* cfg->acl_file into b->acl; with per_listener_settings, each listener's into b->lacl. */
+static int load_acl(mg_broker *b, bool reload)
+{
+	const mg_config *cfg = b->cfg;
+	int r = load_one_acl(cfg->per_listener_settings ? NULL : cfg->acl_file, &b->acl, reload);
+	if (r < 0 || !cfg->per_listener_settings)
+		return r;
+	if (!b->lacl && !(b->lacl = calloc((size_t)(cfg->n_listeners ? cfg->n_listeners : 1), sizeof *b->lacl)))
+		return -ENOMEM;
+	for (int i = 0; i < cfg->n_listeners; i++)
+		if ((r = load_one_acl(cfg->listeners[i].acl_file, &b->lacl[i], reload)) < 0)
+			return r;
 	return 0;
 }
 
@@ -342,6 +357,10 @@ void mg_broker_stop(mg_broker *b)
 	mg_subtree_free(b->tree);
 	mg_acl_free(b->acl);
 	b->acl = NULL;
+	for (int i = 0; b->lacl && i < b->cfg->n_listeners; i++)
+		mg_acl_free(b->lacl[i]);
+	free(b->lacl);
+	b->lacl = NULL;
 	mg_registry_free(b);
 	mg_auth_free(b);
 }

@@ -59,6 +59,8 @@ mg_session *mg_session_create(mg_worker *w, const char *id, size_t len, int *own
 	/* The id lives in the same allocation as the session: one malloc instead of two saves a
 	 * chunk header and rounding per session. */
 	mg_session *s = calloc(1, sizeof *s + len + 1);
+	if (s)
+		s->lidx = 255;
 	*owner = -1;
 	if (!s)
 		return NULL;
@@ -112,9 +114,23 @@ void mg_session_destroy(mg_worker *w, mg_session *s)
 	free(s); /* s->id with it */
 }
 
+/* The rules s is under: the broker's acl_file, or with per_listener_settings its listener's
+ * (NULL: that listener has none, everything allowed). One branch more than a plain load on
+ * the delivery path. */
+static const mg_acl *acl_of(const mg_worker *w, const mg_session *s)
+{
+	const mg_broker *b = w->b;
+	if (!b->cfg->per_listener_settings)
+		return b->acl;
+	int l = s->conn ? s->conn->lidx : s->lidx;
+	if (!b->lacl || l >= b->cfg->n_listeners)
+		return mg_acl_deny_all();
+	return b->lacl[l];
+}
+
 bool mg_session_may(mg_worker *w, const mg_session *s, const uint8_t *t, size_t len, int access)
 {
-	const mg_acl *a = w->b->acl;
+	const mg_acl *a = acl_of(w, s);
 	if (!a)
 		return true;
 	enum mg_acl_result r = mg_acl_check(a, s->id, s->username, t, len, access);
@@ -129,7 +145,7 @@ bool mg_session_may(mg_worker *w, const mg_session *s, const uint8_t *t, size_t 
 
 void mg_session_recheck_queue(mg_worker *w, mg_session *s)
 {
-	if (!w->b->acl)
+	if (!acl_of(w, s))
 		return;
 	for (size_t n = s->queue.n; n > 0; n--) {
 		mg_qitem it;
@@ -221,6 +237,7 @@ void mg_session_attach(mg_worker *w, mg_session *s, mg_conn *c)
 {
 	mg_broker *b = w->b;
 	s->conn = c;
+	s->lidx = c->lidx < 255 ? (uint8_t)c->lidx : 255;
 	mg_sref_set_online(b, s->ref, true);
 	atomic_fetch_add_explicit(&w->st.connects, 1, memory_order_relaxed);
 	int n = atomic_fetch_add(&b->n_clients, 1) + 1;
@@ -413,7 +430,7 @@ static void send_item(mg_worker *w, mg_session *s, mg_qitem *q)
 void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 {
 	const mg_config *cfg = w->b->cfg;
-	if (w->b->acl && !mg_session_may(w, s, q->m->topic, q->m->topic_len, MG_ACL_READ)) {
+	if (acl_of(w, s) && !mg_session_may(w, s, q->m->topic, q->m->topic_len, MG_ACL_READ)) {
 		mg_qitem_clear(q);
 		return;
 	}

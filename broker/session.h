@@ -52,6 +52,10 @@ struct mg_session {
 	bool will_retain;
 	bool dropping;        /* in a drop episode (logged once) */
 	bool will_stored;     /* the delayed will has its row in the store (store.h) */
+	uint8_t lidx;         /* the listener it last connected on, whose acl_file applies with
+	                       * per_listener_settings (mosquitto keeps it offline too); 255:
+	                       * none known (restored) or beyond 254: denied, as mosquitto denies
+	                       * a client without a listener. Fits the struct's padding. */
 };
 
 /* ---- life ---- */

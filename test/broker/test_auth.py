@@ -278,3 +278,40 @@ def test_login_closed_or_stopped_while_hashing(broker_factory, pwfiles):
     b.stop()  # while hashes run: asserts exit status 0 and a clean sanitizer report
     waiting.close()
     ok.close()
+
+
+def test_per_listener_acl_file(broker_factory, tmp_path):
+    """per_listener_settings true: a listener's acl_file rules its own clients (what they may
+    publish and what they receive); a listener without one leaves its clients unrestricted."""
+    from harness import free_port
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite ok/#\n")
+    pa, pb = free_port(), free_port()
+    b = broker_factory(anonymous=False, listener=False, port=pa, extra=AS_ROOT + [
+        "per_listener_settings true",
+        "listener %d 127.0.0.1" % pa, "allow_anonymous true", "acl_file %s" % acl,
+        "listener %d 127.0.0.1" % pb, "allow_anonymous true",
+    ])
+    sub_b = RawClient(pb)
+    sub_b.connect("sub-b")
+    sub_b.subscribe([("#", 0)])
+    sub_a = RawClient(pa)
+    sub_a.connect("sub-a")
+    sub_a.subscribe([("#", 0)])
+    pub_a = RawClient(pa)
+    pub_a.connect("pub-a")
+    pub_b = RawClient(pb)
+    pub_b.connect("pub-b")
+    # A's client may not write free/x: nobody gets it; ok/x is the sentinel
+    pub_a.publish("free/x", b"1")
+    pub_a.publish("ok/x", b"2")
+    assert sub_b.recv_publish().topic == "ok/x"
+    assert sub_a.recv_publish().topic == "ok/x"
+    # B's client writes anything; A's subscriber reads only what A's rules grant
+    pub_b.publish("free/y", b"3")
+    pub_b.publish("ok/y", b"4")
+    assert sub_b.recv_publish().topic == "free/y"
+    assert sub_b.recv_publish().topic == "ok/y"
+    assert sub_a.recv_publish().topic == "ok/y"
+    for c in (sub_a, sub_b, pub_a, pub_b):
+        c.close()
