@@ -59,6 +59,7 @@ typedef struct mb_opts {
 	/* TLS (net/tls.c): on when cafile is given; certfile/keyfile: a client certificate */
 	const char *cafile, *certfile, *keyfile;
 	bool resume;     /* hs: resume the previous session (tickets / session ids) */
+	bool no_verify;  /* TLS: do not check the broker's certificate (benchmarks only) */
 } mb_opts;
 
 /* ---- hist.c: HDR-style log buckets, 64 sub-buckets per power of two (~1.6%) ---- */
