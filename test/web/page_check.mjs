@@ -449,6 +449,30 @@ try {
 		return err;
 	});
 
+	await check('https_page_over_wss', ['page_loads_from_http_dir'], async () => {
+		const url = new URL(env.TLS_PAGE_URL);
+		// the test CA is not the browser's: this context accepts the certificate anyway
+		const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+		try {
+			const p = await ctx.newPage();
+			p.on('pageerror', (e) => pageErrors.push('https: ' + e.message));
+			const resp = await p.goto(url.href, { waitUntil: 'load', timeout: 15000 });
+			assert(resp && resp.status() === 200, 'GET ' + url.href + ' -> ' + (resp && resp.status()));
+			await p.locator('body[data-ready="1"]').waitFor({ timeout: 10000 });
+			const ws = await p.inputValue('#url');
+			assert(ws === 'wss://' + url.host + '/mqtt', 'the default URL is wss: ' + ws);
+			await p.fill('#client-id', 'web-tls');
+			await p.click('#connect');
+			await p.locator('#status[data-state="connected"]').waitFor({ timeout: 10000 });
+			await addSub(p, 'tls/#', 1);
+			await run('midge_pub', ['-h', '127.0.0.1', '-p', TCP_PORT, '-q', '1', '-t', 'tls/x', '-m', 'over wss']);
+			assert((await rowText(p, 'tls/x')) === 'over wss', 'payload over wss');
+			return ws;
+		} finally {
+			await ctx.close();
+		}
+	});
+
 	await check('will_on_abrupt_close', ['connect_v5_username_will'], async () => {
 		const sub = await subscriber('web/will', ['-q', '1', '-F', 'M|%q|%p']);
 		await deskCtx.close(); // the tab goes away without an MQTT DISCONNECT
