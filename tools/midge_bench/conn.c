@@ -243,7 +243,11 @@ static void send_connect(mb_conn *c)
 	p.type = MG_CONNECT;
 	p.u.connect.level = (uint8_t)level();
 	p.u.connect.protocol_name = (mg_bytes){(const uint8_t *)"MQTT", 4};
-	p.u.connect.clean = true;
+	p.u.connect.clean = !mb_g->o.no_clean;
+	if (mb_g->o.no_clean && level() == MG_V5) {
+		p.props.present |= MG_PROP_BIT(MG_PROP_SESSION_EXPIRY);
+		p.props.session_expiry = 3600;
+	}
 	p.u.connect.keepalive = (uint16_t)mb_g->o.keepalive;
 	p.u.connect.client_id = (mg_bytes){(const uint8_t *)id, (uint32_t)n};
 	append(c, &p);

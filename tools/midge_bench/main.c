@@ -54,6 +54,8 @@ static void usage(FILE *f)
 	        "      --broker-pid PID    report the broker's CPU time and memory\n"
 	        "      --connect-concurrency N  connections being set up at once (32)\n"
 	        "      --keepalive SECS    MQTT keepalive (60)\n"
+	        "      --no-clean          sessions that outlive the connection (3.1.1 clean session 0,\n"
+	        "                          5.0 session expiry 3600 s): a broker with persistence stores them\n"
 	        "      --prefix TOPIC      topic prefix (midge_bench/PID)\n"
 	        "      --stall SECS        closed loop: write off a window stuck this long (2)\n"
 	        "      --ready-file PATH   conn: create PATH once every connection is up\n"
@@ -90,7 +92,7 @@ static void parse(int argc, char **argv, mb_opts *o)
 		{"connect-concurrency", 1, 0, 'C'}, {"keepalive", 1, 0, 'k'}, {"prefix", 1, 0, 'x'},
 		{"stall", 1, 0, 'T'}, {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'L'},
 		{"cafile", 1, 0, 'A'}, {"cert", 1, 0, 'E'}, {"key", 1, 0, 'K'}, {"resume", 0, 0, 'U'},
-		{"no-verify", 0, 0, 'N'},
+		{"no-verify", 0, 0, 'N'}, {"no-clean", 0, 0, 'G'},
 		{"json", 0, 0, 'j'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
 	*o = (mb_opts){.host = "127.0.0.1", .port = 1883, .size = 16, .duration = 5, .warmup = 1,
 	               .drain = 3, .clients = 1, .subscribers = 2, .protocol = 4, .threads = 2,
@@ -130,6 +132,7 @@ static void parse(int argc, char **argv, mb_opts *o)
 		case 'K': o->keyfile = optarg; break;
 		case 'U': o->resume = true; break;
 		case 'N': o->no_verify = true; break;
+		case 'G': o->no_clean = true; break;
 		case 'j': o->json = true; break;
 		case 'v': o->verbose = true; break;
 		case 'H': usage(stdout); exit(0);
