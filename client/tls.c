@@ -369,9 +369,13 @@ static bool is_address(const char *host)
 int mgc_tls_begin(midge_client *c)
 {
 	/* SNI for a name (RFC 6066 forbids it for an address) */
+	if (!c->tls || !c->tls->ctx) { /* another thread's connect is still making it */
+		mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: no context", mgc_cid(c));
+		mgc_conn_close(c, 0, MIDGE_ERR_TLS, NULL);
+		return MIDGE_ERR_TLS;
+	}
 	int fd = c->tr.fd;
-	if (!c->tls || !c->tls->ctx ||
-	    mg_tls_init(&c->tr, fd, c->tls->ctx, MG_TLS_CLIENT, is_address(c->host) ? NULL : c->host)) {
+	if (mg_tls_init(&c->tr, fd, c->tls->ctx, MG_TLS_CLIENT, is_address(c->host) ? NULL : c->host)) {
 		/* mg_tls_init closed fd; the transport is the TCP row's again, closed */
 		c->tr.ops = &mg_tcp_ops;
 		c->tr.fd = -1;
