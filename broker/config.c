@@ -27,7 +27,8 @@ void mg_listener_conf_free(mg_listener_conf *l)
 	free(l->mount_point);
 	free(l->http_dir);
 	char **tls[] = { &l->cafile, &l->capath, &l->certfile, &l->keyfile, &l->crlfile,
-	                 &l->dhparamfile, &l->ciphers, &l->ciphers_tls13, &l->tls_version, &l->psk_hint };
+	                 &l->dhparamfile, &l->ciphers, &l->ciphers_tls13, &l->tls_version, &l->psk_hint,
+	                 &l->psk_file };
 	for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++)
 		free(*tls[i]);
 	free(l->password_file);
@@ -197,6 +198,7 @@ static bool listeners_differ(const mg_config *a, const mg_config *b)
 				!same_str(x->crlfile, y->crlfile) || !same_str(x->dhparamfile, y->dhparamfile) ||
 				!same_str(x->ciphers, y->ciphers) || !same_str(x->ciphers_tls13, y->ciphers_tls13) ||
 				!same_str(x->tls_version, y->tls_version) || !same_str(x->psk_hint, y->psk_hint) ||
+				!same_str(x->psk_file, y->psk_file) ||
 				x->require_certificate != y->require_certificate ||
 				x->use_identity_as_username != y->use_identity_as_username ||
 				x->use_subject_as_username != y->use_subject_as_username)

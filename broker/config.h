@@ -42,6 +42,7 @@ typedef struct mg_listener_conf {
 	 * the two (checked when the file is read). Files are re-read on SIGHUP. */
 	char *cafile, *capath, *certfile, *keyfile, *crlfile, *dhparamfile;
 	char *ciphers, *ciphers_tls13, *tls_version, *psk_hint;
+	char *psk_file;         /* per_listener_settings true: this listener's psk_file */
 	bool require_certificate, use_identity_as_username, use_subject_as_username;
 	/* per_listener_settings true: this listener's own security settings (else unused) */
 	int8_t allow_anonymous;     /* -1 = not said (mg_config_finish decides) */
@@ -88,7 +89,8 @@ typedef struct mg_config {
 	char *persistence_location, *persistence_file;
 	char *password_file;             /* without per_listener_settings */
 	char *acl_file;                  /* compiled by the broker (acl.h); reloaded on SIGHUP */
-	char *psk_file;                  /* TLS-PSK "identity:hexkey" lines, for psk_hint listeners */
+	char *psk_file;                  /* TLS-PSK "identity:hexkey" lines, for psk_hint listeners
+	                                  * (per_listener_settings: the listener's) */
 	bool per_listener_settings;      /* allow_anonymous, password_file, acl_file per listener */
 	char *clientid_prefixes;         /* a client id must start with it (mosquitto: deprecated) */
 	char *config_path;               /* the file loaded, for "Config loaded from F." */
@@ -173,6 +175,13 @@ static inline bool mg_config_anonymous_ok(const mg_config *cfg, int lidx)
 	if (cfg->per_listener_settings && lidx >= 0 && lidx < cfg->n_listeners)
 		return cfg->listeners[lidx].allow_anonymous > 0;
 	return cfg->allow_anonymous;
+}
+
+static inline const char *mg_config_psk_file(const mg_config *cfg, int lidx)
+{
+	if (cfg->per_listener_settings)
+		return lidx >= 0 && lidx < cfg->n_listeners ? cfg->listeners[lidx].psk_file : NULL;
+	return cfg->psk_file;
 }
 
 static inline const char *mg_config_password_file(const mg_config *cfg, int lidx)

@@ -281,10 +281,6 @@ static int kw_tls_bool(mg_parse *p, const char *kw, int argc, char **argv, const
 	return get_bool(p, kw, argv[0], b);
 }
 
-static int kw_psk_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
-{
-	return set_str(p, &p->c->psk_file, rest);
-}
 
 /* After the whole file: TLS options that cannot work as given are errors at the listener's
  * line, where mosquitto would run the listener without TLS or fail every handshake. */
@@ -299,7 +295,7 @@ int mg_kw_check_tls(mg_parse *p, const mg_listener_conf *l)
 	if (certs && !(l->certfile && l->keyfile))
 		return mg_perr(p, "listener %u has '%s' without '%s': TLS needs both", l->port,
 				l->certfile ? "certfile" : "keyfile", l->certfile ? "keyfile" : "certfile");
-	if (l->psk_hint && !p->c->psk_file)
+	if (l->psk_hint && !(p->c->per_listener_settings ? l->psk_file : p->c->psk_file))
 		return mg_perr(p, "listener %u has 'psk_hint' but no 'psk_file' holds the keys", l->port);
 	const char *opt = l->cafile ? "cafile" : l->capath ? "capath" : l->crlfile ? "crlfile"
 	                : l->dhparamfile ? "dhparamfile" : l->ciphers ? "ciphers"
@@ -347,6 +343,12 @@ static int set_sec_file(mg_parse *p, const char *kw, const char *rest, char **gl
 static int kw_password_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
 	return set_sec_file(p, kw, rest, &p->c->password_file, offsetof(mg_listener_conf, password_file));
+}
+
+/* A security setting in mosquitto: per listener with per_listener_settings. */
+static int kw_psk_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return set_sec_file(p, kw, rest, &p->c->psk_file, offsetof(mg_listener_conf, psk_file));
 }
 
 static int kw_acl_file(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)

@@ -195,7 +195,7 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 		return -ENOMEM;
 	for (int i = 0; i < cfg->n_listeners; i++)
 		if (mg_tls_listener(&cfg->listeners[i]) &&
-		    !(b->tls[i] = mg_tls_listener_ctx(&cfg->listeners[i], cfg->psk_file)))
+		    !(b->tls[i] = mg_tls_listener_ctx(&cfg->listeners[i], mg_config_psk_file(cfg, i))))
 			return -EINVAL;
 	r = open_listeners(b);
 	if (r < 0)
@@ -272,7 +272,7 @@ static void reload_tls(mg_broker *b)
 		if (!b->tls || !b->tls[i])
 			continue;
 		const mg_listener_conf *lc = &cfg->listeners[i];
-		SSL_CTX *n = mg_tls_listener_ctx(lc, cfg->psk_file);
+		SSL_CTX *n = mg_tls_listener_ctx(lc, mg_config_psk_file(cfg, i));
 		if (!n) {
 			mg_log(MG_LOG_ERR, "Error: %s:%d: listener %u keeps the certificates and keys it had "
 			       "before this reload.", lc->file, lc->line, lc->port);

@@ -114,6 +114,7 @@ def peer_cn(port, ca, timeout=10):
 
 # ---- server authentication ----
 
+@pytest.mark.threaded
 def test_server_auth_mosquitto_clients(tb):
     """certfile/keyfile/cafile: mosquitto_sub and mosquitto_pub verify the broker against the
     CA and exchange a message over TLS."""
@@ -127,6 +128,7 @@ def test_server_cert_from_untrusted_ca_refused_by_client(tb):
     assert r.returncode != 0
 
 
+@pytest.mark.threaded
 def test_paho_tls_set(tb):
     """paho 1.6's tls_set with a client certificate on the require_certificate listener:
     connects, subscribes, gets its own message back."""
@@ -353,6 +355,7 @@ def paho_echo(cl, got, topic, payload):
     assert payload in got
 
 
+@pytest.mark.threaded
 def test_reload_renewed_certificate_keeps_clients(reload_broker, tls_certs):  # noqa: F811
     """SIGHUP after the certificate and key were replaced: new connections get the new
     certificate, a client connected before keeps its connection and its traffic."""

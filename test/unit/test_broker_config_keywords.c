@@ -507,6 +507,16 @@ TEST(tls_listener_options)
 		"Error: t.conf:1: listener 8883 has 'psk_hint' but no 'psk_file' holds the keys.");
 	EXPECT_ERR("psk_file /p\nlistener 8883\npsk_hint h\ncertfile /s\nkeyfile /k\n", "Error: t.conf:2: "
 			"Cannot use both certificate and psk encryption in a single listener (certfile/keyfile and psk_hint).");
+	/* per_listener_settings true: psk_file is the listener's, as mosquitto's security options */
+	REQUIRE(parse(&c, "per_listener_settings true\nlistener 8883\npsk_hint h\npsk_file /a\n"
+			"listener 8884\npsk_hint h2\npsk_file /b\n", err) == 0);
+	CHECK_STR(c.listeners[0].psk_file, "/a");
+	CHECK_STR(c.listeners[1].psk_file, "/b");
+	CHECK(c.psk_file == NULL);
+	CHECK_STR(mg_config_psk_file(&c, 1), "/b");
+	mg_config_free(&c);
+	EXPECT_ERR("per_listener_settings true\nlistener 8883\npsk_hint h\npsk_file /a\nlistener 8884\n"
+			"psk_hint h2\n", "Error: t.conf:5: listener 8884 has 'psk_hint' but no 'psk_file' holds the keys.");
 	/* before any listener line: the default listener of `port`, as for every listener option */
 	REQUIRE(parse(&c, "port 8883\ncertfile /s\nkeyfile /k\n", err) == 0);
 	CHECK_STR(c.listeners[0].certfile, "/s");
