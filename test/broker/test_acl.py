@@ -109,6 +109,8 @@ WRITE_ROWS = [
     ("dollar-topic-own-rule", ALICE, "$app/x", True, ALICE),
     ("dollar-topic-not-by-hash", SPY, "$app/x", False, ALICE),
     ("sys-never-writable", ALICE, "$SYS/broker/x", False, SYSR),
+    ("sys-bridge-state-by-rule", ALICE, "$SYS/broker/connection/x/state", True, SYSR),
+    ("sys-bridge-state-needs-rule", ANON, "$SYS/broker/connection/x/state", False, SYSR),
     ("nobody-rules", ("nobody-c", "nobody"), "anon/w", False, SPY),
 ]
 
