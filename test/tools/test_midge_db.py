@@ -196,3 +196,128 @@ def test_backup_while_another_connection_commits(mosq_db, tmp_path):
         db.close()
     rc, _, err = run("backup", store, copies[0], ok=False)
     assert rc == 1 and "never overwrites" in err
+
+
+def test_import_then_midge_resumes_the_sessions(mosq_db, tmp_path):
+    """The whole switch: mosquitto wrote the file, midge_db imports it, midge starts on the
+    result; each client comes back to its session as mosquitto left it."""
+    from harness import Broker
+    from mqtt_raw import (PUBACK, PUBCOMP, PUBLISH, PUBREL, RawClient, P_CONTENT_TYPE,
+                          P_SESSION_EXPIRY, P_SUBSCRIPTION_ID, puback, pubcomp, pubrec, pubrel)
+    src = copy_db(mosq_db, tmp_path)
+    run("import", src, tmp_path / "midge.db")
+    b = Broker(tmp_path, threads=1, extra=["persistence true"], name="switched")
+    try:
+        # 3.1.1, clean session 0: q/1 had its PUBREC, so the PUBREL comes again; then the
+        # queue in order, and its subscriptions still route
+        s3 = RawClient(b.port, version=4)
+        assert s3.connect("sub311", clean=False).session_present == 1
+        p = s3.expect(PUBREL)
+        assert p.pid == 1
+        s3.send(pubcomp(1))
+        got = []
+        for _ in range(2):
+            p = s3.expect(PUBLISH)
+            got.append((p.topic, p.payload, p.qos))
+            if p.qos == 1:
+                s3.send(puback(p.pid))
+            else:
+                s3.send(pubrec(p.pid))
+                assert s3.expect(PUBREL).pid == p.pid
+                s3.send(pubcomp(p.pid))
+        assert got == [("q/2", b"two", 1), ("q/3", b"three", 2)]
+
+        # 5.0 with session expiry: q/1 was sent and never acknowledged: again, with DUP;
+        # every message carries the subscription identifier 7
+        s5 = RawClient(b.port, version=5)
+        assert s5.connect("sub5", version=5, clean=False,
+                          properties=[(P_SESSION_EXPIRY, 3600)]).session_present == 1
+        got = []
+        for _ in range(3):
+            p = s5.expect(PUBLISH)
+            assert p.props.all(P_SUBSCRIPTION_ID) == [7]
+            got.append((p.topic, p.payload, p.qos, p.dup))
+            s5.send(puback(p.pid, version=5))
+        assert got == [("q/1", b"one", 1, True), ("q/2", b"two", 1, False),
+                       ("q/3", b"three", 1, False)]
+
+        # the publisher's QoS 2 message awaiting PUBREL: released now, delivered once to both
+        pub = RawClient(b.port, version=5)
+        assert pub.connect("pub5", version=5, clean=False,
+                           properties=[(P_SESSION_EXPIRY, 3600)]).session_present == 1
+        pub.send(pubrel(4, version=5))
+        assert pub.expect(PUBCOMP).pid == 4
+        p = s5.expect(PUBLISH)
+        assert (p.topic, p.payload) == ("q/4", b"four")
+        s5.send(puback(p.pid, version=5))
+        p = s3.expect(PUBLISH)
+        assert (p.topic, p.payload) == ("q/4", b"four")
+        s3.send(pubrec(p.pid))
+        assert s3.expect(PUBREL).pid == p.pid
+        s3.send(pubcomp(p.pid))
+
+        # retained values, with their 5.0 properties
+        r = RawClient(b.port, version=5)
+        r.connect("reader", version=5)
+        r.subscribe([("r/#", 1)], version=5)
+        got = {}
+        for _ in range(2):
+            p = r.expect(PUBLISH)
+            assert p.retain
+            got[p.topic] = (p.payload, p.props.get(P_CONTENT_TYPE))
+            if p.qos:
+                r.send(puback(p.pid, version=5))
+        assert got == {"r/plain": (b"hello", None), "r/v5": (b"with props", "text/plain")}
+        for c in (s3, s5, pub, r):
+            c.disconnect()
+    finally:
+        b.stop()
+
+
+def test_backup_while_midge_writes(tmp_path):
+    """midge commits a retained message per acknowledged PUBLISH while midge_db backs the
+    store up three times: each copy is whole and holds a prefix of the acknowledged messages
+    (the store as of one commit, never half of one)."""
+    from harness import Broker
+    from mqtt_raw import RawClient
+    b = Broker(tmp_path, threads=1, extra=["persistence true"], name="live", verbose=False)
+    stop = threading.Event()
+    acked = [0]
+    errors = []
+
+    def publisher():
+        try:
+            c = RawClient(b.port, version=4)
+            c.connect("writer")
+            i = 0
+            while not stop.is_set() and i < 20000:
+                c.publish("bk/%06d" % i, b"v" * 64, qos=1, pid=i % 65535 + 1, retain=True)
+                i += 1
+                acked[0] = i
+            c.disconnect()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    copies = []
+    try:
+        while acked[0] < 100 and t.is_alive():
+            threading.Event().wait(0.01)
+        for k in range(3):
+            dst = tmp_path / ("live%d.db" % k)
+            _, out, _ = run("backup", tmp_path / "midge.db", dst)
+            assert "integrity ok" in out
+            copies.append((dst, acked[0]))
+    finally:
+        stop.set()
+        t.join(60)
+        b.stop()
+    assert not errors, errors
+    for dst, seen in copies:
+        db = sqlite3.connect(str(dst))
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        topics = sorted(int(bytes(r[0])[3:]) for r in db.execute("SELECT topic FROM retained"))
+        db.close()
+        assert topics == list(range(len(topics)))  # a prefix: commits in order, none halved
+        assert len(topics) >= 100
