@@ -146,6 +146,7 @@ static const char *close_text(enum mg_close why)
 	case MG_CLOSE_DISCONNECT: return "disconnected.";
 	case MG_CLOSE_HTTP: return NULL;
 	case MG_CLOSE_TLS: return "disconnected: Protocol error."; /* mosquitto's words */
+	case MG_CLOSE_STORE: return "disconnected: what it sent could not be stored (persistence).";
 	default: return NULL;
 	}
 }
@@ -195,6 +196,14 @@ void mg_conn_disconnect(mg_conn *c, uint8_t reason, enum mg_close why)
 		c->linger = mg_conn_send(c, &p) == 0;
 	}
 	mg_conn_close(c, why);
+}
+
+void mg_conn_drop_unstored(mg_conn *c)
+{
+	c->out_bytes = 0; /* nothing of it is written: its segments go with mg_conn_free */
+	c->linger = false;
+	if (c->state != MG_CS_DEAD)
+		mg_conn_close(c, MG_CLOSE_STORE);
 }
 
 void mg_conn_mark_dirty(mg_conn *c)
@@ -367,7 +376,10 @@ void mg_conn_flush(mg_conn *c)
 {
 	if (c->state == MG_CS_DEAD && c->tr.fd < 0)
 		return;
+	bool was_dead = c->state == MG_CS_DEAD; /* mg_conn_close's last flush */
 	mg_store_commit(); /* no acknowledgement leaves before what it promises is committed */
+	if (!was_dead && c->state == MG_CS_DEAD)
+		return; /* it was acknowledged against a batch that could not be stored */
 	if (c->handshaking)
 		return; /* the handshake writes its own answer */
 	if (!c->out_bytes && mg_transport_want_write(&c->tr)) {

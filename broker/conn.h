@@ -39,6 +39,7 @@ enum mg_close {
 	MG_CLOSE_NOT_AUTH,
 	MG_CLOSE_HTTP,        /* a plain HTTP request on a WebSockets listener was answered */
 	MG_CLOSE_TLS,         /* TLS handshake failed (OpenSSL's errors logged) */
+	MG_CLOSE_STORE,       /* what its acknowledgement promised could not be stored */
 };
 
 typedef struct mg_seg {
@@ -124,6 +125,9 @@ int mg_conn_send(mg_conn *c, const mg_packet *pkt);
 bool mg_conn_out_full(const mg_conn *c);
 /* 5.0: DISCONNECT with reason, then close. Earlier levels: close. */
 void mg_conn_disconnect(mg_conn *c, uint8_t reason, enum mg_close why);
+/* The store could not commit what c's pending acknowledgements promise: c is closed with its
+ * output dropped, so none of them leaves (store.h, write failures). */
+void mg_conn_drop_unstored(mg_conn *c);
 const char *mg_conn_name(const mg_conn *c); /* client id or "<unknown>" */
 void mg_conn_pool_free(mg_worker *w);       /* the worker's spare output buffers, at exit */
 

@@ -131,6 +131,16 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		send_ack(c, MG_PUBREC, pub.packet_id, 0); /* a resend: exactly once */
 		return 0;
 	}
+	if (pub.qos && mg_store_failing()) {
+		/* the store cannot be written: an acknowledgement would promise what it cannot keep */
+		mg_store_refused(c->id);
+		if (c->level != MG_V5) {
+			mg_conn_close(c, MG_CLOSE_STORE);
+			return -1;
+		}
+		send_ack(c, pub.qos == 1 ? MG_PUBACK : MG_PUBREC, pub.packet_id, MG_RC_QUOTA_EXCEEDED);
+		return 0;
+	}
 	if (pub.retain && !cfg->retain_available) {
 		if (c->level == MG_V5)
 			return mg_proto_err(c, MG_RC_RETAIN_NOT_SUPPORTED, "retain not available");
@@ -184,14 +194,17 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		if (hold_qos2(s, pub.packet_id, m) < 0)
 			return mg_proto_err(c, MG_RC_UNSPECIFIED, "out of memory");
 		mg_store_inq2_put(s, pub.packet_id, m); /* committed before the PUBREC leaves */
+		mg_store_promise(c);
 		send_ack(c, MG_PUBREC, pub.packet_id, 0);
 		return 0;
 	}
 	int n = mg_publish_msg(w, m, s->ref);
 	mg_msg_unref(m);
-	if (pub.qos == 1)
+	if (pub.qos == 1) {
+		mg_store_promise(c);
 		send_ack(c, MG_PUBACK, pub.packet_id,
 		         c->level == MG_V5 && n == 0 ? MG_RC_NO_MATCHING_SUBSCRIBERS : 0);
+	}
 	return 0;
 }
 
@@ -210,6 +223,7 @@ static int handle_pubrel(mg_conn *c, const mg_packet *p)
 	mg_publish_msg(c->w, m, s->ref);
 	mg_store_inq2_del(s, p->packet_id, m); /* in the same commit as the queue rows it made */
 	mg_msg_unref(m);
+	mg_store_promise(c);
 	send_ack(c, MG_PUBCOMP, p->packet_id, 0);
 	return 0;
 }

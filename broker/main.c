@@ -124,6 +124,9 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file past RLIMIT_FSIZE is a write error (EFBIG) that the store reports and survives
+	 * (docs/persistence.md "Failure modes"), not a reason to die. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	static mg_broker b;
 	r = mg_broker_start(&b, &cfg); /* also drops to `user` before any client is served */

@@ -7,6 +7,7 @@
 #include "broker/route.h"
 #include "broker/tls.h"
 #include "broker/store.h"
+#include "broker/store_salvage.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -109,6 +110,49 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
+/* The store is damaged: moved aside, rebuilt from what can be read, and said loudly, so the
+ * broker starts (a broker that will not come back after a power cut is worse). */
+static int salvage_store(mg_broker *b, const char *path, char *err, size_t errlen)
+{
+	mg_salvage sv;
+	char why[1024];
+	snprintf(why, sizeof why, "%s", err);
+	if (mg_store_salvage(path, &sv, err, errlen) < 0)
+		return MG_STORE_E_IO;
+	mg_log(MG_LOG_ERR, "Error: persistence: %s.", why);
+	mg_log(MG_LOG_ERR, "Error: persistence: the damaged file was moved to %s (midge never "
+	       "overwrites it) and a new %s was made from what could be read: %zu retained messages, "
+	       "%zu sessions, %zu subscriptions, %zu queued or in-flight messages, %zu incoming QoS 2%s.",
+	       sv.aside, path, sv.retained, sv.sessions, sv.subs, sv.queue, sv.inq2,
+	       sv.partial ? "; some rows were on damaged pages and are lost" : "");
+	mg_log(MG_LOG_ERR, "Error: persistence: to look for more, open %s with sqlite3 (.recover) or "
+	       "`midge_db dump`; once done with it, delete it.", sv.aside);
+	return mg_store_open(path, b->cfg->persistence_fsync, &b->store, err, errlen);
+}
+
+/* persistence true: open the file and restore everything before any worker runs. */
+static int open_store(mg_broker *b)
+{
+	char err[1024];
+	char *path = mg_store_path(b->cfg);
+	if (!path)
+		return -ENOMEM;
+	mg_log(MG_LOG_NOTICE, "Loading persistence from %s.", path);
+	int r = mg_store_open(path, b->cfg->persistence_fsync, &b->store, err, sizeof err);
+	if (r == MG_STORE_E_CORRUPT)
+		r = salvage_store(b, path, err, sizeof err);
+	if (r == MG_STORE_OK && (r = mg_store_recover(b, err, sizeof err)) != MG_STORE_OK) {
+		mg_store_close(b->store);
+		b->store = NULL;
+	}
+	free(path);
+	if (r != MG_STORE_OK) {
+		mg_log(MG_LOG_ERR, "Error: persistence: %s.", err);
+		return -EIO;
+	}
+	return 0;
+}
+
 static void acl_warn(const char *msg)
 {
 	mg_log(MG_LOG_WARNING, "%s", msg);
@@ -150,27 +194,6 @@ static int load_acl(mg_broker *b, bool reload)
 	for (int i = 0; i < cfg->n_listeners; i++)
 		if ((r = load_one_acl(cfg->listeners[i].acl_file, &b->lacl[i], reload)) < 0)
 			return r;
-	return 0;
-}
-
-/* persistence true: open the file and restore everything before any worker runs. */
-static int open_store(mg_broker *b)
-{
-	char err[1024];
-	char *path = mg_store_path(b->cfg);
-	if (!path)
-		return -ENOMEM;
-	mg_log(MG_LOG_NOTICE, "Loading persistence from %s.", path);
-	int r = mg_store_open(path, b->cfg->persistence_fsync, &b->store, err, sizeof err);
-	if (r == MG_STORE_OK && (r = mg_store_recover(b, err, sizeof err)) != MG_STORE_OK) {
-		mg_store_close(b->store);
-		b->store = NULL;
-	}
-	free(path);
-	if (r != MG_STORE_OK) {
-		mg_log(MG_LOG_ERR, "Error: persistence: %s.", err);
-		return -EIO;
-	}
 	return 0;
 }
 

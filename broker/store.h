@@ -53,6 +53,7 @@ enum mg_store_err {
 	MG_STORE_E_NEWER = -3,   /* written by a newer midge (user_version > ours) */
 	MG_STORE_E_IO = -4,      /* a read or write failed (disk full, I/O error) */
 	MG_STORE_E_NOMEM = -5,
+	MG_STORE_E_FOREIGN = -6, /* not midge's file: another SQLite database, or mosquitto's */
 };
 
 /* The file's path from the config (persistence_location + persistence_file); the caller frees. */
@@ -76,6 +77,29 @@ static inline void mg_store_commit(void)
 		mg_store_commit_now(mg_store_tls);
 }
 void mg_store_close(mg_store *st); /* after every worker stopped */
+
+/* ---- write failures (docs/persistence.md "Failure modes") ----
+ * A commit that fails (disk full, I/O error) is rolled back: the file stays as the last good
+ * commit left it. The publishers whose PUBACK, PUBREC or PUBCOMP the failed batch promised
+ * lose their connection before it is written (they resend, as after any lost connection),
+ * and until a commit succeeds again the store is "failing": QoS 1/2 PUBLISH is refused (5.0:
+ * 0x97 Quota exceeded; 3.x: the connection is closed, 3.x having no way to say no). While
+ * failing, a small write is tried at most once a second to see whether space came back. */
+struct mg_conn;
+/* c was handed an acknowledgement that promises what the calling worker's batch holds. */
+void mg_store_promise_(mg_sbatch *sb, struct mg_conn *c);
+static inline void mg_store_promise(struct mg_conn *c)
+{
+	if (mg_store_tls)
+		mg_store_promise_(mg_store_tls, c);
+}
+bool mg_store_failing_(mg_sbatch *sb);
+static inline bool mg_store_failing(void)
+{
+	return mg_store_tls && mg_store_failing_(mg_store_tls);
+}
+/* A refusal because of it: logged at most once a minute. */
+void mg_store_refused(const char *client_id);
 
 /* ---- hooks (see the top for when they cost nothing) ---- */
 
