@@ -127,7 +127,8 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		mg_log_publish("Received PUBLISH from", c->id, &pub, pub.payload.len);
 
 	size_t idx;
-	if (pub.qos == 2 && inq2_find(s, pub.packet_id, &idx)) {
+	mg_inq2 *held = pub.qos == 2 ? inq2_find(s, pub.packet_id, &idx) : NULL;
+	if (held && !mg_store_inq2_lost(s, held->m)) {
 		send_ack(c, MG_PUBREC, pub.packet_id, 0); /* a resend: exactly once */
 		return 0;
 	}
@@ -139,6 +140,12 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 			return -1;
 		}
 		send_ack(c, pub.qos == 1 ? MG_PUBACK : MG_PUBREC, pub.packet_id, MG_RC_QUOTA_EXCEEDED);
+		return 0;
+	}
+	if (held) { /* held, but its row was lost with a failed batch: stored again first */
+		mg_store_inq2_put(s, pub.packet_id, held->m);
+		mg_store_promise(c);
+		send_ack(c, MG_PUBREC, pub.packet_id, 0);
 		return 0;
 	}
 	if (pub.retain && !cfg->retain_available) {

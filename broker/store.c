@@ -675,6 +675,11 @@ void mg_store_commit_now(mg_sbatch *sb)
 		atomic_store(&st->failing, true);
 		sb->probe_at = mg_now_ms(); /* the first probe a second from now */
 		sb->oom = false;
+		/* the bodies this batch wrote are not on disk: a later reference writes them again
+		 * (routing and incoming QoS 2 record a body on the worker that accepted it, this one) */
+		for (size_t k = 0; k < sb->n; k++)
+			if (sb->v[k].kind == OP_MSG_PUT && sb->v[k].m)
+				atomic_store_explicit(&sb->v[k].m->store_id, 0, memory_order_relaxed);
 		release_ops(sb);
 		break_promises(sb);
 		return;

@@ -182,6 +182,13 @@ static inline void mg_store_done(struct mg_session *s, const mg_qitem *q)
 	if (q->stored && mg_store_tls)
 		mg_store_done_(s, q);
 }
+/* A resent QoS 2 PUBLISH that s already holds: true when its row went with a batch that
+ * could not be stored (its body has no store id any more), so it must be written again before
+ * the PUBREC is. */
+static inline bool mg_store_inq2_lost(const struct mg_session *s, const struct mg_msg *m)
+{
+	return s->sid && mg_store_tls && !atomic_load_explicit(&m->store_id, memory_order_relaxed);
+}
 static inline void mg_store_inq2_put(struct mg_session *s, uint16_t mid, struct mg_msg *m)
 {
 	if (s->sid && mg_store_tls)

@@ -250,3 +250,90 @@ def test_disk_full_refuses_then_recovers(tmp_path, threads):
         sub.disconnect(version=5)
     finally:
         b.stop()
+
+
+def test_qos2_held_when_its_batch_failed_is_stored_on_resend(tmp_path):
+    """A QoS 2 PUBLISH whose batch could not be stored: the publisher is disconnected without
+    its PUBREC; once the disk has room, its resend is stored before the PUBREC goes out, so
+    after a kill -9 the PUBREL still finds it and the subscriber gets it once."""
+    import signal
+    from mqtt_raw import PUBCOMP, PUBREC, PUBREL, pubcomp, pubrec, pubrel
+    b = Broker(tmp_path, threads=1, extra=PERSIST, verbose=False)
+    sub = RawClient(b.port, version=5)
+    sub.connect("sink2", version=5, clean=False, properties=[(P_SESSION_EXPIRY, 3600)])
+    sub.subscribe([("q2/#", 2)], version=5)
+    sub.disconnect(version=5)
+
+    def connect_pub():
+        c = RawClient(b.port, version=5)
+        c.connect("pub2", version=5, clean=False, properties=[(P_SESSION_EXPIRY, 3600)])
+        return c
+
+    def send2(c, i, dup=False):
+        try:
+            c.send(publish("q2/%d" % i, b"%06d" % i + b"y" * 4000, qos=2, pid=i + 1,
+                           version=5, dup=dup))
+            return c.expect(PUBREC).reason
+        except (Closed, OSError):
+            return None
+
+    pub = connect_pub()
+    for i in range(5):
+        assert send2(pub, i) == 0
+        pub.send(pubrel(i + 1, version=5))
+        assert pub.expect(PUBCOMP).pid == i + 1
+    files = [tmp_path / n for n in ("midge.db", "midge.db-wal", "broker.log")]
+    limit = max(os.path.getsize(f) for f in files if f.exists()) + 256 * 1024
+    hard = resource.prlimit(b.pid, resource.RLIMIT_FSIZE)[1]
+    resource.prlimit(b.pid, resource.RLIMIT_FSIZE, (limit, hard))
+    lost = None
+    for i in range(5, 1000):
+        rc = send2(pub, i)
+        if rc is None:
+            lost = i  # its batch failed: no PUBREC, connection dropped
+            break
+        assert rc == 0
+        pub.send(pubrel(i + 1, version=5))
+        assert pub.expect(PUBCOMP).pid == i + 1
+    assert lost is not None, "the store never filled up"
+    resource.prlimit(b.pid, resource.RLIMIT_FSIZE, (hard, hard))
+    for _ in range(100):  # the resend, as a client does after reconnecting, until accepted
+        pub = connect_pub()
+        rc = send2(pub, lost, dup=True)
+        if rc == 0:
+            break
+        assert rc == 0x97
+        pub.close()
+        time.sleep(0.1)  # the broker tries a write at most once a second
+    assert rc == 0
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(timeout=10)
+    b.stop(check=False)
+    b = Broker(tmp_path, threads=1, extra=PERSIST, port=b.port, name="after", verbose=False)
+    try:
+        pub = connect_pub()
+        pub.send(pubrel(lost + 1, version=5))
+        comp = pub.expect(PUBCOMP)
+        assert comp.pid == lost + 1 and comp.reason == 0  # not 0x92: the message was held
+        sub = RawClient(b.port, version=5)
+        sub.connect("sink2", version=5, clean=False, properties=[(P_SESSION_EXPIRY, 3600)])
+        got, pending, pinged = [], set(), False
+        while True:  # every queued message, QoS 2 handshakes completed, then a ping
+            p = sub.recv()
+            if p.type == PINGRESP:
+                break
+            if p.type == PUBLISH:
+                got.append(int(p.payload[:6]))
+                pending.add(p.pid)
+                sub.send(pubrec(p.pid, version=5))
+            elif p.type == PUBREL:
+                pending.discard(p.pid)
+                sub.send(pubcomp(p.pid, version=5))
+            if lost in got and not pending and not pinged:
+                sub.send(pingreq())
+                pinged = True
+        assert got.count(lost) == 1
+        pub.disconnect(version=5)
+        sub.disconnect(version=5)
+    finally:
+        b.stop()
