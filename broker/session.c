@@ -72,8 +72,7 @@ mg_session *mg_session_create(mg_worker *w, const char *id, size_t len, int *own
 		return NULL;
 	}
 	s->id = cid;
-	s->id_len = len;
-	s->owner = w->idx;
+	s->id_len = (uint32_t)len;
 	s->next_mid = 1;
 	s->next = w->sessions;
 	if (w->sessions)

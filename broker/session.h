@@ -24,7 +24,6 @@ typedef struct mg_conn mg_conn;
 struct mg_session {
 	/* Ordered by size, no padding: every idle client holds one. */
 	char *id;             /* NUL-terminated, stored right after the struct (one allocation) */
-	size_t id_len;
 	char *username;       /* the user name the client connected with (malloc'd), NULL: none.
 	                       * What acl_file's user sections and %u see. */
 	mg_sref ref;
@@ -42,10 +41,10 @@ struct mg_session {
 	mg_msg *will;         /* will message, NULL if none */
 	int64_t will_at;      /* ms: a delayed will is due */
 	mg_session *next, *prev; /* the worker's list */
-	int owner;            /* worker index, fixed */
 	uint32_t expiry;      /* seconds after disconnect; UINT32_MAX never */
 	uint32_t will_delay;
 	uint32_t will_expiry; /* message expiry of the will, from when it is published; 0 none */
+	uint32_t id_len;      /* a client id is an MQTT string: at most 65,535 bytes */
 	uint16_t next_mid;
 	uint8_t level;
 	uint8_t will_qos;

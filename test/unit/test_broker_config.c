@@ -93,11 +93,16 @@ TEST(lecture_file_from_disk_crlf_and_repo_copy)
 	mg_config_free(&c);
 	rm_tmpdir();
 
-	/* midge.conf at the top of the tree is the lecture's file (make run uses it). */
+	/* midge.conf at the top of the tree is the lecture's file (make run uses it): its MQTT
+	 * listener on 1883 first, then the web page's WebSockets listener on 8080. */
 	mg_config_init(&c);
 	if (access("midge.conf", R_OK) == 0) {
 		CHECK(mg_config_load(&c, "midge.conf", err, sizeof err) == 0);
-		CHECK_EQ_INT(c.n_listeners, 1);
+		REQUIRE(c.n_listeners == 2);
+		CHECK_EQ_INT(c.listeners[0].port, 1883);
+		CHECK_EQ_INT(c.listeners[0].protocol, MG_PROTO_MQTT);
+		CHECK_EQ_INT(c.listeners[1].port, 8080);
+		CHECK_EQ_INT(c.listeners[1].protocol, MG_PROTO_WEBSOCKETS);
 		CHECK(c.allow_anonymous);
 	}
 	mg_config_free(&c);
