@@ -309,6 +309,9 @@ def test_backup_while_midge_writes(tmp_path):
             _, out, _ = run("backup", tmp_path / "midge.db", dst)
             assert "integrity ok" in out
             copies.append((dst, acked[0]))
+            # dump opens the live store read-only: it reads while midge writes
+            _, out, _ = run("dump", tmp_path / "midge.db")
+            assert "midge store, schema version 1" in out and "retained 'bk/000000'" in out
     finally:
         stop.set()
         t.join(60)
