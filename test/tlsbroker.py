@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import time
+import ports  # noqa: E402  (test/ports.py)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,9 +45,7 @@ def _midge_takes_passwords(directory, passwd):
 
 
 def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return ports.free_port()  # claimed across processes: test/ports.py
 
 
 def _wait_port(port, timeout=10.0):

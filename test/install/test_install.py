@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+import ports  # noqa: E402  (test/ports.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "/usr/local"
@@ -48,11 +49,7 @@ int main(int argc, char **argv)
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return ports.free_port()  # claimed across processes: test/ports.py
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+import ports  # noqa: E402  (test/ports.py)
 
 # The same conventions as test/conftest.py and its harness, kept here so these helpers stand
 # on their own: MIDGE_BUILD (default "build", relative to the repository root) holds bin/.
@@ -21,9 +22,7 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
-        sk.bind(("127.0.0.1", 0))
-        return sk.getsockname()[1]
+    return ports.free_port()  # claimed across processes: test/ports.py
 
 
 BIN = os.path.join(MIDGE_BUILD, "bin")

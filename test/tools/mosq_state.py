@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import mqtt_raw as m  # noqa: E402
+import ports  # noqa: E402  (test/ports.py)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
@@ -38,9 +39,7 @@ EXPECTED = {
 
 
 def free_port():
-    with socket.socket() as sk:
-        sk.bind(("127.0.0.1", 0))
-        return sk.getsockname()[1]
+    return ports.free_port()  # claimed across processes: test/ports.py
 
 
 def start(workdir, port):

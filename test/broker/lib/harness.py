@@ -17,6 +17,7 @@ import threading
 import time
 
 import pytest
+import ports  # noqa: E402  (test/ports.py)
 
 LIB_DIR = os.path.dirname(os.path.abspath(__file__))
 TEST_DIR = os.path.dirname(os.path.dirname(LIB_DIR))
@@ -40,9 +41,7 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
-        sk.bind(("127.0.0.1", 0))
-        return sk.getsockname()[1]
+    return ports.free_port()  # claimed across processes: test/ports.py
 
 
 def broker_argv(conf_path, verbose=True):
