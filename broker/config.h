@@ -48,6 +48,7 @@ typedef struct mg_listener_conf {
 	int8_t allow_anonymous;     /* -1 = not said (mg_config_finish decides) */
 	char *password_file, *acl_file;
 	bool use_username_as_clientid; /* the CONNECT's user name becomes the client id */
+	bool http_metrics;      /* websockets: /metrics and /healthz answered here (metrics.c) */
 	const char *file;       /* where it was declared, for messages; "-p" for the command line */
 	int line;
 } mg_listener_conf;

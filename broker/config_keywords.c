@@ -209,6 +209,14 @@ static int kw_http_dir(mg_parse *p, const char *kw, int argc, char **argv, const
 	return set_str(p, &cur_listener(p, kw)->http_dir, rest) < 0 ? -1 : 0;
 }
 
+/* http_metrics true: /metrics (Prometheus) and /healthz on this WebSockets listener
+ * (broker/metrics.c). Off by default: the numbers tell anyone who can reach the port how busy
+ * the broker is and how many clients it has. */
+static int kw_http_metrics(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	return get_bool(p, kw, argv[0], &cur_listener(p, kw)->http_metrics);
+}
+
 static int kw_use_username_as_clientid(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
 {
 	return get_bool(p, kw, argv[0], &cur_listener(p, kw)->use_username_as_clientid);
@@ -697,6 +705,7 @@ static const mg_keyword keywords[] = {
 	{"max_topic_alias", kw_max_topic_alias, 1, 1, false},
 	{"socket_domain", kw_socket_domain, 1, 1, false},
 	{"use_username_as_clientid", kw_use_username_as_clientid, 1, 1, false},
+	{"http_metrics", kw_http_metrics, 1, 1, false},
 	{"websockets_log_level", kw_websockets_log_level, 1, 1, false},
 	{"websockets_headers_size", kw_websockets_headers_size, 1, 1, false},
 	/* TLS */

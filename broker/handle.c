@@ -123,6 +123,8 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		return -1;
 	atomic_fetch_add_explicit(&w->st.pub_recv, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->st.pub_bytes_recv, pub.payload.len, memory_order_relaxed);
+	MG_MET_ADD(w->met.pub_in[pub.qos], 1);
+	MG_MET_ADD(w->met.pub_in_bytes[pub.qos], pub.payload.len);
 	if (mg_log_enabled(MG_LOG_DEBUG))
 		mg_log_publish("Received PUBLISH from", c->id, &pub, pub.payload.len);
 
@@ -184,6 +186,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		mg_publish shown = pub;
 		shown.topic = topic;
 		mg_log_publish("Denied PUBLISH from", c->id, &shown, pub.payload.len);
+		MG_MET_ADD(w->met.pub_denied, 1);
 		free(heap);
 		uint8_t rc = c->level == MG_V5 ? MG_RC_NOT_AUTHORIZED : 0;
 		if (pub.qos)

@@ -16,6 +16,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
 #include "broker/worker.h"
 
 #include <errno.h>
@@ -94,7 +95,9 @@ void mg_http_answer(void *ud, const mg_http_msg *req, mg_http_reply *r)
 	const mg_listener_conf *lc = &c->w->b->cfg->listeners[c->lidx];
 	char path[PATH_MAX];
 	r->status = 404;
-	if (lc->http_dir) {
+	if (lc->http_metrics && mg_metrics_answer(c, req, r))
+		; /* /metrics or /healthz (metrics.c) */
+	else if (lc->http_dir) {
 		if (mg_http_path(lc->http_dir, req->target, req->target_len, path, sizeof path) < 0)
 			r->status = 400;
 		else

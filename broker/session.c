@@ -213,6 +213,9 @@ void mg_session_end(mg_worker *w, mg_session *s)
 
 static void go_offline(mg_worker *w, mg_session *s)
 {
+	if (s->conn && s->conn->level < 6) /* the level counted at attach: the connection's own */
+		MG_MET_ADD(w->met.clients[s->conn->level], -1);
+	MG_MET_ADD(w->met.disconnects, 1);
 	s->conn = NULL;
 	mg_sref_set_online(w->b, s->ref, false);
 	atomic_fetch_sub(&w->b->n_clients, 1);
@@ -237,6 +240,8 @@ void mg_session_attach(mg_worker *w, mg_session *s, mg_conn *c)
 	mg_broker *b = w->b;
 	s->conn = c;
 	s->lidx = c->lidx < 255 ? (uint8_t)c->lidx : 255;
+	if (c->level < 6)
+		MG_MET_ADD(w->met.clients[c->level], 1);
 	mg_sref_set_online(b, s->ref, true);
 	atomic_fetch_add_explicit(&w->st.connects, 1, memory_order_relaxed);
 	int n = atomic_fetch_add(&b->n_clients, 1) + 1;
@@ -375,13 +380,16 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 		mg_alias_out_bind(c->aout, pub.topic, alias);
 	atomic_fetch_add_explicit(&w->st.pub_sent, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->st.pub_bytes_sent, m->payload_len, memory_order_relaxed);
+	MG_MET_ADD(w->met.pub_out[it->qos], 1);
+	MG_MET_ADD(w->met.pub_out_bytes[it->qos], m->payload_len);
 	atomic_fetch_add_explicit(&w->st.msgs_sent, 1, memory_order_relaxed);
 	return 0;
 }
 
-static void count_drop(mg_worker *w, mg_session *s)
+static void count_drop(mg_worker *w, mg_session *s, int cause)
 {
 	atomic_fetch_add_explicit(&w->st.pub_dropped, 1, memory_order_relaxed);
+	MG_MET_ADD(w->met.dropped[cause], 1);
 	if (!s->dropping) { /* once per episode; the episode ends when the queue has drained */
 		s->dropping = true;
 		mg_log(MG_LOG_NOTICE, "Outgoing messages are being dropped for client %s.", s->id);
@@ -405,14 +413,16 @@ static void send_item(mg_worker *w, mg_session *s, mg_qitem *q)
 {
 	mg_conn *c = s->conn;
 	if (q->qos == 0) {
-		if (write_publish(w, c, q, 0, false) < 0)
-			count_drop(w, s);
+		int r = write_publish(w, c, q, 0, false);
+		if (r < 0)
+			count_drop(w, s, r == -E2BIG ? MG_DROP_TOO_LARGE : MG_DROP_NOMEM);
 		mg_qitem_clear(q);
 		return;
 	}
 	mg_flight f = { .it = *q, .mid = next_mid(s), .state = q->qos == 1 ? MG_FL_PUBACK : MG_FL_PUBREC };
-	if (write_publish(w, c, q, f.mid, false) < 0) {
-		count_drop(w, s);
+	int r = write_publish(w, c, q, f.mid, false);
+	if (r < 0) {
+		count_drop(w, s, r == -E2BIG ? MG_DROP_TOO_LARGE : MG_DROP_NOMEM);
 		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
@@ -430,15 +440,18 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 {
 	const mg_config *cfg = w->b->cfg;
 	if (acl_of(w, s) && !mg_session_may(w, s, q->m->topic, q->m->topic_len, MG_ACL_READ)) {
+		MG_MET_ADD(w->met.dropped[MG_DROP_DENIED], 1);
 		mg_qitem_clear(q);
 		return;
 	}
 	if (mg_msg_expired(q->m, mg_loop_now_ms(w->loop))) {
+		MG_MET_ADD(w->met.dropped[MG_DROP_EXPIRED], 1);
 		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
 	}
 	if (!online(s) && q->qos == 0 && !cfg->queue_qos0_messages) {
+		MG_MET_ADD(w->met.dropped[MG_DROP_OFFLINE_QOS0], 1);
 		mg_qitem_clear(q);
 		return;
 	}
@@ -448,13 +461,13 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 	}
 	if ((cfg->max_queued_messages > 0 && s->queue.n >= (size_t)cfg->max_queued_messages) ||
 	    (cfg->max_queued_bytes > 0 && s->qbytes >= cfg->max_queued_bytes)) { /* mosquitto: until exceeded */
-		count_drop(w, s);
+		count_drop(w, s, MG_DROP_QUEUE_FULL);
 		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
 	}
 	if (mg_qring_push(&s->queue, q) < 0) {
-		count_drop(w, s);
+		count_drop(w, s, MG_DROP_NOMEM);
 		mg_store_done(s, q);
 		mg_qitem_clear(q);
 		return;
@@ -469,12 +482,12 @@ void mg_session_owe_retained(mg_worker *w, mg_session *s, mg_qitem *q)
 	 * whole store plus max_queued_messages more, for overlapping filters. */
 	int qmax = w->b->cfg->max_queued_messages;
 	if (qmax > 0 && s->retained.n >= mg_retain_count(w->b->retain) + (size_t)qmax) {
-		count_drop(w, s);
+		count_drop(w, s, MG_DROP_QUEUE_FULL);
 		mg_qitem_clear(q);
 		return;
 	}
 	if (mg_qring_push(&s->retained, q) < 0) {
-		count_drop(w, s);
+		count_drop(w, s, MG_DROP_NOMEM);
 		mg_qitem_clear(q);
 	}
 }
@@ -492,8 +505,10 @@ void mg_session_pump(mg_worker *w, mg_session *s)
 			return;
 		mg_qitem it;
 		mg_qring_pop(&s->retained, &it);
-		if (mg_msg_expired(it.m, now))
+		if (mg_msg_expired(it.m, now)) {
+			MG_MET_ADD(w->met.dropped[MG_DROP_EXPIRED], 1);
 			mg_qitem_clear(&it);
+		}
 		else
 			send_item(w, s, &it);
 	}
@@ -504,6 +519,7 @@ void mg_session_pump(mg_worker *w, mg_session *s)
 		mg_qring_pop(&s->queue, &it);
 		s->qbytes -= it.m->payload_len;
 		if (mg_msg_expired(it.m, now)) {
+			MG_MET_ADD(w->met.dropped[MG_DROP_EXPIRED], 1);
 			mg_store_done(s, &it);
 			mg_qitem_clear(&it);
 		}
@@ -524,6 +540,7 @@ void mg_session_resend(mg_worker *w, mg_session *s)
 			mg_log(MG_LOG_DEBUG, "Sending PUBREL to %s (m%u)", c->id, f->mid);
 			mg_conn_send(c, &p);
 		} else if (write_publish(w, c, &f->it, f->mid, true) == -E2BIG) {
+			MG_MET_ADD(w->met.dropped[MG_DROP_TOO_LARGE], 1);
 			s->flight_bytes -= f->it.m->payload_len;
 			mg_store_done(s, &f->it);
 			mg_fring_remove(&s->flight, i--);

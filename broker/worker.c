@@ -8,6 +8,7 @@
 #include "broker/broker.h"
 #include "broker/http.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
 #include "broker/session.h"
 #include "broker/store.h"
 #include "net/tls.h"
@@ -247,6 +248,7 @@ static void tick(mg_loop *l, void *ud)
 			mg_conn_disconnect(c, MG_RC_KEEP_ALIVE_TIMEOUT, MG_CLOSE_TIMEOUT);
 	}
 	mg_session_tick(w, now);
+	mg_metrics_tick(w);
 	if (w->idx == 0)
 		mg_sys_tick(w);
 }

@@ -79,6 +79,25 @@ typedef struct mg_stats {
 		bytes_recv, bytes_sent, conns_total, connects, pub_bytes_recv, pub_bytes_sent, expired;
 } mg_stats;
 
+/* Counters for /metrics (broker/metrics.c), one set per worker. Only the owning worker
+ * writes them (MG_MET_ADD: a relaxed load and store, a plain add on x86, no locked
+ * instruction); the scrape, on any worker, reads them relaxed and sums, a moment stale. */
+enum { MG_DROP_QUEUE_FULL, MG_DROP_EXPIRED, MG_DROP_DENIED, MG_DROP_TOO_LARGE, MG_DROP_OFFLINE_QOS0,
+       MG_DROP_NOMEM, MG_DROP_N };
+typedef struct mg_wmet {
+	atomic_uint_fast64_t pub_in[3], pub_in_bytes[3], pub_out[3], pub_out_bytes[3];
+	atomic_uint_fast64_t dropped[MG_DROP_N];
+	atomic_uint_fast64_t disconnects, pub_denied;
+	/* gauges counted up and down by the owner: CONNECTed clients by protocol level (index
+	 * 3, 4, 5; 3.1, 3.1.1, 5.0) */
+	atomic_int_fast64_t clients[6];
+	/* gauges recomputed every tick (1 s) from the worker's own sessions */
+	atomic_int_fast64_t queued, queued_bytes, inflight, inflight_bytes, conns;
+} mg_wmet;
+#define MG_MET_ADD(var, n) \
+	atomic_store_explicit(&(var), atomic_load_explicit(&(var), memory_order_relaxed) + (n), \
+	                      memory_order_relaxed)
+
 /* An output buffer pair (mg_conn ob + seg) of a connection that wrote everything, kept for
  * the next connection of the same worker that has something to send (conn.c). */
 typedef struct mg_outbuf {
@@ -110,6 +129,7 @@ struct mg_worker {
 	mg_linger *linger;  /* sockets closing after a reason was sent */
 	uint8_t *rbuf;      /* MG_READ_CHUNK bytes every read lands in first */
 	mg_stats st;
+	mg_wmet met;
 	int n_conns;        /* connections it owns */
 	long tick_timer;
 	mg_conn **busy;     /* connections with a SUBSCRIBE/UNSUBSCRIBE in progress */

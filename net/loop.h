@@ -48,6 +48,9 @@ int mg_loop_run(mg_loop *l);    /* until mg_loop_stop */
  * events, handle them, run due timers. Returns the number of events, or -errno. For a
  * program that drives a loop itself, one turn at a time (the broker fuzzer). */
 int mg_loop_run_once(mg_loop *l, int timeout_ms);
+/* Nanoseconds spent handling events, and turns run, since the loop was made (any thread; a
+ * turn late at most). For /metrics. */
+void mg_loop_busy(const mg_loop *l, uint64_t *busy_ns, uint64_t *turns);
 void mg_loop_stop(mg_loop *l);  /* any thread */
 
 #endif
