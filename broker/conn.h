@@ -97,6 +97,7 @@ struct mg_conn {
 	bool will_on_close : 1; /* DISCONNECT 0x04 or an unclean end */
 	bool handed_off : 1;
 	bool anonymous : 1;  /* connected without a user name */
+	bool bridge : 1;     /* a 3.x bridge (CONNECT level | 0x80): its subscriptions are No Local */
 	bool user_from_cert : 1; /* username came from the client's certificate (TLS) */
 	bool tls_no_identity : 1; /* identity listener, but the client brought none: refuse */
 	bool linger : 1;     /* its last packet says why it ends: lingering close (net/linger.h) */

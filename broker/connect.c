@@ -282,16 +282,17 @@ static void configure_conn(mg_conn *c, const mg_config *cfg, const mg_packet *p,
 static void log_connect(const mg_conn *c, const mg_config *cfg, const mg_session *s, const mg_connect *k)
 {
 	if (cfg->connection_messages) {
+		const char *what = c->bridge ? "bridge" : "client"; /* mosquitto's words */
 		int pl = k->level == MG_V31 ? 1 : k->level == MG_V311 ? 2 : 5;
 		if (c->user_from_cert) /* the certificate's name, as mosquitto logs it */
-			mg_log(MG_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d, u'%s').", c->peer,
+			mg_log(MG_LOG_NOTICE, "New %s connected from %s as %s (p%d, c%d, k%d, u'%s').", what, c->peer,
 			       s->id, pl, k->clean, k->keepalive, c->username);
 		else if (k->has_username)
-			mg_log(MG_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d, u'%.*s').", c->peer,
+			mg_log(MG_LOG_NOTICE, "New %s connected from %s as %s (p%d, c%d, k%d, u'%.*s').", what, c->peer,
 			       s->id, pl, k->clean, k->keepalive, (int)k->username.len, (const char *)k->username.p);
 		else
-			mg_log(MG_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).", c->peer, s->id,
-			       pl, k->clean, k->keepalive);
+			mg_log(MG_LOG_NOTICE, "New %s connected from %s as %s (p%d, c%d, k%d).", what, c->peer,
+			       s->id, pl, k->clean, k->keepalive);
 	}
 	if (k->will) {
 		mg_log(MG_LOG_DEBUG, "Will message specified (%u bytes) (r%d, q%d).", k->will_payload.len,
@@ -342,6 +343,7 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	const mg_config *cfg = w->b->cfg;
 	const mg_connect *k = &p->u.connect;
 	c->level = k->level;
+	c->bridge = k->bridge;
 	connect_st st;
 	if (!pick_id(c, cfg, k, &st))
 		return -1;

@@ -93,8 +93,10 @@ static int subscribe_chunk(mg_conn *c, mg_subwork *sw)
 			break;
 		}
 		mg_log(MG_LOG_DEBUG, "\t%.*s%s (QoS %d)", MG_LOG_CLIPPED(f), o.qos);
+		/* A 3.x bridge must not get its own messages back (two brokers bridged both ways would
+		 * echo each message forever), and sees the retain flag as published, as mosquitto does. */
 		if (c->level != MG_V5)
-			o = (mg_subopts){ .qos = o.qos };
+			o = (mg_subopts){ .qos = o.qos, .no_local = c->bridge, .retain_as_published = c->bridge };
 		mg_bytes group, inner;
 		int shared = mg_share_parse(f.p, f.len, &group, &inner);
 		uint8_t *heap;

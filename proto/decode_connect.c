@@ -24,6 +24,12 @@ int mg_decode_connect(mg_rd *r, mg_packet *out)
 		e = mg_rd_u8(r, &c->level);
 	if (e)
 		return e;
+	/* A 3.x level with 0x80 is a broker bridging to us (mosquitto's try_private, not in the
+	 * standard): the level proper is the low bits. 5.0 bridges use No Local instead. */
+	if (c->level == (0x80 | MG_V31) || c->level == (0x80 | MG_V311)) {
+		c->bridge = true;
+		c->level &= 0x7f;
+	}
 	if (is(c->protocol_name, "MQTT")) {
 		if (c->level != MG_V311 && c->level != MG_V5)
 			return MG_E_PROTOCOL_LEVEL;

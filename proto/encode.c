@@ -32,7 +32,7 @@ static bool body_connect(mg_wr *w, uint8_t level, const mg_packet *pkt)
 	if (c->will)
 		flags |= (uint8_t)(0x04 | c->will_qos << 3 | (c->will_retain ? 0x20 : 0));
 	mg_wr_bin(w, level == MG_V31 ? mqisdp : mqtt);
-	mg_wr_u8(w, level);
+	mg_wr_u8(w, (uint8_t)(level | (c->bridge && level != MG_V5 ? 0x80 : 0)));
 	mg_wr_u8(w, flags);
 	mg_wr_u16(w, c->keepalive);
 	if (level == MG_V5 && !mg_props_write(w, &pkt->props))

@@ -274,6 +274,7 @@ size_t mg_props_size(const mg_props *p);
 
 typedef struct mg_connect {
 	uint8_t level;          /* 3, 4 or 5 */
+	bool bridge;            /* 3.x level byte had 0x80 (mosquitto's try_private): a bridge */
 	mg_bytes protocol_name; /* "MQIsdp" or "MQTT" */
 	bool clean;             /* clean session (3.x) / clean start (5.0) */
 	uint16_t keepalive;

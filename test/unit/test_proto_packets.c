@@ -61,6 +61,24 @@ TEST(v311_connect_minimal)
 	free(b);
 }
 
+/* mosquitto's bridges set 0x80 in a 3.x level (try_private); the decoder strips it into
+ * .bridge and the encoder writes it back, so a bridge client and the far end agree. */
+TEST(bridge_connect_level)
+{
+	mg_packet p;
+	uint8_t *b = vec("10 0F 00 04 4D 51 54 54 84 02 00 3C 00 03 63 69 64", 4, &p, true);
+	CHECK_EQ_INT(p.u.connect.level, 4);
+	CHECK(p.u.connect.bridge);
+	free(b);
+	b = vec("10 11 00 06 4D 51 49 73 64 70 83 02 00 3C 00 03 63 69 64", 3, &p, true);
+	CHECK_EQ_INT(p.u.connect.level, 3);
+	CHECK(p.u.connect.bridge);
+	free(b);
+	b = vec("10 0F 00 04 4D 51 54 54 04 02 00 3C 00 03 63 69 64", 4, &p, true);
+	CHECK(!p.u.connect.bridge);
+	free(b);
+}
+
 TEST(v311_connect_will_user_password)
 {
 	mg_packet p;
