@@ -447,6 +447,8 @@ def torture(site, kills, seed):
                     firsts.append(v)
             assert firsts == sorted(firsts), "%s: %s out of order" % (s.name, x.topic)
             totals["%s %s delivered" % (s.name, x.topic)] = len(seqs)
+            totals["%s %s lost" % (s.name, x.topic)] = len(missing)
+            totals["%s %s duplicates" % (s.name, x.topic)] = len(seqs) - len(set(seqs))
     # the retained value is the last one acknowledged, or a later one the broker took
     r = RawClient(site.port)
     r.connect("tr-check", clean=True)
