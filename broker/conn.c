@@ -327,7 +327,7 @@ int mg_conn_send(mg_conn *c, const mg_packet *pkt)
 	if (c->max_out && n > c->max_out)
 		return -E2BIG;
 	mg_conn_commit(c, n, NULL);
-	atomic_fetch_add_explicit(&c->w->st.msgs_sent, 1, memory_order_relaxed);
+	MG_MET_ADD(c->w->st.msgs_sent, 1);
 	return 0;
 }
 
@@ -418,7 +418,7 @@ void mg_conn_flush(mg_conn *c)
 			}
 			return;
 		}
-		atomic_fetch_add_explicit(&c->w->st.bytes_sent, (uint64_t)w, memory_order_relaxed);
+		MG_MET_ADD(c->w->st.bytes_sent, (uint64_t)w);
 		advance(c, (size_t)w);
 		if (!c->out_bytes && c->s && c->state == MG_CS_ACTIVE && mg_session_pending(c->s))
 			mg_session_pump(c->w, c->s); /* room again: move queued messages out */
@@ -482,7 +482,7 @@ int mg_conn_process(mg_conn *c)
 		n = mg_framer_next(&c->in, c->level, cfg->max_packet_size, &p);
 		if (n <= 0)
 			break;
-		atomic_fetch_add_explicit(&c->w->st.msgs_recv, 1, memory_order_relaxed);
+		MG_MET_ADD(c->w->st.msgs_recv, 1);
 		if (c->state == MG_CS_NEW) {
 			if (p.type != MG_CONNECT) {
 				mg_conn_close(c, MG_CLOSE_PROTOCOL);
@@ -538,7 +538,7 @@ more:
 	}
 	n = mg_transport_read(&c->tr, at, room);
 	if (n > 0) {
-		atomic_fetch_add_explicit(&w->st.bytes_recv, (uint64_t)n, memory_order_relaxed);
+		MG_MET_ADD(w->st.bytes_recv, (uint64_t)n);
 		mg_framer_filled(&c->in, (size_t)n);
 		c->last_rx = mg_loop_now_ms(w->loop);
 		if (mg_conn_process(c))

@@ -121,8 +121,8 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH [MQTT-3.3.4-6]");
 	if (apply_alias(c, p, &pub) < 0)
 		return -1;
-	atomic_fetch_add_explicit(&w->st.pub_recv, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&w->st.pub_bytes_recv, pub.payload.len, memory_order_relaxed);
+	MG_MET_ADD(w->st.pub_recv, 1);
+	MG_MET_ADD(w->st.pub_bytes_recv, pub.payload.len);
 	MG_MET_ADD(w->met.pub_in[pub.qos], 1);
 	MG_MET_ADD(w->met.pub_in_bytes[pub.qos], pub.payload.len);
 	if (mg_log_enabled(MG_LOG_DEBUG))

@@ -243,7 +243,7 @@ void mg_session_attach(mg_worker *w, mg_session *s, mg_conn *c)
 	if (c->level < 6)
 		MG_MET_ADD(w->met.clients[c->level], 1);
 	mg_sref_set_online(b, s->ref, true);
-	atomic_fetch_add_explicit(&w->st.connects, 1, memory_order_relaxed);
+	MG_MET_ADD(w->st.connects, 1);
 	int n = atomic_fetch_add(&b->n_clients, 1) + 1;
 	int mx = atomic_load(&b->max_clients);
 	while (n > mx && !atomic_compare_exchange_weak(&b->max_clients, &mx, n))
@@ -284,7 +284,7 @@ void mg_session_tick(mg_worker *w, int64_t now)
 			if (s->will)
 				mg_will_publish(w, s);
 			mg_log(MG_LOG_NOTICE, "Expiring client %s.", s->id);
-			atomic_fetch_add_explicit(&w->st.expired, 1, memory_order_relaxed);
+			MG_MET_ADD(w->st.expired, 1);
 			n = s->next; /* publishing the will never frees a session: n is still valid */
 			mg_session_destroy(w, s);
 		}
@@ -378,17 +378,17 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 	mg_conn_commit(c, n, m->payload_len ? mg_msg_ref(m) : NULL);
 	if (bound == 0) /* only now: a PUBLISH that was not sent must not bind the alias */
 		mg_alias_out_bind(c->aout, pub.topic, alias);
-	atomic_fetch_add_explicit(&w->st.pub_sent, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&w->st.pub_bytes_sent, m->payload_len, memory_order_relaxed);
+	MG_MET_ADD(w->st.pub_sent, 1);
+	MG_MET_ADD(w->st.pub_bytes_sent, m->payload_len);
 	MG_MET_ADD(w->met.pub_out[it->qos], 1);
 	MG_MET_ADD(w->met.pub_out_bytes[it->qos], m->payload_len);
-	atomic_fetch_add_explicit(&w->st.msgs_sent, 1, memory_order_relaxed);
+	MG_MET_ADD(w->st.msgs_sent, 1);
 	return 0;
 }
 
 static void count_drop(mg_worker *w, mg_session *s, int cause)
 {
-	atomic_fetch_add_explicit(&w->st.pub_dropped, 1, memory_order_relaxed);
+	MG_MET_ADD(w->st.pub_dropped, 1);
 	MG_MET_ADD(w->met.dropped[cause], 1);
 	if (!s->dropping) { /* once per episode; the episode ends when the queue has drained */
 		s->dropping = true;

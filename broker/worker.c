@@ -345,7 +345,7 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 		}
 		atomic_fetch_add(&b->n_conns, 1);
 		atomic_fetch_add(&b->lcount[lidx], 1);
-		atomic_fetch_add_explicit(&w->st.conns_total, 1, memory_order_relaxed);
+		MG_MET_ADD(w->st.conns_total, 1);
 		/* TLS sockets always: midge already gathers a turn's output into one SSL_write, so
 		 * Nagle has nothing left to coalesce, and it would hold the CONNACK behind the TLS
 		 * 1.3 session tickets until the client's delayed ACK (40 ms on Linux) */

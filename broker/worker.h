@@ -26,7 +26,9 @@
  *     message reference, QoS, ...) to a per-target outbox; at the end of the loop turn each
  *     outbox is moved into the target's inbox under the target's inbox mutex and the target
  *     is woken with its eventfd (only when its inbox was empty). Order per publisher is kept.
- *   - Counters for $SYS are per-worker relaxed atomics summed by worker 0.
+ *   - Counters for $SYS and /metrics are per-worker atomics that only their worker writes,
+ *     with a relaxed load and store (MG_MET_ADD: no locked instruction); worker 0 ($SYS) or
+ *     the worker answering a scrape (metrics.c) sums them with relaxed loads.
  *   - Backpressure: a worker whose connections would overfill another worker's inbox
  *     (MG_INBOX_HIGH) stops reading them until it drained (inbox_n is a relaxed atomic).
  *   - Config: read-only while workers run. SIGHUP stops the world (every worker parks on a
