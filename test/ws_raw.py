@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import time
 
@@ -42,16 +43,22 @@ def frame(op, payload=b"", fin=True, mask=True, rsv=0, key=None, length=None):
     return head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
 
 
-def http_request(port, raw, timeout=5.0, host="127.0.0.1"):
-    """Send raw bytes, read until the server closes; returns (status, headers dict, body)."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
+def _connect(host, port, timeout, ssl_ctx):
+    s = socket.create_connection((host, port), timeout=timeout)
+    return ssl_ctx.wrap_socket(s, server_hostname="localhost") if ssl_ctx else s
+
+
+def http_request(port, raw, timeout=5.0, host="127.0.0.1", ssl_ctx=None):
+    """Send raw bytes, read until the server closes; returns (status, headers dict, body).
+    ssl_ctx: over TLS (an ssl.SSLContext that trusts the broker's CA)."""
+    with _connect(host, port, timeout, ssl_ctx) as s:
         s.sendall(raw)
         data = b""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 chunk = s.recv(65536)
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLError):
                 break
             if not chunk:
                 break
@@ -80,9 +87,9 @@ class WsConn:
     """A raw WebSocket client connection. Every read has a deadline."""
 
     def __init__(self, port, path="/", protocols="mqtt", timeout=5.0, host="127.0.0.1",
-                 handshake=True):
+                 handshake=True, ssl_ctx=None):
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = _connect(host, port, timeout, ssl_ctx)
         self.buf = bytearray()
         self.headers = {}
         if handshake:
@@ -107,7 +114,7 @@ class WsConn:
             chunk = self.sock.recv(65536)
         except socket.timeout:
             raise TimeoutError("nothing from the broker in time")
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             raise mqtt_raw.Closed("connection reset")
         if not chunk:
             raise mqtt_raw.Closed("connection closed")
@@ -181,10 +188,12 @@ class WsMqtt(mqtt_raw.RawClient):
     """mqtt_raw.RawClient whose bytes travel in WebSocket binary frames: each send() is one
     frame; what arrives is the concatenated payloads of the server's binary frames."""
 
-    def __init__(self, port, version=4, timeout=5.0, host="127.0.0.1", path="/", protocols="mqtt"):
+    def __init__(self, port, version=4, timeout=5.0, host="127.0.0.1", path="/", protocols="mqtt",
+                 ssl_ctx=None):
         self.version = version
         self.timeout = timeout
-        self.ws = WsConn(port, path=path, protocols=protocols, timeout=timeout, host=host)
+        self.ws = WsConn(port, path=path, protocols=protocols, timeout=timeout, host=host,
+                         ssl_ctx=ssl_ctx)
         self.sock = self.ws.sock
         self.buf = bytearray()
 

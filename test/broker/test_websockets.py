@@ -49,6 +49,8 @@ def wsb(tmp_path_factory, www):
     extra = ["listener %d 127.0.0.1" % port, "protocol websockets", "http_dir %s" % www]
     if IS_MOSQUITTO:
         extra = ["listener %d 127.0.0.1" % free_port()] + extra
+        if os.geteuid() == 0:
+            extra.append("user root")  # else it drops to user mosquitto, who cannot read tmp
     b = Broker(tmp, threads=1, extra=extra, listener=False, port=port, name="ws")
     yield b
     b.stop()
@@ -241,6 +243,7 @@ def test_ping_between_fragments_gets_pong_with_its_payload(wsb):
         ws.close()
 
 
+@pytest.mark.mosquitto_xfail("libwebsockets does not echo the close status")
 def test_close_handshake_echoes_status_and_ends_stream(wsb):
     """5.5.1: a close is answered with a close (echoing the status), then the server closes
     the TCP connection."""
