@@ -199,6 +199,31 @@ def test_queued_inflight_and_drops(mb):
     pub.disconnect()
 
 
+def test_expired_in_the_queue_is_counted(mb):
+    """A QoS 1 message with a 1 s expiry, queued for an offline 5.0 session, has expired when
+    the session comes back: dropped with cause "expired", never sent."""
+    a = scrape(mb)
+    sub = m.RawClient(mb.port, version=5)
+    sub.connect("met-exp", clean=False, properties=[(m.P_SESSION_EXPIRY, 60)])
+    sub.subscribe([("met/exp", 1)])
+    sub.disconnect()
+    pub = m.RawClient(mb.port, version=5)
+    pub.connect("met-expp")
+    pub.publish("met/exp", b"old", qos=1, properties=[(m.P_MESSAGE_EXPIRY, 1)])
+    poll(mb, lambda s: v(s, "midge_queued_messages") == 1)
+    time.sleep(1.2)  # the expiry itself: the message must be older than its 1 s
+    sub = m.RawClient(mb.port, version=5)
+    sub.connect("met-exp", clean=False, properties=[(m.P_SESSION_EXPIRY, 0)])
+    sub.send(m.pingreq())
+    assert sub.recv().type == m.PINGRESP  # the queue was pumped before this answer
+    b = scrape(mb)
+    assert v(b, "midge_deliveries_dropped_total", cause="expired") - v(
+        a, "midge_deliveries_dropped_total", cause="expired") == 1
+    assert v(b, "midge_messages_sent_total", qos=1) == v(a, "midge_messages_sent_total", qos=1)
+    sub.disconnect()
+    pub.disconnect()
+
+
 def test_healthz_and_unknown_paths(mb):
     status, hdrs, body = http_get(mb.mport, "/healthz")
     assert (status, body) == (200, b"ok\n")
