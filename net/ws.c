@@ -445,6 +445,11 @@ static int upgrade(ws *w, const mg_http_msg *m, size_t head)
 	if (pend_add(w, hd, (size_t)n) < 0)
 		return -ENOMEM;
 	w->hoff = head; /* frames sent right behind the request */
+	if (w->hoff == w->hlen) { /* none: an idle connection keeps no request buffer */
+		free(w->h);
+		w->h = NULL;
+		w->hlen = w->hoff = w->hcap = 0;
+	}
 	w->state = ST_OPEN;
 	return 0;
 }
