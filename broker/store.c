@@ -63,8 +63,8 @@ static const char *const sql[ST_N] = {
 	[ST_Q_DEL] = "DELETE FROM queue WHERE sid = ?1 AND msg = ?2",
 	[ST_INQ2_PUT] = "INSERT OR REPLACE INTO inq2(sid, mid, msg) VALUES(?1, ?2, ?3)",
 	[ST_INQ2_DEL] = "DELETE FROM inq2 WHERE sid = ?1 AND mid = ?2",
-	[ST_SESS_PUT] = "INSERT OR REPLACE INTO sessions(sid, client_id, level, expiry, expire_at) "
-	                "VALUES(?1, ?2, ?3, ?4, NULL)",
+	[ST_SESS_PUT] = "INSERT OR REPLACE INTO sessions(sid, client_id, level, expiry, expire_at, username) "
+	                "VALUES(?1, ?2, ?3, ?4, NULL, ?5)",
 	[ST_SESS_DEL1] = "DELETE FROM sessions WHERE sid = ?1",
 	[ST_SESS_DEL2] = "DELETE FROM subs WHERE sid = ?1",
 	[ST_SESS_DEL3] = "DELETE FROM queue WHERE sid = ?1",
@@ -202,13 +202,22 @@ void mg_store_session_saved(mg_session *s)
 	sop *o = push(sb, OP_SESS_PUT);
 	if (!o)
 		return;
+	/* blob: the client id, then the user name (t2 bytes; -1: none), so acl_file sees the same
+	 * user for deliveries into a session restored at start-up as before the restart */
+	size_t ulen = s->username ? strlen(s->username) : 0;
 	o->sid = s->sid;
-	o->blob = dup_bytes(s->id, s->id_len);
+	o->blob = malloc(s->id_len + ulen + 1);
 	o->len = (uint32_t)s->id_len;
 	o->qos = s->level;
 	o->t1 = s->expiry;
-	if (!o->blob)
+	o->t2 = s->username ? (int64_t)ulen : -1;
+	if (!o->blob) {
 		sb->n--, sb->oom = true;
+		return;
+	}
+	memcpy(o->blob, s->id, s->id_len);
+	if (ulen)
+		memcpy(o->blob + s->id_len, s->username, ulen);
 }
 
 void mg_store_session_removed_(mg_session *s)
@@ -514,6 +523,10 @@ static int exec_op(mg_sbatch *sb, const sop *o)
 		bind_blob(st, 2, o->blob, o->len);
 		sqlite3_bind_int(st, 3, o->qos);
 		sqlite3_bind_int64(st, 4, o->t1);
+		if (o->t2 < 0)
+			sqlite3_bind_null(st, 5);
+		else
+			sqlite3_bind_blob(st, 5, o->blob + o->len, (int)o->t2, SQLITE_STATIC);
 		return step(st);
 	case OP_SESS_DEL:
 		for (int k = ST_SESS_DEL1; k <= ST_SESS_DEL4; k++) {
@@ -824,7 +837,7 @@ int mg_store_open(const char *path, bool fsync, mg_store **out, char *err, size_
 	/* Every page is read before anything is loaded, so damage is found while nothing is in
 	 * memory yet (docs/persistence.md "Failure modes"). The cost: ~0.45 s per million rows
 	 * on the 2-core test machine, on top of reading them for recovery. */
-	if (rc == SQLITE_OK && ver == MG_STORE_SCHEMA_VERSION) {
+	if (rc == SQLITE_OK && ver >= 1) {
 		sqlite3_stmt *q = NULL;
 		rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check(1)", -1, &q, NULL);
 		if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -851,6 +864,10 @@ int mg_store_open(const char *path, bool fsync, mg_store **out, char *err, size_
 		rc = exec(st->db, "BEGIN IMMEDIATE");
 		if (rc == SQLITE_OK)
 			rc = exec(st->db, MG_STORE_SCHEMA_SQL);
+		/* version 1 -> 2: sessions.username. In the same transaction as the version bump, so a
+		 * crash leaves either the old file or the migrated one. */
+		if (rc == SQLITE_OK && ver == 1)
+			rc = exec(st->db, MG_STORE_MIGRATE_1_2_SQL);
 		if (rc == SQLITE_OK)
 			rc = exec(st->db, set);
 		if (rc == SQLITE_OK)
@@ -1059,7 +1076,7 @@ static int load_sessions(mg_broker *b, mg_store *st, int64_t now_wall, idmap *ms
 {
 	sqlite3_stmt *q;
 	int rc = sqlite3_prepare_v2(st->db, "SELECT sid, client_id, level, expiry, expire_at, will_msg, will_at, "
-	                            "will_expiry FROM sessions ORDER BY sid", -1, &q, NULL);
+	                            "will_expiry, username FROM sessions ORDER BY sid", -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	int64_t now = mg_now_ms();
@@ -1080,6 +1097,14 @@ static int load_sessions(mg_broker *b, mg_store *st, int64_t now_wall, idmap *ms
 		mg_sref_set_sid(b, s->ref, sid);
 		s->level = (uint8_t)sqlite3_column_int(q, 2);
 		s->expiry = (uint32_t)expiry;
+		if (sqlite3_column_type(q, 8) != SQLITE_NULL) {
+			const char *u = sqlite3_column_blob(q, 8);
+			s->username = strndup(u ? u : "", (size_t)sqlite3_column_bytes(q, 8));
+			if (!s->username) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+		}
 		if (s->expiry != UINT32_MAX) {
 			/* NULL: it was online when the broker died; its expiry runs from now */
 			int64_t at = sqlite3_column_type(q, 4) == SQLITE_NULL ? now_wall + expiry * 1000

@@ -20,7 +20,8 @@
 #ifndef MG_BROKER_STORE_SCHEMA_H
 #define MG_BROKER_STORE_SCHEMA_H
 
-#define MG_STORE_SCHEMA_VERSION 1
+/* 1: first version. 2: sessions.username (a version-1 file is migrated in place at open). */
+#define MG_STORE_SCHEMA_VERSION 2
 /* Written to application_id: `file` and midge_db recognise the file as midge's. 'MIDG' */
 #define MG_STORE_APPLICATION_ID 0x4d494447
 
@@ -49,7 +50,8 @@
 	"  expire_at INTEGER,           -- offline: Unix ms it expires; NULL: online when last written, or never\n" \
 	"  will_msg INTEGER,            -- msgs.id of a delayed will waiting to be published; NULL none\n" \
 	"  will_at INTEGER,             -- Unix ms the delayed will is due\n" \
-	"  will_expiry INTEGER          -- message expiry of the will once published, s; NULL none\n" \
+	"  will_expiry INTEGER,         -- message expiry of the will once published, s; NULL none\n" \
+	"  username BLOB                -- user name it last connected with (what acl_file sees); NULL none\n" \
 	");\n" \
 	"CREATE TABLE IF NOT EXISTS subs (\n" \
 	"  sid INTEGER NOT NULL,\n" \
@@ -74,5 +76,9 @@
 	"  msg INTEGER NOT NULL,        -- msgs.id, routed when the PUBREL comes\n" \
 	"  PRIMARY KEY (sid, mid)\n" \
 	") WITHOUT ROWID;\n"
+
+/* Run after MG_STORE_SCHEMA_SQL on a version-1 file, inside the transaction that sets
+ * user_version to 2. */
+#define MG_STORE_MIGRATE_1_2_SQL "ALTER TABLE sessions ADD COLUMN username BLOB;\n"
 
 #endif

@@ -80,7 +80,7 @@ def test_store_file_has_the_documented_schema(site):
     site.start()
     client(site, "any", clean=True)[0].disconnect()  # a CONNACK: the store is open
     with site.db() as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"msgs", "retained", "sessions", "subs", "queue", "inq2"} <= tables
@@ -124,6 +124,90 @@ def test_v311_session_queue_and_retained_survive_restart(site, sig):
     with site.db() as db:
         assert db.execute("SELECT count(*) FROM queue").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM msgs").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_restored_session_keeps_its_user_name_for_acl_file(tmp_path, threads, sig):
+    """acl_file decides deliveries into a session restored at start-up by the user name it
+    connected with (sessions.username), as mosquitto does: alice may read a/# only through her
+    user section, and a message published while she is offline after a restart reaches her."""
+    acl = tmp_path / "acl"
+    acl.write_text("user alice\ntopic read a/#\n\nuser bob\ntopic write a/#\n")
+    site = Site(tmp_path, threads, extra=["user root"] * (os.geteuid() == 0) +
+                ["allow_anonymous true", "acl_file %s" % acl])
+    try:
+        site.start()
+        alice, ack = client(site, "alice-c", username="alice")
+        alice.subscribe([("a/#", 1)])
+        alice.disconnect()
+        site.restart(sig)
+        pub, _ = client(site, "bob-c", clean=True, username="bob")
+        assert pub.publish("a/x", b"for alice", qos=1, pid=5).pid == 5  # PUBACK: routed
+        pub.close()
+        alice, ack = client(site, "alice-c", username="alice")
+        assert ack.session_present == 1
+        p = alice.recv_publish()
+        assert (p.topic, p.payload, p.qos) == ("a/x", b"for alice", 1)
+        alice.disconnect()
+        with site.db() as db:
+            assert db.execute("SELECT username FROM sessions WHERE client_id = ?",
+                              (b"alice-c",)).fetchone()[0] == b"alice"
+    finally:
+        if site.b and not site.b.stopped:
+            site.stop()
+
+
+def test_reconnect_with_another_user_name_updates_the_stored_one(site):
+    site.start()
+    c, _ = client(site, "who", username="first")
+    c.disconnect()
+    c, _ = client(site, "who", username="second")
+    c.disconnect()
+    c, _ = client(site, "anon")
+    c.disconnect()
+    site.stop()
+    with site.db() as db:
+        rows = dict(db.execute("SELECT client_id, username FROM sessions"))
+    assert rows == {b"who": b"second", b"anon": None}
+
+
+# Version 1 of the schema: sessions had no username column.
+V1_SESSIONS = """CREATE TABLE sessions (sid INTEGER PRIMARY KEY, client_id BLOB NOT NULL UNIQUE,
+  level INTEGER NOT NULL, expiry INTEGER NOT NULL, expire_at INTEGER, will_msg INTEGER,
+  will_at INTEGER, will_expiry INTEGER)"""
+
+
+def test_version_1_file_is_migrated_in_place(site):
+    """A file written by a midge with schema version 1 opens: sessions gains its username
+    column, user_version becomes 2 and the session in it is restored."""
+    site.start()
+    c, _ = client(site, "old", username="u")
+    c.subscribe([("m/#", 1)])
+    c.disconnect()
+    site.stop()
+    with site.db() as db:  # turn the file back into a version-1 one, keeping its rows
+        db.executescript("ALTER TABLE sessions RENAME TO s2; %s; INSERT INTO sessions SELECT "
+                         "sid, client_id, level, expiry, expire_at, will_msg, will_at, "
+                         "will_expiry FROM s2; DROP TABLE s2; PRAGMA user_version = 1;"
+                         % V1_SESSIONS)
+        cols = [r[1] for r in db.execute("PRAGMA table_info(sessions)")]
+        assert "username" not in cols
+    site.start()
+    with site.db() as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert "username" in [r[1] for r in db.execute("PRAGMA table_info(sessions)")]
+    pub, _ = client(site, "p", clean=True)
+    pub.publish("m/1", b"kept", qos=1, pid=3)
+    pub.close()
+    c, ack = client(site, "old", username="u")
+    assert ack.session_present == 1
+    p = c.recv_publish()
+    assert (p.topic, p.payload) == ("m/1", b"kept")
+    c.disconnect()
+    site.stop()
+    with site.db() as db:
+        assert db.execute("SELECT username FROM sessions WHERE client_id = ?",
+                          (b"old",)).fetchone()[0] == b"u"
 
 
 @pytest.mark.threaded

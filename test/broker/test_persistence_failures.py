@@ -112,12 +112,12 @@ def test_newer_schema_refused_and_left_alone(tmp_path):
     b.stop()
     db = tmp_path / "midge.db"
     con = sqlite3.connect(str(db))
-    con.execute("PRAGMA user_version = 2")
+    con.execute("PRAGMA user_version = 3")
     con.close()
     before = db.read_bytes()
     rc, out = run_broker_until_exit(tmp_path, "listener 0 127.0.0.1\npersistence true\n")
     assert rc not in (0, None), out
-    assert "written by a newer midge (schema version 2, this midge knows up to 1)" in out
+    assert "written by a newer midge (schema version 3, this midge knows up to 2)" in out
     assert str(db.name) in out and "run that midge, or move the file away" in out
     assert db.read_bytes() == before
     assert asides(tmp_path) == []

@@ -74,7 +74,7 @@ def test_import_maps_every_record(mosq_db, tmp_path):
     assert ("2 retained messages, 3 sessions, 3 subscriptions, 4 queued and 2 in-flight "
             "messages, 1 incoming QoS 2 awaiting PUBREL") in out
     db = sqlite3.connect(str(dst))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     assert db.execute("PRAGMA application_id").fetchone()[0] == 0x4d494447
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -311,7 +311,7 @@ def test_backup_while_midge_writes(tmp_path):
             copies.append((dst, acked[0]))
             # dump opens the live store read-only: it reads while midge writes
             _, out, _ = run("dump", tmp_path / "midge.db")
-            assert "midge store, schema version 1" in out and "retained 'bk/000000'" in out
+            assert "midge store, schema version 2" in out and "retained 'bk/000000'" in out
     finally:
         stop.set()
         t.join(60)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/store_salvage.h"
+#include "broker/store_schema.h"
 
 #define ROWS 3000
 
@@ -101,7 +102,7 @@ static long count(const char *path, const char *q)
 
 static void check_fresh(const char *path)
 {
-	CHECK_EQ_INT(count(path, "PRAGMA user_version"), 1);
+	CHECK_EQ_INT(count(path, "PRAGMA user_version"), MG_STORE_SCHEMA_VERSION);
 	CHECK_EQ_INT(count(path, "PRAGMA application_id"), 0x4d494447);
 	sqlite3 *db;
 	sqlite3_stmt *s;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/store_schema.h"
 #include "tools/midge_db/midge_db.h"
 #include "tools/midge_db/store_file.h"
 
@@ -457,7 +458,8 @@ int mdb_import(const char *src, const char *dst, FILE *out)
 			        "import into a new file (or move this one aside first)\n", dst);
 			goto done;
 		}
-	} else if ((rc = mdb_create_schema(im.sq)) != SQLITE_OK) {
+	}
+	if (ver < MG_STORE_SCHEMA_VERSION && (rc = mdb_create_schema(im.sq, ver)) != SQLITE_OK) {
 		goto sqlfail;
 	}
 	im.sid = calloc(db.n_clients + 1, sizeof *im.sid);

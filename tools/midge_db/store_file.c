@@ -61,7 +61,7 @@ int mdb_open(const char *path, int flags, sqlite3 **out, int *version)
 	return 0;
 }
 
-int mdb_create_schema(sqlite3 *db)
+int mdb_create_schema(sqlite3 *db, int ver)
 {
 	char set[128];
 	snprintf(set, sizeof set, "PRAGMA user_version = %d; PRAGMA application_id = %d",
@@ -69,6 +69,8 @@ int mdb_create_schema(sqlite3 *db)
 	int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, MG_STORE_SCHEMA_SQL, NULL, NULL, NULL);
+	if (rc == SQLITE_OK && ver == 1)
+		rc = sqlite3_exec(db, MG_STORE_MIGRATE_1_2_SQL, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, set, NULL, NULL, NULL);
 	return rc;
@@ -157,8 +159,10 @@ int mdb_dump_midge(const char *path, FILE *out)
 	sqlite3_finalize(s);
 	s = NULL;
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "SELECT sid, client_id, level, expiry, expire_at, will_msg, "
-		                        "will_at FROM sessions ORDER BY client_id", -1, &s, NULL);
+		rc = sqlite3_prepare_v2(db, ver >= 2 ? "SELECT sid, client_id, level, expiry, expire_at, "
+		                        "will_msg, will_at, username FROM sessions ORDER BY client_id"
+		                        : "SELECT sid, client_id, level, expiry, expire_at, will_msg, "
+		                        "will_at, NULL FROM sessions ORDER BY client_id", -1, &s, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db, "SELECT filter, opts, sub_id FROM subs WHERE sid = ?1 "
 		                        "ORDER BY filter", -1, &sub, NULL);
@@ -187,6 +191,10 @@ int mdb_dump_midge(const char *path, FILE *out)
 		if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
 			fprintf(out, ", delayed will (message %lld) due ", (long long)sqlite3_column_int64(s, 5));
 			print_ms(out, s, 6);
+		}
+		if (sqlite3_column_type(s, 7) != SQLITE_NULL) {
+			fputs(", username ", out);
+			col_bytes(out, s, 7, 1024);
 		}
 		fputc('\n', out);
 		sqlite3_bind_int64(sub, 1, sid);

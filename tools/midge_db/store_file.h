@@ -8,7 +8,8 @@
  * empty database, and not from a newer schema. *version: its schema version, 0 if empty.
  * 0, or -1 after printing why to stderr. */
 int mdb_open(const char *path, int flags, sqlite3 **out, int *version);
-/* WAL mode, the tables, user_version and application_id: what midge's own open does. */
-int mdb_create_schema(sqlite3 *db);
+/* WAL mode, the tables, user_version and application_id: what midge's own open does. ver: the
+ * file's schema version (0 empty); a version-1 file is migrated. */
+int mdb_create_schema(sqlite3 *db, int ver);
 
 #endif
