@@ -13,6 +13,17 @@
 #   make SAN=asan   -> build/asan/...
 
 SAN ?=
+# Cross builds for the Raspberry Pi (docs/raspberry-pi.md): CROSS=aarch64-linux-gnu (64-bit
+# Raspberry Pi OS) builds into build/arm64, CROSS=arm-linux-gnueabihf (32-bit) into build/armhf,
+# with Debian's cross gcc and multiarch libraries (scripts/install-deps platforms).
+CROSS ?=
+ifneq ($(CROSS),)
+CC := $(CROSS)-gcc
+AR := $(CROSS)-ar
+BUILD ?= build/$(or $(CROSS_ARCH_$(CROSS)),$(CROSS))
+endif
+CROSS_ARCH_aarch64-linux-gnu = arm64
+CROSS_ARCH_arm-linux-gnueabihf = armhf
 ifeq ($(SAN),)
 BUILD ?= build
 else
@@ -110,7 +121,7 @@ WWW := build/www
 WEB_SRC := $(wildcard web/src/*) web/build.mjs
 WEB_MODULES := web/node_modules/.package-lock.json
 
-.PHONY: all test run fuzz bench install clean unit asan tsan fuzzers soak
+.PHONY: all test run fuzz bench install clean unit asan tsan fuzzers soak platforms
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -146,7 +157,7 @@ $(LIBCLIENT): $(call objs,$(CLIENT_SRC))
 $(LIBMIDGE): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC))
 $(LIB)/%.a:
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(LIBMIDGE_SO): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC)) client/libmidge.map
 	@mkdir -p $(dir $@)
@@ -229,6 +240,12 @@ fuzzers:
 test:
 	@scripts/install-deps
 	@scripts/run-tests
+
+# Not part of `make test`: cross-build for the Raspberry Pi (arm64, armhf) and run the unit
+# tests and a broker smoke test under qemu-user (scripts/run-platforms, docs/raspberry-pi.md).
+platforms:
+	@scripts/install-deps platforms
+	@scripts/run-platforms
 
 # Not part of `make test`: the kill -9 test of persistence with 100 kills instead of 20.
 soak: all

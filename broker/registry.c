@@ -2,8 +2,15 @@
  * broker/registry.c - client id -> session reference, and the slot table that makes
  * references safe to hold in other threads (see registry.h).
  *
- * An mg_sref is (generation << 32) | (slot index + 1). Destroying a session bumps its slot's
- * generation, so a reference still sitting in a matchset or an inbox no longer resolves.
+ * An mg_sref is (generation << SREF_IDX_BITS) | (slot index + 1). Destroying a session bumps
+ * its slot's generation, so a reference still sitting in a matchset or an inbox no longer
+ * resolves.
+ *
+ * An mg_sref is pointer-sized (the subscription tree keeps it as a void *): 32 index bits and
+ * 32 generation bits on 64-bit machines; on 32-bit ones (armhf, the 32-bit Raspberry Pi OS)
+ * 20 index bits (about a million sessions, more than such a machine holds) and 12 generation
+ * bits. The cost there: a stale reference resolves again if its slot is reused exactly 4096
+ * times while the reference is in flight (one matchset or inbox pass), which does not happen.
  */
 #include "broker/registry.h"
 #include "broker/broker.h"
@@ -11,6 +18,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if UINTPTR_MAX > 0xffffffffu
+#define SREF_IDX_BITS 32
+#else
+#define SREF_IDX_BITS 20
+#endif
+#define SREF_IDX_MASK ((uintptr_t)(UINTPTR_MAX >> (sizeof(uintptr_t) * 8 - SREF_IDX_BITS)))
+#define SREF_GEN_MASK ((uint32_t)(UINTPTR_MAX >> SREF_IDX_BITS))
 
 struct mg_slot {
 	atomic_uint gen;
@@ -38,10 +53,10 @@ static mg_slot *slot_at(mg_broker *b, uint32_t idx)
 static mg_slot *slot_of(mg_broker *b, mg_sref ref, uint32_t *gen)
 {
 	uintptr_t h = (uintptr_t)ref;
-	uint32_t idx = (uint32_t)(h & 0xffffffffu);
+	uint32_t idx = (uint32_t)(h & SREF_IDX_MASK);
 	if (idx == 0 || idx > b->n_slots_seen)
 		return NULL;
-	*gen = (uint32_t)(h >> 32);
+	*gen = (uint32_t)(h >> SREF_IDX_BITS);
 	return slot_at(b, idx - 1);
 }
 
@@ -125,6 +140,10 @@ static int slot_alloc(mg_broker *b, uint32_t *idx)
 	uint32_t i = b->n_slots;
 	if (i / MG_SLOT_CHUNK >= MG_SLOT_CHUNKS)
 		return -ENOMEM;
+#if SREF_IDX_BITS < 32
+	if (i + 1 > SREF_IDX_MASK) /* the index must fit in an mg_sref */
+		return -ENOMEM;
+#endif
 	if (!atomic_load(&b->slots[i / MG_SLOT_CHUNK])) {
 		mg_slot *chunk = calloc(MG_SLOT_CHUNK, sizeof *chunk);
 		if (!chunk)
@@ -169,7 +188,7 @@ mg_sref mg_registry_add(mg_broker *b, const char *id, size_t len, int me, mg_ses
 	atomic_store(&sl->online, false);
 	atomic_store_explicit(&sl->sid, 0, memory_order_relaxed);
 	sl->s = s;
-	mg_sref ref = (mg_sref)(((uintptr_t)gen << 32) | (idx + 1));
+	mg_sref ref = (mg_sref)(((uintptr_t)gen << SREF_IDX_BITS) | (idx + 1));
 	e->len = (uint32_t)len; /* an MQTT string: at most 65535 */
 	e->ref = ref;
 	e->owner = me;
@@ -192,11 +211,14 @@ void mg_registry_remove(mg_broker *b, const char *id, size_t len, mg_sref ref)
 	}
 	uint32_t gen;
 	mg_slot *sl = slot_of(b, ref, &gen);
-	atomic_fetch_add(&sl->gen, 1);
+	/* Under reg_mu, the only writer: the generation stays within what an mg_sref holds and
+	 * skips 0 when it wraps. */
+	uint32_t next = (atomic_load(&sl->gen) + 1) & SREF_GEN_MASK;
+	atomic_store(&sl->gen, next ? next : 1);
 	atomic_store(&sl->online, false);
 	atomic_store(&sl->owner, -1);
 	sl->s = NULL;
-	uint32_t idx = (uint32_t)((uintptr_t)ref & 0xffffffffu) - 1;
+	uint32_t idx = (uint32_t)((uintptr_t)ref & SREF_IDX_MASK) - 1;
 	sl->next_free = b->free_slot;
 	b->free_slot = idx + 1;
 	pthread_mutex_unlock(&b->reg_mu);

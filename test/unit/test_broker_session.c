@@ -183,3 +183,32 @@ TEST(session_struct_budget)
 	CHECK(sizeof(mg_session) <= 224);
 	CHECK(sizeof(mg_qring) <= 24 && sizeof(mg_fring) <= 24);
 }
+
+/* A session reference is pointer-sized (registry.c): on a 32-bit machine (armhf) it once kept
+ * only the slot index, so after a client id was removed and its slot reused, the old
+ * reference still resolved, to the new session. Reuse one slot past a 32-bit machine's
+ * generation wrap (4096): each time the reference just removed must resolve to nothing and the
+ * new one to its session. */
+TEST(stale_session_reference_does_not_resolve_after_slot_reuse)
+{
+	mg_broker b;
+	memset(&b, 0, sizeof b);
+	mg_registry_init(&b);
+	mg_session *s1 = (mg_session *)&b, *s2 = (mg_session *)&b.reg; /* never dereferenced */
+	int owner;
+	mg_sref old = mg_registry_add(&b, "a", 1, 0, s1, &owner);
+	CHECK(old != NULL);
+	int bad = 0;
+	for (int i = 0; i < 5000; i++) {
+		mg_registry_remove(&b, "a", 1, old);
+		mg_sref now = mg_registry_add(&b, "a", 1, 0, (i & 1) ? s1 : s2, &owner);
+		if (now == old || mg_sref_resolve(&b, old, 0) != NULL || mg_sref_owner(&b, old) != -1 ||
+		    mg_sref_resolve(&b, now, 0) != ((i & 1) ? s1 : s2))
+			bad++;
+		old = now;
+	}
+	CHECK(bad == 0);
+	CHECK(b.n_slots == 1); /* the same slot each time */
+	mg_registry_remove(&b, "a", 1, old);
+	mg_registry_free(&b);
+}

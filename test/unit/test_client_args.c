@@ -73,7 +73,7 @@ TEST(publish_topic_checks)
 	 * takes 3 bytes of the 268435455 a remaining length can hold) */
 	CHECK_EQ_INT(midge_publish(c, "a", "x", 268435455, 0, false, NULL), MIDGE_ERR_PAYLOAD_SIZE);
 	CHECK_EQ_INT(midge_publish(c, "a", "x", 268435455 - 2, 0, false, NULL), MIDGE_ERR_PAYLOAD_SIZE);
-	CHECK_EQ_INT(midge_publish(c, "a", "x", (size_t)1 << 40, 1, false, NULL), MIDGE_ERR_PAYLOAD_SIZE);
+	CHECK_EQ_INT(midge_publish(c, "a", "x", SIZE_MAX, 1, false, NULL), MIDGE_ERR_PAYLOAD_SIZE);
 	/* a valid one: queued (not connected), with a message id */
 	CHECK_EQ_INT(midge_publish(c, "a/b", NULL, 0, 1, true, NULL), 1);
 	CHECK_EQ_INT(midge_publish(c, "a/b", "x", 1, 0, false, NULL), 2);
