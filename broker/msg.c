@@ -10,38 +10,10 @@
 	(MG_PROP_BIT(MG_PROP_TOPIC_ALIAS) | MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID) |                  \
 	 MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY) | MG_PROP_BIT(MG_PROP_WILL_DELAY))
 
-mg_msg *mg_msg_new(const uint8_t *topic, size_t tlen, const uint8_t *payload, size_t plen,
-                   const mg_props *props, uint8_t qos, bool retain, int64_t now)
-{
-	mg_bytes raw = props ? props->raw : (mg_bytes){ NULL, 0 };
-	size_t fwd = raw.len ? mg_props_strip(NULL, 0, raw, PER_RECIPIENT) : 0;
-	mg_msg *m = malloc(sizeof *m + tlen + fwd + plen + 1);
-	if (!m)
-		return NULL;
-	atomic_init(&m->refs, 1);
-	atomic_init(&m->store_refs, 0);
-	atomic_init(&m->store_id, 0);
-	m->qos = qos;
-	m->retain = retain;
-	m->topic_len = (uint16_t)tlen;
-	m->payload_len = (uint32_t)plen;
-	m->props_len = (uint32_t)fwd;
-	memcpy(m->topic, topic, tlen);
-	m->topic[tlen] = 0; /* handy for logs */
-	m->props = m->topic + tlen + 1;
-	m->payload = m->props + fwd;
-	if (fwd)
-		mg_props_strip(m->props, fwd, raw, PER_RECIPIENT);
-	if (plen)
-		memcpy(m->payload, payload, plen);
-	m->has_expiry = props && (props->present & MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY));
-	m->expire_at = m->has_expiry ? now + (int64_t)props->message_expiry * 1000 : 0;
-	return m;
-}
-
-mg_msg *mg_msg_new_raw(const uint8_t *topic, size_t tlen, const uint8_t *payload, size_t plen,
-                       const uint8_t *props, size_t proplen, uint8_t qos, bool retain,
-                       bool has_expiry, int64_t expire_at)
+/* One allocation: the struct, then topic + NUL, properties, payload. The caller fills the
+ * properties, the payload and the expiry. */
+static mg_msg *msg_alloc(const uint8_t *topic, size_t tlen, size_t proplen, size_t plen,
+                         uint8_t qos, bool retain)
 {
 	mg_msg *m = malloc(sizeof *m + tlen + proplen + plen + 1);
 	if (!m)
@@ -55,9 +27,36 @@ mg_msg *mg_msg_new_raw(const uint8_t *topic, size_t tlen, const uint8_t *payload
 	m->payload_len = (uint32_t)plen;
 	m->props_len = (uint32_t)proplen;
 	memcpy(m->topic, topic, tlen);
-	m->topic[tlen] = 0;
+	m->topic[tlen] = 0; /* handy for logs */
 	m->props = m->topic + tlen + 1;
 	m->payload = m->props + proplen;
+	return m;
+}
+
+mg_msg *mg_msg_new(const uint8_t *topic, size_t tlen, const uint8_t *payload, size_t plen,
+                   const mg_props *props, uint8_t qos, bool retain, int64_t now)
+{
+	mg_bytes raw = props ? props->raw : (mg_bytes){ NULL, 0 };
+	size_t fwd = raw.len ? mg_props_strip(NULL, 0, raw, PER_RECIPIENT) : 0;
+	mg_msg *m = msg_alloc(topic, tlen, fwd, plen, qos, retain);
+	if (!m)
+		return NULL;
+	if (fwd)
+		mg_props_strip(m->props, fwd, raw, PER_RECIPIENT);
+	if (plen)
+		memcpy(m->payload, payload, plen);
+	m->has_expiry = props && (props->present & MG_PROP_BIT(MG_PROP_MESSAGE_EXPIRY));
+	m->expire_at = m->has_expiry ? now + (int64_t)props->message_expiry * 1000 : 0;
+	return m;
+}
+
+mg_msg *mg_msg_new_raw(const uint8_t *topic, size_t tlen, const uint8_t *payload, size_t plen,
+                       const uint8_t *props, size_t proplen, uint8_t qos, bool retain,
+                       bool has_expiry, int64_t expire_at)
+{
+	mg_msg *m = msg_alloc(topic, tlen, proplen, plen, qos, retain);
+	if (!m)
+		return NULL;
 	if (proplen)
 		memcpy(m->props, props, proplen);
 	if (plen)

@@ -16,6 +16,7 @@ import os
 import random
 import socket
 import tempfile
+import time
 
 LOW, HIGH = 20000, 32767
 DIR = os.path.join(tempfile.gettempdir(), "midge-test-ports")
@@ -83,3 +84,16 @@ def free_port():
             return port
         os.unlink(path)  # somebody outside the tests has it
     raise RuntimeError("no free loopback port in %d-%d after 4000 tries" % (LOW, HIGH))
+
+
+def wait_port(port, timeout=5.0, host="127.0.0.1"):
+    """True once something accepts connections on port (a broker started by a test), False
+    after timeout seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False

@@ -44,19 +44,11 @@ def _midge_takes_passwords(directory, passwd):
     return r.returncode == 0
 
 
-def _free_port():
-    return ports.free_port()  # claimed across processes: test/ports.py
+_free_port = ports.free_port  # claimed across processes: test/ports.py
 
 
 def _wait_port(port, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+    return ports.wait_port(port, timeout)
 
 
 class TlsBroker:

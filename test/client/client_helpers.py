@@ -31,19 +31,10 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error
                       "WARNING: ThreadSanitizer")
 
 
-def free_port():
-    return ports.free_port()  # claimed across processes: test/ports.py
+free_port = ports.free_port  # claimed across processes: test/ports.py
 
 
-def wait_port(port, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+wait_port = ports.wait_port
 
 
 class Mosquitto:

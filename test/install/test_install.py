@@ -48,8 +48,7 @@ int main(int argc, char **argv)
 '''
 
 
-def free_port():
-    return ports.free_port()  # claimed across processes: test/ports.py
+free_port = ports.free_port  # claimed across processes: test/ports.py
 
 
 @pytest.fixture(scope="module")

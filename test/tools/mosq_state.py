@@ -38,8 +38,7 @@ EXPECTED = {
 }
 
 
-def free_port():
-    return ports.free_port()  # claimed across processes: test/ports.py
+free_port = ports.free_port  # claimed across processes: test/ports.py
 
 
 def start(workdir, port):

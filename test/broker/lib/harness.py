@@ -40,8 +40,7 @@ SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error
                       "ThreadSanitizer")
 
 
-def free_port():
-    return ports.free_port()  # claimed across processes: test/ports.py
+free_port = ports.free_port  # claimed across processes: test/ports.py
 
 
 def broker_argv(conf_path, verbose=True):
