@@ -233,3 +233,41 @@ def test_tls_handshakes(tls_target, resume):
     r = json.loads(p.stdout.decode().strip().splitlines()[-1])
     assert r["failed"] == 0 and r["handshakes"] > 0, r
     assert r["resumed"] == (r["handshakes"] if resume else 0), r
+
+
+@pytest.fixture
+def ws_target(request, threads):
+    """(port, pid) of a midge whose second listener speaks only WebSockets: a client that did
+    not upgrade would get HTTP 400 there, so counts that come out right prove the upgrade."""
+    if not USE_MIDGE:
+        pytest.skip("WebSockets smoke runs against midge (the mosquitto stand-in has no ws)")
+    port = conftest.free_port()
+    b = request.getfixturevalue("broker_factory")(extra=LIMITS + [
+        "listener %d 127.0.0.1" % port, "protocol websockets"])
+    return port, b.pid
+
+
+@pytest.mark.single_thread
+def test_pairs_over_websockets(ws_target):
+    """--ws PATH: every connection upgrades (net/ws.c, client end); QoS 1 exact counts."""
+    port, pid = ws_target
+    r = bench(port, pid, "pairs", "-c", "3", "-q", "1", "-s", "64", "--ws", "/mqtt")
+    check_counts(r)
+    check_exact(r)
+
+
+@pytest.mark.single_thread
+def test_conn_over_websockets(ws_target):
+    port, pid = ws_target
+    r = bench(port, pid, "conn", "-c", "50", "--ws", "/mqtt")
+    assert r["exit"] == 0, r["stderr"]
+    assert r["connected"] == 50 and r["failed"] == 0
+
+
+@pytest.mark.single_thread
+def test_websockets_flag_against_a_plain_listener_fails(target):
+    """The other way round: --ws against a plain MQTT listener never gets its 101, and says so."""
+    port, pid = target
+    r = bench(port, pid, "conn", "-c", "2", "--ws", "/mqtt", timeout=30)
+    assert r.get("connected", 0) == 0, r
+    assert "WebSocket handshake failed" in r["stderr"], r["stderr"]

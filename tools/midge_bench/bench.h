@@ -61,6 +61,7 @@ typedef struct mb_opts {
 	bool resume;     /* hs: resume the previous session (tickets / session ids) */
 	bool no_verify;  /* TLS: do not check the broker's certificate (benchmarks only) */
 	bool no_clean;   /* persistent sessions (--no-clean) */
+	const char *ws_path; /* --ws PATH: MQTT over WebSockets (net/ws.c), upgrading at PATH */
 } mb_opts;
 
 /* ---- hist.c: HDR-style log buckets, 64 sub-buckets per power of two (~1.6%) ---- */

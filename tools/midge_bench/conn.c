@@ -11,6 +11,7 @@
  */
 #include "tools/midge_bench/bench.h"
 #include "net/tls.h"
+#include "net/ws.h"
 
 #include "net/framer.h"
 #include "net/transport.h"
@@ -571,7 +572,9 @@ static void tls_step(mb_conn *c)
 	}
 	if (r < 0) {
 		char why[300] = "TLS handshake failed", line[256];
-		if (mg_tls_error(&c->tr, 0, line, sizeof line))
+		if (mb_g->o.ws_path)
+			snprintf(why, sizeof why, "WebSocket handshake failed: %s", mg_ws_error(&c->tr));
+		else if (mg_tls_error(&c->tr, 0, line, sizeof line))
 			snprintf(why, sizeof why, "TLS handshake failed: %s", line);
 		mb_conn_fail(c, why);
 		return;
@@ -599,6 +602,21 @@ void mb_conn_on_event(mb_conn *c, uint32_t ev)
 			if (mg_tls_init(&c->tr, c->fd, mb_g->tls, MG_TLS_CLIENT, mb_tls_sni(&mb_g->o)) < 0) {
 				c->fd = -1;
 				mb_conn_fail(c, "out of memory for TLS");
+				return;
+			}
+			c->state = CS_TLS;
+			tls_step(c);
+			return;
+		}
+		if (mb_g->o.ws_path) {
+			/* the WebSocket upgrade on this loop (tls_step drives any handshake), then
+			 * CONNECT; the transport owns the fd now */
+			char host[300];
+			snprintf(host, sizeof host, "%s:%d", mb_g->o.host, mb_g->o.port);
+			mg_transport inner = c->tr;
+			if (mg_ws_client_init(&c->tr, &inner, host, mb_g->o.ws_path, NULL) < 0) {
+				c->fd = -1;
+				mb_conn_fail(c, "out of memory for WebSocket");
 				return;
 			}
 			c->state = CS_TLS;

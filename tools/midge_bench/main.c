@@ -65,6 +65,7 @@ static void usage(FILE *f)
 	        "      --resume            hs: offer the previous connection's session (resumption)\n"
 	        "      --no-verify         TLS: skip checking the broker's certificate, so the\n"
 	        "                          generator spends less than the broker (benchmarks)\n"
+	        "      --ws PATH           MQTT over WebSockets: upgrade at PATH (e.g. /mqtt)\n"
 	        "  -j, --json              one JSON object instead of text\n"
 	        "  -v, --verbose           each publisher's counts on stderr at the end\n");
 }
@@ -92,7 +93,7 @@ static void parse(int argc, char **argv, mb_opts *o)
 		{"connect-concurrency", 1, 0, 'C'}, {"keepalive", 1, 0, 'k'}, {"prefix", 1, 0, 'x'},
 		{"stall", 1, 0, 'T'}, {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'L'},
 		{"cafile", 1, 0, 'A'}, {"cert", 1, 0, 'E'}, {"key", 1, 0, 'K'}, {"resume", 0, 0, 'U'},
-		{"no-verify", 0, 0, 'N'}, {"no-clean", 0, 0, 'G'},
+		{"no-verify", 0, 0, 'N'}, {"no-clean", 0, 0, 'G'}, {"ws", 1, 0, 'B'},
 		{"json", 0, 0, 'j'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
 	*o = (mb_opts){.host = "127.0.0.1", .port = 1883, .size = 16, .duration = 5, .warmup = 1,
 	               .drain = 3, .clients = 1, .subscribers = 2, .protocol = 4, .threads = 2,
@@ -128,6 +129,7 @@ static void parse(int argc, char **argv, mb_opts *o)
 		case 'R': o->ready_file = optarg; break;
 		case 'L': o->label = optarg; break;
 		case 'A': o->cafile = optarg; break;
+		case 'B': o->ws_path = optarg; break;
 		case 'E': o->certfile = optarg; break;
 		case 'K': o->keyfile = optarg; break;
 		case 'U': o->resume = true; break;
@@ -150,6 +152,10 @@ static void parse(int argc, char **argv, mb_opts *o)
 	if (o->scenario < 0) {
 		fprintf(stderr, "midge_bench: unknown scenario '%s' (conn, pairs, fanin, fanout, shared, hs)\n",
 		        argv[optind]);
+		exit(2);
+	}
+	if (o->ws_path && (o->cafile || o->scenario == SC_HS)) {
+		fprintf(stderr, "midge_bench: --ws runs plain ws:// (no --cafile, no hs)\n");
 		exit(2);
 	}
 	if (o->scenario == SC_HS && !o->cafile) {
