@@ -463,3 +463,44 @@ def test_websockets_listener_alone_honours_its_bind_address(tmp_path):
         p.terminate()
         assert p.wait(timeout=10) == 0
         log.close()
+
+
+# ---- the handshake deadline ----
+
+def _closed_within(sock, seconds):
+    """Seconds until the broker closed sock (end of stream or reset), or None if it did not
+    within `seconds` (whatever it sent before closing is read and dropped)."""
+    t0 = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        while True:
+            if not sock.recv(4096):
+                return time.monotonic() - t0
+    except (ConnectionResetError, BrokenPipeError):
+        return time.monotonic() - t0
+    except socket.timeout:
+        return None
+
+
+@pytest.mark.midge_only
+def test_silent_and_half_sent_upgrades_are_closed_by_the_deadline(wsb):
+    """A connection that sends nothing, and one that stops in the middle of its upgrade request
+    (slowloris), are closed by the connect deadline (10 s, as a plain MQTT connection's first
+    packet); a client that upgrades meanwhile is served normally."""
+    silent = socket.create_connection(("127.0.0.1", wsb.port), timeout=5)
+    half = socket.create_connection(("127.0.0.1", wsb.port), timeout=5)
+    req, _ = upgrade_request("/mqtt")
+    half.sendall(req[:len(req) // 2])
+    c = WsMqtt(wsb.port)  # upgrades and speaks MQTT while the other two hang
+    c.send(mqtt_raw.connect("ws-deadline-bystander"))
+    assert c.recv_raw() == CONNACK_OK
+    try:
+        for s in (silent, half):
+            took = _closed_within(s, 30)
+            assert took is not None, "a stalled upgrade was still open after 30 s"
+    finally:
+        silent.close()
+        half.close()
+    c.send(mqtt_raw.pingreq())
+    assert c.recv_raw() == b"\xd0\x00"
+    c.close()
