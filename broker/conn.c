@@ -575,6 +575,20 @@ more:
 	mg_conn_close(c, n == 0 || n == -ECONNRESET ? MG_CLOSE_EOF : MG_CLOSE_SOCKET);
 }
 
+/* On an identity listener (use_identity_as_username / use_subject_as_username, or PSK) the
+ * user name comes from the TLS session tls, before CONNECT: the connection's own transport,
+ * or the one under its WebSocket (wss). */
+static void take_identity(mg_conn *c, const mg_transport *tls)
+{
+	const mg_listener_conf *lc = &c->w->b->cfg->listeners[c->lidx];
+	if (lc->use_identity_as_username || lc->use_subject_as_username) {
+		free(c->username);
+		c->username = mg_tls_identity(tls, lc);
+		c->user_from_cert = c->username != NULL;
+		c->tls_no_identity = c->username == NULL;
+	}
+}
+
 /* The end of a TLS handshake. A failure is logged in mosquitto's words and closes only this
  * socket. On an identity listener the user name comes from the certificate (or the PSK
  * identity) now, before CONNECT. */
@@ -586,13 +600,7 @@ static void tls_handshake_done(mg_conn *c, int r)
 		return;
 	}
 	c->handshaking = false;
-	const mg_listener_conf *lc = &c->w->b->cfg->listeners[c->lidx];
-	if (lc->use_identity_as_username || lc->use_subject_as_username) {
-		free(c->username);
-		c->username = mg_tls_identity(&c->tr, lc);
-		c->user_from_cert = c->username != NULL;
-		c->tls_no_identity = c->username == NULL;
-	}
+	take_identity(c, &c->tr);
 	set_watch(c);
 	do_read(c); /* the CONNECT may have come with the last handshake message */
 }
@@ -623,6 +631,9 @@ static void do_handshake(mg_conn *c)
 		return;
 	}
 	c->handshaking = false;
+	const mg_transport *in = mg_ws_inner(&c->tr);
+	if (in && in->ops == &mg_tls_ops)
+		take_identity(c, in); /* wss: the TLS session under the WebSocket */
 	mg_log(MG_LOG_WEBSOCKETS, "WebSocket connection from %s upgraded.", c->peer);
 	if (mg_transport_want_write(&c->tr))
 		mg_conn_mark_dirty(c); /* the rest of the 101 */

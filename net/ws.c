@@ -647,6 +647,11 @@ static ws *ws_new(mg_transport *t, mg_transport *inner, bool server, size_t hcap
 	return w;
 }
 
+const mg_transport *mg_ws_inner(const mg_transport *t)
+{
+	return t->ops == &mg_ws_ops && t->ctx ? &((const ws *)t->ctx)->in : NULL;
+}
+
 int mg_ws_server_init(mg_transport *t, mg_transport *inner, const mg_ws_server_opts *o)
 {
 	size_t hmax = o && o->headers_max ? o->headers_max : 4096;

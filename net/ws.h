@@ -115,6 +115,8 @@ int mg_ws_server_init(mg_transport *t, mg_transport *inner, const mg_ws_server_o
 int mg_ws_client_init(mg_transport *t, mg_transport *inner, const char *host, const char *path,
                       const char *headers);
 const char *mg_ws_error(const mg_transport *t);
+/* The transport a WebSocket runs over (TCP, or TLS for wss), or NULL if t is not one. */
+const mg_transport *mg_ws_inner(const mg_transport *t);
 /* The read fails with this when the peer broke the protocol (a close frame with the code is on
  * its way out): a lingering close lets the peer read it. */
 #define MG_WS_EPROTO (-EPROTO)

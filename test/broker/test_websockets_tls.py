@@ -132,3 +132,38 @@ def test_plain_ws_client_on_the_wss_port_fails(wss):
     b, _ = wss
     with pytest.raises((mqtt_raw.Closed, AssertionError, TimeoutError, ConnectionError)):
         WsConn(b.port, timeout=3)
+
+
+def test_wss_identity_as_username(tmp_path, tls_certs):  # noqa: F811
+    """require_certificate + use_identity_as_username on a wss listener: the client
+    certificate's CN is the user name, as on a plain TLS listener (mosquitto logs it as
+    u'client1'); a client without a certificate does not get in."""
+    c = tls_certs
+    port = free_port()
+    extra = ["listener %d 127.0.0.1" % port, "protocol websockets",
+             "cafile %s" % c.ca, "certfile %s" % c.server_cert, "keyfile %s" % c.server_key,
+             "require_certificate true", "use_identity_as_username true"]
+    if IS_MOSQUITTO:
+        extra = ["listener %d 127.0.0.1" % free_port()] + extra
+        if os.geteuid() == 0:
+            extra.append("user root")
+    b = Broker(tmp_path, threads=1, extra=extra, listener=False, port=port, name="wssid")
+    try:
+        ctx = ssl.create_default_context(cafile=c.ca)
+        ctx.load_cert_chain(c.client_cert, c.client_key)
+        cl = WsMqtt(b.port, ssl_ctx=ctx)
+        try:
+            cl.send(mqtt_raw.connect("wss-cert"))  # no user name in the CONNECT
+            assert cl.recv_raw() == b"\x20\x02\x00\x00"
+            b.wait_log(r"New client connected from \S+ as wss-cert \(p2, c1, k60, u'client1'\)\.")
+        finally:
+            cl.close()
+        bare = ssl.create_default_context(cafile=c.ca)  # no client certificate
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError, AssertionError,
+                            mqtt_raw.Closed)):
+            x = WsMqtt(b.port, ssl_ctx=bare)
+            x.send(mqtt_raw.connect("wss-nocert"))
+            x.recv_raw()
+        assert "as wss-nocert" not in b.log()
+    finally:
+        b.stop()
