@@ -79,6 +79,7 @@ void mg_config_free(mg_config *c)
 	free(c->acl_file);
 	free(c->psk_file);
 	free(c->clientid_prefixes);
+	mg_bridge_conf_free_all(c);
 	free(c->config_path);
 	free(c->config_abspath_);
 	for (int i = 0; i < c->n_files_; i++)
@@ -239,6 +240,8 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 		strcat(later, ", listen_backlog");
 	if (n.per_listener_settings != live->per_listener_settings)
 		strcat(later, ", per_listener_settings");
+	if (n.n_bridges || live->n_bridges) /* as in mosquitto, bridges are not reloaded */
+		strcat(later, ", bridges");
 	bool same_listeners = !(live->local_only ? n.n_listeners != 0 : listeners_differ(live, &n));
 	for (int i = 0; same_listeners && i < n.n_listeners; i++)
 		if (n.listeners[i].use_username_as_clientid != live->listeners[i].use_username_as_clientid) {

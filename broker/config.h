@@ -105,6 +105,8 @@ typedef struct mg_config {
 	char *config_abspath_;
 	int websockets_headers_size;     /* largest HTTP request head; 0 = 4096 */
 	int cli_port_;                   /* -p, or -1: reload compares listeners as started */
+	struct mg_bridge_conf *bridges;  /* `connection` blocks (bridge_conf.h); not reloaded */
+	int n_bridges;
 } mg_config;
 
 void mg_config_init(mg_config *c);                 /* defaults */

@@ -30,6 +30,8 @@ typedef struct mg_parse {
 	bool log_type_seen;      /* the first log_type replaces the default set, later ones add */
 	bool log_dest_seen;      /* likewise for log_dest */
 	bool sec_seen;           /* a security setting came: per_listener_settings is too late */
+	int bridge;              /* bridge options apply to c->bridges[bridge - 1]; 0: none yet */
+	const char *raw_args;    /* the line after the keyword, comments and all (`topic #`) */
 } mg_parse;
 
 /* A handler gets the words after the keyword (argv[0] is the first argument) and `rest`,
@@ -63,6 +65,12 @@ const char *mg_config_keep_name(mg_config *c, const char *name);
 
 /* A listener's TLS options make sense together (called once the whole file is read). */
 int mg_kw_check_tls(mg_parse *p, const mg_listener_conf *l);
+
+/* Bridges (config_bridge.c): `connection`, every bridge option, the checks at the end. */
+int mg_kw_connection(mg_parse *p, const char *kw, int argc, char **argv, const char *rest);
+int mg_kw_bridge(mg_parse *p, const char *kw, int argc, char **argv, const char *rest);
+int mg_bridge_check_all(mg_parse *p);
+void mg_bridge_conf_free_all(mg_config *c);
 
 void mg_listener_conf_init(mg_listener_conf *l);
 void mg_listener_conf_free(mg_listener_conf *l);

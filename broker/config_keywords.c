@@ -2,8 +2,7 @@
  * broker/config_keywords.c - what each keyword of mosquitto.conf means to midge.
  *
  * Every keyword mosquitto 2 documents is known here. Those midge implements set a field;
- * those asking for a feature midge does not have yet (WebSockets, bridges,
- * persistence, plugins, OpenSSL engines) stop the load with a message naming
+ * those asking for a feature midge does not have yet (plugins, OpenSSL engines) stop the load with a message naming
  * the file, the line and the missing feature, while their harmless values ("persistence
  * false", "protocol mqtt", "tls_keyform pem") are accepted. Obsolete or no-op keywords
  * are accepted with a warning that says so. Nothing is ignored silently.
@@ -674,19 +673,6 @@ static int kw_log_facility(mg_parse *p, const char *kw, int argc, char **argv, c
 	return 0;
 }
 
-/* ---- bridges ---- */
-
-static int kw_connection(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
-{
-	return not_yet(p, kw, "bridges are");
-}
-
-static int kw_bridge_option(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
-{
-	return mg_perr(p, "'%s' is a bridge option (it belongs after a 'connection' line), and "
-			"bridges are not yet implemented in this version of midge", kw);
-}
-
 /* ---- the table ---- */
 
 #define ANY -1
@@ -780,32 +766,32 @@ static const mg_keyword keywords[] = {
 	{"log_facility", kw_log_facility, 1, 1, false},
 	{"connection_messages", kw_connection_messages, 1, 1, false},
 	/* bridges */
-	{"connection", kw_connection, 1, ANY, false},
-	{"address", kw_bridge_option, 0, ANY, false},
-	{"addresses", kw_bridge_option, 0, ANY, false},
-	{"bridge_", kw_bridge_option, 0, ANY, true},
-	{"cleansession", kw_bridge_option, 0, ANY, false},
-	{"clientid", kw_bridge_option, 0, ANY, false},
-	{"idle_timeout", kw_bridge_option, 0, ANY, false},
-	{"keepalive_interval", kw_bridge_option, 0, ANY, false},
-	{"local_cleansession", kw_bridge_option, 0, ANY, false},
-	{"local_clientid", kw_bridge_option, 0, ANY, false},
-	{"local_password", kw_bridge_option, 0, ANY, false},
-	{"local_username", kw_bridge_option, 0, ANY, false},
-	{"notifications", kw_bridge_option, 0, ANY, false},
-	{"notifications_local_only", kw_bridge_option, 0, ANY, false},
-	{"notification_topic", kw_bridge_option, 0, ANY, false},
-	{"password", kw_bridge_option, 0, ANY, false},
-	{"remote_clientid", kw_bridge_option, 0, ANY, false},
-	{"remote_password", kw_bridge_option, 0, ANY, false},
-	{"remote_username", kw_bridge_option, 0, ANY, false},
-	{"restart_timeout", kw_bridge_option, 0, ANY, false},
-	{"round_robin", kw_bridge_option, 0, ANY, false},
-	{"start_type", kw_bridge_option, 0, ANY, false},
-	{"threshold", kw_bridge_option, 0, ANY, false},
-	{"topic", kw_bridge_option, 0, ANY, false},
-	{"try_private", kw_bridge_option, 0, ANY, false},
-	{"username", kw_bridge_option, 0, ANY, false},
+	{"connection", mg_kw_connection, 1, 1, false},
+	{"address", mg_kw_bridge, 0, ANY, false},
+	{"addresses", mg_kw_bridge, 0, ANY, false},
+	{"bridge_", mg_kw_bridge, 0, ANY, true},
+	{"cleansession", mg_kw_bridge, 0, ANY, false},
+	{"clientid", mg_kw_bridge, 0, ANY, false},
+	{"idle_timeout", mg_kw_bridge, 0, ANY, false},
+	{"keepalive_interval", mg_kw_bridge, 0, ANY, false},
+	{"local_cleansession", mg_kw_bridge, 0, ANY, false},
+	{"local_clientid", mg_kw_bridge, 0, ANY, false},
+	{"local_password", mg_kw_bridge, 0, ANY, false},
+	{"local_username", mg_kw_bridge, 0, ANY, false},
+	{"notifications", mg_kw_bridge, 0, ANY, false},
+	{"notifications_local_only", mg_kw_bridge, 0, ANY, false},
+	{"notification_topic", mg_kw_bridge, 0, ANY, false},
+	{"password", mg_kw_bridge, 0, ANY, false},
+	{"remote_clientid", mg_kw_bridge, 0, ANY, false},
+	{"remote_password", mg_kw_bridge, 0, ANY, false},
+	{"remote_username", mg_kw_bridge, 0, ANY, false},
+	{"restart_timeout", mg_kw_bridge, 0, ANY, false},
+	{"round_robin", mg_kw_bridge, 0, ANY, false},
+	{"start_type", mg_kw_bridge, 0, ANY, false},
+	{"threshold", mg_kw_bridge, 0, ANY, false},
+	{"topic", mg_kw_bridge, 0, ANY, false},
+	{"try_private", mg_kw_bridge, 0, ANY, false},
+	{"username", mg_kw_bridge, 0, ANY, false},
 };
 #define N_KEYWORDS (sizeof keywords / sizeof keywords[0])
 

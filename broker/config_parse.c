@@ -138,6 +138,8 @@ static int parse_line(mg_parse *p, char *line, char *copy)
 		total++;
 		while (*s && !is_space(*s))
 			s++;
+		if (total == 1)
+			p->raw_args = copy + (s - line);
 		if (*s)
 			*s++ = '\0';
 	}
@@ -339,6 +341,8 @@ static int finish_parse(mg_parse *p)
 	for (int i = 0; i < c->n_listeners; i++)
 		if (mg_kw_check_tls(p, &c->listeners[i]) < 0)
 			return -1;
+	if (mg_bridge_check_all(p) < 0)
+		return -1;
 	for (int i = 0; i < c->n_listeners; i++) {
 		for (int j = 0; j < i; j++) {
 			const mg_listener_conf *a = &c->listeners[j], *b = &c->listeners[i];

@@ -398,12 +398,10 @@ TEST(not_yet_implemented_features_are_named)
 		"Error: t.conf:2: 'tls_keyform': keys held by an OpenSSL engine are not yet implemented in this version of midge.");
 	EXPECT_ERR("listener 1\nbind_interface eth0\n", "Error: t.conf:2: 'bind_interface': binding to an "
 			"interface by name is not yet implemented in this version of midge.");
-	EXPECT_ERR("connection bridge-01\naddress 10.0.0.1:1883\n",
-		"Error: t.conf:1: 'connection': bridges are not yet implemented in this version of midge.");
-	EXPECT_ERR("topic # both 0\n", "Error: t.conf:1: 'topic' is a bridge option (it belongs after a "
-			"'connection' line), and bridges are not yet implemented in this version of midge.");
+	EXPECT_ERR("topic # both 0\n", "Error: t.conf:1: 'topic' is a bridge option: it belongs after a "
+			"'connection NAME' line.");
 	EXPECT_ERR("bridge_protocol_version mqttv50\n", "Error: t.conf:1: 'bridge_protocol_version' is a bridge "
-			"option (it belongs after a 'connection' line), and bridges are not yet implemented in this version of midge.");
+			"option: it belongs after a 'connection NAME' line.");
 	EXPECT_ERR("auth_plugin /usr/lib/x.so\n", "Error: t.conf:1: 'auth_plugin': plugins are not yet implemented in this version of midge.");
 	EXPECT_ERR("plugin_opt_db x\n", "Error: t.conf:1: 'plugin_opt_db': plugins are not yet implemented in this version of midge.");
 	EXPECT_ERR("listener 1\nsocket_domain ipv4\n", "Error: t.conf:2: 'socket_domain': restricting a listener "
