@@ -1,20 +1,14 @@
 /* client/client.c - the client object: create, free, settings, callbacks, the lock and log. */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "client/client.h"
 
 int64_t mgc_cl_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mg_plat_now_ms();
 }
 
 void mgc_lock(midge_client *c)
@@ -222,9 +216,7 @@ const char *mgc_cid(const midge_client *c)
 
 void mgc_wake(midge_client *c)
 {
-	char b = 1;
-	ssize_t n = write(c->wake[1], &b, 1); /* full pipe: a wake is pending anyway */
-	(void)n;
+	mg_plat_wake(c->wake[1]);
 }
 
 static char *xstrdup(const char *s)
@@ -238,14 +230,8 @@ static char *random_id(void)
 	char *id = malloc(24);
 	if (!id)
 		return NULL;
-	unsigned long long r = (unsigned long long)mgc_cl_now_ms() ^ ((unsigned long long)getpid() << 32);
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		unsigned long long x;
-		if (read(fd, &x, sizeof(x)) == (ssize_t)sizeof(x))
-			r ^= x;
-		close(fd);
-	}
+	unsigned long long r;
+	mg_plat_random(&r, sizeof(r));
 	snprintf(id, 24, "midge-%016llx", r);
 	return id;
 }
@@ -275,7 +261,7 @@ midge_client *midge_client_new(const char *client_id, bool clean_session, void *
 	c->tr.fd = -1;
 	c->sock_told = -1;
 	mg_framer_init(&c->in, 1); /* +1: the '\0' on_publish lends after a payload */
-	if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0)
+	if (mg_plat_init() != 0 || mg_plat_wake_open(c->wake) != 0)
 		goto fail;
 	if (!empty)
 		c->id = strdup(client_id);
@@ -284,11 +270,7 @@ midge_client *midge_client_new(const char *client_id, bool clean_session, void *
 	if ((!empty || protocol == MIDGE_PROTOCOL_V31) && !c->id)
 		goto fail;
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mg_plat_cond_init(&c->cv);
 	c->clean_session = clean_session;
 	c->clean_start = clean_session;
 	c->level = (uint8_t)protocol;
@@ -307,10 +289,7 @@ midge_client *midge_client_new(const char *client_id, bool clean_session, void *
 	c->srv_retain = true;
 	return c;
 fail:
-	if (c->wake[0] >= 0) {
-		close(c->wake[0]);
-		close(c->wake[1]);
-	}
+	mg_plat_wake_close(c->wake);
 	free(c->id);
 	free(c);
 	return NULL;
@@ -367,8 +346,7 @@ void midge_client_free(midge_client *c)
 	free(c->ws_headers);
 	if (c->bind_ai)
 		freeaddrinfo(c->bind_ai);
-	close(c->wake[0]);
-	close(c->wake[1]);
+	mg_plat_wake_close(c->wake);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c);

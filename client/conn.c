@@ -1,13 +1,9 @@
 /* client/conn.c - opening and closing a connection: name lookup, non-blocking TCP connect over
  * each address in turn, CONNECT, DISCONNECT, and what a closed connection leaves behind. */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "client/client.h"
 
@@ -37,30 +33,30 @@ static int try_next(midge_client *c)
 	while (c->ai_next) {
 		struct addrinfo *a = c->ai_next;
 		c->ai_next = a->ai_next;
-		int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+		int fd = mg_plat_tcp_socket(a->ai_family);
 		if (fd < 0) {
-			err = errno;
+			err = -fd;
 			continue;
 		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (c->bind_ai) {
 			/* connect_bind: the first local address of this address's family */
 			struct addrinfo *b = c->bind_ai;
 			while (b && b->ai_family != a->ai_family)
 				b = b->ai_next;
-			if (!b || bind(fd, b->ai_addr, b->ai_addrlen) != 0) {
-				err = b ? errno : EAFNOSUPPORT;
-				close(fd);
+			int r = b ? mg_plat_bind(fd, b->ai_addr, b->ai_addrlen) : -EAFNOSUPPORT;
+			if (r != 0) {
+				err = -r;
+				mg_plat_close(fd);
 				continue;
 			}
 		}
-		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
+		int r = mg_plat_connect(fd, a->ai_addr, a->ai_addrlen);
+		if (r == 0 || r == -EINPROGRESS) {
 			mg_tcp_init(&c->tr, fd);
 			return MIDGE_OK;
 		}
-		err = errno;
-		close(fd);
+		err = -r;
+		mg_plat_close(fd);
 	}
 	errno = err;
 	return MIDGE_ERR_ERRNO;
@@ -68,10 +64,7 @@ static int try_next(midge_client *c)
 
 int mgc_tcp_progress(midge_client *c)
 {
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(c->tr.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-		err = errno;
+	int err = mg_plat_sock_error(c->tr.fd);
 	if (err == 0) {
 		c->state = MG_S_CONNACK;
 		freeaddrinfo(c->ai);

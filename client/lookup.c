@@ -7,11 +7,9 @@
  * whoever lets go last frees it, so an abandoned lookup finishes and cleans up on its own, never
  * touching the client (which may be gone by then). Cost: one short-lived thread per reconnect. */
 #include <errno.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "client/client.h"
 
@@ -67,11 +65,7 @@ mgc_lookup *mgc_lookup_start(const char *host, int port)
 	l->port = port;
 	l->refs = 2;
 	pthread_mutex_init(&l->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	mg_plat_cond_init(&l->cv);
 	pthread_attr_t at;
 	pthread_t t;
 	pthread_attr_init(&at);
@@ -89,17 +83,10 @@ mgc_lookup *mgc_lookup_start(const char *host, int port)
 
 bool mgc_lookup_wait(mgc_lookup *l, int ms, struct addrinfo **ai, int *rc)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	int64_t until = mg_plat_now_ms() + ms;
 	pthread_mutex_lock(&l->mu);
 	while (!l->done)
-		if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT)
+		if (mg_plat_cond_wait_until(&l->cv, &l->mu, until) == ETIMEDOUT)
 			break;
 	bool done = l->done;
 	int e = l->err;

@@ -5,12 +5,8 @@
  * One thread at a time owns the loop (loop_owner). A call that needs the loop takes ownership
  * for its duration, or, when another thread owns it (loop_start), waits on cv for the result. */
 #include <errno.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "client/client.h"
 
@@ -37,9 +33,7 @@ static void release_loop(midge_client *c)
 
 static void drain_wake(midge_client *c)
 {
-	char buf[64];
-	while (read(c->wake[0], buf, sizeof(buf)) > 0)
-		;
+	mg_plat_wake_drain(c->wake[0]);
 }
 
 static bool active(int st)
@@ -135,7 +129,7 @@ int mgc_loop_once(midge_client *c, int timeout_ms)
 		t = 0;
 	mgc_unlock(c);
 
-	int n = poll(pf, 2, t);
+	int n = mg_plat_poll(pf, 2, t);
 	if (n < 0 && errno != EINTR)
 		return MIDGE_ERR_ERRNO;
 	if (n > 0 && (pf[1].revents & POLLIN))
@@ -190,12 +184,6 @@ int midge_loop(midge_client *c, int timeout_ms)
 
 /* ---- waiting for a result ---- */
 
-static void deadline_ts(struct timespec *ts, int64_t at_ms)
-{
-	ts->tv_sec = (time_t)(at_ms / 1000);
-	ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
-}
-
 /* Wait until done(c) or the deadline (-1: none). Runs the loop when nobody does. Returns
  * MIDGE_OK, MIDGE_ERR_TIMEOUT, MIDGE_ERR_BUSY (called from a callback), or the error that
  * ended the connection when we run the loop ourselves and nobody will reconnect. */
@@ -219,12 +207,10 @@ static int wait_for(midge_client *c, bool (*done)(midge_client *, void *), void 
 				mgc_unlock(c);
 				return wait_for(c, done, arg, deadline);
 			}
-			struct timespec ts;
 			int64_t at = mgc_cl_now_ms() + 1000;
 			if (deadline >= 0 && deadline < at)
 				at = deadline;
-			deadline_ts(&ts, at);
-			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+			mg_plat_cond_wait_until(&c->cv, &c->mu, at);
 		}
 		mgc_unlock(c);
 		return rc;
@@ -525,9 +511,7 @@ static void nap(midge_client *c, int64_t until)
 		mgc_lock(c);
 		return;
 	}
-	struct timespec ts;
-	deadline_ts(&ts, until);
-	pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	mg_plat_cond_wait_until(&c->cv, &c->mu, until);
 }
 
 /* threaded: loop_start's thread, which waits for a connect instead of returning and runs until
@@ -719,7 +703,7 @@ int midge_loop_write(midge_client *c)
 		return rc;
 	if (c->state == MG_S_TCP) {
 		struct pollfd pf = { .fd = c->tr.fd, .events = POLLOUT };
-		if (poll(&pf, 1, 0) > 0) {
+		if (mg_plat_poll(&pf, 1, 0) > 0) {
 			rc = mgc_tcp_progress(c);
 			if (rc && c->state == MG_S_TCP)
 				mgc_conn_close(c, 0, rc, NULL);

@@ -3,7 +3,6 @@
  * to connect to the broker (by name: the proxy resolves it, as paho's proxy_rdns), then MQTT
  * runs through as if the proxy were not there. The handshake is non-blocking like the rest of
  * the loop and counts against the connect timeout; the CONNECT already in obuf waits for it. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -13,8 +13,8 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/types.h>
-#include <sys/uio.h>
+
+#include "net/plat.h"
 
 typedef struct mg_transport mg_transport;
 

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 enum { ST_HS_SEND, ST_HS_READ, ST_REPLY, ST_OPEN, ST_CLOSED };
@@ -104,19 +103,7 @@ static int pend_flush(ws *w)
 
 static void random_bytes(void *b, size_t n)
 {
-	uint8_t *q = b;
-	while (n) {
-		ssize_t r = getrandom(q, n, 0);
-		if (r <= 0) { /* no entropy source at all: still unpredictable enough to a proxy */
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			for (size_t i = 0; i < n; i++)
-				q[i] = (uint8_t)(ts.tv_nsec >> (i % 4 * 8)) ^ (uint8_t)(uintptr_t)&ts;
-			return;
-		}
-		q += r;
-		n -= (size_t)r;
-	}
+	mg_plat_random(b, n);
 }
 
 /* A control frame into cq (a client masks it). */

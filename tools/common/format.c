@@ -292,7 +292,7 @@ static void put_percent(FILE *o, const midge_message *m, char c, spec s, clock_n
 		break;
 	case 'I':
 		now(t);
-		if (strftime(buf, sizeof(buf), "%FT%T%z", &t->tm))
+		if (strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S%z", &t->tm))
 			put_str(o, buf, s);
 		else
 			put_blank(o, ' ', s.width);

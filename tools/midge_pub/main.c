@@ -8,7 +8,6 @@
  * Like mosquitto_pub, -l sends every line it has before it turns to the socket again.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include <midge/midge.h>
 
 #include "tools/common/cfg.h"
+#include "tools/common/os.h"
 #include "tools/common/client.h"
 
 typedef struct payload {
@@ -195,7 +195,7 @@ static int send1(const mg_cfg *cfg, midge_client *c, const void *data, size_t le
 	return mid;
 }
 
-/* Lines of stdin read straight from fd 0, so poll() sees what is still to come. */
+/* Lines of stdin read straight from fd 0, so mg_tool_wait_stdin sees what is still to come. */
 typedef struct lines {
 	char *buf; /* owned */
 	size_t len, cap;
@@ -263,13 +263,12 @@ static int publish_lines(const mg_cfg *cfg, midge_client *c, const midge_propert
 		}
 		if (l.eof)
 			break;
-		struct pollfd pfd[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
-					{.fd = midge_socket(c), .events = POLLIN}};
-		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, 1000) < 0 && errno != EINTR) {
+		int ready = mg_tool_wait_stdin(c, 1000);
+		if (ready < 0) {
 			last = -1;
 			break;
 		}
-		if (pfd[0].revents && read_more(&l)) {
+		if (ready && read_more(&l)) {
 			last = -1;
 			break;
 		}

@@ -276,7 +276,6 @@ static int run(sub *s)
 int main(int argc, char **argv)
 {
 	static sub s;
-	struct sigaction sa;
 	int rc;
 
 	rc = mg_cfg_parse(&s.cfg, MG_TOOL_SUB, argc, argv);
@@ -310,11 +309,9 @@ int main(int argc, char **argv)
 	midge_on_message_set(s.c, on_message);
 	midge_on_publish_set(s.c, on_publish);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	/* signal(), not sigaction: ISO C, so Windows has it too (Ctrl-C is SIGINT there). */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 
 	rc = mg_tool_connect(&s.cfg, s.c);
 	if (rc == 0)
