@@ -118,6 +118,8 @@ UNIT_BINS  := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 FUZZ_BINS  := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 CLIENT_TEST_BINS := $(patsubst test/client/c/%.c,$(BUILD)/test/client/%,$(CLIENT_TEST_SRC))
+# bench/compare's ceiling (bench/trivial_router.c): not a broker, links nothing of midge
+TRIVIAL_ROUTER := $(BUILD)/bench/trivial_router
 WWW := build/www
 WEB_SRC := $(wildcard web/src/*) web/build.mjs
 WEB_MODULES := web/node_modules/.package-lock.json
@@ -129,7 +131,7 @@ WEB_MODULES := web/node_modules/.package-lock.json
 ifeq ($(SAN),fuzz)
 all: $(FUZZ_BINS)
 else
-all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(MIDGE) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS) $(CLIENT_TEST_BINS) $(WWW)/index.html
+all: $(LIBPROTO) $(LIBNET) $(LIBMIDGE) $(LIBMIDGE_SO) $(MIDGE) $(TOOL_BINS) $(EX_BINS) $(UNIT_BINS) $(BENCH_BINS) $(TRIVIAL_ROUTER) $(CLIENT_TEST_BINS) $(WWW)/index.html
 endif
 
 # ---- the web page (web/, docs/web.md) ----
@@ -224,6 +226,10 @@ $(BUILD)/fuzz/fuzz_%: $(OBJ)/test/fuzz/fuzz_%.o $$(call layer_libs,$$*)
 $(BUILD)/bench/micro_%: $(OBJ)/bench/micro_%.o $$(call layer_libs,$$*)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(call layer_ldlibs,$*)
+
+$(TRIVIAL_ROUTER): $(OBJ)/bench/trivial_router.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PLAIN_LDLIBS)
 
 # ---- convenience targets ----
 unit: all

@@ -117,3 +117,88 @@ def test_rows_nats_cannot_run_are_na():
     assert "n/a: nats on pairs10-q2: nats-server 2.9's MQTT has no QoS 2" in out
     assert "n/a: nats on pairs10-q0-acl1k: " in out
     assert "n/a: nats on ws-pairs10-q0: " in out
+
+
+# ---- the ceiling: bench/trivial_router.c (not a broker) ----
+
+ROUTER = os.path.join(smoke.conftest.MIDGE_BUILD, "bench", "trivial_router")
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory):
+    """(port, pid) of one trivial router for the module."""
+    if not os.access(ROUTER, os.X_OK):
+        pytest.fail("trivial_router not found at %s (make)" % ROUTER)
+    tmp = str(tmp_path_factory.mktemp("router"))
+    port = smoke.conftest.free_port()
+    logpath = os.path.join(tmp, "router.log")
+    logf = open(logpath, "wb")
+    p = subprocess.Popen([ROUTER, "-p", str(port)], stdout=logf, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=smoke.ENV)
+    try:
+        wait_listening(p, port, logpath)
+        yield port, p.pid
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+        logf.close()
+        log = open(logpath).read()
+        for pat in smoke.conftest.SANITIZER_PATTERNS:
+            assert pat not in log, log[-6000:]
+
+
+def test_router_forwards_by_topic_byte_for_byte(router):
+    """CONNACK and SUBACK are the fixed 3.1.1 bytes; a PUBLISH reaches the exact and the
+    wildcard subscriber as sent, retain flag cleared; a topic nobody subscribed to reaches
+    nobody (the publisher's next message, which does arrive, is the sync point)."""
+    from mqtt_raw import RawClient, connect, publish, subscribe, pingreq
+    port, _ = router
+    sub, pub = RawClient(port), RawClient(port)
+    try:
+        for c in (sub, pub):
+            c.send(connect("ignored"))
+            assert c.recv_raw() == bytes([0x20, 0x02, 0x00, 0x00])
+        sub.send(subscribe(0x1234, ["bench/p/1", ("bench/in/+", 1)]))
+        assert sub.recv_raw() == bytes([0x90, 0x04, 0x12, 0x34, 0x00, 0x00])
+        pub.send(pingreq())
+        assert pub.recv_raw() == bytes([0xD0, 0x00])
+        pub.send(publish("bench/p/2", b"nobody") + publish("bench/p/1", b"x" * 200, retain=True)
+                 + publish("bench/in/7", b"fan-in"))
+        assert sub.recv_raw() == publish("bench/p/1", b"x" * 200)
+        assert sub.recv_raw() == publish("bench/in/7", b"fan-in")
+        sub.expect_nothing(0.2)
+    finally:
+        sub.close()
+        pub.close()
+
+
+def test_router_refuses_what_it_cannot_do(router):
+    """QoS 1 closes the connection; MQTT 5 gets CONNACK 0x01 and a close; nothing before
+    CONNECT."""
+    from mqtt_raw import RawClient, connect, publish
+    port, _ = router
+    c = RawClient(port)
+    c.send(connect("a"))
+    c.recv_raw()
+    c.send(publish("t", b"q1", qos=1, pid=1))
+    c.expect_closed()
+    c.close()
+    c = RawClient(port)
+    c.send(connect("b", version=5))
+    assert c.recv_raw() == bytes([0x20, 0x02, 0x00, 0x01])
+    c.expect_closed()
+    c.close()
+    c = RawClient(port)
+    c.send(publish("t", b"before connect"))
+    c.expect_closed()
+    c.close()
+
+
+@pytest.mark.parametrize("scenario", ["pairs", "fanin", "fanout"])
+def test_router_under_midge_bench(router, scenario):
+    """The rows bench/compare runs it on: every message delivered once, in order."""
+    port, pid = router
+    fan = 4 if scenario == "fanout" else 1
+    r = smoke.bench(port, pid, scenario, "-c", str(4 if scenario == "fanout" else 5), "-q", "0")
+    smoke.check_counts(r, fan=fan)
+    smoke.check_exact(r)
