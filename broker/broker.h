@@ -65,6 +65,8 @@ struct mg_broker {
 	time_t start_time;
 	pthread_barrier_t pause;
 	atomic_bool paused_req;
+	struct mg_bridge *bridges;  /* one per `connection` block (bridge.h), each on one worker */
+	int n_bridges;
 };
 
 /* Start listeners and workers; run until stopped; stop; free. main.c drives it. */

@@ -5,6 +5,7 @@
  */
 #include "broker/conn.h"
 #include "broker/auth.h"
+#include "broker/bridge.h"
 #include "broker/alias_out.h"
 #include "broker/broker.h"
 #include "broker/log.h"
@@ -108,6 +109,8 @@ void mg_conn_handoff(mg_conn *c, int to)
 
 void mg_conn_uncount(mg_conn *c)
 {
+	if (c->outbound)
+		return; /* a bridge's connection counts against no listener */
 	mg_broker *b = c->w->b;
 	atomic_fetch_sub(&b->n_conns, 1);
 	atomic_fetch_sub(&b->lcount[c->lidx], 1);
@@ -174,6 +177,8 @@ void mg_conn_close(mg_conn *c, enum mg_close why)
 		c->s = NULL;
 		mg_session_detach(w, s, why != MG_CLOSE_DISCONNECT || c->will_on_close);
 	}
+	if (c->outbound)
+		mg_bridge_closed(c); /* down: the bridge plans its restart */
 	c->id = NULL;
 	mg_loop_unwatch(w->loop, c->tr.fd);
 	if (c->linger && !c->out_bytes && why != MG_CLOSE_SHUTDOWN)
@@ -483,7 +488,10 @@ int mg_conn_process(mg_conn *c)
 		if (n <= 0)
 			break;
 		MG_MET_ADD(c->w->st.msgs_recv, 1);
-		if (c->state == MG_CS_NEW) {
+		if (c->outbound) {
+			if (mg_bridge_packet(c, &p) < 0)
+				return 0;
+		} else if (c->state == MG_CS_NEW) {
 			if (p.type != MG_CONNECT) {
 				mg_conn_close(c, MG_CLOSE_PROTOCOL);
 				return 0;
@@ -507,6 +515,9 @@ int mg_conn_process(mg_conn *c)
 		return 0;
 	if (n == MG_FRAMER_NOMEM) {
 		mg_conn_close(c, MG_CLOSE_SOCKET);
+	} else if (n < 0 && c->outbound) {
+		mg_log(MG_LOG_INFO, "Protocol error from the remote of bridge %s: %s.", mg_conn_name(c), mg_err_str(n));
+		mg_conn_close(c, MG_CLOSE_PROTOCOL);
 	} else if (n < 0 && c->state == MG_CS_NEW) {
 		if (n == MG_E_TOO_LARGE)
 			mg_conn_close(c, MG_CLOSE_TOO_LARGE);
@@ -600,6 +611,11 @@ static void tls_handshake_done(mg_conn *c, int r)
 		return;
 	}
 	c->handshaking = false;
+	if (c->outbound) { /* a bridge: its CONNECT waits in the output */
+		mg_conn_mark_dirty(c);
+		set_watch(c);
+		return;
+	}
 	take_identity(c, &c->tr);
 	set_watch(c);
 	do_read(c); /* the CONNECT may have come with the last handshake message */
@@ -640,6 +656,11 @@ static void do_handshake(mg_conn *c)
 	set_watch(c);
 	if (mg_transport_pending(&c->tr))
 		do_read(c); /* frames that came right behind the request */
+}
+
+void mg_conn_handshake(mg_conn *c)
+{
+	do_handshake(c);
 }
 
 static void on_io(mg_loop *l, int fd, void *ud, int mask)

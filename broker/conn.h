@@ -102,6 +102,7 @@ struct mg_conn {
 	bool tls_no_identity : 1; /* identity listener, but the client brought none: refuse */
 	bool linger : 1;     /* its last packet says why it ends: lingering close (net/linger.h) */
 	bool handshaking : 1; /* the transport's handshake (TLS, WebSocket upgrade) is not done */
+	bool outbound : 1;   /* a bridge's connection to its remote (bridge.h): we are the client */
 	bool read_paused;
 	bool throttled;      /* reading waits: another worker's inbox is too long */
 	char peer[52];       /* "ADDR:PORT": 45 characters of IPv6 + ":65535" + NUL at most */
@@ -133,6 +134,7 @@ const char *mg_conn_name(const mg_conn *c); /* client id or "<unknown>" */
 void mg_conn_pool_free(mg_worker *w);       /* the worker's spare output buffers, at exit */
 
 void mg_conn_set_watch(mg_conn *c); /* tell the loop what c waits for now */
+void mg_conn_handshake(mg_conn *c); /* drive the transport's handshake now (a bridge's TLS) */
 
 #define MG_READ_CHUNK 65536
 #define MG_OUT_LIMIT (512 * 1024)   /* pending output above which queued messages wait */

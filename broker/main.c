@@ -1,7 +1,6 @@
 /*
  * broker/main.c - `midge [-c FILE] [-p PORT] [-v] [-d] [-h]`, mosquitto's command line.
  */
-#include "broker/bridge_conf.h"
 #include "broker/broker.h"
 #include "broker/log.h"
 
@@ -92,12 +91,6 @@ int main(int argc, char **argv)
 		printf("Configuration OK\n");
 		mg_config_free(&cfg);
 		return 0;
-	}
-	if (cfg.n_bridges) { /* read and checked, but not run yet: never silently ignored */
-		fprintf(stderr, "Error: %s:%d: bridge %s: running bridges is not yet implemented in this "
-		        "version of midge.\n", cfg.bridges[0].file, cfg.bridges[0].line, cfg.bridges[0].name);
-		mg_config_free(&cfg);
-		return 3;
 	}
 	if (cli.daemon && daemonize() < 0) {
 		fprintf(stderr, "Error: Unable to run in the background: %s.\n", strerror(errno));

@@ -2,6 +2,7 @@
  * broker/server.c - the broker as a whole: listeners, workers, signals, shutdown.
  */
 #include "broker/broker.h"
+#include "broker/bridge.h"
 #include "broker/auth.h"
 #include "broker/log.h"
 #include "broker/route.h"
@@ -233,6 +234,8 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 	if (!b->w)
 		return -ENOMEM;
 	pthread_barrier_init(&b->pause, NULL, (unsigned)b->nworkers + 1);
+	if ((r = mg_bridges_init(b)) < 0)
+		return r;
 	for (int i = 0; i < b->nworkers; i++)
 		if ((r = mg_worker_init(b, &b->w[i], i)) < 0)
 			return r;
@@ -365,6 +368,7 @@ void mg_broker_stop(mg_broker *b)
 		for (int i = 0; i < nw; i++)
 			mg_loop_free(b->w[i].loop);
 	}
+	mg_bridges_free(b);
 	free(b->w);
 	for (int i = 0; i < b->nls; i++)
 		close(b->ls[i].fd);

@@ -5,6 +5,7 @@
  */
 #include "broker/session.h"
 #include "broker/alias_out.h"
+#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/log.h"
@@ -325,13 +326,13 @@ void mg_log_publish(const char *dir, const char *who, const mg_publish *p, uint3
 	       p->qos, p->retain, p->packet_id, MG_LOG_CLIPPED(p->topic), plen);
 }
 
-/* Write one PUBLISH into c's output. Returns 0, or -E2BIG when the client's maximum packet
- * size forbids it (nothing written), -ENOMEM. */
-static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t mid, bool dup)
+/* Write one PUBLISH into c's output, on topic t with retain flag `retain`. Returns 0, or
+ * -E2BIG when the client's maximum packet size forbids it (nothing written), -ENOMEM. */
+static int write_publish_as(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t mid, bool dup,
+                            mg_bytes t, bool retain)
 {
 	mg_msg *m = it->m;
-	mg_publish pub = { .qos = it->qos, .dup = dup, .retain = it->retain,
-	                   .topic = { m->topic, m->topic_len }, .packet_id = mid };
+	mg_publish pub = { .qos = it->qos, .dup = dup, .retain = retain, .topic = t, .packet_id = mid };
 	if (c->mp_len) { /* the client sees topics without its listener's mount point */
 		if (m->topic_len <= c->mp_len || memcmp(m->topic, c->mp, c->mp_len) != 0)
 			return -E2BIG;
@@ -358,7 +359,7 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 			pr.sub_ids = mg_qitem_ids(it);
 		}
 	}
-	size_t guess = 16 + m->topic_len + m->props_len + 5u * it->n_ids + 8 + 3;
+	size_t guess = 16 + pub.topic.len + m->props_len + 5u * it->n_ids + 8 + 3;
 	uint8_t *p = mg_conn_reserve(c, guess);
 	if (!p)
 		return -ENOMEM;
@@ -384,6 +385,20 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 	MG_MET_ADD(w->met.pub_out_bytes[it->qos], m->payload_len);
 	MG_MET_ADD(w->st.msgs_sent, 1);
 	return 0;
+}
+
+static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t mid, bool dup)
+{
+	mg_bytes t = { it->m->topic, it->m->topic_len };
+	if (!c->outbound)
+		return write_publish_as(w, c, it, mid, dup, t, it->retain);
+	/* a bridge: the remote's name for the topic, and its retain rules (bridge.h) */
+	uint8_t buf[256], *heap;
+	bool retain = it->retain;
+	t = mg_bridge_out_topic(c, t, &retain, buf, sizeof buf, &heap);
+	int r = t.p ? write_publish_as(w, c, it, mid, dup, t, retain) : -E2BIG;
+	free(heap);
+	return r;
 }
 
 static void count_drop(mg_worker *w, mg_session *s, int cause)

@@ -5,6 +5,7 @@
  */
 #include "broker/worker.h"
 #include "broker/auth.h"
+#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/http.h"
 #include "broker/log.h"
@@ -413,7 +414,7 @@ int mg_worker_init(mg_broker *b, mg_worker *w, int idx)
 			return -errno;
 	if (idx == 0)
 		mg_sys_init(w);
-	return 0;
+	return mg_bridges_worker_init(w);
 }
 
 int mg_worker_start(mg_worker *w)

@@ -1,0 +1,252 @@
+"""Bridges inside midge (issue 12): `connection` blocks of midge.conf, run on a worker's loop.
+
+midge bridged to Debian's mosquitto 2.0.11 in 3.1, 3.1.1 and 5.0 with a table of topic /
+direction / prefix cases checked message by message; two midges bridged both ways on '#'
+without a storm; the state topic. Every negative check ends on a sync point: a sentinel sent
+the same way the unwanted message would go, after it (never a sleep).
+
+The brokers live for the module (one start each). midge only: these are midge's bridges (the
+far end as a mosquitto bridge sees it is test_bridge.py, which runs against both).
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from mqtt_raw import RawClient
+from lib.harness import IS_MIDGE, Broker, free_port
+
+pytestmark = pytest.mark.skipif(not IS_MIDGE, reason="midge's own bridges")
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+class Mosquitto:
+    """Debian's mosquitto on a free loopback port, its log in a file."""
+
+    def __init__(self, tmp, name, lines=(), port=None):
+        self.port = port or free_port()
+        self.conf = tmp / ("%s.conf" % name)
+        self.log_path = tmp / ("%s.log" % name)
+        self.conf.write_text("\n".join(["listener %d 127.0.0.1" % self.port,
+                                        "allow_anonymous true"] + list(lines)) + "\n")
+        self._f = open(self.log_path, "wb")
+        self.p = subprocess.Popen([MOSQUITTO, "-c", str(self.conf), "-v"], stdout=self._f,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                assert self.p.poll() is None, "mosquitto exited:\n" + self.log()
+                assert time.monotonic() < deadline, "mosquitto not listening:\n" + self.log()
+                time.sleep(0.05)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self._f.close()
+
+
+def wait_bridged(pub, sub, topic, what, timeout=20.0):
+    """QoS 0 on `pub` until `sub` (subscribed to topic) gets one: the bridge is up with its
+    subscriptions. The retries are the sync; nothing is timed. Later copies are drained."""
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        pub.publish(topic, b"sync%d" % n, qos=0)
+        try:
+            p = sub.recv_publish(timeout=0.3)
+        except Exception:
+            continue
+        assert p.topic == topic, p
+        while p.payload != b"sync%d" % n:
+            p = sub.recv_publish()
+        return
+    raise AssertionError("%s never bridged" % what)
+
+
+def until(sub, topic, payload, got):
+    """Receive on sub until (topic, payload) arrives; everything before it goes into got."""
+    while True:
+        p = sub.recv_publish(timeout=10)
+        if (p.topic, p.payload) == (topic, payload):
+            return
+        got.append((p.topic, p.payload))
+
+
+# ---- midge bridged to mosquitto, three protocol versions, a table of topics
+
+BRIDGE_TOPICS = [
+    "topic out/# out 1",
+    "topic in/# in 1",
+    "topic both/# both 1",
+    "topic # out 1 loc/ rem/",
+    "topic # in 1 lin/ rin/",
+    'topic jpeg out 0 "" house1/',
+    'topic "" in 1 cam/frame house1/cam',
+]
+
+# (published on L(ocal midge) or R(emote mosquitto), topic, what the other side gets or None)
+CASES = [
+    ("L", "out/1", "out/1"),
+    ("R", "in/2", "in/2"),
+    ("R", "out/3", None),          # an out topic does not come in
+    ("L", "in/4", None),           # an in topic does not go out
+    ("L", "both/5", "both/5"),
+    ("R", "both/6", "both/6"),
+    ("L", "loc/7", "rem/7"),       # local prefix cut, remote prefix put
+    ("R", "rin/8", "lin/8"),
+    ("L", "jpeg", "house1/jpeg"),  # the lecture's camera, "" as the local prefix
+    ("R", "house1/cam", "cam/frame"),  # "" as the pattern: the prefixes are the topics
+    ("L", "other/9", None),
+    ("R", "rem/10", None),         # the remote name of an out topic does not come back in
+]
+
+
+@pytest.fixture(scope="module", params=["mqttv31", "mqttv311", "mqttv50"])
+def mosq_pair(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bridge-" + request.param)
+    remote = Mosquitto(tmp, "remote")
+    local = Broker(tmp, threads=2, name="local", extra=[
+        "connection far", "address 127.0.0.1:%d" % remote.port,
+        "remote_clientid br-%s" % request.param, "bridge_protocol_version %s" % request.param,
+        "restart_timeout 1", "cleansession true"] + BRIDGE_TOPICS)
+    clients = {k: RawClient(local.port if k[0] == "L" else remote.port)
+               for k in ("Lpub", "Lsub", "Rpub", "Rsub")}
+    for k, c in clients.items():
+        c.connect("%s-%s" % (k, request.param))
+    clients["Lsub"].subscribe([("#", 1)])
+    clients["Rsub"].subscribe([("#", 1)])
+    wait_bridged(clients["Rpub"], clients["Lsub"], "in/sync", "in")
+    # Lsub and Rsub got syncs of their own side too: drain both with sentinels
+    clients["Rpub"].publish("in/d", b"d", qos=1)
+    until(clients["Rsub"], "in/d", b"d", [])
+    until(clients["Lsub"], "in/d", b"d", [])
+    yield request.param, local, remote, clients
+    for c in clients.values():
+        c.close()
+    remote.stop()
+    local.stop()
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[c[1] for c in CASES])
+def test_topic_table_through_mosquitto(mosq_pair, case):
+    """One published message crosses (mapped) or not, exactly once, and never comes back: a
+    sentinel goes the same way after it, then one comes back the other way after any echo."""
+    proto, local, remote, cl = mosq_pair
+    side, topic, want = CASES[case]
+    payload = b"%s-%d" % (proto.encode(), case)
+    if side == "L":
+        pub, same, other = cl["Lpub"], cl["Lsub"], cl["Rsub"]
+        there, back, back_pub = ("out/sL", b"s%d" % case), ("in/sR", b"s%d" % case), cl["Rpub"]
+    else:
+        pub, same, other = cl["Rpub"], cl["Rsub"], cl["Lsub"]
+        there, back, back_pub = ("in/sR", b"s%d" % case), ("out/sL", b"s%d" % case), cl["Lpub"]
+    pub.publish(topic, payload, qos=1)
+    pub.publish(there[0], there[1], qos=1)   # crosses after the message
+    got_other, got_same = [], []
+    until(other, there[0], there[1], got_other)
+    back_pub.publish(back[0], back[1], qos=1)  # crosses back after any echo
+    until(same, there[0], there[1], got_same)  # its own copy of the first sentinel
+    until(same, back[0], back[1], got_same)
+    until(other, back[0], back[1], got_other)  # its own copy of the second
+    assert got_same == [(topic, payload)], "the publishing side: %r" % got_same
+    assert got_other == ([(want, payload)] if want else []), "the other side: %r" % got_other
+
+
+def test_bridge_protocol_and_log(mosq_pair):
+    """The remote saw a bridge: 3.x with the try_private bit (mosquitto logs 'New bridge'),
+    5.0 as a client (No Local in its SUBSCRIBE does the work); midge says it in mosquitto's
+    words."""
+    proto, local, remote, cl = mosq_pair
+    rlog = remote.log()
+    if proto == "mqttv50":
+        assert "as br-mqttv50 (p5, c1, k60)" in rlog
+    else:
+        assert "New bridge connected from" in rlog
+        assert "as br-%s (p%d, c1, k60)" % (proto, 1 if proto == "mqttv31" else 2) in rlog
+    llog = local.log()
+    assert "Connecting bridge far (127.0.0.1:%d)" % remote.port in llog
+    assert "Received CONNACK on connection local.br-%s." % proto in llog
+    assert "Bridge local.br-%s doing local SUBSCRIBE on topic loc/#" % proto in llog
+    assert "Bridge local.br-%s sending SUBSCRIBE (Mid: " % proto in llog
+
+
+# ---- two midges bridged both ways on '#'
+
+@pytest.fixture(scope="module")
+def midge_pair(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bridge-midge")
+    far = Broker(tmp, threads=2, name="far")
+    near = Broker(tmp, threads=2, name="near", extra=[
+        "connection both", "address 127.0.0.1:%d" % far.port, "remote_clientid near-both",
+        "restart_timeout 1", "topic # both 1"])
+    cl = {k: RawClient(near.port if k[0] == "N" else far.port)
+          for k in ("Npub", "Nsub", "Fpub", "Fsub")}
+    for k, c in cl.items():
+        c.connect("mm-" + k)
+    cl["Nsub"].subscribe([("#", 1)])
+    cl["Fsub"].subscribe([("#", 1)])
+    wait_bridged(cl["Npub"], cl["Fsub"], "sync/n", "near to far")
+    until(cl["Nsub"], "sync/n", b"sync1", [])  # Nsub's own sync copies: drained by a sentinel
+    cl["Npub"].publish("sync/d", b"d", qos=1)
+    until(cl["Nsub"], "sync/d", b"d", [])
+    until(cl["Fsub"], "sync/d", b"d", [])
+    yield near, far, cl
+    for c in cl.values():
+        c.close()
+    near.stop()
+    far.stop()
+
+
+@pytest.mark.parametrize("side", ["near", "far"])
+def test_both_ways_on_hash_no_storm(midge_pair, side):
+    """topic # both: each message reaches each side exactly once. A storm would put echoes
+    on the bridge before the sentinels that follow the same way."""
+    near, far, cl = midge_pair
+    if side == "near":
+        pub, same, other, back_pub = cl["Npub"], cl["Nsub"], cl["Fsub"], cl["Fpub"]
+    else:
+        pub, same, other, back_pub = cl["Fpub"], cl["Fsub"], cl["Nsub"], cl["Npub"]
+    sent = [("room/%s/%d" % (side, i), b"m%d" % i) for i in range(10)]
+    for i, (t, p) in enumerate(sent):
+        pub.publish(t, p, qos=1 + i % 2, pid=i + 1)
+    pub.publish("s/there", side.encode(), qos=1)
+    got_other, got_same = [], []
+    until(other, "s/there", side.encode(), got_other)
+    back_pub.publish("s/back", side.encode(), qos=1)
+    until(same, "s/there", side.encode(), got_same)
+    until(same, "s/back", side.encode(), got_same)
+    until(other, "s/back", side.encode(), got_other)
+    assert sorted(got_other) == sorted(sent)
+    assert sorted(got_same) == sorted(sent)
+
+
+def test_state_topic_both_sides(midge_pair):
+    """$SYS/broker/connection/<remote_clientid>/state is '1', retained, on both brokers while
+    the bridge is up (locally published, remotely sent on connect)."""
+    near, far, cl = midge_pair
+    for port in (near.port, far.port):
+        c = RawClient(port)
+        try:
+            c.connect("state-%d" % port)
+            c.subscribe([("$SYS/broker/connection/near-both/state", 1)])
+            p = c.recv_publish()
+            assert (p.payload, p.retain) == (b"1", True)
+        finally:
+            c.close()
