@@ -96,10 +96,31 @@ mg_flight *mg_fring_find(mg_fring *r, uint16_t mid, size_t *idx)
 	return NULL;
 }
 
+bool mg_fring_has(mg_fring *r, uint16_t mid)
+{
+	if (r->n == 0)
+		return false;
+	if (r->ordered) {
+		/* offsets from the oldest id grow along the ring up to the newest one's */
+		uint16_t oldest = r->v[r->head].mid, newest = mg_fring_at(r, r->n - 1)->mid;
+		if ((uint16_t)(mid - oldest) > (uint16_t)(newest - oldest))
+			return false;
+	}
+	size_t i;
+	return mg_fring_find(r, mid, &i) != NULL;
+}
+
 int mg_fring_push(mg_fring *r, const mg_flight *f)
 {
 	if (r->n == r->cap && ring_grow((void **)&r->v, &r->head, r->n, &r->cap, sizeof *f) < 0)
 		return -ENOMEM;
+	if (r->n == 0) {
+		r->ordered = true;
+	} else if (r->ordered) {
+		uint16_t oldest = r->v[r->head].mid, newest = mg_fring_at(r, r->n - 1)->mid;
+		uint16_t step = (uint16_t)(f->mid - newest), span = (uint16_t)(f->mid - oldest);
+		r->ordered = step != 0 && step < 0x8000 && span < 0x8000;
+	}
 	r->v[(r->head + r->n++) % r->cap] = *f;
 	return 0;
 }

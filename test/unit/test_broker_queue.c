@@ -100,6 +100,49 @@ TEST(fring_find_and_remove_keeps_order)
 	mg_msg_unref(m);
 }
 
+/* mg_fring_has must agree with a scan: ids given out in order across the wrap past 65535
+ * (0 is skipped, as the session's counter does), acks out of order, and a ring restored in an
+ * order the counter would not give (then it scans until it has been empty). */
+static bool has_by_scan(mg_fring *r, uint16_t mid)
+{
+	for (size_t k = 0; k < r->n; k++)
+		if (mg_fring_at(r, k)->mid == mid)
+			return true;
+	return false;
+}
+
+TEST(fring_has_agrees_with_a_scan)
+{
+	mg_fring r = { 0 };
+	uint16_t next = 65000;
+	for (int round = 0; round < 3000; round++) {
+		mg_flight f = { .mid = next, .state = MG_FL_PUBACK };
+		REQUIRE(mg_fring_push(&r, &f) == 0);
+		next = (uint16_t)(next + 1) ? (uint16_t)(next + 1) : 1;
+		if (r.n > 300) /* ack the oldest, and now and then one from the middle */
+			mg_fring_remove(&r, round % 7 ? 0 : r.n / 2);
+		for (uint16_t probe = (uint16_t)(next - 400); probe != (uint16_t)(next + 400); probe++)
+			if (mg_fring_has(&r, probe) != has_by_scan(&r, probe)) {
+				CHECK(!"mg_fring_has disagrees with a scan");
+				round = 3000;
+				break;
+			}
+	}
+	CHECK(r.ordered);
+	mg_fring_free(&r);
+	/* restored from the store out of counter order: 10, 5, 300 */
+	uint16_t restored[] = { 10, 5, 300 };
+	for (size_t k = 0; k < 3; k++) {
+		mg_flight f = { .mid = restored[k], .state = MG_FL_PUBACK };
+		REQUIRE(mg_fring_push(&r, &f) == 0);
+	}
+	CHECK(!r.ordered);
+	CHECK(mg_fring_has(&r, 5));
+	CHECK(mg_fring_has(&r, 300));
+	CHECK(!mg_fring_has(&r, 301));
+	mg_fring_free(&r);
+}
+
 TEST(qitem_many_ids)
 {
 	mg_qitem q = { .m = mk("t", "p") };
