@@ -47,7 +47,7 @@ typedef struct sop {
 enum {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_MSG_PUT, ST_MSG_DEL, ST_Q_PUT, ST_Q_STATE, ST_Q_DEL,
 	ST_INQ2_PUT, ST_INQ2_DEL, ST_SESS_PUT, ST_SESS_DEL1, ST_SESS_DEL2, ST_SESS_DEL3, ST_SESS_DEL4,
-	ST_SESS_EXP, ST_WILL, ST_SUB_PUT, ST_SUB_DEL, ST_RET_PUT, ST_RET_DEL, ST_N
+	ST_SESS_EXP, ST_WILL, ST_SUB_PUT, ST_SUB_DEL, ST_RET_PUT, ST_RET_DEL, ST_MSG_PUTN, ST_Q_PUTN, ST_N
 };
 
 static const char *const sql[ST_N] = {
@@ -56,11 +56,11 @@ static const char *const sql[ST_N] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_MSG_PUT] = "INSERT OR REPLACE INTO msgs(id, topic, payload, props, qos, retain, expire_at) "
 	               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[ST_MSG_DEL] = "DELETE FROM msgs WHERE id = ?1",
+	[ST_MSG_DEL] = "DELETE FROM msgs WHERE id BETWEEN ?1 AND ?2",
 	[ST_Q_PUT] = "INSERT OR REPLACE INTO queue(sid, msg, qos, retain, sub_ids, mid, state) "
 	             "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_Q_STATE] = "UPDATE queue SET mid = ?3, state = ?4 WHERE sid = ?1 AND msg = ?2",
-	[ST_Q_DEL] = "DELETE FROM queue WHERE sid = ?1 AND msg = ?2",
+	[ST_Q_DEL] = "DELETE FROM queue WHERE sid = ?1 AND msg BETWEEN ?2 AND ?3",
 	[ST_INQ2_PUT] = "INSERT OR REPLACE INTO inq2(sid, mid, msg) VALUES(?1, ?2, ?3)",
 	[ST_INQ2_DEL] = "DELETE FROM inq2 WHERE sid = ?1 AND mid = ?2",
 	[ST_SESS_PUT] = "INSERT OR REPLACE INTO sessions(sid, client_id, level, expiry, expire_at, username) "
@@ -76,7 +76,12 @@ static const char *const sql[ST_N] = {
 	[ST_RET_PUT] = "INSERT OR REPLACE INTO retained(topic, payload, props, qos, expire_at) "
 	               "VALUES(?1, ?2, ?3, ?4, ?5)",
 	[ST_RET_DEL] = "DELETE FROM retained WHERE topic = ?1",
+	/* ST_MSG_PUTN, ST_Q_PUTN: ST_MSG_PUT and ST_Q_PUT for PUT_ROWS rows (puts_sql) */
 };
+
+/* Rows of one multi-row INSERT (7 parameters each): the statement's own cost (reset, begin,
+ * halt) is paid once for this many messages instead of once each. */
+enum { PUT_ROWS = 32, PUT_COLS = 7 };
 
 struct mg_sbatch {
 	mg_store *st;
@@ -88,6 +93,13 @@ struct mg_sbatch {
 	struct mg_conn **promised; /* connections acknowledged against this batch (mg_store_promise) */
 	size_t npromised, cappromised;
 	int64_t probe_at;  /* mono ms of the last write probe while failing */
+	/* Deletions of queue and msgs rows waiting to be executed as ranges (exec_deletes). */
+	struct qkey { int64_t sid, msg; } *qdel;
+	int64_t *mdel;
+	size_t nqdel, nmdel, capqdel, capmdel;
+	/* Inserts of msgs and queue rows waiting for a multi-row statement (PUT_ROWS). */
+	const struct sop *mput[PUT_ROWS], *qput[PUT_ROWS];
+	int nmput, nqput;
 };
 
 struct mg_store {
@@ -463,38 +475,142 @@ static int step(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+static int grow(void **v, size_t *cap, size_t sz)
+{
+	size_t nc = *cap ? *cap * 2 : 256;
+	void *nv = realloc(*v, nc * sz);
+	if (!nv)
+		return -1;
+	*v = nv;
+	*cap = nc;
+	return 0;
+}
+
+/* The deletions of queue and msgs rows a batch collected, executed as ranges of consecutive
+ * ids: a subscriber's PUBACKs of one turn mostly name messages routed together, whose store
+ * ids follow each other, so one statement deletes a run of rows where one each would cost
+ * the statement's overhead every time (a quarter of the SQL of a persistent QoS 1 message).
+ * A range is a run of ids that follow each other by one in the order they were recorded (no
+ * sort: acks come in order, and sorting cost more than it merged), so it holds only ids that
+ * are being deleted and deletes exactly the rows the single deletions would have. Called before any other operation on
+ * the same table, so the batch's order per table holds (a row deleted and written again in
+ * one batch stays written). */
+static int exec_deletes(mg_sbatch *sb, bool queue, bool msgs)
+{
+	int rc = SQLITE_OK;
+	if (queue && sb->nqdel) {
+		sqlite3_stmt *st = sb->stmt[ST_Q_DEL];
+		for (size_t i = 0, j; rc == SQLITE_OK && i < sb->nqdel; i = j) {
+			for (j = i + 1; j < sb->nqdel && sb->qdel[j].sid == sb->qdel[i].sid &&
+			                sb->qdel[j].msg - sb->qdel[j - 1].msg == 1; j++)
+				;
+			sqlite3_bind_int64(st, 1, sb->qdel[i].sid);
+			sqlite3_bind_int64(st, 2, sb->qdel[i].msg);
+			sqlite3_bind_int64(st, 3, sb->qdel[j - 1].msg);
+			rc = step(st);
+		}
+		sb->nqdel = 0;
+	}
+	if (msgs && sb->nmdel) {
+		sqlite3_stmt *st = sb->stmt[ST_MSG_DEL];
+		for (size_t i = 0, j; rc == SQLITE_OK && i < sb->nmdel; i = j) {
+			for (j = i + 1; j < sb->nmdel && sb->mdel[j] - sb->mdel[j - 1] == 1; j++)
+				;
+			sqlite3_bind_int64(st, 1, sb->mdel[i]);
+			sqlite3_bind_int64(st, 2, sb->mdel[j - 1]);
+			rc = step(st);
+		}
+		sb->nmdel = 0;
+	}
+	return rc;
+}
+
+static void bind_msg_put(mg_sbatch *sb, sqlite3_stmt *st, int b, const sop *o)
+{
+	const mg_msg *m = o->m;
+	sqlite3_bind_int64(st, b + 1, o->msg);
+	bind_blob(st, b + 2, m->topic, m->topic_len);
+	bind_blob(st, b + 3, m->payload, m->payload_len);
+	bind_blob(st, b + 4, m->props_len ? m->props : NULL, m->props_len);
+	sqlite3_bind_int(st, b + 5, m->qos);
+	sqlite3_bind_int(st, b + 6, m->retain);
+	bind_time(st, b + 7, m->has_expiry && !o->flag ? to_wall(sb->st, m->expire_at) : 0);
+}
+
+static void bind_q_put(sqlite3_stmt *st, int b, const sop *o)
+{
+	sqlite3_bind_int64(st, b + 1, o->sid);
+	sqlite3_bind_int64(st, b + 2, o->msg);
+	sqlite3_bind_int(st, b + 3, o->qos);
+	sqlite3_bind_int(st, b + 4, o->flag);
+	bind_blob(st, b + 5, o->len ? o->blob : NULL, o->len);
+	sqlite3_bind_int(st, b + 6, o->mid);
+	sqlite3_bind_int(st, b + 7, o->state);
+}
+
+/* The pending inserts of one table: PUT_ROWS at once, fewer one by one, in their order. */
+static int exec_puts(mg_sbatch *sb, bool queue)
+{
+	const sop **v = queue ? sb->qput : sb->mput;
+	int *n = queue ? &sb->nqput : &sb->nmput, rc = SQLITE_OK;
+	if (*n == PUT_ROWS) {
+		sqlite3_stmt *st = sb->stmt[queue ? ST_Q_PUTN : ST_MSG_PUTN];
+		for (int i = 0; i < PUT_ROWS; i++)
+			queue ? bind_q_put(st, i * PUT_COLS, v[i]) : bind_msg_put(sb, st, i * PUT_COLS, v[i]);
+		rc = step(st);
+	} else {
+		sqlite3_stmt *st = sb->stmt[queue ? ST_Q_PUT : ST_MSG_PUT];
+		for (int i = 0; rc == SQLITE_OK && i < *n; i++) {
+			queue ? bind_q_put(st, 0, v[i]) : bind_msg_put(sb, st, 0, v[i]);
+			rc = step(st);
+		}
+	}
+	*n = 0;
+	return rc;
+}
+
+/* Everything pending for the queue and/or msgs table, in the batch's order: inserts first
+ * (a deletion pending beside an insert came after it: an insert executes the deletions
+ * pending before it is held), then the deletions. */
+static int exec_pending(mg_sbatch *sb, bool queue, bool msgs)
+{
+	int rc = SQLITE_OK;
+	if (queue && sb->nqput)
+		rc = exec_puts(sb, true);
+	if (msgs && sb->nmput && rc == SQLITE_OK)
+		rc = exec_puts(sb, false);
+	if (rc == SQLITE_OK)
+		rc = exec_deletes(sb, queue, msgs);
+	return rc;
+}
+
 static int exec_op(mg_sbatch *sb, const sop *o)
 {
 	sqlite3_stmt *st;
 	int rc;
 	switch (o->kind) {
-	case OP_MSG_PUT: {
-		const mg_msg *m = o->m;
-		st = sb->stmt[ST_MSG_PUT];
-		sqlite3_bind_int64(st, 1, o->msg);
-		bind_blob(st, 2, m->topic, m->topic_len);
-		bind_blob(st, 3, m->payload, m->payload_len);
-		bind_blob(st, 4, m->props_len ? m->props : NULL, m->props_len);
-		sqlite3_bind_int(st, 5, m->qos);
-		sqlite3_bind_int(st, 6, m->retain);
-		bind_time(st, 7, m->has_expiry && !o->flag ? to_wall(sb->st, m->expire_at) : 0);
-		return step(st);
-	}
+	case OP_MSG_PUT:
+		if (sb->nmdel && (rc = exec_pending(sb, false, true)) != SQLITE_OK)
+			return rc;
+		sb->mput[sb->nmput++] = o;
+		return sb->nmput == PUT_ROWS ? exec_puts(sb, false) : SQLITE_OK;
 	case OP_MSG_DEL:
-		st = sb->stmt[ST_MSG_DEL];
-		sqlite3_bind_int64(st, 1, o->msg);
-		return step(st);
+		if (sb->nmdel == sb->capmdel && grow((void **)&sb->mdel, &sb->capmdel, sizeof *sb->mdel) < 0) {
+			st = sb->stmt[ST_MSG_DEL]; /* no memory for the set: one row at a time */
+			sqlite3_bind_int64(st, 1, o->msg);
+			sqlite3_bind_int64(st, 2, o->msg);
+			return step(st);
+		}
+		sb->mdel[sb->nmdel++] = o->msg;
+		return SQLITE_OK;
 	case OP_Q_PUT:
-		st = sb->stmt[ST_Q_PUT];
-		sqlite3_bind_int64(st, 1, o->sid);
-		sqlite3_bind_int64(st, 2, o->msg);
-		sqlite3_bind_int(st, 3, o->qos);
-		sqlite3_bind_int(st, 4, o->flag);
-		bind_blob(st, 5, o->len ? o->blob : NULL, o->len);
-		sqlite3_bind_int(st, 6, o->mid);
-		sqlite3_bind_int(st, 7, o->state);
-		return step(st);
+		if (sb->nqdel && (rc = exec_pending(sb, true, false)) != SQLITE_OK)
+			return rc;
+		sb->qput[sb->nqput++] = o;
+		return sb->nqput == PUT_ROWS ? exec_puts(sb, true) : SQLITE_OK;
 	case OP_Q_STATE:
+		if ((sb->nqput || sb->nqdel) && (rc = exec_pending(sb, true, false)) != SQLITE_OK)
+			return rc;
 		st = sb->stmt[ST_Q_STATE];
 		sqlite3_bind_int64(st, 1, o->sid);
 		sqlite3_bind_int64(st, 2, o->msg);
@@ -502,10 +618,15 @@ static int exec_op(mg_sbatch *sb, const sop *o)
 		sqlite3_bind_int(st, 4, o->state);
 		return step(st);
 	case OP_Q_DEL:
-		st = sb->stmt[ST_Q_DEL];
-		sqlite3_bind_int64(st, 1, o->sid);
-		sqlite3_bind_int64(st, 2, o->msg);
-		return step(st);
+		if (sb->nqdel == sb->capqdel && grow((void **)&sb->qdel, &sb->capqdel, sizeof *sb->qdel) < 0) {
+			st = sb->stmt[ST_Q_DEL];
+			sqlite3_bind_int64(st, 1, o->sid);
+			sqlite3_bind_int64(st, 2, o->msg);
+			sqlite3_bind_int64(st, 3, o->msg);
+			return step(st);
+		}
+		sb->qdel[sb->nqdel++] = (struct qkey){ o->sid, o->msg };
+		return SQLITE_OK;
 	case OP_INQ2_PUT:
 		st = sb->stmt[ST_INQ2_PUT];
 		sqlite3_bind_int64(st, 1, o->sid);
@@ -529,6 +650,8 @@ static int exec_op(mg_sbatch *sb, const sop *o)
 			sqlite3_bind_blob(st, 5, o->blob + o->len, (int)o->t2, SQLITE_STATIC);
 		return step(st);
 	case OP_SESS_DEL:
+		if ((sb->nqput || sb->nqdel) && (rc = exec_pending(sb, true, false)) != SQLITE_OK)
+			return rc;
 		for (int k = ST_SESS_DEL1; k <= ST_SESS_DEL4; k++) {
 			sqlite3_bind_int64(sb->stmt[k], 1, o->sid);
 			if ((rc = step(sb->stmt[k])) != SQLITE_OK)
@@ -672,6 +795,10 @@ void mg_store_commit_now(mg_sbatch *sb)
 		for (; i < sb->n; i++)
 			if ((rc = exec_op(sb, &sb->v[i])) != SQLITE_OK)
 				break;
+		if (rc == SQLITE_OK)
+			rc = exec_pending(sb, true, true);
+		sb->nqdel = sb->nmdel = 0; /* after a failure too */
+		sb->nqput = sb->nmput = 0;
 		if (rc == SQLITE_OK)
 			rc = step(sb->stmt[ST_COMMIT]);
 		if (rc != SQLITE_OK && !sqlite3_get_autocommit(sb->db))
@@ -938,6 +1065,8 @@ void mg_store_close(mg_store *st)
 		mg_sbatch *sb = &st->wb[i];
 		release_ops(sb);
 		free(sb->v);
+		free(sb->qdel);
+		free(sb->mdel);
 		free(sb->promised);
 		for (int k = 0; k < ST_N; k++)
 			sqlite3_finalize(sb->stmt[k]);
@@ -1313,6 +1442,29 @@ static int64_t max_of(sqlite3 *db, const char *q)
 	return v;
 }
 
+/* "INSERT ... VALUES(?1, ..., ?7)" as "INSERT ... VALUES(?, ...), ... PUT_ROWS times"
+ * (anonymous parameters number themselves: row r's column c is r * PUT_COLS + c + 1). */
+static char *puts_sql(const char *one)
+{
+	const char *v = strstr(one, "VALUES(");
+	size_t head = (size_t)(v - one) + 6, row = 2 * PUT_COLS + 2;
+	char *q = malloc(head + PUT_ROWS * (row + 1) + 1), *p = q;
+	if (!q)
+		return NULL;
+	memcpy(p, one, head);
+	p += head;
+	for (int r = 0; r < PUT_ROWS; r++) {
+		*p++ = r ? ',' : ' ';
+		*p++ = '(';
+		for (int c = 0; c < PUT_COLS; c++) {
+			*p++ = '?';
+			*p++ = c + 1 < PUT_COLS ? ',' : ')';
+		}
+	}
+	*p = 0;
+	return q;
+}
+
 static int open_workers(mg_broker *b, mg_store *st)
 {
 	st->wb = calloc((size_t)b->nworkers, sizeof *st->wb);
@@ -1323,8 +1475,13 @@ static int open_workers(mg_broker *b, mg_store *st)
 		mg_sbatch *sb = &st->wb[i];
 		sb->st = st;
 		int rc = open_conn(st->path, st->fsync, &sb->db);
-		for (int k = 0; rc == SQLITE_OK && k < ST_N; k++)
-			rc = sqlite3_prepare_v3(sb->db, sql[k], -1, SQLITE_PREPARE_PERSISTENT, &sb->stmt[k], NULL);
+		for (int k = 0; rc == SQLITE_OK && k < ST_N; k++) {
+			char *q = k == ST_MSG_PUTN || k == ST_Q_PUTN ? puts_sql(sql[k == ST_Q_PUTN ? ST_Q_PUT : ST_MSG_PUT]) : NULL;
+			if ((k == ST_MSG_PUTN || k == ST_Q_PUTN) && !q)
+				return SQLITE_NOMEM;
+			rc = sqlite3_prepare_v3(sb->db, q ? q : sql[k], -1, SQLITE_PREPARE_PERSISTENT, &sb->stmt[k], NULL);
+			free(q);
+		}
 		if (rc != SQLITE_OK)
 			return rc;
 		sqlite3_wal_hook(sb->db, wal_hook, st); /* also turns SQLite's own checkpoints off */
