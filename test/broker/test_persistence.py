@@ -16,8 +16,8 @@ import time
 import pytest
 
 from harness import IS_MIDGE, Broker, free_port
-from mqtt_raw import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Closed, RawClient, puback,
-                      pubcomp, publish, pubrec, pubrel)
+from mqtt_raw import (PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Closed, RawClient,
+                      pingreq, puback, pubcomp, publish, pubrec, pubrel)
 
 pytestmark = pytest.mark.midge_only
 
@@ -291,6 +291,35 @@ def test_qos1_in_flight_resent_with_dup_and_same_packet_id(site):
     assert again.dup and again.pid == first.pid and again.payload == b"payload"
     sub.send(puback(again.pid))
     sub.disconnect()
+
+
+def test_acks_with_gaps_delete_exactly_the_acknowledged_rows(site):
+    """PUBACKs for messages 1, 2, 4 and 5 of 6 arrive in one packet: the store deletes their
+    rows in ranges of consecutive ids, never across the gaps, so after a kill -9 exactly 3 and
+    6 come again (DUP, same packet ids) and nothing else."""
+    site.start()
+    sub, _ = client(site, "gaps")
+    sub.subscribe([("g/#", 1)])
+    pub, _ = client(site, "pg", clean=True)
+    for i in range(6):
+        pub.publish("g/%d" % i, b"m%d" % i, qos=1, pid=i + 1)
+    got = [sub.recv_publish(ack=False) for _ in range(6)]
+    assert [p.payload for p in got] == [b"m%d" % i for i in range(6)]
+    sub.send(b"".join(puback(got[i].pid) for i in (0, 1, 3, 4)) + pingreq())
+    sub.expect(PINGRESP)  # the turn that handled the PUBACKs has committed
+    site.restart(signal.SIGKILL)
+    sub, ack = client(site, "gaps")
+    assert ack.session_present == 1
+    again = [sub.expect(PUBLISH) for _ in range(2)]
+    assert [(p.payload, p.pid, p.dup) for p in again] == [
+        (b"m2", got[2].pid, True), (b"m5", got[5].pid, True)]
+    sub.send(puback(again[0].pid) + puback(again[1].pid) + pingreq())
+    sub.expect(PINGRESP)  # nothing else was owed: the next packet is the ping's answer
+    sub.disconnect()
+    site.stop()
+    with site.db() as db:
+        assert db.execute("SELECT count(*) FROM queue").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM msgs").fetchone()[0] == 0
 
 
 def test_qos2_outgoing_exactly_once_across_kill(site):
