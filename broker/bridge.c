@@ -340,11 +340,14 @@ static void bridge_up(mg_bridge *br, mg_conn *c, const mg_packet *p)
 		br->restart_timeout = bc->backoff_base;
 	if (bc->notifications) {
 		if (!bc->notifications_local_only) {
-			uint16_t mid = s->next_mid++; /* an id the session's window does not use now */
-			if (s->next_mid == 0)
-				s->next_mid = 1;
+			uint16_t mid; /* an id the session's window does not use: its PUBACK finds none */
+			do {
+				mid = s->next_mid++;
+				if (s->next_mid == 0)
+					s->next_mid = 1;
+			} while (!mid || mg_fring_has(&s->flight, mid));
 			mg_packet n = { .type = MG_PUBLISH };
-			n.u.publish = (mg_publish){ .qos = 1, .retain = br->retain_ok, .packet_id = mid ? mid : 1,
+			n.u.publish = (mg_publish){ .qos = 1, .retain = br->retain_ok, .packet_id = mid,
 				.topic = { (const uint8_t *)br->state_topic, (uint32_t)strlen(br->state_topic) },
 				.payload = { (const uint8_t *)"1", 1 } };
 			mg_conn_send(c, &n);

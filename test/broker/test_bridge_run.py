@@ -214,6 +214,7 @@ def midge_pair(tmp_path_factory):
     far.stop()
 
 
+@pytest.mark.threaded
 @pytest.mark.parametrize("side", ["near", "far"])
 def test_both_ways_on_hash_no_storm(midge_pair, side):
     """topic # both: each message reaches each side exactly once. A storm would put echoes
