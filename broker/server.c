@@ -378,6 +378,7 @@ void mg_broker_stop(mg_broker *b)
 		SSL_CTX_free(b->tls[i]);
 	free(b->tls);
 	free(b->lcount);
+	mg_store_closing_cleanly(b->store);
 	mg_store_close(b->store); /* every worker committed its last batch when it stopped */
 	b->store = NULL;
 	mg_retain_free(b->retain);

@@ -77,6 +77,9 @@ static inline void mg_store_commit(void)
 		mg_store_commit_now(mg_store_tls);
 }
 void mg_store_close(mg_store *st); /* after every worker stopped */
+/* The broker is shutting down in order (every worker committed its last batch): close then
+ * writes FILE-clean, so the next start can skip PRAGMA quick_check (store.c). */
+void mg_store_closing_cleanly(mg_store *st);
 
 /* ---- write failures (docs/persistence.md "Failure modes") ----
  * A commit that fails (disk full, I/O error) is rolled back: the file stays as the last good

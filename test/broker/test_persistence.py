@@ -322,6 +322,36 @@ def test_acks_with_gaps_delete_exactly_the_acknowledged_rows(site):
         assert db.execute("SELECT count(*) FROM msgs").fetchone()[0] == 0
 
 
+def test_start_after_clean_stop_skips_the_page_check_after_kill_runs_it(site):
+    """PRAGMA quick_check reads every page: after SIGTERM the file carries a clean-shutdown
+    marker (size and checksum) and the next start skips the check; the marker is gone while
+    the broker runs, so after kill -9 the next start checks again, and the state is whole
+    either way. (A file damaged after a clean stop: test_persistence_failures.py.)"""
+    marker = site.tmp / "midge.db-clean"
+    site.start()
+    c, _ = client(site, "ck")
+    c.subscribe([("ck/#", 1)])
+    c.disconnect()
+    assert not marker.exists()
+    site.stop()
+    assert marker.exists()
+    b = site.start()
+    b.wait_log(r"midge.db is as midge closed it \(size and checksum match\): integrity check skipped")
+    assert "page by page" not in b.log()
+    assert not marker.exists()
+    pub, _ = client(site, "pk", clean=True)
+    pub.publish("ck/1", b"one", qos=1, pid=1)
+    pub.close()
+    b = site.restart(signal.SIGKILL)
+    assert not marker.exists()
+    b.wait_log(r"checking midge.db page by page \(it was not closed cleanly")
+    assert "integrity check skipped" not in b.log()
+    c, ack = client(site, "ck")
+    assert ack.session_present == 1
+    assert c.recv_publish().payload == b"one"
+    c.disconnect()
+
+
 def test_qos2_outgoing_exactly_once_across_kill(site):
     """PUBREC received by the broker, then killed: after the restart it sends PUBREL for
     that packet id, never the PUBLISH again [MQTT-4.4.0-1]; a PUBLISH sent but not yet
