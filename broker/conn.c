@@ -387,8 +387,8 @@ void mg_conn_flush(mg_conn *c)
 		return; /* it was acknowledged against a batch that could not be stored */
 	if (c->handshaking)
 		return; /* the handshake writes its own answer */
-	if (!c->out_bytes && mg_transport_want_write(&c->tr)) {
-		/* bytes of the transport's own (a pong, a close frame) */
+	if (!c->out_bytes && (mg_transport_want_write(&c->tr) || mg_tls_held(&c->tr))) {
+		/* bytes of the transport's own (a pong, a close frame, TLS session tickets) */
 		ssize_t w = mg_transport_writev(&c->tr, NULL, 0);
 		if (w < 0 && w != -EAGAIN && c->state != MG_CS_DEAD) {
 			mg_conn_close(c, MG_CLOSE_SOCKET);
@@ -619,6 +619,9 @@ static void tls_handshake_done(mg_conn *c, int r)
 	take_identity(c, &c->tr);
 	set_watch(c);
 	do_read(c); /* the CONNECT may have come with the last handshake message */
+	if (c->state != MG_CS_DEAD && mg_tls_held(&c->tr))
+		mg_conn_mark_dirty(c); /* the session tickets leave at the end of this turn, in one
+		                        * send with the CONNACK if the CONNECT came along */
 }
 
 /* The transport's handshake (TLS; a WebSocket upgrade, or a plain HTTP request answered).

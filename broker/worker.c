@@ -369,6 +369,8 @@ static void on_accept(mg_loop *l, int fd, void *ud, int mask)
 				continue;
 			}
 			c->handshaking = true;
+			if (cfg->listeners[lidx].protocol != MG_PROTO_WEBSOCKETS)
+				mg_tls_hold_final_flight(&c->tr); /* tickets go with the CONNACK (conn.c) */
 		}
 		c->lidx = lidx;
 		if (cfg->listeners[lidx].protocol == MG_PROTO_WEBSOCKETS && mg_http_ws_wrap(c) < 0) {

@@ -16,12 +16,20 @@
 
 typedef struct tls_state {
 	SSL *ssl;
+	int fd;
+	uint8_t *held;               /* bytes written by the handshake, not sent yet (see hold) */
+	size_t nheld, held_cap;
 	unsigned long err[MAX_ERRS]; /* the last failure's OpenSSL error codes */
 	int fail;                    /* a read ended in this error after it returned bytes */
 	uint8_t nerr;
 	bool want_write;
 	bool full;                   /* the last read filled the caller's buffer */
+	bool hold_final;             /* mg_tls_hold_final_flight */
+	bool holding;                /* inside SSL_do_handshake: writes go to held */
 } tls_state;
+
+/* Held output is at most this much; more goes out at once (with what is held before it). */
+#define HELD_MAX (16 * 1024)
 
 /* ---- the per-thread write buffer ---- */
 
@@ -112,14 +120,82 @@ static int map_error(tls_state *st, int r)
  * docs/security.md: the test machine's kernel has no tls module, so it could not be shown
  * to be faster). */
 
+/* Keep n bytes in st->held. false: no room (over HELD_MAX, or no memory). */
+static bool hold(tls_state *st, const void *p, size_t n)
+{
+	if (st->nheld + n > st->held_cap) {
+		size_t cap = st->held_cap ? st->held_cap : 1024;
+		while (cap < st->nheld + n)
+			cap *= 2;
+		uint8_t *h = cap <= HELD_MAX ? realloc(st->held, cap) : NULL;
+		if (!h)
+			return false;
+		st->held = h;
+		st->held_cap = cap;
+	}
+	memcpy(st->held + st->nheld, p, n);
+	st->nheld += n;
+	return true;
+}
+
+/* The held bytes leave first, in the same send as buf (buf may be empty): how many of buf's
+ * bytes were sent, or -1 with errno (EAGAIN also when only held bytes went out). */
+static ssize_t send_after_held(tls_state *st, const void *buf, size_t len)
+{
+	ssize_t n;
+	if (!st->nheld) {
+		do
+			n = send(st->fd, buf, len, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+		return n;
+	}
+	struct iovec iov[2] = { { st->held, st->nheld }, { (void *)buf, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	do
+		n = sendmsg(st->fd, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return n;
+	if ((size_t)n < st->nheld) {
+		memmove(st->held, st->held + n, st->nheld - (size_t)n);
+		st->nheld -= (size_t)n;
+		errno = EAGAIN;
+		return -1;
+	}
+	n -= (ssize_t)st->nheld;
+	st->nheld = 0;
+	free(st->held); /* an idle connection holds nothing */
+	st->held = NULL;
+	st->held_cap = 0;
+	if (n == 0 && len) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return n;
+}
+
+/* Send what is held. 0 when nothing is left, -EAGAIN (want_write set), or -errno. */
+static int flush_held(tls_state *st)
+{
+	if (!st->nheld)
+		return 0;
+	if (send_after_held(st, NULL, 0) < 0 && st->nheld) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			st->want_write = true;
+			return -EAGAIN;
+		}
+		return -errno;
+	}
+	return 0;
+}
+
 static int nosig_write(BIO *b, const char *buf, int len)
 {
-	int fd = (int)(intptr_t)BIO_get_data(b);
+	tls_state *st = BIO_get_data(b);
 	BIO_clear_retry_flags(b);
-	ssize_t n;
-	do
-		n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	if (st->holding && hold(st, buf, (size_t)len))
+		return len;
+	ssize_t n = send_after_held(st, buf, (size_t)len);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		BIO_set_retry_write(b);
 	return (int)n;
@@ -127,7 +203,7 @@ static int nosig_write(BIO *b, const char *buf, int len)
 
 static int nosig_read(BIO *b, char *buf, int len)
 {
-	int fd = (int)(intptr_t)BIO_get_data(b);
+	int fd = ((tls_state *)BIO_get_data(b))->fd;
 	BIO_clear_retry_flags(b);
 	ssize_t n;
 	do
@@ -161,14 +237,14 @@ static void nosig_make(void)
 		BIO_meth_free(m);
 }
 
-/* SSL_set_fd with the BIO above. 1 or 0, as SSL_set_fd. */
-static int set_nosig_fd(SSL *ssl, int fd)
+/* SSL_set_fd with the BIO above, on st->fd. 1 or 0, as SSL_set_fd. */
+static int set_nosig_fd(SSL *ssl, tls_state *st)
 {
 	pthread_once(&nosig_once, nosig_make);
 	BIO *b = nosig_method ? BIO_new(nosig_method) : NULL;
 	if (!b)
 		return 0;
-	BIO_set_data(b, (void *)(intptr_t)fd);
+	BIO_set_data(b, st);
 	BIO_set_init(b, 1);
 	SSL_set_bio(ssl, b, b); /* the SSL owns it now */
 	return 1;
@@ -213,9 +289,13 @@ static ssize_t tls_writev(mg_transport *t, const struct iovec *iov, int iovcnt)
 	tls_state *st = t->ctx;
 	const void *p;
 	size_t len;
-	if (iovcnt <= 0)
-		return 0; /* nothing of its own to send: a read that wants write is retried by reading */
 	st->want_write = false;
+	if (iovcnt <= 0) {
+		/* nothing of its own to send: what the handshake held goes; a read that wants
+		 * write is retried by reading */
+		int r = flush_held(st);
+		return r == -EAGAIN || !r ? 0 : r;
+	}
 	/* The same iov prefix always gives the same bytes and at least the same length, which is
 	 * what OpenSSL needs when a write that returned WANT_WRITE is retried (with
 	 * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER the address may change, the bytes may not). */
@@ -255,11 +335,19 @@ static int tls_handshake(mg_transport *t)
 	st->want_write = false;
 	if (SSL_is_init_finished(st->ssl))
 		return 0;
+	int f = flush_held(st); /* a flight that did not fit in the socket, first */
+	if (f < 0)
+		return f;
 	ERR_clear_error();
+	st->holding = st->hold_final;
 	int r = SSL_do_handshake(st->ssl);
+	st->holding = false;
 	if (r == 1)
-		return 0;
+		return 0; /* what the last step wrote (TLS 1.3 tickets) waits for the first write */
 	r = map_error(st, r);
+	f = flush_held(st); /* a flight the peer waits for goes now */
+	if (f < 0 && f != -EAGAIN)
+		return f;
 	return r == 0 ? -ECONNRESET : r;
 }
 
@@ -289,6 +377,7 @@ static void tls_close(mg_transport *t)
 			ERR_clear_error();
 		}
 		SSL_free(st->ssl);
+		free(st->held);
 		free(st);
 	}
 	t->ctx = NULL;
@@ -327,7 +416,9 @@ int mg_tls_init(mg_transport *t, int fd, SSL_CTX *ctx, enum mg_tls_mode mode, co
 	t->ctx = NULL;
 	tls_state *st = calloc(1, sizeof *st);
 	SSL *ssl = st ? SSL_new(ctx) : NULL;
-	if (!ssl || !set_nosig_fd(ssl, fd) ||
+	if (st)
+		st->fd = fd;
+	if (!ssl || !set_nosig_fd(ssl, st) ||
 	    (mode == MG_TLS_CLIENT && sni && !SSL_set_tlsext_host_name(ssl, sni))) {
 		SSL_free(ssl);
 		free(st);
@@ -354,6 +445,17 @@ int mg_tls_init(mg_transport *t, int fd, SSL_CTX *ctx, enum mg_tls_mode mode, co
 	t->ctx = st;
 	t->ops = &mg_tls_ops;
 	return 0;
+}
+
+void mg_tls_hold_final_flight(mg_transport *t)
+{
+	if (t->ops == &mg_tls_ops && t->ctx)
+		((tls_state *)t->ctx)->hold_final = true;
+}
+
+bool mg_tls_held(const mg_transport *t)
+{
+	return t->ops == &mg_tls_ops && t->ctx && ((tls_state *)t->ctx)->nheld;
 }
 
 SSL *mg_tls_ssl(const mg_transport *t)

@@ -66,6 +66,15 @@ extern const mg_transport_ops mg_tls_ops;
 int mg_tls_init(mg_transport *t, int fd, struct ssl_ctx_st *ctx, enum mg_tls_mode mode,
                 const char *sni);
 
+/* Server side: what the handshake's last step writes (the TLS 1.3 session tickets, sent
+ * after the client's Finished) is held instead of sent, and leaves in the same send(2) as
+ * the connection's first write (the CONNACK, when the CONNECT came with the Finished, as it
+ * does from a TLS 1.3 client). The caller must then write, or call writev with no data, in
+ * the turn in which the handshake finished, for mg_tls_held says there is something to
+ * send. Saves a send, and the peer a wakeup, per connection. */
+void mg_tls_hold_final_flight(mg_transport *t);
+bool mg_tls_held(const mg_transport *t);
+
 /* The SSL of a TLS transport (peer certificate, PSK identity, version, session reuse). */
 struct ssl_st *mg_tls_ssl(const mg_transport *t);
 bool mg_tls_handshake_done(const mg_transport *t);

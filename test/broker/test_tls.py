@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import time
 
@@ -30,8 +31,9 @@ from tlscerts import tls_certs  # noqa: F401  (the session-scoped fixture)
 PSK_HINT = "midge-hint"
 
 
-def tls_lines(c, ports):
-    """The module broker's TLS listeners (after its plain one)."""
+def tls_lines(c, ports, fullchain):
+    """The module broker's TLS listeners (after its plain one). fullchain: a certfile that
+    holds the server's certificate and, after it, the CA's (a chain given in the file)."""
     return [
         "psk_file %s" % c.psk_file,
         "listener %d 127.0.0.1" % ports["srv"],
@@ -50,15 +52,21 @@ def tls_lines(c, ports):
         "listener %d 127.0.0.1" % ports["id_nocert"],
         "cafile %s" % c.ca, "certfile %s" % c.server_cert, "keyfile %s" % c.server_key,
         "use_identity_as_username true",
+        "listener %d 127.0.0.1" % ports["fullchain"],
+        "cafile %s" % c.ca, "certfile %s" % fullchain, "keyfile %s" % c.server_key,
     ] + (["user root"] if IS_MOSQUITTO else [])
 
 
 @pytest.fixture(scope="module")
 def tb(tmp_path_factory, tls_certs):  # noqa: F811
     """The module's broker: .b (Broker), .ports (kind -> port), .c (certificates)."""
-    ports = {k: free_port() for k in ("srv", "req", "subj", "psk", "v13", "id_nocert")}
-    b = Broker(tmp_path_factory.mktemp("tls"), threads=2, name="tls",
-               extra=tls_lines(tls_certs, ports))
+    ports = {k: free_port() for k in ("srv", "req", "subj", "psk", "v13", "id_nocert",
+                                      "fullchain")}
+    d = tmp_path_factory.mktemp("tls")
+    fullchain = str(d / "fullchain.crt")
+    with open(fullchain, "w") as f:
+        f.write(open(tls_certs.server_cert).read() + open(tls_certs.ca).read())
+    b = Broker(d, threads=2, name="tls", extra=tls_lines(tls_certs, ports, fullchain))
 
     class T:
         pass
@@ -126,6 +134,82 @@ def test_server_cert_from_untrusted_ca_refused_by_client(tb):
     another CA refuses it (so the check above is not vacuous)."""
     r = pub(tb.ports["srv"], "--cafile", tb.c.wrong_ca)
     assert r.returncode != 0
+
+
+def sent_chain(port, ca):
+    """The subjects of the certificates the broker sends, in order, as openssl s_client
+    shows them, after checking that s_client verified the chain against ca."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-showcerts",
+                        "-CAfile", ca, "-servername", "localhost"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=20)
+    assert "Verify return code: 0 (ok)" in r.stdout, r.stdout + r.stderr
+    return [line.split("s:", 1)[1].strip() for line in r.stdout.splitlines()
+            if line.startswith(" ") and line.lstrip()[:1].isdigit() and " s:" in line]
+
+
+@pytest.mark.midge_only
+def test_chain_without_root_when_certfile_has_none(tb):
+    """A certfile with only the server's certificate: midge builds the chain from the cafile
+    once, at load, and sends it without the self-signed root (the client has its own copy;
+    RFC 8446 4.4.2), where OpenSSL by default rebuilds and checks it in every handshake and
+    sends the root too (mosquitto: 2 certificates here). The client still verifies it."""
+    assert sent_chain(tb.ports["srv"], tb.c.ca) == ["CN = localhost"]
+
+
+def test_chain_in_certfile_is_sent_as_given(tb):
+    """A certfile that brings its own chain (here the CA after the server's certificate, as a
+    fullchain.pem brings its intermediates) is sent as it is, by midge as by mosquitto."""
+    assert sent_chain(tb.ports["fullchain"], tb.c.ca) == ["CN = localhost", "CN = midge test CA"]
+
+
+def tcp_data_segments_in(sock):
+    """tcpi_data_segs_in of struct tcp_info (linux/tcp.h, since 4.6): the segments with data
+    this socket has received."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return struct.unpack_from("I", info, 152)[0]
+
+
+@pytest.mark.midge_only
+def test_session_ticket_leaves_with_connack(tb):
+    """TLS 1.3: the session ticket the broker issues after the client's Finished leaves in
+    the same segment as the CONNACK when the CONNECT came with the Finished (one send, and
+    one wakeup of the client, per connection less). The client sends its Finished and the
+    CONNECT in one segment, so the broker reads them together; it must then have sent two
+    segments with data in all: its handshake flight, then ticket + CONNACK (three before:
+    the ticket alone, as mosquitto sends it). The ticket is there: the session resumes."""
+    ctx = ssl.create_default_context(cafile=tb.c.ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    sess = None
+    for attempt in range(2):
+        with socket.create_connection(("127.0.0.1", tb.ports["srv"]), timeout=10) as s:
+            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = ctx.wrap_bio(inc, out, server_hostname="localhost", session=sess)
+            while True:
+                try:
+                    obj.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    if out.pending:
+                        s.sendall(out.read())
+                    data = s.recv(65536)
+                    assert data, "the broker closed during the handshake"
+                    inc.write(data)
+            obj.write(connect("tls-ticket-%d" % attempt))
+            s.sendall(out.read())  # Finished and CONNECT: one segment
+            got = b""
+            while len(got) < 4:
+                try:
+                    got += obj.read(4 - len(got))
+                except ssl.SSLWantReadError:
+                    data = s.recv(65536)
+                    assert data, "the broker closed before CONNACK"
+                    inc.write(data)
+            assert got == bytes([0x20, 2, 0, 0])
+            assert tcp_data_segments_in(s) == 2
+            assert obj.session_reused == (attempt == 1)
+            sess = obj.session
+            obj.write(bytes([0xE0, 0]))  # DISCONNECT
+            s.sendall(out.read())
 
 
 @pytest.mark.threaded

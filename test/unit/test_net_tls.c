@@ -57,6 +57,8 @@ static void nonblock(int fd)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+static bool hold_server; /* duo_open: the server holds its last flight (the broker's way) */
+
 typedef struct duo {
 	SSL_CTX *sctx, *cctx;
 	mg_transport s, c;
@@ -83,6 +85,8 @@ static int duo_open(duo *d, int sndbuf)
 	if (mg_tls_init(&d->s, sv[0], d->sctx, MG_TLS_SERVER, NULL) != 0 ||
 	    mg_tls_init(&d->c, sv[1], d->cctx, MG_TLS_CLIENT, "localhost") != 0)
 		return -1;
+	if (hold_server)
+		mg_tls_hold_final_flight(&d->s);
 	int rs = -EAGAIN, rc = -EAGAIN;
 	for (int i = 0; i < 100 && (rs == -EAGAIN || rc == -EAGAIN); i++) {
 		if (rc == -EAGAIN)
@@ -303,5 +307,130 @@ TEST(client_write_to_a_gone_peer_is_epipe)
 	ssize_t r = mg_transport_writev(&d.c, &iov, 1);
 	CHECK(r == -EPIPE || r == -ECONNRESET);
 	duo_close(&d);
+	CHECK_NO_LEAKS();
+}
+
+/* Bytes waiting to be read on fd, without taking them (0 when none). */
+static int waiting(int fd)
+{
+	uint8_t b[8192];
+	ssize_t n = recv(fd, b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
+	return n > 0 ? (int)n : 0;
+}
+
+/* Whether the client's session carries a ticket it could resume with. */
+static bool client_has_ticket(mg_transport *c)
+{
+	SSL_SESSION *s = SSL_get1_session(mg_tls_ssl(c));
+	bool r = s && SSL_SESSION_is_resumable(s);
+	SSL_SESSION_free(s);
+	return r;
+}
+
+/* The broker's way (mg_tls_hold_final_flight): the TLS 1.3 ticket written by the server's
+ * last handshake step is held, and leaves in one send with the first write (the CONNACK):
+ * nothing is on the wire before it, ticket and data come in one read after it. */
+TEST(held_ticket_leaves_with_the_first_write)
+{
+	duo d;
+	hold_server = true;
+	REQUIRE(duo_open(&d, 0) == 0);
+	hold_server = false;
+	CHECK(mg_tls_held(&d.s));
+	CHECK_EQ_INT(waiting(d.c.fd), 0);
+	struct iovec iov = { "\x20\x02\x00\x00", 4 };
+	CHECK_EQ_INT(mg_transport_writev(&d.s, &iov, 1), 4);
+	CHECK(!mg_tls_held(&d.s));
+	/* a ticket record (far more than 5 + 4 + 17 bytes) ahead of the CONNACK's record */
+	CHECK(waiting(d.c.fd) > 5 + 4 + 17 + 100);
+	uint8_t buf[8];
+	CHECK_EQ_INT(read_all(&d.c, buf, 4), 4);
+	CHECK_MEM(buf, "\x20\x02\x00\x00", 4);
+	CHECK(client_has_ticket(&d.c));
+	duo_close(&d);
+	CHECK_NO_LEAKS();
+}
+
+/* With nothing to send in that turn, writev with no data sends the held ticket alone; a
+ * close sends it ahead of its close_notify. */
+TEST(held_ticket_flushed_by_an_empty_writev_or_close)
+{
+	duo d;
+	hold_server = true;
+	REQUIRE(duo_open(&d, 0) == 0);
+	CHECK(mg_tls_held(&d.s));
+	CHECK_EQ_INT(mg_transport_writev(&d.s, NULL, 0), 0);
+	CHECK(!mg_tls_held(&d.s));
+	uint8_t buf[8];
+	CHECK_EQ_INT(mg_transport_read(&d.c, buf, sizeof buf), -EAGAIN); /* the ticket, no data */
+	CHECK(client_has_ticket(&d.c));
+	duo_close(&d);
+
+	REQUIRE(duo_open(&d, 0) == 0);
+	hold_server = false;
+	CHECK(mg_tls_held(&d.s));
+	mg_transport_close(&d.s);
+	CHECK_EQ_INT(mg_transport_read(&d.c, buf, sizeof buf), 0); /* ticket, then the end */
+	CHECK(client_has_ticket(&d.c));
+	duo_close(&d);
+	CHECK_NO_LEAKS();
+}
+
+/* The server's flight meets a full socket: the handshake waits to write (want_write) with
+ * the flight held, sends the rest when called again, and the handshake completes. */
+TEST(held_flight_on_a_full_socket)
+{
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	int small = 4096;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+	nonblock(sv[0]);
+	nonblock(sv[1]);
+	SSL_CTX *sctx = server_ctx(), *cctx = client_ctx();
+	REQUIRE(sctx && cctx);
+	mg_transport s, c;
+	REQUIRE(mg_tls_init(&s, sv[0], sctx, MG_TLS_SERVER, NULL) == 0);
+	REQUIRE(mg_tls_init(&c, sv[1], cctx, MG_TLS_CLIENT, "localhost") == 0);
+	mg_tls_hold_final_flight(&s);
+	CHECK_EQ_INT(mg_transport_handshake(&c), -EAGAIN); /* ClientHello out */
+	/* fill the server's socket with junk the client's end takes out raw below */
+	static uint8_t junk[1024];
+	size_t filled = 0;
+	for (;;) {
+		ssize_t w = write(sv[0], junk, sizeof junk);
+		if (w <= 0)
+			break;
+		filled += (size_t)w;
+	}
+	REQUIRE(filled > 0);
+	CHECK_EQ_INT(mg_transport_handshake(&s), -EAGAIN);
+	CHECK(mg_transport_want_write(&s)); /* the flight is held: it waits for room */
+	CHECK(mg_tls_held(&s));
+	size_t drained = 0;
+	uint8_t b[1024];
+	while (drained < filled) {
+		size_t want = filled - drained < sizeof b ? filled - drained : sizeof b;
+		ssize_t r = read(sv[1], b, want);
+		REQUIRE(r > 0);
+		drained += (size_t)r;
+	}
+	int rs = -EAGAIN, rc = -EAGAIN;
+	for (int i = 0; i < 100 && (rs == -EAGAIN || rc == -EAGAIN); i++) {
+		if (rs == -EAGAIN)
+			rs = mg_transport_handshake(&s);
+		if (rc == -EAGAIN)
+			rc = mg_transport_handshake(&c);
+	}
+	CHECK_EQ_INT(rs, 0);
+	CHECK_EQ_INT(rc, 0);
+	struct iovec iov = { "hi", 2 };
+	CHECK_EQ_INT(mg_transport_writev(&s, &iov, 1), 2);
+	uint8_t buf[8];
+	CHECK_EQ_INT(read_all(&c, buf, 2), 2);
+	CHECK_MEM(buf, "hi", 2);
+	mg_transport_close(&s);
+	mg_transport_close(&c);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
 	CHECK_NO_LEAKS();
 }
