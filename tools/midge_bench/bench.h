@@ -49,6 +49,8 @@ typedef struct mb_opts {
 	double rate;     /* open loop: messages/s over all publishers; 0 = closed loop */
 	int src_ips;
 	int broker_pid;
+	int sub_port;    /* subscribers on another broker's port (a bridge between them), 0 = port */
+	int broker_pid2; /* that broker: its CPU is added to broker_pid's */
 	int connect_conc; /* connections being set up at once */
 	int keepalive;
 	const char *prefix;
@@ -190,8 +192,8 @@ typedef struct mb_worker {
 
 typedef struct mb_run {
 	mb_opts o;
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct sockaddr_storage addr, sub_addr; /* sub_addr: --sub-port, else addr */
+	socklen_t addrlen, sub_addrlen;
 	mb_worker *w;
 	mb_conn *conns;
 	int nconns;

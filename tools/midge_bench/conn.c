@@ -216,7 +216,9 @@ int mb_conn_start(mb_conn *c)
 			return -e;
 		}
 	}
-	if (connect(fd, (struct sockaddr *)&g->addr, g->addrlen) < 0 && errno != EINPROGRESS) {
+	bool sub = c->role == ROLE_SUB;
+	if (connect(fd, (struct sockaddr *)(sub ? &g->sub_addr : &g->addr), sub ? g->sub_addrlen : g->addrlen) < 0 &&
+	    errno != EINPROGRESS) {
 		int e = errno;
 		close(fd);
 		return -e;

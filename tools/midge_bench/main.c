@@ -52,6 +52,9 @@ static void usage(FILE *f)
 	        "  -r, --rate MSGS         open loop: messages/s over all publishers, paced\n"
 	        "      --src-ips N         spread connections over 127.0.0.1..127.0.0.N\n"
 	        "      --broker-pid PID    report the broker's CPU time and memory\n"
+	        "      --sub-port PORT     subscribers connect to this port (a second broker,\n"
+	        "                          bridged to the first: bridge rows)\n"
+	        "      --broker-pid2 PID   that broker: its CPU time is added to the first's\n"
 	        "      --connect-concurrency N  connections being set up at once (32)\n"
 	        "      --keepalive SECS    MQTT keepalive (60)\n"
 	        "      --no-clean          sessions that outlive the connection (3.1.1 clean session 0,\n"
@@ -94,6 +97,7 @@ static void parse(int argc, char **argv, mb_opts *o)
 		{"stall", 1, 0, 'T'}, {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'L'},
 		{"cafile", 1, 0, 'A'}, {"cert", 1, 0, 'E'}, {"key", 1, 0, 'K'}, {"resume", 0, 0, 'U'},
 		{"no-verify", 0, 0, 'N'}, {"no-clean", 0, 0, 'G'}, {"ws", 1, 0, 'B'},
+		{"sub-port", 1, 0, 'Y'}, {"broker-pid2", 1, 0, 'Z'},
 		{"json", 0, 0, 'j'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
 	*o = (mb_opts){.host = "127.0.0.1", .port = 1883, .size = 16, .duration = 5, .warmup = 1,
 	               .drain = 3, .clients = 1, .subscribers = 2, .protocol = 4, .threads = 2,
@@ -122,6 +126,8 @@ static void parse(int argc, char **argv, mb_opts *o)
 		case 'r': o->rate = num(n, optarg, 0, 1e9); break;
 		case 'i': o->src_ips = (int)num(n, optarg, 1, 254); break;
 		case 'P': o->broker_pid = (int)num(n, optarg, 1, 1 << 30); break;
+		case 'Y': o->sub_port = (int)num(n, optarg, 1, 65535); break;
+		case 'Z': o->broker_pid2 = (int)num(n, optarg, 1, 1 << 30); break;
 		case 'C': o->connect_conc = (int)num(n, optarg, 1, 1 << 20); break;
 		case 'k': o->keepalive = (int)num(n, optarg, 0, 65535); break;
 		case 'x': o->prefix = optarg; break;
@@ -170,6 +176,16 @@ static void parse(int argc, char **argv, mb_opts *o)
 		o->inflight = o->window < 65000 ? o->window : 65000;
 }
 
+/* CPU seconds of the broker, plus the second one's (--broker-pid2); -1 unknown. */
+static double brokers_cpu(const mb_opts *o)
+{
+	double a = mb_proc_cpu(o->broker_pid);
+	if (!o->broker_pid2 || a < 0)
+		return a;
+	double b = mb_proc_cpu(o->broker_pid2);
+	return b < 0 ? -1 : a + b;
+}
+
 static void resolve(mb_run *g)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
@@ -183,6 +199,14 @@ static void resolve(mb_run *g)
 	memcpy(&g->addr, ai->ai_addr, ai->ai_addrlen);
 	g->addrlen = ai->ai_addrlen;
 	freeaddrinfo(ai);
+	g->sub_addr = g->addr;
+	g->sub_addrlen = g->addrlen;
+	if (g->o.sub_port) { /* the same host, another port */
+		if (g->sub_addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&g->sub_addr)->sin_port = htons((uint16_t)g->o.sub_port);
+		else
+			((struct sockaddr_in6 *)&g->sub_addr)->sin6_port = htons((uint16_t)g->o.sub_port);
+	}
 }
 
 static void *xcalloc(size_t n, size_t size)
@@ -500,9 +524,9 @@ int main(int argc, char **argv)
 		atomic_store(&g->phase, PH_RUN);
 		kick_all(g);
 		sleep_until(g->t_warm);
-		double b0 = mb_proc_cpu(o->broker_pid), s0 = mb_self_cpu(), m0 = mb_machine_cpu();
+		double b0 = brokers_cpu(o), s0 = mb_self_cpu(), m0 = mb_machine_cpu();
 		sleep_until(g->t_end);
-		double b1 = mb_proc_cpu(o->broker_pid), s1 = mb_self_cpu(), m1 = mb_machine_cpu();
+		double b1 = brokers_cpu(o), s1 = mb_self_cpu(), m1 = mb_machine_cpu();
 		res.machine_cpu = m0 >= 0 && m1 >= 0 ? m1 - m0 : -1;
 		res.broker_cpu = b0 >= 0 && b1 >= 0 ? b1 - b0 : -1;
 		res.gen_cpu = s1 - s0;
