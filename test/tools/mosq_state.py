@@ -35,6 +35,8 @@ EXPECTED = {
         "sub5": (3600, {"q/#": (1, 0x04, 7)}),
         "pub5": (3600, {}),
     },
+    # the user name each client connected with (mosquitto 2.0 writes it in the client chunk)
+    "usernames": {"sub311": "alice", "sub5": "bob", "pub5": None},
 }
 
 
@@ -96,10 +98,11 @@ def make_state(port):
 
     # persistent sessions
     s3 = m.RawClient(port, version=4)
-    s3.connect("sub311", clean=False)
+    s3.connect("sub311", clean=False, username="alice")
     s3.subscribe([("q/#", 2), ("other/+", 1)])
     s5 = m.RawClient(port, version=5)
-    s5.connect("sub5", version=5, clean=False, properties=[(m.P_SESSION_EXPIRY, 3600)])
+    s5.connect("sub5", version=5, clean=False, username="bob",
+               properties=[(m.P_SESSION_EXPIRY, 3600)])
     s5.subscribe([("q/#", 1 | 0x04)], version=5, properties=[(m.P_SUBSCRIPTION_ID, 7)])
 
     publisher = m.RawClient(port, version=5)

@@ -61,6 +61,7 @@ def test_dump_mosquitto_db_written_by_mosquitto(mosq_db):
     assert "Content Type 'text/plain', User Property 'k'='v'" in out
     assert "client 'sub311': session expiry never" in out
     assert "client 'sub5': session expiry 3600 s" in out
+    assert "username 'alice'" in out and "username 'bob'" in out
     assert "subscription 'sub5' 'q/#' qos 1 no-local id 7" in out
     assert "subscription 'sub311' 'other/+' qos 1" in out
     assert "wait_for_pubcomp" in out and "wait_for_puback" in out
@@ -97,6 +98,13 @@ def test_import_maps_every_record(mosq_db, tmp_path):
         rows = {bytes(f).decode(): (o & 3, o & ~3, i) for f, o, i in
                 db.execute("SELECT filter, opts, sub_id FROM subs WHERE sid = ?", (sid,))}
         assert rows == subs
+    # mosquitto's client chunks carry the user names: each session keeps its own
+    names = {bytes(c).decode(): u and bytes(u).decode() for c, u in
+             db.execute("SELECT client_id, username FROM sessions")}
+    assert names == mosq_state.EXPECTED["usernames"]
+    # ... and 2.0.11 wrote bob's name again (and the memory after it) into pub5's, which has
+    # none (mosquitto's bug, fixed in 2.0.16): read as no name, and said
+    assert "1 sessions have no user name: mosquitto before 2.0.16" in out
 
     for cid, want in mosq_db[1].items():
         sid = sessions[cid][0]
@@ -119,6 +127,7 @@ def test_import_maps_every_record(mosq_db, tmp_path):
 
     _, dump, _ = run("dump", dst)
     assert "session 'sub311': level 4, expiry never" in dump
+    assert "username 'alice'" in dump
     assert "queue: message 1 'q/1' qos 2, PUBREC received m1" in dump
     assert "incoming QoS 2 m4 awaiting PUBREL" in dump
 

@@ -216,6 +216,65 @@ TEST(mosqdb_version5_client)
 /* Every prefix of a valid file is refused (a file mosquitto was writing when the power went),
  * with the word "truncated" once a chunk header is whole; no read goes past the prefix: the
  * prefix is copied to a buffer of its own size so ASan sees any overrun. */
+/* A version 6 client chunk with a username field of ulen bytes from u (u may be shorter:
+ * the rest is what lay after it in memory, here 0xAA). */
+static void client6u(fb *f, const char *id, uint16_t ulen, const char *u)
+{
+	chunk(f, MQDB_CHUNK_CLIENT, (uint32_t)(24 + strlen(id) + ulen));
+	l64(f, 0);
+	u32(f, 0xFFFFFFFF);
+	u16(f, 0);
+	u16(f, (uint16_t)strlen(id));
+	u16(f, 1883);
+	u16(f, ulen);
+	pad(f, 4);
+	str(f, id);
+	size_t n = strlen(u) < ulen ? strlen(u) : ulen;
+	put(f, u, n);
+	pad(f, ulen - n);
+}
+
+/* mosquitto < 2.0.16 (one client chunk reused, swapped in place): after "al" a client with no
+ * name gets 0x0200 bytes that start with "al", then 2 bytes "al", then 0x0200 again. Those
+ * are no names; real names before and after, the same name twice in a row, and a name after
+ * a client with none stay. */
+TEST(mosqdb_usernames_left_over_by_mosquitto_are_none)
+{
+	fb f;
+	header(&f, 6);
+	cfg(&f, 1);
+	client6u(&f, "a", 2, "al");     /* alice's own */
+	client6u(&f, "b", 0x0200, "al"); /* leftover: swapped length, then memory after "al" */
+	client6u(&f, "c", 2, "al");     /* leftover: the length swapped back */
+	client6u(&f, "d", 3, "bob");    /* a real name again */
+	client6u(&f, "e", 3, "bob");    /* the same name, not swapped: real */
+	client6u(&f, "f", 0, "");
+	client6u(&f, "g", 2, "al");
+	mqdb db;
+	char err[300];
+	REQUIRE(mqdb_parse(f.b, f.n, &db, err, sizeof err) == 0);
+	REQUIRE(db.n_clients == 7);
+	static const char *const want[] = { "al", NULL, NULL, "bob", "bob", NULL, "al" };
+	for (size_t i = 0; i < 7; i++) {
+		const mqdb_client *c = &db.clients[i];
+		if (want[i]) {
+			CHECK(c->username.len == strlen(want[i]) && !memcmp(c->username.p, want[i], c->username.len));
+			CHECK(!c->username_stale);
+		} else {
+			CHECK_EQ_INT(c->username.len, 0);
+		}
+	}
+	CHECK(db.clients[1].username_stale && db.clients[2].username_stale && !db.clients[5].username_stale);
+	CHECK_EQ_INT(db.n_stale_usernames, 2);
+	mqdb_free(&db);
+	/* a name that is not UTF-8 and no leftover is still refused */
+	header(&f, 6);
+	cfg(&f, 1);
+	client6u(&f, "a", 2, "\xff\xfe");
+	CHECK(mqdb_parse(f.b, f.n, &db, err, sizeof err) < 0);
+	CHECK(strstr(err, "username is not UTF-8") != NULL);
+}
+
 TEST(mosqdb_every_truncation_refused)
 {
 	fb f;

@@ -92,6 +92,9 @@ int mdb_dump_mosquitto(const char *path, const uint8_t *buf, size_t len, FILE *o
 			fputs(", username ", out);
 			mdb_print_bytes(out, c->username.p, c->username.len, 1024);
 		}
+		if (c->username_stale)
+			fputs(", username field left over from the client before (mosquitto < 2.0.16): "
+			      "none", out);
 		fputc('\n', out);
 	}
 	for (size_t i = 0; i < db.n_cmsgs; i++) {

@@ -123,7 +123,7 @@ static int put_sessions(imp *im)
 	const mqdb *db = im->db;
 	sqlite3_stmt *s;
 	int rc = sqlite3_prepare_v2(im->sq, "INSERT INTO sessions (sid, client_id, level, expiry, "
-	                            "expire_at) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &s, NULL);
+	                            "expire_at, username) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	/* 5.0-only traces per client: subscription options or identifiers */
@@ -172,6 +172,11 @@ static int put_sessions(imp *im)
 		sqlite3_bind_int(s, 3, never && !v5[i] ? 4 : 5);
 		sqlite3_bind_int64(s, 4, c->session_expiry_interval);
 		bind_expiry(s, 5, never ? 0 : at);
+		/* the user name it last connected with (mosquitto 2.0 keeps it per client): the
+		 * restored session is judged by acl_file as that user until its client comes back,
+		 * as in mosquitto. Length 0 is none (mosquitto writes an empty name as none too). */
+		if (c->username.len)
+			bind_blob(s, 6, c->username);
 		rc = step_done(s);
 		if (rc == SQLITE_CONSTRAINT) { /* two client chunks with one id: the first wins */
 			im->sid[i] = 0;
@@ -501,6 +506,10 @@ int mdb_import(const char *src, const char *dst, FILE *out)
 		        "of clients without a session, %zu invalid topics or filters, %zu messages in "
 		        "states midge does not keep, %zu duplicates.\n", n->ended, n->expired_sess,
 		        n->expired_msgs, n->qos0, n->orphans, n->bad_topics, n->other_states, n->dups);
+	if (im.db->n_stale_usernames)
+		fprintf(out, "%zu sessions have no user name: mosquitto before 2.0.16 wrote the previous "
+		        "client's into their records (its bug, fixed in 2.0.16); each gets its own again "
+		        "when its client reconnects.\n", im.db->n_stale_usernames);
 	ret = 0;
 	goto done;
 sqlfail:

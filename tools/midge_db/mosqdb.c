@@ -28,6 +28,7 @@ typedef struct ctx {
 	size_t errlen;
 	const char *what;      /* the chunk being read */
 	size_t chunk_off;
+	mg_bytes prev_user;    /* the username field of the last client chunk, as written */
 } ctx;
 
 static int fail(ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -277,11 +278,25 @@ static int read_client(ctx *c, rd *r, mqdb *db, caps *cp)
 		return fail(c, "negative session expiry time");
 	if (idlen == 0)
 		return fail(c, "empty client id");
-	if (take_str(c, r, idlen, &cl.id, "client id") ||
-	    take_str(c, r, ulen, &cl.username, "username"))
+	if (take_str(c, r, idlen, &cl.id, "client id") || take(c, r, ulen, &cl.username, "username"))
 		return -1;
 	if (left(r))
 		return fail(c, "%zu bytes after the strings", left(r));
+	/* mosquitto < 2.0.16's leftover (mosqdb.h): this length is the last chunk's byte-swapped
+	 * and the bytes start as the last chunk's do. A real name cannot be told from one that
+	 * happens to look so (a client right after a leftover with the same name): it loses its
+	 * name too, which is the safe side (acl_file judges it without one until it reconnects). */
+	mg_bytes prev = c->prev_user;
+	c->prev_user = cl.username;
+	uint16_t swapped = (uint16_t)(prev.len << 8 | prev.len >> 8);
+	if (ulen && prev.len && ulen != prev.len && ulen == swapped &&
+	    memcmp(cl.username.p, prev.p, ulen < prev.len ? ulen : prev.len) == 0) {
+		cl.username = (mg_bytes){ 0 };
+		cl.username_stale = true;
+		db->n_stale_usernames++;
+	} else if (mg_utf8_check(cl.username.p, cl.username.len) != MG_OK) {
+		return fail(c, "username is not UTF-8 without U+0000");
+	}
 	PUSH(c, db, cp, clients, n_clients);
 	db->clients[db->n_clients++] = cl;
 	return 0;
@@ -296,7 +311,7 @@ static int cmp_msg(const void *a, const void *b)
 int mqdb_parse(const uint8_t *buf, size_t len, mqdb *db, char *err, size_t errlen)
 {
 	memset(db, 0, sizeof *db);
-	ctx c = {err, errlen, NULL, 0};
+	ctx c = {err, errlen, NULL, 0, {0}};
 	caps cp = {0};
 	if (len < sizeof MAGIC + 8 || memcmp(buf, MAGIC, sizeof MAGIC) != 0) {
 		fail(&c, "not a mosquitto persistence file (no \"mosquitto db\" header)");

@@ -19,6 +19,14 @@
  *   6 client      session expiry time (s, 0 none), expiry interval, last mid, id length,
  *                 (version 6:) listener port, username length; the id, the username
  *
+ * mosquitto before 2.0.16 reused one client chunk for all clients and wrote it byte-swapped in
+ * place (fixed upstream in b1c29e88, "Fix potential file persistence crash"): a client with no
+ * user name that follows one with a name gets the name's length, byte-swapped every other
+ * chunk (3, 0x0300, 3, ...), and that many bytes read from the previous name onwards (the
+ * name again, or the name and whatever lay after it in mosquitto's memory). mqdb_parse knows
+ * that signature (see read_client) and gives such a client no user name (username_stale)
+ * rather than refusing the file or handing out someone else's name.
+ *
  * mqdb_parse is a pure function of the bytes: no I/O, every length checked against the chunk
  * and the chunk against the file, every property block decoded in full. A file it accepts
  * holds nothing it did not look at. The records hand out views into the caller's buffer,
@@ -69,7 +77,8 @@ typedef struct mqdb_client {
 	int64_t session_expiry_time; /* Unix s it expires (offline sessions), 0 none */
 	uint32_t session_expiry_interval; /* s; 0xFFFFFFFF never */
 	uint16_t last_mid, listener_port;
-	mg_bytes id, username;
+	mg_bytes id, username;       /* username empty: none (or stale) */
+	bool username_stale;         /* the writer's leftover from the client before: none */
 } mqdb_client;
 
 typedef struct mqdb_cmsg {
@@ -97,6 +106,7 @@ typedef struct mqdb {
 	uint64_t *retains;        /* store ids */
 	size_t n_msgs, n_clients, n_cmsgs, n_subs, n_retains;
 	size_t n_unknown;         /* chunks of a type this reader does not know, skipped */
+	size_t n_stale_usernames; /* clients whose username field was mosquitto's leftover */
 } mqdb;
 
 /* Parse a whole file. Returns 0, or -1 with a message naming the offset and what is wrong
