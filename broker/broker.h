@@ -39,6 +39,9 @@ struct mg_broker {
 	mg_subtree *tree;
 	mg_retain *retain;
 	struct mg_store *store;   /* persistence (store.h); NULL when off */
+	/* several nodes as one broker over NATS (cluster.h); cluster NULL when off */
+	const struct mg_cluster_ops *cluster_ops;
+	struct mg_cluster *cluster;
 	int nworkers, nstarted;
 	mg_worker *w;
 	mg_listen_sock *ls;

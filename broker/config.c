@@ -79,6 +79,11 @@ void mg_config_free(mg_config *c)
 	free(c->acl_file);
 	free(c->psk_file);
 	free(c->clientid_prefixes);
+	char **cl[] = { &c->cluster_nats_url, &c->cluster_node_name, &c->cluster_nats_user,
+	                &c->cluster_nats_password, &c->cluster_nats_token, &c->cluster_nats_creds,
+	                &c->cluster_nats_cafile, &c->cluster_nats_certfile, &c->cluster_nats_keyfile };
+	for (size_t i = 0; i < sizeof cl / sizeof cl[0]; i++)
+		free(*cl[i]);
 	mg_bridge_conf_free_all(c);
 	free(c->config_path);
 	free(c->config_abspath_);
@@ -242,6 +247,9 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 		strcat(later, ", per_listener_settings");
 	if (n.n_bridges || live->n_bridges) /* as in mosquitto, bridges are not reloaded */
 		strcat(later, ", bridges");
+	if (!same_str(n.cluster_nats_url, live->cluster_nats_url) ||
+	    !same_str(n.cluster_node_name, live->cluster_node_name))
+		strcat(later, ", cluster");
 	bool same_listeners = !(live->local_only ? n.n_listeners != 0 : listeners_differ(live, &n));
 	for (int i = 0; same_listeners && i < n.n_listeners; i++)
 		if (n.listeners[i].use_username_as_clientid != live->listeners[i].use_username_as_clientid) {

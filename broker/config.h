@@ -107,6 +107,11 @@ typedef struct mg_config {
 	int cli_port_;                   /* -p, or -1: reload compares listeners as started */
 	struct mg_bridge_conf *bridges;  /* `connection` blocks (bridge_conf.h); not reloaded */
 	int n_bridges;
+	/* several nodes as one broker over NATS (docs/cluster.md); NULL = not set. Not reloaded. */
+	char *cluster_nats_url;          /* "nats://h:p[,nats://...]": clustering on */
+	char *cluster_node_name;         /* NULL: host name and pid */
+	char *cluster_nats_user, *cluster_nats_password, *cluster_nats_token, *cluster_nats_creds;
+	char *cluster_nats_cafile, *cluster_nats_certfile, *cluster_nats_keyfile;
 } mg_config;
 
 void mg_config_init(mg_config *c);                 /* defaults */

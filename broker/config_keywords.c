@@ -540,6 +540,31 @@ static int kw_string(mg_parse *p, const char *kw, int argc, char **argv, const c
 	return set_str(p, field, rest);
 }
 
+/* ---- cluster (docs/cluster.md) ---- */
+
+static int kw_cluster(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
+{
+	mg_config *c = p->c;
+	static const struct { const char *kw; size_t off; } f[] = {
+		{ "cluster_nats_url", offsetof(mg_config, cluster_nats_url) },
+		{ "cluster_node_name", offsetof(mg_config, cluster_node_name) },
+		{ "cluster_nats_user", offsetof(mg_config, cluster_nats_user) },
+		{ "cluster_nats_password", offsetof(mg_config, cluster_nats_password) },
+		{ "cluster_nats_token", offsetof(mg_config, cluster_nats_token) },
+		{ "cluster_nats_creds", offsetof(mg_config, cluster_nats_creds) },
+		{ "cluster_nats_cafile", offsetof(mg_config, cluster_nats_cafile) },
+		{ "cluster_nats_certfile", offsetof(mg_config, cluster_nats_certfile) },
+		{ "cluster_nats_keyfile", offsetof(mg_config, cluster_nats_keyfile) },
+	};
+	size_t i = 0;
+	while (strcmp(f[i].kw, kw) != 0)
+		i++;
+	if (i == 0 && strncmp(rest, "nats://", 7) != 0 && strncmp(rest, "tls://", 6) != 0)
+		return mg_perr(p, "invalid URL '%s' for 'cluster_nats_url' (expected "
+				"nats://host:port or tls://host:port, several separated by commas)", rest);
+	return set_str(p, (char **)((char *)c + f[i].off), rest);
+}
+
 /* ---- persistence ---- */
 
 static int kw_persistence(mg_parse *p, const char *kw, int argc, char **argv, const char *rest)
@@ -751,6 +776,16 @@ static const mg_keyword keywords[] = {
 	{"include_dir", mg_kw_include_dir, 1, ANY, false},
 	{"pid_file", kw_string, 1, ANY, false},
 	{"user", kw_string, 1, ANY, false},
+	/* cluster */
+	{"cluster_nats_url", kw_cluster, 1, 1, false},
+	{"cluster_node_name", kw_cluster, 1, 1, false},
+	{"cluster_nats_user", kw_cluster, 1, 1, false},
+	{"cluster_nats_password", kw_cluster, 1, ANY, false},
+	{"cluster_nats_token", kw_cluster, 1, ANY, false},
+	{"cluster_nats_creds", kw_cluster, 1, ANY, false},
+	{"cluster_nats_cafile", kw_cluster, 1, ANY, false},
+	{"cluster_nats_certfile", kw_cluster, 1, ANY, false},
+	{"cluster_nats_keyfile", kw_cluster, 1, ANY, false},
 	/* persistence */
 	{"persistence", kw_persistence, 1, 1, false},
 	{"persistence_fsync", kw_persistence, 1, 1, false},

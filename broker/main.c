@@ -2,6 +2,7 @@
  * broker/main.c - `midge [-c FILE] [-p PORT] [-v] [-d] [-h]`, mosquitto's command line.
  */
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/log.h"
 
 #include <errno.h>
@@ -129,6 +130,9 @@ int main(int argc, char **argv)
 	signal(SIGXFSZ, SIG_IGN);
 
 	static mg_broker b;
+	/* NULL in a build without libnats (cross builds): cluster_nats_url is then refused */
+	extern const mg_cluster_ops mg_cluster_nats_ops __attribute__((weak));
+	b.cluster_ops = &mg_cluster_nats_ops;
 	r = mg_broker_start(&b, &cfg); /* also drops to `user` before any client is served */
 	if (r == 0) {
 		mg_broker_run_signals(&b);

@@ -5,6 +5,7 @@
  */
 #include "broker/route.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/session.h"
 #include "broker/store.h"
 #include "broker/worker.h"
@@ -73,10 +74,17 @@ mg_retain *mg_broker_retain_new(void)
 
 int mg_publish_msg(mg_worker *w, mg_msg *m, mg_sref publisher)
 {
-	if (m->retain && w->b->cfg->retain_available) {
-		mg_retain_set(w->b->retain, m->topic, m->topic_len, m->payload_len ? m : NULL);
+	mg_broker *b = w->b;
+	if (m->retain && b->cfg->retain_available) {
+		mg_retain_set(b->retain, m->topic, m->topic_len, m->payload_len ? m : NULL);
 		mg_store_retained(m->topic, m->topic_len, m->payload_len ? m : NULL);
 	}
-	return mg_route(w, m, publisher);
+	/* local subscribers first, from here; then the other nodes (cluster.h). With a cluster a
+	 * message that went to NATS may have subscribers elsewhere: not "no matching
+	 * subscribers". */
+	int n = mg_route(w, m, publisher);
+	if (b->cluster && b->cluster_ops->send(b->cluster, w, m))
+		n++;
+	return n;
 }
 

@@ -4,6 +4,7 @@
 #include "broker/broker.h"
 #include "broker/bridge.h"
 #include "broker/auth.h"
+#include "broker/cluster.h"
 #include "broker/log.h"
 #include "broker/route.h"
 #include "broker/tls.h"
@@ -247,6 +248,16 @@ int mg_broker_start(mg_broker *b, mg_config *cfg)
 	int r = mg_broker_init(b, cfg);
 	if (r < 0)
 		return r;
+	/* After the store restored its sessions (their filters are NATS interest too), before
+	 * any worker runs: a node that cannot reach NATS does not start alone (docs/cluster.md). */
+	if (cfg->cluster_nats_url) {
+		if (!b->cluster_ops) {
+			mg_log(MG_LOG_ERR, "Error: cluster_nats_url: this midge was built without libnats.");
+			return -ENOTSUP;
+		}
+		if (b->cluster_ops->start(b, &b->cluster) < 0)
+			return -ECONNREFUSED;
+	}
 	mg_log(MG_LOG_NOTICE, "midge version %s running", MIDGE_VERSION);
 	/* Workers never take signals: the main thread waits for them with sigwait. */
 	sigset_t all, old;
@@ -359,6 +370,10 @@ void mg_broker_stop(mg_broker *b)
 	for (int i = 0; i < b->nstarted; i++)
 		pthread_join(b->w[i].th, NULL);
 	mg_auth_stop(b); /* before the workers' connections go: jobs name them */
+	if (b->cluster) { /* the wills went out; nothing posts to the inboxes after this */
+		b->cluster_ops->stop(b->cluster);
+		b->cluster = NULL;
+	}
 	/* All threads are gone: free in any order. Conns first (they hold message refs). */
 	if (b->w) {
 		int nw = b->nworkers;

@@ -7,6 +7,7 @@
 #include "broker/alias_out.h"
 #include "broker/bridge.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/conn.h"
 #include "broker/log.h"
 #include "broker/route.h"
@@ -91,7 +92,8 @@ typedef struct unsub_ctx {
 static void unsub_one(void *ud, const uint8_t *f, size_t len)
 {
 	unsub_ctx *u = ud;
-	mg_subtree_remove(u->b->tree, f, len, u->ref);
+	if (mg_subtree_remove(u->b->tree, f, len, u->ref) == 0)
+		mg_cluster_interest(u->b, f, len, -1);
 }
 
 void mg_session_destroy(mg_worker *w, mg_session *s)

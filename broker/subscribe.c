@@ -4,6 +4,7 @@
  */
 #include "broker/packet.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/log.h"
 #include "broker/session.h"
 #include "broker/store.h"
@@ -118,6 +119,8 @@ static int subscribe_chunk(mg_conn *c, mg_subwork *sw)
 		} else if (r == 0 && mg_fset_add(&s->subs, f.p, f.len) < 0) {
 			mg_subtree_remove(b->tree, f.p, f.len, s->ref);
 			rc = 0x80;
+		} else if (r == 0) {
+			mg_cluster_interest(b, f.p, f.len, +1);
 		} else {
 			mg_store_sub_added(s, f.p, f.len, o, sw->sub_id);
 			mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s%s", c->id, o.qos, MG_LOG_CLIPPED(f));
@@ -154,6 +157,7 @@ static int unsubscribe_chunk(mg_conn *c, mg_subwork *sw)
 		if (r == 0) {
 			mg_fset_del(&s->subs, mf.p, mf.len);
 			mg_store_sub_removed(s, mf.p, mf.len);
+			mg_cluster_interest(c->w->b, mf.p, mf.len, -1);
 		}
 		free(heap);
 		mg_log(MG_LOG_UNSUBSCRIBE, "%s %.*s%s", c->id, MG_LOG_CLIPPED(f));

@@ -10,6 +10,7 @@
 #include "broker/http.h"
 #include "broker/log.h"
 #include "broker/metrics.h"
+#include "broker/route.h"
 #include "broker/session.h"
 #include "broker/store.h"
 #include "net/tls.h"
@@ -36,7 +37,7 @@ static int postv_push(mg_postv *v, const mg_post *p)
 
 static void post_drop(mg_post *p)
 {
-	if (p->kind == MG_POST_DELIVER)
+	if (p->kind == MG_POST_DELIVER || p->kind == MG_POST_REMOTE)
 		mg_qitem_clear(&p->it);
 	else if (p->kind == MG_POST_ADOPT) {
 		mg_transport_close(&p->conn->tr);
@@ -154,6 +155,10 @@ static void on_wake(mg_loop *l, void *ud)
 		}
 		case MG_POST_ADOPT:
 			mg_conn_attach(w, p->conn);
+			break;
+		case MG_POST_REMOTE: /* routed here, never sent on: it came from NATS */
+			mg_route(w, p->it.m, NULL);
+			mg_qitem_clear(&p->it);
 			break;
 		case MG_POST_PAUSE:
 			pthread_barrier_wait(&w->b->pause); /* everyone parked */

@@ -62,7 +62,8 @@ typedef struct mg_broker mg_broker;
 typedef struct mg_session mg_session;
 
 enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE, MG_POST_SHUTDOWN,
-	MG_POST_AUTH_OK, MG_POST_AUTH_BAD /* a password verdict for .conn (auth.h) */ };
+	MG_POST_AUTH_OK, MG_POST_AUTH_BAD /* a password verdict for .conn (auth.h) */,
+	MG_POST_REMOTE /* .it.m came from another node (cluster.h): route it here */ };
 
 typedef struct mg_post {
 	int kind;

@@ -1,0 +1,581 @@
+/*
+ * broker/cluster.c - several midge nodes as one broker over NATS, with libnats (cluster.h,
+ * docs/cluster.md). Linked into the midge binary only.
+ *
+ * What runs where:
+ *   - start/stop: the main thread, while no worker runs.
+ *   - interest (SUBSCRIBE, UNSUBSCRIBE, session end): any worker, under c->mu, which guards
+ *     the table of distinct filters and their NATS subscriptions and nothing else.
+ *   - send: a worker, in its own slot of c->wp (its buffer and sequence); libnats's
+ *     connection lock inside natsConnection_Publish, never a broker lock.
+ *   - on_msg: libnats's one delivery thread (global delivery, pool of 1), for every
+ *     subscription; the dedup table and the decode buffers are its alone. It posts to a
+ *     worker's inbox under c->post_mu, which stop() takes to end the posting for good.
+ */
+#include "broker/cluster.h"
+#include "broker/cluster_subject.h"
+#include "broker/log.h"
+#include "broker/route.h"
+#include "broker/worker.h"
+#include "net/loop.h"
+
+#include <nats/nats.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* The envelope (docs/cluster.md "What travels in a NATS message"). */
+enum { ENV_VERSION = 1, ENV_FIXED = 20, F_RETAIN = 4, F_EXPIRY = 8 };
+
+typedef struct ient { /* one distinct filter this node holds, and its NATS subscriptions */
+	struct ient *next;
+	int count;
+	natsSubscription *sub[2];
+	size_t len;
+	uint8_t f[];
+} ient;
+
+typedef struct origin { /* the last sequence accepted from one worker of one node */
+	uint64_t node, seq;
+	uint32_t worker;
+	bool used;
+} origin;
+
+typedef struct wpub { /* a worker's own: it alone writes these */
+	uint64_t seq;
+	uint8_t *buf;
+	size_t cap;
+	char subj[MG_CSUBJ_MAX + 1];
+	char pad[64];
+} wpub;
+
+struct mg_cluster {
+	mg_broker *b;
+	natsOptions *opts;
+	natsConnection *nc;
+	uint64_t node_id;
+	char name[128];
+	atomic_llong max_payload;
+	wpub *wp;
+	pthread_mutex_t mu; /* the interest table */
+	ient **tab;
+	size_t tab_cap, n_filters;
+	pthread_mutex_t post_mu;
+	bool closing;       /* under post_mu */
+	/* the delivery thread's */
+	origin *orig;
+	size_t orig_cap, orig_n;
+	uint8_t topic[MG_CSUBJ_MAX];
+	uint8_t *vbuf;
+	size_t vcap;
+	/* counters, any thread */
+	atomic_uint_fast64_t sent, received, dups, dropped_long, dropped_big, bad, nats_err;
+	atomic_bool warned_long, warned_big, warned_bad, warned_err;
+};
+
+static uint32_t hash_bytes(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: filters are short and this runs per SUBSCRIBE only */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/* ---- interest: one NATS subscription per distinct filter ---- */
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+
+static void nats_subscribe(mg_cluster *c, ient *e)
+{
+	char subj[2 * MG_CSUBJ_MAX + 2];
+	int n = mg_csubj_from_filter(e->f, e->len, subj, sizeof subj);
+	/* -E2BIG: it could match only topics too long to be sent (cluster_subject.h) */
+	const char *s = subj;
+	for (int i = 0; i < n; i++, s += strlen(s) + 1) {
+		natsStatus st = natsConnection_Subscribe(&e->sub[i], c->nc, s, on_msg, c);
+		if (st != NATS_OK) {
+			e->sub[i] = NULL;
+			mg_log(MG_LOG_WARNING, "Warning: cluster: cannot subscribe to %s on NATS (%s): messages "
+			       "on '%.*s' from other nodes will not arrive here.", s, natsStatus_GetText(st),
+			       (int)e->len, (const char *)e->f);
+		}
+	}
+}
+
+static void nats_unsubscribe(ient *e)
+{
+	for (int i = 0; i < 2; i++)
+		if (e->sub[i]) {
+			natsSubscription_Unsubscribe(e->sub[i]);
+			natsSubscription_Destroy(e->sub[i]);
+			e->sub[i] = NULL;
+		}
+}
+
+static int tab_grow(mg_cluster *c)
+{
+	size_t nc = c->tab_cap ? c->tab_cap * 2 : 256;
+	ient **nt = calloc(nc, sizeof *nt);
+	if (!nt)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->tab_cap; i++)
+		for (ient *e = c->tab[i], *nx; e; e = nx) {
+			nx = e->next;
+			size_t h = hash_bytes(e->f, e->len) & (nc - 1);
+			e->next = nt[h];
+			nt[h] = e;
+		}
+	free(c->tab);
+	c->tab = nt;
+	c->tab_cap = nc;
+	return 0;
+}
+
+static void interest(mg_cluster *c, const uint8_t *f, size_t len, int delta)
+{
+	mg_bytes inner;
+	if (mg_share_parse(f, len, NULL, &inner) == 1) { /* phase 1: the filter, no queue group */
+		f = inner.p;
+		len = inner.len;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (c->n_filters >= c->tab_cap / 2 && tab_grow(c) < 0 && !c->tab_cap)
+		goto out;
+	ient **pp = &c->tab[hash_bytes(f, len) & (c->tab_cap - 1)];
+	while (*pp && !((*pp)->len == len && memcmp((*pp)->f, f, len) == 0))
+		pp = &(*pp)->next;
+	ient *e = *pp;
+	if (delta > 0) {
+		if (e) {
+			e->count++;
+		} else if ((e = calloc(1, sizeof *e + len))) {
+			e->count = 1;
+			e->len = len;
+			memcpy(e->f, f, len);
+			*pp = e;
+			c->n_filters++;
+			nats_subscribe(c, e);
+		} else {
+			mg_log(MG_LOG_ERR, "Error: cluster: out of memory: messages on '%.*s' from other nodes "
+			       "will not arrive here.", (int)len, (const char *)f);
+		}
+	} else if (e && --e->count == 0) {
+		nats_unsubscribe(e);
+		*pp = e->next;
+		c->n_filters--;
+		free(e);
+	}
+out:
+	pthread_mutex_unlock(&c->mu);
+}
+
+static int count_existing(void *ctx, const uint8_t *filter, size_t flen, const mg_sub_entry *e)
+{
+	(void)e;
+	interest(ctx, filter, flen, +1);
+	return 0;
+}
+
+/* ---- sending ---- */
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Once per kind of trouble: the counters say how often. */
+static void warn_once(atomic_bool *flag, const char *fmt, const mg_msg *m, const char *why)
+{
+	if (!atomic_exchange_explicit(flag, true, memory_order_relaxed))
+		mg_log(MG_LOG_WARNING, fmt, (int)(m->topic_len > 200 ? 200 : m->topic_len),
+		       (const char *)m->topic, why);
+}
+
+static bool send_msg(mg_cluster *c, mg_worker *w, const mg_msg *m)
+{
+	/* $SYS is each node's own; a bridge's state topic there too */
+	if (m->topic_len >= 4 && memcmp(m->topic, "$SYS", 4) == 0 && (m->topic_len == 4 || m->topic[4] == '/'))
+		return false;
+	wpub *p = &c->wp[w->idx];
+	int sl = mg_csubj_from_topic(m->topic, m->topic_len, p->subj, sizeof p->subj);
+	if (sl < 0) {
+		atomic_fetch_add_explicit(&c->dropped_long, 1, memory_order_relaxed);
+		warn_once(&c->warned_long, "Warning: cluster: a message on '%.*s' was served on this node "
+		          "only: %s (this is said once; see docs/cluster.md).", m, "its topic is too long for a NATS subject");
+		return false;
+	}
+	int64_t left = 0;
+	if (m->has_expiry && (left = m->expire_at - mg_loop_now_ms(w->loop)) <= 0)
+		return false;
+	size_t need = ENV_FIXED + (m->has_expiry ? 8 : 0) + 4 + m->props_len + m->payload_len;
+	if ((int64_t)need > atomic_load_explicit(&c->max_payload, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&c->dropped_big, 1, memory_order_relaxed);
+		warn_once(&c->warned_big, "Warning: cluster: a message on '%.*s' was served on this node "
+		          "only: %s (this is said once; see docs/cluster.md).", m,
+		          "it is larger than the NATS server's max_payload");
+		return false;
+	}
+	if (need > p->cap) {
+		size_t nc = p->cap ? p->cap : 4096;
+		while (nc < need)
+			nc *= 2;
+		uint8_t *nb = realloc(p->buf, nc);
+		if (!nb)
+			return false;
+		p->buf = nb;
+		p->cap = nc;
+	}
+	uint8_t *q = p->buf;
+	q[0] = ENV_VERSION;
+	q[1] = (uint8_t)(m->qos | (m->retain ? F_RETAIN : 0) | (m->has_expiry ? F_EXPIRY : 0));
+	put_be(q + 2, c->node_id, 8);
+	put_be(q + 10, (uint64_t)w->idx, 2);
+	put_be(q + 12, ++p->seq, 8);
+	q += ENV_FIXED;
+	if (m->has_expiry) {
+		put_be(q, (uint64_t)left, 8);
+		q += 8;
+	}
+	put_be(q, m->props_len, 4);
+	q += 4;
+	memcpy(q, m->props, m->props_len);
+	memcpy(q + m->props_len, m->payload, m->payload_len);
+	/* Into libnats's buffer; its flusher thread writes whatever a loop turn gathered. */
+	natsStatus st = natsConnection_Publish(c->nc, p->subj, p->buf, (int)need);
+	if (st != NATS_OK) {
+		atomic_fetch_add_explicit(&c->nats_err, 1, memory_order_relaxed);
+		warn_once(&c->warned_err, "Warning: cluster: a message on '%.*s' could not go to NATS: %s "
+		          "(this is said once).", m, natsStatus_GetText(st));
+		return false;
+	}
+	atomic_fetch_add_explicit(&c->sent, 1, memory_order_relaxed);
+	return true;
+}
+
+/* ---- receiving (libnats's delivery thread) ---- */
+
+/* true if (node, worker, seq) is new: the first copy of a message that several overlapping
+ * subscriptions of this node delivered, in the order one origin published them. */
+static bool first_copy(mg_cluster *c, uint64_t node, uint32_t worker, uint64_t seq)
+{
+	if (c->orig_n >= c->orig_cap / 2) {
+		size_t nc = c->orig_cap ? c->orig_cap * 2 : 64;
+		origin *nt = calloc(nc, sizeof *nt);
+		if (!nt)
+			return true; /* a duplicate is better than a loss */
+		for (size_t i = 0; i < c->orig_cap; i++)
+			if (c->orig[i].used) {
+				size_t h = (size_t)((c->orig[i].node ^ c->orig[i].worker * 0x9E3779B97F4A7C15ull) & (nc - 1));
+				while (nt[h].used)
+					h = (h + 1) & (nc - 1);
+				nt[h] = c->orig[i];
+			}
+		free(c->orig);
+		c->orig = nt;
+		c->orig_cap = nc;
+	}
+	size_t h = (size_t)((node ^ worker * 0x9E3779B97F4A7C15ull) & (c->orig_cap - 1));
+	while (c->orig[h].used && !(c->orig[h].node == node && c->orig[h].worker == worker))
+		h = (h + 1) & (c->orig_cap - 1);
+	origin *o = &c->orig[h];
+	if (!o->used) {
+		*o = (origin){ .node = node, .worker = worker, .seq = seq, .used = true };
+		c->orig_n++;
+		return true;
+	}
+	if (seq <= o->seq)
+		return false;
+	o->seq = seq;
+	return true;
+}
+
+/* The property block came from the network: decode it as the body of a 5.0 PUBLISH would be,
+ * so only what a client could have sent reaches our clients. */
+static bool props_ok(mg_cluster *c, const uint8_t *props, uint32_t n, mg_packet *pkt)
+{
+	size_t need = 1 + 4 + 3 + 4 + (size_t)n;
+	if (need > c->vcap) {
+		uint8_t *nb = realloc(c->vbuf, need);
+		if (!nb)
+			return false;
+		c->vbuf = nb;
+		c->vcap = need;
+	}
+	uint8_t body_hdr[4 + 3];
+	size_t pl = mg_varint_encode(body_hdr + 3, n);
+	body_hdr[0] = 0;
+	body_hdr[1] = 1;
+	body_hdr[2] = 'x';
+	uint32_t rl = (uint32_t)(3 + pl + n);
+	uint8_t *q = c->vbuf;
+	*q++ = 0x30; /* PUBLISH, QoS 0 */
+	q += mg_varint_encode(q, rl);
+	memcpy(q, body_hdr, 3 + pl);
+	q += 3 + pl;
+	memcpy(q, props, n);
+	q += n;
+	return mg_decode(c->vbuf, (size_t)(q - c->vbuf), MG_V5, 0, pkt) == q - c->vbuf;
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	mg_cluster *c = closure;
+	(void)nc;
+	(void)sub;
+	const uint8_t *d = (const uint8_t *)natsMsg_GetData(msg);
+	size_t dl = (size_t)natsMsg_GetDataLength(msg);
+	const char *subj = natsMsg_GetSubject(msg);
+	mg_msg *m = NULL;
+	if (dl < ENV_FIXED + 4 || d[0] != ENV_VERSION || (d[1] & 3) == 3 || (d[1] & ~15))
+		goto bad;
+	uint64_t node = get_be(d + 2, 8), seq = get_be(d + 12, 8);
+	uint32_t worker = (uint32_t)get_be(d + 10, 2);
+	if (node == c->node_id) /* NATS's no-echo already keeps our own away */
+		goto out;
+	bool expiry = d[1] & F_EXPIRY;
+	size_t off = ENV_FIXED;
+	int64_t left = 0;
+	if (expiry) {
+		if (dl < off + 8 + 4)
+			goto bad;
+		left = (int64_t)get_be(d + off, 8);
+		off += 8;
+	}
+	uint64_t plen = get_be(d + off, 4);
+	off += 4;
+	if (plen > dl - off)
+		goto bad;
+	int tl = mg_csubj_to_topic(subj, strlen(subj), c->topic, sizeof c->topic);
+	if (tl <= 0 || mg_topic_name_check(c->topic, (size_t)tl) != MG_OK)
+		goto bad;
+	mg_packet pkt;
+	if (plen && !props_ok(c, d + off, (uint32_t)plen, &pkt))
+		goto bad;
+	if (!first_copy(c, node, worker, seq)) {
+		atomic_fetch_add_explicit(&c->dups, 1, memory_order_relaxed);
+		goto out;
+	}
+	int64_t now = mg_now_ms();
+	/* mg_msg_new keeps the forwardable properties as a client's PUBLISH would give them */
+	m = mg_msg_new(c->topic, (size_t)tl, d + off + plen, dl - off - plen, plen ? &pkt.props : NULL,
+	               d[1] & 3, d[1] & F_RETAIN, now);
+	if (!m)
+		goto out;
+	if (expiry) { /* nobody else holds it yet */
+		m->has_expiry = true;
+		m->expire_at = now + left;
+	}
+	atomic_fetch_add_explicit(&c->received, 1, memory_order_relaxed);
+	/* One worker per origin worker: its messages are routed in the order they were sent. */
+	mg_broker *b = c->b;
+	int to = (int)((node ^ worker * 0x9E3779B97F4A7C15ull) % (uint64_t)b->nworkers);
+	mg_post p = { .kind = MG_POST_REMOTE, .it = { .m = m } };
+	pthread_mutex_lock(&c->post_mu);
+	if (c->closing || mg_worker_post_ext(&b->w[to], &p) < 0)
+		mg_msg_unref(m);
+	pthread_mutex_unlock(&c->post_mu);
+	goto out;
+bad:
+	atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
+	if (!atomic_exchange_explicit(&c->warned_bad, true, memory_order_relaxed))
+		mg_log(MG_LOG_WARNING, "Warning: cluster: dropped a NATS message on %.200s that is not a "
+		       "midge node's (this is said once).", subj);
+out:
+	natsMsg_Destroy(msg);
+}
+
+/* ---- connection ---- */
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	mg_cluster *c = closure;
+	(void)nc;
+	pthread_mutex_lock(&c->post_mu);
+	bool closing = c->closing; /* natsConnection_Close says so too */
+	pthread_mutex_unlock(&c->post_mu);
+	if (!closing)
+		mg_log(MG_LOG_WARNING, "Cluster node %s lost its NATS server; reconnecting (messages to "
+		       "and from other nodes are buffered or lost meanwhile).", c->name);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	mg_cluster *c = closure;
+	char url[256] = "";
+	natsConnection_GetConnectedUrl(nc, url, sizeof url);
+	atomic_store(&c->max_payload, natsConnection_GetMaxPayload(nc));
+	mg_log(MG_LOG_NOTICE, "Cluster node %s reconnected to NATS at %s.", c->name, url);
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	mg_cluster *c = closure;
+	(void)nc;
+	(void)sub;
+	mg_log(MG_LOG_WARNING, "Warning: cluster node %s: NATS: %s%s.", c->name, natsStatus_GetText(err),
+	       err == NATS_SLOW_CONSUMER ? " (messages from other nodes were dropped: this node's workers "
+	       "do not keep up)" : "");
+}
+
+static void cluster_free(mg_cluster *c)
+{
+	for (size_t i = 0; i < c->tab_cap; i++)
+		for (ient *e = c->tab[i], *nx; e; e = nx) {
+			nx = e->next;
+			if (e->sub[0])
+				natsSubscription_Destroy(e->sub[0]);
+			if (e->sub[1])
+				natsSubscription_Destroy(e->sub[1]);
+			free(e);
+		}
+	free(c->tab);
+	if (c->nc)
+		natsConnection_Destroy(c->nc);
+	if (c->opts)
+		natsOptions_Destroy(c->opts);
+	if (c->wp)
+		for (int i = 0; i < c->b->nworkers; i++)
+			free(c->wp[i].buf);
+	free(c->wp);
+	free(c->orig);
+	free(c->vbuf);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->post_mu);
+	free(c);
+}
+
+/* Every option as libnats takes it; the first failure is the one reported. */
+static natsStatus set_options(mg_cluster *c, const mg_config *cfg, char **urls, int n)
+{
+	natsOptions *o = c->opts;
+	natsStatus s = natsOptions_SetServers(o, (const char **)urls, n);
+	if (s == NATS_OK) s = natsOptions_SetName(o, c->name);
+	if (s == NATS_OK) s = natsOptions_SetNoEcho(o, true);
+	/* one delivery thread for every subscription: the socket's order, so copies of a message
+	 * from overlapping subscriptions come after its first (first_copy) */
+	if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(o, true);
+	if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
+	if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
+	if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(o, 8 << 20);
+	if (s == NATS_OK) s = natsOptions_SetIOBufSize(o, 1 << 20);
+	if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
+	if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
+	if (s == NATS_OK) s = natsOptions_SetErrorHandler(o, on_error, c);
+	if (s == NATS_OK && (cfg->cluster_nats_user || cfg->cluster_nats_password))
+		s = natsOptions_SetUserInfo(o, cfg->cluster_nats_user, cfg->cluster_nats_password);
+	if (s == NATS_OK && cfg->cluster_nats_token)
+		s = natsOptions_SetToken(o, cfg->cluster_nats_token);
+	if (s == NATS_OK && cfg->cluster_nats_creds)
+		s = natsOptions_SetUserCredentialsFromFiles(o, cfg->cluster_nats_creds, NULL);
+	if (s == NATS_OK && (cfg->cluster_nats_cafile || cfg->cluster_nats_certfile))
+		s = natsOptions_SetSecure(o, true);
+	if (s == NATS_OK && cfg->cluster_nats_cafile)
+		s = natsOptions_LoadCATrustedCertificates(o, cfg->cluster_nats_cafile);
+	if (s == NATS_OK && (cfg->cluster_nats_certfile || cfg->cluster_nats_keyfile))
+		s = natsOptions_LoadCertificatesChain(o, cfg->cluster_nats_certfile, cfg->cluster_nats_keyfile);
+	return s;
+}
+
+static int cluster_start(mg_broker *b, mg_cluster **out)
+{
+	const mg_config *cfg = b->cfg;
+	mg_cluster *c = calloc(1, sizeof *c);
+	if (!c)
+		return -1;
+	c->b = b;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->post_mu, NULL);
+	if (getrandom(&c->node_id, sizeof c->node_id, 0) != sizeof c->node_id)
+		c->node_id = (uint64_t)mg_now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+	if (cfg->cluster_node_name) {
+		snprintf(c->name, sizeof c->name, "%s", cfg->cluster_node_name);
+	} else {
+		char host[64] = "midge";
+		gethostname(host, sizeof host - 1);
+		snprintf(c->name, sizeof c->name, "%s-%d", host, (int)getpid());
+	}
+	c->wp = calloc((size_t)b->nworkers, sizeof *c->wp);
+	/* "a,b,c" into the array libnats takes */
+	char *list = strdup(cfg->cluster_nats_url);
+	char *urls[64];
+	int n = 0;
+	for (char *sv = NULL, *u = list ? strtok_r(list, ",", &sv) : NULL; u && n < 64; u = strtok_r(NULL, ",", &sv))
+		urls[n++] = u;
+	natsStatus s = !c->wp || !list ? NATS_NO_MEMORY : nats_SetMessageDeliveryPoolSize(1);
+	if (s == NATS_OK)
+		s = natsOptions_Create(&c->opts);
+	if (s == NATS_OK)
+		s = set_options(c, cfg, urls, n);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&c->nc, c->opts);
+	free(list);
+	if (s != NATS_OK) {
+		const char *detail = nats_GetLastError(NULL);
+		mg_log(MG_LOG_ERR, "Error: cluster: cannot connect to NATS at %s: %s%s%s. A node that cannot "
+		       "reach the others does not start alone.", cfg->cluster_nats_url, natsStatus_GetText(s),
+		       detail && *detail ? ": " : "", detail ? detail : "");
+		cluster_free(c);
+		nats_CloseAndWait(2000);
+		return -1;
+	}
+	atomic_store(&c->max_payload, natsConnection_GetMaxPayload(c->nc));
+	char url[256] = "";
+	natsConnection_GetConnectedUrl(c->nc, url, sizeof url);
+	/* restored sessions' filters: before any worker runs, so nothing changes the tree now */
+	mg_subtree_foreach(b->tree, count_existing, c);
+	mg_log(MG_LOG_NOTICE, "Cluster node %s (id %016llx) connected to NATS at %s; %zu filters "
+	       "subscribed.", c->name, (unsigned long long)c->node_id, url, c->n_filters);
+	*out = c;
+	return 0;
+}
+
+static void cluster_stop(mg_cluster *c)
+{
+	/* The workers are stopped and their wills went into libnats's buffer: let it go out. */
+	natsConnection_FlushTimeout(c->nc, 2000);
+	pthread_mutex_lock(&c->post_mu);
+	c->closing = true;
+	pthread_mutex_unlock(&c->post_mu);
+	natsConnection_Close(c->nc);
+	mg_log(MG_LOG_NOTICE, "Cluster node %s left NATS: %llu messages sent, %llu received, %llu "
+	       "duplicate copies dropped.", c->name,
+	       (unsigned long long)atomic_load(&c->sent), (unsigned long long)atomic_load(&c->received),
+	       (unsigned long long)atomic_load(&c->dups));
+	for (size_t i = 0; i < c->tab_cap; i++)
+		for (ient *e = c->tab[i]; e; e = e->next)
+			for (int k = 0; k < 2; k++)
+				if (e->sub[k]) {
+					natsSubscription_Destroy(e->sub[k]);
+					e->sub[k] = NULL;
+				}
+	natsConnection_Destroy(c->nc);
+	c->nc = NULL;
+	natsOptions_Destroy(c->opts);
+	c->opts = NULL;
+	/* Every libnats thread ends here, the delivery thread too: after it no callback can run
+	 * and c may go. If they do not end in time, c stays allocated rather than be freed under
+	 * a callback. */
+	if (nats_CloseAndWait(5000) == NATS_OK)
+		cluster_free(c);
+}
+
+const mg_cluster_ops mg_cluster_nats_ops = {
+	.start = cluster_start,
+	.stop = cluster_stop,
+	.interest = interest,
+	.send = send_msg,
+};

@@ -1,0 +1,49 @@
+/*
+ * broker/cluster.h - several midge nodes as one broker over NATS (docs/cluster.md).
+ *
+ * The broker core calls the cluster through this narrow door only; the NATS side
+ * (broker/cluster.c, libnats) is linked into the midge binary alone, so libmgbroker.a, the
+ * unit tests and the fuzzers stay free of libnats. main.c hands mg_broker_start the table
+ * (b->cluster_ops); without `cluster_nats_url` nothing is started and b->cluster stays NULL:
+ * the hooks below are then one load and one branch.
+ *
+ * Threads: interest() runs on any worker (SUBSCRIBE, UNSUBSCRIBE, session end) and takes
+ * the cluster's own mutex, alone (worker.h's lock rules: it is a leaf, never held with
+ * another broker lock). send() runs on a worker and touches that worker's slot only.
+ * start() and stop() run on the main thread, before the workers start and after they
+ * stopped.
+ */
+#ifndef MG_BROKER_CLUSTER_H
+#define MG_BROKER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+#include "broker/msg.h"
+
+typedef struct mg_cluster mg_cluster;
+
+typedef struct mg_cluster_ops {
+	/* Connect to NATS and subscribe to every filter already in b->tree (restored sessions).
+	 * 0, or -1 with the reason logged. */
+	int (*start)(mg_broker *b, mg_cluster **out);
+	void (*stop)(mg_cluster *c); /* no callback runs after it returns */
+	/* One local subscription to filter (as in the tree: "$share/g/f" counts for f) came
+	 * (+1) or went (-1). */
+	void (*interest)(mg_cluster *c, const uint8_t *filter, size_t len, int delta);
+	/* Send m to the other nodes; true if it went to NATS. */
+	bool (*send)(mg_cluster *c, mg_worker *w, const mg_msg *m);
+} mg_cluster_ops;
+
+/* In broker/cluster.c; linked into midge only (a weak reference in main.c). */
+extern const mg_cluster_ops mg_cluster_nats_ops;
+
+static inline void mg_cluster_interest(mg_broker *b, const uint8_t *f, size_t len, int delta)
+{
+	if (b->cluster)
+		b->cluster_ops->interest(b->cluster, f, len, delta);
+}
+
+#endif

@@ -1,0 +1,1 @@
+"""Several midge nodes as one broker over a NATS cluster (docs/cluster.md)."""

@@ -1,0 +1,98 @@
+"""Three Debian nats-server processes clustered on loopback, and midge nodes on them.
+
+NatsCluster(tmp_path, n) starts n servers with client, route and monitoring ports claimed
+through test/ports.py, routes between all of them, and waits until every server sees the
+others. Node(...) is a midge broker (harness.Broker) with cluster_nats_url pointing at one
+server. The monitoring endpoint (/connz?subs=1) shows what each midge node subscribed to on
+NATS and how many messages NATS delivered to it: the tests read NATS's own view, not midge's.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+
+from harness import Broker
+from ports import free_port
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
+
+
+class NatsServer:
+    def __init__(self, tmp_path, idx, port, route_port, http_port, route_ports, name):
+        self.port, self.route_port, self.http_port = port, route_port, http_port
+        self.conf = str(tmp_path / ("nats%d.conf" % idx))
+        self.log_path = str(tmp_path / ("nats%d.log" % idx))
+        routes = ", ".join("nats-route://127.0.0.1:%d" % p for p in route_ports if p != route_port)
+        with open(self.conf, "w") as f:
+            f.write("server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
+                    "cluster { name: %s, listen: 127.0.0.1:%d, routes: [%s] }\n"
+                    % ("n%d" % idx, port, http_port, name, route_port, routes))
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([NATS_SERVER, "-c", self.conf], stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    @property
+    def url(self):
+        return "nats://127.0.0.1:%d" % self.port
+
+    def get(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.http_port, path),
+                                    timeout=5) as r:
+            return json.loads(r.read().decode())
+
+    def connection(self, name):
+        """The /connz entry of the client connection called name (a midge node), or None."""
+        for c in self.get("/connz?subs=1").get("connections") or []:
+            if c.get("name") == name:
+                return c
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+class NatsCluster:
+    def __init__(self, tmp_path, n=3, name="midgetest"):
+        ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
+        route_ports = [p[1] for p in ports]
+        self.servers = []
+        try:
+            for i, (cp, rp, hp) in enumerate(ports):
+                self.servers.append(NatsServer(tmp_path, i, cp, rp, hp, route_ports, name))
+            self._wait_routes(n - 1)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_routes(self, want, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if all(s.get("/routez").get("num_routes", 0) >= want for s in self.servers):
+                    return
+            except OSError:
+                pass
+            for s in self.servers:
+                assert s.proc.poll() is None, "nats-server exited:\n" + open(s.log_path).read()
+            assert time.monotonic() < deadline, "NATS servers never routed to each other"
+            time.sleep(0.1)
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+
+def node(tmp_path, server, name, threads=2, extra=()):
+    return Broker(tmp_path, threads=threads, name=name,
+                  extra=["cluster_nats_url %s" % server.url, "cluster_node_name %s" % name]
+                  + list(extra))
