@@ -43,7 +43,11 @@ VERSION := 0.1.0
 # every command line, so `make CFLAGS=-O0` changes optimisation and keeps -std, -pthread, -fPIC
 # and every warning.
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla -Wno-unused-parameter -Wno-missing-field-initializers
-MG_CPPFLAGS := -D_GNU_SOURCE -DMIDGE_VERSION=\"$(VERSION)\" -Iinclude -I.
+# 64-bit file offsets and time_t on 32-bit targets too (armhf: 32-bit Raspberry Pi OS), no-op on
+# 64-bit ones: without them readdir() fails with EOVERFLOW on a filesystem with 64-bit inode
+# numbers or directory offsets (include_dir read nothing), and the clock wraps in 2038. midge.h
+# has no time_t or off_t, so libmidge's ABI does not depend on them (docs/raspberry-pi.md).
+MG_CPPFLAGS := -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -DMIDGE_VERSION=\"$(VERSION)\" -Iinclude -I.
 MG_CFLAGS := -std=c11 -fPIC -pthread $(WARN)
 MG_OPT := -O2 -g
 MG_LDFLAGS :=

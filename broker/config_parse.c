@@ -250,7 +250,15 @@ int mg_kw_include_dir(mg_parse *p, const char *kw, int argc, char **argv, const 
 	size_t n = 0, cap = 0;
 	int rc = 0;
 	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
+	/* readdir's NULL means the end or an error (EOVERFLOW on a 32-bit build without 64-bit
+	   file offsets): an error must not pass as a shorter directory. */
+	for (;;) {
+		errno = 0;
+		if (!(e = readdir(d))) {
+			if (errno != 0)
+				rc = mg_perr(p, "cannot read include_dir '%s': %s", rest, strerror(errno));
+			break;
+		}
 		if (!ends_with_conf(e->d_name))
 			continue;
 		if (n == cap) {
