@@ -533,8 +533,9 @@ int mg_conn_process(mg_conn *c)
 
 /* Reads land in the worker's 64 KiB buffer (lent to the framer) and are handled there; only
  * the tail of a packet that has not fully arrived is copied into the connection's own buffer.
- * So an idle connection holds no input buffer at all. */
-static void do_read(mg_conn *c)
+ * So an idle connection holds no input buffer at all. false: the connection was handed off
+ * to another worker and is not this thread's to touch any more. */
+static bool do_read(mg_conn *c)
 {
 	mg_worker *w = c->w;
 	size_t room;
@@ -545,7 +546,7 @@ more:
 	uint8_t *at = mg_framer_room(&c->in, MG_READ_CHUNK / 4, MG_READ_CHUNK, &room);
 	if (!at) {
 		mg_conn_close(c, MG_CLOSE_SOCKET);
-		return;
+		return true;
 	}
 	n = mg_transport_read(&c->tr, at, room);
 	if (n > 0) {
@@ -553,15 +554,15 @@ more:
 		mg_framer_filled(&c->in, (size_t)n);
 		c->last_rx = mg_loop_now_ms(w->loop);
 		if (mg_conn_process(c))
-			return; /* handed off */
+			return false; /* handed off */
 	}
 	/* never leave the worker's buffer lent past this read (a no-op when process settled) */
 	if (c->state != MG_CS_DEAD && mg_framer_settle(&c->in, 0)) {
 		mg_conn_close(c, MG_CLOSE_SOCKET);
-		return;
+		return true;
 	}
 	if (c->state == MG_CS_DEAD)
-		return;
+		return true;
 	if (mg_transport_want_write(&c->tr))
 		mg_conn_mark_dirty(c); /* a pong or close frame the read queued */
 	/* what the transport holds (data behind a handshake, a close behind data) comes without
@@ -570,20 +571,21 @@ more:
 	    !c->throttled && !c->sw)
 		goto more;
 	if (n == -EAGAIN || n > 0)
-		return;
+		return true;
 	if (n == MG_WS_EPROTO && c->tr.ops == &mg_tls_ops) {
 		mg_tls_log_errors(&c->tr); /* a bad TLS record: OpenSSL's reason, as mosquitto logs it */
 		mg_conn_close(c, MG_CLOSE_TLS);
-		return;
+		return true;
 	}
 	if (n == MG_WS_EPROTO) {
 		mg_log(MG_LOG_INFO, "Client %s (%.*s): %s.", mg_conn_name(c), c->host_len, c->peer,
 		       mg_ws_error(&c->tr) ? mg_ws_error(&c->tr) : "protocol error");
 		c->linger = true; /* the close frame with the code went out: let the client read it */
 		mg_conn_close(c, MG_CLOSE_PROTOCOL);
-		return;
+		return true;
 	}
 	mg_conn_close(c, n == 0 || n == -ECONNRESET ? MG_CLOSE_EOF : MG_CLOSE_SOCKET);
+	return true;
 }
 
 /* On an identity listener (use_identity_as_username / use_subject_as_username, or PSK) the
@@ -618,10 +620,12 @@ static void tls_handshake_done(mg_conn *c, int r)
 	}
 	take_identity(c, &c->tr);
 	set_watch(c);
-	do_read(c); /* the CONNECT may have come with the last handshake message */
-	if (c->state != MG_CS_DEAD && mg_tls_held(&c->tr))
-		mg_conn_mark_dirty(c); /* the session tickets leave at the end of this turn, in one
-		                        * send with the CONNACK if the CONNECT came along */
+	/* the CONNECT may have come with the last handshake message. The session tickets the
+	 * handshake held leave at the end of this turn, in one send with the CONNACK if the
+	 * CONNECT came along; a connection handed to another worker takes them along, ahead of
+	 * the CONNACK that worker sends. */
+	if (do_read(c) && c->state != MG_CS_DEAD && mg_tls_held(&c->tr))
+		mg_conn_mark_dirty(c);
 }
 
 /* The transport's handshake (TLS; a WebSocket upgrade, or a plain HTTP request answered).

@@ -235,6 +235,26 @@ def test_tls_handshakes(tls_target, resume):
     assert r["resumed"] == (r["handshakes"] if resume else 0), r
 
 
+@pytest.mark.threaded
+def test_tls_handshakes_on_two_workers(tls_target, threads):
+    """hs with 8 loops against `threads 2`: each loop reconnects with its client id, which
+    its previous connection may still hold on the other worker, so CONNECTs are handed to
+    the other worker together with the TLS connection and the session ticket it holds (to
+    go out with the CONNACK). Every connection must get its CONNACK: a CONNACK lost in the
+    hand-off (as when the first worker still queued the connection for its own flush) is a
+    failed connection here."""
+    if threads == 1:
+        pytest.skip("needs two workers")
+    port, pid, c = tls_target
+    argv = [BENCH, "hs", "-c", "8", "--resume", "--no-verify", "--cafile", c.ca, "-p", str(port),
+            "--broker-pid", str(pid), "--json", "-d", "2", "-w", "0.2"]
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, env=ENV)
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 0, err
+    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    assert r["failed"] == 0 and r["handshakes"] > 0, (r, err)
+
+
 @pytest.fixture
 def ws_target(request, threads):
     """(port, pid) of a midge whose second listener speaks only WebSockets: a client that did

@@ -169,6 +169,43 @@ def tcp_data_segments_in(sock):
     return struct.unpack_from("I", info, 152)[0]
 
 
+def finished_with_connect(port, ctx, cid, session=None):
+    """A TLS 1.3 connection whose client sends its Finished and the CONNECT in one segment,
+    so that the broker reads them together; returns (socket, SSLObject, outgoing BIO) after
+    the CONNACK (checked byte by byte)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost", session=session)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if out.pending:
+                s.sendall(out.read())
+            data = s.recv(65536)
+            assert data, "the broker closed during the handshake"
+            inc.write(data)
+    obj.write(connect(cid))
+    s.sendall(out.read())  # Finished and CONNECT: one segment
+    got = b""
+    while len(got) < 4:
+        try:
+            got += obj.read(4 - len(got))
+        except ssl.SSLWantReadError:
+            data = s.recv(65536)
+            assert data, "the broker closed before CONNACK"
+            inc.write(data)
+    assert got == bytes([0x20, 2, 0, 0])
+    return s, obj, out
+
+
+def tls13_ctx(c):
+    ctx = ssl.create_default_context(cafile=c.ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
 @pytest.mark.midge_only
 def test_session_ticket_leaves_with_connack(tb):
     """TLS 1.3: the session ticket the broker issues after the client's Finished leaves in
@@ -177,34 +214,11 @@ def test_session_ticket_leaves_with_connack(tb):
     CONNECT in one segment, so the broker reads them together; it must then have sent two
     segments with data in all: its handshake flight, then ticket + CONNACK (three before:
     the ticket alone, as mosquitto sends it). The ticket is there: the session resumes."""
-    ctx = ssl.create_default_context(cafile=tb.c.ca)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx = tls13_ctx(tb.c)
     sess = None
     for attempt in range(2):
-        with socket.create_connection(("127.0.0.1", tb.ports["srv"]), timeout=10) as s:
-            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = ctx.wrap_bio(inc, out, server_hostname="localhost", session=sess)
-            while True:
-                try:
-                    obj.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    if out.pending:
-                        s.sendall(out.read())
-                    data = s.recv(65536)
-                    assert data, "the broker closed during the handshake"
-                    inc.write(data)
-            obj.write(connect("tls-ticket-%d" % attempt))
-            s.sendall(out.read())  # Finished and CONNECT: one segment
-            got = b""
-            while len(got) < 4:
-                try:
-                    got += obj.read(4 - len(got))
-                except ssl.SSLWantReadError:
-                    data = s.recv(65536)
-                    assert data, "the broker closed before CONNACK"
-                    inc.write(data)
-            assert got == bytes([0x20, 2, 0, 0])
+        s, obj, out = finished_with_connect(tb.ports["srv"], ctx, "tls-ticket-%d" % attempt, sess)
+        with s:
             assert tcp_data_segments_in(s) == 2
             assert obj.session_reused == (attempt == 1)
             sess = obj.session
