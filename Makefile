@@ -300,3 +300,6 @@ install: all
 
 clean:
 	rm -rf build
+
+# make windows: the mingw-w64 build of libmidge, the tools and the examples (docs/windows.md).
+include mk/windows.mk

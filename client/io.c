@@ -371,7 +371,7 @@ int mgc_do_read(midge_client *c)
 				return MIDGE_OK;
 			}
 			mgc_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mgc_cid(c),
-			       n == 0 ? "closed by the broker" : strerror((int)-n));
+			       n == 0 ? "closed by the broker" : mg_plat_strerror((int)-n));
 			int why = MIDGE_ERR_CONN_LOST;
 			if (n == -EPROTO && mg_ws_error(&c->tr)) /* a WebSocket rule broken by the broker */
 				mgc_log(c, MIDGE_LOG_ERR, "Client %s: %s", mgc_cid(c), mg_ws_error(&c->tr));
@@ -454,7 +454,7 @@ int mgc_do_write(midge_client *c)
 		if (n == -EAGAIN)
 			break;
 		if (n < 0) {
-			mgc_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mgc_cid(c), strerror((int)-n));
+			mgc_log(c, MIDGE_LOG_NOTICE, "Client %s connection lost: %s", mgc_cid(c), mg_plat_strerror((int)-n));
 			mgc_conn_close(c, 0, MIDGE_ERR_CONN_LOST, NULL);
 			return MIDGE_ERR_CONN_LOST;
 		}

@@ -143,7 +143,7 @@ int mgc_loop_once(midge_client *c, int timeout_ms)
 			int r = mgc_tcp_progress(c);
 			if (r != MIDGE_OK && c->state == MG_S_TCP) {
 				c->conn_errno = errno;
-				mgc_log(c, MIDGE_LOG_ERR, "Client %s connect failed: %s", mgc_cid(c), strerror(errno));
+				mgc_log(c, MIDGE_LOG_ERR, "Client %s connect failed: %s", mgc_cid(c), mg_plat_strerror(errno));
 				mgc_conn_close(c, 0, r, NULL);
 			}
 			rc = r; /* a failed TLS start has closed already */

@@ -158,7 +158,7 @@ int mgc_socks_read(midge_client *c)
 	if (n == -EAGAIN)
 		rc = MIDGE_OK;
 	else if (n <= 0)
-		rc = fail(c, n == 0 ? "closed the connection" : strerror((int)-n));
+		rc = fail(c, n == 0 ? "closed the connection" : mg_plat_strerror((int)-n));
 	else {
 		c->sinlen += (size_t)n;
 		rc = step(c);
@@ -175,7 +175,7 @@ int mgc_socks_write(midge_client *c)
 		if (n == -EAGAIN)
 			return MIDGE_OK;
 		if (n < 0)
-			return fail(c, strerror((int)-n));
+			return fail(c, mg_plat_strerror((int)-n));
 		c->soutoff += (size_t)n;
 	}
 	c->soutoff = c->soutlen = 0;

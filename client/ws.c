@@ -81,7 +81,7 @@ int mgc_ws_begin(midge_client *c)
 	if (r < 0) { /* inner was closed */
 		c->tr.ops = &mg_tcp_ops;
 		c->tr.fd = -1;
-		mgc_log(c, MIDGE_LOG_ERR, "Client %s WebSocket: %s", mgc_cid(c), strerror(-r));
+		mgc_log(c, MIDGE_LOG_ERR, "Client %s WebSocket: %s", mgc_cid(c), mg_plat_strerror(-r));
 		mgc_conn_close(c, 0, r == -ENOMEM ? MIDGE_ERR_NOMEM : MIDGE_ERR_INVAL, NULL);
 		return r == -ENOMEM ? MIDGE_ERR_NOMEM : MIDGE_ERR_INVAL;
 	}
@@ -103,7 +103,7 @@ int mgc_ws_step(midge_client *c)
 	}
 	const char *why = mg_ws_error(&c->tr);
 	mgc_log(c, MIDGE_LOG_ERR, "Client %s WebSocket handshake with %s:%d failed: %s", mgc_cid(c), c->host,
-	        c->port, why ? why : strerror(-r));
+	        c->port, why ? why : mg_plat_strerror(-r));
 	mgc_conn_close(c, 0, MIDGE_ERR_PROTOCOL, NULL);
 	return MIDGE_ERR_PROTOCOL;
 }

@@ -34,6 +34,12 @@
 
 #include <midge/midge.h>
 
+/* Windows' mkdir takes no mode (the one line here that differs on Windows). */
+#ifdef _WIN32
+#include <direct.h>
+#define mkdir(path, mode) _mkdir(path)
+#endif
+
 static int count;
 
 static void on_connect(midge_client *client, void *userdata, int flags, int rc,

@@ -73,6 +73,10 @@ void mg_plat_wake(int fd);        /* write one byte; a full channel means a wake
 void mg_plat_wake_drain(int fd);  /* read everything there */
 void mg_plat_wake_close(int fds[2]);
 
+/* strerror for the errno values this layer returns: Windows' C library has no words for the
+ * socket ones (ECONNREFUSED, ECONNRESET, ...), which it numbers past its own table. */
+const char *mg_plat_strerror(int err);
+
 /* Milliseconds on a clock that never goes back (not the time of day). */
 int64_t mg_plat_now_ms(void);
 /* n unpredictable bytes (WebSocket masks, client ids): the OS's generator, else a weak mix. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,6 +82,11 @@ void mg_plat_wake_close(int fds[2])
 	if (fds[1] >= 0)
 		close(fds[1]);
 	fds[0] = fds[1] = -1;
+}
+
+const char *mg_plat_strerror(int err)
+{
+	return strerror(err);
 }
 
 int64_t mg_plat_now_ms(void)

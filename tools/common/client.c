@@ -2,6 +2,7 @@
  * tools/common/client.c - client setup shared by midge_pub and midge_sub.
  */
 #include "tools/common/client.h"
+#include "tools/common/os.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -191,7 +192,7 @@ int mg_tool_connect(const mg_cfg *cfg, midge_client *c)
 		return rc;
 	}
 	if (rc == MIDGE_ERR_ERRNO)
-		mg_err_printf(cfg, "Error: %s\n", strerror(errno ? errno : ECONNREFUSED));
+		mg_err_printf(cfg, "Error: %s\n", mg_tool_strerror(errno ? errno : ECONNREFUSED));
 	else if (rc == MIDGE_ERR_TLS && connect_failed_late && cfg->tool == MG_TOOL_PUB) {
 		/* mosquitto_pub's connect returns before the broker's answer, so a refused handshake
 		 * is its loop's MOSQ_ERR_TLS (mosquitto_sub's usually comes from its connect) */

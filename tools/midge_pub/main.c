@@ -195,7 +195,8 @@ static int send1(const mg_cfg *cfg, midge_client *c, const void *data, size_t le
 	return mid;
 }
 
-/* Lines of stdin read straight from fd 0, so mg_tool_wait_stdin sees what is still to come. */
+/* Lines of stdin read straight from fd 0 (mg_tool_read_stdin), so nothing waits in stdio's
+ * buffer where a wait on the descriptor would not see it. */
 typedef struct lines {
 	char *buf; /* owned */
 	size_t len, cap;
@@ -221,7 +222,8 @@ static char *next_line(lines *l, size_t *n, size_t *consumed)
 	return NULL;
 }
 
-static int read_more(lines *l)
+/* Wait up to ms for more of stdin (the socket wakes the wait too, so the caller runs the loop). */
+static int read_more(lines *l, midge_client *c, int ms)
 {
 	ssize_t r;
 
@@ -233,9 +235,11 @@ static int read_more(lines *l)
 		l->buf = b;
 		l->cap = cap;
 	}
-	r = read(STDIN_FILENO, l->buf + l->len, l->cap - l->len);
+	r = mg_tool_read_stdin(c, l->buf + l->len, l->cap - l->len, ms);
+	if (r == MG_TOOL_AGAIN)
+		return 0;
 	if (r < 0)
-		return errno == EINTR || errno == EAGAIN ? 0 : -1;
+		return -1;
 	if (r == 0)
 		l->eof = true;
 	l->len += (size_t)r;
@@ -263,12 +267,7 @@ static int publish_lines(const mg_cfg *cfg, midge_client *c, const midge_propert
 		}
 		if (l.eof)
 			break;
-		int ready = mg_tool_wait_stdin(c, 1000);
-		if (ready < 0) {
-			last = -1;
-			break;
-		}
-		if (ready && read_more(&l)) {
+		if (read_more(&l, c, 1000)) {
 			last = -1;
 			break;
 		}
