@@ -1,0 +1,365 @@
+"""The Windows builds (make windows -> build/win64) run for real under Wine (Debian's wine64)
+and talk to the Linux broker on loopback: the lecture's two machines on one, with the "Pi"
+side played by the Linux programs and the "Windows" side by the .exe files.
+
+  7-2  a temperature published on the Pi side is printed by temp_sub.exe
+  7-3  start / stop typed into controller.exe reach the Linux sensor program, whose
+       temperatures come back to the controller
+  7-4  a JPEG sent by the Linux camera_pub arrives byte-identical through image_sub.exe
+  midge_sub.exe / midge_pub.exe against Debian's mosquitto_pub / mosquitto_sub (QoS 2, -l)
+  client_win.exe: libmidge itself (connect, QoS 0/1/2, reconnect, loop_start/loop_stop)
+
+Wine runs headless (no DISPLAY, WINEDEBUG=-all) in a prefix made once per session under the
+session's temporary directory and shared by the xdist workers; making it takes seconds, every
+later start a fraction of one. Skipped, with the reason, when wine64 or build/win64 is absent:
+`scripts/install-deps platforms` installs mingw-w64 and wine64, `make windows` builds.
+"""
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+TEST_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, TEST_DIR)
+from harness import Broker, MIDGE_BUILD  # noqa: E402  (test/broker/lib, via test/conftest.py)
+from examples.test_examples_lecture import tiny_jpeg  # noqa: E402
+import ports  # noqa: E402  (test/ports.py)
+
+ROOT = os.path.dirname(TEST_DIR)
+WIN = os.path.join(ROOT, "build", "win64")
+WINBIN = os.path.join(WIN, "bin")
+LINUX_EX = os.path.join(MIDGE_BUILD if os.path.isabs(MIDGE_BUILD) else os.path.join(ROOT, MIDGE_BUILD),
+                        "bin", "examples")
+MOSQUITTO_PUB = "/usr/bin/mosquitto_pub"
+MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
+WAIT = 30.0  # bound on every wait: Wine on a busy 2-core machine is slow to start
+
+
+def _wine64():
+    for p in ("/usr/lib/wine/wine64", shutil.which("wine64") or ""):
+        if p and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+WINE = _wine64()
+WINESERVER = next((p for p in ("/usr/lib/wine/wineserver64", "/usr/lib/wine/wineserver",
+                               shutil.which("wineserver") or "") if p and os.access(p, os.X_OK)),
+                  None)
+
+pytestmark = [
+    pytest.mark.skipif(WINE is None, reason="wine64 not installed (scripts/install-deps platforms)"),
+    pytest.mark.skipif(not os.path.exists(os.path.join(WINBIN, "midge.dll")),
+                       reason="build/win64 not built (make windows, with mingw-w64 from "
+                              "scripts/install-deps platforms)"),
+]
+
+
+@pytest.fixture(scope="session")
+def wine_env(tmp_path_factory):
+    """The environment for wine: one prefix for the session, shared by the xdist workers
+    (under the common parent of their temporary directories) through a lock and a count of
+    users; the last one out stops its wineserver and removes it (it is ~700 MB of DLLs)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    prefix = base / "wineprefix"
+    users = base / "wineprefix.users"
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY" and not k.startswith("WAYLAND")}
+    env.update(WINEPREFIX=str(prefix), WINEDEBUG="-all", WINEARCH="win64",
+               # no Mono / Gecko installer dialogs while the prefix is made
+               WINEDLLOVERRIDES="mscoree=;mshtml=")
+    with open(str(base / "wineprefix.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (prefix / "system.reg").exists():
+            r = subprocess.run([WINE, "wineboot", "--init"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=180)
+            assert (prefix / "system.reg").exists(), "wine prefix not made:\n%s" % r.stdout
+        n = int(users.read_text()) if users.exists() else 0
+        users.write_text(str(n + 1))
+    yield env
+    with open(str(base / "wineprefix.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        n = int(users.read_text()) - 1
+        users.write_text(str(n))
+        if n == 0:
+            if WINESERVER:  # wine's own services (winedevice.exe, ...) with it
+                subprocess.run([WINESERVER, "-k"], env=env, timeout=60)
+            shutil.rmtree(str(prefix), ignore_errors=True)
+
+
+class WinProc:
+    """A Windows program under Wine, output in files (Windows' \\r\\n read as \\n)."""
+
+    def __init__(self, env, tmp_path, n, argv, stdin=None, cwd=None):
+        self.name = os.path.basename(argv[0])
+        self.out_path = str(tmp_path / ("%s.%d.out" % (self.name, n)))
+        self._out = open(self.out_path, "wb")
+        self.p = subprocess.Popen([WINE] + [str(a) for a in argv], env=env, cwd=cwd,
+                                  stdout=self._out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
+        if isinstance(stdin, bytes):
+            self.p.stdin.write(stdin)
+            self.p.stdin.close()
+
+    def send(self, data):
+        self.p.stdin.write(data)
+        self.p.stdin.flush()
+
+    def out(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def lines(self):
+        return [l for l in self.out().split("\n") if l]
+
+    def wait_out(self, regex, timeout=WAIT):
+        rx = re.compile(regex, re.M)
+        deadline = time.monotonic() + timeout
+        while not rx.search(self.out()):
+            assert self.p.poll() is None or rx.search(self.out()), \
+                "%s exited (%s) before printing %r:\n%s" % (self.name, self.p.poll(), regex, self.out())
+            assert time.monotonic() < deadline, "%s never printed %r:\n%s" % (self.name, regex, self.out())
+            time.sleep(0.05)
+
+    def wait(self, timeout=WAIT):
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("%s did not finish in %.0f s:\n%s" % (self.name, timeout, self.out()))
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        if self.p.stdin and not self.p.stdin.closed:
+            self.p.stdin.close()
+        self._out.close()
+
+
+@pytest.fixture(scope="module")
+def linux_broker(tmp_path_factory):
+    """The Linux broker (MIDGE_BUILD's midge), one for the module; stopped and checked for
+    sanitizer reports at the end."""
+    b = Broker(tmp_path_factory.mktemp("winbroker"), threads=1)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def win(wine_env, tmp_path):
+    """win(name, *args, stdin=None, cwd=None) -> WinProc of build/win64/.../name.exe"""
+    started = []
+
+    def start(name, *args, stdin=None, cwd=None, where=WINBIN):
+        exe = os.path.join(where, name + ".exe")
+        assert os.path.exists(exe), "%s not built (make windows)" % exe
+        p = WinProc(wine_env, tmp_path, len(started), [exe] + list(args), stdin, cwd)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.kill()
+
+
+@pytest.fixture
+def linux(tmp_path):
+    """linux(argv, stdin=None) -> Popen of a Linux program, output in a file; killed at the end."""
+    started = []
+
+    def start(argv, stdin=None):
+        path = tmp_path / ("linux%d.out" % len(started))
+        f = open(str(path), "wb")
+        p = subprocess.Popen([str(a) for a in argv], stdout=f, stderr=subprocess.STDOUT,
+                             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+        p.out = lambda: path.read_bytes().decode("utf-8", "replace")
+        p.f = f
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        p.f.close()
+
+
+def linux_ex(name):
+    path = os.path.join(LINUX_EX, name)
+    assert os.access(path, os.X_OK), "%s not built" % path
+    return path
+
+
+def mosquitto_pub(broker, *args):
+    r = subprocess.run([MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(broker.port)] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=WAIT)
+    assert r.returncode == 0, r.stdout
+
+
+def probe_until(proc, broker, topic, payload, regex):
+    """A receiver prints nothing when it has subscribed: publish a probe every 0.3 s until it
+    prints it; from then on it is subscribed."""
+    rx = re.compile(regex, re.M)
+    deadline = time.monotonic() + WAIT
+    while not rx.search(proc.out()):
+        assert proc.p.poll() is None, "%s exited (%s):\n%s" % (proc.name, proc.p.poll(), proc.out())
+        assert time.monotonic() < deadline, "%s never got the probe:\n%s" % (proc.name, proc.out())
+        mosquitto_pub(broker, "-t", topic, "-m", payload)
+        time.sleep(0.3)
+
+
+# ------------------------------------------------------------------------------ libmidge
+
+def test_libmidge_on_windows(win, linux_broker):
+    """connect, QoS 0/1/2 round trips, reconnect after a session takeover, loop_start and
+    loop_stop: client_win.exe prints one line per step that passed."""
+    p = win("client_win", "127.0.0.1", linux_broker.port, "win-lib-test", where=os.path.join(WIN, "test"))
+    rc = p.wait(timeout=90)
+    assert rc == 0, p.out()
+    steps = [l for l in p.lines() if l.startswith(("ok ", "FAIL "))]
+    assert steps == ["ok connect", "ok loop_start", "ok qos0", "ok qos1", "ok qos2",
+                     "ok reconnect", "ok loop_stop"], p.out()
+
+
+def test_dll_exports_public_api_only():
+    """midge.dll exports the midge_* functions a program links to, nothing internal; the
+    import library and the static library are there for both ways of linking."""
+    objdump = shutil.which("x86_64-w64-mingw32-objdump")
+    if not objdump:
+        pytest.skip("x86_64-w64-mingw32-objdump not installed (mingw-w64)")
+    out = subprocess.run([objdump, "-p", os.path.join(WINBIN, "midge.dll")], stdout=subprocess.PIPE,
+                         check=True).stdout.decode()
+    names = re.findall(r"^\s*\[\s*\d+\]\s+(\S+)$", out, re.M)
+    assert "midge_client_new" in names and "midge_loop_start" in names and "midge_publish" in names
+    assert all(n.startswith("midge_") for n in names), [n for n in names if not n.startswith("midge_")]
+    dlls = set(re.findall(r"DLL Name: (\S+)", out))
+    assert dlls <= {"KERNEL32.dll", "msvcrt.dll", "WS2_32.dll"}, dlls  # winpthreads linked in
+    for f in ("lib/libmidge.a", "lib/libmidge.dll.a", "include/midge/midge.h"):
+        assert os.path.exists(os.path.join(WIN, f)), f
+
+
+# ------------------------------------------------------------------- the lecture, 7-2 .. 7-4
+
+def test_7_2_temperature_to_windows_temp_sub(win, linux, linux_broker):
+    """7-2: temperatures typed into the Pi's temp_pub are printed by temp_sub.exe."""
+    sub = win("temp_sub", "-h", "127.0.0.1", "-p", linux_broker.port)
+    probe_until(sub, linux_broker, "room/temp", "-99", r"^room/temp, -99$")
+    pub = linux([linux_ex("temp_pub"), "-h", "127.0.0.1", "-p", linux_broker.port], stdin=True)
+    pub.stdin.write(b"23\n-5\n0\n")
+    pub.stdin.close()
+    assert pub.wait(timeout=WAIT) == 0, pub.out()
+    sub.wait_out(r"^room/temp, -5$")
+    probe_until(sub, linux_broker, "room/temp", "-98", r"^room/temp, -98$")
+    got = [l for l in sub.lines() if l not in ("room/temp, -99", "room/temp, -98")]
+    assert got == ["room/temp, 23", "room/temp, -5"]
+
+
+def test_7_3_windows_controller_starts_and_stops_linux_sensor(win, linux, linux_broker):
+    """7-3: start / stop typed into controller.exe reach the Pi's sensor program, and the
+    temperatures it then sends are printed by the controller."""
+    sensor = linux([linux_ex("sensor"), "-h", "127.0.0.1", "-p", linux_broker.port])
+    ctl = win("controller", "-h", "127.0.0.1", "-p", linux_broker.port, stdin=True)
+    probe_until(ctl, linux_broker, "room/temp", "probe", r"^room/temp, probe$")
+    # "start" until the sensor (subscribed by then) says it got it
+    deadline = time.monotonic() + WAIT
+    while "command: start" not in sensor.out():
+        assert time.monotonic() < deadline, sensor.out() + ctl.out()
+        ctl.send(b"start\n")
+        time.sleep(0.5)
+    sent = lambda: [l.split(" ")[1] for l in sensor.out().split("\n") if l.startswith("room/temp ")]
+    deadline = time.monotonic() + WAIT
+    while len(sent()) < 2:
+        assert time.monotonic() < deadline, sensor.out()
+        time.sleep(0.1)
+    ctl.send(b"stop\n")
+    # the temperatures sent before the stop, in order, on the Windows side
+    deadline = time.monotonic() + WAIT
+    while "command: stop" not in sensor.out():
+        assert time.monotonic() < deadline, sensor.out()
+        time.sleep(0.05)
+    final = sent()
+    for t in final:
+        ctl.wait_out(r"^room/temp, %s$" % re.escape(t))
+    temps = [l.split(", ")[1] for l in ctl.lines() if l.startswith("room/temp, ") and l != "room/temp, probe"]
+    assert temps[:len(final)] == final
+    ctl.send(b"exit\n")
+    assert ctl.wait() == 0, ctl.out()
+
+
+def test_7_4_jpeg_byte_identical_through_windows_image_sub(win, linux_broker, tmp_path):
+    """7-4: the Pi's camera_pub sends a JPEG file; image_sub.exe saves it byte-identical."""
+    work = tmp_path / "winwork"
+    work.mkdir()
+    img = tmp_path / "photo.jpg"
+    img.write_bytes(tiny_jpeg(640, 480, os.urandom(50000)))  # binary bytes of every value
+    sub = win("image_sub", "-h", "127.0.0.1", "-p", linux_broker.port, cwd=str(work))
+    deadline = time.monotonic() + WAIT
+    while "saved data/image1.jpg" not in sub.out():
+        assert sub.p.poll() is None, sub.out()
+        assert time.monotonic() < deadline, sub.out()
+        r = subprocess.run([linux_ex("camera_pub"), "-h", "127.0.0.1", "-p", str(linux_broker.port),
+                            "-d", "/nonexistent/video0", str(img)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=WAIT)
+        assert r.returncode == 0, r.stdout
+        time.sleep(0.5)
+    assert "saved data/image1.jpg (%d bytes)" % img.stat().st_size in sub.out()
+    assert (work / "data" / "image1.jpg").read_bytes() == img.read_bytes()
+
+
+# ------------------------------------------------------------------------------- the tools
+
+def test_midge_sub_exe_receives_qos2(win, linux_broker):
+    """midge_sub.exe -d: its SUBACK line is the sync point; a QoS 2 message from Debian's
+    mosquitto_pub is printed with its topic and the exe exits after -C 1."""
+    sub = win("midge_sub", "-h", "127.0.0.1", "-p", linux_broker.port, "-t", "win/sub/#",
+              "-q", "2", "-v", "-d", "-C", "1")
+    sub.wait_out(r"received SUBACK")
+    mosquitto_pub(linux_broker, "-t", "win/sub/x", "-q", "2", "-m", "hello from linux")
+    assert sub.wait() == 0, sub.out()
+    assert "win/sub/x hello from linux" in sub.lines()
+    assert re.search(r"received PUBLISH \(d0, q2, r0, m\d+, 'win/sub/x', \.\.\. \(16 bytes\)\)", sub.out()), sub.out()
+
+
+def test_midge_pub_exe_lines_from_a_pipe(win, linux, linux_broker):
+    """midge_pub.exe -l -q 1: each line of a pipe on its stdin becomes a message (the stdin
+    reader thread of tools/common/os_win.c), and Debian's mosquitto_sub gets them in order."""
+    msub = linux(["/usr/bin/stdbuf", "-oL", MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", linux_broker.port, "-t", "win/pub",
+                  "-v", "-d", "-C", "3"])
+    deadline = time.monotonic() + WAIT
+    while "SUBACK" not in msub.out():
+        assert time.monotonic() < deadline, msub.out()
+        time.sleep(0.05)
+    pub = win("midge_pub", "-h", "127.0.0.1", "-p", linux_broker.port, "-t", "win/pub", "-q", "1",
+              "-l", stdin=b"one\ntwo\r\nthree")
+    assert pub.wait() == 0, pub.out()
+    assert msub.wait(timeout=WAIT) == 0, msub.out()
+    got = [l for l in msub.out().split("\n") if l.startswith("win/pub ")]
+    # text mode on Windows: "\r\n" ends a line as "\n" does (mosquitto_pub's fgets there)
+    assert got == ["win/pub one", "win/pub two", "win/pub three"]
+
+
+def test_refused_connect_is_named(win):
+    """Nothing listens: the non-blocking connect fails through select()'s exception set, the
+    WSA code becomes ECONNREFUSED, and the tool says so in words (Windows' strerror has none
+    for it), as midge_sub does on Linux."""
+    sub = win("midge_sub", "-h", "127.0.0.1", "-p", ports.free_port(), "-t", "x", "-d")
+    assert sub.wait() == 1, sub.out()
+    assert "connect failed: Connection refused" in sub.out()
+    assert sub.lines()[-1] == "Error: Connection refused", sub.out()
