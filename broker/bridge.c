@@ -189,10 +189,6 @@ static int send_connect(mg_bridge *br, mg_conn *c)
 		/* cleansession false: the remote keeps our subscriptions and queue while we are away */
 		p.props.present |= MG_PROP_BIT(MG_PROP_SESSION_EXPIRY);
 		p.props.session_expiry = bc->clean ? 0 : UINT32_MAX;
-		if (bc->max_packet_size) {
-			p.props.present |= MG_PROP_BIT(MG_PROP_MAXIMUM_PACKET_SIZE);
-			p.props.maximum_packet_size = bc->max_packet_size;
-		}
 	}
 	mg_log(MG_LOG_DEBUG, "Bridge %s sending CONNECT", bc->remote_clientid);
 	return mg_conn_send(c, &p);
@@ -231,6 +227,7 @@ static void bridge_connect(mg_bridge *br)
 	c->level = br->level;
 	c->id = br->s->id;
 	c->lidx = 0;
+	c->max_out = bc->max_packet_size; /* nothing larger goes to the remote (0: no limit) */
 	if (br->tls) {
 		if (mg_tls_init(&c->tr, fd, br->tls, MG_TLS_CLIENT, a->host) < 0) {
 			mg_conn_free(c);
@@ -324,7 +321,8 @@ static void bridge_up(mg_bridge *br, mg_conn *c, const mg_packet *p)
 	if (br->level == MG_V5) {
 		if (p->props.present & MG_PROP_BIT(MG_PROP_RECEIVE_MAXIMUM))
 			c->recv_max = p->props.receive_maximum;
-		if (p->props.present & MG_PROP_BIT(MG_PROP_MAXIMUM_PACKET_SIZE))
+		if ((p->props.present & MG_PROP_BIT(MG_PROP_MAXIMUM_PACKET_SIZE)) &&
+		    (!c->max_out || p->props.maximum_packet_size < c->max_out))
 			c->max_out = p->props.maximum_packet_size;
 		if (p->props.present & MG_PROP_BIT(MG_PROP_SERVER_KEEP_ALIVE))
 			c->keepalive = p->props.server_keep_alive;

@@ -9,6 +9,7 @@ The brokers live for the module (one start each). midge only: these are midge's 
 far end as a mosquitto bridge sees it is test_bridge.py, which runs against both).
 """
 
+import json
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import time
 import pytest
 
 from mqtt_raw import RawClient
-from lib.harness import IS_MIDGE, Broker, free_port
+from lib.harness import IS_MIDGE, MIDGE_BUILD, Broker, assert_nothing_before_ping, free_port
 
 pytestmark = pytest.mark.skipif(not IS_MIDGE, reason="midge's own bridges")
 
@@ -251,3 +252,101 @@ def test_state_topic_both_sides(midge_pair):
             assert (p.payload, p.retain) == (b"1", True)
         finally:
             c.close()
+
+
+def test_retained_crosses_retained(midge_pair):
+    """A retained message published near is stored retained far too (the bridge's
+    subscription is Retain As Published): a client that subscribes later gets it."""
+    near, far, cl = midge_pair
+    cl["Npub"].publish("keep/r", b"kept", qos=1, retain=True)
+    until(cl["Fsub"], "keep/r", b"kept", [])
+    late = RawClient(far.port)
+    try:
+        late.connect("late")
+        late.subscribe([("keep/r", 1)])
+        p = late.recv_publish()
+        assert (p.topic, p.payload, p.retain) == ("keep/r", b"kept", True)
+    finally:
+        late.close()
+        cl["Npub"].publish("keep/r", b"", qos=1, retain=True)  # clear it, on both sides
+        until(cl["Fsub"], "keep/r", b"", [])
+        until(cl["Nsub"], "keep/r", b"", [])
+
+
+def test_load_through_the_bridge(midge_pair):
+    """midge_bench pairs at QoS 1 with publishers near and subscribers far (--sub-port):
+    nothing lost, duplicated or out of order under load. Counts, never speed. The window
+    keeps what waits in the bridge's session below max_queued_messages (1000 by default):
+    beyond it the bridge drops, as any session does."""
+    near, far, cl = midge_pair
+    bench = os.path.join(MIDGE_BUILD, "bin", "midge_bench")
+    p = subprocess.run([bench, "pairs", "-c", "4", "-q", "1", "-s", "16", "-p", str(near.port),
+                        "--sub-port", str(far.port), "--prefix", "ld", "--json", "-d", "1",
+                        "-w", "0.3", "--drain", "10", "--threads", "1", "--window", "64", "--broker-pid",
+                        str(near.pid), "--broker-pid2", str(far.pid)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    assert r["sent"] > 0 and r["lost"] == 0 and r["duplicated"] == 0, r
+    assert r["out_of_order"] == 0 and r["failed"] == 0 and r["protocol_errors"] == 0, r
+    assert r["broker_cpu_s"] >= 0  # both pids were read
+
+
+@pytest.fixture(scope="module")
+def opts_pair(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bridge-opts")
+    far = Broker(tmp, threads=1, name="far")
+    near = Broker(tmp, threads=1, name="near", extra=[
+        "connection opts", "address 127.0.0.1:%d" % far.port, "remote_clientid near-opts",
+        "restart_timeout 1", "notifications_local_only true", "bridge_outgoing_retain false",
+        "bridge_max_packet_size 200", "topic o/# out 1"])
+    pub, sub = RawClient(near.port), RawClient(far.port)
+    pub.connect("o-pub")
+    sub.connect("o-sub")
+    sub.subscribe([("o/#", 1)])
+    wait_bridged(pub, sub, "o/sync", "opts")
+    yield near, far, pub, sub
+    pub.close()
+    sub.close()
+    near.stop()
+    far.stop()
+
+
+def test_outgoing_retain_false(opts_pair):
+    """bridge_outgoing_retain false: the remote gets the message, but not as retained."""
+    near, far, pub, sub = opts_pair
+    pub.publish("o/r", b"r", qos=1, retain=True)
+    p = sub.recv_publish()
+    assert (p.topic, p.payload) == ("o/r", b"r")
+    late = RawClient(far.port)
+    try:
+        late.connect("o-late")
+        late.subscribe([("o/r", 1)])
+        assert_nothing_before_ping(late)  # no retained message came after the SUBACK
+    finally:
+        late.close()
+
+
+def test_max_packet_size(opts_pair):
+    """bridge_max_packet_size 200: a larger message is not sent to the remote; the next one is."""
+    near, far, pub, sub = opts_pair
+    pub.publish("o/big", b"x" * 300, qos=1)
+    pub.publish("o/small", b"y", qos=1)
+    p = sub.recv_publish()
+    assert (p.topic, p.payload) == ("o/small", b"y")
+
+
+def test_notifications_local_only(opts_pair):
+    """The state topic is '1' locally and absent at the remote (no will, no '1')."""
+    near, far, pub, sub = opts_pair
+    for port, want in ((near.port, b"1"), (far.port, None)):
+        c = RawClient(port)
+        try:
+            c.connect("o-state-%d" % port)
+            c.subscribe([("$SYS/broker/connection/near-opts/state", 1)])
+            if want:
+                assert c.recv_publish().payload == want
+            else:
+                assert_nothing_before_ping(c)
+        finally:
+            c.close()
+    assert "New bridge connected" in far.log() and "(p2, c0, k60)" in far.log()
