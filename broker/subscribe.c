@@ -119,9 +119,9 @@ static int subscribe_chunk(mg_conn *c, mg_subwork *sw)
 		} else if (r == 0 && mg_fset_add(&s->subs, f.p, f.len) < 0) {
 			mg_subtree_remove(b->tree, f.p, f.len, s->ref);
 			rc = 0x80;
-		} else if (r == 0) {
-			mg_cluster_interest(b, f.p, f.len, +1);
 		} else {
+			if (r == 0) /* a new filter of this session: the cluster may want to know */
+				mg_cluster_interest(b, f.p, f.len, +1);
 			mg_store_sub_added(s, f.p, f.len, o, sw->sub_id);
 			mg_log(MG_LOG_SUBSCRIBE, "%s %d %.*s%s", c->id, o.qos, MG_LOG_CLIPPED(f));
 			if (shared != 1 && (o.retain_handling == 0 || (o.retain_handling == 1 && r == 0)))
