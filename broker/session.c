@@ -434,6 +434,7 @@ static void send_item(mg_worker *w, mg_session *s, mg_qitem *q)
 		int r = write_publish(w, c, q, 0, false);
 		if (r < 0)
 			count_drop(w, s, r == -E2BIG ? MG_DROP_TOO_LARGE : MG_DROP_NOMEM);
+		mg_store_done(s, q); /* a stored QoS 0 (queue_qos0_messages): its row goes */
 		mg_qitem_clear(q);
 		return;
 	}
@@ -484,6 +485,12 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 		mg_qitem_clear(q);
 		return;
 	}
+	/* queue_qos0_messages with persistence: a QoS 0 message queued for an offline stored
+	 * session is written too (in this worker's batch: no acknowledgement waits for it), so it
+	 * survives a restart as mosquitto's saved queue does. QoS 1/2 rows were written when the
+	 * message was routed. */
+	if (q->qos == 0 && s->sid && !online(s))
+		mg_store_queued(s->sid, q);
 	if (mg_qring_push(&s->queue, q) < 0) {
 		count_drop(w, s, MG_DROP_NOMEM);
 		mg_store_done(s, q);

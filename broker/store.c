@@ -1425,7 +1425,9 @@ static int load_queue(mg_store *st, idmap *msgs, idmap *sess, rec_counts *n)
 		mg_msg *m = idmap_get(msgs, sqlite3_column_int64(q, 1));
 		int qos = sqlite3_column_int(q, 2), state = sqlite3_column_int(q, 6);
 		int mid = sqlite3_column_int(q, 5);
-		if (!s || !m || qos < 1 || qos > 2 || state < 0 || state > 2 || (state && (mid < 1 || mid > 65535)))
+		/* QoS 0 rows: queue_qos0_messages, queued for an offline session, never in flight */
+		if (!s || !m || qos < 0 || qos > 2 || state < 0 || state > 2 || (qos == 0 && state != 0) ||
+		    (state && (mid < 1 || mid > 65535)))
 			continue; /* deleted below as a leftover */
 		mg_qitem it = { .m = mg_msg_ref(m), .qos = (uint8_t)qos, .retain = sqlite3_column_int(q, 3) != 0,
 		                .stored = true };

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from harness import IS_MIDGE, Broker, free_port
-from mqtt_raw import (PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Closed, RawClient,
-                      pingreq, puback, pubcomp, publish, pubrec, pubrel)
+from mqtt_raw import (P_SESSION_EXPIRY, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+                      Closed, RawClient, pingreq, puback, pubcomp, publish, pubrec, pubrel)
 
 pytestmark = pytest.mark.midge_only
 
@@ -352,6 +352,60 @@ def test_start_after_clean_stop_skips_the_page_check_after_kill_runs_it(site):
     assert ack.session_present == 1
     assert c.recv_publish().payload == b"one"
     c.disconnect()
+
+
+def wait_db(site, query, want, timeout=5.0):
+    """Polls the store (another connection, WAL mode) until query gives want: a sync point
+    on what the broker committed, for changes no packet answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db = site.db()
+        try:
+            got = db.execute(query).fetchone()[0]
+        finally:
+            db.close()
+        if got == want or time.monotonic() > deadline:
+            assert got == want, "%s: %r, waited for %r" % (query, got, want)
+            return
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_queue_qos0_messages_are_stored_for_offline_sessions(tmp_path, threads, sig):
+    """queue_qos0_messages true: QoS 0 messages queued for an offline stored session are in
+    the store (qos 0 rows, as mosquitto saves them), come back after a restart in order at
+    QoS 0, and their rows go once they are sent."""
+    site = Site(tmp_path, threads, extra=["queue_qos0_messages true"])
+    try:
+        site.start()
+        sub, _ = client(site, "q0sub", version=5, properties=[(P_SESSION_EXPIRY, 3600)])
+        sub.subscribe([("z/#", 1)], version=5)
+        sub.disconnect(version=5)
+        # offline once its expiry runs: a QoS 0 message now is queued, not sent
+        wait_db(site, "SELECT expire_at IS NOT NULL FROM sessions "
+                "WHERE client_id = CAST('q0sub' AS BLOB)", 1)
+        pub, _ = client(site, "q0pub", clean=True)
+        for i in range(3):
+            pub.send(publish("z/%d" % i, b"zero-%d" % i, qos=0))
+        pub.disconnect()
+        wait_db(site, "SELECT count(*) FROM queue WHERE qos = 0", 3)
+        site.restart(sig)
+        sub, ack = client(site, "q0sub", version=5, properties=[(P_SESSION_EXPIRY, 3600)])
+        assert ack.session_present == 1
+        got = [sub.expect(PUBLISH) for _ in range(3)]
+        assert [(p.topic, p.payload, p.qos) for p in got] == \
+            [("z/%d" % i, b"zero-%d" % i, 0) for i in range(3)]
+        sub.send(pingreq())
+        sub.expect(PINGRESP)  # nothing more was queued
+        sub.disconnect(version=5)
+        site.stop()
+        db = site.db()
+        assert db.execute("SELECT count(*) FROM queue").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM msgs").fetchone()[0] == 0
+        db.close()
+    finally:
+        if site.b and not site.b.stopped:
+            site.stop()
 
 
 def test_qos2_outgoing_exactly_once_across_kill(site):
