@@ -13,7 +13,8 @@
  * Costs: with persistence off no session has a store id and every hook returns on its first
  * test (a field already in cache); the hooks of sessions that do not outlive their
  * connection (clean sessions) do the same. Messages are written only for QoS 1/2 deliveries
- * to stored sessions, incoming QoS 2 of stored sessions, retained messages and delayed wills.
+ * to stored sessions, QoS 0 ones queued for an offline stored session (queue_qos0_messages),
+ * incoming QoS 2 of stored sessions, retained messages and delayed wills.
  *
  * Hooks run on the worker that owns the session (the batch is the calling thread's,
  * mg_store_tls); on any other thread (start-up before the workers run, the final teardown)
@@ -123,7 +124,8 @@ void mg_store_sub_added_(struct mg_session *s, const uint8_t *filter, size_t len
                          uint32_t sub_id);
 void mg_store_sub_removed_(struct mg_session *s, const uint8_t *filter, size_t len);
 /* Routing: q is about to be delivered to the stored session sid (any worker): its row is
- * written and q marked stored. */
+ * written and q marked stored. Also a QoS 0 q queued for an offline stored session (by its
+ * own worker, mg_session_deliver). */
 void mg_store_queued(int64_t sid, mg_qitem *q);
 /* A stored delivery of s: sent as mid (state 1), PUBREC received (state 2), finished or
  * dropped (row deleted). */
