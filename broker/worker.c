@@ -96,7 +96,7 @@ static void recheck_access(mg_worker *w)
 {
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		if (c->state == MG_CS_ACTIVE && !mg_auth_still_ok(c))
+		if (c->state == MG_CS_ACTIVE && !c->outbound && !mg_auth_still_ok(c)) /* not a bridge's */
 			mg_conn_disconnect(c, MG_RC_NOT_AUTHORIZED, MG_CLOSE_NOT_AUTH);
 	}
 }

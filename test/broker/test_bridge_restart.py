@@ -208,3 +208,58 @@ def test_lazy_start_and_idle_stop(tmp_path):
         pub.close()
         near.stop()
         far.stop()
+
+
+def test_reload_keeps_the_bridge(tmp_path):
+    """SIGHUP re-checks who may stay connected; the bridge's own connection is not a client of
+    this broker and stays up, also when allow_anonymous turns false."""
+    import subprocess
+    pw = tmp_path / "passwd"
+    subprocess.run(["/usr/bin/mosquitto_passwd", "-c", "-b", str(pw), "u", "p"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    far = Broker(tmp_path, threads=1, name="far")
+    lines = ["password_file %s" % pw, "connection rl", "address 127.0.0.1:%d" % far.port,
+             "remote_clientid near-rl", "restart_timeout 1", "topic r/# out 1"]
+    near = Broker(tmp_path, threads=2, name="near", extra=lines)
+    sub = RawClient(far.port)
+    sub.connect("rl-sub")
+    sub.subscribe([("r/#", 1)])
+    pub = RawClient(near.port)
+    pub.connect("rl-pub", username="u", password="p")
+    try:
+        pub.publish("r/1", b"before", qos=1)
+        assert sub.recv_publish(timeout=20).payload == b"before"
+        near.conf_head = [l for l in near.conf_head if l != "allow_anonymous true"]
+        near.rewrite_conf(["allow_anonymous false"] + lines)
+        near.proc.send_signal(signal.SIGHUP)
+        near.wait_log(r"Reloaded configuration from")
+        pub.publish("r/2", b"after", qos=1)
+        assert sub.recv_publish(timeout=20).payload == b"after"
+        assert near.log().count("Connecting bridge rl") == 1, near.log()[-3000:]
+    finally:
+        sub.close()
+        pub.close()
+        near.stop()
+        far.stop()
+
+
+def test_start_type_once(tmp_path):
+    """start_type once: after the remote went away the bridge does not start again, while an
+    automatic one beside it (the same restart_timeout, the same remote) does."""
+    fport = free_port()
+    far = Broker(tmp_path, threads=1, name="far0", port=fport)
+    near = Broker(tmp_path, threads=1, name="near", extra=[
+        "connection once", "address 127.0.0.1:%d" % fport, "remote_clientid near-once",
+        "start_type once", "restart_timeout 1", "topic o/# out 1",
+        "connection auto", "address 127.0.0.1:%d" % fport, "remote_clientid near-auto",
+        "restart_timeout 1", "topic a/# out 1"])
+    try:
+        near.wait_log(r"Received CONNACK on connection local\.near-once", timeout=20)
+        near.wait_log(r"Received CONNACK on connection local\.near-auto", timeout=20)
+        far.stop()
+        far = Broker(tmp_path, threads=1, name="far1", port=fport)
+        near.wait_log(r"Received CONNACK on connection local\.near-auto", count=2, timeout=20)
+        assert near.log().count("Connecting bridge once") == 1
+    finally:
+        far.stop()
+        near.stop()
