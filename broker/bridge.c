@@ -551,7 +551,10 @@ static void bridge_tick(mg_loop *l, void *ud)
 	if (c) {
 		if (!br->up)
 			return; /* the worker's tick ends a connect that takes too long */
-		if (bc->start_type == MG_BRIDGE_START_LAZY && now - br->last_pub >= (int64_t)bc->idle_timeout * 1000) {
+		/* idle: no PUBLISH either way for idle_timeout, and nothing waits for an ack or to go
+		 * (closing then would resend it as a duplicate on the next start) */
+		if (bc->start_type == MG_BRIDGE_START_LAZY && now - br->last_pub >= (int64_t)bc->idle_timeout * 1000 &&
+		    br->s->flight.n == 0 && !mg_session_pending(br->s)) {
 			mg_log(MG_LOG_NOTICE, "Bridge connection %s has exceeded idle timeout, disconnecting.", c->id);
 			mg_conn_disconnect(c, MG_RC_SUCCESS, MG_CLOSE_DISCONNECT);
 			return;
