@@ -150,9 +150,13 @@ class WinProc:
 
 @pytest.fixture(scope="module")
 def linux_broker(tmp_path_factory):
-    """The Linux broker (MIDGE_BUILD's midge), one for the module; stopped and checked for
-    sanitizer reports at the end."""
-    b = Broker(tmp_path_factory.mktemp("winbroker"), threads=1)
+    """The Linux broker (MIDGE_BUILD's midge), one for the module, with a plain and a
+    WebSockets listener (ws_port); stopped and checked for sanitizer reports at the end."""
+    ws = ports.free_port()
+    b = Broker(tmp_path_factory.mktemp("winbroker"), threads=1,
+               extra=["listener %d 127.0.0.1" % ws, "protocol websockets"])
+    b.ws_port = ws
+    ports.wait_port(ws)
     yield b
     b.stop()
 
@@ -363,3 +367,26 @@ def test_refused_connect_is_named(win):
     assert sub.wait() == 1, sub.out()
     assert "connect failed: Connection refused" in sub.out()
     assert sub.lines()[-1] == "Error: Connection refused", sub.out()
+
+
+def test_websockets_both_ends_on_windows(win, linux_broker):
+    """MQTT over WebSockets from Windows (net/ws.c's client end, its masks from rand_s):
+    midge_pub.exe to midge_sub.exe through the broker's WebSockets listener, QoS 1."""
+    url = "ws://127.0.0.1:%d/mqtt" % linux_broker.ws_port
+    sub = win("midge_sub", "-L", url, "-t", "win/ws", "-q", "1", "-v", "-d", "-C", "1")
+    sub.wait_out(r"received SUBACK")
+    pub = win("midge_pub", "-L", url, "-t", "win/ws", "-q", "1", "-m", "over a WebSocket", "-d")
+    assert pub.wait() == 0, pub.out()
+    assert "received PUBACK" in pub.out(), pub.out()
+    assert sub.wait() == 0, sub.out()
+    assert "win/ws over a WebSocket" in sub.lines(), sub.out()
+
+
+def test_tls_says_not_supported(win, tmp_path):
+    """No OpenSSL in the Windows build: asking for TLS fails at set-up, in words, instead of
+    talking plain MQTT to a TLS port."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used\n")
+    pub = win("midge_pub", "-p", "1", "-t", "x", "-m", "y", "--cafile", "Z:" + str(ca).replace("/", "\\"))
+    assert pub.wait() == 1, pub.out()
+    assert "Problem setting TLS options: This feature is not supported" in pub.out(), pub.out()
