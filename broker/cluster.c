@@ -27,10 +27,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The envelope (docs/cluster.md "What travels in a NATS message"). */
 enum { ENV_VERSION = 1, ENV_FIXED = 20, F_RETAIN = 4, F_EXPIRY = 8 };
+
+/* Retained messages (docs/cluster.md): one JetStream key-value bucket; a put is a plain NATS
+ * publish on its stream's subject, so a worker never waits for JetStream. */
+#define RETAIN_BUCKET "MQTT_RETAIN"
+#define KV_PREFIX "$KV." RETAIN_BUCKET "."
 
 typedef struct ient { /* one distinct filter this node holds, and its NATS subscriptions */
 	struct ient *next;
@@ -51,8 +57,25 @@ typedef struct wpub { /* a worker's own: it alone writes these */
 	uint8_t *buf;
 	size_t cap;
 	char subj[MG_CSUBJ_MAX + 1];
+	char key[sizeof KV_PREFIX + MG_CSUBJ_MAX];
 	char pad[64];
 } wpub;
+
+typedef struct dec { /* a decoding thread's scratch (the delivery thread, the KV watcher) */
+	uint8_t topic[MG_CSUBJ_MAX];
+	uint8_t *vbuf;
+	size_t vcap;
+} dec;
+
+/* The envelope's fields, pointing into the NATS message. */
+typedef struct env {
+	uint8_t flags;
+	uint64_t node, seq;
+	uint32_t worker;
+	int64_t left;
+	const uint8_t *props, *payload;
+	size_t plen, paylen;
+} env;
 
 struct mg_cluster {
 	mg_broker *b;
@@ -70,11 +93,19 @@ struct mg_cluster {
 	/* the delivery thread's */
 	origin *orig;
 	size_t orig_cap, orig_n;
-	uint8_t topic[MG_CSUBJ_MAX];
-	uint8_t *vbuf;
-	size_t vcap;
+	dec rx;
+	/* retained messages in the bucket; kv NULL: each node keeps its own (no JetStream) */
+	jsCtx *js;
+	kvStore *kv;
+	kvWatcher *watcher;
+	pthread_t watch_th;
+	bool watching;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcond;
+	bool initial_done;  /* under wmu: the watcher applied the bucket as it was at start */
+	dec wx;             /* the watcher thread's */
 	/* counters, any thread */
-	atomic_uint_fast64_t sent, received, dups, dropped_long, dropped_big, bad, nats_err;
+	atomic_uint_fast64_t sent, received, dups, dropped_long, dropped_big, bad, nats_err, kv_puts, kv_applied;
 	atomic_bool warned_long, warned_big, warned_bad, warned_err;
 };
 
@@ -205,10 +236,55 @@ static void warn_once(atomic_bool *flag, const char *fmt, const mg_msg *m, const
 		       (const char *)m->topic, why);
 }
 
+/* The envelope into p->buf (grown to npre + need), after npre bytes of prefix. seq 0: none
+ * (a KV value). Returns p->buf or NULL. */
+static uint8_t *encode(mg_cluster *c, wpub *p, mg_worker *w, const mg_msg *m, int64_t left,
+                       size_t need, uint64_t seq, const uint8_t *pre, size_t npre)
+{
+	if (npre + need > p->cap) {
+		size_t nc = p->cap ? p->cap : 4096;
+		while (nc < npre + need)
+			nc *= 2;
+		uint8_t *nb = realloc(p->buf, nc);
+		if (!nb)
+			return NULL;
+		p->buf = nb;
+		p->cap = nc;
+	}
+	uint8_t *q = p->buf;
+	if (npre)
+		memcpy(q, pre, npre);
+	q += npre;
+	q[0] = ENV_VERSION;
+	q[1] = (uint8_t)(m->qos | (m->retain ? F_RETAIN : 0) | (m->has_expiry ? F_EXPIRY : 0));
+	put_be(q + 2, c->node_id, 8);
+	put_be(q + 10, (uint64_t)w->idx, 2);
+	put_be(q + 12, seq, 8);
+	q += ENV_FIXED;
+	if (m->has_expiry) {
+		put_be(q, (uint64_t)left, 8);
+		q += 8;
+	}
+	put_be(q, m->props_len, 4);
+	q += 4;
+	memcpy(q, m->props, m->props_len);
+	memcpy(q + m->props_len, m->payload, m->payload_len);
+	return p->buf;
+}
+
+static size_t env_size(const mg_msg *m)
+{
+	return ENV_FIXED + (m->has_expiry ? 8 : 0) + 4 + (size_t)m->props_len + m->payload_len;
+}
+
+static bool is_sys(const mg_msg *m)
+{
+	return m->topic_len >= 4 && memcmp(m->topic, "$SYS", 4) == 0 && (m->topic_len == 4 || m->topic[4] == '/');
+}
+
 static bool send_msg(mg_cluster *c, mg_worker *w, const mg_msg *m)
 {
-	/* $SYS is each node's own; a bridge's state topic there too */
-	if (m->topic_len >= 4 && memcmp(m->topic, "$SYS", 4) == 0 && (m->topic_len == 4 || m->topic[4] == '/'))
+	if (is_sys(m)) /* $SYS is each node's own; a bridge's state topic there too */
 		return false;
 	wpub *p = &c->wp[w->idx];
 	int sl = mg_csubj_from_topic(m->topic, m->topic_len, p->subj, sizeof p->subj);
@@ -221,7 +297,7 @@ static bool send_msg(mg_cluster *c, mg_worker *w, const mg_msg *m)
 	int64_t left = 0;
 	if (m->has_expiry && (left = m->expire_at - mg_loop_now_ms(w->loop)) <= 0)
 		return false;
-	size_t need = ENV_FIXED + (m->has_expiry ? 8 : 0) + 4 + m->props_len + m->payload_len;
+	size_t need = env_size(m);
 	if ((int64_t)need > atomic_load_explicit(&c->max_payload, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&c->dropped_big, 1, memory_order_relaxed);
 		warn_once(&c->warned_big, "Warning: cluster: a message on '%.*s' was served on this node "
@@ -229,31 +305,8 @@ static bool send_msg(mg_cluster *c, mg_worker *w, const mg_msg *m)
 		          "it is larger than the NATS server's max_payload");
 		return false;
 	}
-	if (need > p->cap) {
-		size_t nc = p->cap ? p->cap : 4096;
-		while (nc < need)
-			nc *= 2;
-		uint8_t *nb = realloc(p->buf, nc);
-		if (!nb)
-			return false;
-		p->buf = nb;
-		p->cap = nc;
-	}
-	uint8_t *q = p->buf;
-	q[0] = ENV_VERSION;
-	q[1] = (uint8_t)(m->qos | (m->retain ? F_RETAIN : 0) | (m->has_expiry ? F_EXPIRY : 0));
-	put_be(q + 2, c->node_id, 8);
-	put_be(q + 10, (uint64_t)w->idx, 2);
-	put_be(q + 12, ++p->seq, 8);
-	q += ENV_FIXED;
-	if (m->has_expiry) {
-		put_be(q, (uint64_t)left, 8);
-		q += 8;
-	}
-	put_be(q, m->props_len, 4);
-	q += 4;
-	memcpy(q, m->props, m->props_len);
-	memcpy(q + m->props_len, m->payload, m->payload_len);
+	if (!encode(c, p, w, m, left, need, ++p->seq, NULL, 0))
+		return false;
 	/* Into libnats's buffer; its flusher thread writes whatever a loop turn gathered. */
 	natsStatus st = natsConnection_Publish(c->nc, p->subj, p->buf, (int)need);
 	if (st != NATS_OK) {
@@ -264,6 +317,37 @@ static bool send_msg(mg_cluster *c, mg_worker *w, const mg_msg *m)
 	}
 	atomic_fetch_add_explicit(&c->sent, 1, memory_order_relaxed);
 	return true;
+}
+
+/* A retained PUBLISH (an empty payload clears): its topic and envelope become the value of
+ * the topic's key. A plain publish on the bucket's stream subject: JetStream stores it, every
+ * node's watcher applies it, this node's too (the stream's order is the one truth, so every
+ * node ends with the same value when two nodes set one topic at once). */
+static void retain_put(mg_cluster *c, mg_worker *w, const mg_msg *m)
+{
+	if (!c->kv || is_sys(m))
+		return;
+	wpub *p = &c->wp[w->idx];
+	int kl = mg_csubj_kv_key(m->topic, m->topic_len, p->key + sizeof KV_PREFIX - 1,
+	                         sizeof p->key - (sizeof KV_PREFIX - 1));
+	int64_t left = 0;
+	if (kl < 0 || (m->has_expiry && (left = m->expire_at - mg_loop_now_ms(w->loop)) <= 0))
+		return;
+	memcpy(p->key, KV_PREFIX, sizeof KV_PREFIX - 1);
+	uint8_t pre[2] = { (uint8_t)(m->topic_len >> 8), (uint8_t)m->topic_len };
+	size_t need = env_size(m);
+	if ((int64_t)(2 + m->topic_len + need) > atomic_load_explicit(&c->max_payload, memory_order_relaxed))
+		return;
+	/* topic length, then topic, then the envelope: encode writes the prefix, then the topic
+	 * goes in before the envelope moves up */
+	if (!encode(c, p, w, m, left, m->topic_len + need, 0, pre, 2))
+		return;
+	memmove(p->buf + 2 + m->topic_len, p->buf + 2, need);
+	memcpy(p->buf + 2, m->topic, m->topic_len);
+	if (natsConnection_Publish(c->nc, p->key, p->buf, (int)(2 + m->topic_len + need)) == NATS_OK)
+		atomic_fetch_add_explicit(&c->kv_puts, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&c->nats_err, 1, memory_order_relaxed);
 }
 
 /* ---- receiving (libnats's delivery thread) ---- */
@@ -305,15 +389,15 @@ static bool first_copy(mg_cluster *c, uint64_t node, uint32_t worker, uint64_t s
 
 /* The property block came from the network: decode it as the body of a 5.0 PUBLISH would be,
  * so only what a client could have sent reaches our clients. */
-static bool props_ok(mg_cluster *c, const uint8_t *props, uint32_t n, mg_packet *pkt)
+static bool props_ok(dec *x, const uint8_t *props, uint32_t n, mg_packet *pkt)
 {
 	size_t need = 1 + 4 + 3 + 4 + (size_t)n;
-	if (need > c->vcap) {
-		uint8_t *nb = realloc(c->vbuf, need);
+	if (need > x->vcap) {
+		uint8_t *nb = realloc(x->vbuf, need);
 		if (!nb)
 			return false;
-		c->vbuf = nb;
-		c->vcap = need;
+		x->vbuf = nb;
+		x->vcap = need;
 	}
 	uint8_t body_hdr[4 + 3];
 	size_t pl = mg_varint_encode(body_hdr + 3, n);
@@ -321,14 +405,69 @@ static bool props_ok(mg_cluster *c, const uint8_t *props, uint32_t n, mg_packet 
 	body_hdr[1] = 1;
 	body_hdr[2] = 'x';
 	uint32_t rl = (uint32_t)(3 + pl + n);
-	uint8_t *q = c->vbuf;
+	uint8_t *q = x->vbuf;
 	*q++ = 0x30; /* PUBLISH, QoS 0 */
 	q += mg_varint_encode(q, rl);
 	memcpy(q, body_hdr, 3 + pl);
 	q += 3 + pl;
 	memcpy(q, props, n);
 	q += n;
-	return mg_decode(c->vbuf, (size_t)(q - c->vbuf), MG_V5, 0, pkt) == q - c->vbuf;
+	return mg_decode(x->vbuf, (size_t)(q - x->vbuf), MG_V5, 0, pkt) == q - x->vbuf;
+}
+
+static bool parse_env(const uint8_t *d, size_t dl, env *e)
+{
+	if (dl < ENV_FIXED + 4 || d[0] != ENV_VERSION || (d[1] & 3) == 3 || (d[1] & ~15))
+		return false;
+	e->flags = d[1];
+	e->node = get_be(d + 2, 8);
+	e->worker = (uint32_t)get_be(d + 10, 2);
+	e->seq = get_be(d + 12, 8);
+	size_t off = ENV_FIXED;
+	e->left = 0;
+	if (e->flags & F_EXPIRY) {
+		if (dl < off + 8 + 4)
+			return false;
+		e->left = (int64_t)get_be(d + off, 8);
+		off += 8;
+	}
+	e->plen = (size_t)get_be(d + off, 4);
+	off += 4;
+	if (e->plen > dl - off)
+		return false;
+	e->props = d + off;
+	e->payload = d + off + e->plen;
+	e->paylen = dl - off - e->plen;
+	return true;
+}
+
+/* The message a client's PUBLISH on topic with these contents would have made; NULL if the
+ * properties do not decode as a 5.0 PUBLISH's (or out of memory: *bad stays false). */
+static mg_msg *build_msg(dec *x, const uint8_t *topic, size_t tl, const env *e, int64_t age,
+                         bool *bad)
+{
+	mg_packet pkt;
+	*bad = mg_topic_name_check(topic, tl) != MG_OK ||
+	       (e->plen && !props_ok(x, e->props, (uint32_t)e->plen, &pkt));
+	if (*bad)
+		return NULL;
+	int64_t now = mg_now_ms();
+	/* mg_msg_new keeps the forwardable properties as a client's PUBLISH would give them */
+	mg_msg *m = mg_msg_new(topic, tl, e->payload, e->paylen, e->plen ? &pkt.props : NULL,
+	                       e->flags & 3, e->flags & F_RETAIN, now);
+	if (m && (e->flags & F_EXPIRY)) { /* nobody else holds it yet */
+		m->has_expiry = true;
+		m->expire_at = now + e->left - age;
+	}
+	return m;
+}
+
+static void warn_bad(mg_cluster *c, const char *where)
+{
+	atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
+	if (!atomic_exchange_explicit(&c->warned_bad, true, memory_order_relaxed))
+		mg_log(MG_LOG_WARNING, "Warning: cluster: dropped a NATS message on %.200s that is not a "
+		       "midge node's (this is said once).", where);
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -336,66 +475,186 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 	mg_cluster *c = closure;
 	(void)nc;
 	(void)sub;
-	const uint8_t *d = (const uint8_t *)natsMsg_GetData(msg);
-	size_t dl = (size_t)natsMsg_GetDataLength(msg);
 	const char *subj = natsMsg_GetSubject(msg);
-	mg_msg *m = NULL;
-	if (dl < ENV_FIXED + 4 || d[0] != ENV_VERSION || (d[1] & 3) == 3 || (d[1] & ~15))
-		goto bad;
-	uint64_t node = get_be(d + 2, 8), seq = get_be(d + 12, 8);
-	uint32_t worker = (uint32_t)get_be(d + 10, 2);
-	if (node == c->node_id) /* NATS's no-echo already keeps our own away */
+	env e;
+	bool bad = true;
+	if (!parse_env((const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &e))
 		goto out;
-	bool expiry = d[1] & F_EXPIRY;
-	size_t off = ENV_FIXED;
-	int64_t left = 0;
-	if (expiry) {
-		if (dl < off + 8 + 4)
-			goto bad;
-		left = (int64_t)get_be(d + off, 8);
-		off += 8;
+	bad = false;
+	if (e.node == c->node_id) /* NATS's no-echo already keeps our own away */
+		goto out;
+	int tl = mg_csubj_to_topic(subj, strlen(subj), c->rx.topic, sizeof c->rx.topic);
+	if (tl <= 0) {
+		bad = true;
+		goto out;
 	}
-	uint64_t plen = get_be(d + off, 4);
-	off += 4;
-	if (plen > dl - off)
-		goto bad;
-	int tl = mg_csubj_to_topic(subj, strlen(subj), c->topic, sizeof c->topic);
-	if (tl <= 0 || mg_topic_name_check(c->topic, (size_t)tl) != MG_OK)
-		goto bad;
-	mg_packet pkt;
-	if (plen && !props_ok(c, d + off, (uint32_t)plen, &pkt))
-		goto bad;
-	if (!first_copy(c, node, worker, seq)) {
+	if (!first_copy(c, e.node, e.worker, e.seq)) {
 		atomic_fetch_add_explicit(&c->dups, 1, memory_order_relaxed);
 		goto out;
 	}
-	int64_t now = mg_now_ms();
-	/* mg_msg_new keeps the forwardable properties as a client's PUBLISH would give them */
-	m = mg_msg_new(c->topic, (size_t)tl, d + off + plen, dl - off - plen, plen ? &pkt.props : NULL,
-	               d[1] & 3, d[1] & F_RETAIN, now);
+	mg_msg *m = build_msg(&c->rx, c->rx.topic, (size_t)tl, &e, 0, &bad);
 	if (!m)
 		goto out;
-	if (expiry) { /* nobody else holds it yet */
-		m->has_expiry = true;
-		m->expire_at = now + left;
-	}
 	atomic_fetch_add_explicit(&c->received, 1, memory_order_relaxed);
 	/* One worker per origin worker: its messages are routed in the order they were sent. */
 	mg_broker *b = c->b;
-	int to = (int)((node ^ worker * 0x9E3779B97F4A7C15ull) % (uint64_t)b->nworkers);
+	int to = (int)((e.node ^ e.worker * 0x9E3779B97F4A7C15ull) % (uint64_t)b->nworkers);
 	mg_post p = { .kind = MG_POST_REMOTE, .it = { .m = m } };
 	pthread_mutex_lock(&c->post_mu);
 	if (c->closing || mg_worker_post_ext(&b->w[to], &p) < 0)
 		mg_msg_unref(m);
 	pthread_mutex_unlock(&c->post_mu);
-	goto out;
-bad:
-	atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
-	if (!atomic_exchange_explicit(&c->warned_bad, true, memory_order_relaxed))
-		mg_log(MG_LOG_WARNING, "Warning: cluster: dropped a NATS message on %.200s that is not a "
-		       "midge node's (this is said once).", subj);
 out:
+	if (bad)
+		warn_bad(c, subj);
 	natsMsg_Destroy(msg);
+}
+
+/* ---- the retained bucket's watcher (its own thread) ---- */
+
+/* One value of the bucket into the local retained store: [u16 topic length][topic][envelope]. */
+static void apply_entry(mg_cluster *c, kvEntry *ke)
+{
+	kvOperation op = kvEntry_Operation(ke);
+	if (op == kvOp_Delete || op == kvOp_Purge)
+		return; /* midge never deletes keys: an empty payload is the clearing value */
+	const uint8_t *v = kvEntry_Value(ke);
+	size_t vl = (size_t)kvEntry_ValueLen(ke);
+	env e;
+	size_t tl = vl >= 2 ? (size_t)(v[0] << 8 | v[1]) : 0;
+	bool bad = true;
+	if (tl == 0 || vl < 2 + tl || !parse_env(v + 2 + tl, vl - 2 - tl, &e)) {
+		warn_bad(c, kvEntry_Key(ke));
+		return;
+	}
+	/* the time it spent in the bucket counts against its expiry (the servers' clock) */
+	int64_t created_ms = kvEntry_Created(ke) / 1000000;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t age = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - created_ms;
+	e.flags |= F_RETAIN;
+	mg_msg *m = build_msg(&c->wx, v + 2, tl, &e, age < 0 ? 0 : age, &bad);
+	if (bad) {
+		warn_bad(c, kvEntry_Key(ke));
+		return;
+	}
+	if (!m)
+		return;
+	if (mg_msg_expired(m, mg_now_ms()) || m->payload_len == 0)
+		mg_retain_set(c->b->retain, m->topic, m->topic_len, NULL);
+	else
+		mg_retain_set(c->b->retain, m->topic, m->topic_len, m);
+	mg_msg_unref(m);
+	atomic_fetch_add_explicit(&c->kv_applied, 1, memory_order_relaxed);
+}
+
+static void *watch_main(void *arg)
+{
+	mg_cluster *c = arg;
+	for (;;) {
+		kvEntry *ke = NULL;
+		natsStatus s = kvWatcher_Next(&ke, c->watcher, 1000);
+		if (s == NATS_TIMEOUT)
+			continue;
+		if (s != NATS_OK) {
+			if (s != NATS_ILLEGAL_STATE) /* not kvWatcher_Stop */
+				mg_log(MG_LOG_WARNING, "Warning: cluster node %s: the retained bucket's watcher "
+				       "stopped: %s.", c->name, natsStatus_GetText(s));
+			break;
+		}
+		if (!ke) {
+			pthread_mutex_lock(&c->wmu);
+			c->initial_done = true;
+			pthread_cond_signal(&c->wcond);
+			pthread_mutex_unlock(&c->wmu);
+			continue;
+		}
+		apply_entry(c, ke);
+		kvEntry_Destroy(ke);
+	}
+	return NULL;
+}
+
+/* Bind the bucket (or create it: replicas 3 when NATS runs 3 servers or more, else 1),
+ * start the watcher and wait until it applied what the bucket holds, so a client that
+ * subscribes on this node gets every node's retained messages from the start. JetStream
+ * off, or not ready in 10 s: retained messages stay per node, and it is said. */
+static void retained_start(mg_cluster *c)
+{
+	if (!c->b->cfg->retain_available)
+		return;
+	char **servers = NULL;
+	int ns = 0;
+	natsConnection_GetServers(c->nc, &servers, &ns);
+	for (int i = 0; i < ns; i++)
+		free(servers[i]);
+	free(servers);
+	natsStatus s = natsConnection_JetStream(&c->js, c->nc, NULL);
+	int64_t deadline = mg_now_ms() + 10000;
+	while (s == NATS_OK) {
+		s = js_KeyValue(&c->kv, c->js, RETAIN_BUCKET);
+		if (s == NATS_NOT_FOUND) {
+			kvConfig kc;
+			kvConfig_Init(&kc);
+			kc.Bucket = RETAIN_BUCKET;
+			kc.History = 1;
+			kc.Replicas = ns >= 3 ? 3 : 1;
+			kc.StorageType = js_FileStorage;
+			s = js_CreateKeyValue(&c->kv, c->js, &kc);
+		}
+		if (s == NATS_OK || mg_now_ms() > deadline)
+			break;
+		nats_Sleep(200); /* JetStream elects its leaders after the servers start */
+		s = NATS_OK;
+	}
+	kvWatchOptions wo;
+	kvWatchOptions_Init(&wo);
+	if (s == NATS_OK)
+		s = kvStore_WatchAll(&c->watcher, c->kv, &wo);
+	if (s == NATS_OK && pthread_create(&c->watch_th, NULL, watch_main, c) == 0)
+		c->watching = true;
+	if (!c->watching) {
+		const char *detail = nats_GetLastError(NULL);
+		mg_log(MG_LOG_WARNING, "Warning: cluster node %s: no JetStream key-value bucket %s (%s%s%s): "
+		       "retained messages stay on the node that took them.", c->name, RETAIN_BUCKET,
+		       natsStatus_GetText(s), detail && *detail ? ": " : "", detail ? detail : "");
+		if (c->watcher)
+			kvWatcher_Destroy(c->watcher);
+		c->watcher = NULL;
+		if (c->kv)
+			kvStore_Destroy(c->kv);
+		c->kv = NULL;
+		return;
+	}
+	pthread_mutex_lock(&c->wmu);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	while (!c->initial_done && pthread_cond_timedwait(&c->wcond, &c->wmu, &until) == 0)
+		;
+	bool done = c->initial_done;
+	pthread_mutex_unlock(&c->wmu);
+	mg_log(done ? MG_LOG_NOTICE : MG_LOG_WARNING, "%sCluster node %s: retained messages in bucket %s: "
+	       "%llu loaded%s.", done ? "" : "Warning: ", c->name, RETAIN_BUCKET,
+	       (unsigned long long)atomic_load(&c->kv_applied), done ? "" : " so far (still loading)");
+}
+
+static void retained_stop(mg_cluster *c)
+{
+	if (c->watching) {
+		kvWatcher_Stop(c->watcher);
+		pthread_join(c->watch_th, NULL);
+		c->watching = false;
+	}
+	if (c->watcher)
+		kvWatcher_Destroy(c->watcher);
+	c->watcher = NULL;
+	if (c->kv)
+		kvStore_Destroy(c->kv);
+	c->kv = NULL;
+	if (c->js)
+		jsCtx_Destroy(c->js);
+	c->js = NULL;
 }
 
 /* ---- connection ---- */
@@ -452,7 +711,10 @@ static void cluster_free(mg_cluster *c)
 			free(c->wp[i].buf);
 	free(c->wp);
 	free(c->orig);
-	free(c->vbuf);
+	free(c->rx.vbuf);
+	free(c->wx.vbuf);
+	pthread_mutex_destroy(&c->wmu);
+	pthread_cond_destroy(&c->wcond);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->post_mu);
 	free(c);
@@ -499,6 +761,8 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	c->b = b;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->post_mu, NULL);
+	pthread_mutex_init(&c->wmu, NULL);
+	pthread_cond_init(&c->wcond, NULL);
 	if (getrandom(&c->node_id, sizeof c->node_id, 0) != sizeof c->node_id)
 		c->node_id = (uint64_t)mg_now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
 	if (cfg->cluster_node_name) {
@@ -535,6 +799,7 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	atomic_store(&c->max_payload, natsConnection_GetMaxPayload(c->nc));
 	char url[256] = "";
 	natsConnection_GetConnectedUrl(c->nc, url, sizeof url);
+	retained_start(c);
 	/* restored sessions' filters: before any worker runs, so nothing changes the tree now */
 	mg_subtree_foreach(b->tree, count_existing, c);
 	mg_log(MG_LOG_NOTICE, "Cluster node %s (id %016llx) connected to NATS at %s; %zu filters "
@@ -550,11 +815,13 @@ static void cluster_stop(mg_cluster *c)
 	pthread_mutex_lock(&c->post_mu);
 	c->closing = true;
 	pthread_mutex_unlock(&c->post_mu);
+	retained_stop(c);
 	natsConnection_Close(c->nc);
 	mg_log(MG_LOG_NOTICE, "Cluster node %s left NATS: %llu messages sent, %llu received, %llu "
-	       "duplicate copies dropped.", c->name,
+	       "duplicate copies dropped; %llu retained messages put, %llu applied.", c->name,
 	       (unsigned long long)atomic_load(&c->sent), (unsigned long long)atomic_load(&c->received),
-	       (unsigned long long)atomic_load(&c->dups));
+	       (unsigned long long)atomic_load(&c->dups), (unsigned long long)atomic_load(&c->kv_puts),
+	       (unsigned long long)atomic_load(&c->kv_applied));
 	for (size_t i = 0; i < c->tab_cap; i++)
 		for (ient *e = c->tab[i]; e; e = e->next)
 			for (int k = 0; k < 2; k++)
@@ -578,4 +845,5 @@ const mg_cluster_ops mg_cluster_nats_ops = {
 	.stop = cluster_stop,
 	.interest = interest,
 	.send = send_msg,
+	.retain = retain_put,
 };

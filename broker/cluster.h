@@ -35,6 +35,9 @@ typedef struct mg_cluster_ops {
 	void (*interest)(mg_cluster *c, const uint8_t *filter, size_t len, int delta);
 	/* Send m to the other nodes; true if it went to NATS. */
 	bool (*send)(mg_cluster *c, mg_worker *w, const mg_msg *m);
+	/* m is a retained PUBLISH this node took (an empty payload clears): into the cluster's
+	 * retained bucket, when there is one. */
+	void (*retain)(mg_cluster *c, mg_worker *w, const mg_msg *m);
 } mg_cluster_ops;
 
 /* In broker/cluster.c; linked into midge only (a weak reference in main.c). */

@@ -85,6 +85,41 @@ int mg_csubj_from_topic(const uint8_t *topic, size_t len, char *out, size_t cap)
 	return (int)w.n;
 }
 
+static bool kv_plain(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-';
+}
+
+int mg_csubj_kv_key(const uint8_t *topic, size_t len, char *out, size_t cap)
+{
+	if (len == 0)
+		return -EINVAL;
+	size_t lim = limit(cap);
+	wbuf w = { out, 0, lim < MG_CSUBJ_MAX - 64 ? lim : MG_CSUBJ_MAX - 64, false };
+	for (size_t i = 0, start = 0; i <= len; i++) {
+		if (i < len && topic[i] != '/')
+			continue;
+		if (start)
+			put(&w, ".", 1);
+		if (i == start)
+			put(&w, "=", 1);
+		for (size_t k = start; k < i; k++) {
+			if (kv_plain(topic[k])) {
+				put(&w, (const char *)topic + k, 1);
+			} else {
+				char e[3] = { '=', hex[topic[k] >> 4], hex[topic[k] & 15] };
+				put(&w, e, 3);
+			}
+		}
+		start = i + 1;
+	}
+	if (w.over)
+		return -E2BIG;
+	out[w.n] = 0;
+	return (int)w.n;
+}
+
 static int unhex(char c)
 {
 	if (c >= '0' && c <= '9')

@@ -45,6 +45,14 @@ int mg_csubj_to_topic(const char *s, size_t len, uint8_t *out, size_t cap);
  * subjects too long to be sent). */
 int mg_csubj_from_filter(const uint8_t *filter, size_t len, char *out, size_t cap);
 
+/* topic (a valid topic name) -> a NATS key-value key in out[cap] (NUL-terminated): the
+ * retained bucket's key (docs/cluster.md "Retained messages"). KV keys allow only
+ * [-/_=.A-Za-z0-9] and no empty token, so levels are joined by '.', every byte but
+ * [A-Za-z0-9_-] is written =XX (upper-case hex), and an empty level is "=". Injective:
+ * two topics never share a key. Returns the key's length, -E2BIG past MG_CSUBJ_MAX - 64
+ * (room for the bucket's subject prefix) or cap-1, -EINVAL for an empty topic. */
+int mg_csubj_kv_key(const uint8_t *topic, size_t len, char *out, size_t cap);
+
 /* NATS's own matching of a subscription subject (with "*" and ">" tokens) against a
  * subject: what nats-server does. For the tests and the fuzzer, and debugging. */
 bool mg_csubj_match(const char *pattern, size_t plen, const char *subject, size_t slen);

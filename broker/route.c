@@ -78,6 +78,8 @@ int mg_publish_msg(mg_worker *w, mg_msg *m, mg_sref publisher)
 	if (m->retain && b->cfg->retain_available) {
 		mg_retain_set(b->retain, m->topic, m->topic_len, m->payload_len ? m : NULL);
 		mg_store_retained(m->topic, m->topic_len, m->payload_len ? m : NULL);
+		if (b->cluster)
+			b->cluster_ops->retain(b->cluster, w, m);
 	}
 	/* local subscribers first, from here; then the other nodes (cluster.h). With a cluster a
 	 * message that went to NATS may have subscribers elsewhere: not "no matching

@@ -1,9 +1,10 @@
-"""Three Debian nats-server processes clustered on loopback, and midge nodes on them.
+"""Three Debian nats-server processes clustered on loopback (JetStream on, a store directory
+each under the test's tmp_path), and midge nodes on them.
 
 NatsCluster(tmp_path, n) starts n servers with client, route and monitoring ports claimed
 through test/ports.py, routes between all of them, and waits until every server sees the
-others. Node(...) is a midge broker (harness.Broker) with cluster_nats_url pointing at one
-server. The monitoring endpoint (/connz?subs=1) shows what each midge node subscribed to on
+others and JetStream has elected its meta leader. node(...) is a midge broker
+(harness.Broker) with cluster_nats_url pointing at one server. The monitoring endpoint (/connz?subs=1) shows what each midge node subscribed to on
 NATS and how many messages NATS delivered to it: the tests read NATS's own view, not midge's.
 """
 
@@ -29,7 +30,10 @@ class NatsServer:
         with open(self.conf, "w") as f:
             f.write("server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
                     "cluster { name: %s, listen: 127.0.0.1:%d, routes: [%s] }\n"
-                    % ("n%d" % idx, port, http_port, name, route_port, routes))
+                    "jetstream { store_dir: \"%s\", max_memory_store: 64MB, "
+                    "max_file_store: 256MB }\n"
+                    % ("n%d" % idx, port, http_port, name, route_port, routes,
+                       str(tmp_path / ("js%d" % idx))))
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([NATS_SERVER, "-c", self.conf], stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -78,7 +82,9 @@ class NatsCluster:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if all(s.get("/routez").get("num_routes", 0) >= want for s in self.servers):
+                if all(s.get("/routez").get("num_routes", 0) >= want for s in self.servers) \
+                        and all((s.get("/jsz").get("meta_cluster") or {}).get("leader")
+                                for s in self.servers):
                     return
             except OSError:
                 pass

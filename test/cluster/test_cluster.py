@@ -26,7 +26,10 @@ from ports import free_port
 
 from cluster.nats_cluster import NatsCluster, node
 
-pytestmark = pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering")
+# threaded: libnats's threads, the retained bucket's watcher and two workers per node hand
+# messages to each other; the TSan pass runs this module too
+pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering"),
+              pytest.mark.threaded]
 
 NODES = ("A", "B", "C")
 
@@ -308,3 +311,76 @@ def test_cluster_url_must_be_a_nats_url(tmp_path):
     rc, out = run_broker_until_exit(tmp_path, "cluster_nats_url 127.0.0.1:4222\n")
     assert rc == 3, out
     assert "exit.conf:1: invalid URL '127.0.0.1:4222' for 'cluster_nats_url'" in out
+
+
+def retained_on(client, topic):
+    """A function that subscribes client to topic and returns the retained message it gets
+    after the SUBACK (None: none, known when PINGRESP comes first), and unsubscribes.
+    Messages published meanwhile arrive too, with the retain flag clear (no Retain As
+    Published): they are skipped."""
+    from mqtt_raw import PINGRESP, pingreq
+
+    def once():
+        client.subscribe([(topic, 0)], pid=5)
+        client.send(pingreq())
+        got = None
+        while True:
+            p = client.recv()
+            if p.type == PINGRESP:
+                break
+            assert p.type == PUBLISH, p
+            if p.retain and got is None:
+                got = p
+        client.send(unsubscribe(6, [topic], version=5))
+        while True:
+            p = client.recv()
+            if p.type == UNSUBACK:
+                return got
+            assert p.type == PUBLISH and not p.retain, p
+    return once
+
+
+def wait_retained(client, topic, want, timeout=20.0):
+    """Polls until the retained message on topic, as seen from client's node, has payload
+    want (None: no retained message). Returns the last PUBLISH seen (or None)."""
+    poll = retained_on(client, topic)
+    deadline = time.monotonic() + timeout
+    while True:
+        got = poll()
+        if (got.payload if got else None) == want:
+            return got
+        assert time.monotonic() < deadline, "retained on %s never became %r (is %r)" % (
+            topic, want, got.payload if got else None)
+        time.sleep(0.05)
+
+
+def test_a_retained_message_set_on_one_node_is_served_on_the_others(cluster, clients):
+    """Retained messages live in the JetStream bucket MQTT_RETAIN: set on A, C serves it to a
+    new subscriber (retain flag set); cleared on A (empty payload), C serves none."""
+    _, n = cluster
+    pub = clients(n["A"], "rk-pub")
+    c = clients(n["C"], "rk-c")
+    pub.publish("rk/t", b"kept on A", qos=1, retain=True)
+    got = wait_retained(c, "rk/t", b"kept on A")
+    assert got.retain and got.topic == "rk/t"
+    pub.publish("rk/t", b"", qos=1, retain=True)
+    assert wait_retained(c, "rk/t", None) is None
+
+
+def test_a_node_that_starts_later_has_the_retained_messages_at_once(cluster, clients, tmp_path):
+    """A node loads the bucket before it takes clients: its first subscriber gets what A
+    retained, with no waiting."""
+    nats, n = cluster
+    pub = clients(n["A"], "late-pub")
+    b = clients(n["B"], "late-b")
+    pub.publish("late/t", b"before D", qos=1, retain=True)
+    wait_retained(b, "late/t", b"before D")  # it is in the bucket
+    d = node(tmp_path, nats.servers[2], "D")
+    try:
+        sub = clients(d, "late-d")
+        sub.subscribe([("late/#", 1)])
+        p = sub.recv_publish()
+        assert (p.topic, p.payload, p.retain) == ("late/t", b"before D", True)
+        d.wait_log(r"Cluster node D: retained messages in bucket MQTT_RETAIN: \d+ loaded\.")
+    finally:
+        d.stop()

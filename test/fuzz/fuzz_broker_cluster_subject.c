@@ -6,7 +6,9 @@
  *   - any bytes that map back to a topic are exactly what that topic maps to (one spelling
  *     per topic: the mapping is a bijection, so two subjects never merge two topics);
  *   - for a valid filter and a valid topic, some subject of the filter matches the topic's
- *     subject under NATS's rules exactly when MQTT matching says the filter matches.
+ *     subject under NATS's rules exactly when MQTT matching says the filter matches;
+ *   - a valid topic's KV key uses NATS's key alphabet with no empty token, and two different
+ *     topics (the filter part read as a topic) never share a key.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,6 +21,18 @@
 
 static char ts[MG_CSUBJ_MAX + 1], ts2[MG_CSUBJ_MAX + 1], fs[2 * MG_CSUBJ_MAX + 2];
 static uint8_t back[MG_CSUBJ_MAX];
+static char k1[MG_CSUBJ_MAX + 1], k2[MG_CSUBJ_MAX + 1];
+
+static void check_key(const char *k, int n)
+{
+	MUST(n > 0 && k[0] != '.' && k[n - 1] != '.');
+	for (int i = 0; i < n; i++) {
+		char ch = k[i];
+		MUST((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		     ch == '_' || ch == '-' || ch == '=' || ch == '.');
+		MUST(!(ch == '.' && k[i + 1] == '.'));
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -49,6 +63,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	MUST((size_t)tl <= MG_CSUBJ_MAX && strlen(ts) == (size_t)tl);
 	n = mg_csubj_to_topic(ts, (size_t)tl, back, sizeof back);
 	MUST(n == (int)tlen && memcmp(back, topic, tlen) == 0);
+
+	int kn = mg_csubj_kv_key(topic, tlen, k1, sizeof k1);
+	MUST(kn > 0 || kn == -E2BIG);
+	if (kn > 0) {
+		check_key(k1, kn);
+		if (z && mg_topic_name_check(filter, flen) == MG_OK) {
+			int kn2 = mg_csubj_kv_key(filter, flen, k2, sizeof k2);
+			if (kn2 > 0)
+				MUST((kn == kn2 && memcmp(k1, k2, (size_t)kn) == 0) ==
+				     (flen == tlen && memcmp(filter, topic, tlen) == 0));
+		}
+	}
 
 	if (mg_topic_filter_check(filter, flen) != MG_OK || mg_share_parse(filter, flen, NULL, NULL) != 0)
 		return 0;

@@ -199,3 +199,26 @@ TEST(filter_mapping_matches_as_mqtt_does)
 	CHECK(matched > 40); /* the table is not all misses */
 	CHECK_EQ_INT(agreed, (sizeof fl / sizeof fl[0]) * (sizeof tl / sizeof tl[0]));
 }
+
+TEST(kv_keys)
+{
+	static const struct { const char *topic, *key; } v[] = {
+		{ "room/temp", "room.temp" },
+		{ "$SYS/x", "=24SYS.x" },
+		{ "a.b/c d", "a=2Eb.c=20d" },
+		{ "/", "=.=" },
+		{ "a//b/", "a.=.b.=" },
+		{ "x=y/%", "x=3Dy.=25" },
+		{ "caf\xc3\xa9", "caf=C3=A9" },
+		{ "A-z_9", "A-z_9" },
+	};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		char out[64];
+		int n = mg_csubj_kv_key(U(v[i].topic), out, sizeof out);
+		CHECK_EQ_INT(n, strlen(v[i].key));
+		CHECK_STR(out, v[i].key);
+	}
+	char out[8];
+	CHECK_EQ_INT(mg_csubj_kv_key((const uint8_t *)"", 0, out, sizeof out), -EINVAL);
+	CHECK_EQ_INT(mg_csubj_kv_key(U("abcdefgh"), out, sizeof out), -E2BIG);
+}
