@@ -232,13 +232,13 @@ def probe_until(proc, broker, topic, payload, regex):
 # ------------------------------------------------------------------------------ libmidge
 
 def test_libmidge_on_windows(win, linux_broker):
-    """connect, QoS 0/1/2 round trips, reconnect after a session takeover, loop_start and
-    loop_stop: client_win.exe prints one line per step that passed."""
+    """connect, the wake-up channel, QoS 0/1/2 round trips, reconnect after a session
+    takeover, loop_start and loop_stop: client_win.exe prints one line per step that passed."""
     p = win("client_win", "127.0.0.1", linux_broker.port, "win-lib-test", where=os.path.join(WIN, "test"))
     rc = p.wait(timeout=90)
     assert rc == 0, p.out()
     steps = [l for l in p.lines() if l.startswith(("ok ", "FAIL "))]
-    assert steps == ["ok connect", "ok loop_start", "ok qos0", "ok qos1", "ok qos2",
+    assert steps == ["ok connect", "ok wake", "ok loop_start", "ok qos0", "ok qos1", "ok qos2",
                      "ok reconnect", "ok loop_stop"], p.out()
 
 

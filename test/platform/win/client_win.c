@@ -6,8 +6,11 @@
  *
  * Steps, each printed as "ok <step>" when it passed (the test checks the lines), or "FAIL
  * <step>: why" and exit 1:
- *   connect     midge_connect (blocking), CONNACK accepted, on_connect called
- *   loop_start  the loop runs in a thread (winpthreads), which subscribes from on_connect
+ *   connect     midge_connect (blocking), CONNACK accepted, on_connect called, its SUBSCRIBE
+ *               answered (SUBACK granting QoS 2)
+ *   wake        a loop turn sleeping in select() (up to 60 s: nothing is due sooner) is woken
+ *               by a publish from another thread through the wake-up socket pair, and writes it
+ *   loop_start  the loop runs in a thread (winpthreads)
  *   qos0/1/2    publish to our own subscription: wait_for_publish, on_publish with the mid,
  *               and on_message with the same topic and payload, byte for byte
  *   reconnect   a second client with our id takes the session over (the broker drops us);
@@ -16,6 +19,7 @@
  *   loop_stop   disconnect, then loop_stop joins the thread; on_disconnect said 0 (ours)
  * Every wait is bounded (20 s) so a hang fails instead of blocking the test.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +32,7 @@
 
 static atomic_int connects, subacks, disconnects, last_disc_rc, published_mid;
 static atomic_int got; /* messages received that matched `want` */
+static atomic_int turn_done;
 static char want_topic[64], want_payload[64];
 
 static void on_connect(midge_client *c, void *ud, int flags, int rc, const midge_properties *p)
@@ -90,6 +95,13 @@ static void ok(const char *step)
 	fflush(stdout);
 }
 
+static void *one_turn(void *arg)
+{
+	midge_loop(arg, 60000);
+	atomic_store(&turn_done, 1);
+	return NULL;
+}
+
 /* Publish at qos to our own subscription and see it come back, byte for byte. */
 static void round_trip(midge_client *c, int qos, const char *step)
 {
@@ -134,12 +146,33 @@ int main(int argc, char **argv)
 		fail("connect", "midge_connect", rc);
 	if (atomic_load(&connects) != 1)
 		fail("connect", "on_connect not called once", atomic_load(&connects));
+	for (int i = 0; i < WAIT_S * 10 && atomic_load(&subacks) < 1; i++)
+		midge_loop(c, 100);
+	if (atomic_load(&subacks) != 1)
+		fail("connect", "no SUBACK granting QoS 2", 0);
 	ok("connect");
+
+	/* Nothing is due for 60 s (keepalive) and the broker has nothing to send: only the wake-up
+	 * ends this turn early. The pause lets the thread get into select() first; a working wake
+	 * passes whichever goes first. */
+	snprintf(want_topic, sizeof(want_topic), "win/t/wake");
+	snprintf(want_payload, sizeof(want_payload), "wake");
+	pthread_t t;
+	if (pthread_create(&t, NULL, one_turn, c) != 0)
+		fail("wake", "pthread_create", 0);
+	usleep(300 * 1000);
+	int mid = midge_publish(c, want_topic, want_payload, strlen(want_payload), 0, false, NULL);
+	if (mid <= 0)
+		fail("wake", "publish", mid);
+	if (!wait_for(&turn_done, 1))
+		fail("wake", "the loop slept through a publish from another thread", 0);
+	pthread_join(t, NULL);
+	if (atomic_load(&published_mid) != mid)
+		fail("wake", "the QoS 0 message was not written in that turn", atomic_load(&published_mid));
+	ok("wake");
 
 	if ((rc = midge_loop_start(c)) != MIDGE_OK)
 		fail("loop_start", "midge_loop_start", rc);
-	if (!wait_for(&subacks, 1))
-		fail("loop_start", "no SUBACK granting QoS 2", 0);
 	ok("loop_start");
 
 	round_trip(c, 0, "qos0");
