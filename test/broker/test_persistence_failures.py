@@ -202,6 +202,10 @@ def test_disk_full_refuses_then_recovers(tmp_path, threads):
         v3.connect("old")
         v3.send(publish("fill/v3", b"x", qos=1, pid=1))
         v3.expect_closed(allow_disconnect=False)
+        # the log is written by a thread of its own: a refusal the client saw may not be in
+        # the file yet (seen on a busy machine), so wait for both lines, then count
+        b.wait_log(r"Error: persistence:")
+        b.wait_log(r"Warning: persistence: refused")
         log = b.log()
         assert log.count("Error: persistence:") == 1, log[-3000:]
         assert "0x97 Quota exceeded" in log and "Free space on its disk" in log
