@@ -272,6 +272,8 @@ void mg_conn_pool_free(mg_worker *w)
 	}
 }
 
+#define SEG_MERGE_MAX 65536
+
 uint8_t *mg_conn_reserve(mg_conn *c, size_t n)
 {
 	if (!c->ob)
@@ -294,7 +296,11 @@ uint8_t *mg_conn_reserve(mg_conn *c, size_t n)
 void mg_conn_commit(mg_conn *c, size_t n, mg_msg *payload)
 {
 	mg_seg *last = c->nseg > c->seg_head ? &c->seg[c->nseg - 1] : NULL;
-	if (last && !last->m && last->off + last->len == c->olen) {
+	/* Whole packets merge into one segment (one iovec), up to SEG_MERGE_MAX: a segment
+	 * leaves the buffer only once all of it is written, and compact() only moves whole ones,
+	 * so a merged segment that kept growing under a subscriber that never quite catches up
+	 * would keep its written bytes too. */
+	if (last && !last->m && last->off + last->len == c->olen && last->len + n <= SEG_MERGE_MAX) {
 		last->len += (uint32_t)n;
 		last->m = payload;
 	} else {

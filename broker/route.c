@@ -28,7 +28,7 @@ int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
 		if (owner < 0)
 			continue;
 		mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < x->qos ? m->qos : x->qos,
-		               .retain = x->retain_as_published ? m->retain : false };
+		               .retain = x->retain_as_published ? m->retain : false, .copy = n == 1 };
 		if (x->n_ids)
 			mg_qitem_set_ids(&q, w->ms.ids + x->ids_off, x->n_ids);
 		int64_t sid;

@@ -1,0 +1,47 @@
+"""Outgoing PUBLISH bytes around the broker's two ways of writing a payload: copied behind the
+header (a message with one recipient and a payload of up to 256 bytes) or sent from the shared
+message (several recipients, or a larger payload), and many packets merged into one output
+segment (at most 64 KiB each). Whatever the way, each subscriber gets exactly the bytes a
+3.1.1 PUBLISH of that topic and payload is, in order (bench/README.md, the cut)."""
+
+import mqtt_raw as m
+
+SIZES = [0, 1, 16, 255, 256, 257, 1000, 70000]
+
+
+def payload(size, i):
+    return bytes((i + k) & 0xFF for k in range(size))
+
+
+def test_payload_sizes_around_the_copy_limit(raw):
+    """One subscriber on cp/one (copied when small), two on cp/two (shared): sizes across the
+    256-byte limit and one larger than a merged segment, interleaved on both topics."""
+    a, b = raw("cp-a"), raw("cp-b")
+    a.subscribe([("cp/one", 0), ("cp/two", 0)])
+    b.subscribe([("cp/two", 0)])
+    pub = raw("cp-pub")
+    want_a, want_b, burst = [], [], b""
+    for i, size in enumerate(SIZES):
+        one = m.publish("cp/one", payload(size, i))
+        two = m.publish("cp/two", payload(size, i + 100))
+        burst += one + two
+        want_a += [one, two]
+        want_b.append(two)
+    pub.send(burst)
+    assert [a.recv_raw() for _ in want_a] == want_a
+    assert [b.recv_raw() for _ in want_b] == want_b
+
+
+def test_a_burst_larger_than_a_merged_segment(raw):
+    """2,000 small PUBLISHes for one subscriber in one write (about 420 KB of output, below
+    the broker's 512 KiB output limit, so nothing waits in the session queue). The
+    subscriber's small receive buffer keeps the broker's writes partial, so its output piles
+    up over several loop turns into several 64 KiB segments: every packet whole and in
+    order."""
+    s = raw("burst-sub", rcvbuf=4096)
+    s.subscribe([("burst/t", 0)])
+    pub = raw("burst-pub")
+    sent = [m.publish("burst/t", payload(200, i)) for i in range(2000)]
+    pub.send(b"".join(sent))
+    got = [s.recv_raw(timeout=20) for _ in sent]
+    assert got == sent
