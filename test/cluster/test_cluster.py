@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import IS_MIDGE, run_broker_until_exit
+from harness import IS_MIDGE, Broker, run_broker_until_exit
 from mqtt_raw import (P_CONTENT_TYPE, P_CORRELATION_DATA, P_MESSAGE_EXPIRY, P_PAYLOAD_FORMAT,
                       P_RESPONSE_TOPIC, P_SUBSCRIPTION_ID, P_USER_PROPERTY, PUBLISH, UNSUBACK,
                       RawClient, unsubscribe)
@@ -384,3 +384,42 @@ def test_a_node_that_starts_later_has_the_retained_messages_at_once(cluster, cli
         d.wait_log(r"Cluster node D: retained messages in bucket MQTT_RETAIN: \d+ loaded\.")
     finally:
         d.stop()
+
+
+def test_a_nats_server_dies_and_its_node_carries_on_through_another(tmp_path, clients):
+    """Node B knows two NATS servers; the one it is connected to is killed (SIGKILL): B
+    reconnects to the other (libnats), subscribes again, and messages from A flow as
+    before. A cluster of its own: the module's stays whole."""
+    nats = NatsCluster(tmp_path, 3)
+    nodes = []
+    try:
+        a = node(tmp_path, nats.servers[0], "A")
+        nodes.append(a)
+        b = Broker(tmp_path, threads=2, name="B", extra=[
+            "cluster_nats_url %s,%s" % (nats.servers[1].url, nats.servers[2].url),
+            "cluster_node_name B"])
+        nodes.append(b)
+        pub = clients(a, "f-pub")
+        sub = clients(b, "f-sub")
+        sub.subscribe([("f/#", 1)])
+        interest_ready(pub, [sub], "f/t")
+        mine = [s for s in nats.servers[1:] if s.connection("B")]
+        assert len(mine) == 1
+        mine[0].proc.kill()
+        mine[0].proc.wait(timeout=10)
+        b.wait_log(r"Cluster node B lost its NATS server; reconnecting", timeout=20)
+        b.wait_log(r"Cluster node B reconnected to NATS at ", timeout=20)
+        interest_ready(pub, [sub], "f/t")
+        for i in range(10):
+            pub.publish("f/t", b"after %d" % i, qos=1, pid=i + 1)
+        got = sub.collect(10)
+        assert [p.payload for p in got] == [b"after %d" % i for i in range(10)]
+    finally:
+        errors = []
+        for x in nodes:
+            try:
+                x.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        nats.stop()
+        assert not errors, "\n".join(errors)
