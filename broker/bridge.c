@@ -11,6 +11,7 @@
 #include "broker/packet.h"
 #include "broker/route.h"
 #include "broker/session.h"
+#include "broker/store.h"
 #include "broker/worker.h"
 #include "net/tls.h"
 
@@ -48,6 +49,7 @@ struct mg_bridge {
 	bool once_done;        /* start_type once: it ran, it does not restart */
 	bool up;               /* CONNACK accepted */
 	bool retain_ok;        /* 5.0 remote: Retain Available */
+	bool to_store;         /* its new session is still to be written (bridge_store) */
 };
 
 /* ---- helpers ---- */
@@ -137,6 +139,7 @@ static mg_session *bridge_session(mg_bridge *br)
 	mg_session *s = mg_session_find(w, bc->local_clientid, len, &owner);
 	if (!s && owner >= 0)
 		return NULL; /* a client holds the id on another worker */
+	bool made = !s;
 	if (!s && !(s = mg_session_create(w, bc->local_clientid, len, &owner)))
 		return NULL;
 	s->expiry = UINT32_MAX;
@@ -144,6 +147,7 @@ static mg_session *bridge_session(mg_bridge *br)
 	s->level = br->level;
 	if (bc->local_username && !s->username)
 		s->username = strdup(bc->local_username); /* what acl_file sees */
+	br->to_store = made && !bc->local_clean; /* on the worker's thread: bridge_store */
 	for (int i = 0; i < bc->n_topics; i++) {
 		const mg_bridge_topic *t = &bc->topics[i];
 		if (!(t->dir & MG_BRIDGE_OUT))
@@ -154,8 +158,30 @@ static mg_session *bridge_session(mg_bridge *br)
 		int r = mg_subtree_add(w->b->tree, (const uint8_t *)t->local_topic, tl, s->ref, o, 0);
 		if (r == 0 && mg_fset_add(&s->subs, (const uint8_t *)t->local_topic, tl) < 0)
 			mg_subtree_remove(w->b->tree, (const uint8_t *)t->local_topic, tl, s->ref);
+
 	}
 	return s;
+}
+
+/* persistence true, local_cleansession false: the new session is written like a client's that
+ * outlives its connection, with its subscriptions, so that what waits for the remote survives
+ * a restart of this broker. On the worker's own thread (its store batch); a no-op without a
+ * store. */
+static void bridge_store(mg_bridge *br)
+{
+	mg_session *s = br->s;
+	br->to_store = false;
+	mg_store_session_saved(s);
+	if (!s->sid)
+		return;
+	mg_sref_set_sid(br->w->b, s->ref, s->sid); /* routing on any worker writes its rows */
+	for (int i = 0; i < br->conf->n_topics; i++) {
+		const mg_bridge_topic *t = &br->conf->topics[i];
+		if (t->dir & MG_BRIDGE_OUT) {
+			mg_subopts o = { .qos = t->qos, .no_local = true, .retain_as_published = true };
+			mg_store_sub_added(s, (const uint8_t *)t->local_topic, strlen(t->local_topic), o, 0);
+		}
+	}
 }
 
 /* ---- connecting ---- */
@@ -547,6 +573,8 @@ static void bridge_tick(mg_loop *l, void *ud)
 		return;
 	if (!br->s && !(br->s = bridge_session(br)))
 		return;
+	if (br->to_store)
+		bridge_store(br);
 	mg_conn *c = br->c;
 	if (c) {
 		if (!br->up)
@@ -667,7 +695,9 @@ int mg_bridges_init(mg_broker *b)
 		mg_bridge *br = &b->bridges[i];
 		const mg_bridge_conf *bc = &cfg->bridges[i];
 		br->conf = bc;
-		br->w = &b->w[i % b->nworkers];
+		int owner = -1; /* a session restored from the store stays on its worker */
+		mg_registry_find(b, bc->local_clientid, strlen(bc->local_clientid), -1, &owner);
+		br->w = &b->w[owner >= 0 && owner < b->nworkers ? owner : i % b->nworkers];
 		br->level = bc->protocol;
 		br->private_ok = true;
 		br->retain_ok = true;
@@ -685,16 +715,12 @@ int mg_bridges_init(mg_broker *b)
 		int r = make_tls(br);
 		if (r < 0)
 			return r;
-	}
-	return 0;
-}
-
-int mg_bridges_worker_init(mg_worker *w)
-{
-	mg_broker *b = w->b;
-	for (int i = 0; i < b->n_bridges; i++)
-		if (b->bridges[i].w == w && mg_loop_timer(w->loop, 1, TICK_MS, bridge_tick, &b->bridges[i]) < 0)
+		/* the session and its local subscriptions now, before any client is served: a message
+		 * published at once is already the bridge's (threads are not running yet) */
+		br->s = bridge_session(br);
+		if (mg_loop_timer(br->w->loop, 1, TICK_MS, bridge_tick, br) < 0)
 			return -ENOMEM;
+	}
 	return 0;
 }
 

@@ -34,11 +34,11 @@ typedef struct mg_worker mg_worker;
 typedef struct mg_conn mg_conn;
 typedef struct mg_bridge mg_bridge;
 
-/* Before the workers are made: one mg_bridge per `connection`, TLS contexts read (errors
+/* After the workers are made and the store restored, before their threads start: one
+ * mg_bridge per `connection` on the worker that holds its restored session (else bridge i on
+ * worker i % nworkers), with the timer that starts and minds it; TLS contexts read (errors
  * logged, -EINVAL). 0 without bridges. */
 int mg_bridges_init(mg_broker *b);
-/* From mg_worker_init: the timer that starts and minds w's bridges. */
-int mg_bridges_worker_init(mg_worker *w);
 /* After every worker is freed. */
 void mg_bridges_free(mg_broker *b);
 

@@ -235,12 +235,12 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 	if (!b->w)
 		return -ENOMEM;
 	pthread_barrier_init(&b->pause, NULL, (unsigned)b->nworkers + 1);
-	if ((r = mg_bridges_init(b)) < 0)
-		return r;
 	for (int i = 0; i < b->nworkers; i++)
 		if ((r = mg_worker_init(b, &b->w[i], i)) < 0)
 			return r;
-	return cfg->persistence ? open_store(b) : 0;
+	if (cfg->persistence && (r = open_store(b)) < 0)
+		return r;
+	return mg_bridges_init(b); /* after the store: a bridge goes where its session was restored */
 }
 
 int mg_broker_start(mg_broker *b, mg_config *cfg)

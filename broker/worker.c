@@ -5,7 +5,6 @@
  */
 #include "broker/worker.h"
 #include "broker/auth.h"
-#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/http.h"
 #include "broker/log.h"
@@ -421,7 +420,7 @@ int mg_worker_init(mg_broker *b, mg_worker *w, int idx)
 			return -errno;
 	if (idx == 0)
 		mg_sys_init(w);
-	return mg_bridges_worker_init(w);
+	return 0;
 }
 
 int mg_worker_start(mg_worker *w)

@@ -263,3 +263,46 @@ def test_start_type_once(tmp_path):
     finally:
         far.stop()
         near.stop()
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_local_restart_keeps_what_waits(tmp_path, nthreads):
+    """persistence true on the bridging broker: QoS 1 messages it acknowledged while the
+    remote was down wait in the bridge's session on disk, survive a SIGKILL of the bridging
+    broker, and reach the remote after both are up again."""
+    nport, fport = free_port(), free_port()
+    near_extra = ["persistence true", "connection st", "address 127.0.0.1:%d" % fport,
+                  "remote_clientid near-st", "restart_timeout 1", "topic p/# out 1"]
+    near = Broker(tmp_path, threads=nthreads, name="near0", port=nport, extra=near_extra)
+    # its first tick wrote the bridge's session (the store is the worker's): from then on
+    near.wait_log(r"Connecting bridge st", timeout=20)
+    pub = RawClient(nport)
+    pub.connect("st-pub")
+    far = sub = None
+    try:
+        sent = [b"w%d" % i for i in range(5)]
+        for i, m in enumerate(sent):
+            pub.publish("p/%d" % i, m, qos=1, pid=i + 1)  # acknowledged: stored for the bridge
+        pub.close()
+        near.proc.send_signal(signal.SIGKILL)
+        near.proc.wait(timeout=10)
+        near.stop(check=False)
+        far = Broker(tmp_path, threads=1, name="far", port=fport)
+        sub = RawClient(fport)
+        sub.connect("st-sub")
+        sub.subscribe([("p/#", 1)])
+        near = Broker(tmp_path, threads=nthreads, name="near1", port=nport, extra=near_extra)
+        got = []
+        try:
+            for _ in sent:
+                got.append(sub.recv_publish(timeout=20).payload)
+        except Exception:
+            raise AssertionError("got %r of %r; near log:\n%s" % (got, sent, near.log()[-3000:]))
+        assert sorted(got) == sorted(sent)
+    finally:
+        for c in (pub, sub):
+            if c:
+                c.close()
+        for b in (near, far):
+            if b:
+                b.stop()
