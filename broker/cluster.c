@@ -89,7 +89,7 @@ struct mg_cluster {
 	ient **tab;
 	size_t tab_cap, n_filters;
 	pthread_mutex_t post_mu;
-	bool closing;       /* under post_mu */
+	atomic_bool closing; /* set under post_mu; read without it only to stop waiting */
 	/* the delivery thread's */
 	origin *orig;
 	size_t orig_cap, orig_n;
@@ -500,6 +500,13 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 	mg_broker *b = c->b;
 	int to = (int)((e.node ^ e.worker * 0x9E3779B97F4A7C15ull) % (uint64_t)b->nworkers);
 	mg_post p = { .kind = MG_POST_REMOTE, .it = { .m = m } };
+	/* Backpressure: while that worker is behind (as a publishing worker would stop reading,
+	 * worker.h), this thread waits instead of growing its inbox; libnats then queues what
+	 * arrives, up to its pending limits per subscription, past which it drops and says so
+	 * (on_error: slow consumer). Memory stays bounded; a worker never waits. */
+	while (atomic_load_explicit(&b->w[to].inbox_n, memory_order_relaxed) > MG_INBOX_HIGH &&
+	       !atomic_load_explicit(&c->closing, memory_order_relaxed))
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	pthread_mutex_lock(&c->post_mu);
 	if (c->closing || mg_worker_post_ext(&b->w[to], &p) < 0)
 		mg_msg_unref(m);
@@ -840,10 +847,27 @@ static void cluster_stop(mg_cluster *c)
 		cluster_free(c);
 }
 
+static void stats(mg_cluster *c, mg_cluster_stats *o)
+{
+	o->name = c->name;
+	o->connected = natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
+	pthread_mutex_lock(&c->mu);
+	o->filters = c->n_filters;
+	pthread_mutex_unlock(&c->mu);
+	o->sent = atomic_load(&c->sent);
+	o->received = atomic_load(&c->received);
+	o->duplicates = atomic_load(&c->dups);
+	o->dropped = atomic_load(&c->dropped_long) + atomic_load(&c->dropped_big) + atomic_load(&c->nats_err);
+	o->invalid = atomic_load(&c->bad);
+	o->retained_put = atomic_load(&c->kv_puts);
+	o->retained_applied = atomic_load(&c->kv_applied);
+}
+
 const mg_cluster_ops mg_cluster_nats_ops = {
 	.start = cluster_start,
 	.stop = cluster_stop,
 	.interest = interest,
 	.send = send_msg,
 	.retain = retain_put,
+	.stats = stats,
 };

@@ -25,6 +25,14 @@
 
 typedef struct mg_cluster mg_cluster;
 
+/* What $SYS/broker/cluster/... shows (sys.c), a moment stale. */
+typedef struct mg_cluster_stats {
+	const char *name;   /* this node's, owned by the cluster */
+	bool connected;     /* to a NATS server right now */
+	size_t filters;     /* distinct filters subscribed on NATS */
+	uint64_t sent, received, duplicates, dropped, invalid, retained_put, retained_applied;
+} mg_cluster_stats;
+
 typedef struct mg_cluster_ops {
 	/* Connect to NATS and subscribe to every filter already in b->tree (restored sessions).
 	 * 0, or -1 with the reason logged. */
@@ -38,6 +46,7 @@ typedef struct mg_cluster_ops {
 	/* m is a retained PUBLISH this node took (an empty payload clears): into the cluster's
 	 * retained bucket, when there is one. */
 	void (*retain)(mg_cluster *c, mg_worker *w, const mg_msg *m);
+	void (*stats)(mg_cluster *c, mg_cluster_stats *out); /* any thread */
 } mg_cluster_ops;
 
 /* In broker/cluster.c; linked into midge only (a weak reference in main.c). */

@@ -4,6 +4,7 @@
  * atomics; load averages are mosquitto's exponentially decayed per-minute rates.
  */
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/log.h"
 #include "broker/route.h"
 
@@ -126,4 +127,18 @@ void mg_sys_tick(mg_worker *w)
 	pub(w, "$SYS/broker/bytes/sent", "%llu", (unsigned long long)v[L_BYTES_SENT]);
 	pub(w, "$SYS/broker/subscriptions/count", "%zu", mg_subtree_count(b->tree));
 	pub(w, "$SYS/broker/retained messages/count", "%zu", mg_retain_count(b->retain));
+	if (b->cluster) { /* this node's part of the cluster (docs/cluster.md) */
+		mg_cluster_stats cs;
+		b->cluster_ops->stats(b->cluster, &cs);
+		pub(w, "$SYS/broker/cluster/node", "%s", cs.name);
+		pub(w, "$SYS/broker/cluster/connected", "%d", cs.connected);
+		pub(w, "$SYS/broker/cluster/subscriptions", "%zu", cs.filters);
+		pub(w, "$SYS/broker/cluster/messages/sent", "%llu", (unsigned long long)cs.sent);
+		pub(w, "$SYS/broker/cluster/messages/received", "%llu", (unsigned long long)cs.received);
+		pub(w, "$SYS/broker/cluster/messages/duplicates", "%llu", (unsigned long long)cs.duplicates);
+		pub(w, "$SYS/broker/cluster/messages/dropped", "%llu", (unsigned long long)cs.dropped);
+		pub(w, "$SYS/broker/cluster/messages/invalid", "%llu", (unsigned long long)cs.invalid);
+		pub(w, "$SYS/broker/cluster/retained/put", "%llu", (unsigned long long)cs.retained_put);
+		pub(w, "$SYS/broker/cluster/retained/applied", "%llu", (unsigned long long)cs.retained_applied);
+	}
 }

@@ -41,7 +41,7 @@ def cluster(tmp_path_factory):
     nodes = {}
     try:
         for i, name in enumerate(NODES):
-            nodes[name] = node(tmp, nats.servers[i], name)
+            nodes[name] = node(tmp, nats.servers[i], name, extra=["sys_interval 1"])
         yield nats, nodes
     finally:
         errors = []
@@ -423,3 +423,36 @@ def test_a_nats_server_dies_and_its_node_carries_on_through_another(tmp_path, cl
                 errors.append(str(e))
         nats.stop()
         assert not errors, "\n".join(errors)
+
+
+def sys_values(client, want, timeout=20.0):
+    """Reads $SYS/broker/cluster/# on client until want(values) holds; values maps the
+    topic after "cluster/" to its payload. $SYS is published every second (sys_interval 1)."""
+    client.subscribe([("$SYS/broker/cluster/#", 0)], pid=3)
+    values = {}
+    deadline = time.monotonic() + timeout
+    keys = ("node", "connected", "subscriptions", "messages/sent", "messages/received",
+            "messages/duplicates", "messages/dropped", "messages/invalid", "retained/put",
+            "retained/applied")
+    while not (want(values) and all(k in values for k in keys)):
+        assert time.monotonic() < deadline, "$SYS/broker/cluster never showed it: %r" % values
+        p = client.recv_publish(timeout=5)
+        values[p.topic.split("/cluster/", 1)[1]] = p.payload.decode()
+    return values
+
+
+def test_sys_topics_show_each_node_and_its_cluster_traffic(cluster, clients):
+    _, n = cluster
+    pub = clients(n["A"], "sys-pub")
+    sub = clients(n["B"], "sys-sub")
+    sub.subscribe([("sys/t", 0)])
+    interest_ready(pub, [sub], "sys/t")  # a probe and the end marker at least: 2 messages
+
+    def num(v, k):
+        return int(v.get(k, "-1"))
+    v = sys_values(clients(n["B"], "sys-mon-b"), lambda v: num(v, "messages/received") >= 2
+                   and num(v, "subscriptions") >= 1)
+    assert v["node"] == "B" and v["connected"] == "1"
+    assert num(v, "messages/invalid") == 0
+    v = sys_values(clients(n["A"], "sys-mon-a"), lambda v: num(v, "messages/sent") >= 2)
+    assert v["node"] == "A" and v["connected"] == "1"
