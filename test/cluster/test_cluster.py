@@ -456,3 +456,23 @@ def test_sys_topics_show_each_node_and_its_cluster_traffic(cluster, clients):
     assert num(v, "messages/invalid") == 0
     v = sys_values(clients(n["A"], "sys-mon-a"), lambda v: num(v, "messages/sent") >= 2)
     assert v["node"] == "A" and v["connected"] == "1"
+
+
+def test_only_the_broker_links_libnats():
+    """libnats is linked into midge alone (Makefile: broker/cluster.c is outside
+    libmgbroker.a): the tools, libmidge and the examples do not load it."""
+    import glob
+    import os
+    import subprocess
+    from harness import MIDGE_BIN, MIDGE_BUILD
+
+    def needs_nats(path):
+        out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+        return "libnats" in out
+    assert needs_nats(MIDGE_BIN)
+    others = [p for p in glob.glob(os.path.join(MIDGE_BUILD, "bin", "*"))
+              + glob.glob(os.path.join(MIDGE_BUILD, "bin", "examples", "*"))
+              + glob.glob(os.path.join(MIDGE_BUILD, "lib", "*.so"))
+              if os.path.isfile(p) and os.access(p, os.X_OK) and p != MIDGE_BIN]
+    assert len(others) >= 5, others
+    assert [p for p in others if needs_nats(p)] == []
