@@ -476,3 +476,40 @@ def test_only_the_broker_links_libnats():
               if os.path.isfile(p) and os.access(p, os.X_OK) and p != MIDGE_BIN]
     assert len(others) >= 5, others
     assert [p for p in others if needs_nats(p)] == []
+
+
+def test_a_restarted_node_subscribes_on_nats_for_its_stored_sessions(cluster, clients,
+                                                                      tmp_path):
+    """A persistent session's subscription survives a restart of its node (persistence
+    true): the node subscribes on NATS for it at start, before any client connects, so a
+    message published on A while the client is still away is queued for it."""
+    nats, n = cluster
+    srv = nats.servers[2]
+    conf = ["persistence true", "persistence_location %s/" % tmp_path]
+    p = node(tmp_path, srv, "P", extra=conf)
+    try:
+        c = RawClient(p.port, version=4)
+        c.connect("ps-client", clean=False)
+        c.subscribe([("ps/t", 1)])
+        c.disconnect()
+        port = p.port
+        p.stop()
+        p = Broker(tmp_path, threads=2, name="P", port=port, extra=[
+            "cluster_nats_url %s" % srv.url, "cluster_node_name P"] + conf)
+        p.wait_log(r"Cluster node P \(id \w+\) connected to NATS at \S+; 1 filters subscribed\.")
+        # a sync point, not a sleep: A's NATS server has P's interest once its route says so
+        deadline = time.monotonic() + 20
+        while not any("mqtt.ps.t" in (r.get("subscriptions_list") or [])
+                      for r in nats.servers[0].get("/routez?subs=1").get("routes") or []):
+            assert time.monotonic() < deadline, "P's restored interest never reached A's server"
+            time.sleep(0.05)
+        pub = clients(n["A"], "ps-pub")
+        pub.publish("ps/t", b"while away", qos=1, pid=1)
+        # PUBACK came after A handed it to NATS; P queues it for the offline session
+        c = RawClient(p.port, version=4)
+        assert c.connect("ps-client", clean=False).session_present == 1
+        got = c.recv_publish()
+        assert (got.topic, got.payload, got.qos) == ("ps/t", b"while away", 1)
+        c.close()
+    finally:
+        p.stop()
