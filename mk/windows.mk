@@ -4,7 +4,7 @@
 #
 #   bin/midge.dll          libmidge as a DLL (exports midge_* only; winpthreads linked in)
 #   lib/libmidge.dll.a     its import library (link with -lmidge against the DLL)
-#   lib/libmidge.a         the static library (link it with -lws2_32)
+#   lib/libmidge.a         the static library (link it with -lws2_32 -lsecur32 -lcrypt32)
 #   include/midge/midge.h  the header
 #   bin/*.exe              midge_pub, midge_sub and the examples, linked statically: no DLL to
 #                          carry along, they run on a bare Windows
@@ -13,8 +13,9 @@
 # and build/midge-win64.zip holds bin/, lib/, include/ and README-windows.txt for a Windows user.
 #
 # Differences from the Linux build, each for a reason: net/plat_win.c instead of
-# net/plat_posix.c (the platform layer, net/plat.h); client/tls_none.c instead of client/tls.c
-# (Debian's mingw-w64 has no OpenSSL: midge_tls_* say MIDGE_ERR_NOT_SUPPORTED); only the net/
+# net/plat_posix.c (the platform layer, net/plat.h); client/tls_schannel.c instead of
+# client/tls.c (Debian's mingw-w64 has no OpenSSL: Windows' own TLS, Schannel, through secur32
+# and crypt32, which every Windows has); only the net/
 # files libmidge uses (the rest is the Linux broker's: epoll, listeners); no camera_pub (it
 # drives a Linux V4L2 camera on the Pi). Same warnings, -Werror included.
 
@@ -32,11 +33,11 @@ WIN_CPPFLAGS := -DMIDGE_VERSION=\"$(VERSION)\" -D_WIN32_WINNT=0x0601 -D__USE_MIN
 	-D_POSIX_C_SOURCE=200809L -Iinclude -I.
 WIN_CFLAGS := -O2 -std=c11 $(WARN)
 # Static winpthreads and libgcc: the .exe files and midge.dll need only Windows' own DLLs.
-WIN_LDLIBS := -Wl,-Bstatic -lwinpthread -Wl,-Bdynamic -lws2_32
+WIN_LDLIBS := -Wl,-Bstatic -lwinpthread -Wl,-Bdynamic -lws2_32 -lsecur32 -lcrypt32
 WIN_EXE_LDFLAGS := -static -static-libgcc
 
 WIN_LIB_SRC := $(PROTO_SRC) net/framer.c net/http.c net/ws.c net/ws_frame.c net/plat_win.c \
-	$(filter-out client/tls.c,$(CLIENT_SRC)) client/tls_none.c
+	$(filter-out client/tls.c client/tls_schannel.c,$(CLIENT_SRC)) client/tls_schannel.c
 WIN_TOOLS := midge_pub midge_sub
 WIN_TOOLS_COMMON_SRC := $(filter-out tools/common/os_%.c,$(wildcard tools/common/*.c)) tools/common/os_win.c
 WIN_EXAMPLES := $(filter-out camera_pub,$(EXAMPLES))

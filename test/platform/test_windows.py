@@ -8,6 +8,9 @@ side played by the Linux programs and the "Windows" side by the .exe files.
   7-4  a JPEG sent by the Linux camera_pub arrives byte-identical through image_sub.exe
   midge_sub.exe / midge_pub.exe against Debian's mosquitto_pub / mosquitto_sub (QoS 2, -l)
   client_win.exe: libmidge itself (connect, QoS 0/1/2, reconnect, loop_start/loop_stop)
+  TLS through Windows' Schannel (client/tls_schannel.c; Wine runs it over GnuTLS): the tools,
+       client_win.exe and wss:// against the broker's TLS listeners, a wrong CA and a wrong
+       host name refused in words
 
 Wine runs headless (no DISPLAY, WINEDEBUG=-all) in a prefix made once per session under the
 session's temporary directory and shared by the xdist workers; making it takes seconds, every
@@ -15,6 +18,7 @@ later start a fraction of one. Skipped, with the reason, when wine64 or build/wi
 `scripts/install-deps platforms` installs mingw-w64 and wine64, `make windows` builds.
 """
 
+import base64
 import fcntl
 import os
 import re
@@ -30,6 +34,7 @@ sys.path.insert(0, TEST_DIR)
 from harness import Broker, MIDGE_BUILD  # noqa: E402  (test/broker/lib, via test/conftest.py)
 from examples.test_examples_lecture import tiny_jpeg  # noqa: E402
 import ports  # noqa: E402  (test/ports.py)
+from tlscerts import tls_certs  # noqa: E402,F401  (the session-scoped certificate fixture)
 
 ROOT = os.path.dirname(TEST_DIR)
 WIN = os.path.join(ROOT, "build", "win64")
@@ -149,16 +154,30 @@ class WinProc:
 
 
 @pytest.fixture(scope="module")
-def linux_broker(tmp_path_factory):
-    """The Linux broker (MIDGE_BUILD's midge), one for the module, with a plain and a
-    WebSockets listener (ws_port); stopped and checked for sanitizer reports at the end."""
-    ws = ports.free_port()
+def linux_broker(tmp_path_factory, tls_certs):
+    """The Linux broker (MIDGE_BUILD's midge), one for the module, with a plain listener, a
+    WebSockets one (ws_port), and TLS ones with tls_certs' server certificate: MQTT (tls_port),
+    WebSockets (wss_port) and one whose certificate names otherhost.invalid only
+    (other_port); stopped and checked for sanitizer reports at the end."""
+    c = tls_certs
+    ws, tls, wss, other = (ports.free_port() for _ in range(4))
+    cert = ["certfile %s" % c.server_cert, "keyfile %s" % c.server_key]
     b = Broker(tmp_path_factory.mktemp("winbroker"), threads=1,
-               extra=["listener %d 127.0.0.1" % ws, "protocol websockets"])
-    b.ws_port = ws
-    ports.wait_port(ws)
+               extra=["listener %d 127.0.0.1" % ws, "protocol websockets",
+                      "listener %d 127.0.0.1" % tls] + cert +
+                     ["listener %d 127.0.0.1" % wss, "protocol websockets"] + cert +
+                     ["listener %d 127.0.0.1" % other,
+                      "certfile %s" % c.other_cert, "keyfile %s" % c.other_key])
+    b.ws_port, b.tls_port, b.wss_port, b.other_port = ws, tls, wss, other
+    for p in (ws, tls, wss, other):
+        ports.wait_port(p)
     yield b
     b.stop()
+
+
+def winpath(path):
+    """A Linux path as the Windows programs see it under Wine (drive Z: is /)."""
+    return "Z:" + str(path).replace("/", "\\")
 
 
 @pytest.fixture
@@ -254,7 +273,8 @@ def test_dll_exports_public_api_only():
     assert "midge_client_new" in names and "midge_loop_start" in names and "midge_publish" in names
     assert all(n.startswith("midge_") for n in names), [n for n in names if not n.startswith("midge_")]
     dlls = set(re.findall(r"DLL Name: (\S+)", out))
-    assert dlls <= {"KERNEL32.dll", "msvcrt.dll", "WS2_32.dll"}, dlls  # winpthreads linked in
+    # winpthreads linked in; Secur32 and CRYPT32 are Schannel's (TLS), in every Windows
+    assert dlls <= {"KERNEL32.dll", "msvcrt.dll", "WS2_32.dll", "Secur32.dll", "CRYPT32.dll"}, dlls
     for f in ("lib/libmidge.a", "lib/libmidge.dll.a", "include/midge/midge.h"):
         assert os.path.exists(os.path.join(WIN, f)), f
 
@@ -382,11 +402,86 @@ def test_websockets_both_ends_on_windows(win, linux_broker):
     assert "win/ws over a WebSocket" in sub.lines(), sub.out()
 
 
-def test_tls_says_not_supported(win, tmp_path):
-    """No OpenSSL in the Windows build: asking for TLS fails at set-up, in words, instead of
-    talking plain MQTT to a TLS port."""
-    ca = tmp_path / "ca.pem"
-    ca.write_text("not used\n")
-    pub = win("midge_pub", "-p", "1", "-t", "x", "-m", "y", "--cafile", "Z:" + str(ca).replace("/", "\\"))
+def test_tls_client_certificate_says_not_supported(win, tls_certs):
+    """Client certificates are what the Windows build leaves out (Schannel wants the key in a
+    Windows key store, not a PEM file): asking for one fails at set-up, in words, instead of
+    connecting without it."""
+    c = tls_certs
+    pub = win("midge_pub", "-p", "1", "-t", "x", "-m", "y", "--cafile", winpath(c.ca),
+              "--cert", winpath(c.client_cert), "--key", winpath(c.client_key))
     assert pub.wait() == 1, pub.out()
     assert "Problem setting TLS options: This feature is not supported" in pub.out(), pub.out()
+
+
+# ----------------------------------------------------------------------- TLS (Schannel)
+
+def test_libmidge_over_tls_on_windows(win, linux_broker, tls_certs):
+    """client_win.exe's steps (connect, wake, QoS 0/1/2, reconnect by the loop thread,
+    loop_stop) with every connection TLS, the broker's certificate checked against the CA
+    file: the Schannel transport under libmidge's loop, both of its threads."""
+    p = win("client_win", "127.0.0.1", linux_broker.tls_port, "win-tls-test", winpath(tls_certs.ca),
+            where=os.path.join(WIN, "test"))
+    rc = p.wait(timeout=90)
+    assert rc == 0, p.out()
+    steps = [l for l in p.lines() if l.startswith(("ok ", "FAIL "))]
+    assert steps == ["ok connect", "ok wake", "ok loop_start", "ok qos0", "ok qos1", "ok qos2",
+                     "ok reconnect", "ok loop_stop"], p.out()
+
+
+def test_tls_big_message_between_windows_tools(win, linux_broker, tls_certs, tmp_path):
+    """midge_pub.exe -f to midge_sub.exe, both over TLS: 200 kB (base64 of random bytes, so
+    the console's text mode leaves it alone), many records each way (EncryptMessage one record
+    per write, DecryptMessage several per read, records split across socket reads), arrives
+    identical. The subscriber checks the certificate for the name localhost (a DNS
+    subjectAltName), the publisher for 127.0.0.1 (an IP one)."""
+    data = base64.b64encode(os.urandom(150000)).decode()
+    src = tmp_path / "big.txt"
+    src.write_text(data)
+    ca = winpath(tls_certs.ca)
+    sub = win("midge_sub", "-h", "localhost", "-p", linux_broker.tls_port, "--cafile", ca,
+              "-t", "win/tls/big", "-q", "1", "-C", "1", "-d")
+    sub.wait_out(r"received SUBACK")
+    pub = win("midge_pub", "-h", "127.0.0.1", "-p", linux_broker.tls_port, "--cafile", ca,
+              "-t", "win/tls/big", "-q", "1", "-f", winpath(src), "-d")
+    assert pub.wait() == 0, pub.out()
+    assert "received PUBACK" in pub.out(), pub.out()
+    assert sub.wait() == 0, sub.out()
+    assert data in sub.lines(), sub.out()[-300:]
+
+
+def test_tls_wrong_ca_refused_in_words(win, linux_broker, tls_certs):
+    """A broker certificate the CA file did not sign: the connection ends after the handshake,
+    before CONNECT is sent, and -d says why (the chain ends in a root the cafile lacks)."""
+    pub = win("midge_pub", "-h", "127.0.0.1", "-p", linux_broker.tls_port,
+              "--cafile", winpath(tls_certs.wrong_ca), "-t", "x", "-m", "never", "-d")
+    assert pub.wait() == 8, pub.out()
+    assert "certificate verify failed: unable to get local issuer certificate" in pub.out(), pub.out()
+    assert pub.lines()[-1] == "Error: A TLS error occurred.", pub.out()
+    assert "received CONNACK" not in pub.out(), pub.out()
+
+
+def test_tls_host_name_checked_and_insecure(win, linux_broker, tls_certs):
+    """A certificate from the right CA for another name (otherhost.invalid) is refused for
+    127.0.0.1 with OpenSSL's line; --insecure skips the name (not the chain) and publishes."""
+    args = ["-h", "127.0.0.1", "-p", linux_broker.other_port, "--cafile", winpath(tls_certs.ca),
+            "-t", "win/tls/name", "-q", "1", "-m", "m", "-d"]
+    pub = win("midge_pub", *args)
+    assert pub.wait() == 8, pub.out()
+    assert "Error: host name verification failed." in pub.lines(), pub.out()
+    pub = win("midge_pub", *(args + ["--insecure"]))
+    assert pub.wait() == 0, pub.out()
+    assert "received PUBACK" in pub.out(), pub.out()
+
+
+def test_wss_both_ends_on_windows(win, linux_broker, tls_certs):
+    """MQTT over WebSockets over TLS from Windows: the WebSocket row runs over the Schannel
+    row (wss://), midge_pub.exe to midge_sub.exe, QoS 1."""
+    url = "wss://localhost:%d/mqtt" % linux_broker.wss_port
+    ca = winpath(tls_certs.ca)
+    sub = win("midge_sub", "-L", url, "--cafile", ca, "-t", "win/wss", "-q", "1", "-v", "-d", "-C", "1")
+    sub.wait_out(r"received SUBACK")
+    pub = win("midge_pub", "-L", url, "--cafile", ca, "-t", "win/wss", "-q", "1", "-m", "over wss", "-d")
+    assert pub.wait() == 0, pub.out()
+    assert "received PUBACK" in pub.out(), pub.out()
+    assert sub.wait() == 0, sub.out()
+    assert "win/wss over wss" in sub.lines(), sub.out()

@@ -2,7 +2,10 @@
  * client_win - libmidge on Windows, end to end: built by `make windows` for 64-bit Windows and
  * run under Wine by test/platform/test_windows.py against the Linux broker on loopback.
  *
- *   client_win HOST PORT ID
+ *   client_win HOST PORT ID [CAFILE]
+ *
+ * With CAFILE every connection is TLS (client/tls_schannel.c), the broker's certificate checked
+ * against CAFILE and HOST.
  *
  * Steps, each printed as "ok <step>" when it passed (the test checks the lines), or "FAIL
  * <step>: why" and exit 1:
@@ -123,11 +126,11 @@ static void round_trip(midge_client *c, int qos, const char *step)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: client_win HOST PORT ID\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: client_win HOST PORT ID [CAFILE]\n");
 		return 2;
 	}
-	const char *host = argv[1], *id = argv[3];
+	const char *host = argv[1], *id = argv[3], *cafile = argc == 5 ? argv[4] : NULL;
 	int port = atoi(argv[2]);
 	setvbuf(stdout, NULL, _IONBF, 0);
 
@@ -140,8 +143,11 @@ int main(int argc, char **argv)
 	midge_on_message_set(c, on_message);
 	midge_on_disconnect_set(c, on_disconnect);
 	midge_reconnect_delay_set(c, 1, 1);
+	int rc;
+	if (cafile && (rc = midge_tls_set(c, cafile, NULL, NULL, NULL, NULL)) != MIDGE_OK)
+		fail("connect", "midge_tls_set", rc);
 
-	int rc = midge_connect(c, host, port, 60);
+	rc = midge_connect(c, host, port, 60);
 	if (rc != MIDGE_OK)
 		fail("connect", "midge_connect", rc);
 	if (atomic_load(&connects) != 1)
@@ -181,7 +187,8 @@ int main(int argc, char **argv)
 
 	/* The takeover: the broker closes our connection for the newcomer. */
 	midge_client *b = midge_client_new(id, true, NULL, MIDGE_PROTOCOL_V311, MIDGE_TRANSPORT_TCP);
-	if (!b || (rc = midge_connect(b, host, port, 60)) != MIDGE_OK)
+	if (!b || (cafile && (rc = midge_tls_set(b, cafile, NULL, NULL, NULL, NULL)) != MIDGE_OK) ||
+	    (rc = midge_connect(b, host, port, 60)) != MIDGE_OK)
 		fail("reconnect", "second client's connect", b ? rc : 0);
 	if (!wait_for(&disconnects, 1))
 		fail("reconnect", "the loss was not reported", 0);
