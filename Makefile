@@ -94,7 +94,7 @@ PROTO_SRC  := $(wildcard proto/*.c)
 # net/plat_posix.c: the platform layer (net/plat.h) on Linux; other platforms have their own file.
 NET_SRC    := $(filter-out net/plat_%.c,$(wildcard net/*.c)) net/plat_posix.c
 BROKER_SRC := $(filter-out broker/main.c broker/cluster.c,$(wildcard broker/*.c))
-CLIENT_SRC := $(filter-out client/tls_none.c client/tls_schannel.c,$(wildcard client/*.c))
+CLIENT_SRC := $(filter-out client/tls_schannel.c,$(wildcard client/*.c))
 TOOLS      := $(notdir $(patsubst %/,%,$(filter-out tools/common/,$(wildcard tools/*/))))
 TOOLS_COMMON_SRC := $(filter-out tools/common/os_%.c,$(wildcard tools/common/*.c)) tools/common/os_posix.c
 EXAMPLES   := $(basename $(notdir $(wildcard examples/*.c)))

@@ -37,7 +37,7 @@ WIN_LDLIBS := -Wl,-Bstatic -lwinpthread -Wl,-Bdynamic -lws2_32 -lsecur32 -lcrypt
 WIN_EXE_LDFLAGS := -static -static-libgcc
 
 WIN_LIB_SRC := $(PROTO_SRC) net/framer.c net/http.c net/ws.c net/ws_frame.c net/plat_win.c \
-	$(filter-out client/tls.c client/tls_schannel.c,$(CLIENT_SRC)) client/tls_schannel.c
+	$(filter-out client/tls.c,$(CLIENT_SRC)) client/tls_schannel.c
 WIN_TOOLS := midge_pub midge_sub
 WIN_TOOLS_COMMON_SRC := $(filter-out tools/common/os_%.c,$(wildcard tools/common/*.c)) tools/common/os_win.c
 WIN_EXAMPLES := $(filter-out camera_pub,$(EXAMPLES))
