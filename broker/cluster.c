@@ -104,6 +104,7 @@ struct mg_cluster {
 	pthread_cond_t wcond;
 	bool initial_done;  /* under wmu: the watcher applied the bucket as it was at start */
 	dec wx;             /* the watcher thread's */
+	natsSubscription *presence;
 	/* counters, any thread */
 	atomic_uint_fast64_t sent, received, dups, dropped_long, dropped_big, bad, nats_err, kv_puts, kv_applied;
 	atomic_bool warned_long, warned_big, warned_bad, warned_err;
@@ -664,6 +665,46 @@ static void retained_stop(mg_cluster *c)
 	c->js = NULL;
 }
 
+/* ---- presence: which nodes are in the cluster, for the log ---- */
+
+/* Subjects outside the mqtt namespaces. A node says hello when it joins and bye when it
+ * leaves; the nodes already there answer a hello with here, so the newcomer names them too.
+ * A node that dies without a bye is not noticed yet (a heartbeat is for later). */
+#define PRESENCE "midge.node."
+
+static void presence_say(mg_cluster *c, const char *what)
+{
+	char subj[32];
+	snprintf(subj, sizeof subj, PRESENCE "%s", what);
+	natsConnection_Publish(c->nc, subj, c->name, (int)strlen(c->name));
+}
+
+static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	mg_cluster *c = closure;
+	(void)nc;
+	(void)sub;
+	const char *what = natsMsg_GetSubject(msg) + sizeof PRESENCE - 1;
+	int n = natsMsg_GetDataLength(msg);
+	const char *name = natsMsg_GetData(msg);
+	bool printable = n > 0 && n <= 128;
+	for (int i = 0; printable && i < n; i++)
+		printable = name[i] > 0x20 && name[i] < 0x7f;
+	if (!printable) {
+		natsMsg_Destroy(msg);
+		return;
+	}
+	if (strcmp(what, "hello") == 0) {
+		mg_log(MG_LOG_NOTICE, "Cluster node %.*s joined.", n, name);
+		presence_say(c, "here");
+	} else if (strcmp(what, "here") == 0) {
+		mg_log(MG_LOG_NOTICE, "Cluster node %.*s is in the cluster.", n, name);
+	} else if (strcmp(what, "bye") == 0) {
+		mg_log(MG_LOG_NOTICE, "Cluster node %.*s left.", n, name);
+	}
+	natsMsg_Destroy(msg);
+}
+
 /* ---- connection ---- */
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -807,6 +848,8 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	char url[256] = "";
 	natsConnection_GetConnectedUrl(c->nc, url, sizeof url);
 	retained_start(c);
+	if (natsConnection_Subscribe(&c->presence, c->nc, PRESENCE "*", on_presence, c) == NATS_OK)
+		presence_say(c, "hello");
 	/* restored sessions' filters: before any worker runs, so nothing changes the tree now */
 	mg_subtree_foreach(b->tree, count_existing, c);
 	mg_log(MG_LOG_NOTICE, "Cluster node %s (id %016llx) connected to NATS at %s; %zu filters "
@@ -818,6 +861,7 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 static void cluster_stop(mg_cluster *c)
 {
 	/* The workers are stopped and their wills went into libnats's buffer: let it go out. */
+	presence_say(c, "bye");
 	natsConnection_FlushTimeout(c->nc, 2000);
 	pthread_mutex_lock(&c->post_mu);
 	c->closing = true;
@@ -836,6 +880,9 @@ static void cluster_stop(mg_cluster *c)
 					natsSubscription_Destroy(e->sub[k]);
 					e->sub[k] = NULL;
 				}
+	if (c->presence)
+		natsSubscription_Destroy(c->presence);
+	c->presence = NULL;
 	natsConnection_Destroy(c->nc);
 	c->nc = NULL;
 	natsOptions_Destroy(c->opts);

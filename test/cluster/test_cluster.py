@@ -382,8 +382,14 @@ def test_a_node_that_starts_later_has_the_retained_messages_at_once(cluster, cli
         p = sub.recv_publish()
         assert (p.topic, p.payload, p.retain) == ("late/t", b"before D", True)
         d.wait_log(r"Cluster node D: retained messages in bucket MQTT_RETAIN: \d+ loaded\.")
+        # -v names the nodes as they come and go, on both sides
+        for x in NODES:
+            n[x].wait_log(r"Cluster node D joined\.")
+            d.wait_log(r"Cluster node %s is in the cluster\." % x)
     finally:
         d.stop()
+    for x in NODES:
+        n[x].wait_log(r"Cluster node D left\.")
 
 
 def test_a_nats_server_dies_and_its_node_carries_on_through_another(tmp_path, clients):
