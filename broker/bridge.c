@@ -31,7 +31,9 @@
 struct mg_bridge {
 	const mg_bridge_conf *conf;
 	mg_worker *w;
-	mg_session *s;         /* made on the worker's thread at its first tick */
+	mg_session *s;         /* its local session; a client may take the id over and end it:
+	                        * checked against ref (live_session) before each use */
+	mg_sref ref;
 	mg_conn *c;            /* NULL while down */
 	SSL_CTX *tls;          /* bridge_cafile / capath / psk: the remote is reached over TLS */
 	char *state_topic;     /* notification_topic, or $SYS/broker/connection/<remote_clientid>/state */
@@ -73,7 +75,7 @@ static void publish_state_local(mg_bridge *br, char state)
 	                       (const uint8_t *)&state, 1, NULL, 1, true, mg_loop_now_ms(w->loop));
 	if (!m)
 		return;
-	mg_publish_msg(w, m, br->s ? br->s->ref : NULL);
+	mg_publish_msg(w, m, br->s ? br->ref : NULL);
 	mg_msg_unref(m);
 }
 
@@ -127,6 +129,21 @@ static int tcp_connect(const char *host, uint16_t port, int *gai)
 }
 
 /* ---- the local session ---- */
+
+/* The bridge's session if it is still there and not taken over by a client that connected
+ * with local_clientid (then the bridge waits: two connections on one session would each
+ * think they own it). NULL: none now. */
+static mg_session *live_session(mg_bridge *br)
+{
+	if (!br->s)
+		return NULL;
+	mg_session *s = mg_session_resolve(br->w, br->ref);
+	if (s != br->s) {
+		br->s = NULL; /* ended (a client's clean start): made again at the next tick */
+		return NULL;
+	}
+	return s->conn && (!br->c || s->conn != br->c) ? NULL : s;
+}
 
 /* The bridge's session (local_clientid): found (restored) or made, never expiring, holding
  * the local subscriptions of the out/both entries. NULL: not now (retried next tick). */
@@ -401,6 +418,12 @@ static int handle_connack(mg_bridge *br, mg_conn *c, const mg_packet *p)
 {
 	mg_log(MG_LOG_DEBUG, "Received CONNACK on connection %s.", c->id);
 	uint8_t rc = p->reason_code;
+	if (rc == 0 && !live_session(br)) {
+		mg_log(MG_LOG_NOTICE, "Bridge %s: a client connected as %s meanwhile; the bridge waits "
+		       "until it has gone.", br->conf->name, br->conf->local_clientid);
+		mg_conn_close(c, MG_CLOSE_REFUSED);
+		return -1;
+	}
 	if (rc == 0) {
 		bridge_up(br, c, p);
 		return 0;
@@ -571,8 +594,10 @@ static void bridge_tick(mg_loop *l, void *ud)
 	int64_t now = mg_loop_now_ms(l);
 	if (br->w->stopping)
 		return;
-	if (!br->s && !(br->s = bridge_session(br)))
-		return;
+	if (!br->s && (br->s = bridge_session(br)))
+		br->ref = br->s->ref;
+	if (!live_session(br))
+		return; /* none yet, or a client holds local_clientid: later */
 	if (br->to_store)
 		bridge_store(br);
 	mg_conn *c = br->c;
@@ -717,7 +742,8 @@ int mg_bridges_init(mg_broker *b)
 			return r;
 		/* the session and its local subscriptions now, before any client is served: a message
 		 * published at once is already the bridge's (threads are not running yet) */
-		br->s = bridge_session(br);
+		if ((br->s = bridge_session(br)))
+			br->ref = br->s->ref;
 		if (mg_loop_timer(br->w->loop, 1, TICK_MS, bridge_tick, br) < 0)
 			return -ENOMEM;
 	}

@@ -306,3 +306,34 @@ def test_local_restart_keeps_what_waits(tmp_path, nthreads):
         for b in (near, far):
             if b:
                 b.stop()
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["clean", "persistent"])
+def test_client_takes_the_bridges_client_id(tmp_path, clean):
+    """A client that connects with the bridge's local_clientid takes its session over (as any
+    takeover): the bridge's connection ends, the bridge waits while the client holds the id,
+    and runs again once it has gone. Nothing is freed twice (ASan)."""
+    far = Broker(tmp_path, threads=1, name="far")
+    near = Broker(tmp_path, threads=2, name="near", extra=[
+        "connection tk", "address 127.0.0.1:%d" % far.port, "remote_clientid near-tk",
+        "local_clientid lc-tk", "restart_timeout 1", "topic k/# out 1"])
+    sub = RawClient(far.port)
+    sub.connect("tk-sub")
+    sub.subscribe([("k/#", 1)])
+    pub = RawClient(near.port)
+    pub.connect("tk-pub")
+    try:
+        near.wait_log(r"Received CONNACK on connection lc-tk", timeout=20)
+        evil = RawClient(near.port)
+        evil.connect("lc-tk", clean=clean)
+        near.wait_log(r"Client lc-tk already connected, closing old connection")
+        evil.disconnect()
+        near.wait_log(r"Received CONNACK on connection lc-tk", count=2, timeout=20)
+        pub.publish("k/1", b"again", qos=1)
+        p = sub.recv_publish(timeout=20)
+        assert (p.topic, p.payload) == ("k/1", b"again")
+    finally:
+        sub.close()
+        pub.close()
+        near.stop()
+        far.stop()
