@@ -324,6 +324,78 @@ def test_acks_with_gaps_delete_exactly_the_acknowledged_rows(site):
         assert db.execute("SELECT count(*) FROM msgs").fetchone()[0] == 0
 
 
+def test_retained_message_whose_queued_body_was_deleted_survives_kill(site):
+    """A retained QoS 1 message is queued for a stored session and acknowledged: its body in
+    msgs goes (nothing queued refers to it), while the retained table keeps its own copy. The
+    same in-memory message still carries its old store id; when a new persistent session
+    subscribes, it gets the message from the retained store (owed to the subscription, never
+    written to queue: docs/persistence.md), so no queue row may point at the deleted body,
+    and after kill -9 the retained message is still served, to a new subscriber and to a
+    resumed session that subscribes again. A live message queued for the offline session
+    afterwards is kept too."""
+    site.start()
+    first, _ = client(site, "ret-first")
+    first.subscribe([("rk/#", 1)])
+    pub, _ = client(site, "ret-pub", clean=True)
+    pub.publish("rk/t", b"kept", qos=1, pid=1, retain=True)
+    p = first.recv_publish()  # acknowledged: its queue row and body go
+    assert (p.topic, p.payload, p.qos, p.retain) == ("rk/t", b"kept", 1, False)
+    first.send(pingreq())
+    first.expect(PINGRESP)  # the turn that handled the PUBACK has committed
+    with site.db() as db:
+        assert db.execute("SELECT count(*) FROM msgs").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM queue").fetchone()[0] == 0
+        assert db.execute("SELECT CAST(topic AS TEXT), payload, qos FROM retained").fetchall() \
+            == [("rk/t", b"kept", 1)]
+    # a second persistent session gets the retained message at QoS 1 and acknowledges it;
+    # a third gets it and does not (in flight, owed to its subscription)
+    second, _ = client(site, "ret-second")
+    second.subscribe([("rk/#", 1)])
+    p = second.recv_publish()
+    assert (p.topic, p.payload, p.qos, p.retain) == ("rk/t", b"kept", 1, True)
+    second.send(pingreq())
+    second.expect(PINGRESP)
+    third, _ = client(site, "ret-third")
+    third.subscribe([("rk/#", 1)])
+    p = third.recv_publish(ack=False)
+    assert (p.topic, p.payload, p.qos, p.retain) == ("rk/t", b"kept", 1, True)
+    # offline now: a live message on the topic is queued for it, with a body of its own
+    second.disconnect()
+    pub.publish("rk/live", b"queued", qos=1, pid=2)  # its rows are committed before this
+    with site.db() as db:
+        assert db.execute("SELECT count(*) FROM queue WHERE msg NOT IN "
+                          "(SELECT id FROM msgs)").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM queue q JOIN sessions s ON s.sid = q.sid "
+                          "WHERE s.client_id = CAST('ret-second' AS BLOB)").fetchone()[0] == 1
+    pub.close()
+    site.restart(signal.SIGKILL)
+    # the resumed session gets what was queued for it, then the retained message again on a
+    # new SUBSCRIBE; nothing else was owed
+    second, ack = client(site, "ret-second")
+    assert ack.session_present == 1
+    p = second.recv_publish()
+    assert (p.topic, p.payload, p.qos) == ("rk/live", b"queued", 1)
+    second.subscribe([("rk/t", 1)], pid=3)
+    p = second.recv_publish()
+    assert (p.topic, p.payload, p.qos, p.retain) == ("rk/t", b"kept", 1, True)
+    second.send(pingreq())
+    second.expect(PINGRESP)
+    # the first session gets the live message (in flight or still queued at the kill: its
+    # worker may not have sent it yet), and nothing else
+    first, ack = client(site, "ret-first")
+    assert ack.session_present == 1
+    p = first.recv_publish()
+    assert (p.topic, p.payload) == ("rk/live", b"queued")
+    first.send(pingreq())
+    first.expect(PINGRESP)
+    fresh, _ = client(site, "ret-fresh", clean=True)
+    fresh.subscribe([("rk/#", 1)])
+    p = fresh.recv_publish()
+    assert (p.topic, p.payload, p.qos, p.retain) == ("rk/t", b"kept", 1, True)
+    for c in (first, second, fresh):
+        c.disconnect()
+
+
 def test_start_after_clean_stop_skips_the_page_check_after_kill_runs_it(site):
     """PRAGMA quick_check reads every page: after SIGTERM the file carries a clean-shutdown
     marker (size and checksum) and the next start skips the check; the marker is gone while
