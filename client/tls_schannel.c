@@ -56,6 +56,7 @@ typedef struct sch {
 	char *host;     /* as given: SNI when a name, and the name checked */
 	HCERTSTORE ca;  /* the cafile's certificates, or NULL: Windows' roots */
 	bool verify, check_host, os_certs;
+	DWORD protos;   /* SP_PROT_*_CLIENT allowed: the version chosen must be one */
 	bool name_failed; /* the failure was the host name */
 	SecPkgContext_StreamSizes sizes;
 	uint8_t *in;    /* bytes from the socket, not yet decrypted */
@@ -376,6 +377,15 @@ static int sch_handshake(mg_transport *t)
 			return fail(s, st, "TLS handshake failed");
 		if (QueryContextAttributesA(&s->ctx, SECPKG_ATTR_STREAM_SIZES, &s->sizes) != SEC_E_OK)
 			return fail(s, 0, "TLS handshake failed: no stream sizes");
+		/* The minimum version is checked here too: an SSPI that ignores the credentials'
+		 * protocol bits (Wine 8 does, for 1.3) would otherwise settle for less. */
+		SecPkgContext_ConnectionInfo ci;
+		if (QueryContextAttributesA(&s->ctx, SECPKG_ATTR_CONNECTION_INFO, &ci) == SEC_E_OK &&
+		    !(ci.dwProtocol & s->protos)) {
+			snprintf(s->err, sizeof(s->err), "TLS handshake failed: %s was negotiated, below the minimum version asked for",
+			         ci.dwProtocol & SP_PROT_TLS1_2_CLIENT ? "TLS 1.2" : ci.dwProtocol & SP_PROT_TLS1_1_CLIENT ? "TLS 1.1" : "an older TLS");
+			return fail(s, 0, s->err);
+		}
 		if (s->verify && (r = verify(s)) < 0)
 			return r;
 		s->plain = malloc(s->sizes.cbMaximumMessage);
@@ -882,6 +892,7 @@ int mgc_tls_begin(midge_client *c)
 	s->verify = t->cert_reqs != MIDGE_TLS_CERT_NONE;
 	s->check_host = s->verify && !t->insecure;
 	s->os_certs = t->os_certs;
+	s->protos = t->protos;
 	s->ca = t->ca ? CertDuplicateStore(t->ca) : NULL;
 	/* the transport owns the socket from here, closed with it */
 	c->tr.ops = &mg_schannel_ops;

@@ -473,6 +473,30 @@ def test_tls_host_name_checked_and_insecure(win, linux_broker, tls_certs):
     assert "received PUBACK" in pub.out(), pub.out()
 
 
+def test_tls_minimum_version_holds(win, tls_certs, tmp_path):
+    """--tls-version tlsv1.3 against a server that speaks TLS 1.2 at most (Debian's openssl
+    s_server -tls1_2): no connection, and no CONNECT goes out over 1.2. Schannel refuses it
+    itself where it knows 1.3; Wine 8's ignores the credentials' version bits and offers 1.2,
+    which the check after the handshake refuses."""
+    port = ports.free_port()
+    out = tmp_path / "s_server.out"
+    with open(str(out), "wb") as f:
+        srv = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:%d" % port, "-tls1_2",
+                                "-cert", tls_certs.server_cert, "-key", tls_certs.server_key],
+                               stdin=subprocess.PIPE, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        assert ports.wait_port(port, timeout=WAIT), out.read_bytes()
+        pub = win("midge_pub", "-h", "127.0.0.1", "-p", port, "--cafile", winpath(tls_certs.ca),
+                  "--tls-version", "tlsv1.3", "-t", "x", "-m", "never", "-d")
+        assert pub.wait() == 8, pub.out()
+        assert pub.lines()[-1] == "Error: A TLS error occurred.", pub.out()
+        assert "received CONNACK" not in pub.out(), pub.out()
+    finally:
+        srv.kill()
+        srv.wait()
+    assert b"MQTT" not in out.read_bytes()  # s_server prints what it decrypts: no CONNECT
+
+
 def test_wss_both_ends_on_windows(win, linux_broker, tls_certs):
     """MQTT over WebSockets over TLS from Windows: the WebSocket row runs over the Schannel
     row (wss://), midge_pub.exe to midge_sub.exe, QoS 1."""
