@@ -181,6 +181,8 @@ struct mg_subtree {
 	_Atomic size_t count;
 	_Atomic size_t nodes; /* besides the root: shows that pruning works */
 	uint64_t seed;
+	uint64_t gen; /* this state of the tree, for the match cache: written under the write
+	               * lock, read under a read lock; unique over all trees (gen_source) */
 	snode *root; /* stands for no level (a separate allocation: it ends in a flexible array) */
 };
 
@@ -204,8 +206,19 @@ static void write_lock(mg_subtree *t)
 		pthread_rwlock_wrlock(&t->locks[i].l);
 }
 
+/* Generations come from one counter for all trees, so a cache entry's generation names
+ * one state of one tree: a tree freed and another allocated at its address never matches
+ * an old entry. 0 is never handed out (an empty cache slot). */
+static _Atomic uint64_t gen_source;
+
+static uint64_t next_gen(void)
+{
+	return atomic_fetch_add_explicit(&gen_source, 1, memory_order_relaxed) + 1;
+}
+
 static void write_unlock(mg_subtree *t)
 {
+	t->gen = next_gen(); /* any change may have freed or added nodes: every cache entry is stale */
 	for (int i = RW_SLOTS - 1; i >= 0; i--)
 		pthread_rwlock_unlock(&t->locks[i].l);
 }
@@ -243,6 +256,7 @@ mg_subtree *mg_subtree_new(void)
 		}
 	}
 	t->seed = mg_kids_seed();
+	t->gen = next_gen();
 	return t;
 }
 
@@ -594,8 +608,52 @@ typedef struct raw {
 	bool rap;
 } raw;
 
+/* ---- the match cache: exact topic -> the nodes collect() took subscribers from ----
+ * Direct-mapped and per matchset (one thread): no lock of its own, a colliding topic just
+ * replaces the entry. An entry holds node pointers, which stay valid while the tree's
+ * generation is the one recorded (every add/remove bumps it under the write lock, and
+ * nodes are freed only there); the generation is compared under the read lock, so the
+ * nodes cannot go away between the check and the reads. Topics that never repeat pay a
+ * hash and a copy of up to MC_TOPIC bytes per match. */
+#define MC_SLOTS 512u
+#define MC_TOPIC 96u /* longer topics are walked every time */
+#define MC_NODES 6u  /* topics matched on more nodes are walked every time */
+
+typedef struct mcent {
+	uint64_t gen; /* 0 = empty */
+	uint32_t hash;
+	uint16_t len;
+	uint8_t n_nodes;
+	const struct snode *nodes[MC_NODES];
+	uint8_t topic[MC_TOPIC];
+} mcent;
+
+static inline uint32_t topic_hash(const uint8_t *p, size_t len)
+{
+	uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+		h ^= h >> 32;
+	}
+	/* the tail: the last 8 bytes again if there are 8 (a variable-length memcpy is a
+	 * library call, a quarter of this function's time in perf), else byte by byte */
+	uint64_t w = 0;
+	if (len >= 8)
+		memcpy(&w, p + len - 8, 8);
+	else
+		for (; i < len; i++)
+			w = w << 8 | p[i];
+	h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+	h ^= h >> 29;
+	return (uint32_t)h;
+}
+
 void mg_matchset_free(mg_matchset *s)
 {
+	free(s->cache);
 	free(s->m);
 	free(s->ids);
 	free(s->lv);
@@ -629,6 +687,8 @@ typedef struct walk {
 	void *ctx;
 	size_t nodes; /* nodes that contributed non-shared entries */
 	size_t n_raw; /* shared picks, in s->raw */
+	const snode *rec[MC_NODES]; /* the nodes collected from, in order, for the cache */
+	size_t n_rec;               /* > MC_NODES: too many to cache */
 } walk;
 
 /* Append n's non-shared subscriptions to s->m, one entry each, ids as they come.
@@ -700,6 +760,11 @@ static int collect_groups(walk *w, const snode *n)
 
 static inline int collect(walk *w, const snode *n)
 {
+	if (!n->subs.n && !n->groups)
+		return 0;
+	if (w->n_rec < MC_NODES)
+		w->rec[w->n_rec] = n;
+	w->n_rec++;
 	if (n->subs.n && collect_subs(w, n) < 0)
 		return -ENOMEM;
 	if (n->groups && collect_groups(w, n) < 0)
@@ -795,6 +860,30 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
                      bool (*eligible)(void *subscriber, void *ctx), void *ctx, mg_matchset *s)
 {
 	s->n = s->n_ids = s->n_shared = s->n_unsent = 0;
+	walk w = { .s = s, .publisher = publisher, .eligible = eligible, .ctx = ctx };
+	int rc = 0;
+
+	mcent *ce = NULL;
+	uint32_t h = 0;
+	if (len <= MC_TOPIC) {
+		if (!s->cache)
+			s->cache = calloc(MC_SLOTS, sizeof(mcent)); /* NULL: no cache, still correct */
+		if (s->cache) {
+			h = topic_hash(topic, len);
+			ce = (mcent *)s->cache + (h & (MC_SLOTS - 1));
+			if (ce->gen && ce->hash == h && ce->len == len && memcmp(ce->topic, topic, len) == 0) {
+				int slot = read_lock(t);
+				if (ce->gen == t->gen) {
+					for (size_t i = 0; i < ce->n_nodes && rc == 0; i++)
+						rc = collect(&w, ce->nodes[i]);
+					read_unlock(t, slot);
+					s->cache_hits++;
+					goto done;
+				}
+				read_unlock(t, slot);
+			}
+		}
+	}
 
 	/* Split the topic once, outside the lock: offsets and hashes of every level. */
 	size_t nl = 0, off = 0;
@@ -814,10 +903,9 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
 	frame *stack = s->stack;
 	size_t sp = 0;
 	bool dollar = len > 0 && topic[0] == '$';
-	walk w = { .s = s, .publisher = publisher, .eligible = eligible, .ctx = ctx };
-	int rc = 0;
 
 	int slot = read_lock(t);
+	uint64_t gen = t->gen;
 	const snode *n = t->root;
 	size_t d = 0;
 	for (;;) {
@@ -856,6 +944,19 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
 	}
 	read_unlock(t, slot);
 
+	if (ce && rc == 0) {
+		if (w.n_rec <= MC_NODES) {
+			ce->gen = gen;
+			ce->hash = h;
+			ce->len = (uint16_t)len;
+			ce->n_nodes = (uint8_t)w.n_rec;
+			memcpy(ce->nodes, w.rec, w.n_rec * sizeof *w.rec);
+			memcpy(ce->topic, topic, len);
+		} else {
+			ce->gen = 0;
+		}
+	}
+done:
 	if (rc == 0 && w.nodes > 1)
 		rc = merge(&w);
 	if (rc == 0 && w.n_raw)

@@ -30,7 +30,8 @@
  *     it is still in flight (refcount it, or free it only from a quiescent point), even
  *     after removing all its subscriptions.
  *
- * Costs: match splits the topic once (no copies), then visits the matching nodes only:
+ * Costs: match splits the topic once (no copies; not at all when the topic is in the cache
+ * described at mg_subtree_match), then visits the matching nodes only:
  * O(levels) for exact filters, plus one branch per '+' node met; no malloc once the
  * matchset has grown. Children are found by a short scan (<= 8) or a hash probe; only the
  * latter hashes the level. A node's subscribers are copied with a straight loop (fan-out
@@ -109,7 +110,9 @@ typedef struct mg_matchset {
 	size_t n_unsent; /* subscriptions that matched but give no entry: No Local skips of the
 	                  * publisher's own, shared groups with no eligible member. A match
 	                  * is "no matching subscribers" (0x10) only when n + n_unsent == 0. */
+	size_t cache_hits; /* matches answered from the topic cache (tests, micro bench) */
 	/* scratch, private to subtree.c */
+	void *cache;     /* exact topic -> matching nodes, see mg_subtree_match */
 	void *lv;        /* the topic split into levels */
 	size_t lv_cap;
 	void *stack;     /* the walk's explicit stack */
@@ -138,6 +141,12 @@ void mg_matchset_free(mg_matchset *s); /* frees the arrays; s may be reused afte
  *     subscriber that matches through a shared and a non-shared subscription gets two.
  *   - Matching subscriptions that give no entry (No Local, a group with no eligible member)
  *     are counted in s->n_unsent.
+ * A topic matched before by this matchset skips the split and the walk: s keeps a small
+ * cache (MC_SLOTS direct-mapped entries of topics up to MC_TOPIC bytes, ~80 KiB per
+ * matchset, allocated on first use) from the exact topic to the nodes whose subscribers it
+ * matched, valid for one generation of the tree (any add/remove makes it stale). The
+ * subscribers are still read from those nodes under the read lock, so options, No Local,
+ * identifiers and the shared groups' round-robin come out exactly as from a walk.
  * Returns the number of entries (s->n) or -ENOMEM (s is then empty). */
 int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void *publisher,
                      bool (*eligible)(void *subscriber, void *ctx), void *ctx, mg_matchset *s);

@@ -754,6 +754,91 @@ TEST(cross_check_random)
 	CHECK_NO_LEAKS();
 }
 
+/* The topic cache (exact topic -> matched nodes, per matchset) must give what a walk gives
+ * after every kind of change: a new node, a pruned node (ASan sees a stale pointer), changed
+ * options and identifiers, No Local, shared groups' round-robin, another tree. */
+TEST(topic_cache_follows_changes)
+{
+	mg_subtree *t = mg_subtree_new();
+	REQUIRE(t);
+	mg_matchset s = { 0 };
+	CHECK_EQ_INT(add(t, "a/b", 1, 0, 0), 0);
+	CHECK_EQ_INT(match(t, "a/b", &s), 1);
+	size_t h0 = s.cache_hits;
+	CHECK_EQ_INT(match(t, "a/b", &s), 1);
+	CHECK_EQ_INT(s.cache_hits, h0 + 1); /* the second match of a topic is served by the cache */
+	CHECK_EQ_INT(match(t, "a/c", &s), 0); /* no subscriber: cached as no nodes */
+	CHECK_EQ_INT(match(t, "a/c", &s), 0);
+	CHECK_EQ_INT(s.cache_hits, h0 + 2);
+
+	CHECK_EQ_INT(add(t, "a/+", 2, 1, 7), 0); /* a new node matches both topics */
+	CHECK_EQ_INT(match(t, "a/c", &s), 1);
+	CHECK_EQ_INT(match(t, "a/b", &s), 2);
+	CHECK_EQ_INT(match(t, "a/b", &s), 2);
+	CHECK_EQ_INT(s.m[find(&s, 2)].n_ids, 1);
+	CHECK_EQ_INT(s.ids[s.m[find(&s, 2)].ids_off], 7);
+
+	CHECK_EQ_INT(add(t, "a/+", 2, 2, 9), 1); /* replaced: new QoS and identifier */
+	CHECK_EQ_INT(match(t, "a/b", &s), 2);
+	CHECK_EQ_INT(s.m[find(&s, 2)].qos, 2);
+	CHECK_EQ_INT(s.ids[s.m[find(&s, 2)].ids_off], 9);
+
+	CHECK_EQ_INT(rm(t, "a/b", 1), 0); /* node a/b pruned */
+	CHECK_EQ_INT(match(t, "a/b", &s), 1);
+	CHECK_EQ_INT(find(&s, 1), -1);
+	CHECK_EQ_INT(rm(t, "a/+", 2), 0); /* everything pruned */
+	CHECK_EQ_INT(match(t, "a/b", &s), 0);
+	CHECK_EQ_INT(mg_subtree_nodes(t), 0);
+
+	/* No Local: the same cached topic from two publishers */
+	CHECK_EQ_INT(mg_subtree_add(t, (const uint8_t *)"n/l", 3, SUB(5), (mg_subopts){ .no_local = 1 }, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ_INT(mg_subtree_match(t, (const uint8_t *)"n/l", 3, SUB(5), NULL, NULL, &s), 0);
+		CHECK_EQ_INT(s.n_unsent, 1);
+		CHECK_EQ_INT(mg_subtree_match(t, (const uint8_t *)"n/l", 3, SUB(6), NULL, NULL, &s), 1);
+	}
+
+	/* shared: cached matches still take turns */
+	CHECK_EQ_INT(add(t, "$share/g/x/y", 10, 0, 0), 0);
+	CHECK_EQ_INT(add(t, "$share/g/x/y", 11, 0, 0), 0);
+	int got[2] = { 0, 0 };
+	size_t h1 = s.cache_hits;
+	for (int i = 0; i < 10; i++) {
+		REQUIRE(match(t, "x/y", &s) == 1);
+		int who = (int)((char *)s.m[0].subscriber - S);
+		REQUIRE(who == 10 || who == 11);
+		got[who - 10]++;
+	}
+	CHECK_EQ_INT(got[0], 5);
+	CHECK_EQ_INT(got[1], 5);
+	CHECK_EQ_INT(s.cache_hits, h1 + 9);
+
+	/* the same matchset on another tree, and on a new tree where the old one was */
+	mg_subtree *t2 = mg_subtree_new();
+	REQUIRE(t2);
+	CHECK_EQ_INT(match(t2, "x/y", &s), 0);
+	CHECK_EQ_INT(match(t, "x/y", &s), 1);
+	mg_subtree_free(t2);
+	mg_subtree_free(t);
+	t = mg_subtree_new();
+	REQUIRE(t);
+	CHECK_EQ_INT(match(t, "x/y", &s), 0);
+	CHECK_EQ_INT(match(t, "n/l", &s), 0);
+
+	/* topics longer than the cache keeps are walked each time, and still right */
+	char longt[300];
+	memset(longt, 'z', sizeof longt - 1);
+	longt[sizeof longt - 1] = 0;
+	CHECK_EQ_INT(add(t, "#", 3, 0, 0), 0);
+	size_t h2 = s.cache_hits;
+	CHECK_EQ_INT(match(t, longt, &s), 1);
+	CHECK_EQ_INT(match(t, longt, &s), 1);
+	CHECK_EQ_INT(s.cache_hits, h2);
+	mg_matchset_free(&s);
+	mg_subtree_free(t);
+	CHECK_NO_LEAKS();
+}
+
 /* ---- threads: matchers in parallel with a writer (run under SAN=tsan too) ---- */
 
 static mg_subtree *stress_tree;
@@ -782,7 +867,7 @@ static void *stress_matcher(void *arg)
 	mg_matchset s = { 0 };
 	long *bad = arg;
 	long rounds = 0;
-	while (!atomic_load(&stress_done) || rounds < 10) {
+	while (!atomic_load(&stress_done) || rounds < 10 || s.cache_hits == 0) {
 		int n = mg_subtree_match(stress_tree, (const uint8_t *)"s/a/x", 5, SUB(1), odd_only, NULL, &s);
 		rounds++;
 		if (n < 0) {
