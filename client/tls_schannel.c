@@ -14,9 +14,11 @@
  *   MIDGE_TLS_CERT_NONE skips both.
  * - TLS 1.2 and 1.3 as the system offers them (SCH_CREDENTIALS, which Windows 11 needs for 1.3;
  *   the older SCHANNEL_CRED where it is refused, as on Wine 8 and Windows before 10 1809).
- * - MIDGE_ERR_NOT_SUPPORTED for: client certificates (Schannel wants the key in a Windows key
- *   store, not a PEM file), capath (an OpenSSL hash directory), TLS-PSK (Schannel has none) and
- *   OpenSSL cipher strings.
+ * - A client certificate comes from a PKCS#12 file named as both certfile and keyfile
+ *   (PFXImportCertStore puts its key into a Windows key store, which is where Schannel wants
+ *   it; not kept on disk). MIDGE_ERR_NOT_SUPPORTED for: a client certificate and key as PEM
+ *   files, capath (an OpenSSL hash directory), TLS-PSK (Schannel has none) and OpenSSL cipher
+ *   strings.
  *
  * Costs: per connection the SSPI context, an input buffer of one record (~16 KiB, grown while a
  * long certificate chain arrives), one record of decrypted bytes and one of encrypted output.
@@ -55,6 +57,7 @@ typedef struct sch {
 	bool failed;
 	char *host;     /* as given: SNI when a name, and the name checked */
 	HCERTSTORE ca;  /* the cafile's certificates, or NULL: Windows' roots */
+	PCCERT_CONTEXT mine; /* the client certificate (with its key), or NULL */
 	bool verify, check_host, os_certs;
 	DWORD protos;   /* SP_PROT_*_CLIENT allowed: the version chosen must be one */
 	bool name_failed; /* the failure was the host name */
@@ -568,6 +571,8 @@ static void sch_free(sch *s)
 		FreeCredentialsHandle(&s->cred);
 	if (s->ca)
 		CertCloseStore(s->ca, 0);
+	if (s->mine)
+		CertFreeCertificateContext(s->mine);
 	free(s->host);
 	free(s->in);
 	free(s->plain);
@@ -607,7 +612,7 @@ const mg_transport_ops mg_schannel_ops = {
 
 /* SCH_CREDENTIALS first (TLS 1.3 on Windows 11 needs it), SCHANNEL_CRED where it is not known;
  * and without 1.3 where SCHANNEL_CRED refuses it (Windows 10). */
-static SECURITY_STATUS acquire(CredHandle *h, DWORD protos)
+static SECURITY_STATUS acquire(CredHandle *h, DWORD protos, PCCERT_CONTEXT mine)
 {
 	DWORD flags = SCH_CRED_MANUAL_CRED_VALIDATION | SCH_CRED_NO_DEFAULT_CREDS | SCH_USE_STRONG_CRYPTO;
 	TLS_PARAMETERS tp;
@@ -619,6 +624,10 @@ static SECURITY_STATUS acquire(CredHandle *h, DWORD protos)
 	sc.dwFlags = flags;
 	sc.cTlsParameters = 1;
 	sc.pTlsParameters = &tp;
+	if (mine) {
+		sc.cCreds = 1;
+		sc.paCred = &mine;
+	}
 	SECURITY_STATUS st = AcquireCredentialsHandleA(NULL, (char *)UNISP_NAME_A, SECPKG_CRED_OUTBOUND, NULL,
 	                                               &sc, NULL, NULL, h, NULL);
 	if (st == SEC_E_OK)
@@ -628,6 +637,10 @@ static SECURITY_STATUS acquire(CredHandle *h, DWORD protos)
 	old.dwVersion = SCHANNEL_CRED_VERSION;
 	old.dwFlags = flags;
 	old.grbitEnabledProtocols = protos;
+	if (mine) {
+		old.cCreds = 1;
+		old.paCred = &mine;
+	}
 	st = AcquireCredentialsHandleA(NULL, (char *)UNISP_NAME_A, SECPKG_CRED_OUTBOUND, NULL, &old, NULL,
 	                               NULL, h, NULL);
 	if (st != SEC_E_OK && (protos & SP_PROT_TLS1_2_CLIENT)) {
@@ -650,6 +663,10 @@ struct mgc_tls {
 	bool building;    /* connect is loading cafile without mu: hands off */
 	bool ready;       /* ca (if any) loaded for these settings */
 	HCERTSTORE ca;
+	char *pfx;        /* client certificate and key: a PKCS#12 file */
+	int (*pw_cb)(char *, int, int, void *);
+	HCERTSTORE pfx_store;
+	PCCERT_CONTEXT mine; /* its certificate with a key, from pfx_store */
 };
 
 static mgc_tls *settings(midge_client *c)
@@ -669,6 +686,12 @@ static void drop_ready(mgc_tls *t)
 	if (t->ca)
 		CertCloseStore(t->ca, 0);
 	t->ca = NULL;
+	if (t->mine)
+		CertFreeCertificateContext(t->mine);
+	t->mine = NULL;
+	if (t->pfx_store)
+		CertCloseStore(t->pfx_store, 0);
+	t->pfx_store = NULL;
 	t->ready = false;
 }
 
@@ -679,6 +702,7 @@ void mgc_tls_free(midge_client *c)
 		return;
 	drop_ready(t);
 	free(t->cafile);
+	free(t->pfx);
 	free(t);
 	c->tls = NULL;
 }
@@ -697,6 +721,12 @@ static int settable(midge_client *c)
 	return settings(c) ? MIDGE_OK : MIDGE_ERR_NOMEM;
 }
 
+static bool is_pfx(const char *path)
+{
+	size_t n = strlen(path);
+	return n > 4 && (!strcasecmp(path + n - 4, ".pfx") || !strcasecmp(path + n - 4, ".p12"));
+}
+
 static bool readable(const char *path)
 {
 	FILE *f = path ? fopen(path, "r") : NULL;
@@ -708,30 +738,35 @@ static bool readable(const char *path)
 int midge_tls_set(midge_client *c, const char *cafile, const char *capath, const char *certfile,
                   const char *keyfile, int (*pw_callback)(char *buf, int size, int rwflag, void *userdata))
 {
-	(void)pw_callback;
 	if (!c || (certfile && !keyfile) || (keyfile && !certfile))
 		return MIDGE_ERR_INVAL;
 	if ((cafile && !readable(cafile)) || (certfile && !readable(certfile)) ||
 	    (keyfile && !readable(keyfile)))
 		return MIDGE_ERR_INVAL;
-	/* Client certificates and OpenSSL hash directories: not with Schannel (file comment). */
-	if (certfile || (capath && !cafile))
+	/* OpenSSL hash directories, and a client certificate and key as PEM files: not with
+	 * Schannel (file comment). A PKCS#12 file holding both, given as certfile and keyfile: yes. */
+	if ((capath && !cafile) || (certfile && (!is_pfx(certfile) || strcmp(certfile, keyfile))))
 		return MIDGE_ERR_NOT_SUPPORTED;
-	char *ca = cafile ? strdup(cafile) : NULL;
-	if (cafile && !ca)
+	char *ca = cafile ? strdup(cafile) : NULL, *pfx = certfile ? strdup(certfile) : NULL;
+	if ((cafile && !ca) || (certfile && !pfx)) {
+		free(ca), free(pfx);
 		return MIDGE_ERR_NOMEM;
+	}
 	mgc_lock(c);
 	int rc = settable(c);
 	if (rc == MIDGE_OK) {
 		mgc_tls *t = c->tls;
 		free(t->cafile);
+		free(t->pfx);
 		t->cafile = ca;
-		ca = NULL;
+		t->pfx = pfx;
+		t->pw_cb = pw_callback;
+		ca = pfx = NULL;
 		t->on = true;
 		drop_ready(t);
 	}
 	mgc_unlock(c);
-	free(ca);
+	free(ca), free(pfx);
 	return rc;
 }
 
@@ -795,8 +830,8 @@ int midge_tls_psk_set(midge_client *c, const char *psk_hex, const char *identity
 	return c ? MIDGE_ERR_NOT_SUPPORTED : MIDGE_ERR_INVAL; /* Schannel has no TLS-PSK */
 }
 
-/* The PEM file's certificates in a memory store; NULL if it holds none or cannot be read. */
-static HCERTSTORE load_pem(const char *path)
+/* The whole file, NUL-terminated; NULL if it cannot be read (or is over 16 MiB). */
+static char *read_file(const char *path, size_t *lenp)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -820,6 +855,17 @@ static HCERTSTORE load_pem(const char *path)
 	}
 	fclose(f);
 	text[len] = '\0';
+	*lenp = len;
+	return text;
+}
+
+/* The PEM file's certificates in a memory store; NULL if it holds none or cannot be read. */
+static HCERTSTORE load_pem(const char *path)
+{
+	size_t len;
+	char *text = read_file(path, &len);
+	if (!text)
+		return NULL;
 	HCERTSTORE st = CertOpenStore(CERT_STORE_PROV_MEMORY, 0, 0, 0, NULL);
 	int count = 0;
 	static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
@@ -846,6 +892,49 @@ static HCERTSTORE load_pem(const char *path)
 	return st;
 }
 
+/* The PKCS#12 file's certificate that has a private key, its key not kept on disk
+ * (PKCS12_NO_PERSIST_KEY); the password from pw_cb (as OpenSSL asks for a PEM key's), else
+ * none. The store is returned in *store: the certificate's key lives as long as it. */
+static PCCERT_CONTEXT load_pfx(const char *path, int (*pw_cb)(char *, int, int, void *), void *ud,
+                               HCERTSTORE *store)
+{
+	size_t len;
+	char *der = read_file(path, &len);
+	if (!der)
+		return NULL;
+	char pw[256] = "";
+	if (pw_cb) {
+		int n = pw_cb(pw, (int)sizeof(pw), 0, ud);
+		pw[n > 0 && n < (int)sizeof(pw) ? n : 0] = '\0';
+	}
+	WCHAR wpw[256];
+	if (!MultiByteToWideChar(CP_UTF8, 0, pw, -1, wpw, 256))
+		wpw[0] = 0;
+	CRYPT_DATA_BLOB blob = { (DWORD)len, (BYTE *)der };
+	*store = PFXImportCertStore(&blob, wpw, CRYPT_USER_KEYSET | PKCS12_NO_PERSIST_KEY);
+	if (!*store) /* an SSPI without PKCS12_NO_PERSIST_KEY (before Windows 10) */
+		*store = PFXImportCertStore(&blob, wpw, CRYPT_USER_KEYSET);
+	SecureZeroMemory(pw, sizeof(pw));
+	SecureZeroMemory(wpw, sizeof(wpw));
+	free(der);
+	PCCERT_CONTEXT found = NULL;
+	for (PCCERT_CONTEXT x = NULL; *store && (x = CertEnumCertificatesInStore(*store, x)) != NULL;) {
+		DWORD n = 0;
+		if (CertGetCertificateContextProperty(x, CERT_KEY_PROV_INFO_PROP_ID, NULL, &n) ||
+		    CertGetCertificateContextProperty(x, CERT_KEY_CONTEXT_PROP_ID, NULL, &n) ||
+		    CertGetCertificateContextProperty(x, CERT_NCRYPT_KEY_HANDLE_PROP_ID, NULL, &n)) {
+			found = CertDuplicateCertificateContext(x);
+			CertFreeCertificateContext(x);
+			break;
+		}
+	}
+	if (!found && *store) {
+		CertCloseStore(*store, 0);
+		*store = NULL;
+	}
+	return found;
+}
+
 int mgc_tls_prepare(midge_client *c)
 {
 	mgc_lock(c);
@@ -855,16 +944,26 @@ int mgc_tls_prepare(midge_client *c)
 		return MIDGE_OK;
 	}
 	t->building = true;
+	void *ud = c->userdata;
 	mgc_unlock(c);
-	HCERTSTORE ca = t->cafile ? load_pem(t->cafile) : NULL;
+	/* without mu: the password callback is user code */
+	HCERTSTORE ca = t->cafile ? load_pem(t->cafile) : NULL, pfx_store = NULL;
+	PCCERT_CONTEXT mine = t->pfx && (!t->cafile || ca) ? load_pfx(t->pfx, t->pw_cb, ud, &pfx_store) : NULL;
 	mgc_lock(c);
 	t->building = false;
-	bool ok = !t->cafile || ca;
+	bool ok = (!t->cafile || ca) && (!t->pfx || mine);
 	if (ok) {
 		t->ca = ca;
+		t->pfx_store = pfx_store;
+		t->mine = mine;
 		t->ready = true;
 	} else {
-		mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load CA certificates, check cafile \"%s\".", t->cafile);
+		if (t->cafile && !ca)
+			mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load CA certificates, check cafile \"%s\".", t->cafile);
+		else
+			mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load client certificate \"%s\" (a PKCS#12 file with its key; wrong password?).", t->pfx);
+		if (ca)
+			CertCloseStore(ca, 0);
 	}
 	mgc_unlock(c);
 	return ok ? MIDGE_OK : MIDGE_ERR_TLS;
@@ -897,7 +996,8 @@ int mgc_tls_begin(midge_client *c)
 	/* the transport owns the socket from here, closed with it */
 	c->tr.ops = &mg_schannel_ops;
 	c->tr.ctx = s;
-	SECURITY_STATUS st = acquire(&s->cred, t->protos);
+	s->mine = t->mine ? CertDuplicateCertificateContext(t->mine) : NULL;
+	SECURITY_STATUS st = acquire(&s->cred, t->protos, s->mine);
 	if (st != SEC_E_OK) {
 		mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: AcquireCredentialsHandle failed (0x%08lx)", mgc_cid(c),
 		        (unsigned long)st);

@@ -158,21 +158,41 @@ def linux_broker(tmp_path_factory, tls_certs):
     """The Linux broker (MIDGE_BUILD's midge), one for the module, with a plain listener, a
     WebSockets one (ws_port), and TLS ones with tls_certs' server certificate: MQTT (tls_port),
     WebSockets (wss_port) and one whose certificate names otherhost.invalid only
-    (other_port); stopped and checked for sanitizer reports at the end."""
+    (other_port), and one that requires a client certificate from tls_certs' CA (cert_port);
+    stopped and checked for sanitizer reports at the end."""
     c = tls_certs
-    ws, tls, wss, other = (ports.free_port() for _ in range(4))
+    ws, tls, wss, other, need = (ports.free_port() for _ in range(5))
     cert = ["certfile %s" % c.server_cert, "keyfile %s" % c.server_key]
     b = Broker(tmp_path_factory.mktemp("winbroker"), threads=1,
                extra=["listener %d 127.0.0.1" % ws, "protocol websockets",
                       "listener %d 127.0.0.1" % tls] + cert +
                      ["listener %d 127.0.0.1" % wss, "protocol websockets"] + cert +
                      ["listener %d 127.0.0.1" % other,
-                      "certfile %s" % c.other_cert, "keyfile %s" % c.other_key])
-    b.ws_port, b.tls_port, b.wss_port, b.other_port = ws, tls, wss, other
-    for p in (ws, tls, wss, other):
+                      "certfile %s" % c.other_cert, "keyfile %s" % c.other_key] +
+                     ["listener %d 127.0.0.1" % need, "cafile %s" % c.ca, "require_certificate true"] + cert)
+    b.ws_port, b.tls_port, b.wss_port, b.other_port, b.cert_port = ws, tls, wss, other, need
+    for p in (ws, tls, wss, other, need):
         ports.wait_port(p)
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def client_pfx(tmp_path_factory, tls_certs):
+    """A client certificate (CN=client1, from tls_certs' CA) with its key in a PKCS#12 file, no
+    password: what the Windows build takes for a client certificate. RSA, because Wine's
+    PFXImportCertStore imports RSA keys only (Windows takes EC ones too); 3DES and SHA-1 for the
+    file's own protection, which every Windows reads."""
+    d = tmp_path_factory.mktemp("winpfx")
+    key, csr, crt, pfx = (str(d / n) for n in ("c.key", "c.csr", "c.crt", "client.pfx"))
+    run = lambda *a: subprocess.run(["openssl"] + list(a), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, check=True)
+    run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-subj", "/CN=client1", "-out", csr)
+    run("x509", "-req", "-in", csr, "-CA", tls_certs.ca, "-CAkey", tls_certs.ca_key, "-set_serial", "4242",
+        "-days", "30", "-out", crt)
+    run("pkcs12", "-export", "-inkey", key, "-in", crt, "-out", pfx, "-passout", "pass:",
+        "-certpbe", "PBE-SHA1-3DES", "-keypbe", "PBE-SHA1-3DES", "-macalg", "sha1")
+    return pfx
 
 
 def winpath(path):
@@ -402,10 +422,10 @@ def test_websockets_both_ends_on_windows(win, linux_broker):
     assert "win/ws over a WebSocket" in sub.lines(), sub.out()
 
 
-def test_tls_client_certificate_says_not_supported(win, tls_certs):
-    """Client certificates are what the Windows build leaves out (Schannel wants the key in a
-    Windows key store, not a PEM file): asking for one fails at set-up, in words, instead of
-    connecting without it."""
+def test_tls_pem_client_certificate_says_not_supported(win, tls_certs):
+    """A client certificate and key as PEM files is what the Windows build leaves out (Schannel
+    wants the key in a Windows key store; a PKCS#12 file is taken instead): asking for one fails
+    at set-up, in words, instead of connecting without it."""
     c = tls_certs
     pub = win("midge_pub", "-p", "1", "-t", "x", "-m", "y", "--cafile", winpath(c.ca),
               "--cert", winpath(c.client_cert), "--key", winpath(c.client_key))
@@ -495,6 +515,21 @@ def test_tls_minimum_version_holds(win, tls_certs, tmp_path):
         srv.kill()
         srv.wait()
     assert b"MQTT" not in out.read_bytes()  # s_server prints what it decrypts: no CONNECT
+
+
+def test_tls_client_certificate_from_pfx(win, linux_broker, tls_certs, client_pfx):
+    """A listener with require_certificate: midge_pub.exe with --cert/--key naming one PKCS#12
+    file (PFXImportCertStore, the certificate handed to Schannel's credentials) is let in and
+    publishes; the same without them is refused in the handshake, so it was the certificate."""
+    args = ["-h", "127.0.0.1", "-p", linux_broker.cert_port, "--cafile", winpath(tls_certs.ca),
+            "-t", "win/tls/cert", "-q", "1", "-m", "m", "-d"]
+    pub = win("midge_pub", *(args + ["--cert", winpath(client_pfx), "--key", winpath(client_pfx)]))
+    assert pub.wait() == 0, pub.out()
+    assert "received PUBACK" in pub.out(), pub.out()
+    pub = win("midge_pub", *args)
+    assert pub.wait() == 8, pub.out()
+    assert pub.lines()[-1] == "Error: A TLS error occurred.", pub.out()
+    assert "received CONNACK" not in pub.out(), pub.out()
 
 
 def test_wss_both_ends_on_windows(win, linux_broker, tls_certs):
