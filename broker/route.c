@@ -41,6 +41,7 @@ int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
 			else
 				mg_qitem_clear(&q);
 		} else {
+			q.posted = true;
 			mg_post p = { .kind = MG_POST_DELIVER, .ref = x->subscriber, .it = q };
 			mg_worker_post(w, owner, &p);
 		}
