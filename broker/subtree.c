@@ -646,8 +646,16 @@ static inline uint32_t topic_hash(const uint8_t *p, size_t len)
 	else
 		for (; i < len; i++)
 			w = w << 8 | p[i];
-	h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
-	h ^= h >> 29;
+	/* a full finalizer (murmur3's fmix64): the slot is taken from the low bits, and a
+	 * product's low bits depend only on its operands' low bits, so without the shifts the
+	 * last bytes (where "site/1", "site/2" differ) never reached them. The first version
+	 * put 100 such topics into 2 slots. */
+	h ^= w;
+	h ^= h >> 33;
+	h *= 0xFF51AFD7ED558CCDull;
+	h ^= h >> 33;
+	h *= 0xC4CEB9FE1A85EC53ull;
+	h ^= h >> 33;
 	return (uint32_t)h;
 }
 
