@@ -30,6 +30,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running (tens of seconds); still part of "
                             "the default suite")
     config.addinivalue_line("markers", "single_thread: run with `threads 1` only")
+    config.addinivalue_line("markers", "two_threads: run with `threads 2` only (what it checks "
+                            "happens between workers)")
     config.addinivalue_line("markers", "midge_only: behaviour midge has by design and "
                             "mosquitto does not (skipped against mosquitto)")
     config.addinivalue_line("markers", "mosquitto_xfail(reason): mosquitto deviates from the "
@@ -40,6 +42,8 @@ def pytest_generate_tests(metafunc):
     if "threads" in metafunc.fixturenames:
         if not IS_MIDGE or metafunc.definition.get_closest_marker("single_thread"):
             values = [1]
+        elif metafunc.definition.get_closest_marker("two_threads"):
+            values = [2]
         else:
             values = [1, 2]
         metafunc.parametrize("threads", values, ids=["t%d" % v for v in values])

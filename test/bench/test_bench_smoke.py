@@ -236,6 +236,7 @@ def test_tls_handshakes(tls_target, resume):
 
 
 @pytest.mark.threaded
+@pytest.mark.two_threads
 def test_tls_handshakes_on_two_workers(tls_target, threads):
     """hs with 8 loops against `threads 2`: each loop reconnects with its client id, which
     its previous connection may still hold on the other worker, so CONNECTs are handed to
@@ -243,8 +244,7 @@ def test_tls_handshakes_on_two_workers(tls_target, threads):
     go out with the CONNACK). Every connection must get its CONNACK: a CONNACK lost in the
     hand-off (as when the first worker still queued the connection for its own flush) is a
     failed connection here."""
-    if threads == 1:
-        pytest.skip("needs two workers")
+    assert threads == 2
     port, pid, c = tls_target
     argv = [BENCH, "hs", "-c", "8", "--resume", "--no-verify", "--cafile", c.ca, "-p", str(port),
             "--broker-pid", str(pid), "--json", "-d", "2", "-w", "0.2"]
