@@ -25,6 +25,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WWW = os.path.join(ROOT, "build", "www")
 WEB_DIR = os.path.join(ROOT, "web")
+# One browser run serves every check of this module, and it owns OUT (emptied, then written):
+# under pytest-xdist the module stays on one worker (run-tests passes --dist loadgroup), or two
+# workers would each start page_check.mjs, one deleting and overwriting the other's files (a
+# JPEG sent by one run was read back by the other: "length 108025 != 108022").
+pytestmark = pytest.mark.xdist_group("web_page")
 OUT = os.path.join(ROOT, "build", "test-results", "web")
 CHROMIUM = "/usr/bin/chromium"
 
