@@ -95,7 +95,6 @@ struct mg_sbatch {
 	bool oom;          /* an operation could not be recorded: logged with the next commit */
 	struct mg_conn **promised; /* connections acknowledged against this batch (mg_store_promise) */
 	size_t npromised, cappromised;
-	int64_t probe_at;  /* mono ms of the last write probe while failing */
 	/* Deletions of queue and msgs rows waiting to be executed as ranges (exec_deletes). */
 	struct qkey { int64_t sid, msg; } *qdel;
 	int64_t *mdel;
@@ -124,6 +123,10 @@ struct mg_store {
 	int64_t wall_off;  /* Unix ms = mg_now_ms() + wall_off */
 	bool clean_exit;            /* mg_store_closing_cleanly: close writes the marker */
 	atomic_bool failing;        /* the last commit failed (store.h, write failures) */
+	/* mono ms of the failure or of the last write probe since: one probe a second for the
+	 * whole store, whichever worker makes it (a worker of its own would probe at once after
+	 * another worker's failure, and let a message through that the failing one refuses) */
+	_Atomic int64_t probe_at;
 	atomic_llong failed_logged; /* mono ms of the last failure / refusal lines: once a minute */
 	atomic_llong refused_logged, recovered_logged;
 };
@@ -764,9 +767,11 @@ bool mg_store_failing_(mg_sbatch *sb)
 	if (!atomic_load_explicit(&st->failing, memory_order_relaxed))
 		return false;
 	int64_t now = mg_now_ms();
-	if (now - sb->probe_at < 1000)
-		return true;
-	sb->probe_at = now;
+	int64_t last = atomic_load_explicit(&st->probe_at, memory_order_relaxed);
+	if (now - last < 1000 ||
+	    !atomic_compare_exchange_strong_explicit(&st->probe_at, &last, now, memory_order_relaxed,
+	                                             memory_order_relaxed))
+		return true; /* not due, or another worker probes now */
 	/* a write of the header page: as much as the smallest batch needs */
 	char q[96];
 	snprintf(q, sizeof q, "BEGIN IMMEDIATE; PRAGMA user_version = %d; COMMIT", MG_STORE_SCHEMA_VERSION);
@@ -816,8 +821,8 @@ void mg_store_commit_now(mg_sbatch *sb)
 			       "0x97 Quota exceeded, 3.x clients are disconnected). Free space on its disk. "
 			       "This line repeats at most once a minute.",
 			       rc != SQLITE_OK ? sqlite3_errstr(rc) : "out of memory", st->path, sb->n);
+		atomic_store_explicit(&st->probe_at, mg_now_ms(), memory_order_relaxed); /* probe in 1 s */
 		atomic_store(&st->failing, true);
-		sb->probe_at = mg_now_ms(); /* the first probe a second from now */
 		sb->oom = false;
 		/* the bodies this batch wrote are not on disk: a later reference writes them again
 		 * (routing and incoming QoS 2 record a body on the worker that accepted it, this one) */
