@@ -137,6 +137,8 @@ void mgc_unlock(midge_client *c)
 	snap.sock[1] = c->on_socket_close;
 	snap.sock[2] = c->on_socket_register_write;
 	snap.sock[3] = c->on_socket_unregister_write;
+	struct mgc_ev_batch batch = {.next = c->ev_batches, .first = e->seq};
+	c->ev_batches = &batch;
 	pthread_mutex_unlock(&c->mu);
 	while (e) {
 		mgc_event *next = e->next;
@@ -146,17 +148,32 @@ void mgc_unlock(midge_client *c)
 		free(e);
 		e = next;
 	}
-	if (fence) {
-		pthread_mutex_lock(&c->mu);
-		if (--c->log_fence == 0 && c->olen > c->ooff)
-			mgc_wake(c);
-		pthread_mutex_unlock(&c->mu);
-	}
+	pthread_mutex_lock(&c->mu);
+	for (struct mgc_ev_batch **b = &c->ev_batches; *b; b = &(*b)->next)
+		if (*b == &batch) {
+			*b = batch.next;
+			break;
+		}
+	if (fence && --c->log_fence == 0 && c->olen > c->ooff)
+		mgc_wake(c);
+	pthread_cond_broadcast(&c->cv); /* a waiter may be waiting for these callbacks */
+	pthread_mutex_unlock(&c->mu);
+}
+
+bool mgc_events_done(midge_client *c, uint64_t upto)
+{
+	if (c->ev_head && c->ev_head->seq <= upto)
+		return false;
+	for (struct mgc_ev_batch *b = c->ev_batches; b; b = b->next)
+		if (b->first <= upto)
+			return false;
+	return true;
 }
 
 static void ev_append(midge_client *c, mgc_event *e)
 {
 	e->next = NULL;
+	e->seq = ++c->ev_seq;
 	if (c->ev_tail)
 		c->ev_tail->next = e;
 	else

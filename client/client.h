@@ -62,6 +62,7 @@ enum mgc_evkind { MG_EV_LOG, MG_EV_CONNECT, MG_EV_CONNECT_FAIL, MG_EV_PUBLISH, M
 
 typedef struct mgc_event {
 	struct mgc_event *next;
+	uint64_t seq;   /* numbered as queued: see mgc_events_done */
 	int kind;       /* enum mgc_evkind */
 	int a, b;       /* LOG: level; CONNECT/DISCONNECT: flags, reason; PUBLISH: mid, reason;
 	                   (UN)SUBSCRIBE: mid; CONNECT_FAIL: error */
@@ -70,6 +71,17 @@ typedef struct mgc_event {
 	midge_properties *props; /* owned */
 	char text[];    /* LOG */
 } mgc_event;
+
+/* Events are made in batches (everything queued when a thread unlocks), outside mu: the
+ * batch stays listed here until its callbacks have returned. */
+struct mgc_ev_batch {
+	struct mgc_ev_batch *next;
+	uint64_t first;       /* the batch's lowest event number */
+};
+
+/* Under mu: every callback queued up to event number `upto` has returned (so a waiter that saw
+ * its result in the state also sees what on_publish/on_connect did with it, as in paho). */
+bool mgc_events_done(midge_client *c, uint64_t upto);
 
 /* Queue a callback (takes ownership of props; copies codes). Out of memory drops it. */
 void mgc_event_push(midge_client *c, int kind, int a, int b, const int *codes, int n,
@@ -225,6 +237,8 @@ struct midge_client {
 	int sock_told;        /* the fd on_socket_open told of (-1: none) */
 	bool write_told;      /* on_socket_register_write told, no unregister since */
 	mgc_event *ev_head, *ev_tail;
+	uint64_t ev_seq;      /* the last event number given */
+	struct mgc_ev_batch *ev_batches; /* taken off the queue, callbacks still being made */
 	bool notify;          /* broadcast cv at the next mgc_unlock */
 	/* Threads other than the loop owner making callbacks (their "sending X" lines) right now:
 	 * while > 0 the loop writes nothing, so a line is out before the bytes it describes, and

@@ -212,6 +212,17 @@ static int wait_for(midge_client *c, bool (*done)(midge_client *, void *), void 
 				at = deadline;
 			mg_plat_cond_wait_until(&c->cv, &c->mu, at);
 		}
+		/* Done in the state; the loop thread may still be making the callbacks that go with
+		 * it (on_publish for this mid, on_connect): as in paho, they have returned before the
+		 * wait does. Bounded by the same deadline; past it the result stands. */
+		uint64_t upto = c->ev_seq;
+		while (rc == MIDGE_OK && !mgc_events_done(c, upto) &&
+		       (deadline < 0 || mgc_cl_now_ms() < deadline)) {
+			int64_t at = mgc_cl_now_ms() + 1000;
+			if (deadline >= 0 && deadline < at)
+				at = deadline;
+			mg_plat_cond_wait_until(&c->cv, &c->mu, at);
+		}
 		mgc_unlock(c);
 		return rc;
 	}

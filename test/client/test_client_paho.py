@@ -119,3 +119,13 @@ def test_loop_start_publish_from_main_thread(mosq, cbin, version):
     assert "connect rc=0" in lines
     assert "received 600" in lines and "published 900" in lines
     assert "ok" in lines
+
+
+@pytest.mark.threaded
+@pytest.mark.parametrize("version", [4, 5])
+def test_wait_for_publish_returns_after_on_publish(mosq, cbin, version):
+    """With the loop in the loop_start thread, midge_wait_for_publish returns only after
+    on_publish for that mid has returned (paho's order), at QoS 0, 1 and 2: on_publish sleeps
+    200 ms before it records the mid, so a wait that returned early sees the wrong one."""
+    lines, _ = run([cbin("waitcb"), str(mosq.port), str(version)], timeout=60)
+    assert lines[-3:] == ["ok qos0", "ok qos1", "ok qos2"], lines
