@@ -289,7 +289,8 @@ int midge_publish(midge_client *c, const char *topic, const void *payload, size_
  * timeout_ms (< 0: no limit). Runs the loop itself if no loop thread runs. Returns MIDGE_OK,
  * MIDGE_ERR_TIMEOUT, an error if the connection is lost meanwhile, or the error that dropped
  * the message unsent (MIDGE_ERR_OVERSIZE_PACKET; the last 1024 such drops are remembered).
- * (paho: MQTTMessageInfo.wait_for_publish(timeout)) */
+ * When it returns MIDGE_OK, on_publish for mid has returned (also when midge_loop_start's
+ * thread makes it), as in paho. (paho: MQTTMessageInfo.wait_for_publish(timeout)) */
 int midge_wait_for_publish(midge_client *c, int mid, int timeout_ms);
 /* Has the message mid been completed (or is it unknown)? false while it is pending and for one
  * dropped unsent (see midge_wait_for_publish). (paho: MQTTMessageInfo.is_published) */
