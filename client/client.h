@@ -209,7 +209,7 @@ struct midge_client {
 	char *proxy_host;   /* midge_proxy_set: SOCKS5 proxy, or NULL */
 	int proxy_port;
 	char *proxy_user, *proxy_pass;
-	struct mgc_tls *tls; /* midge_tls_* settings (tls.c), NULL until one is called */
+	struct mgc_tls *tls; /* midge_tls_* settings (tls_opts.c), NULL until one is called */
 	char *ws_path, *ws_headers; /* midge_ws_set_options (ws.c): NULL = "/mqtt", none */
 
 	/* the last connect's parameters */
@@ -388,9 +388,10 @@ int mgc_socks_write(midge_client *c);       /* loop owner, under mu */
 /* Under mu: is there output for the socket now (SOCKS bytes, or packets unless fenced)? */
 bool mgc_want_write(midge_client *c);
 
-/* tls.c */
+/* tls_opts.c (the settings), and tls.c or tls_schannel.c (the backend) */
 typedef struct mgc_tls mgc_tls;
 bool mgc_tls_on(const midge_client *c);    /* under mu: does the next connect use TLS? */
+void mgc_tls_free(midge_client *c);
 /* Without mu, before a connect: make the SSL_CTX from the settings if not made yet (it reads
  * files and may call the key's password callback). MIDGE_OK or MIDGE_ERR_TLS (logged). */
 int mgc_tls_prepare(midge_client *c);
@@ -399,7 +400,6 @@ int mgc_tls_prepare(midge_client *c);
  * MIDGE_OK (done or under way), or an error after closing the connection (MIDGE_ERR_TLS). */
 int mgc_tls_begin(midge_client *c);
 int mgc_tls_step(midge_client *c);
-void mgc_tls_free(midge_client *c);
 void mgc_tls_log_errors(midge_client *c);  /* under mu: OpenSSL's error queue into on_log */
 
 /* ws.c: MIDGE_TRANSPORT_WEBSOCKETS. mgc_ws_begin (under mu, loop owner, once TCP, the proxy

@@ -1,7 +1,6 @@
-/* client/tls.c - TLS for libmidge: the settings (midge_tls_*), the SSL_CTX built from them at
- * connect, and the handshake between the TCP (or SOCKS5) connect and the CONNECT, driven by the
+/* client/tls.c - TLS for libmidge with OpenSSL: the SSL_CTX built at connect from the settings
+ * (midge_tls_*, tls_opts.c), and the handshake between the TCP (or SOCKS5) connect and the CONNECT, driven by the
  * loop through the TLS row of net/ (net/tls.h). */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,226 +11,26 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "client/client.h"
+#include "client/tls_opts.h"
 #include "net/tls.h"
 
-struct mgc_tls {
-	bool on;          /* TLS at the next connect */
-	char *cafile, *capath, *certfile, *keyfile;
-	int (*pw_cb)(char *, int, int, void *);
-	bool os_certs;
-	bool insecure;    /* no host name check */
-	int cert_reqs;    /* MIDGE_TLS_CERT_* */
-	int min_version;  /* TLS1_1_VERSION .. TLS1_3_VERSION */
-	char *ciphers;
-	uint8_t psk[256];
-	size_t psk_len;   /* 0: no PSK */
-	char *psk_identity;
-	bool building;    /* connect is making ctx from these without mu: hands off */
-	SSL_CTX *ctx;     /* made at the next connect from the above, dropped when they change */
-};
+/* The settings and their setters are tls_opts.c's; made is the SSL_CTX. */
 
-static char *dup_or_null(const char *s)
+int mgc_tls_be_supports(const mgc_tls_ask *ask)
 {
-	return s ? strdup(s) : NULL;
+	(void)ask; /* OpenSSL does all that midge_tls_* asks */
+	return MIDGE_OK;
 }
 
-/* Under mu: the settings, created on first use. NULL: out of memory. */
-static mgc_tls *settings(midge_client *c)
+void mgc_tls_be_drop(void *made)
 {
-	if (!c->tls) {
-		c->tls = calloc(1, sizeof(*c->tls));
-		if (c->tls) {
-			c->tls->cert_reqs = MIDGE_TLS_CERT_REQUIRED;
-			c->tls->min_version = TLS1_2_VERSION;
-		}
-	}
-	return c->tls;
+	SSL_CTX_free(made); /* an SSL made from it holds its own reference */
 }
 
-static void drop_ctx(mgc_tls *t)
+static int version_of(int min_version)
 {
-	SSL_CTX_free(t->ctx); /* an SSL made from it holds its own reference */
-	t->ctx = NULL;
-}
-
-void mgc_tls_free(midge_client *c)
-{
-	mgc_tls *t = c->tls;
-	if (!t)
-		return;
-	drop_ctx(t);
-	free(t->cafile);
-	free(t->capath);
-	free(t->certfile);
-	free(t->keyfile);
-	free(t->ciphers);
-	free(t->psk_identity);
-	OPENSSL_cleanse(t->psk, sizeof(t->psk));
-	free(t);
-	c->tls = NULL;
-}
-
-bool mgc_tls_on(const midge_client *c)
-{
-	return c->tls && c->tls->on;
-}
-
-/* Under mu: may the settings change now? Not while a connection uses them. */
-static int settable(midge_client *c)
-{
-	bool live = c->state == MG_S_TCP || c->state == MG_S_CONNACK || c->state == MG_S_UP ||
-	            c->state == MG_S_CLOSING;
-	if (live || (c->tls && c->tls->building))
-		return MIDGE_ERR_BUSY;
-	return settings(c) ? MIDGE_OK : MIDGE_ERR_NOMEM;
-}
-
-static bool readable(const char *path)
-{
-	FILE *f = path ? fopen(path, "r") : NULL;
-	if (f)
-		fclose(f);
-	return f != NULL;
-}
-
-int midge_tls_set(midge_client *c, const char *cafile, const char *capath, const char *certfile,
-                  const char *keyfile, int (*pw_callback)(char *buf, int size, int rwflag, void *userdata))
-{
-	if (!c || (certfile && !keyfile) || (keyfile && !certfile))
-		return MIDGE_ERR_INVAL;
-	/* libmosquitto checks that the files open here, so a typo fails before any connect; a
-	 * capath it does not check (OpenSSL looks into it only while verifying), nor do we */
-	if ((cafile && !readable(cafile)) || (certfile && !readable(certfile)) ||
-	    (keyfile && !readable(keyfile)))
-		return MIDGE_ERR_INVAL;
-	char *ca = dup_or_null(cafile), *cp = dup_or_null(capath), *ce = dup_or_null(certfile),
-	     *k = dup_or_null(keyfile);
-	if ((cafile && !ca) || (capath && !cp) || (certfile && !ce) || (keyfile && !k)) {
-		free(ca), free(cp), free(ce), free(k);
-		return MIDGE_ERR_NOMEM;
-	}
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK) {
-		mgc_tls *t = c->tls;
-		free(t->cafile), free(t->capath), free(t->certfile), free(t->keyfile);
-		t->cafile = ca, t->capath = cp, t->certfile = ce, t->keyfile = k;
-		ca = cp = ce = k = NULL;
-		t->pw_cb = pw_callback;
-		t->psk_len = 0;
-		t->on = true;
-		drop_ctx(t);
-	}
-	mgc_unlock(c);
-	free(ca), free(cp), free(ce), free(k);
-	return rc;
-}
-
-int midge_tls_use_os_certs(midge_client *c, bool use)
-{
-	if (!c)
-		return MIDGE_ERR_INVAL;
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK) {
-		c->tls->os_certs = use;
-		if (use)
-			c->tls->on = true;
-		drop_ctx(c->tls);
-	}
-	mgc_unlock(c);
-	return rc;
-}
-
-int midge_tls_opts_set(midge_client *c, int cert_reqs, const char *tls_version, const char *ciphers)
-{
-	if (!c || (cert_reqs != MIDGE_TLS_CERT_NONE && cert_reqs != MIDGE_TLS_CERT_REQUIRED))
-		return MIDGE_ERR_INVAL;
-	int v = TLS1_2_VERSION;
-	if (tls_version) {
-		if (!strcmp(tls_version, "tlsv1.3"))
-			v = TLS1_3_VERSION;
-		else if (!strcmp(tls_version, "tlsv1.2"))
-			v = TLS1_2_VERSION;
-		else if (!strcmp(tls_version, "tlsv1.1"))
-			v = TLS1_1_VERSION;
-		else
-			return MIDGE_ERR_INVAL;
-	}
-	char *ci = dup_or_null(ciphers);
-	if (ciphers && !ci)
-		return MIDGE_ERR_NOMEM;
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK) {
-		mgc_tls *t = c->tls;
-		t->cert_reqs = cert_reqs;
-		t->min_version = v;
-		free(t->ciphers);
-		t->ciphers = ci;
-		ci = NULL;
-		drop_ctx(t);
-	}
-	mgc_unlock(c);
-	free(ci);
-	return rc;
-}
-
-int midge_tls_insecure_set(midge_client *c, bool insecure)
-{
-	if (!c)
-		return MIDGE_ERR_INVAL;
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK)
-		c->tls->insecure = insecure; /* read per connection, not baked into ctx */
-	mgc_unlock(c);
-	return rc;
-}
-
-static int hexval(int ch)
-{
-	return isdigit(ch) ? ch - '0' : tolower(ch) - 'a' + 10;
-}
-
-int midge_tls_psk_set(midge_client *c, const char *psk_hex, const char *identity, const char *ciphers)
-{
-	if (!c || !psk_hex || !identity || !identity[0] || strlen(identity) > 128)
-		return MIDGE_ERR_INVAL;
-	size_t n = strlen(psk_hex);
-	if (n == 0 || n > 2 * sizeof(((mgc_tls *)0)->psk) || strspn(psk_hex, "0123456789abcdefABCDEF") != n)
-		return MIDGE_ERR_INVAL;
-	char *id = strdup(identity), *ci = dup_or_null(ciphers);
-	if (!id || (ciphers && !ci)) {
-		free(id), free(ci);
-		return MIDGE_ERR_NOMEM;
-	}
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK) {
-		mgc_tls *t = c->tls;
-		/* An odd count of digits has a leading 0 (mosquitto reads the key with BN_hex2bn). */
-		size_t len = (n + 1) / 2;
-		for (size_t i = 0, j = 0; i < len; i++) {
-			int hi = (n % 2 && i == 0) ? 0 : hexval((unsigned char)psk_hex[j++]);
-			int lo = hexval((unsigned char)psk_hex[j++]);
-			t->psk[i] = (uint8_t)(hi << 4 | lo);
-		}
-		t->psk_len = len;
-		free(t->psk_identity);
-		t->psk_identity = id;
-		free(t->ciphers);
-		t->ciphers = ci;
-		id = ci = NULL;
-		free(t->cafile), free(t->capath), free(t->certfile), free(t->keyfile);
-		t->cafile = t->capath = t->certfile = t->keyfile = NULL;
-		t->on = true;
-		drop_ctx(t);
-	}
-	mgc_unlock(c);
-	free(id), free(ci);
-	return rc;
+	return min_version == MGC_TLS_1_3 ? TLS1_3_VERSION :
+	       min_version == MGC_TLS_1_1 ? TLS1_1_VERSION : TLS1_2_VERSION;
 }
 
 /* ---- the context ---- */
@@ -281,7 +80,7 @@ static SSL_CTX *make_ctx(const mgc_tls *t, void *userdata, char *why, size_t why
 		snprintf(why, whylen, "Error: Unable to create TLS context.");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, t->min_version);
+	SSL_CTX_set_min_proto_version(ctx, version_of(t->min_version));
 	if (t->ciphers && !SSL_CTX_set_cipher_list(ctx, t->ciphers)) {
 		snprintf(why, whylen, "Error: Unable to set TLS ciphers. Check cipher list \"%s\".", t->ciphers);
 		goto fail;
@@ -336,7 +135,7 @@ int mgc_tls_prepare(midge_client *c)
 {
 	mgc_lock(c);
 	mgc_tls *t = c->tls;
-	if (!t || !t->on || t->ctx || t->building) {
+	if (!t || !t->on || t->made || t->building) {
 		mgc_unlock(c);
 		return MIDGE_OK;
 	}
@@ -348,7 +147,7 @@ int mgc_tls_prepare(midge_client *c)
 	SSL_CTX *ctx = make_ctx(t, ud, why, sizeof(why));
 	mgc_lock(c);
 	t->building = false;
-	t->ctx = ctx;
+	t->made = ctx;
 	if (!ctx) {
 		mgc_log(c, MIDGE_LOG_ERR, "%s", why);
 		log_queue(c);
@@ -369,13 +168,13 @@ static bool is_address(const char *host)
 int mgc_tls_begin(midge_client *c)
 {
 	/* SNI for a name (RFC 6066 forbids it for an address) */
-	if (!c->tls || !c->tls->ctx) { /* another thread's connect is still making it */
+	if (!c->tls || !c->tls->made) { /* another thread's connect is still making it */
 		mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: no context", mgc_cid(c));
 		mgc_conn_close(c, 0, MIDGE_ERR_TLS, NULL);
 		return MIDGE_ERR_TLS;
 	}
 	int fd = c->tr.fd;
-	if (mg_tls_init(&c->tr, fd, c->tls->ctx, MG_TLS_CLIENT, is_address(c->host) ? NULL : c->host)) {
+	if (mg_tls_init(&c->tr, fd, c->tls->made, MG_TLS_CLIENT, is_address(c->host) ? NULL : c->host)) {
 		/* mg_tls_init closed fd; the transport is the TCP row's again, closed */
 		c->tr.ops = &mg_tcp_ops;
 		c->tr.fd = -1;

@@ -1,6 +1,7 @@
 /* client/tls_schannel.c - TLS for libmidge on Windows, with Windows' own TLS (Schannel, through
  * SSPI in secur32.dll) in place of client/tls.c: Debian's mingw-w64 has no OpenSSL, and a
- * Windows user should not need one. The same midge_tls_* settings, the same internal interface
+ * Windows user should not need one. The same midge_tls_* settings (tls_opts.c, through its two
+ * hooks here), the same internal interface
  * (client.h: mgc_tls_*), and a transport row (net/transport.h) of its own that runs the
  * handshake, EncryptMessage and DecryptMessage on the client loop, never blocking.
  *
@@ -28,7 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "client/client.h"
+#include "client/tls_opts.h"
 #include "net/ws.h"
 
 #define SECURITY_WIN32
@@ -651,75 +652,13 @@ static SECURITY_STATUS acquire(CredHandle *h, DWORD protos, PCCERT_CONTEXT mine)
 	return st;
 }
 
-/* ---- the settings ---- */
+/* ---- the settings (tls_opts.c's); made is what prepare loaded from them ---- */
 
-struct mgc_tls {
-	bool on;          /* TLS at the next connect */
-	char *cafile;
-	bool os_certs;
-	bool insecure;    /* no host name check */
-	int cert_reqs;    /* MIDGE_TLS_CERT_* */
-	DWORD protos;     /* SP_PROT_*_CLIENT allowed */
-	bool building;    /* connect is loading cafile without mu: hands off */
-	bool ready;       /* ca (if any) loaded for these settings */
-	HCERTSTORE ca;
-	char *pfx;        /* client certificate and key: a PKCS#12 file */
-	int (*pw_cb)(char *, int, int, void *);
+typedef struct loaded {
+	HCERTSTORE ca;       /* the cafile's certificates, or NULL */
 	HCERTSTORE pfx_store;
-	PCCERT_CONTEXT mine; /* its certificate with a key, from pfx_store */
-};
-
-static mgc_tls *settings(midge_client *c)
-{
-	if (!c->tls) {
-		c->tls = calloc(1, sizeof(*c->tls));
-		if (c->tls) {
-			c->tls->cert_reqs = MIDGE_TLS_CERT_REQUIRED;
-			c->tls->protos = SP_PROT_TLS1_2_CLIENT | SP_PROT_TLS1_3_CLIENT;
-		}
-	}
-	return c->tls;
-}
-
-static void drop_ready(mgc_tls *t)
-{
-	if (t->ca)
-		CertCloseStore(t->ca, 0);
-	t->ca = NULL;
-	if (t->mine)
-		CertFreeCertificateContext(t->mine);
-	t->mine = NULL;
-	if (t->pfx_store)
-		CertCloseStore(t->pfx_store, 0);
-	t->pfx_store = NULL;
-	t->ready = false;
-}
-
-void mgc_tls_free(midge_client *c)
-{
-	mgc_tls *t = c->tls;
-	if (!t)
-		return;
-	drop_ready(t);
-	free(t->cafile);
-	free(t->pfx);
-	free(t);
-	c->tls = NULL;
-}
-
-bool mgc_tls_on(const midge_client *c)
-{
-	return c->tls && c->tls->on;
-}
-
-static int settable(midge_client *c)
-{
-	bool live = c->state == MG_S_TCP || c->state == MG_S_CONNACK || c->state == MG_S_UP ||
-	            c->state == MG_S_CLOSING;
-	if (live || (c->tls && c->tls->building))
-		return MIDGE_ERR_BUSY;
-	return settings(c) ? MIDGE_OK : MIDGE_ERR_NOMEM;
-}
+	PCCERT_CONTEXT mine; /* the client certificate with its key, from pfx_store, or NULL */
+} loaded;
 
 static bool is_pfx(const char *path)
 {
@@ -727,107 +666,44 @@ static bool is_pfx(const char *path)
 	return n > 4 && (!strcasecmp(path + n - 4, ".pfx") || !strcasecmp(path + n - 4, ".p12"));
 }
 
-static bool readable(const char *path)
+int mgc_tls_be_supports(const mgc_tls_ask *a)
 {
-	FILE *f = path ? fopen(path, "r") : NULL;
-	if (f)
-		fclose(f);
-	return f != NULL;
-}
-
-int midge_tls_set(midge_client *c, const char *cafile, const char *capath, const char *certfile,
-                  const char *keyfile, int (*pw_callback)(char *buf, int size, int rwflag, void *userdata))
-{
-	if (!c || (certfile && !keyfile) || (keyfile && !certfile))
-		return MIDGE_ERR_INVAL;
-	if ((cafile && !readable(cafile)) || (certfile && !readable(certfile)) ||
-	    (keyfile && !readable(keyfile)))
-		return MIDGE_ERR_INVAL;
+	/* Schannel has no TLS-PSK, and takes the system's cipher list, not an OpenSSL string */
+	if (a->psk || a->ciphers)
+		return MIDGE_ERR_NOT_SUPPORTED;
 	/* OpenSSL hash directories, and a client certificate and key as PEM files: not with
 	 * Schannel (file comment). A PKCS#12 file holding both, given as certfile and keyfile: yes. */
-	if ((capath && !cafile) || (certfile && (!is_pfx(certfile) || strcmp(certfile, keyfile))))
+	if ((a->capath && !a->cafile) ||
+	    (a->certfile && (!is_pfx(a->certfile) || strcmp(a->certfile, a->keyfile))))
 		return MIDGE_ERR_NOT_SUPPORTED;
-	char *ca = cafile ? strdup(cafile) : NULL, *pfx = certfile ? strdup(certfile) : NULL;
-	if ((cafile && !ca) || (certfile && !pfx)) {
-		free(ca), free(pfx);
-		return MIDGE_ERR_NOMEM;
-	}
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK) {
-		mgc_tls *t = c->tls;
-		free(t->cafile);
-		free(t->pfx);
-		t->cafile = ca;
-		t->pfx = pfx;
-		t->pw_cb = pw_callback;
-		ca = pfx = NULL;
-		t->on = true;
-		drop_ready(t);
-	}
-	mgc_unlock(c);
-	free(ca), free(pfx);
-	return rc;
+	return MIDGE_OK;
 }
 
-int midge_tls_use_os_certs(midge_client *c, bool use)
+static void release(const loaded *l)
 {
-	if (!c)
-		return MIDGE_ERR_INVAL;
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK) {
-		c->tls->os_certs = use;
-		if (use)
-			c->tls->on = true;
-	}
-	mgc_unlock(c);
-	return rc;
+	if (l->ca)
+		CertCloseStore(l->ca, 0);
+	if (l->mine)
+		CertFreeCertificateContext(l->mine);
+	if (l->pfx_store)
+		CertCloseStore(l->pfx_store, 0);
 }
 
-int midge_tls_opts_set(midge_client *c, int cert_reqs, const char *tls_version, const char *ciphers)
+void mgc_tls_be_drop(void *made)
 {
-	if (!c || (cert_reqs != MIDGE_TLS_CERT_NONE && cert_reqs != MIDGE_TLS_CERT_REQUIRED))
-		return MIDGE_ERR_INVAL;
-	DWORD p = SP_PROT_TLS1_2_CLIENT | SP_PROT_TLS1_3_CLIENT;
-	if (tls_version) {
-		if (!strcmp(tls_version, "tlsv1.3"))
-			p = SP_PROT_TLS1_3_CLIENT;
-		else if (!strcmp(tls_version, "tlsv1.2"))
-			p = SP_PROT_TLS1_2_CLIENT | SP_PROT_TLS1_3_CLIENT;
-		else if (!strcmp(tls_version, "tlsv1.1"))
-			p = SP_PROT_TLS1_1_CLIENT | SP_PROT_TLS1_2_CLIENT | SP_PROT_TLS1_3_CLIENT;
-		else
-			return MIDGE_ERR_INVAL;
-	}
-	if (ciphers) /* an OpenSSL cipher string: Schannel takes the system's list */
-		return MIDGE_ERR_NOT_SUPPORTED;
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK) {
-		c->tls->cert_reqs = cert_reqs;
-		c->tls->protos = p;
-	}
-	mgc_unlock(c);
-	return rc;
+	release(made);
+	free(made);
 }
 
-int midge_tls_insecure_set(midge_client *c, bool insecure)
+/* The SP_PROT_*_CLIENT versions allowed from midge_tls_opts_set's lowest one. */
+static DWORD protos_of(int min_version)
 {
-	if (!c)
-		return MIDGE_ERR_INVAL;
-	mgc_lock(c);
-	int rc = settable(c);
-	if (rc == MIDGE_OK)
-		c->tls->insecure = insecure;
-	mgc_unlock(c);
-	return rc;
-}
-
-int midge_tls_psk_set(midge_client *c, const char *psk_hex, const char *identity, const char *ciphers)
-{
-	(void)psk_hex, (void)identity, (void)ciphers;
-	return c ? MIDGE_ERR_NOT_SUPPORTED : MIDGE_ERR_INVAL; /* Schannel has no TLS-PSK */
+	DWORD p = SP_PROT_TLS1_3_CLIENT;
+	if (min_version <= MGC_TLS_1_2)
+		p |= SP_PROT_TLS1_2_CLIENT;
+	if (min_version <= MGC_TLS_1_1)
+		p |= SP_PROT_TLS1_1_CLIENT;
+	return p;
 }
 
 /* The whole file, NUL-terminated; NULL if it cannot be read (or is over 16 MiB). */
@@ -939,34 +815,39 @@ int mgc_tls_prepare(midge_client *c)
 {
 	mgc_lock(c);
 	mgc_tls *t = c->tls;
-	if (!t || !t->on || t->ready || t->building) {
+	if (!t || !t->on || t->made || t->building) {
 		mgc_unlock(c);
 		return MIDGE_OK;
 	}
 	t->building = true;
 	void *ud = c->userdata;
 	mgc_unlock(c);
-	/* without mu: the password callback is user code */
+	/* without mu: the password callback is user code. certfile is the PKCS#12 file
+	 * (mgc_tls_be_supports let only that through), keyfile names it again. */
 	HCERTSTORE ca = t->cafile ? load_pem(t->cafile) : NULL, pfx_store = NULL;
-	PCCERT_CONTEXT mine = t->pfx && (!t->cafile || ca) ? load_pfx(t->pfx, t->pw_cb, ud, &pfx_store) : NULL;
+	PCCERT_CONTEXT mine = t->certfile && (!t->cafile || ca) ? load_pfx(t->certfile, t->pw_cb, ud, &pfx_store) : NULL;
+	loaded *l = calloc(1, sizeof(*l));
 	mgc_lock(c);
 	t->building = false;
-	bool ok = (!t->cafile || ca) && (!t->pfx || mine);
-	if (ok) {
-		t->ca = ca;
-		t->pfx_store = pfx_store;
-		t->mine = mine;
-		t->ready = true;
+	bool ok = (!t->cafile || ca) && (!t->certfile || mine);
+	if (ok && l) {
+		l->ca = ca;
+		l->pfx_store = pfx_store;
+		l->mine = mine;
+		t->made = l;
 	} else {
-		if (t->cafile && !ca)
+		if (!ok && t->cafile && !ca)
 			mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load CA certificates, check cafile \"%s\".", t->cafile);
+		else if (!ok)
+			mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load client certificate \"%s\" (a PKCS#12 file with its key; wrong password?).", t->certfile);
 		else
-			mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load client certificate \"%s\" (a PKCS#12 file with its key; wrong password?).", t->pfx);
-		if (ca)
-			CertCloseStore(ca, 0);
+			mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: out of memory", mgc_cid(c));
+		release(&(loaded){ ca, pfx_store, mine });
+		free(l);
+		l = NULL;
 	}
 	mgc_unlock(c);
-	return ok ? MIDGE_OK : MIDGE_ERR_TLS;
+	return ok && l ? MIDGE_OK : MIDGE_ERR_TLS;
 }
 
 /* ---- the handshake on the client's loop ---- */
@@ -974,7 +855,8 @@ int mgc_tls_prepare(midge_client *c)
 int mgc_tls_begin(midge_client *c)
 {
 	mgc_tls *t = c->tls;
-	if (!t || !t->ready) { /* another thread's connect is still loading the cafile */
+	const loaded *l = t ? t->made : NULL;
+	if (!l) { /* another thread's connect is still loading the cafile */
 		mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: no context", mgc_cid(c));
 		mgc_conn_close(c, 0, MIDGE_ERR_TLS, NULL);
 		return MIDGE_ERR_TLS;
@@ -991,13 +873,13 @@ int mgc_tls_begin(midge_client *c)
 	s->verify = t->cert_reqs != MIDGE_TLS_CERT_NONE;
 	s->check_host = s->verify && !t->insecure;
 	s->os_certs = t->os_certs;
-	s->protos = t->protos;
-	s->ca = t->ca ? CertDuplicateStore(t->ca) : NULL;
+	s->protos = protos_of(t->min_version);
+	s->ca = l->ca ? CertDuplicateStore(l->ca) : NULL;
 	/* the transport owns the socket from here, closed with it */
 	c->tr.ops = &mg_schannel_ops;
 	c->tr.ctx = s;
-	s->mine = t->mine ? CertDuplicateCertificateContext(t->mine) : NULL;
-	SECURITY_STATUS st = acquire(&s->cred, t->protos, s->mine);
+	s->mine = l->mine ? CertDuplicateCertificateContext(l->mine) : NULL;
+	SECURITY_STATUS st = acquire(&s->cred, s->protos, s->mine);
 	if (st != SEC_E_OK) {
 		mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: AcquireCredentialsHandle failed (0x%08lx)", mgc_cid(c),
 		        (unsigned long)st);
