@@ -9,6 +9,7 @@
 #include "broker/conn.h"
 #include "broker/log.h"
 #include "broker/packet.h"
+#include "broker/resolve.h"
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/store.h"
@@ -18,7 +19,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <openssl/ocsp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,10 @@
 
 #define TICK_MS 250        /* restart, keepalive, lazy start/idle are checked this often */
 #define PRIMARY_RETRY_MS 5000 /* round_robin false: how often the first address is tried again */
+/* A host name lookup longer than this counts as failed: the bridge plans its restart (and
+ * moves to its next address) while the helper thread runs on; glibc's own limit is
+ * resolv.conf's timeout x attempts per server, up to minutes. */
+#define RESOLVE_LIMIT_MS 30000
 
 struct mg_bridge {
 	const mg_bridge_conf *conf;
@@ -44,6 +51,10 @@ struct mg_bridge {
 	int64_t last_ping;     /* ms: the last PINGREQ */
 	int64_t primary_at;    /* ms: the next check whether the first address is back (0: none) */
 	int probe_fd;          /* that check's socket, -1 */
+	mg_resolve *rs;        /* a host name being looked up (resolve.h), NULL */
+	int64_t rs_until;      /* ms: given up then (RESOLVE_LIMIT_MS) */
+	bool rs_probe;         /* for primary_check, not for connecting */
+	bool rs_stale;         /* given up or no longer wanted: dropped when it ends */
 	uint16_t sub_mid;      /* packet ids of our SUBSCRIBE / UNSUBSCRIBE */
 	uint8_t level;         /* 3, 4 or 5; 5 drops to 4 when the remote refuses 5.0 */
 	bool private_ok;       /* try_private until the remote refused it once */
@@ -100,22 +111,26 @@ static void backoff_step(mg_bridge *br)
 	br->restart_timeout = t > bc->backoff_cap ? bc->backoff_cap : t;
 }
 
-/* A non-blocking TCP connect to host:port. fd or -errno (*gai: a getaddrinfo error). The
- * name is resolved here, blocking the worker for as long as DNS takes, as mosquitto without
- * its asynchronous resolver does: bridges connect rarely, and a literal address is instant. */
-static int tcp_connect(const char *host, uint16_t port, int *gai)
+/* A non-blocking TCP connect to the first address of ai that takes it, from the first
+ * address of bind_ai (bridge_bind_address; NULL: any) that binds, as mosquitto's
+ * net__try_connect_tcp does. fd or -errno. */
+static int connect_ai(const struct addrinfo *ai, const struct addrinfo *bind_ai)
 {
-	char ps[8];
-	snprintf(ps, sizeof ps, "%u", port);
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
-	*gai = getaddrinfo(host, ps, &hints, &res);
-	if (*gai)
-		return -EINVAL;
 	int fd = -ECONNREFUSED;
-	for (struct addrinfo *a = res; a; a = a->ai_next) {
+	for (const struct addrinfo *a = ai; a; a = a->ai_next) {
 		fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
 		if (fd < 0) {
 			fd = -errno;
+			continue;
+		}
+		const struct addrinfo *b = bind_ai;
+		for (; b; b = b->ai_next)
+			if (bind(fd, b->ai_addr, b->ai_addrlen) == 0)
+				break;
+		if (bind_ai && !b) {
+			int e = errno;
+			close(fd);
+			fd = -e;
 			continue;
 		}
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS)
@@ -124,8 +139,73 @@ static int tcp_connect(const char *host, uint16_t port, int *gai)
 		close(fd);
 		fd = -e;
 	}
-	freeaddrinfo(res);
 	return fd;
+}
+
+/* ---- resolving: a host name is looked up off the loop (resolve.h) ---- */
+
+/* Start finding address i (and bridge_bind_address). 1: *ai (and *bind_ai) are there now,
+ * literal addresses; 0: a helper thread looks the name up, bridge_tick collects it
+ * (resolve_step); -1: failed, logged (a lookup given up on still runs: one per bridge). */
+static int resolve_begin(mg_bridge *br, int i, bool probe, struct addrinfo **ai,
+                         struct addrinfo **bind_ai)
+{
+	const mg_bridge_conf *bc = br->conf;
+	const mg_bridge_addr *a = &bc->addrs[i];
+	if (mg_resolve_numeric(a->host, a->port, bc->bind_address, ai, bind_ai) == 0)
+		return 1;
+	if (br->rs) {
+		mg_log(MG_LOG_ERR, "Error creating bridge: the lookup of %s is still running.", a->host);
+		return -1;
+	}
+	if (!(br->rs = mg_resolve_start(a->host, a->port, bc->bind_address))) {
+		mg_log(MG_LOG_ERR, "Error creating bridge: %s.", strerror(ENOMEM));
+		return -1;
+	}
+	br->rs_probe = probe;
+	br->rs_stale = false;
+	br->rs_until = mg_loop_now_ms(br->w->loop) + RESOLVE_LIMIT_MS;
+	return 0;
+}
+
+/* The lookup is over: 1 with *ai (and *bind_ai) for the caller, 0 still running, -1 failed
+ * (logged in mosquitto's words) or given up after RESOLVE_LIMIT_MS. A lookup the bridge no
+ * longer wants (rs_stale) is dropped when it ends. */
+static int resolve_step(mg_bridge *br, int64_t now, struct addrinfo **ai, struct addrinfo **bind_ai)
+{
+	int gai = 0;
+	if (!mg_resolve_done(br->rs, ai, bind_ai, &gai)) {
+		if (br->rs_stale || now < br->rs_until)
+			return 0;
+		mg_log(MG_LOG_ERR, "Error creating bridge: the lookup of %s took more than %d s.",
+		       br->conf->addrs[br->rs_probe ? 0 : br->cur].host, RESOLVE_LIMIT_MS / 1000);
+		br->rs_stale = true; /* it goes on; no second one starts for this bridge meanwhile */
+		return -1;
+	}
+	bool stale = br->rs_stale;
+	mg_resolve_drop(br->rs);
+	br->rs = NULL;
+	if (stale) {
+		if (*ai)
+			freeaddrinfo(*ai);
+		if (*bind_ai)
+			freeaddrinfo(*bind_ai);
+		*ai = *bind_ai = NULL;
+		return 0;
+	}
+	if (gai) {
+		mg_log(MG_LOG_ERR, "Error creating bridge: %s.", gai_strerror(gai));
+		return -1;
+	}
+	return 1;
+}
+
+static void free_ai(struct addrinfo *ai, struct addrinfo *bind_ai)
+{
+	if (ai)
+		freeaddrinfo(ai);
+	if (bind_ai)
+		freeaddrinfo(bind_ai);
 }
 
 /* ---- the local session ---- */
@@ -237,24 +317,15 @@ static int send_connect(mg_bridge *br, mg_conn *c)
 	return mg_conn_send(c, &p);
 }
 
-static void bridge_connect(mg_bridge *br)
+/* The addresses are known: the socket, TLS, CONNECT. Borrows ai and bind_ai. */
+static void bridge_connect_to(mg_bridge *br, const struct addrinfo *ai, const struct addrinfo *bind_ai)
 {
 	const mg_bridge_conf *bc = br->conf;
 	mg_worker *w = br->w;
 	const mg_bridge_addr *a = &bc->addrs[br->cur];
-	br->restart_at = 0;
-	if (bc->clean)
-		mg_session_clear_msgs(br->s); /* a clean remote session: nothing to resume (mosquitto) */
-	backoff_step(br);
-	if (bc->notifications && !br->initial_done) {
-		publish_state_local(br, '0');
-		br->initial_done = true;
-	}
-	mg_log(MG_LOG_NOTICE, "Connecting bridge %s (%s:%u)", bc->name, a->host, a->port);
-	int gai = 0;
-	int fd = tcp_connect(a->host, a->port, &gai);
+	int fd = connect_ai(ai, bind_ai);
 	if (fd < 0) {
-		mg_log(MG_LOG_ERR, "Error creating bridge: %s.", gai ? gai_strerror(gai) : strerror(-fd));
+		mg_log(MG_LOG_ERR, "Error creating bridge: %s.", strerror(-fd));
 		plan_restart(br);
 		return;
 	}
@@ -293,6 +364,29 @@ static void bridge_connect(mg_bridge *br)
 	mg_conn_attach(w, c); /* the CONNECT goes out when the socket is connected (writable) */
 	if (c->handshaking)
 		mg_conn_handshake(c);
+}
+
+static void bridge_connect(mg_bridge *br)
+{
+	const mg_bridge_conf *bc = br->conf;
+	const mg_bridge_addr *a = &bc->addrs[br->cur];
+	br->restart_at = 0;
+	if (bc->clean)
+		mg_session_clear_msgs(br->s); /* a clean remote session: nothing to resume (mosquitto) */
+	backoff_step(br);
+	if (bc->notifications && !br->initial_done) {
+		publish_state_local(br, '0');
+		br->initial_done = true;
+	}
+	mg_log(MG_LOG_NOTICE, "Connecting bridge %s (%s:%u)", bc->name, a->host, a->port);
+	struct addrinfo *ai = NULL, *bind_ai = NULL;
+	int r = resolve_begin(br, br->cur, false, &ai, &bind_ai);
+	if (r < 0)
+		plan_restart(br);
+	if (r <= 0)
+		return; /* r == 0: bridge_tick goes on when the name is found */
+	bridge_connect_to(br, ai, bind_ai);
+	free_ai(ai, bind_ai);
 }
 
 /* ---- CONNACK ---- */
@@ -516,6 +610,8 @@ void mg_bridge_closed(mg_conn *c)
 		br->probe_fd = -1;
 	}
 	br->primary_at = 0;
+	if (br->rs && br->rs_probe)
+		br->rs_stale = true; /* the first address is no longer a question */
 	if (was_up && br->conf->notifications)
 		publish_state_local(br, '0'); /* mosquitto publishes the bridge's will locally too */
 	if (br->conf->start_type == MG_BRIDGE_START_ONCE)
@@ -545,6 +641,17 @@ mg_bytes mg_bridge_out_topic(mg_conn *c, mg_bytes t, bool *retain, uint8_t *buf,
 }
 
 /* ---- the tick: start, restart, keepalive, idle, the first address back ---- */
+
+/* primary_check's connect to the first address, found. */
+static void probe_start(mg_bridge *br, const struct addrinfo *ai, const struct addrinfo *bind_ai,
+                        int64_t now)
+{
+	br->probe_fd = connect_ai(ai, bind_ai);
+	if (br->probe_fd < 0) {
+		br->probe_fd = -1;
+		br->primary_at = now + PRIMARY_RETRY_MS;
+	}
+}
 
 /* round_robin false and on a later address: every 5 s, is the first one there again? Then
  * the bridge goes back to it, as mosquitto does. */
@@ -577,14 +684,38 @@ static void primary_check(mg_bridge *br, int64_t now)
 		br->primary_at = now + PRIMARY_RETRY_MS;
 		return;
 	}
-	if (now < br->primary_at)
-		return;
-	int gai;
-	br->probe_fd = tcp_connect(bc->addrs[0].host, bc->addrs[0].port, &gai);
-	if (br->probe_fd < 0) {
-		br->probe_fd = -1;
+	if (now < br->primary_at || br->rs)
+		return; /* a lookup of the first address is running (resolve_step collects it) */
+	struct addrinfo *ai = NULL, *bind_ai = NULL;
+	int r = resolve_begin(br, 0, true, &ai, &bind_ai);
+	if (r < 0)
 		br->primary_at = now + PRIMARY_RETRY_MS;
+	if (r > 0)
+		probe_start(br, ai, bind_ai, now);
+	free_ai(ai, bind_ai);
+}
+
+/* A lookup was running: 1 when the bridge is busy with it and the tick stops here. */
+static int resolve_tick(mg_bridge *br, int64_t now)
+{
+	struct addrinfo *ai = NULL, *bind_ai = NULL;
+	bool probe = br->rs_probe;
+	int r = resolve_step(br, now, &ai, &bind_ai);
+	if (r > 0) {
+		if (probe)
+			probe_start(br, ai, bind_ai, now);
+		else
+			bridge_connect_to(br, ai, bind_ai);
+		free_ai(ai, bind_ai);
+	} else if (r < 0) {
+		if (probe)
+			br->primary_at = now + PRIMARY_RETRY_MS;
+		else
+			plan_restart(br);
+	} else if (!br->rs || br->rs_stale) {
+		return 0; /* nothing wanted runs: on as without it */
 	}
+	return !probe; /* a probe's lookup leaves the up bridge's keepalive to go on */
 }
 
 static void bridge_tick(mg_loop *l, void *ud)
@@ -600,6 +731,8 @@ static void bridge_tick(mg_loop *l, void *ud)
 		return; /* none yet, or a client holds local_clientid: later */
 	if (br->to_store)
 		bridge_store(br);
+	if (br->rs && resolve_tick(br, now))
+		return;
 	mg_conn *c = br->c;
 	if (c) {
 		if (!br->up)
@@ -671,6 +804,88 @@ static int tls_version(const char *v)
 	return -1;
 }
 
+/* The issuer of the remote's certificate: in the chain it sent, else in our CA store. The
+ * caller frees it. */
+static X509 *issuer_of(X509 *cert, STACK_OF(X509) *chain, X509_STORE *st)
+{
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		X509 *c = sk_X509_value(chain, i);
+		if (X509_check_issued(c, cert) == X509_V_OK && X509_up_ref(c))
+			return c;
+	}
+	X509 *iss = NULL;
+	X509_STORE_CTX *sc = X509_STORE_CTX_new();
+	if (sc && X509_STORE_CTX_init(sc, st, cert, chain) == 1)
+		if (X509_STORE_CTX_get1_issuer(&iss, sc, cert) != 1)
+			iss = NULL;
+	X509_STORE_CTX_free(sc);
+	return iss;
+}
+
+/* bridge_require_ocsp: the remote must staple an OCSP response (RFC 6066 status_request),
+ * signed for our CA store, that says its certificate is good and is current (5 minutes of
+ * leeway, as mosquitto). Unlike mosquitto (which looks at every status in the response), the
+ * status must be the one for the certificate the remote presented. 0 fails the handshake.
+ * Log lines are mosquitto's (lib/net_mosq_ocsp.c), as errors: they say why the bridge does
+ * not come up. */
+static int ocsp_check(SSL *ssl, void *arg)
+{
+	const mg_bridge *br = arg;
+	const unsigned char *p = NULL;
+	long len = SSL_get_tlsext_status_ocsp_resp(ssl, &p);
+	OCSP_RESPONSE *rsp = NULL;
+	OCSP_BASICRESP *bs = NULL;
+	OCSP_CERTID *id = NULL;
+	X509 *iss = NULL;
+	int ok = 0, st, reason;
+	ASN1_GENERALIZEDTIME *rev, *thisupd, *nextupd;
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	X509_STORE *store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+	if (!p || len <= 0) {
+		mg_log(MG_LOG_ERR, "Bridge %s: OCSP: no response (bridge_require_ocsp true).", br->conf->name);
+		goto end;
+	}
+	if (!(rsp = d2i_OCSP_RESPONSE(NULL, &p, len)) || !(bs = OCSP_response_get1_basic(rsp))) {
+		mg_log(MG_LOG_ERR, "Bridge %s: OCSP: invalid response", br->conf->name);
+		goto end;
+	}
+	if ((st = OCSP_response_status(rsp)) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+		mg_log(MG_LOG_ERR, "Bridge %s: OCSP: invalid status: %s (%d)", br->conf->name,
+		       OCSP_response_status_str(st), st);
+		goto end;
+	}
+	if (!peer || (st = OCSP_basic_verify(bs, chain, store, 0)) <= 0) {
+		mg_log(MG_LOG_ERR, "Bridge %s: OCSP: response verification failed (error: %d)", br->conf->name, st);
+		goto end;
+	}
+	if (!(iss = issuer_of(peer, chain, store)) || !(id = OCSP_cert_to_id(NULL, peer, iss)) ||
+	    OCSP_resp_find_status(bs, id, &st, &reason, &rev, &thisupd, &nextupd) != 1) {
+		mg_log(MG_LOG_ERR, "Bridge %s: OCSP: no status for the remote's certificate", br->conf->name);
+		goto end;
+	}
+	if (st != V_OCSP_CERTSTATUS_GOOD) {
+		mg_log(MG_LOG_ERR, "Bridge %s: OCSP: SSL certificate status: %s (%d)", br->conf->name,
+		       OCSP_cert_status_str(st), st);
+		if (st == V_OCSP_CERTSTATUS_REVOKED)
+			mg_log(MG_LOG_ERR, "Bridge %s: OCSP: SSL certificate revocation reason: %s (%d)",
+			       br->conf->name, OCSP_crl_reason_str(reason), reason);
+		goto end;
+	}
+	if (!OCSP_check_validity(thisupd, nextupd, 300L, -1L)) {
+		mg_log(MG_LOG_ERR, "Bridge %s: OCSP: OCSP response has expired", br->conf->name);
+		goto end;
+	}
+	mg_log(MG_LOG_DEBUG, "Bridge %s: OCSP: SSL certificate status: good (0)", br->conf->name);
+	ok = 1;
+end:
+	OCSP_CERTID_free(id);
+	X509_free(iss);
+	OCSP_BASICRESP_free(bs);
+	OCSP_RESPONSE_free(rsp);
+	return ok;
+}
+
 /* mosquitto runs a bridge over TLS when it has bridge_cafile, bridge_capath or bridge_psk. */
 static int make_tls(mg_bridge *br)
 {
@@ -692,6 +907,22 @@ static int make_tls(mg_bridge *br)
 		what = "bridge_certfile";
 	else if (bc->keyfile && SSL_CTX_use_PrivateKey_file(ctx, bc->keyfile, SSL_FILETYPE_PEM) != 1)
 		what = "bridge_keyfile";
+	if (!what && bc->alpn) { /* one protocol, in ALPN's wire form: length, then the name */
+		size_t n = strlen(bc->alpn);
+		unsigned char wire[256];
+		if (n == 0 || n > 255) {
+			what = "bridge_alpn (1 to 255 characters)";
+		} else {
+			wire[0] = (unsigned char)n;
+			memcpy(wire + 1, bc->alpn, n);
+			if (SSL_CTX_set_alpn_protos(ctx, wire, (unsigned)n + 1) != 0)
+				what = "bridge_alpn";
+		}
+	}
+	if (!what && bc->require_ocsp &&
+	    (!SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp) ||
+	     !SSL_CTX_set_tlsext_status_cb(ctx, ocsp_check) || !SSL_CTX_set_tlsext_status_arg(ctx, br)))
+		what = "bridge_require_ocsp";
 	if (what) {
 		mg_log(MG_LOG_ERR, "Error: bridge %s (%s:%d): unable to load %s.", bc->name, bc->file, bc->line, what);
 		SSL_CTX_free(ctx);
@@ -758,6 +989,7 @@ void mg_bridges_free(mg_broker *b)
 		SSL_CTX_free(br->tls);
 		if (br->probe_fd >= 0)
 			close(br->probe_fd);
+		mg_resolve_drop(br->rs); /* a running helper frees it when its lookup ends */
 	}
 	free(b->bridges);
 	b->bridges = NULL;

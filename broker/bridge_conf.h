@@ -69,6 +69,9 @@ typedef struct mg_bridge_conf {
 	char *remote_username, *remote_password, *local_username, *local_password;
 	char *notification_topic; /* NULL: $SYS/broker/connection/<remote_clientid>/state */
 	char *cafile, *capath, *certfile, *keyfile, *tls_version, *identity, *psk;
+	char *bind_address;  /* bridge_bind_address: the local address the socket binds to */
+	char *alpn;          /* bridge_alpn: the TLS ALPN protocol offered */
+	bool require_ocsp;   /* bridge_require_ocsp: the remote must staple a good OCSP response */
 } mg_bridge_conf;
 
 /* Add a `topic` entry to b with mosquitto's checks. pattern NULL (or "\"\"") for "";

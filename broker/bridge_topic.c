@@ -45,7 +45,8 @@ void mg_bridge_conf_free(mg_bridge_conf *b)
 	free(b->topics);
 	char **s[] = { &b->name, &b->remote_clientid, &b->local_clientid, &b->remote_username,
 		&b->remote_password, &b->local_username, &b->local_password, &b->notification_topic,
-		&b->cafile, &b->capath, &b->certfile, &b->keyfile, &b->tls_version, &b->identity, &b->psk };
+		&b->cafile, &b->capath, &b->certfile, &b->keyfile, &b->tls_version, &b->identity, &b->psk,
+		&b->bind_address, &b->alpn };
 	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
 		free(*s[i]);
 	memset(b, 0, sizeof *b);

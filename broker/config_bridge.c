@@ -249,6 +249,7 @@ int mg_kw_bridge(mg_parse *p, const char *kw, int argc, char **argv, const char 
 		{ "notifications_local_only", &b->notifications_local_only },
 		{ "round_robin", &b->round_robin },
 		{ "try_private", &b->try_private },
+		{ "bridge_require_ocsp", &b->require_ocsp },
 	};
 	for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
 		if (strcmp(kw, bools[i].kw) == 0)
@@ -262,6 +263,8 @@ int mg_kw_bridge(mg_parse *p, const char *kw, int argc, char **argv, const char 
 		{ "local_username", &b->local_username }, { "local_password", &b->local_password },
 		{ "notification_topic", &b->notification_topic },
 		{ "bridge_tls_version", &b->tls_version },
+		{ "bridge_bind_address", &b->bind_address },
+		{ "bridge_alpn", &b->alpn },
 	};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		if (strcmp(kw, strs[i].kw) == 0)
@@ -320,9 +323,6 @@ int mg_kw_bridge(mg_parse *p, const char *kw, int argc, char **argv, const char 
 		*(idle ? &b->idle_timeout : &b->threshold) = (int)n;
 		return 0;
 	}
-	if (strcmp(kw, "bridge_bind_address") == 0 || strcmp(kw, "bridge_alpn") == 0 ||
-	    strcmp(kw, "bridge_require_ocsp") == 0)
-		return mg_perr(p, "'%s': not yet implemented for bridges in this version of midge", kw);
 	return mg_perr(p, "unknown bridge option '%s'", kw);
 }
 
@@ -342,6 +342,12 @@ int mg_bridge_check_all(mg_parse *p)
 			return mg_perr(p, "bridge %s: bridge_psk without bridge_identity", b->name);
 		if (b->identity && !b->psk)
 			return mg_perr(p, "bridge %s: bridge_identity without bridge_psk", b->name);
+		if (b->require_ocsp && b->psk)
+			return mg_perr(p, "bridge %s: bridge_require_ocsp needs the remote's certificate "
+			               "(bridge_cafile or bridge_capath), not bridge_psk", b->name);
+		if ((b->alpn || b->require_ocsp) && !b->cafile && !b->capath && !b->psk)
+			mg_pwarn(p, "bridge %s: %s has no effect without TLS (bridge_cafile, bridge_capath "
+			         "or bridge_psk)", b->name, b->alpn ? "bridge_alpn" : "bridge_require_ocsp");
 		if (b->local_clean < 0)
 			b->local_clean = b->clean;
 		if (!b->remote_clientid) {

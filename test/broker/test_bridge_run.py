@@ -350,3 +350,52 @@ def test_notifications_local_only(opts_pair):
         finally:
             c.close()
     assert "New bridge connected" in far.log() and "(p2, c0, k60)" in far.log()
+
+
+# ---- bridge_attempt_unsubscribe against Debian's mosquitto
+
+@pytest.mark.parametrize("attempt", [True, False], ids=["unsubscribe", "keep"])
+def test_attempt_unsubscribe_through_mosquitto(tmp_path, attempt):
+    """A topic that was `in` and is now `out`: with bridge_attempt_unsubscribe true (the
+    default) the bridge sends UNSUBSCRIBE for its remote topic on connect, as mosquitto's
+    bridge__on_connect does, so the remote session that kept the old subscription
+    (cleansession false) stops sending it; with false the old subscription goes on bringing
+    remote messages in. The sync: s2/# is new in the second run, subscribed after the
+    UNSUBSCRIBE (topic order), so once s2 messages cross the remote has handled it."""
+    remote = Mosquitto(tmp_path, "remote")
+    common = ["restart_timeout 1", "cleansession false", "remote_clientid near-unsub"]
+    first = Broker(tmp_path, threads=1, name="first", extra=[
+        "connection u", "address 127.0.0.1:%d" % remote.port] + common + ["topic x/# in 1"])
+    rpub, lsub = RawClient(remote.port), None
+    try:
+        rpub.connect("u-rpub")
+        lsub = RawClient(first.port)
+        lsub.connect("u-lsub1")
+        lsub.subscribe([("x/#", 1)])
+        wait_bridged(rpub, lsub, "x/sync", "x in")
+        lsub.close()
+        first.stop()
+        second = Broker(tmp_path, threads=1, name="second", extra=[
+            "connection u", "address 127.0.0.1:%d" % remote.port] + common +
+            ["bridge_attempt_unsubscribe %s" % str(attempt).lower(), "topic x/# out 1",
+             "topic s2/# in 1"])
+        try:
+            lsub = RawClient(second.port)
+            lsub.connect("u-lsub2")
+            lsub.subscribe([("#", 1)])
+            wait_bridged(rpub, lsub, "s2/sync", "s2 in")
+            rpub.publish("x/after", b"old sub", qos=1)
+            rpub.publish("s2/end", b"end", qos=1)
+            got = []
+            until(lsub, "s2/end", b"end", got)
+            assert got == ([] if attempt else [("x/after", b"old sub")]), got
+            unsub = "Bridge local.near-unsub sending UNSUBSCRIBE (Mid: "
+            assert (unsub in second.log()) == attempt, second.log()
+            assert ("Received UNSUBSCRIBE from near-unsub" in remote.log()) == attempt
+        finally:
+            second.stop()
+    finally:
+        rpub.close()
+        if lsub:
+            lsub.close()
+        remote.stop()

@@ -1,6 +1,10 @@
 """Bridges inside midge over TLS (issue 12): bridge_cafile / bridge_certfile / bridge_keyfile
 with a client certificate, bridge_identity / bridge_psk, the remote's host name checked (and
-not with bridge_insecure). net/tls.c's client side on the bridge's worker loop."""
+not with bridge_insecure), bridge_alpn, bridge_require_ocsp. net/tls.c's client side on the
+bridge's worker loop."""
+
+import subprocess
+import time
 
 import pytest
 
@@ -98,3 +102,97 @@ def test_host_name_checked(tmp_path, far, tls_certs, insecure):  # noqa: F811
             assert "certificate verify failed" in near.log()
     finally:
         near.stop()
+
+
+# ---- bridge_alpn and bridge_require_ocsp against `openssl s_server` (it prints the ALPN a
+# client offers, staples a given OCSP response with -status_file, and writes what it receives
+# to stdout: the bridge's CONNECT there says the handshake passed)
+
+class SServer:
+    def __init__(self, tmp_path, certs, args, name):
+        self.port = free_port()
+        self.out_path = tmp_path / ("%s.out" % name)
+        self._f = open(self.out_path, "wb")
+        self.p = subprocess.Popen(
+            ["openssl", "s_server", "-accept", "127.0.0.1:%d" % self.port, "-cert",
+             certs.server_cert, "-key", certs.server_key] + args,
+            stdin=subprocess.PIPE, stdout=self._f, stderr=subprocess.STDOUT)
+        self.wait_out(b"ACCEPT")
+
+    def out(self):
+        return self.out_path.read_bytes()
+
+    def wait_out(self, what, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while what not in self.out():
+            assert self.p.poll() is None, self.out()
+            assert time.monotonic() < deadline, "s_server never showed %r:\n%r" % (what, self.out())
+            time.sleep(0.05)
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
+        self.p.stdin.close()
+        self._f.close()
+
+
+@pytest.fixture(scope="module")
+def ocsp(tmp_path_factory, tls_certs):  # noqa: F811
+    """OCSP responses for server_cert signed by the CA ('good' and 'revoked'), made by
+    `openssl ocsp` as a responder from index files of our own."""
+    c = tls_certs
+    d = tmp_path_factory.mktemp("ocsp")
+    serial = subprocess.run(["openssl", "x509", "-serial", "-noout", "-in", c.server_cert],
+                            capture_output=True, text=True, check=True).stdout.strip().split("=")[1]
+    out = {}
+    for kind, line in (("good", "V\t491231235959Z\t\t%s\tunknown\t/CN=localhost\n"),
+                       ("revoked", "R\t491231235959Z\t240101000000Z\t%s\tunknown\t/CN=localhost\n")):
+        idx = d / (kind + ".idx")
+        idx.write_text(line % serial)
+        out[kind] = str(d / (kind + ".der"))
+        subprocess.run(["openssl", "ocsp", "-index", str(idx), "-rsigner", c.ca, "-rkey", c.ca_key,
+                        "-CA", c.ca, "-issuer", c.ca, "-cert", c.server_cert, "-respout",
+                        out[kind], "-ndays", "1"], capture_output=True, check=True, timeout=60)
+    return out
+
+
+def tls_near(tmp_path, srv, certs, name, lines):
+    return Broker(tmp_path, threads=1, name="near-" + name, extra=[
+        "connection %s" % name, "address localhost:%d" % srv.port, "remote_clientid near-%s" % name,
+        "restart_timeout 1", "bridge_cafile %s" % certs.ca, "topic t/# out 1"] + lines)
+
+
+def test_alpn(tmp_path, tls_certs):  # noqa: F811
+    """bridge_alpn mqtt: the remote sees 'mqtt' offered in the handshake."""
+    srv = SServer(tmp_path, tls_certs, ["-alpn", "mqtt"], "alpn")
+    near = tls_near(tmp_path, srv, tls_certs, "alpn", ["bridge_alpn mqtt"])
+    try:
+        srv.wait_out(b"ALPN protocols advertised by the client: mqtt")
+        srv.wait_out(b"near-alpn")  # and the CONNECT after the handshake
+    finally:
+        near.stop()
+        srv.stop()
+
+
+@pytest.mark.parametrize("stapled", ["good", "revoked", "none"])
+def test_require_ocsp(tmp_path, tls_certs, ocsp, stapled):  # noqa: F811
+    """bridge_require_ocsp true: a good stapled response lets the bridge connect; a revoked
+    one, or none, fails the handshake (logged, retried), and no CONNECT reaches the remote."""
+    args = [] if stapled == "none" else ["-status_file", ocsp[stapled]]
+    srv = SServer(tmp_path, tls_certs, args, "ocsp-" + stapled)
+    name = "oc" + stapled[0]
+    near = tls_near(tmp_path, srv, tls_certs, name, ["bridge_require_ocsp true"])
+    try:
+        if stapled == "good":
+            srv.wait_out(b"near-" + name.encode())
+            near.wait_log(r"Bridge %s: OCSP: SSL certificate status: good" % name)
+        else:
+            why = ("OCSP: SSL certificate revocation reason" if stapled == "revoked"
+                   else r"OCSP: no response \(bridge_require_ocsp true\)")
+            near.wait_log(r"Bridge %s: %s" % (name, why))
+            near.wait_log(r"Connecting bridge %s" % name, count=2, timeout=20)  # the first ended
+            assert b"near-" + name.encode() not in srv.out()
+            assert "Received CONNACK" not in near.log()
+    finally:
+        near.stop()
+        srv.stop()

@@ -248,6 +248,17 @@ TEST(every_keyword_sets_its_field)
 	CHECK_EQ_INT(c.bridges[0].idle_timeout, 1);
 	CHECK_EQ_INT(c.bridges[0].max_packet_size, 0);
 	mg_config_free(&c);
+
+	/* mosquitto 2.0's last three: the bound address, the ALPN offered, OCSP required */
+	REQUIRE(parse(&c, HEAD "topic t\nbridge_cafile /ca\nbridge_bind_address 127.0.0.2\n"
+	                  "bridge_alpn mqtt\nbridge_require_ocsp true\n", err) == 0);
+	CHECK_STR(c.bridges[0].bind_address, "127.0.0.2");
+	CHECK_STR(c.bridges[0].alpn, "mqtt");
+	CHECK(c.bridges[0].require_ocsp);
+	mg_config_free(&c);
+	REQUIRE(parse(&c, HEAD "topic t\n", err) == 0);
+	CHECK(!c.bridges[0].bind_address && !c.bridges[0].alpn && !c.bridges[0].require_ocsp);
+	mg_config_free(&c);
 }
 
 TEST(errors_name_file_and_line)
@@ -285,7 +296,11 @@ TEST(errors_name_file_and_line)
 	EXPECT_ERR(HEAD "bridge_psk 00\nbridge_cafile /ca\n", "Error: b.conf:4: cannot use both certificate and psk encryption in a single bridge.");
 	EXPECT_ERR(HEAD "bridge_certfile /c\nbridge_identity i\n", "Error: b.conf:4: cannot use both certificate and psk encryption in a single bridge.");
 	EXPECT_ERR(HEAD "topic a\nbridge_psk 00\n", "Error: b.conf:1: bridge b: bridge_psk without bridge_identity.");
-	EXPECT_ERR(HEAD "bridge_bind_address 10.0.0.1\n", "Error: b.conf:3: 'bridge_bind_address': not yet implemented for bridges in this version of midge.");
+	EXPECT_ERR(HEAD "topic a\nbridge_identity i\nbridge_psk 00\nbridge_require_ocsp true\n",
+	           "Error: b.conf:1: bridge b: bridge_require_ocsp needs the remote's certificate "
+	           "(bridge_cafile or bridge_capath), not bridge_psk.");
+	EXPECT_ERR(HEAD "bridge_require_ocsp maybe\n", "Error: b.conf:3: invalid value 'maybe' for 'bridge_require_ocsp' (expected true or false).");
+	EXPECT_ERR(HEAD "bridge_alpn a b\n", "Error: b.conf:3: too many values for 'bridge_alpn': unexpected 'b'.");
 	EXPECT_ERR(HEAD "bridge_frobnicate 1\n", "Error: b.conf:3: unknown bridge option 'bridge_frobnicate'.");
 	EXPECT_ERR(HEAD "topic a\nconnection c\naddress h\ntopic b\nlocal_clientid local.x\nremote_clientid x\n"
 	           "connection d\naddress h\ntopic b\nlocal_clientid local.x\n",
