@@ -115,7 +115,19 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	mg_worker *w = c->w;
 	mg_session *s = c->s;
 	const mg_config *cfg = w->b->cfg;
-	mg_publish pub = p->u.publish;
+	/* Field by field, not `pub = p->u.publish`: the decoder has just stored them one by one,
+	 * and the copy's 16-byte loads of those narrower stores stalled on store forwarding
+	 * (perf annotate, pairs10-q0: a quarter of this function's samples). */
+	const mg_publish *in = &p->u.publish;
+	mg_publish pub;
+	pub.qos = in->qos;
+	pub.dup = in->dup;
+	pub.retain = in->retain;
+	pub.topic.p = in->topic.p;
+	pub.topic.len = in->topic.len;
+	pub.packet_id = in->packet_id;
+	pub.payload.p = in->payload.p;
+	pub.payload.len = in->payload.len;
 
 	if (p->props.present & MG_PROP_BIT(MG_PROP_SUBSCRIPTION_ID))
 		return mg_proto_err(c, MG_RC_PROTOCOL_ERROR, "subscription identifier in PUBLISH [MQTT-3.3.4-6]");

@@ -331,25 +331,34 @@ void mg_log_publish(const char *dir, const char *who, const mg_publish *p, uint3
 /* payloads up to this many bytes are copied into the output buffer (write_publish_as) */
 #define INLINE_PAYLOAD 256
 
-/* Write one PUBLISH into c's output, on topic t with retain flag `retain`. Returns 0, or
- * -E2BIG when the client's maximum packet size forbids it (nothing written), -ENOMEM. */
+/* Write one PUBLISH into c's output, on topic *t with retain flag `retain`. Returns 0, or
+ * -E2BIG when the client's maximum packet size forbids it (nothing written), -ENOMEM.
+ * Runs once per recipient: the topic comes by pointer and the packet is built field by
+ * field, because whole-struct copies of what was just written field by field stalled on
+ * store forwarding (perf annotate: half of this function's samples in pairs10-q0 and
+ * fanin100-q0), and the ~200-byte properties are cleared only for a 5.0 client (a `rep
+ * stos` per recipient otherwise). */
 static int write_publish_as(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t mid, bool dup,
-                            mg_bytes t, bool retain)
+                            const mg_bytes *t, bool retain)
 {
+	static const mg_props no_props;
 	mg_msg *m = it->m;
-	mg_publish pub = { .qos = it->qos, .dup = dup, .retain = retain, .topic = t, .packet_id = mid };
+	mg_bytes topic = *t;
 	if (c->mp_len) { /* the client sees topics without its listener's mount point */
 		if (m->topic_len <= c->mp_len || memcmp(m->topic, c->mp, c->mp_len) != 0)
 			return -E2BIG;
-		pub.topic = (mg_bytes){ m->topic + c->mp_len, (uint32_t)(m->topic_len - c->mp_len) };
+		topic = (mg_bytes){ m->topic + c->mp_len, (uint32_t)(m->topic_len - c->mp_len) };
 	}
-	mg_publish wire = pub; /* as sent: the topic may give way to an alias; logs show pub's */
-	mg_props pr = { 0 };
+	/* as sent: the topic may give way to an alias; logs show the topic */
+	mg_publish wire = { .qos = it->qos, .dup = dup, .retain = retain, .topic = topic, .packet_id = mid };
+	mg_props pr, *prp = NULL;
 	int bound = -1;        /* mg_alias_out_get: 1 known alias, 0 new alias, -1 none */
 	uint16_t alias = 0;
 	if (c->level == MG_V5) {
+		memcpy(&pr, &no_props, sizeof pr);
+		prp = &pr;
 		pr.raw = (mg_bytes){ m->props, m->props_len };
-		if (c->aout && (bound = mg_alias_out_get(c->aout, pub.topic, &alias)) >= 0) {
+		if (c->aout && (bound = mg_alias_out_get(c->aout, topic, &alias)) >= 0) {
 			pr.present |= MG_PROP_BIT(MG_PROP_TOPIC_ALIAS);
 			pr.topic_alias = alias;
 			if (bound == 1)
@@ -371,29 +380,32 @@ static int write_publish_as(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16
 	 * one payload is shared instead: 100 copies in 100 buffers cost a fan-out 1.6x the CPU
 	 * per message (cache footprint, buffers outgrowing the worker's pool). Measured in
 	 * bench/README.md (Profiles). */
-	size_t guess = 16 + pub.topic.len + m->props_len + 5u * it->n_ids + 8 + 3;
+	size_t guess = 16 + topic.len + m->props_len + 5u * it->n_ids + 8 + 3;
 	size_t inl = it->copy && m->payload_len <= INLINE_PAYLOAD ? m->payload_len : 0;
 	uint8_t *p = mg_conn_reserve(c, guess + inl);
 	if (!p)
 		return -ENOMEM;
-	size_t n = mg_encode_publish_header(p, guess, c->level, &wire, &pr, m->payload_len);
+	size_t n = mg_encode_publish_header(p, guess, c->level, &wire, prp, m->payload_len);
 	if (n == 0)
 		return -E2BIG;
 	if (n > guess) {
 		p = mg_conn_reserve(c, n + inl);
 		if (!p)
 			return -ENOMEM;
-		mg_encode_publish_header(p, n, c->level, &wire, &pr, m->payload_len);
+		mg_encode_publish_header(p, n, c->level, &wire, prp, m->payload_len);
 	}
 	if (c->max_out && n + m->payload_len > c->max_out)
 		return -E2BIG; /* [MQTT-3.1.2-24]: never send it; it is discarded */
-	if (mg_log_enabled(MG_LOG_DEBUG))
-		mg_log_publish("Sending PUBLISH to", c->id, &pub, m->payload_len);
+	if (mg_log_enabled(MG_LOG_DEBUG)) {
+		mg_publish shown = wire;
+		shown.topic = topic;
+		mg_log_publish("Sending PUBLISH to", c->id, &shown, m->payload_len);
+	}
 	if (inl)
 		memcpy(p + n, m->payload, inl);
 	mg_conn_commit(c, n + inl, m->payload_len > inl ? mg_msg_ref(m) : NULL);
 	if (bound == 0) /* only now: a PUBLISH that was not sent must not bind the alias */
-		mg_alias_out_bind(c->aout, pub.topic, alias);
+		mg_alias_out_bind(c->aout, topic, alias);
 	MG_MET_ADD(w->st.pub_sent, 1);
 	MG_MET_ADD(w->st.pub_bytes_sent, m->payload_len);
 	MG_MET_ADD(w->met.pub_out[it->qos], 1);
@@ -406,12 +418,12 @@ static int write_publish(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16_t 
 {
 	mg_bytes t = { it->m->topic, it->m->topic_len };
 	if (!c->outbound)
-		return write_publish_as(w, c, it, mid, dup, t, it->retain);
+		return write_publish_as(w, c, it, mid, dup, &t, it->retain);
 	/* a bridge: the remote's name for the topic, and its retain rules (bridge.h) */
 	uint8_t buf[256], *heap;
 	bool retain = it->retain;
 	t = mg_bridge_out_topic(c, t, &retain, buf, sizeof buf, &heap);
-	int r = t.p ? write_publish_as(w, c, it, mid, dup, t, retain) : -E2BIG;
+	int r = t.p ? write_publish_as(w, c, it, mid, dup, &t, retain) : -E2BIG;
 	free(heap);
 	return r;
 }

@@ -71,16 +71,22 @@ bool mg_prop_allowed(int id, int ptype)
 	return table[id].packets & P(ptype);
 }
 
+static const mg_props defaults = {
+	.request_problem_info = 1,
+	.maximum_qos = 2,
+	.retain_available = 1,
+	.wildcard_sub_available = 1,
+	.sub_id_available = 1,
+	.shared_sub_available = 1,
+	.receive_maximum = 65535,
+};
+
 void mg_props_defaults(mg_props *p)
 {
-	memset(p, 0, sizeof *p);
-	p->request_problem_info = 1;
-	p->maximum_qos = 2;
-	p->retain_available = 1;
-	p->wildcard_sub_available = 1;
-	p->sub_id_available = 1;
-	p->shared_sub_available = 1;
-	p->receive_maximum = 65535;
+	/* Runs for every decoded packet. A memset of the struct became `rep stos` (gcc -O2,
+	 * x86-64), whose start-up cost made this 1-3% of the broker's time in pairs10-q0 and
+	 * fanin100-q0; memcpy of a constant becomes a few vector stores. */
+	memcpy(p, &defaults, sizeof *p);
 }
 
 /* Read the value of property `id` (strings UTF-8 checked). */

@@ -7,12 +7,35 @@
  */
 #include "proto/codec.h"
 
+/* Nonzero if a byte of v is 0, '+', '#' or >= 0x80. Never misses one; may flag a byte above
+ * one that is (borrows), which only sends the caller to its exact byte loop. */
+static inline uint64_t special_bytes(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	uint64_t plus = v ^ (ones * '+'), hash = v ^ (ones * '#');
+	return (v | ((v - ones) & ~v) | ((plus - ones) & ~plus) | ((hash - ones) & ~hash)) & highs;
+}
+
 int mg_topic_name_check(const uint8_t *t, size_t len)
 {
 	if (len == 0)
 		return MG_E_TOPIC_EMPTY; /* [MQTT-4.7.3-1] */
 	if (len > 65535)
 		return MG_E_ARG;
+	/* Every PUBLISH runs this (3-5% of the broker's time in pairs10-q0 and fanin100-q0 with
+	 * the byte loop alone): a plain ASCII name without wildcards is cleared 8 bytes at a
+	 * time (the last word overlaps the one before); anything else, or a name shorter than
+	 * 8 bytes, takes the byte loop below. */
+	if (len >= 8) {
+		uint64_t v, any = 0;
+		for (size_t i = 0; i + 8 <= len; i += 8) {
+			memcpy(&v, t + i, 8);
+			any |= special_bytes(v);
+		}
+		memcpy(&v, t + len - 8, 8);
+		if (!(any | special_bytes(v)))
+			return MG_OK;
+	}
 	/* One pass for the common all-ASCII name; UTF-8 is checked only if a byte needs it. */
 	bool ascii = true;
 	for (size_t i = 0; i < len; i++) {

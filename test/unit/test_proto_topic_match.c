@@ -96,6 +96,44 @@ TEST(topic_name_check)
 	free(big);
 }
 
+/* Names of 8 bytes and more are cleared 8 bytes at a time: one byte that is not plain ASCII
+ * at any position of any length, in the last overlapping word too, must still be found. */
+TEST(topic_name_check_every_position)
+{
+	static const struct { uint8_t b; int e; } bad[] = {
+		{'+', MG_E_TOPIC_WILDCARD}, {'#', MG_E_TOPIC_WILDCARD}, {0, MG_E_UTF8_NUL},
+		{0x80, MG_E_UTF8}, {0xFF, MG_E_UTF8}, {0xC3, MG_E_UTF8}, /* C3 truncated at the end */
+	};
+	uint8_t t[40];
+	for (size_t len = 1; len <= sizeof t; len++) {
+		for (size_t i = 0; i < len; i++)
+			t[i] = i % 5 == 4 ? '/' : (uint8_t)('a' + i % 26);
+		CHECK_EQ_INT(mg_topic_name_check(t, len), MG_OK);
+		for (size_t at = 0; at < len; at++) {
+			uint8_t was = t[at];
+			for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+				t[at] = bad[k].b;
+				int want = bad[k].e;
+				if (bad[k].b == 0xC3 && at + 1 < len)
+					want = MG_E_UTF8; /* C3 followed by ASCII: a broken sequence as well */
+				int e = mg_topic_name_check(t, len);
+				if (e != want)
+					t_fail(__FILE__, __LINE__, "length %zu, byte 0x%02X at %zu: %d, expected %d",
+					       len, bad[k].b, at, e, want);
+			}
+			/* a valid two-byte character (U+00E9) there is fine */
+			if (at + 1 < len) {
+				uint8_t next = t[at + 1];
+				t[at] = 0xC3;
+				t[at + 1] = 0xA9;
+				CHECK_EQ_INT(mg_topic_name_check(t, len), MG_OK);
+				t[at + 1] = next;
+			}
+			t[at] = was;
+		}
+	}
+}
+
 TEST(topic_filter_check)
 {
 	static const struct { const char *f; int e; } c[] = {
