@@ -25,6 +25,7 @@
  * are never removed, so probing needs no tombstones.
  */
 #include "broker/alias_out.h"
+#include "broker/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -68,10 +69,7 @@ void mg_alias_out_free(mg_alias_out *a)
 
 static uint32_t hash(mg_bytes t)
 {
-	uint32_t h = 2166136261u; /* FNV-1a: short topics, a few probes */
-	for (uint32_t i = 0; i < t.len; i++)
-		h = (h ^ t.p[i]) * 16777619u;
-	return h;
+	return mg_hash_bytes(0, t.p, t.len); /* unseeded: a table of at most MG_ALIAS_OUT_MAX */
 }
 
 int mg_alias_out_get(mg_alias_out *a, mg_bytes topic, uint16_t *alias)

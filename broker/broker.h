@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "broker/acl.h"
+#include "broker/bytetab.h"
 #include "broker/config.h"
 #include "broker/registry.h"
 #include "broker/retain.h"
@@ -52,8 +53,7 @@ struct mg_broker {
 	 * only on SIGHUP while every worker is parked; a connection holds its own reference. */
 	struct ssl_ctx_st **tls;
 	pthread_mutex_t reg_mu;
-	mg_regent **reg;
-	size_t reg_cap, reg_n;
+	mg_btab reg;              /* client id -> mg_regent (registry.c), under reg_mu */
 	mg_slot *_Atomic slots[MG_SLOT_CHUNKS];
 	uint32_t n_slots, free_slot; /* under reg_mu; free_slot: index+1, 0 none */
 	atomic_uint n_slots_seen;    /* n_slots, readable without the lock */

@@ -1,6 +1,6 @@
 /* broker/fset.c - a session's set of filters (broker/fset.h). */
 #include "broker/fset.h"
-#include "broker/subtree_kids.h"
+#include "broker/hash.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,13 +13,13 @@ static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
 
 static void seed_init(void)
 {
-	seed = mg_kids_seed();
+	seed = mg_hash_seed();
 }
 
 static uint32_t hash(const uint8_t *f, size_t len)
 {
 	pthread_once(&seed_once, seed_init);
-	return mg_level_hash(seed, f, len);
+	return mg_hash_bytes(seed, f, len);
 }
 
 static int same(const mg_fent *e, const uint8_t *f, size_t len, uint32_t h)

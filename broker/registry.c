@@ -37,10 +37,9 @@ struct mg_slot {
 };                     /* 32 bytes: one per session ever live at once */
 
 struct mg_regent {
-	uint32_t len;        /* client ids are at most 65535 bytes */
+	mg_btent h;          /* key: id; client ids are at most 65535 bytes */
 	int owner;
 	mg_sref ref;
-	struct mg_regent *next;
 	char id[];           /* len bytes + NUL, in the entry's own allocation */
 };
 
@@ -60,67 +59,37 @@ static mg_slot *slot_of(mg_broker *b, mg_sref ref, uint32_t *gen)
 	return slot_at(b, idx - 1);
 }
 
-static size_t hash(const char *s, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-	return (size_t)h;
-}
-
 void mg_registry_init(mg_broker *b)
 {
 	pthread_mutex_init(&b->reg_mu, NULL);
-	b->reg_cap = 1024;
-	b->reg = calloc(b->reg_cap, sizeof *b->reg);
+	b->reg = (mg_btab){ 0 };
+	mg_btab_room(&b->reg);
+}
+
+static void free_ent(mg_btent *e)
+{
+	free(e);
 }
 
 void mg_registry_free(mg_broker *b)
 {
-	for (size_t i = 0; i < b->reg_cap; i++)
-		for (mg_regent *e = b->reg ? b->reg[i] : NULL, *n; e; e = n) {
-			n = e->next;
-			free(e);
-		}
-	free(b->reg);
-	b->reg = NULL;
+	mg_btab_free(&b->reg, free_ent);
 	for (int i = 0; i < MG_SLOT_CHUNKS; i++)
 		free(atomic_load(&b->slots[i]));
 	pthread_mutex_destroy(&b->reg_mu);
 }
 
-static mg_regent **reg_find(mg_broker *b, const char *id, size_t len)
+/* The registry's entry for id, or NULL; under reg_mu. */
+static mg_regent *reg_get(mg_broker *b, const char *id, size_t len)
 {
-	mg_regent **pp = &b->reg[hash(id, len) & (b->reg_cap - 1)];
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->len == len && memcmp((*pp)->id, id, len) == 0)
-			return pp;
-	return pp;
-}
-
-static void reg_grow(mg_broker *b)
-{
-	size_t nc = b->reg_cap * 2;
-	mg_regent **nr = calloc(nc, sizeof *nr);
-	if (!nr)
-		return; /* keep the longer chains */
-	for (size_t i = 0; i < b->reg_cap; i++)
-		for (mg_regent *e = b->reg[i], *n; e; e = n) {
-			n = e->next;
-			size_t k = hash(e->id, e->len) & (nc - 1);
-			e->next = nr[k];
-			nr[k] = e;
-		}
-	free(b->reg);
-	b->reg = nr;
-	b->reg_cap = nc;
+	return (mg_regent *)*mg_btab_slot(&b->reg, id, len);
 }
 
 mg_session *mg_registry_find(mg_broker *b, const char *id, size_t len, int me, int *owner)
 {
 	mg_session *s = NULL;
 	pthread_mutex_lock(&b->reg_mu);
-	mg_regent *e = *reg_find(b, id, len);
+	mg_regent *e = reg_get(b, id, len);
 	*owner = e ? e->owner : -1;
 	if (e && e->owner == me) {
 		uint32_t gen;
@@ -167,12 +136,17 @@ mg_sref mg_registry_add(mg_broker *b, const char *id, size_t len, int me, mg_ses
 		return NULL;
 	memcpy(e->id, id, len);
 	pthread_mutex_lock(&b->reg_mu);
-	if (b->reg_n >= b->reg_cap) /* chains of one on average: lookups happen at CONNECT only, */
-		reg_grow(b);             /* and a sparser table costs 8 bytes per bucket per client */
-	mg_regent **pp = reg_find(b, id, len);
+	/* chains of one on average: lookups happen at CONNECT only, and a sparser table costs 8
+	 * bytes per bucket per client; registry_init made the table, so room does not fail */
+	if (mg_btab_room(&b->reg) < 0) {
+		pthread_mutex_unlock(&b->reg_mu);
+		free(e);
+		return NULL;
+	}
+	mg_btent **pp = mg_btab_slot(&b->reg, id, len);
 	uint32_t idx;
 	if (*pp) {
-		*owner = (*pp)->owner;
+		*owner = ((mg_regent *)*pp)->owner;
 		pthread_mutex_unlock(&b->reg_mu);
 		free(e);
 		return NULL;
@@ -189,12 +163,11 @@ mg_sref mg_registry_add(mg_broker *b, const char *id, size_t len, int me, mg_ses
 	atomic_store_explicit(&sl->sid, 0, memory_order_relaxed);
 	sl->s = s;
 	mg_sref ref = (mg_sref)(((uintptr_t)gen << SREF_IDX_BITS) | (idx + 1));
-	e->len = (uint32_t)len; /* an MQTT string: at most 65535 */
+	e->h.key = (const uint8_t *)e->id;
+	e->h.len = (uint32_t)len; /* an MQTT string: at most 65535 */
 	e->ref = ref;
 	e->owner = me;
-	e->next = NULL;
-	*pp = e;
-	b->reg_n++;
+	mg_btab_link(&b->reg, pp, &e->h);
 	pthread_mutex_unlock(&b->reg_mu);
 	return ref;
 }
@@ -202,13 +175,9 @@ mg_sref mg_registry_add(mg_broker *b, const char *id, size_t len, int me, mg_ses
 void mg_registry_remove(mg_broker *b, const char *id, size_t len, mg_sref ref)
 {
 	pthread_mutex_lock(&b->reg_mu);
-	mg_regent **pp = reg_find(b, id, len);
-	if (*pp && (*pp)->ref == ref) {
-		mg_regent *e = *pp;
-		*pp = e->next;
-		free(e);
-		b->reg_n--;
-	}
+	mg_btent **pp = mg_btab_slot(&b->reg, id, len);
+	if (*pp && ((mg_regent *)*pp)->ref == ref)
+		free(mg_btab_unlink(&b->reg, pp));
 	uint32_t gen;
 	mg_slot *sl = slot_of(b, ref, &gen);
 	/* Under reg_mu, the only writer: the generation stays within what an mg_sref holds and

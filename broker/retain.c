@@ -59,7 +59,7 @@ mg_retain *mg_retain_new(void (*ref)(void *v), void (*unref)(void *v))
 		free(r);
 		return NULL;
 	}
-	r->seed = mg_kids_seed();
+	r->seed = mg_hash_seed();
 	r->ref = ref;
 	r->unref = unref;
 	return r;
@@ -121,7 +121,7 @@ int mg_retain_set(mg_retain *r, const uint8_t *topic, size_t len, void *v)
 	size_t off = 0;
 	mg_bytes l;
 	while (mg_topic_next_level(topic, len, &off, &l) == 1) {
-		uint32_t h = mg_level_hash(r->seed, l.p, l.len);
+		uint32_t h = mg_hash_bytes(r->seed, l.p, l.len);
 		rnode *c = (rnode *)mg_kids_find(&n->kids, l.p, l.len, h);
 		if (!c) {
 			if (!v)
@@ -266,7 +266,7 @@ int mg_retain_match(mg_retain *r, const uint8_t *filter, size_t len,
 					break;
 			} else {
 				rnode *c = (rnode *)mg_kids_find(&n->kids, lv[d].p, lv[d].len,
-				                                 mg_level_hash(r->seed, lv[d].p, lv[d].len));
+				                                 mg_hash_bytes(r->seed, lv[d].p, lv[d].len));
 				if (c) {
 					n = c;
 					d++;

@@ -207,7 +207,7 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 	mg_registry_init(b);
 	b->tree = mg_subtree_new();
 	b->retain = mg_broker_retain_new();
-	if (!b->tree || !b->retain || !b->reg)
+	if (!b->tree || !b->retain || !b->reg.v)
 		return -ENOMEM;
 	int r = load_acl(b, false);
 	if (r < 0)

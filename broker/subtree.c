@@ -255,7 +255,7 @@ mg_subtree *mg_subtree_new(void)
 			return NULL;
 		}
 	}
-	t->seed = mg_kids_seed();
+	t->seed = mg_hash_seed();
 	t->gen = next_gen();
 	return t;
 }
@@ -320,7 +320,7 @@ static snode *child_of(const mg_subtree *t, snode *n, mg_bytes l)
 		return n->plus;
 	if (is_multi(l))
 		return n->multi;
-	return (snode *)mg_kids_find(&n->kids, l.p, l.len, mg_level_hash(t->seed, l.p, l.len));
+	return (snode *)mg_kids_find(&n->kids, l.p, l.len, mg_hash_bytes(t->seed, l.p, l.len));
 }
 
 static snode *child_add(mg_subtree *t, snode *n, mg_bytes l)
@@ -338,7 +338,7 @@ static snode *child_add(mg_subtree *t, snode *n, mg_bytes l)
 	} else if (is_multi(l)) {
 		n->multi = c;
 	} else {
-		c->h.hash = mg_level_hash(t->seed, l.p, l.len);
+		c->h.hash = mg_hash_bytes(t->seed, l.p, l.len);
 		if (mg_kids_add(&n->kids, &c->h) < 0) {
 			free(c);
 			return NULL;
@@ -628,37 +628,6 @@ typedef struct mcent {
 	uint8_t topic[MC_TOPIC];
 } mcent;
 
-static inline uint32_t topic_hash(const uint8_t *p, size_t len)
-{
-	uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
-	size_t i = 0;
-	for (; i + 8 <= len; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-		h ^= h >> 32;
-	}
-	/* the tail: the last 8 bytes again if there are 8 (a variable-length memcpy is a
-	 * library call, a quarter of this function's time in perf), else byte by byte */
-	uint64_t w = 0;
-	if (len >= 8)
-		memcpy(&w, p + len - 8, 8);
-	else
-		for (; i < len; i++)
-			w = w << 8 | p[i];
-	/* a full finalizer (murmur3's fmix64): the slot is taken from the low bits, and a
-	 * product's low bits depend only on its operands' low bits, so without the shifts the
-	 * last bytes (where "site/1", "site/2" differ) never reached them. The first version
-	 * put 100 such topics into 2 slots. */
-	h ^= w;
-	h ^= h >> 33;
-	h *= 0xFF51AFD7ED558CCDull;
-	h ^= h >> 33;
-	h *= 0xC4CEB9FE1A85EC53ull;
-	h ^= h >> 33;
-	return (uint32_t)h;
-}
-
 void mg_matchset_free(mg_matchset *s)
 {
 	free(s->cache);
@@ -877,7 +846,7 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
 		if (!s->cache)
 			s->cache = calloc(MC_SLOTS, sizeof(mcent)); /* NULL: no cache, still correct */
 		if (s->cache) {
-			h = topic_hash(topic, len);
+			h = mg_hash_bytes(t->seed, topic, len); /* seed: fixed at create */
 			ce = (mcent *)s->cache + (h & (MC_SLOTS - 1));
 			if (ce->gen && ce->hash == h && ce->len == len && memcmp(ce->topic, topic, len) == 0) {
 				int slot = read_lock(t);
@@ -933,7 +902,7 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
 				c = mg_kids_find_small(&n->kids, lv[d].p, lv[d].len);
 			} else {
 				if (!lv[d].hashed) {
-					lv[d].hash = mg_level_hash(t->seed, lv[d].p, lv[d].len);
+					lv[d].hash = mg_hash_bytes(t->seed, lv[d].p, lv[d].len);
 					lv[d].hashed = true;
 				}
 				c = mg_kids_find_table(&n->kids, lv[d].p, lv[d].len, lv[d].hash);

@@ -1,12 +1,12 @@
 /*
  * broker/subtree_kids.h - the children of one topic-level node, keyed by the level bytes.
- * Private to subtree.c and retain.c (both trees of topic levels); fset.c borrows the hash.
+ * Private to subtree.c and retain.c (both trees of topic levels).
  *
  * Up to MG_KIDS_SMALL children sit in a dense array (a short scan beats hashing for the
  * usual handful); more turn it into an open-addressing table with linear probing, at most
  * half full, with backward-shift deletion (no tombstones). Each slot keeps the level's hash
  * beside the node pointer, so a probe rejects a slot without touching the other node.
- * The hash is seeded per tree (from getrandom) so that clients cannot cheaply pick levels
+ * The hash (broker/hash.h) is seeded per tree so that clients cannot cheaply pick levels
  * that all collide in one node.
  */
 #ifndef MG_BROKER_SUBTREE_KIDS_H
@@ -16,9 +16,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/types.h>
-#include <time.h>
+
+#include "broker/hash.h"
 
 /* The head of every node: the level it stands for (key points into the node itself). */
 typedef struct mg_tnode {
@@ -41,59 +40,11 @@ typedef struct mg_kids {
 	uint32_t cap; /* <= MG_KIDS_SMALL: dense v[0..n), rest NULL; else a power-of-two table */
 } mg_kids;
 
-/* A per-tree hash seed, so that crafted topic names cannot make one node's children collide. */
-static inline uint64_t mg_kids_seed(void)
-{
-	uint64_t s = 0;
-	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&s;
-	}
-	return s;
-}
-
-/* The bytes of a short level as one word, without a variable-length memcpy (which
- * compilers turn into a call): two overlapping 4-byte loads for 4..8 bytes, three byte
- * loads for 1..3. Injective for a given length, which the callers mix in. */
-static inline uint64_t mg_level_word(const uint8_t *p, size_t len)
-{
-	if (len >= 4) {
-		uint32_t a, b;
-		memcpy(&a, p, 4);
-		memcpy(&b, p + len - 4, 4);
-		return ((uint64_t)a << 32) | b;
-	}
-	if (len)
-		return ((uint64_t)p[0] << 16) | ((uint64_t)p[len >> 1] << 8) | p[len - 1];
-	return 0;
-}
-
-/* Multiply-xorshift: one multiplication per 8 bytes plus one to finish. Levels are short,
- * so this is a few cycles, not a loop per byte. */
-static inline uint32_t mg_level_hash(uint64_t seed, const uint8_t *p, size_t len)
-{
-	const uint64_t m = 0x9E3779B97F4A7C15ull;
-	uint64_t h = seed ^ len;
-	while (len > 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = (h ^ w) * m;
-		h ^= h >> 29;
-		p += 8;
-		len -= 8;
-	}
-	h = (h ^ mg_level_word(p, len)) * 0xBF58476D1CE4E5B9ull;
-	h ^= h >> 31;
-	h *= m;
-	return (uint32_t)(h >> 32);
-}
-
 /* Level equality: short levels compare as words, no call into libc. */
 static inline int mg_level_eq(const uint8_t *a, const uint8_t *b, uint32_t len)
 {
 	if (len <= 8)
-		return mg_level_word(a, len) == mg_level_word(b, len);
+		return mg_hash_word(a, len) == mg_hash_word(b, len);
 	return memcmp(a, b, len) == 0;
 }
 
