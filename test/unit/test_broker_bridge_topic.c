@@ -12,26 +12,8 @@
 #include "broker/bridge_conf.h"
 #include "broker/config.h"
 
-#define ERRLEN 512
-
-static int parse(mg_config *c, const char *text, char *err)
-{
-	mg_config_init(c);
-	return mg_config_parse_buffer(c, "b.conf", text, strlen(text), err, ERRLEN);
-}
-
-static void expect_err(const char *file, int line, const char *text, const char *want)
-{
-	mg_config c;
-	char err[ERRLEN] = "";
-	int rc = parse(&c, text, err);
-	if (rc != -1)
-		t_fail(file, line, "[%s] parsed (rc %d), expected error \"%s\"", text, rc, want);
-	else if (strcmp(err, want) != 0)
-		t_fail(file, line, "[%s] error \"%s\", expected \"%s\"", text, err, want);
-	mg_config_free(&c);
-}
-#define EXPECT_ERR(text, want) expect_err(__FILE__, __LINE__, text, want)
+#define CONFIG_TEXT_FILE "b.conf"
+#include "config_text.h"
 
 #define HEAD "connection b\naddress 127.0.0.1\n"
 

@@ -11,68 +11,7 @@
 #include "broker/config.h"
 #include "broker/log.h"
 
-#define ERRLEN 512
-
-/* Parse text as "t.conf"; the caller frees c. */
-static int parse(mg_config *c, const char *text, char *err)
-{
-	mg_config_init(c);
-	return mg_config_parse_buffer(c, "t.conf", text, strlen(text), err, ERRLEN);
-}
-
-/* Parse text alone and expect exactly this error message. */
-static void expect_err(const char *file, int line, const char *text, const char *want)
-{
-	mg_config c;
-	char err[ERRLEN] = "";
-	int rc = parse(&c, text, err);
-	if (rc != -1)
-		t_fail(file, line, "[%s] parsed (rc %d), expected error \"%s\"", text, rc, want);
-	else if (strcmp(err, want) != 0)
-		t_fail(file, line, "[%s] error \"%s\", expected \"%s\"", text, err, want);
-	mg_config_free(&c);
-}
-#define EXPECT_ERR(text, want) expect_err(__FILE__, __LINE__, text, want)
-
-static void expect_ok(const char *file, int line, const char *text)
-{
-	mg_config c;
-	char err[ERRLEN] = "";
-	if (parse(&c, text, err) != 0)
-		t_fail(file, line, "[%s] failed: %s", text, err);
-	mg_config_free(&c);
-}
-#define EXPECT_OK(text) expect_ok(__FILE__, __LINE__, text)
-
-/* Warnings go through the log; send it to a temp file to read them back. */
-static char warn_path[64];
-static void capture_log(void)
-{
-	strcpy(warn_path, "/tmp/midge-test-log-XXXXXX");
-	int fd = mkstemp(warn_path);
-	REQUIRE(fd >= 0);
-	close(fd);
-	mg_config lc;
-	mg_config_init(&lc);
-	lc.log_dests = MG_LOGD_FILE;
-	lc.log_file = strdup(warn_path);
-	lc.log_timestamp = false;
-	REQUIRE(mg_log_open(&lc) == 0);
-	mg_config_free(&lc);
-}
-static char *captured(void)
-{
-	static char buf[8192];
-	/* lines go through the log thread: closing the log writes out what was queued */
-	mg_log_close();
-	FILE *f = fopen(warn_path, "r");
-	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
-	unlink(warn_path);
-	return buf;
-}
+#include "config_text.h"
 
 TEST(bool_keywords_good_and_bad)
 {
