@@ -5,26 +5,8 @@
  * buffer, a topic no entry decides crosses unchanged, and a mapped topic ends with what was
  * left of the original after its prefix was cut.
  */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "broker/bridge_conf.h"
-#include "broker/config.h"
-#include "broker/log.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	mg_config quiet;
-	mg_config_init(&quiet);
-	quiet.log_dests = 0;
-	mg_log_open(&quiet);
-	mg_config_free(&quiet);
-	return 0;
-}
+#include "config_fuzz.h"
 
 static void map_one(const mg_bridge_conf *b, bool out, const uint8_t *t, size_t len)
 {
@@ -55,9 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, head, sizeof head - 1);
 	memcpy(text + sizeof head - 1, data, clen);
 	mg_config c;
-	char err[256];
-	mg_config_init(&c);
-	int rc = mg_config_parse_buffer(&c, "fuzz.conf", text, sizeof head - 1 + clen, err, sizeof err);
+	int rc = fuzz_parse_config(&c, text, sizeof head - 1 + clen);
 	free(text);
 	if (rc == 0) {
 		if (c.n_bridges < 1 || !c.bridges[0].n_topics || !c.bridges[0].local_clientid)
@@ -72,8 +52,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			t += len + 1;
 		}
-	} else if (strncmp(err, "Error: ", 7) != 0) {
-		abort();
 	}
 	mg_config_free(&c);
 	return 0;
