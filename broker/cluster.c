@@ -13,6 +13,7 @@
  *     worker's inbox under c->post_mu, which stop() takes to end the posting for good.
  */
 #include "broker/cluster.h"
+#include "broker/cluster_session.h"
 #include "broker/cluster_subject.h"
 #include "broker/log.h"
 #include "broker/route.h"
@@ -105,6 +106,7 @@ struct mg_cluster {
 	bool initial_done;  /* under wmu: the watcher applied the bucket as it was at start */
 	dec wx;             /* the watcher thread's */
 	natsSubscription *presence;
+	mg_csess *cs;       /* sessions: the client-id registry, takeover, heartbeat */
 	/* counters, any thread */
 	atomic_uint_fast64_t sent, received, dups, dropped_long, dropped_big, bad, nats_err, kv_puts, kv_applied;
 	atomic_bool warned_long, warned_big, warned_bad, warned_err;
@@ -702,6 +704,12 @@ static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	} else if (strcmp(what, "bye") == 0) {
 		mg_log(MG_LOG_NOTICE, "Cluster node %.*s left.", n, name);
 	}
+	/* hello, here, beat: alive; bye: gone (cluster_session.c logs a node whose beat stops).
+	 * A node first heard through its heartbeat joined too: its hello went out before this
+	 * node's subscription had spread through NATS. */
+	if (c->cs && (n != (int)strlen(c->name) || memcmp(name, c->name, (size_t)n) != 0) &&
+	    mg_csess_seen(c->cs, name, n, strcmp(what, "bye") != 0) && strcmp(what, "beat") == 0)
+		mg_log(MG_LOG_NOTICE, "Cluster node %.*s joined.", n, name);
 	natsMsg_Destroy(msg);
 }
 
@@ -761,6 +769,7 @@ static void cluster_free(mg_cluster *c)
 	free(c->orig);
 	free(c->rx.vbuf);
 	free(c->wx.vbuf);
+	mg_csess_free(c->cs);
 	pthread_mutex_destroy(&c->wmu);
 	pthread_cond_destroy(&c->wcond);
 	pthread_mutex_destroy(&c->mu);
@@ -848,6 +857,7 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	char url[256] = "";
 	natsConnection_GetConnectedUrl(c->nc, url, sizeof url);
 	retained_start(c);
+	c->cs = mg_csess_start(b, c->nc, c->name, c->node_id);
 	if (natsConnection_Subscribe(&c->presence, c->nc, PRESENCE "*", on_presence, c) == NATS_OK)
 		presence_say(c, "hello");
 	/* restored sessions' filters: before any worker runs, so nothing changes the tree now */
@@ -861,6 +871,7 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 static void cluster_stop(mg_cluster *c)
 {
 	/* The workers are stopped and their wills went into libnats's buffer: let it go out. */
+	mg_csess_stop(c->cs); /* no job runs after it; parked CONNECTs were handed back */
 	presence_say(c, "bye");
 	natsConnection_FlushTimeout(c->nc, 2000);
 	pthread_mutex_lock(&c->post_mu);
@@ -910,6 +921,17 @@ static void stats(mg_cluster *c, mg_cluster_stats *o)
 	o->retained_applied = atomic_load(&c->kv_applied);
 }
 
+static int claim(mg_cluster *c, mg_conn *conn, const char *id, size_t len, bool clean)
+{
+	return c->cs ? mg_csess_claim(c->cs, conn, id, len, clean) : 0;
+}
+
+static void session(mg_cluster *c, mg_worker *w, mg_session *s, bool gone)
+{
+	if (c->cs)
+		mg_csess_changed(c->cs, w, s, gone);
+}
+
 const mg_cluster_ops mg_cluster_nats_ops = {
 	.start = cluster_start,
 	.stop = cluster_stop,
@@ -917,4 +939,6 @@ const mg_cluster_ops mg_cluster_nats_ops = {
 	.send = send_msg,
 	.retain = retain_put,
 	.stats = stats,
+	.claim = claim,
+	.session = session,
 };

@@ -23,6 +23,9 @@
 #include "broker/broker.h"
 #include "broker/msg.h"
 
+typedef struct mg_conn mg_conn;
+typedef struct mg_session mg_session;
+
 typedef struct mg_cluster mg_cluster;
 
 /* What $SYS/broker/cluster/... shows (sys.c), a moment stale. */
@@ -47,6 +50,14 @@ typedef struct mg_cluster_ops {
 	 * retained bucket, when there is one. */
 	void (*retain)(mg_cluster *c, mg_worker *w, const mg_msg *m);
 	void (*stats)(mg_cluster *c, mg_cluster_stats *out); /* any thread */
+	/* Sessions (broker/cluster_session.c, docs/cluster.md "Sessions"). A CONNECT for client
+	 * id on conn's worker: 1 when conn is parked while the cluster's client-id registry is
+	 * asked (the CONNECT is handled again when it answered, with conn->cluster_ok set), 0
+	 * to go on at once (no registry). */
+	int (*claim)(mg_cluster *c, mg_conn *conn, const char *id, size_t len, bool clean);
+	/* On s's worker: s was attached, its subscriptions changed (gone false), or it ends
+	 * (gone true). */
+	void (*session)(mg_cluster *c, mg_worker *w, mg_session *s, bool gone);
 } mg_cluster_ops;
 
 /* In broker/cluster.c; linked into midge only (a weak reference in main.c). */
@@ -56,6 +67,12 @@ static inline void mg_cluster_interest(mg_broker *b, const uint8_t *f, size_t le
 {
 	if (b->cluster)
 		b->cluster_ops->interest(b->cluster, f, len, delta);
+}
+
+static inline void mg_cluster_session(mg_broker *b, mg_worker *w, mg_session *s, bool gone)
+{
+	if (b->cluster)
+		b->cluster_ops->session(b->cluster, w, s, gone);
 }
 
 #endif

@@ -52,7 +52,7 @@ mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port)
 static void set_watch(mg_conn *c)
 {
 	bool tw = mg_transport_want_write(&c->tr);
-	int mask = (c->read_paused || c->throttled || c->sw || c->auth == MG_AUTH_WAIT ? 0 : MG_EV_READ) | (c->out_bytes || tw ? MG_EV_WRITE : 0);
+	int mask = (c->read_paused || c->throttled || c->sw || c->auth == MG_AUTH_WAIT || c->cluster_wait ? 0 : MG_EV_READ) | (c->out_bytes || tw ? MG_EV_WRITE : 0);
 	if (c->handshaking) /* an answer going out is all it waits for; else the request */
 		mask = tw ? MG_EV_WRITE : MG_EV_READ;
 	if (mask != c->watch_mask) {
@@ -187,8 +187,8 @@ void mg_conn_close(mg_conn *c, enum mg_close why)
 		mg_transport_close(&c->tr);
 	unlink_conn(c);
 	mg_conn_uncount(c);
-	if (c->auth == MG_AUTH_WAIT)
-		return; /* its password job owns it now: freed when the verdict comes (auth.h) */
+	if (c->auth == MG_AUTH_WAIT || c->cluster_wait)
+		return; /* its password or registry job owns it now: freed when the verdict comes */
 	c->next = w->dead;
 	w->dead = c;
 }
@@ -695,7 +695,7 @@ static void on_io(mg_loop *l, int fd, void *ud, int mask)
 	if ((mask & MG_EV_WRITE) && c->state != MG_CS_DEAD)
 		mg_conn_flush(c);
 	if ((mask & MG_EV_READ) && c->state != MG_CS_DEAD && !c->read_paused && !c->throttled && !c->sw &&
-	    c->auth != MG_AUTH_WAIT) {
+	    c->auth != MG_AUTH_WAIT && !c->cluster_wait) {
 		if (c->w->b->nworkers > 1 && mg_worker_backlogged(c->w))
 			mg_worker_throttle(c->w, c);
 		else

@@ -103,6 +103,9 @@ struct mg_conn {
 	bool linger : 1;     /* its last packet says why it ends: lingering close (net/linger.h) */
 	bool handshaking : 1; /* the transport's handshake (TLS, WebSocket upgrade) is not done */
 	bool outbound : 1;   /* a bridge's connection to its remote (bridge.h): we are the client */
+	bool cluster_wait : 1; /* its CONNECT waits for the cluster's client-id registry: reads
+	                        * nothing, owned by the job when closed meanwhile (cluster.h) */
+	bool cluster_ok : 1; /* the registry answered: the CONNECT goes on */
 	bool read_paused;
 	bool throttled;      /* reading waits: another worker's inbox is too long */
 	char peer[52];       /* "ADDR:PORT": 45 characters of IPv6 + ":65535" + NUL at most */

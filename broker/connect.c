@@ -7,6 +7,7 @@
 #include "broker/alias_out.h"
 #include "broker/auth.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/log.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -350,6 +351,13 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	int a = admit(c, cfg, p, &st);
 	if (a != 1)
 		return a ? 2 : -1;
+	/* Clustered: the id is the cluster's, not this node's alone. The CONNECT waits (parked,
+	 * its worker goes on) while the registry is asked and a session another node owned is
+	 * moved here, then comes back here with cluster_ok (cluster.h). */
+	mg_broker *b = w->b;
+	if (b->cluster && !c->cluster_ok && (!st.assigned || st.id_from_user) &&
+	    b->cluster_ops->claim(b->cluster, c, st.id, st.idlen, k->clean) == 1)
+		return 2;
 	mg_session *s;
 	int r = claim_session(c, k, &st, &s);
 	if (r)
@@ -361,6 +369,7 @@ int mg_handle_connect(mg_conn *c, const mg_packet *p)
 	configure_conn(c, cfg, p, &st);
 	mg_session_attach(w, s, c);
 	mg_store_session_saved(s); /* a session that outlives its connection is written */
+	mg_cluster_session(b, w, s, false); /* and the cluster's registry learns it */
 	log_connect(c, cfg, s, k);
 	send_connack(c, cfg, s, &st);
 	if (st.present) {

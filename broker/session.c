@@ -99,6 +99,7 @@ static void unsub_one(void *ud, const uint8_t *f, size_t len)
 void mg_session_destroy(mg_worker *w, mg_session *s)
 {
 	mg_broker *b = w->b;
+	mg_cluster_session(b, w, s, true);
 	unsub_ctx u = { b, s->ref };
 	mg_fset_clear(&s->subs, unsub_one, &u);
 	mg_registry_remove(b, s->id, s->id_len, s->ref);

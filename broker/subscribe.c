@@ -173,6 +173,8 @@ static void work_finish(mg_conn *c, mg_subwork *sw)
 	                  .u.codes = { sw->codes, sw->n } };
 	mg_log(MG_LOG_DEBUG, "Sending %s to %s", sub ? "SUBACK" : "UNSUBACK", c->id);
 	mg_conn_send(c, &ack);
+	if (c->s->expiry > 0) /* its subscriptions as the cluster recovers them (cluster.h) */
+		mg_cluster_session(c->w->b, c->w, c->s, false);
 	if (sub && mg_session_pending(c->s))
 		mg_session_pump(c->w, c->s); /* the retained messages owed, after the SUBACK */
 }

@@ -489,6 +489,41 @@ out:
 	return rc;
 }
 
+int mg_subtree_get(mg_subtree *t, const uint8_t *filter, size_t len, const void *subscriber,
+                   mg_sub_entry *out)
+{
+	mg_bytes group, f;
+	int shared = split_share(filter, len, &group, &f);
+	if (shared < 0)
+		return -ENOENT;
+	int slot = read_lock(t);
+	int rc = -ENOENT;
+	snode *n = t->root;
+	size_t off = 0;
+	mg_bytes l;
+	while (n && mg_topic_next_level(f.p, f.len, &off, &l) == 1)
+		n = child_of(t, n, l);
+	if (!n || n == t->root)
+		goto out;
+	const sublist *sl = &n->subs;
+	if (shared) {
+		const sgroup *g = n->groups;
+		while (g && !(g->len == group.len && memcmp(g->name, group.p, group.len) == 0))
+			g = g->next;
+		if (!g)
+			goto out;
+		sl = &g->members;
+	}
+	long pos = sublist_find(sl, subscriber);
+	if (pos >= 0) {
+		*out = sl->v[pos];
+		rc = 0;
+	}
+out:
+	read_unlock(t, slot);
+	return rc;
+}
+
 /* ---- foreach: rebuild each node's filter from its parents ---- */
 
 typedef struct buf {

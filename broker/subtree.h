@@ -75,6 +75,11 @@ int mg_subtree_add(mg_subtree *t, const uint8_t *filter, size_t len, void *subsc
  * Returns 0 if removed, -ENOENT if there was none. Empty nodes are freed on the way up. */
 int mg_subtree_remove(mg_subtree *t, const uint8_t *filter, size_t len, void *subscriber);
 
+/* The subscription of `subscriber` to `filter` (same key as add) into *out: 0, or -ENOENT.
+ * Read lock; for moving a session to another node (cluster_session.c). */
+int mg_subtree_get(mg_subtree *t, const uint8_t *filter, size_t len, const void *subscriber,
+                   mg_sub_entry *out);
+
 /* Subscriptions in total (each shared membership counts one), for $SYS. Lock-free. */
 size_t mg_subtree_count(const mg_subtree *t);
 /* Nodes (topic levels) in the tree, the root not counted: memory, for $SYS and tests. */

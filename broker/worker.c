@@ -38,6 +38,8 @@ static void post_drop(mg_post *p)
 {
 	if (p->kind == MG_POST_DELIVER || p->kind == MG_POST_REMOTE)
 		mg_qitem_clear(&p->it);
+	else if (p->kind == MG_POST_CALL)
+		p->call.fn(NULL, p->call.arg); /* it frees what it owns (a parked connection too) */
 	else if (p->kind == MG_POST_ADOPT) {
 		mg_transport_close(&p->conn->tr);
 		mg_conn_uncount(p->conn);
@@ -171,6 +173,9 @@ static void on_wake(mg_loop *l, void *ud)
 		case MG_POST_AUTH_BAD:
 			mg_auth_verdict(w, p->conn, p->kind == MG_POST_AUTH_OK);
 			break;
+		case MG_POST_CALL:
+			p->call.fn(w, p->call.arg);
+			break;
 		}
 	}
 	in.n = 0;
@@ -246,7 +251,7 @@ static void tick(mg_loop *l, void *ud)
 	int64_t now = mg_loop_now_ms(l);
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
-		if (c->state == MG_CS_NEW && c->auth != MG_AUTH_WAIT && now - c->created > MG_CONNECT_TIMEOUT_MS)
+		if (c->state == MG_CS_NEW && c->auth != MG_AUTH_WAIT && !c->cluster_wait && now - c->created > MG_CONNECT_TIMEOUT_MS)
 			mg_conn_close(c, MG_CLOSE_NO_CONNECT);
 		else if (c->state == MG_CS_ACTIVE && c->keepalive &&
 		         now - c->last_rx > (int64_t)c->keepalive * 1500)
@@ -439,10 +444,14 @@ void mg_worker_free(mg_worker *w)
 		mg_conn_pool_free(w);
 		return;
 	}
-	/* Verdicts first: they name connections, some owned by the verdict (auth.h). */
+	/* Verdicts first: they name connections, some owned by the verdict (auth.h), and so do
+	 * the cluster's (a CONNECT parked while the client-id registry was asked). */
 	for (size_t i = 0; i < w->inbox.n; i++)
 		if (w->inbox.v[i].kind == MG_POST_AUTH_OK || w->inbox.v[i].kind == MG_POST_AUTH_BAD) {
 			mg_auth_drop_verdict(w->inbox.v[i].conn);
+			w->inbox.v[i].kind = 0;
+		} else if (w->inbox.v[i].kind == MG_POST_CALL) {
+			w->inbox.v[i].call.fn(NULL, w->inbox.v[i].call.arg);
 			w->inbox.v[i].kind = 0;
 		}
 	for (mg_conn *c = w->conns, *n; c; c = n) {

@@ -63,12 +63,16 @@ typedef struct mg_session mg_session;
 
 enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE, MG_POST_SHUTDOWN,
 	MG_POST_AUTH_OK, MG_POST_AUTH_BAD /* a password verdict for .conn (auth.h) */,
-	MG_POST_REMOTE /* .it.m came from another node (cluster.h): route it here */ };
+	MG_POST_REMOTE /* .it.m came from another node (cluster.h): route it here */,
+	MG_POST_CALL /* .call.fn(w, .call.arg) on the worker; fn(NULL, arg) when dropped */ };
 
 typedef struct mg_post {
 	int kind;
 	mg_sref ref;
-	mg_qitem it;
+	union {
+		mg_qitem it;
+		struct { void (*fn)(mg_worker *w, void *arg); void *arg; } call;
+	};
 	mg_conn *conn;
 } mg_post;
 

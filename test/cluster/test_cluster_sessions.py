@@ -1,0 +1,194 @@
+"""Sessions across cluster nodes (docs/cluster.md "Sessions"): the client-id registry in the
+JetStream bucket MQTT_SESSIONS, takeover of a client id from one node by another, clean
+start, the heartbeat, and a SIGKILLed node's persistent session recovered on another node.
+
+One module-scoped cluster: three nats-server processes routed to each other, three midge
+nodes A, B, C (threads 2), each on its own NATS server. Clients are hand-built (mqtt_raw).
+Each test uses client ids and topics of its own. Messages are published on the node that
+holds the subscriber when the test counts them, so no wait for NATS interest is needed;
+every negative check ends on a sync point (a later message, a SUBACK, a close).
+"""
+
+import pytest
+
+from harness import IS_MIDGE
+from mqtt_raw import (DISCONNECT, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID,
+                      RawClient)
+
+from cluster.nats_cluster import NatsCluster, node
+
+pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering"),
+              pytest.mark.threaded]
+
+NODES = ("A", "B", "C")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("csess")
+    nats = NatsCluster(tmp, 3)
+    nodes = {}
+    try:
+        for i, name in enumerate(NODES):
+            nodes[name] = node(tmp, nats.servers[i], name)
+        yield nats, nodes
+    finally:
+        errors = []
+        for b in nodes.values():
+            try:
+                b.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        nats.stop()
+        assert not errors, "\n".join(errors)
+
+
+@pytest.fixture
+def clients():
+    made = []
+
+    def make(broker, cid, version=5, **kw):
+        c = RawClient(broker.port, version=version)
+        c.connect(cid, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def test_takeover_at_5_0_moves_subscriptions_and_queued_messages(cluster, clients):
+    """A 5.0 client on A with one message in flight (receive maximum 1, not acknowledged)
+    and two queued; the same client id connects to B: A sends the old connection DISCONNECT
+    0x8E (Session taken over) and closes it; B resumes the session (session present) with
+    both subscriptions and their options, and sends the three messages in order."""
+    _, n = cluster
+    expiry = [(P_SESSION_EXPIRY, 300)]
+    old = clients(n["A"], "tk5", clean=False, properties=expiry + [(P_RECEIVE_MAXIMUM, 1)])
+    old.subscribe([("tk5/t", 1)], properties=[(P_SUBSCRIPTION_ID, 7)])
+    old.subscribe([("tk5/x/+", 0x06)], pid=2)  # QoS 2, No Local
+    pub = clients(n["A"], "tk5-pub")
+    for i in range(3):
+        pub.publish("tk5/t", b"m%d" % i, qos=1, pid=i + 1)  # PUBACK: queued on A
+    first = old.recv_publish(ack=False)
+    assert (first.topic, first.payload, first.qos) == ("tk5/t", b"m0", 1)
+
+    new = RawClient(n["B"].port, version=5)
+    try:
+        ack = new.connect("tk5", clean=False, properties=expiry)
+        assert ack.session_present == 1
+        got = old.expect_closed()
+        assert [(p.type, p.reason) for p in got] == [(DISCONNECT, 0x8E)]
+        assert bytes(got[0].raw) == b"\xe0\x01\x8e"
+        msgs = new.collect(3)
+        assert [(p.topic, p.payload, p.qos) for p in msgs] == [("tk5/t", b"m%d" % i, 1)
+                                                               for i in range(3)]
+        assert all(p.props.all(P_SUBSCRIPTION_ID) == [7] for p in msgs)
+        # the subscriptions are B's now, options kept: No Local skips the client's own
+        # message, the next one (from another client of B) comes at QoS 2
+        other = clients(n["B"], "tk5-other")
+        new.publish("tk5/x/own", b"mine", qos=1, pid=9)
+        other.publish("tk5/x/b", b"theirs", qos=2, pid=3)
+        p = new.recv_publish()
+        assert (p.topic, p.payload, p.qos) == ("tk5/x/b", b"theirs", 2)
+        other.publish("tk5/t", b"after", qos=1, pid=4)
+        p = new.recv_publish()
+        assert (p.topic, p.payload, p.props.all(P_SUBSCRIPTION_ID)) == ("tk5/t", b"after", [7])
+    finally:
+        new.close()
+    n["A"].wait_log(r"Client tk5 already connected, taken over by cluster node B: closing old "
+                    r"connection\.")
+    n["A"].wait_log(r"Client tk5: session moved to cluster node B \(2 subscriptions, 3 queued "
+                    r"messages\)\.")
+    n["B"].wait_log(r"Client tk5: session taken over from cluster node A \(2 subscriptions, 3 "
+                    r"queued messages\)\.")
+
+
+def test_takeover_at_3_1_1_closes_the_old_connection(cluster, clients):
+    """3.1.1 has no DISCONNECT from the server: the old connection on B is closed with
+    nothing sent; the new one on C gets the session and the two unacknowledged messages."""
+    _, n = cluster
+    old = clients(n["B"], "tk3", version=4, clean=False)
+    old.subscribe([("tk3/t", 1)])
+    pub = clients(n["B"], "tk3-pub", version=4)
+    pub.publish("tk3/t", b"one", qos=1, pid=1)
+    pub.publish("tk3/t", b"two", qos=1, pid=2)
+    assert [p.payload for p in old.collect(2, ack=False)] == [b"one", b"two"]
+    new = clients(n["C"], "tk3", version=4, clean=False)
+    old.expect_closed(allow_disconnect=False)
+    got = new.collect(2)
+    assert [(p.topic, p.payload, p.qos) for p in got] == [("tk3/t", b"one", 1), ("tk3/t", b"two", 1)]
+    clients(n["C"], "tk3-pub2", version=4).publish("tk3/t", b"three", qos=1, pid=1)
+    assert new.recv_publish().payload == b"three"
+    n["C"].wait_log(r"Client tk3: session taken over from cluster node B \(1 subscriptions, 2 "
+                    r"queued messages\)\.")
+
+
+def test_clean_start_on_another_node_discards_the_session(cluster, clients):
+    """Clean start: the old connection goes (0x8E), the session is not resumed (session
+    present 0) and its subscription does not follow: a message on its topic does not
+    arrive before a later one on a topic the new connection subscribed to."""
+    _, n = cluster
+    old = clients(n["C"], "tkc", clean=False, properties=[(P_SESSION_EXPIRY, 300)])
+    old.subscribe([("tkc/t", 1)])
+    new = RawClient(n["A"].port, version=5)
+    try:
+        assert new.connect("tkc", clean=True).session_present == 0
+        got = old.expect_closed()
+        assert [(p.type, p.reason) for p in got] == [(DISCONNECT, 0x8E)]
+        new.subscribe([("tkc/sync", 1)])
+        pub = clients(n["A"], "tkc-pub")
+        pub.publish("tkc/t", b"not for you", qos=1, pid=1)
+        pub.publish("tkc/sync", b"sync", qos=1, pid=2)
+        p = new.recv_publish()
+        assert (p.topic, p.payload) == ("tkc/sync", b"sync")
+    finally:
+        new.close()
+    n["C"].wait_log(r"Client tkc: session ended, clean start to cluster node A \(0 subscriptions, "
+                    r"0 queued messages\)\.")
+    # C holds nothing of it any more: resuming on C finds no session
+    back = RawClient(n["C"].port, version=5)
+    try:
+        assert back.connect("tkc", clean=False,
+                            properties=[(P_SESSION_EXPIRY, 300)]).session_present == 0
+    finally:
+        back.close()
+
+
+def test_a_killed_node_is_seen_gone_and_its_sessions_recover_elsewhere(cluster, clients,
+                                                                       tmp_path):
+    """Node K is killed with SIGKILL (no bye): every other node logs it gone once its
+    heartbeat stops; its persistent 3.1.1 client reconnects to A and finds its session
+    (session present) with both subscriptions, read from the registry."""
+    nats, n = cluster
+    k = node(tmp_path, nats.servers[2], "K")
+    try:
+        for x in NODES:
+            n[x].wait_log(r"Cluster node K joined\.", timeout=20)
+        c = RawClient(k.port, version=4)
+        c.connect("rc", clean=False)
+        c.subscribe([("rc/t", 1), ("rc/u/#", 0)])
+        # the session is in the registry with both filters before the node dies
+        k.wait_log(r"Cluster node K: client rc saved in the registry \(2 subscriptions",
+                   timeout=20)
+        k.proc.kill()
+        k.proc.wait(timeout=10)
+        c.close()
+        for x in NODES:
+            n[x].wait_log(r"Cluster node K left \(no heartbeat for 4 s\)\.", timeout=20)
+        back = RawClient(n["A"].port, version=4)
+        try:
+            assert back.connect("rc", clean=False).session_present == 1
+            pub = clients(n["A"], "rc-pub", version=4)
+            pub.publish("rc/u/1", b"zero", qos=0)
+            pub.publish("rc/t", b"one", qos=1, pid=1)
+            got = back.collect(2)
+            assert [(p.topic, p.payload, p.qos) for p in got] == [("rc/u/1", b"zero", 0),
+                                                                  ("rc/t", b"one", 1)]
+        finally:
+            back.close()
+        n["A"].wait_log(r"Client rc: session recovered from the registry of dead cluster node K "
+                        r"\(2 subscriptions, 0 queued messages\)\.")
+    finally:
+        k.stop(check=False)
