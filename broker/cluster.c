@@ -40,10 +40,9 @@ enum { ENV_VERSION = 1, ENV_FIXED = 20, F_RETAIN = 4, F_EXPIRY = 8 };
 #define KV_PREFIX "$KV." RETAIN_BUCKET "."
 
 typedef struct ient { /* one distinct filter this node holds, and its NATS subscriptions */
-	struct ient *next;
+	mg_btent h;   /* key: f, len bytes (an MQTT string) */
 	int count;
 	natsSubscription *sub[2];
-	size_t len;
 	uint8_t f[];
 } ient;
 
@@ -87,8 +86,7 @@ struct mg_cluster {
 	atomic_llong max_payload;
 	wpub *wp;
 	pthread_mutex_t mu; /* the interest table */
-	ient **tab;
-	size_t tab_cap, n_filters;
+	mg_btab tab;        /* filter -> ient, under mu */
 	pthread_mutex_t post_mu;
 	atomic_bool closing; /* set under post_mu; read without it only to stop waiting */
 	/* the delivery thread's */
@@ -112,14 +110,6 @@ struct mg_cluster {
 	atomic_bool warned_long, warned_big, warned_bad, warned_err;
 };
 
-static uint32_t hash_bytes(const uint8_t *p, size_t n)
-{
-	uint32_t h = 2166136261u; /* FNV-1a: filters are short and this runs per SUBSCRIBE only */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
-}
-
 /* ---- interest: one NATS subscription per distinct filter ---- */
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
@@ -127,7 +117,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 static void nats_subscribe(mg_cluster *c, ient *e)
 {
 	char subj[2 * MG_CSUBJ_MAX + 2];
-	int n = mg_csubj_from_filter(e->f, e->len, subj, sizeof subj);
+	int n = mg_csubj_from_filter(e->f, e->h.len, subj, sizeof subj);
 	/* -E2BIG: it could match only topics too long to be sent (cluster_subject.h) */
 	const char *s = subj;
 	for (int i = 0; i < n; i++, s += strlen(s) + 1) {
@@ -136,7 +126,7 @@ static void nats_subscribe(mg_cluster *c, ient *e)
 			e->sub[i] = NULL;
 			mg_log(MG_LOG_WARNING, "Warning: cluster: cannot subscribe to %s on NATS (%s): messages "
 			       "on '%.*s' from other nodes will not arrive here.", s, natsStatus_GetText(st),
-			       (int)e->len, (const char *)e->f);
+			       (int)e->h.len, (const char *)e->f);
 		}
 	}
 }
@@ -151,25 +141,6 @@ static void nats_unsubscribe(ient *e)
 		}
 }
 
-static int tab_grow(mg_cluster *c)
-{
-	size_t nc = c->tab_cap ? c->tab_cap * 2 : 256;
-	ient **nt = calloc(nc, sizeof *nt);
-	if (!nt)
-		return -ENOMEM;
-	for (size_t i = 0; i < c->tab_cap; i++)
-		for (ient *e = c->tab[i], *nx; e; e = nx) {
-			nx = e->next;
-			size_t h = hash_bytes(e->f, e->len) & (nc - 1);
-			e->next = nt[h];
-			nt[h] = e;
-		}
-	free(c->tab);
-	c->tab = nt;
-	c->tab_cap = nc;
-	return 0;
-}
-
 static void interest(mg_cluster *c, const uint8_t *f, size_t len, int delta)
 {
 	mg_bytes inner;
@@ -178,21 +149,19 @@ static void interest(mg_cluster *c, const uint8_t *f, size_t len, int delta)
 		len = inner.len;
 	}
 	pthread_mutex_lock(&c->mu);
-	if (c->n_filters >= c->tab_cap / 2 && tab_grow(c) < 0 && !c->tab_cap)
+	if (mg_btab_room(&c->tab) < 0)
 		goto out;
-	ient **pp = &c->tab[hash_bytes(f, len) & (c->tab_cap - 1)];
-	while (*pp && !((*pp)->len == len && memcmp((*pp)->f, f, len) == 0))
-		pp = &(*pp)->next;
-	ient *e = *pp;
+	mg_btent **pp = mg_btab_slot(&c->tab, f, len);
+	ient *e = (ient *)*pp;
 	if (delta > 0) {
 		if (e) {
 			e->count++;
 		} else if ((e = calloc(1, sizeof *e + len))) {
 			e->count = 1;
-			e->len = len;
 			memcpy(e->f, f, len);
-			*pp = e;
-			c->n_filters++;
+			e->h.key = e->f;
+			e->h.len = (uint32_t)len;
+			mg_btab_link(&c->tab, pp, &e->h);
 			nats_subscribe(c, e);
 		} else {
 			mg_log(MG_LOG_ERR, "Error: cluster: out of memory: messages on '%.*s' from other nodes "
@@ -200,9 +169,7 @@ static void interest(mg_cluster *c, const uint8_t *f, size_t len, int delta)
 		}
 	} else if (e && --e->count == 0) {
 		nats_unsubscribe(e);
-		*pp = e->next;
-		c->n_filters--;
-		free(e);
+		free(mg_btab_unlink(&c->tab, pp));
 	}
 out:
 	pthread_mutex_unlock(&c->mu);
@@ -746,18 +713,19 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 	       "do not keep up)" : "");
 }
 
+static void free_ient(mg_btent *h)
+{
+	ient *e = (ient *)h;
+	if (e->sub[0])
+		natsSubscription_Destroy(e->sub[0]);
+	if (e->sub[1])
+		natsSubscription_Destroy(e->sub[1]);
+	free(e);
+}
+
 static void cluster_free(mg_cluster *c)
 {
-	for (size_t i = 0; i < c->tab_cap; i++)
-		for (ient *e = c->tab[i], *nx; e; e = nx) {
-			nx = e->next;
-			if (e->sub[0])
-				natsSubscription_Destroy(e->sub[0]);
-			if (e->sub[1])
-				natsSubscription_Destroy(e->sub[1]);
-			free(e);
-		}
-	free(c->tab);
+	mg_btab_free(&c->tab, free_ient);
 	if (c->nc)
 		natsConnection_Destroy(c->nc);
 	if (c->opts)
@@ -863,7 +831,7 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	/* restored sessions' filters: before any worker runs, so nothing changes the tree now */
 	mg_subtree_foreach(b->tree, count_existing, c);
 	mg_log(MG_LOG_NOTICE, "Cluster node %s (id %016llx) connected to NATS at %s; %zu filters "
-	       "subscribed.", c->name, (unsigned long long)c->node_id, url, c->n_filters);
+	       "subscribed.", c->name, (unsigned long long)c->node_id, url, c->tab.n);
 	*out = c;
 	return 0;
 }
@@ -884,13 +852,15 @@ static void cluster_stop(mg_cluster *c)
 	       (unsigned long long)atomic_load(&c->sent), (unsigned long long)atomic_load(&c->received),
 	       (unsigned long long)atomic_load(&c->dups), (unsigned long long)atomic_load(&c->kv_puts),
 	       (unsigned long long)atomic_load(&c->kv_applied));
-	for (size_t i = 0; i < c->tab_cap; i++)
-		for (ient *e = c->tab[i]; e; e = e->next)
-			for (int k = 0; k < 2; k++)
-				if (e->sub[k]) {
-					natsSubscription_Destroy(e->sub[k]);
-					e->sub[k] = NULL;
-				}
+	size_t i;
+	for (mg_btent *h = mg_btab_first(&c->tab, &i); h; h = mg_btab_next(&c->tab, &i, h)) {
+		ient *e = (ient *)h;
+		for (int k = 0; k < 2; k++)
+			if (e->sub[k]) {
+				natsSubscription_Destroy(e->sub[k]);
+				e->sub[k] = NULL;
+			}
+	}
 	if (c->presence)
 		natsSubscription_Destroy(c->presence);
 	c->presence = NULL;
@@ -910,7 +880,7 @@ static void stats(mg_cluster *c, mg_cluster_stats *o)
 	o->name = c->name;
 	o->connected = natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
 	pthread_mutex_lock(&c->mu);
-	o->filters = c->n_filters;
+	o->filters = c->tab.n;
 	pthread_mutex_unlock(&c->mu);
 	o->sent = atomic_load(&c->sent);
 	o->received = atomic_load(&c->received);
