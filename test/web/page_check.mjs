@@ -59,6 +59,8 @@ function assert(cond, msg) {
 function tool(name, args, stdin) {
 	const p = spawn(join(BIN, name), args, { stdio: ['pipe', 'pipe', 'pipe'] });
 	const o = { p, stdout: '', stderr: '', exited: null };
+	p.stdout.setEncoding('utf8'); // a character cut between two reads is joined, not mangled
+	p.stderr.setEncoding('utf8');
 	p.stdout.on('data', (d) => { o.stdout += d; });
 	p.stderr.on('data', (d) => { o.stderr += d; });
 	o.done = new Promise((res) => p.on('exit', (code, sig) => { o.exited = code === null ? sig : code; res(o.exited); }));
@@ -88,9 +90,12 @@ async function subscriber(topic, extra) {
 	return s;
 }
 
-// the lines midge_sub printed with -F 'M|...', without its -d debug lines
+// the whole lines midge_sub printed with -F 'M|...', without its -d debug lines. A line not
+// ended yet is left out: a pipe hands over a long line (the JPEG's 200 kB of hex) in pieces,
+// and its first piece, length field and all, would otherwise count as the message.
 function printed(s) {
-	return s.stdout.split('\n').filter((l) => l.startsWith('M|'));
+	const whole = s.stdout.slice(0, s.stdout.lastIndexOf('\n') + 1);
+	return whole.split('\n').filter((l) => l.startsWith('M|'));
 }
 
 async function run(name, args, stdin) {
