@@ -207,7 +207,8 @@ def test_sighup_allow_anonymous_false_closes_connected_anonymous(broker_factory)
     c.connect("anon-old")
     b.rewrite_conf(AS_ROOT + ["allow_anonymous false"])
     b.proc.send_signal(signal.SIGHUP)
-    assert c.expect_closed(timeout=1.5, allow_disconnect=True) is not None
+    # bounded, not timed: a busy machine may take seconds over the reload (ASan build)
+    assert c.expect_closed(timeout=15, allow_disconnect=True) is not None
     c.close()
 
 
