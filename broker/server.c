@@ -231,6 +231,9 @@ int mg_broker_init(mg_broker *b, mg_config *cfg)
 		return r;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	b->nworkers = cfg->threads > 0 ? cfg->threads : (ncpu > 0 ? (int)ncpu : 1);
+	/* One worker is the only thread that touches the tree after start-up (the main thread
+	 * before the workers start, after they stop, and while they wait at b->pause): no locks */
+	mg_subtree_one_thread(b->tree, b->nworkers == 1);
 	b->w = calloc((size_t)b->nworkers, sizeof *b->w);
 	if (!b->w)
 		return -ENOMEM;

@@ -184,10 +184,13 @@ struct mg_subtree {
 	uint64_t gen; /* this state of the tree, for the match cache: written under the write
 	               * lock, read under a read lock; unique over all trees (gen_source) */
 	snode *root; /* stands for no level (a separate allocation: it ends in a flexible array) */
+	bool one_thread; /* mg_subtree_one_thread: no locks taken */
 };
 
 static inline int read_lock(mg_subtree *t)
 {
+	if (t->one_thread)
+		return -1;
 	int slot = my_slot;
 	if (slot < 0)
 		slot = my_slot = (int)(atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % RW_SLOTS);
@@ -197,11 +200,14 @@ static inline int read_lock(mg_subtree *t)
 
 static inline void read_unlock(mg_subtree *t, int slot)
 {
-	pthread_rwlock_unlock(&t->locks[slot].l);
+	if (slot >= 0)
+		pthread_rwlock_unlock(&t->locks[slot].l);
 }
 
 static void write_lock(mg_subtree *t)
 {
+	if (t->one_thread)
+		return;
 	for (int i = 0; i < RW_SLOTS; i++)
 		pthread_rwlock_wrlock(&t->locks[i].l);
 }
@@ -219,6 +225,8 @@ static uint64_t next_gen(void)
 static void write_unlock(mg_subtree *t)
 {
 	t->gen = next_gen(); /* any change may have freed or added nodes: every cache entry is stale */
+	if (t->one_thread)
+		return;
 	for (int i = RW_SLOTS - 1; i >= 0; i--)
 		pthread_rwlock_unlock(&t->locks[i].l);
 }
@@ -299,6 +307,11 @@ void mg_subtree_free(mg_subtree *t)
 	for (int i = 0; i < RW_SLOTS; i++)
 		pthread_rwlock_destroy(&t->locks[i].l);
 	free(t);
+}
+
+void mg_subtree_one_thread(mg_subtree *t, bool on)
+{
+	t->one_thread = on;
 }
 
 size_t mg_subtree_count(const mg_subtree *t)

@@ -25,6 +25,8 @@
  *     session's own lock, but must never call back into the same tree (the lock is not
  *     recursive, and with a writer waiting a second read lock would deadlock).
  *   - A mg_matchset belongs to one thread (one per event loop); it is not shared.
+ *   - mg_subtree_one_thread(t, true) switches all of this off for a tree that only one
+ *     thread at a time uses (a broker with one worker).
  *   - Lifetime: match hands back subscriber pointers after the lock is released, so the
  *     broker must keep a subscriber object alive until no match that could have returned
  *     it is still in flight (refcount it, or free it only from a quiescent point), even
@@ -61,6 +63,12 @@ typedef struct mg_sub_entry {
 
 mg_subtree *mg_subtree_new(void); /* NULL if out of memory */
 void mg_subtree_free(mg_subtree *t);
+/* Promise that from now on one thread at a time uses t, each handing it to the next with a
+ * synchronisation of its own (thread start and join, a barrier): the read and write locks
+ * are then skipped. The broker with one worker does this; the uncontended read lock around
+ * every match was 5.7% of its time in pairs10-q0 (perf, bench/README.md). Call it before
+ * other threads use t. */
+void mg_subtree_one_thread(mg_subtree *t, bool on);
 
 /* Add or replace the subscription of `subscriber` to `filter`. The caller has validated the
  * filter (mg_topic_filter_check, or mg_share_parse for "$share/group/filter"); the tree

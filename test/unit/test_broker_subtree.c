@@ -639,12 +639,13 @@ typedef struct xsub {
 
 /* Random subscriptions (about one in five shared, in one of three groups) against random
  * topics; the expected result is computed with mg_topic_match, subscription by subscription. */
-TEST(cross_check_random)
+static void cross_check(bool one_thread)
 {
 	enum { NS = 400, NW = 25, NT = 3000 };
 	static xsub subs[NS];
 	mg_subtree *t = mg_subtree_new();
 	REQUIRE(t);
+	mg_subtree_one_thread(t, one_thread);
 	mg_matchset s = { 0 };
 	srand(12345);
 	int live = 0;
@@ -754,13 +755,20 @@ TEST(cross_check_random)
 	CHECK_NO_LEAKS();
 }
 
+TEST(cross_check_random) { cross_check(false); }
+
+/* The tree of a broker with one worker takes no locks (mg_subtree_one_thread): the same
+ * answers, and the cache still follows every change (the generation moves without them). */
+TEST(cross_check_random_one_thread) { cross_check(true); }
+
 /* The topic cache (exact topic -> matched nodes, per matchset) must give what a walk gives
  * after every kind of change: a new node, a pruned node (ASan sees a stale pointer), changed
  * options and identifiers, No Local, shared groups' round-robin, another tree. */
-TEST(topic_cache_follows_changes)
+static void topic_cache_check(bool one_thread)
 {
 	mg_subtree *t = mg_subtree_new();
 	REQUIRE(t);
+	mg_subtree_one_thread(t, one_thread);
 	mg_matchset s = { 0 };
 	CHECK_EQ_INT(add(t, "a/b", 1, 0, 0), 0);
 	CHECK_EQ_INT(match(t, "a/b", &s), 1);
@@ -816,12 +824,14 @@ TEST(topic_cache_follows_changes)
 	/* the same matchset on another tree, and on a new tree where the old one was */
 	mg_subtree *t2 = mg_subtree_new();
 	REQUIRE(t2);
+	mg_subtree_one_thread(t2, one_thread);
 	CHECK_EQ_INT(match(t2, "x/y", &s), 0);
 	CHECK_EQ_INT(match(t, "x/y", &s), 1);
 	mg_subtree_free(t2);
 	mg_subtree_free(t);
 	t = mg_subtree_new();
 	REQUIRE(t);
+	mg_subtree_one_thread(t, one_thread);
 	CHECK_EQ_INT(match(t, "x/y", &s), 0);
 	CHECK_EQ_INT(match(t, "n/l", &s), 0);
 
@@ -854,6 +864,9 @@ TEST(topic_cache_follows_changes)
 	mg_subtree_free(t);
 	CHECK_NO_LEAKS();
 }
+
+TEST(topic_cache_follows_changes) { topic_cache_check(false); }
+TEST(topic_cache_follows_changes_one_thread) { topic_cache_check(true); }
 
 /* ---- threads: matchers in parallel with a writer (run under SAN=tsan too) ---- */
 
