@@ -342,6 +342,7 @@ static void bridge_connect_to(mg_bridge *br, const struct addrinfo *ai, const st
 	c->id = br->s->id;
 	c->lidx = 0;
 	c->max_out = bc->max_packet_size; /* nothing larger goes to the remote (0: no limit) */
+	c->remote_max_qos = 2;
 	if (br->tls) {
 		if (mg_tls_init(&c->tr, fd, br->tls, MG_TLS_CLIENT, a->host) < 0) {
 			mg_conn_free(c);
@@ -405,7 +406,7 @@ static const char *refused_text(uint8_t rc)
 
 static void send_sub(mg_bridge *br, mg_conn *c, const mg_bridge_topic *t, bool unsub)
 {
-	mg_subopts o = { .qos = t->qos };
+	mg_subopts o = { .qos = t->qos < c->remote_max_qos ? t->qos : c->remote_max_qos };
 	if (br->level == MG_V5) { /* what try_private does for 3.x: no echo, the retain flag kept */
 		o.no_local = true;
 		o.retain_as_published = true;
@@ -465,6 +466,8 @@ static void bridge_up(mg_bridge *br, mg_conn *c, const mg_packet *p)
 			c->keepalive = p->props.server_keep_alive;
 		if (p->props.present & MG_PROP_BIT(MG_PROP_RETAIN_AVAILABLE))
 			br->retain_ok = p->props.retain_available != 0;
+		if ((p->props.present & MG_PROP_BIT(MG_PROP_MAXIMUM_QOS)) && p->props.maximum_qos < 2)
+			c->remote_max_qos = p->props.maximum_qos; /* subscriptions, notifications, messages */
 	}
 	c->state = MG_CS_ACTIVE;
 	c->s = s;
@@ -475,14 +478,15 @@ static void bridge_up(mg_bridge *br, mg_conn *c, const mg_packet *p)
 		br->restart_timeout = bc->backoff_base;
 	if (bc->notifications) {
 		if (!bc->notifications_local_only) {
-			uint16_t mid; /* an id the session's window does not use: its PUBACK finds none */
-			do {
+			uint16_t mid = 0; /* an id the session's window does not use: its PUBACK finds none */
+			uint8_t qos = c->remote_max_qos ? 1 : 0; /* mosquitto's choice too */
+			while (qos && (!mid || mg_fring_has(&s->flight, mid))) {
 				mid = s->next_mid++;
 				if (s->next_mid == 0)
 					s->next_mid = 1;
-			} while (!mid || mg_fring_has(&s->flight, mid));
+			}
 			mg_packet n = { .type = MG_PUBLISH };
-			n.u.publish = (mg_publish){ .qos = 1, .retain = br->retain_ok, .packet_id = mid,
+			n.u.publish = (mg_publish){ .qos = qos, .retain = br->retain_ok, .packet_id = mid,
 				.topic = { (const uint8_t *)br->state_topic, (uint32_t)strlen(br->state_topic) },
 				.payload = { (const uint8_t *)"1", 1 } };
 			mg_conn_send(c, &n);

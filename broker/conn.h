@@ -80,6 +80,7 @@ struct mg_conn {
 	struct mg_alias_out *aout; /* aliases we send (alias_out.c); NULL unless the client allows */
 	uint32_t max_out;    /* client's maximum packet size, 0 = none */
 	uint16_t recv_max;   /* client's receive maximum */
+	uint8_t remote_max_qos; /* outbound only (a bridge): the remote's Maximum QoS, 2 unless a 5.0 CONNACK said less */
 	uint16_t alias_max;  /* topic alias maximum we announced */
 	uint16_t lidx;       /* cfg->listeners index */
 	int8_t watch_mask;   /* MG_EV_* as last given to the loop, -1 unknown */

@@ -456,6 +456,8 @@ static uint16_t next_mid(mg_session *s)
 static void send_item(mg_worker *w, mg_session *s, mg_qitem *q)
 {
 	mg_conn *c = s->conn;
+	if (c->outbound && q->qos > c->remote_max_qos)
+		q->qos = c->remote_max_qos; /* above it the remote disconnects (0x9B), as mosquitto's bridge caps */
 	if (q->qos == 0) {
 		int r = write_publish(w, c, q, 0, false);
 		if (r < 0)

@@ -399,3 +399,34 @@ def test_attempt_unsubscribe_through_mosquitto(tmp_path, attempt):
         if lsub:
             lsub.close()
         remote.stop()
+
+
+def test_remote_maximum_qos_through_mosquitto(tmp_path):
+    """A 5.0 remote with Maximum QoS 1 (mosquitto's `max_qos 1`): the bridge subscribes, sends
+    its notification and forwards QoS 2 messages at QoS 1 at most, as mosquitto's own bridge
+    caps them; a QoS 2 PUBLISH would make the remote disconnect it (0x9B)."""
+    remote = Mosquitto(tmp_path, "remote", ["max_qos 1"])
+    near = Broker(tmp_path, threads=1, name="near", extra=[
+        "connection mq", "address 127.0.0.1:%d" % remote.port, "remote_clientid near-mq",
+        "bridge_protocol_version mqttv50", "restart_timeout 1", "topic q/# out 2",
+        "topic r/# in 2"])
+    lpub, lsub = RawClient(near.port), RawClient(near.port)
+    rpub, rsub = RawClient(remote.port), RawClient(remote.port)
+    try:
+        for c, n in ((lpub, "mq-lpub"), (lsub, "mq-lsub"), (rpub, "mq-rpub"), (rsub, "mq-rsub")):
+            c.connect(n)
+        lsub.subscribe([("r/#", 1)])
+        rsub.subscribe([("q/#", 1)])
+        wait_bridged(rpub, lsub, "r/sync", "r in")
+        near.wait_log(r"Bridge local\.near-mq sending SUBSCRIBE \(Mid: \d+, Topic: r/#, QoS: 1,")
+        lpub.publish("q/two", b"exactly once", qos=2)
+        lpub.publish("q/one", b"at least once", qos=1)
+        got = [rsub.recv_publish(timeout=20) for _ in range(2)]
+        assert [(p.topic, p.payload, p.qos) for p in got] == [
+            ("q/two", b"exactly once", 1), ("q/one", b"at least once", 1)]
+        assert "Too high QoS" not in remote.log() and near.log().count("Connecting bridge mq") == 1
+    finally:
+        for c in (lpub, lsub, rpub, rsub):
+            c.close()
+        near.stop()
+        remote.stop()
