@@ -902,6 +902,12 @@ static void session(mg_cluster *c, mg_worker *w, mg_session *s, bool gone)
 		mg_csess_changed(c->cs, w, s, gone);
 }
 
+static void queued(mg_cluster *c, mg_worker *w, mg_session *s, const mg_qitem *q)
+{
+	if (c->cs)
+		mg_csess_queued(c->cs, w, s, q);
+}
+
 const mg_cluster_ops mg_cluster_nats_ops = {
 	.start = cluster_start,
 	.stop = cluster_stop,
@@ -911,4 +917,5 @@ const mg_cluster_ops mg_cluster_nats_ops = {
 	.stats = stats,
 	.claim = claim,
 	.session = session,
+	.queued = queued,
 };

@@ -22,6 +22,7 @@
 
 #include "broker/broker.h"
 #include "broker/msg.h"
+#include "broker/queue.h"
 
 typedef struct mg_conn mg_conn;
 typedef struct mg_session mg_session;
@@ -58,6 +59,9 @@ typedef struct mg_cluster_ops {
 	/* On s's worker: s was attached, its subscriptions changed (gone false), or it ends
 	 * (gone true). */
 	void (*session)(mg_cluster *c, mg_worker *w, mg_session *s, bool gone);
+	/* On s's worker: q (QoS 1/2) was queued for s, persistent and offline: kept in
+	 * JetStream too, so that another node recovers it if this one dies. */
+	void (*queued)(mg_cluster *c, mg_worker *w, mg_session *s, const mg_qitem *q);
 } mg_cluster_ops;
 
 /* In broker/cluster.c; linked into midge only (a weak reference in main.c). */
@@ -73,6 +77,12 @@ static inline void mg_cluster_session(mg_broker *b, mg_worker *w, mg_session *s,
 {
 	if (b->cluster)
 		b->cluster_ops->session(b->cluster, w, s, gone);
+}
+
+static inline void mg_cluster_queued(mg_broker *b, mg_worker *w, mg_session *s, const mg_qitem *q)
+{
+	if (b->cluster)
+		b->cluster_ops->queued(b->cluster, w, s, q);
 }
 
 #endif

@@ -46,6 +46,10 @@
 #include <unistd.h>
 
 #define SESS_BUCKET "MQTT_SESSIONS"
+/* QoS 1/2 messages queued for offline persistent sessions, one subject per session (its
+ * registry key): what a node recovers when the session's node died. */
+#define SQ_STREAM "MQTT_SESSQ"
+#define SQ_SUBJ "midge.sq."
 #define TAKE_SUBJ "midge.sess.take."
 #define BEAT_SUBJ "midge.node.beat"
 /* Every NATS round trip of the registry waits at most this long; a CONNECT makes at most
@@ -68,6 +72,7 @@ typedef struct job {
 	uint8_t *state; /* J_SAVE: the session as a recovering node needs it */
 	size_t state_len;
 	uint32_t nsubs;
+	bool purge;     /* J_SAVE, J_GONE: the session's messages in SQ_STREAM are done with */
 	int64_t due;    /* J_FENCE: when to look again */
 	size_t idlen;
 	char id[];      /* NUL-terminated */
@@ -83,6 +88,7 @@ struct mg_csess {
 	natsConnection *nc;
 	jsCtx *js;
 	kvStore *kv;            /* NULL: no registry (no JetStream): ids are per node */
+	bool sq;                /* SQ_STREAM is there */
 	natsSubscription *take_sub;
 	uint64_t node_id;
 	char name[128];
@@ -366,7 +372,9 @@ static bool unpack_state(mg_worker *w, const char *id, size_t idlen, const uint8
 				mg_qitem_set_ids(&q, ids, nids);
 			free(ids);
 		}
+		moving = true; /* already in SQ_STREAM, or about to leave it */
 		mg_session_deliver(w, s, &q);
+		moving = false;
 		(*nm)++;
 	}
 	return true;
@@ -659,7 +667,120 @@ void mg_csess_changed(mg_csess *cs, mg_worker *w, mg_session *s, bool gone)
 		j->state_len = o.n;
 		j->nsubs = ns;
 	}
+	/* attached with messages (queued while it was offline, maybe moved from another node) or
+	 * ended: what SQ_STREAM holds for it is delivered from here, or never */
+	j->purge = cs->sq && s->expiry > 0 && (gone || s->queue.n || s->flight.n);
 	push(cs, j);
+}
+
+void mg_csess_queued(mg_csess *cs, mg_worker *w, mg_session *s, const mg_qitem *q)
+{
+	if (!cs->sq || moving)
+		return;
+	char subj[sizeof SQ_SUBJ + KEY_MAX];
+	memcpy(subj, SQ_SUBJ, sizeof SQ_SUBJ - 1);
+	if (make_key(s->id, s->id_len, subj + sizeof SQ_SUBJ - 1, KEY_MAX) < 0)
+		return;
+	/* A plain publish on the stream's subject, as a retained put: the worker never waits
+	 * for JetStream. One session's messages leave from its one worker, in order. */
+	wb o = { 0 };
+	if (put_item(&o, q, mg_loop_now_ms(w->loop)) && !o.oom &&
+	    (int64_t)o.n <= natsConnection_GetMaxPayload(cs->nc))
+		natsConnection_Publish(cs->nc, subj, o.p, (int)o.n);
+	free(o.p);
+}
+
+/* Drop what SQ_STREAM holds for key, up to the last message there now. */
+static void purge_sq(mg_csess *cs, const char *key)
+{
+	char subj[sizeof SQ_SUBJ + KEY_MAX];
+	snprintf(subj, sizeof subj, SQ_SUBJ "%s", key);
+	natsMsg *last = NULL;
+	if (js_GetLastMsg(&last, cs->js, SQ_STREAM, subj, NULL, NULL) != NATS_OK)
+		return; /* none (or no answer: they stay, and a recovery would deliver them again) */
+	jsOptions o;
+	jsOptions_Init(&o);
+	o.Wait = WAIT_MS;
+	o.Stream.Purge.Subject = subj;
+	o.Stream.Purge.Sequence = natsMsg_GetSequence(last) + 1;
+	natsMsg_Destroy(last);
+	js_PurgeStream(cs->js, SQ_STREAM, &o, NULL);
+}
+
+/* One message of pack_state's layout from r to o, its expiry shortened by age ms. */
+static bool copy_item(rd *r, wb *o, int64_t age)
+{
+	uint8_t head[3];
+	for (int i = 0; i < 3; i++)
+		head[i] = (uint8_t)get_u(r, 1);
+	size_t tl = (size_t)get_u(r, 2);
+	const uint8_t *t = get_b(r, tl);
+	uint32_t pl = (uint32_t)get_u(r, 4);
+	const uint8_t *props = get_b(r, pl);
+	uint32_t yl = (uint32_t)get_u(r, 4);
+	const uint8_t *pay = get_b(r, yl);
+	int64_t left = (head[1] & 4) ? (int64_t)get_u(r, 8) - age : 0;
+	uint16_t nids = (uint16_t)get_u(r, 2);
+	const uint8_t *ids = get_b(r, (size_t)nids * 4);
+	if (r->bad || ((head[1] & 4) && left <= 0))
+		return false;
+	put(o, head, 3);
+	put_u(o, tl, 2);
+	put(o, t, tl);
+	put_u(o, pl, 4);
+	put(o, props, pl);
+	put_u(o, yl, 4);
+	put(o, pay, yl);
+	if (head[1] & 4)
+		put_u(o, (uint64_t)left, 8);
+	put_u(o, nids, 2);
+	put(o, ids, (size_t)nids * 4);
+	return true;
+}
+
+/* The messages SQ_STREAM holds for key, appended to o in pack_state's layout. Returns how
+ * many. A round trip when there are none; one more, and the messages' transfer, else. */
+static uint32_t read_sq(mg_csess *cs, const char *key, wb *o)
+{
+	char subj[sizeof SQ_SUBJ + KEY_MAX];
+	snprintf(subj, sizeof subj, SQ_SUBJ "%s", key);
+	natsMsg *last = NULL;
+	if (!cs->sq || js_GetLastMsg(&last, cs->js, SQ_STREAM, subj, NULL, NULL) != NATS_OK)
+		return 0;
+	uint64_t last_seq = natsMsg_GetSequence(last);
+	natsMsg_Destroy(last);
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Stream = SQ_STREAM;
+	so.Config.DeliverPolicy = js_DeliverAll;
+	so.Config.AckPolicy = js_AckNone;
+	natsSubscription *sub = NULL;
+	if (js_SubscribeSync(&sub, cs->js, subj, NULL, &so, NULL) != NATS_OK)
+		return 0;
+	uint32_t n = 0;
+	for (;;) {
+		natsMsg *m = NULL;
+		jsMsgMetaData *md = NULL;
+		if (natsSubscription_NextMsg(&m, sub, WAIT_MS) != NATS_OK)
+			break;
+		bool end = true;
+		if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			int64_t age = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - md->Timestamp / 1000000;
+			rd r = { (const uint8_t *)natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, false };
+			if (copy_item(&r, o, age < 0 ? 0 : age))
+				n++;
+			end = md->Sequence.Stream >= last_seq || md->NumPending == 0;
+			jsMsgMetaData_Destroy(md);
+		}
+		natsMsg_Destroy(m);
+		if (end)
+			break;
+	}
+	natsSubscription_Unsubscribe(sub);
+	natsSubscription_Destroy(sub);
+	return n;
 }
 
 static void do_claim(mg_csess *cs, job *j)
@@ -701,6 +822,8 @@ static void do_claim(mg_csess *cs, job *j)
 			continue;
 		}
 		done = true;
+		if (j->clean && have && cs->sq) /* a clean start: nothing queued before counts */
+			purge_sq(cs, key);
 		if (other) {
 			snprintf(v->from, sizeof v->from, "%s", old.name);
 			/* ask the old owner: clean, epoch, who asks, the id */
@@ -731,10 +854,19 @@ static void do_claim(mg_csess *cs, job *j)
 				mg_log(MG_LOG_NOTICE, "Cluster node %s does not answer for client %s (%s): "
 				       "recovering its session from the registry.", old.name, j->id,
 				       natsStatus_GetText(rs));
-				if ((v->import = malloc(old.state_len))) {
-					memcpy(v->import, old.state, old.state_len);
-					v->import_len = old.state_len;
+				wb im = { 0 };
+				if (old.state_len >= 4) { /* its subscriptions, then what it had queued */
+					put(&im, old.state, old.state_len - 4);
+					size_t at = im.n;
+					put_u(&im, 0, 4);
+					patch_u32(&im, at, read_sq(cs, key, &im));
+				}
+				if (!im.oom && im.n) {
+					v->import = im.p;
+					v->import_len = im.n;
 					v->recovered = true;
+				} else {
+					free(im.p);
 				}
 			}
 			if (reply)
@@ -753,6 +885,8 @@ static void do_write(mg_csess *cs, job *j)
 	char key[KEY_MAX];
 	if (make_key(j->id, j->idlen, key, sizeof key) < 0)
 		return;
+	if (j->purge)
+		purge_sq(cs, key);
 	if (j->kind == J_GONE || j->kind == J_FENCE) {
 		int owner = -1;
 		mg_registry_find(cs->b, j->id, j->idlen, -1, &owner);
@@ -1025,6 +1159,41 @@ static kvStore *bind_bucket(mg_csess *cs)
 	return kv;
 }
 
+static bool add_sq_stream(mg_csess *cs)
+{
+	char **servers = NULL;
+	int ns = 0;
+	natsConnection_GetServers(cs->nc, &servers, &ns);
+	for (int i = 0; i < ns; i++)
+		free(servers[i]);
+	free(servers);
+	jsStreamInfo *si = NULL;
+	natsStatus s = js_GetStreamInfo(&si, cs->js, SQ_STREAM, NULL, NULL);
+	if (s == NATS_NOT_FOUND) {
+		jsStreamConfig sc;
+		jsStreamConfig_Init(&sc);
+		const char *subjects[] = { SQ_SUBJ ">" };
+		sc.Name = SQ_STREAM;
+		sc.Subjects = subjects;
+		sc.SubjectsLen = 1;
+		sc.Storage = js_FileStorage;
+		sc.Replicas = ns >= 3 ? 3 : 1;
+		s = js_AddStream(&si, cs->js, &sc, NULL, NULL);
+		if (s != NATS_OK) /* another node made it meanwhile? */
+			s = js_GetStreamInfo(&si, cs->js, SQ_STREAM, NULL, NULL);
+	}
+	if (si)
+		jsStreamInfo_Destroy(si);
+	if (s != NATS_OK) {
+		const char *d = nats_GetLastError(NULL);
+		mg_log(MG_LOG_WARNING, "Warning: cluster node %s: no JetStream stream %s (%s%s%s): the messages "
+		       "queued for a persistent session are lost with its node.", cs->name, SQ_STREAM,
+		       natsStatus_GetText(s), d && *d ? ": " : "", d ? d : "");
+		return false;
+	}
+	return true;
+}
+
 mg_csess *mg_csess_start(mg_broker *b, natsConnection *nc, const char *name, uint64_t node_id)
 {
 	mg_csess *cs = calloc(1, sizeof *cs);
@@ -1042,6 +1211,8 @@ mg_csess *mg_csess_start(mg_broker *b, natsConnection *nc, const char *name, uin
 	pthread_cond_init(&cs->bcv, &ca);
 	pthread_condattr_destroy(&ca);
 	cs->kv = bind_bucket(cs);
+	if (cs->kv)
+		cs->sq = add_sq_stream(cs);
 	char subj[64];
 	snprintf(subj, sizeof subj, TAKE_SUBJ "%016llx", (unsigned long long)node_id);
 	if (cs->kv && natsConnection_Subscribe(&cs->take_sub, nc, subj, on_take_req, cs) != NATS_OK)

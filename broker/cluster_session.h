@@ -15,6 +15,7 @@
 #include <nats/nats.h>
 
 #include "broker/broker.h"
+#include "broker/queue.h"
 
 typedef struct mg_csess mg_csess;
 typedef struct mg_conn mg_conn;
@@ -35,5 +36,6 @@ bool mg_csess_seen(mg_csess *cs, const char *name, int n, bool alive);
 /* cluster.h's claim and session hooks. */
 int mg_csess_claim(mg_csess *cs, mg_conn *c, const char *id, size_t len, bool clean);
 void mg_csess_changed(mg_csess *cs, mg_worker *w, mg_session *s, bool gone);
+void mg_csess_queued(mg_csess *cs, mg_worker *w, mg_session *s, const mg_qitem *q);
 
 #endif

@@ -274,6 +274,20 @@ void mg_session_detach(mg_worker *w, mg_session *s, bool send_will)
 		s->expire_at = now + (int64_t)s->expiry * 1000;
 	mg_store_will(s);
 	mg_store_session_offline(s);
+	if (w->b->cluster) {
+		/* what it has in flight and queued waits for it here; another node recovers it from
+		 * JetStream if this one dies (cluster.h), in the order it would have been sent */
+		for (size_t i = 0; i < s->flight.n; i++) {
+			const mg_flight *f = mg_fring_at(&s->flight, i);
+			if (f->it.m && f->it.qos)
+				mg_cluster_queued(w->b, w, s, &f->it);
+		}
+		for (uint32_t i = 0; i < s->queue.n; i++) {
+			const mg_qitem *q = &s->queue.v[(s->queue.head + i) % s->queue.cap];
+			if (q->qos)
+				mg_cluster_queued(w->b, w, s, q);
+		}
+	}
 }
 
 void mg_session_tick(mg_worker *w, int64_t now)
@@ -548,6 +562,8 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 		return;
 	}
 	s->qbytes += q->m->payload_len;
+	if (q->qos && s->expiry > 0 && !online(s)) /* another node recovers it if this one dies */
+		mg_cluster_queued(w->b, w, s, q);
 }
 
 void mg_session_owe_retained(mg_worker *w, mg_session *s, mg_qitem *q)

@@ -9,6 +9,8 @@ holds the subscriber when the test counts them, so no wait for NATS interest is 
 every negative check ends on a sync point (a later message, a SUBACK, a close).
 """
 
+import time
+
 import pytest
 
 from harness import IS_MIDGE
@@ -156,30 +158,58 @@ def test_clean_start_on_another_node_discards_the_session(cluster, clients):
         back.close()
 
 
+def sq_messages(server):
+    """How many messages the stream MQTT_SESSQ holds, as the NATS server says."""
+    for acct in server.get("/jsz?streams=true").get("account_details") or []:
+        for st in acct.get("stream_detail") or []:
+            if st.get("name") == "MQTT_SESSQ":
+                return st["state"]["messages"]
+    return 0
+
+
 def test_a_killed_node_is_seen_gone_and_its_sessions_recover_elsewhere(cluster, clients,
                                                                        tmp_path):
-    """Node K is killed with SIGKILL (no bye): every other node logs it gone once its
-    heartbeat stops; its persistent 3.1.1 client reconnects to A and finds its session
-    (session present) with both subscriptions, read from the registry."""
+    """Node K is killed with SIGKILL (no bye) while its persistent 3.1.1 client is away
+    with one QoS 1 message it never acknowledged and two queued after it left: every other
+    node logs K gone once its heartbeat stops; the client reconnects to A and finds its
+    session (session present), the three messages in order, then both subscriptions at
+    work."""
     nats, n = cluster
     k = node(tmp_path, nats.servers[2], "K")
     try:
         for x in NODES:
             n[x].wait_log(r"Cluster node K joined\.", timeout=20)
+        before = sq_messages(nats.servers[0])
         c = RawClient(k.port, version=4)
         c.connect("rc", clean=False)
         c.subscribe([("rc/t", 1), ("rc/u/#", 0)])
-        # the session is in the registry with both filters before the node dies
+        pub = RawClient(k.port, version=4)
+        pub.connect("rc-pub-k")
+        pub.publish("rc/t", b"in flight", qos=1, pid=3)
+        assert c.recv_publish(ack=False).payload == b"in flight"
+        c.disconnect()
+        k.wait_log(r"Client rc disconnected\.")
+        pub.publish("rc/t", b"queued 1", qos=1, pid=1)  # PUBACK: queued on K
+        pub.publish("rc/t", b"queued 2", qos=1, pid=2)
+        pub.close()
+        # the session is in the registry with both filters, its queue in JetStream
         k.wait_log(r"Cluster node K: client rc saved in the registry \(2 subscriptions",
                    timeout=20)
+        deadline = time.monotonic() + 20
+        while sq_messages(nats.servers[0]) < before + 3:
+            assert time.monotonic() < deadline, "the queued messages never reached JetStream"
+            time.sleep(0.05)
         k.proc.kill()
         k.proc.wait(timeout=10)
-        c.close()
         for x in NODES:
             n[x].wait_log(r"Cluster node K left \(no heartbeat for 4 s\)\.", timeout=20)
         back = RawClient(n["A"].port, version=4)
         try:
             assert back.connect("rc", clean=False).session_present == 1
+            got = back.collect(3)
+            assert [(p.topic, p.payload, p.qos) for p in got] == [("rc/t", b"in flight", 1),
+                                                                  ("rc/t", b"queued 1", 1),
+                                                                  ("rc/t", b"queued 2", 1)]
             pub = clients(n["A"], "rc-pub", version=4)
             pub.publish("rc/u/1", b"zero", qos=0)
             pub.publish("rc/t", b"one", qos=1, pid=1)
@@ -189,6 +219,11 @@ def test_a_killed_node_is_seen_gone_and_its_sessions_recover_elsewhere(cluster, 
         finally:
             back.close()
         n["A"].wait_log(r"Client rc: session recovered from the registry of dead cluster node K "
-                        r"\(2 subscriptions, 0 queued messages\)\.")
+                        r"\(2 subscriptions, 3 queued messages\)\.")
+        # delivered from A now: the stream no longer holds them
+        deadline = time.monotonic() + 20
+        while sq_messages(nats.servers[0]) > before:
+            assert time.monotonic() < deadline, "the recovered messages stay in JetStream"
+            time.sleep(0.05)
     finally:
         k.stop(check=False)
