@@ -54,6 +54,17 @@ class NatsServer:
                 return c
         return None
 
+    def mqtt_msgs(self, name):
+        """Messages NATS delivered to connection name on each of its subscriptions to MQTT
+        traffic (subjects mqtt.* and mqtt$.*), by subscription id. A node's out_msgs counts
+        its control traffic too (every node's heartbeat each second)."""
+        for c in self.get("/connz?subs=detail").get("connections") or []:
+            if c.get("name") == name:
+                return {d["sid"]: d.get("msgs", 0)
+                        for d in c.get("subscriptions_list_detail") or []
+                        if d["subject"].startswith("mqtt")}
+        return {}
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -96,6 +107,11 @@ class NatsCluster:
     def stop(self):
         for s in self.servers:
             s.stop()
+
+
+def delivered_since(before, after):
+    """Messages delivered between two mqtt_msgs snapshots."""
+    return sum(v - before.get(sid, 0) for sid, v in after.items())
 
 
 def node(tmp_path, server, name, threads=2, extra=()):
