@@ -9,14 +9,13 @@ NATS and how many messages NATS delivered to it: the tests read NATS's own view,
 """
 
 import json
-import os
 import shutil
-import subprocess
 import time
 import urllib.request
 
 from harness import Broker
 from ports import free_port
+import procs
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 
@@ -35,8 +34,7 @@ class NatsServer:
                     % ("n%d" % idx, port, http_port, name, route_port, routes,
                        str(tmp_path / ("js%d" % idx))))
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([NATS_SERVER, "-c", self.conf], stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = procs.start([NATS_SERVER, "-c", self.conf], self._log)
 
     @property
     def url(self):
@@ -66,13 +64,7 @@ class NatsServer:
         return {}
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        procs.stop(self.proc)
         self._log.close()
 
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import ports  # noqa: E402  (test/ports.py)
+import procs  # noqa: E402  (test/procs.py)
 
 # The same conventions as test/conftest.py and its harness, kept here so these helpers stand
 # on their own: MIDGE_BUILD (default "build", relative to the repository root) holds bin/.
@@ -101,13 +102,7 @@ class TestBroker:
     def stop(self):
         if self._log.closed:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        procs.stop(self.proc)
         self._log.close()
         if self.kind == "midge":
             check_sanitizers(self.log(), "the midge broker")
@@ -127,13 +122,7 @@ class Client:
         self.err_path = str(tmp_path / ("client%d.err" % n))
         self._out = open(self.out_path, "wb")
         self._err = open(self.err_path, "wb")
-        self.p = subprocess.Popen(argv, stdout=self._out, stderr=self._err,
-                                  stdin=(subprocess.PIPE if stdin is not None
-                                         else subprocess.DEVNULL),
-                                  env=client_env(), cwd=cwd)
-        if isinstance(stdin, bytes):
-            self.p.stdin.write(stdin)
-            self.p.stdin.close()
+        self.p = procs.start(argv, self._out, stdin, stderr=self._err, env=client_env(), cwd=cwd)
 
     def send(self, data):
         """Types data on the program's stdin (opened with stdin=True)."""
@@ -193,16 +182,7 @@ class Client:
             self.close_stdin()
         except OSError:
             pass
-        if self.p.poll() is None:
-            if sig is None:
-                self.p.terminate()
-            else:
-                self.p.send_signal(sig)
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(timeout=5)
+        procs.stop(self.p, 5, sig)
         self.close()
 
     def close(self):

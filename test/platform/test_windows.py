@@ -34,6 +34,7 @@ sys.path.insert(0, TEST_DIR)
 from harness import Broker, MIDGE_BUILD  # noqa: E402  (test/broker/lib, via test/conftest.py)
 from examples.test_examples_lecture import tiny_jpeg  # noqa: E402
 import ports  # noqa: E402  (test/ports.py)
+import procs  # noqa: E402  (test/procs.py)
 from tlscerts import tls_certs  # noqa: E402,F401  (the session-scoped certificate fixture)
 
 ROOT = os.path.dirname(TEST_DIR)
@@ -106,12 +107,7 @@ class WinProc:
         self.name = os.path.basename(argv[0])
         self.out_path = str(tmp_path / ("%s.%d.out" % (self.name, n)))
         self._out = open(self.out_path, "wb")
-        self.p = subprocess.Popen([WINE] + [str(a) for a in argv], env=env, cwd=cwd,
-                                  stdout=self._out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
-        if isinstance(stdin, bytes):
-            self.p.stdin.write(stdin)
-            self.p.stdin.close()
+        self.p = procs.start([WINE] + list(argv), self._out, stdin, env=env, cwd=cwd)
 
     def send(self, data):
         self.p.stdin.write(data)
@@ -141,13 +137,7 @@ class WinProc:
             raise AssertionError("%s did not finish in %.0f s:\n%s" % (self.name, timeout, self.out()))
 
     def kill(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        procs.stop(self.p)
         if self.p.stdin and not self.p.stdin.closed:
             self.p.stdin.close()
         self._out.close()
@@ -225,8 +215,7 @@ def linux(tmp_path):
     def start(argv, stdin=None):
         path = tmp_path / ("linux%d.out" % len(started))
         f = open(str(path), "wb")
-        p = subprocess.Popen([str(a) for a in argv], stdout=f, stderr=subprocess.STDOUT,
-                             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+        p = procs.start(argv, f, stdin)
         p.out = lambda: path.read_bytes().decode("utf-8", "replace")
         p.f = f
         started.append(p)
@@ -234,13 +223,7 @@ def linux(tmp_path):
 
     yield start
     for p in started:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        procs.stop(p)
         p.f.close()
 
 

@@ -18,6 +18,7 @@ import time
 
 import pytest
 import ports  # noqa: E402  (test/ports.py)
+import procs  # noqa: E402  (test/procs.py)
 
 LIB_DIR = os.path.dirname(os.path.abspath(__file__))
 TEST_DIR = os.path.dirname(os.path.dirname(LIB_DIR))
@@ -263,13 +264,7 @@ class Proc:
                                  % (timeout, self.out()))
 
     def kill(self):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(timeout=5)
+        procs.stop(self.p, 5)
         self._f.close()
 
 
