@@ -220,8 +220,7 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 		send_ack(c, MG_PUBREC, pub.packet_id, 0);
 		return 0;
 	}
-	int n = mg_publish_msg(w, m, s->ref);
-	mg_msg_unref(m);
+	int n = mg_publish_msg_take(w, m, s->ref);
 	if (pub.qos == 1) {
 		mg_store_promise(c);
 		send_ack(c, MG_PUBACK, pub.packet_id,

@@ -68,7 +68,15 @@ mg_msg *mg_msg_new_raw(const uint8_t *topic, size_t tlen, const uint8_t *payload
 
 void mg_msg_unref(mg_msg *m)
 {
-	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+	if (!m)
+		return;
+	/* The last reference goes without a locked instruction (the `lock sub` was 6-7% of the
+	 * broker's time in pairs10-q0 and fanin100-q0; most messages have one recipient and die
+	 * in the turn they came in). A count of 1 read by a holder means no other reference
+	 * exists, so no other thread can take one (it would need one to copy); the acquire load
+	 * orders every other holder's release decrement, and its uses, before the free. */
+	if (atomic_load_explicit(&m->refs, memory_order_acquire) == 1 ||
+	    atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
 		free(m);
 }
 

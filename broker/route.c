@@ -12,7 +12,9 @@
 
 #include <string.h>
 
-int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
+/* take: the caller's reference goes to the last recipient (or is dropped); m may be freed
+ * before this returns. */
+static int route(mg_worker *w, mg_msg *m, mg_sref publisher, bool take)
 {
 	mg_broker *b = w->b;
 	int n = mg_subtree_match(b->tree, m->topic, m->topic_len, publisher, mg_eligible, b, &w->ms);
@@ -27,7 +29,11 @@ int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
 		int owner = mg_sref_owner(b, x->subscriber);
 		if (owner < 0)
 			continue;
-		mg_qitem q = { .m = mg_msg_ref(m), .qos = m->qos < x->qos ? m->qos : x->qos,
+		/* the last one may get the caller's reference: after its delivery m may be gone */
+		bool last = take && i == n - 1;
+		if (last)
+			take = false;
+		mg_qitem q = { .m = last ? m : mg_msg_ref(m), .qos = m->qos < x->qos ? m->qos : x->qos,
 		               .retain = x->retain_as_published ? m->retain : false, .copy = n == 1 };
 		if (x->n_ids)
 			mg_qitem_set_ids(&q, w->ms.ids + x->ids_off, x->n_ids);
@@ -48,8 +54,15 @@ int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
 	}
 	if (store)
 		mg_store_msg_unref(m);
+	if (take)
+		mg_msg_unref(m); /* not given: nobody matched, or the last match was skipped */
 	/* recipients, and matches that give none (No Local, ...): 0 means nobody subscribed */
 	return n < 0 ? 0 : n + (int)w->ms.n_unsent;
+}
+
+int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher)
+{
+	return route(w, m, publisher, false);
 }
 
 /* Mirrors mosquitto's check of '$' topics on write: $SYS is the broker's, except the state
@@ -73,7 +86,7 @@ mg_retain *mg_broker_retain_new(void)
 	return mg_retain_new(retain_ref, retain_unref);
 }
 
-int mg_publish_msg(mg_worker *w, mg_msg *m, mg_sref publisher)
+static int publish(mg_worker *w, mg_msg *m, mg_sref publisher, bool take)
 {
 	mg_broker *b = w->b;
 	if (m->retain && b->cfg->retain_available) {
@@ -85,9 +98,24 @@ int mg_publish_msg(mg_worker *w, mg_msg *m, mg_sref publisher)
 	/* local subscribers first, from here; then the other nodes (cluster.h). With a cluster a
 	 * message that went to NATS may have subscribers elsewhere: not "no matching
 	 * subscribers". */
-	int n = mg_route(w, m, publisher);
+	/* Routing may free a taken m: with a cluster (m goes on to NATS below) or a stored QoS
+	 * 1/2 message (route() uses it after the loop) the reference is dropped here instead. */
+	bool late = take && (b->cluster || (b->store && m->qos));
+	int n = route(w, m, publisher, take && !late);
 	if (b->cluster && b->cluster_ops->send(b->cluster, w, m))
 		n++;
+	if (late)
+		mg_msg_unref(m);
 	return n;
+}
+
+int mg_publish_msg(mg_worker *w, mg_msg *m, mg_sref publisher)
+{
+	return publish(w, m, publisher, false);
+}
+
+int mg_publish_msg_take(mg_worker *w, mg_msg *m, mg_sref publisher)
+{
+	return publish(w, m, publisher, true);
 }
 
