@@ -392,8 +392,9 @@ bool mgc_want_write(midge_client *c);
 typedef struct mgc_tls mgc_tls;
 bool mgc_tls_on(const midge_client *c);    /* under mu: does the next connect use TLS? */
 void mgc_tls_free(midge_client *c);
-/* Without mu, before a connect: make the SSL_CTX from the settings if not made yet (it reads
- * files and may call the key's password callback). MIDGE_OK or MIDGE_ERR_TLS (logged). */
+/* Without mu, before a connect: have the backend make what it needs from the settings (the
+ * SSL_CTX; tls_opts.h's mgc_tls_be_make) if not made yet; it reads files and may call the
+ * key's password callback. MIDGE_OK or MIDGE_ERR_TLS (logged). */
 int mgc_tls_prepare(midge_client *c);
 /* Under mu, loop owner, the TCP (and SOCKS5) connect done: put TLS on the socket and start the
  * handshake. mgc_tls_step drives it (from reads and writes) while c->tls_hs. Both return

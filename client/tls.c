@@ -131,30 +131,19 @@ fail:
 	return NULL;
 }
 
-int mgc_tls_prepare(midge_client *c)
+void *mgc_tls_be_make(midge_client *c, const mgc_tls *t, void *userdata)
 {
-	mgc_lock(c);
-	mgc_tls *t = c->tls;
-	if (!t || !t->on || t->made || t->building) {
-		mgc_unlock(c);
-		return MIDGE_OK;
-	}
-	t->building = true;
-	void *ud = c->userdata;
-	mgc_unlock(c);
 	char why[512] = "";
 	ERR_clear_error();
-	SSL_CTX *ctx = make_ctx(t, ud, why, sizeof(why));
-	mgc_lock(c);
-	t->building = false;
-	t->made = ctx;
+	SSL_CTX *ctx = make_ctx(t, userdata, why, sizeof(why));
 	if (!ctx) {
+		mgc_lock(c);
 		mgc_log(c, MIDGE_LOG_ERR, "%s", why);
-		log_queue(c);
+		log_queue(c); /* this thread's OpenSSL queue, which make_ctx filled */
+		mgc_unlock(c);
 	}
 	ERR_clear_error();
-	mgc_unlock(c);
-	return ctx ? MIDGE_OK : MIDGE_ERR_TLS;
+	return ctx;
 }
 
 /* ---- the handshake ---- */

@@ -74,6 +74,25 @@ static int settable(midge_client *c)
 	return settings(c) ? MIDGE_OK : MIDGE_ERR_NOMEM;
 }
 
+int mgc_tls_prepare(midge_client *c)
+{
+	mgc_lock(c);
+	mgc_tls *t = c->tls;
+	if (!t || !t->on || t->made || t->building) {
+		mgc_unlock(c);
+		return MIDGE_OK;
+	}
+	t->building = true;
+	void *ud = c->userdata;
+	mgc_unlock(c);
+	void *made = mgc_tls_be_make(c, t, ud);
+	mgc_lock(c);
+	t->building = false;
+	t->made = made;
+	mgc_unlock(c);
+	return made ? MIDGE_OK : MIDGE_ERR_TLS;
+}
+
 static bool readable(const char *path)
 {
 	FILE *f = path ? fopen(path, "r") : NULL;

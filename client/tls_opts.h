@@ -42,5 +42,9 @@ typedef struct mgc_tls_ask {
 int mgc_tls_be_supports(const mgc_tls_ask *ask);
 /* Backend hook: the settings changed (or the client goes): free `made`. Under mu. */
 void mgc_tls_be_drop(void *made);
+/* Backend hook, for mgc_tls_prepare: make `made` from t, without mu (it reads files and may
+ * call the key's password callback, user code) while t->building keeps t still. NULL after
+ * logging why (taking mu for that). */
+void *mgc_tls_be_make(midge_client *c, const mgc_tls *t, void *userdata);
 
 #endif

@@ -811,43 +811,28 @@ static PCCERT_CONTEXT load_pfx(const char *path, int (*pw_cb)(char *, int, int, 
 	return found;
 }
 
-int mgc_tls_prepare(midge_client *c)
+void *mgc_tls_be_make(midge_client *c, const mgc_tls *t, void *userdata)
 {
-	mgc_lock(c);
-	mgc_tls *t = c->tls;
-	if (!t || !t->on || t->made || t->building) {
-		mgc_unlock(c);
-		return MIDGE_OK;
-	}
-	t->building = true;
-	void *ud = c->userdata;
-	mgc_unlock(c);
-	/* without mu: the password callback is user code. certfile is the PKCS#12 file
-	 * (mgc_tls_be_supports let only that through), keyfile names it again. */
+	/* certfile is the PKCS#12 file (mgc_tls_be_supports let only that through), keyfile
+	 * names it again */
 	HCERTSTORE ca = t->cafile ? load_pem(t->cafile) : NULL, pfx_store = NULL;
-	PCCERT_CONTEXT mine = t->certfile && (!t->cafile || ca) ? load_pfx(t->certfile, t->pw_cb, ud, &pfx_store) : NULL;
-	loaded *l = calloc(1, sizeof(*l));
-	mgc_lock(c);
-	t->building = false;
+	PCCERT_CONTEXT mine = t->certfile && (!t->cafile || ca) ? load_pfx(t->certfile, t->pw_cb, userdata, &pfx_store) : NULL;
 	bool ok = (!t->cafile || ca) && (!t->certfile || mine);
-	if (ok && l) {
-		l->ca = ca;
-		l->pfx_store = pfx_store;
-		l->mine = mine;
-		t->made = l;
-	} else {
-		if (!ok && t->cafile && !ca)
-			mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load CA certificates, check cafile \"%s\".", t->cafile);
-		else if (!ok)
-			mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load client certificate \"%s\" (a PKCS#12 file with its key; wrong password?).", t->certfile);
-		else
-			mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: out of memory", mgc_cid(c));
-		release(&(loaded){ ca, pfx_store, mine });
-		free(l);
-		l = NULL;
+	loaded *l = ok ? calloc(1, sizeof(*l)) : NULL;
+	if (l) {
+		*l = (loaded){ ca, pfx_store, mine };
+		return l;
 	}
+	mgc_lock(c);
+	if (!ok && t->cafile && !ca)
+		mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load CA certificates, check cafile \"%s\".", t->cafile);
+	else if (!ok)
+		mgc_log(c, MIDGE_LOG_ERR, "Error: Unable to load client certificate \"%s\" (a PKCS#12 file with its key; wrong password?).", t->certfile);
+	else
+		mgc_log(c, MIDGE_LOG_ERR, "Client %s TLS: out of memory", mgc_cid(c));
 	mgc_unlock(c);
-	return ok && l ? MIDGE_OK : MIDGE_ERR_TLS;
+	release(&(loaded){ ca, pfx_store, mine });
+	return NULL;
 }
 
 /* ---- the handshake on the client's loop ---- */
