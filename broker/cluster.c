@@ -104,6 +104,8 @@ struct mg_cluster {
 	bool initial_done;  /* under wmu: the watcher applied the bucket as it was at start */
 	dec wx;             /* the watcher thread's */
 	natsSubscription *presence;
+	natsSubscription *barrier; /* closed last at stop: see drain_delivery */
+	bool barrier_done;         /* under wmu */
 	mg_csess *cs;       /* sessions: the client-id registry, takeover, heartbeat */
 	/* counters, any thread */
 	atomic_uint_fast64_t sent, received, dups, dropped_long, dropped_big, bad, nats_err, kv_puts, kv_applied;
@@ -113,6 +115,7 @@ struct mg_cluster {
 /* ---- interest: one NATS subscription per distinct filter ---- */
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+static void barrier_start(mg_cluster *c);
 
 static void nats_subscribe(mg_cluster *c, ient *e)
 {
@@ -828,12 +831,76 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	c->cs = mg_csess_start(b, c->nc, c->name, c->node_id);
 	if (natsConnection_Subscribe(&c->presence, c->nc, PRESENCE "*", on_presence, c) == NATS_OK)
 		presence_say(c, "hello");
+	barrier_start(c);
 	/* restored sessions' filters: before any worker runs, so nothing changes the tree now */
 	mg_subtree_foreach(b->tree, count_existing, c);
 	mg_log(MG_LOG_NOTICE, "Cluster node %s (id %016llx) connected to NATS at %s; %zu filters "
 	       "subscribed.", c->name, (unsigned long long)c->node_id, url, c->tab.n);
 	*out = c;
 	return 0;
+}
+
+/* ---- the delivery thread's last message before the library closes ----
+ * libnats (3.4.1, and upstream still) frees a message through its garbage-collector thread,
+ * and nats_CloseAndWait lets that thread end as soon as its list is empty, while the delivery
+ * thread may still be destroying the control messages that closing our subscriptions queued
+ * for it: a message handed to the collector after it ended is never freed. LeakSanitizer then
+ * failed a cluster test's broker stop now and then on a busy machine (3 runs of test/cluster
+ * in 6: natsMsg_create <- natsLib_msgDeliveryPostControlMsg <- natsSub_close). The delivery
+ * pool has one thread (nats_SetMessageDeliveryPoolSize(1)), which takes its queue in order: so
+ * at stop every subscription on it is closed first and this one last, and the library is
+ * closed only once the barrier's completion callback has run (the delivery thread calls it
+ * after destroying the barrier's control message, so every earlier one is collected by then).
+ * A subscription added to the pool later must be unsubscribed before drain_delivery too. */
+static void barrier_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	natsMsg_Destroy(msg); /* nobody publishes on the barrier's subject */
+}
+
+static void barrier_done(void *closure)
+{
+	mg_cluster *c = closure;
+	pthread_mutex_lock(&c->wmu);
+	c->barrier_done = true;
+	pthread_cond_broadcast(&c->wcond);
+	pthread_mutex_unlock(&c->wmu);
+}
+
+static void barrier_start(mg_cluster *c)
+{
+	char subj[64];
+	snprintf(subj, sizeof subj, "_MIDGE.barrier.%016llx", (unsigned long long)c->node_id);
+	if (natsConnection_Subscribe(&c->barrier, c->nc, subj, barrier_msg, c) != NATS_OK)
+		c->barrier = NULL;
+	else if (natsSubscription_SetOnCompleteCB(c->barrier, barrier_done, c) != NATS_OK) {
+		natsSubscription_Unsubscribe(c->barrier);
+		natsSubscription_Destroy(c->barrier);
+		c->barrier = NULL;
+	}
+}
+
+/* Closes the subscriptions on the delivery thread, the barrier last, and waits (bounded: 5 s)
+ * until the delivery thread has got through them. The workers are stopped: no filter changes. */
+static void drain_delivery(mg_cluster *c)
+{
+	size_t i;
+	for (mg_btent *h = mg_btab_first(&c->tab, &i); h; h = mg_btab_next(&c->tab, &i, h)) {
+		ient *e = (ient *)h;
+		for (int k = 0; k < 2; k++)
+			if (e->sub[k])
+				natsSubscription_Unsubscribe(e->sub[k]);
+	}
+	if (c->presence)
+		natsSubscription_Unsubscribe(c->presence);
+	if (!c->barrier || natsSubscription_Unsubscribe(c->barrier) != NATS_OK)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&c->wmu);
+	while (!c->barrier_done && pthread_cond_timedwait(&c->wcond, &c->wmu, &until) == 0)
+		;
+	pthread_mutex_unlock(&c->wmu);
 }
 
 static void cluster_stop(mg_cluster *c)
@@ -846,6 +913,7 @@ static void cluster_stop(mg_cluster *c)
 	c->closing = true;
 	pthread_mutex_unlock(&c->post_mu);
 	retained_stop(c);
+	drain_delivery(c);
 	natsConnection_Close(c->nc);
 	mg_log(MG_LOG_NOTICE, "Cluster node %s left NATS: %llu messages sent, %llu received, %llu "
 	       "duplicate copies dropped; %llu retained messages put, %llu applied.", c->name,
@@ -864,6 +932,9 @@ static void cluster_stop(mg_cluster *c)
 	if (c->presence)
 		natsSubscription_Destroy(c->presence);
 	c->presence = NULL;
+	if (c->barrier)
+		natsSubscription_Destroy(c->barrier);
+	c->barrier = NULL;
 	natsConnection_Destroy(c->nc);
 	c->nc = NULL;
 	natsOptions_Destroy(c->opts);
