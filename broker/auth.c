@@ -265,6 +265,11 @@ void mg_auth_free(mg_broker *b)
 	b->auth = NULL;
 }
 
+bool mg_auth_left_running(const mg_broker *b)
+{
+	return b->auth && b->auth->stragglers; /* mg_auth_free keeps a then */
+}
+
 /* ---- decisions ---- */
 
 static int admit_user(mg_conn *c, const mg_connect *k)

@@ -41,6 +41,10 @@ void mg_auth_reload(mg_broker *b);
 /* After the workers stopped: stop the auth threads, give back what their jobs own. */
 void mg_auth_stop(mg_broker *b);
 void mg_auth_free(mg_broker *b);
+/* After mg_auth_free: true when a password check was still hashing at stop (a thread left
+ * running, see mg_auth_stop). The process must then end with _exit, without exit handlers:
+ * libcrypto's would free what that thread is using. */
+bool mg_auth_left_running(const mg_broker *b);
 
 enum { MG_ADMIT = 0, MG_REFUSE_AUTH, MG_PARKED };
 /* The CONNECT's authentication, in mosquitto's order: clientid_prefixes, then

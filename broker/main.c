@@ -1,6 +1,7 @@
 /*
  * broker/main.c - `midge [-c FILE] [-p PORT] [-v] [-d] [-h]`, mosquitto's command line.
  */
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/cluster.h"
 #include "broker/log.h"
@@ -165,6 +166,14 @@ int main(int argc, char **argv)
 	if (cfg.pid_file)
 		unlink(cfg.pid_file);
 	mg_log_close();
+	/* A password check still hashing after mg_auth_stop's wait: the process ends under it,
+	 * without exit handlers. OpenSSL's would free the digest tables that thread is using (a
+	 * data race ThreadSanitizer reported, and on a slow machine a crash at exit waiting to
+	 * happen); LeakSanitizer's check, one of them, is skipped for such a run. */
+	if (mg_auth_left_running(&b)) {
+		fflush(NULL);
+		_exit(rc);
+	}
 	mg_config_free(&cfg);
 	return rc;
 }
