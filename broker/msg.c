@@ -20,6 +20,7 @@ static mg_msg *msg_alloc(const uint8_t *topic, size_t tlen, size_t proplen, size
 		return NULL;
 	atomic_init(&m->refs, 1);
 	atomic_init(&m->store_refs, 0);
+	atomic_init(&m->store_pending, 0);
 	atomic_init(&m->store_id, 0);
 	m->qos = qos;
 	m->retain = retain;

@@ -21,10 +21,11 @@ typedef struct mg_msg {
 	bool retain;      /* as published */
 	bool has_expiry;
 	uint16_t topic_len;
+	_Atomic uint16_t store_pending; /* batches holding an uncommitted write of its body */
 	uint32_t payload_len, props_len;
 	atomic_uint store_refs; /* rows of the store that refer to its body (store.c) */
 	int64_t expire_at; /* mg_now_ms() deadline when has_expiry */
-	atomic_llong store_id;  /* its msgs row, 0 none: set once, by the worker routing it */
+	atomic_llong store_id;  /* its msgs row, 0 none; kept when the row is deleted (store.c) */
 	uint8_t *payload, *props;
 	uint8_t topic[];   /* then props, then payload, in one allocation */
 } mg_msg;

@@ -17,7 +17,6 @@ typedef struct mg_qitem {
 	bool retain : 1; /* retain flag to send */
 	bool stored : 1; /* a row in the store's queue refers to it (store.h) */
 	bool copy : 1;   /* the message's only recipient: a small payload may be copied (session.c) */
-	bool posted : 1; /* handed over by another worker: the message is shared across threads */
 	uint16_t n_ids;  /* subscription identifiers */
 	uint32_t id1;    /* the only one when n_ids == 1 */
 	uint32_t *ids;   /* malloc'd when n_ids > 1 */

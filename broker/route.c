@@ -23,7 +23,7 @@ static int route(mg_worker *w, mg_msg *m, mg_sref publisher, bool take)
 	 * held while routing keeps a drop during the loop from deleting the body. */
 	bool store = b->store && m->qos;
 	if (store)
-		atomic_fetch_add_explicit(&m->store_refs, 1, memory_order_relaxed);
+		mg_store_pin(m);
 	for (int i = 0; i < n; i++) {
 		const mg_match *x = &w->ms.m[i];
 		int owner = mg_sref_owner(b, x->subscriber);
@@ -47,7 +47,6 @@ static int route(mg_worker *w, mg_msg *m, mg_sref publisher, bool take)
 			else
 				mg_qitem_clear(&q);
 		} else {
-			q.posted = true;
 			mg_post p = { .kind = MG_POST_DELIVER, .ref = x->subscriber, .it = q };
 			mg_worker_post(w, owner, &p);
 		}

@@ -497,19 +497,6 @@ static void send_item(mg_worker *w, mg_session *s, mg_qitem *q)
 	s->flight_bytes += f.it.m->payload_len;
 }
 
-/* q's message replaced by a copy that only q refers to (kept shared if memory runs out). */
-static void private_copy(mg_qitem *q)
-{
-	const mg_msg *m = q->m;
-	mg_msg *c = mg_msg_new_raw(m->topic, m->topic_len, m->payload, m->payload_len, m->props,
-	                           m->props_len, m->qos, m->retain, m->has_expiry, m->expire_at);
-	if (!c)
-		return;
-	mg_msg_unref(q->m);
-	q->m = c;
-	q->posted = false;
-}
-
 void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 {
 	const mg_config *cfg = w->b->cfg;
@@ -544,17 +531,8 @@ void mg_session_deliver(mg_worker *w, mg_session *s, mg_qitem *q)
 	 * session is written too (in this worker's batch: no acknowledgement waits for it), so it
 	 * survives a restart as mosquitto's saved queue does. QoS 1/2 rows were written when the
 	 * message was routed. */
-	if (q->qos == 0 && s->sid && !online(s)) {
-		/* A message handed over by another worker is shared: its body row may already be
-		 * deleted there (the last stored subscriber acknowledged it while this item waited
-		 * in the inbox), yet it keeps its store id, and two workers writing a first row at
-		 * once would race for the id. A private copy gets a body of its own, written with
-		 * the row. Costs a copy per such message and session, only with
-		 * queue_qos0_messages and persistence, only for offline stored sessions. */
-		if (q->posted)
-			private_copy(q);
-		mg_store_queued(s->sid, q);
-	}
+	if (q->qos == 0 && s->sid && !online(s))
+		mg_store_queued(s->sid, q); /* the body may be shared with other workers' rows (store.c) */
 	if (mg_qring_push(&s->queue, q) < 0) {
 		count_drop(w, s, MG_DROP_NOMEM);
 		mg_store_done(s, q);

@@ -102,6 +102,7 @@ struct mg_sbatch {
 	/* Inserts of msgs and queue rows waiting for a multi-row statement (PUT_ROWS). */
 	const struct sop *mput[PUT_ROWS], *qput[PUT_ROWS];
 	int nmput, nqput;
+	const mg_msg *last_put; /* the message whose body this batch wrote last (body_ref) */
 };
 
 struct mg_store {
@@ -171,34 +172,82 @@ static uint8_t *dup_bytes(const void *p, size_t n)
 	return d;
 }
 
-/* The store id of m, writing its body in this batch the first time. */
-static int64_t msg_id(mg_sbatch *sb, mg_msg *m, bool will)
+/*
+ * Bodies shared across workers. m->store_refs counts the rows (queue, inq2, a delayed will) of
+ * every worker that refer to m's body; m->store_id names the body and is kept when the body
+ * row is deleted, so each row keeps its key. The body row goes when the count reaches zero
+ * (mg_store_msg_unref), but the count may rise again afterwards: another worker queues a
+ * QoS 0 copy for an offline session (queue_qos0_messages) from its inbox, or delivers a
+ * retained message it took from the shared retained tree. Two rules keep every row's body:
+ *  - the worker whose new row takes the count from zero writes the body again (same id, in
+ *    its own batch, INSERT OR REPLACE), as does a worker that sees another worker's write of
+ *    the body not yet committed (store_pending): its row could commit first;
+ *  - a deletion re-reads the count inside its transaction and deletes nothing when a row
+ *    refers to the body again. A count that rose after that read belongs to a worker whose
+ *    write of the body can commit only after this transaction (SQLite has one writer at a
+ *    time), so the body is written again after it is deleted.
+ * So no worker copies a message to give it a body of its own, and a body is deleted only
+ * when no row of any worker refers to it.
+ */
+
+/* A new row of this worker refers to m's body: counts it and returns the store id, writing
+ * the body in this batch unless it is stored or being stored by this batch already. alloc
+ * false (mg_store_pin): a message without a body gets none. */
+static int64_t body_ref(mg_sbatch *sb, mg_msg *m, bool will, bool alloc)
 {
-	int64_t id = atomic_load_explicit(&m->store_id, memory_order_relaxed);
-	if (id)
-		return id;
-	id = atomic_fetch_add(&sb->st->next_msg, 1);
-	atomic_store_explicit(&m->store_id, id, memory_order_relaxed);
+	unsigned prev = atomic_fetch_add(&m->store_refs, 1);
+	int64_t id = atomic_load(&m->store_id);
+	bool put;
+	if (!id && !alloc)
+		return 0;
+	if (!id) {
+		/* the first body: two workers may race here (QoS 0 copies from their inboxes);
+		 * the loser takes the winner's id and writes the body too, since its row may
+		 * commit before the winner's body does */
+		long long none = 0, nid = atomic_fetch_add(&sb->st->next_msg, 1);
+		id = atomic_compare_exchange_strong(&m->store_id, &none, nid) ? nid : none;
+		put = true;
+	} else {
+		put = prev == 0 || atomic_load(&m->store_pending) != 0;
+	}
+	if (!put || sb->last_put == m)
+		return id; /* stored, or written earlier in this batch */
 	sop *o = push(sb, OP_MSG_PUT);
 	if (o) {
 		o->msg = id;
 		o->m = mg_msg_ref(m);
 		o->flag = will; /* a will's expiry starts when it is published: none yet */
+		atomic_fetch_add(&m->store_pending, 1); /* until this batch is released */
+		sb->last_put = m;
 	}
 	return id;
 }
 
+void mg_store_pin(mg_msg *m)
+{
+	mg_sbatch *sb = mg_store_tls;
+	if (sb)
+		body_ref(sb, m, false, false);
+	else
+		atomic_fetch_add(&m->store_refs, 1);
+}
+
 void mg_store_msg_unref(mg_msg *m)
 {
-	if (atomic_fetch_sub_explicit(&m->store_refs, 1, memory_order_acq_rel) != 1)
+	/* read while this reference holds it: the id of the row being dropped */
+	int64_t id = atomic_load(&m->store_id);
+	if (atomic_fetch_sub(&m->store_refs, 1) != 1)
 		return;
-	int64_t id = atomic_load_explicit(&m->store_id, memory_order_relaxed);
 	mg_sbatch *sb = mg_store_tls;
 	if (!id || !sb)
 		return;
+	if (sb->last_put == m)
+		sb->last_put = NULL; /* a later row of this batch writes the body again */
 	sop *o = push(sb, OP_MSG_DEL);
-	if (o)
+	if (o) {
 		o->msg = id;
+		o->m = mg_msg_ref(m); /* its count is read again when the deletion executes */
+	}
 }
 
 void mg_store_session_saved(mg_session *s)
@@ -263,8 +312,7 @@ void mg_store_will_(mg_session *s)
 {
 	mg_sbatch *sb = mg_store_tls;
 	if (s->will && s->will_at && !s->will_stored) {
-		int64_t id = msg_id(sb, s->will, true);
-		atomic_fetch_add(&s->will->store_refs, 1);
+		int64_t id = body_ref(sb, s->will, true, true);
 		s->will_stored = true;
 		sop *o = push(sb, OP_WILL);
 		if (!o)
@@ -335,11 +383,12 @@ void mg_store_queued(int64_t sid, mg_qitem *q)
 	mg_sbatch *sb = mg_store_tls;
 	if (!sb)
 		return;
-	int64_t id = msg_id(sb, q->m, false);
+	int64_t id = body_ref(sb, q->m, false, true);
 	sop *o = push(sb, OP_Q_PUT);
-	if (!o)
+	if (!o) {
+		mg_store_msg_unref(q->m); /* the batch fails anyway (out of memory) */
 		return;
-	atomic_fetch_add_explicit(&q->m->store_refs, 1, memory_order_relaxed);
+	}
 	q->stored = true;
 	o->sid = sid;
 	o->msg = id;
@@ -420,8 +469,7 @@ void mg_store_done_(mg_session *s, const mg_qitem *q)
 void mg_store_inq2_put_(mg_session *s, uint16_t mid, mg_msg *m)
 {
 	mg_sbatch *sb = mg_store_tls;
-	int64_t id = msg_id(sb, m, false);
-	atomic_fetch_add_explicit(&m->store_refs, 1, memory_order_relaxed);
+	int64_t id = body_ref(sb, m, false, true);
 	sop *o = push(sb, OP_INQ2_PUT);
 	if (!o)
 		return;
@@ -602,6 +650,8 @@ static int exec_op(mg_sbatch *sb, const sop *o)
 		sb->mput[sb->nmput++] = o;
 		return sb->nmput == PUT_ROWS ? exec_puts(sb, false) : SQLITE_OK;
 	case OP_MSG_DEL:
+		if (atomic_load(&o->m->store_refs))
+			return SQLITE_OK; /* referred to again: see "Bodies shared across workers" */
 		if (sb->nmdel == sb->capmdel && grow((void **)&sb->mdel, &sb->capmdel, sizeof *sb->mdel) < 0) {
 			st = sb->stmt[ST_MSG_DEL]; /* no memory for the set: one row at a time */
 			sqlite3_bind_int64(st, 1, o->msg);
@@ -711,10 +761,13 @@ static int exec_op(mg_sbatch *sb, const sop *o)
 static void release_ops(mg_sbatch *sb)
 {
 	for (size_t i = 0; i < sb->n; i++) {
+		if (sb->v[i].kind == OP_MSG_PUT && sb->v[i].m)
+			atomic_fetch_sub(&sb->v[i].m->store_pending, 1);
 		mg_msg_unref(sb->v[i].m);
 		free(sb->v[i].blob);
 	}
 	sb->n = 0;
+	sb->last_put = NULL;
 }
 
 static bool once_a_minute(atomic_llong *last)

@@ -137,6 +137,9 @@ void mg_store_inq2_put_(struct mg_session *s, uint16_t mid, struct mg_msg *m);
 void mg_store_inq2_del_(struct mg_session *s, uint16_t mid, struct mg_msg *m);
 /* m NULL: the retained message of topic was deleted. */
 void mg_store_retained_(const uint8_t *topic, size_t len, struct mg_msg *m);
+/* Routing holds m's body as a row would, from its first row to its last (route.c); released
+ * with mg_store_msg_unref. */
+void mg_store_pin(struct mg_msg *m);
 /* A stored row that referred to m is gone (q's item cleared, inq2 released): the body is
  * deleted when nothing refers to it any more. */
 void mg_store_msg_unref(struct mg_msg *m);

@@ -490,9 +490,11 @@ def test_qos0_copies_queued_by_another_worker_outlive_the_qos1_ack(tmp_path, thr
     and was dropped at the next start. It depends on the other worker lagging behind the
     PUBACK: before the fix this test failed (28 of 40 rows without a body) with a usleep(0)
     added to the inbox loop, 16 of 20 messages were lost after kill -9 with 20 ms, and it
-    passed in plain runs on an idle machine, so it catches the bug on a loaded one. Now a
-    message handed over by another worker is copied for the offline session and gets a body
-    of its own: never a row without a body, whatever the timing."""
+    passed in plain runs on an idle machine, so it catches the bug on a loaded one. Now the
+    worker whose row takes a body's reference count from zero writes the body again, and a
+    deletion re-reads the count in its transaction (store.c, "Bodies shared across workers"):
+    never a row without a body, whatever the timing. With those two rules removed and a
+    usleep(200) per inbox item, this test failed 1 run in 7; with them, never."""
     site = Site(tmp_path, threads, extra=["queue_qos0_messages true"])
     try:
         site.start()
