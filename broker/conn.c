@@ -49,10 +49,19 @@ mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port)
 	return c;
 }
 
+/* Output that may be written now: all of it, or what is before a hold (store.h). */
+static size_t out_allowed(const mg_conn *c)
+{
+	if (!c->hold)
+		return c->out_bytes;
+	uint64_t written = c->out_seq - c->out_bytes;
+	return c->hold - 1 > written ? (size_t)(c->hold - 1 - written) : 0;
+}
+
 static void set_watch(mg_conn *c)
 {
 	bool tw = mg_transport_want_write(&c->tr);
-	int mask = (c->read_paused || c->throttled || c->sw || c->auth == MG_AUTH_WAIT || c->cluster_wait ? 0 : MG_EV_READ) | (c->out_bytes || tw ? MG_EV_WRITE : 0);
+	int mask = (c->read_paused || c->throttled || c->sw || c->auth == MG_AUTH_WAIT || c->cluster_wait ? 0 : MG_EV_READ) | (out_allowed(c) || tw ? MG_EV_WRITE : 0);
 	if (c->handshaking) /* an answer going out is all it waits for; else the request */
 		mask = tw ? MG_EV_WRITE : MG_EV_READ;
 	if (mask != c->watch_mask) {
@@ -118,6 +127,8 @@ void mg_conn_uncount(mg_conn *c)
 
 void mg_conn_free(mg_conn *c)
 {
+	if (c->hold)
+		mg_store_conn_gone(c);
 	mg_subwork_drop(c);
 	for (size_t i = c->seg_head; i < c->nseg; i++)
 		mg_msg_unref(c->seg[i].m);
@@ -318,11 +329,14 @@ void mg_conn_commit(mg_conn *c, size_t n, mg_msg *payload)
 	}
 	c->olen += (uint32_t)n;
 	c->out_bytes += n + (payload ? payload->payload_len : 0);
+	c->out_seq += n + (payload ? payload->payload_len : 0);
 	mg_conn_mark_dirty(c);
 }
 
 int mg_conn_send(mg_conn *c, const mg_packet *pkt)
 {
+	if (pkt->type != MG_PUBACK)
+		mg_store_need_full(); /* only a PUBACK may go out before everything is committed */
 	uint8_t *p = mg_conn_reserve(c, 256);
 	if (!p)
 		return -ENOMEM;
@@ -388,7 +402,7 @@ void mg_conn_flush(mg_conn *c)
 	if (c->state == MG_CS_DEAD && c->tr.fd < 0)
 		return;
 	bool was_dead = c->state == MG_CS_DEAD; /* mg_conn_close's last flush */
-	mg_store_commit(); /* no acknowledgement leaves before what it promises is committed */
+	mg_store_before_write(); /* no acknowledgement leaves before what it promises is committed */
 	if (!was_dead && c->state == MG_CS_DEAD)
 		return; /* it was acknowledged against a batch that could not be stored */
 	if (c->handshaking)
@@ -401,7 +415,7 @@ void mg_conn_flush(mg_conn *c)
 			return;
 		}
 	}
-	for (int round = 0; round < 16 && c->out_bytes; round++) {
+	for (int round = 0; round < 16 && out_allowed(c); round++) {
 		struct iovec iov[128];
 		int n = 0;
 		size_t skip = c->seg_done;
@@ -418,6 +432,15 @@ void mg_conn_flush(mg_conn *c)
 					iov[n++] = (struct iovec){ s->m->payload + skip, s->m->payload_len - skip };
 				skip = 0;
 			}
+		}
+		size_t allowed = out_allowed(c), sum = 0;
+		for (int i = 0; i < n; i++) { /* a hold stops the write (store.h) */
+			if (sum + iov[i].iov_len >= allowed) {
+				iov[i].iov_len = allowed - sum;
+				n = i + 1;
+				break;
+			}
+			sum += iov[i].iov_len;
 		}
 		ssize_t w = mg_transport_writev(&c->tr, iov, n);
 		if (w == -EAGAIN)

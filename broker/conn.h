@@ -67,6 +67,11 @@ struct mg_conn {
 	uint32_t seg_head, nseg, segcap;
 	uint32_t seg_done;   /* bytes of seg[seg_head] (header + payload) already written */
 	size_t out_bytes;    /* bytes queued, not yet written */
+	/* persistence (store.h): output from byte out_seq-position hold - 1 on waits for a
+	 * commit, 0 none; hold_next the same for a later turn's acknowledgements */
+	uint64_t out_seq;    /* bytes ever queued */
+	uint64_t hold, hold_next;
+	uint32_t hold_gen;
 	mg_conn *dirty_next;
 	mg_conn *next, *prev; /* the worker's list */
 	mg_subwork *sw;      /* a SUBSCRIBE/UNSUBSCRIBE handled in chunks: no reading meanwhile */

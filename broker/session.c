@@ -359,6 +359,8 @@ static int write_publish_as(mg_worker *w, mg_conn *c, const mg_qitem *it, uint16
 	static const mg_props no_props;
 	mg_msg *m = it->m;
 	mg_bytes topic = *t;
+	if (it->qos == 2)
+		mg_store_need_full(); /* exactly once: never ahead of the commit (store.h) */
 	if (c->mp_len) { /* the client sees topics without its listener's mount point */
 		if (m->topic_len <= c->mp_len || memcmp(m->topic, c->mp, c->mp_len) != 0)
 			return -E2BIG;

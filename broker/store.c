@@ -82,6 +82,11 @@ static const char *const sql[ST_N] = {
 	/* ST_MSG_PUTN, ST_Q_PUTN: ST_MSG_PUT and ST_Q_PUT for PUT_ROWS rows (puts_sql) */
 };
 
+/* How long a turn's queue rows and bodies wait, at most, for the subscribers'
+ * acknowledgements that make writing them unnecessary; the publishers' PUBACKs wait as long.
+ * One loop turn is too short on a busy machine: the subscriber has not answered yet. */
+enum { CARRY_MS = 10 };
+
 /* Rows of one multi-row INSERT (7 parameters each): the statement's own cost (reset, begin,
  * halt) is paid once for this many messages instead of once each. */
 enum { PUT_ROWS = 32, PUT_COLS = 7 };
@@ -103,6 +108,18 @@ struct mg_sbatch {
 	const struct sop *mput[PUT_ROWS], *qput[PUT_ROWS];
 	int nmput, nqput;
 	const mg_msg *last_put; /* the message whose body this batch wrote last (body_ref) */
+	/* Carried ops (docs/persistence.md, "Rows a turn cancels"): v[0..carry) are from the
+	 * turn before, committed when this turn ends unless cancelled; v[carry..n) are this
+	 * turn's. gen counts turn ends; need_full: output of this turn waits for all of them. */
+	size_t carry;
+	int64_t carry_since; /* mono ms: when v[0..carry) stopped being this turn's */
+	uint32_t gen;
+	bool need_full;
+	bool wrote; /* the last exec_upto ran a transaction */
+	/* v's msgs and queue inserts not yet executed, by (sid, msg) (msgs: sid 0), so that an
+	 * acknowledgement cancels them and a state change folds into them */
+	struct pkey { int64_t sid, msg; uint32_t idx; } *ht;
+	size_t htcap, htn;
 };
 
 struct mg_store {
@@ -164,6 +181,89 @@ static sop *push(mg_sbatch *sb, uint8_t kind)
 	return o;
 }
 
+/* ---- pending inserts by key (open addressing; rebuilt when the batch's ops move) ---- */
+
+#define HT_DEAD UINT32_MAX /* a cancelled entry: lookups go on past it */
+
+static size_t ht_slot(const mg_sbatch *sb, int64_t sid, int64_t msg)
+{
+	uint64_t h = (uint64_t)msg * 0x9E3779B97F4A7C15ull ^ (uint64_t)sid * 0xC2B2AE3D27D4EB4Full;
+	return (size_t)(h ^ (h >> 29)) & (sb->htcap - 1);
+}
+
+static struct pkey *ht_find(mg_sbatch *sb, int64_t sid, int64_t msg)
+{
+	if (!sb->htn)
+		return NULL;
+	for (size_t i = ht_slot(sb, sid, msg);; i = (i + 1) & (sb->htcap - 1)) {
+		struct pkey *k = &sb->ht[i];
+		if (!k->msg)
+			return NULL;
+		if (k->msg == msg && k->sid == sid)
+			return k->idx == HT_DEAD ? NULL : k;
+	}
+}
+
+static void ht_rebuild(mg_sbatch *sb);
+
+static void ht_put(mg_sbatch *sb, int64_t sid, int64_t msg, size_t idx)
+{
+	if ((sb->htn + 1) * 2 > sb->htcap) { /* htn counts cancelled entries too */
+		ht_rebuild(sb);
+		if ((sb->htn + 1) * 2 > sb->htcap)
+			return; /* no memory: the insert just cannot be cancelled */
+	}
+	for (size_t i = ht_slot(sb, sid, msg);; i = (i + 1) & (sb->htcap - 1)) {
+		struct pkey *k = &sb->ht[i];
+		if (!k->msg || (k->msg == msg && k->sid == sid)) {
+			if (!k->msg)
+				sb->htn++;
+			*k = (struct pkey){ sid, msg, (uint32_t)idx };
+			return;
+		}
+	}
+}
+
+/* Index again the live inserts of v (after v moved, or when full), at most a quarter full. */
+static void ht_rebuild(mg_sbatch *sb)
+{
+	size_t live = 1, cap = 64;
+	for (size_t i = 0; i < sb->n; i++)
+		live += sb->v[i].kind == OP_Q_PUT || sb->v[i].kind == OP_MSG_PUT;
+	while (cap < live * 4)
+		cap *= 2;
+	if (cap != sb->htcap) {
+		struct pkey *nt = malloc(cap * sizeof *nt);
+		if (!nt)
+			return;
+		free(sb->ht);
+		sb->ht = nt;
+		sb->htcap = cap;
+	}
+	memset(sb->ht, 0, sb->htcap * sizeof *sb->ht);
+	sb->htn = 0;
+	for (size_t i = 0; i < sb->n; i++) {
+		const sop *o = &sb->v[i];
+		if (o->kind == OP_Q_PUT || o->kind == OP_MSG_PUT)
+			ht_put(sb, o->kind == OP_Q_PUT ? o->sid : 0, o->msg, i);
+	}
+}
+
+/* The op of k does nothing any more: its row is not written. */
+static void cancel(mg_sbatch *sb, struct pkey *k)
+{
+	sop *o = &sb->v[k->idx];
+	if (o->kind == OP_MSG_PUT && o->m)
+		atomic_fetch_sub(&o->m->store_pending, 1);
+	if (o->m)
+		mg_msg_unref(o->m);
+	free(o->blob);
+	o->m = NULL;
+	o->blob = NULL;
+	o->kind = 0;
+	k->idx = HT_DEAD;
+}
+
 static uint8_t *dup_bytes(const void *p, size_t n)
 {
 	uint8_t *d = malloc(n ? n : 1);
@@ -197,7 +297,7 @@ static int64_t body_ref(mg_sbatch *sb, mg_msg *m, bool will, bool alloc)
 {
 	unsigned prev = atomic_fetch_add(&m->store_refs, 1);
 	int64_t id = atomic_load(&m->store_id);
-	bool put;
+	bool put, fresh = false;
 	if (!id && !alloc)
 		return 0;
 	if (!id) {
@@ -205,7 +305,8 @@ static int64_t body_ref(mg_sbatch *sb, mg_msg *m, bool will, bool alloc)
 		 * the loser takes the winner's id and writes the body too, since its row may
 		 * commit before the winner's body does */
 		long long none = 0, nid = atomic_fetch_add(&sb->st->next_msg, 1);
-		id = atomic_compare_exchange_strong(&m->store_id, &none, nid) ? nid : none;
+		fresh = atomic_compare_exchange_strong(&m->store_id, &none, nid);
+		id = fresh ? nid : none;
 		put = true;
 	} else {
 		put = prev == 0 || atomic_load(&m->store_pending) != 0;
@@ -217,8 +318,10 @@ static int64_t body_ref(mg_sbatch *sb, mg_msg *m, bool will, bool alloc)
 		o->msg = id;
 		o->m = mg_msg_ref(m);
 		o->flag = will; /* a will's expiry starts when it is published: none yet */
+		o->state = !fresh; /* a row of this id may be on disk: cancelling must delete it */
 		atomic_fetch_add(&m->store_pending, 1); /* until this batch is released */
 		sb->last_put = m;
+		ht_put(sb, 0, id, sb->n - 1);
 	}
 	return id;
 }
@@ -243,6 +346,13 @@ void mg_store_msg_unref(mg_msg *m)
 		return;
 	if (sb->last_put == m)
 		sb->last_put = NULL; /* a later row of this batch writes the body again */
+	struct pkey *k = ht_find(sb, 0, id);
+	if (k) { /* written by this batch, not executed yet: not written at all */
+		bool ondisk = sb->v[k->idx].state;
+		cancel(sb, k);
+		if (!ondisk)
+			return;
+	}
 	sop *o = push(sb, OP_MSG_DEL);
 	if (o) {
 		o->msg = id;
@@ -394,6 +504,7 @@ void mg_store_queued(int64_t sid, mg_qitem *q)
 	o->msg = id;
 	o->qos = q->qos;
 	o->flag = q->retain;
+	ht_put(sb, sid, id, sb->n - 1);
 	if (q->n_ids) {
 		const uint32_t *ids = mg_qitem_ids(q);
 		o->blob = malloc(4u * q->n_ids);
@@ -415,16 +526,17 @@ static void q_state(mg_session *s, const mg_qitem *q, uint16_t mid, uint8_t stat
 	int64_t id = atomic_load_explicit(&q->m->store_id, memory_order_relaxed);
 	if (!s->sid || !id)
 		return;
-	/* Delivered in the turn it was queued (an online subscriber of this worker): the
+	/* Delivered before its row was written (an online subscriber of this worker): the
 	 * queue row not yet written takes the packet id and state itself. */
-	if (sb->n) {
-		sop *last = &sb->v[sb->n - 1];
-		if (last->kind == OP_Q_PUT && last->sid == s->sid && last->msg == id) {
-			last->mid = mid;
-			last->state = state;
-			return;
-		}
+	struct pkey *k = ht_find(sb, s->sid, id);
+	if (k) {
+		sb->v[k->idx].mid = mid;
+		sb->v[k->idx].state = state;
+		return;
 	}
+	/* a stored row's packet id: the PUBLISH goes only after it is committed, so a restart
+	 * resends it with DUP and the same id */
+	sb->need_full = true;
 	sop *o = push(sb, OP_Q_STATE);
 	if (!o)
 		return;
@@ -450,14 +562,13 @@ void mg_store_done_(mg_session *s, const mg_qitem *q)
 	int64_t id = q->m ? atomic_load_explicit(&q->m->store_id, memory_order_relaxed) : 0;
 	if (!s->sid || !id)
 		return;
-	/* Queued and finished in the same turn: neither row needs writing. */
-	if (sb->n) {
-		sop *last = &sb->v[sb->n - 1];
-		if (last->kind == OP_Q_PUT && last->sid == s->sid && last->msg == id) {
-			free(last->blob);
-			sb->n--;
-			return;
-		}
+	/* Finished before its row was written (acknowledged within the turn that queued it or
+	 * the next, see "Rows a turn cancels"): the row is never written; nor is the body if
+	 * this was its last row (mg_store_msg_unref). */
+	struct pkey *k = ht_find(sb, s->sid, id);
+	if (k) {
+		cancel(sb, k);
+		return;
 	}
 	sop *o = push(sb, OP_Q_DEL);
 	if (o) {
@@ -758,16 +869,28 @@ static int exec_op(mg_sbatch *sb, const sop *o)
 	return SQLITE_OK;
 }
 
-static void release_ops(mg_sbatch *sb)
+/* The ops v[0..upto) are done with (executed, or lost with a failed batch); the rest move to
+ * the front. */
+static void release_ops_upto(mg_sbatch *sb, size_t upto)
 {
-	for (size_t i = 0; i < sb->n; i++) {
+	for (size_t i = 0; i < upto; i++) {
 		if (sb->v[i].kind == OP_MSG_PUT && sb->v[i].m)
 			atomic_fetch_sub(&sb->v[i].m->store_pending, 1);
 		mg_msg_unref(sb->v[i].m);
 		free(sb->v[i].blob);
 	}
-	sb->n = 0;
+	if (upto < sb->n)
+		memmove(sb->v, sb->v + upto, (sb->n - upto) * sizeof *sb->v);
+	sb->n -= upto;
+	sb->carry = sb->carry > upto ? sb->carry - upto : 0;
 	sb->last_put = NULL;
+	if (sb->htn)
+		ht_rebuild(sb);
+}
+
+static void release_ops(mg_sbatch *sb)
+{
+	release_ops_upto(sb, sb->n);
 }
 
 static bool once_a_minute(atomic_llong *last)
@@ -793,14 +916,62 @@ static void break_promises(mg_sbatch *sb)
 {
 	size_t n = sb->npromised;
 	sb->npromised = 0; /* closing may record more operations: they go to the next batch */
-	for (size_t i = 0; i < n; i++)
-		mg_conn_drop_unstored(sb->promised[i]);
+	for (size_t i = 0; i < n; i++) {
+		mg_conn *c = sb->promised[i];
+		c->hold = c->hold_next = 0;
+		mg_conn_drop_unstored(c);
+	}
+}
+
+/* Holds of gen older than the batch's (all of them: every op is committed) are lifted: the
+ * output behind them may go. */
+static void release_holds(mg_sbatch *sb, bool all)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < sb->npromised; i++) {
+		mg_conn *c = sb->promised[i];
+		if (all || c->hold_gen != sb->gen) {
+			c->hold = all ? 0 : c->hold_next;
+			c->hold_next = 0;
+			c->hold_gen = sb->gen;
+			mg_conn_mark_dirty(c);
+		}
+		if (c->hold)
+			sb->promised[k++] = c;
+	}
+	sb->npromised = k;
+}
+
+void mg_store_conn_gone(mg_conn *c)
+{
+	mg_sbatch *sb = mg_store_tls;
+	c->hold = c->hold_next = 0;
+	if (!sb)
+		return;
+	for (size_t i = 0; i < sb->npromised; i++)
+		if (sb->promised[i] == c) {
+			sb->promised[i] = sb->promised[--sb->npromised];
+			return;
+		}
+}
+
+void mg_store_need_full_(mg_sbatch *sb)
+{
+	sb->need_full = true;
 }
 
 void mg_store_promise_(mg_sbatch *sb, struct mg_conn *c)
 {
-	if (sb->npromised && sb->promised[sb->npromised - 1] == c)
-		return; /* the same publisher again in this turn */
+	/* c's output from here on waits for the ops recorded so far (and those of this turn) */
+	if (!sb->n)
+		return; /* nothing recorded: nothing to wait for */
+	if (c->hold) {
+		if (c->hold_gen != sb->gen && !c->hold_next)
+			c->hold_next = c->out_seq + 1; /* behind the older hold: lifted a turn later */
+		return;
+	}
+	c->hold = c->out_seq + 1;
+	c->hold_gen = sb->gen;
 	if (sb->npromised == sb->cappromised) {
 		size_t nc = sb->cappromised ? sb->cappromised * 2 : 16;
 		struct mg_conn **v = realloc(sb->promised, nc * sizeof *v);
@@ -845,16 +1016,18 @@ void mg_store_refused(const char *client_id)
 		       "be written. This line repeats at most once a minute.", client_id, st->path);
 }
 
-void mg_store_commit_now(mg_sbatch *sb)
+/* Executes v[0..upto) in one transaction (none when all of them were cancelled). */
+static int exec_upto(mg_sbatch *sb, size_t upto)
 {
-	if (!sb->n && !sb->oom) {
-		sb->npromised = 0; /* nothing to store: every promise holds */
-		return;
-	}
-	int rc = step(sb->stmt[ST_BEGIN]);
 	size_t i = 0;
+	while (i < upto && !sb->v[i].kind)
+		i++;
+	sb->wrote = i < upto;
+	if (i == upto)
+		return SQLITE_OK;
+	int rc = step(sb->stmt[ST_BEGIN]);
 	if (rc == SQLITE_OK) {
-		for (; i < sb->n; i++)
+		for (; i < upto; i++)
 			if ((rc = exec_op(sb, &sb->v[i])) != SQLITE_OK)
 				break;
 		if (rc == SQLITE_OK)
@@ -866,29 +1039,102 @@ void mg_store_commit_now(mg_sbatch *sb)
 		if (rc != SQLITE_OK && !sqlite3_get_autocommit(sb->db))
 			step(sb->stmt[ST_ROLLBACK]);
 	}
-	if (rc != SQLITE_OK || sb->oom) {
-		mg_store *st = sb->st;
-		if (once_a_minute(&st->failed_logged))
-			mg_log(MG_LOG_ERR, "Error: persistence: %s writing %s (%zu changes not stored): QoS 1 "
-			       "and 2 messages are refused until it can be written again (MQTT 5 clients get "
-			       "0x97 Quota exceeded, 3.x clients are disconnected). Free space on its disk. "
-			       "This line repeats at most once a minute.",
-			       rc != SQLITE_OK ? sqlite3_errstr(rc) : "out of memory", st->path, sb->n);
-		atomic_store_explicit(&st->probe_at, mg_now_ms(), memory_order_relaxed); /* probe in 1 s */
-		atomic_store(&st->failing, true);
-		sb->oom = false;
-		/* the bodies this batch wrote are not on disk: a later reference writes them again
-		 * (routing and incoming QoS 2 record a body on the worker that accepted it, this one) */
-		for (size_t k = 0; k < sb->n; k++)
-			if (sb->v[k].kind == OP_MSG_PUT && sb->v[k].m)
-				atomic_store_explicit(&sb->v[k].m->store_id, 0, memory_order_relaxed);
-		release_ops(sb);
-		break_promises(sb);
+	return rc;
+}
+
+/* A batch could not be stored: everything in it is dropped, carried ops too, and every
+ * connection acknowledged against it is closed before its acknowledgement leaves. */
+static void batch_failed(mg_sbatch *sb, int rc)
+{
+	mg_store *st = sb->st;
+	if (once_a_minute(&st->failed_logged))
+		mg_log(MG_LOG_ERR, "Error: persistence: %s writing %s (%zu changes not stored): QoS 1 "
+		       "and 2 messages are refused until it can be written again (MQTT 5 clients get "
+		       "0x97 Quota exceeded, 3.x clients are disconnected). Free space on its disk. "
+		       "This line repeats at most once a minute.",
+		       rc != SQLITE_OK ? sqlite3_errstr(rc) : "out of memory", st->path, sb->n);
+	atomic_store_explicit(&st->probe_at, mg_now_ms(), memory_order_relaxed); /* probe in 1 s */
+	atomic_store(&st->failing, true);
+	sb->oom = false;
+	sb->need_full = false;
+	/* the bodies this batch wrote are not on disk: a later reference writes them again
+	 * (routing and incoming QoS 2 record a body on the worker that accepted it, this one) */
+	for (size_t k = 0; k < sb->n; k++)
+		if (sb->v[k].kind == OP_MSG_PUT && sb->v[k].m)
+			atomic_store_explicit(&sb->v[k].m->store_id, 0, memory_order_relaxed);
+	release_ops(sb);
+	sb->gen++;
+	break_promises(sb);
+}
+
+void mg_store_commit_now(mg_sbatch *sb)
+{
+	int rc = sb->oom ? SQLITE_NOMEM : exec_upto(sb, sb->n);
+	if (rc != SQLITE_OK) {
+		batch_failed(sb, rc);
 		return;
 	}
+	bool wrote = sb->wrote;
 	release_ops(sb);
-	sb->npromised = 0;
-	recovered(sb->st);
+	sb->need_full = false;
+	release_holds(sb, true);
+	sb->gen++;
+	if (wrote)
+		recovered(sb->st);
+}
+
+/* One of v[from..to) is the queue row of a message sent and not yet acknowledged. */
+static bool awaits_ack(const mg_sbatch *sb, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (sb->v[i].kind == OP_Q_PUT && sb->v[i].state == 1)
+			return true;
+	return false;
+}
+
+void mg_store_turn_end(mg_sbatch *sb, bool full, int64_t now)
+{
+	if (full || sb->need_full || sb->oom) {
+		mg_store_commit_now(sb);
+		sb->carry_since = now;
+		return;
+	}
+	/* The ops carried from earlier turns, less what was cancelled since, wait for
+	 * acknowledgements up to CARRY_MS, while there is one to wait for (a queue row of a
+	 * message sent and not yet acknowledged); then they are committed and this turn's are
+	 * carried. */
+	if (awaits_ack(sb, 0, sb->carry) && now - sb->carry_since < CARRY_MS)
+		return;
+	if (!awaits_ack(sb, sb->carry, sb->n)) {
+		/* nothing of this turn can be cancelled: no reason to hold anything longer */
+		mg_store_commit_now(sb);
+		sb->carry_since = now;
+		return;
+	}
+	sb->carry_since = now;
+	int rc = exec_upto(sb, sb->carry);
+	if (rc != SQLITE_OK) {
+		batch_failed(sb, rc);
+		return;
+	}
+	bool wrote = sb->wrote;
+	release_ops_upto(sb, sb->carry);
+	release_holds(sb, false);
+	sb->carry = sb->n;
+	sb->gen++;
+	if (wrote)
+		recovered(sb->st);
+}
+
+int mg_store_carrying(const mg_sbatch *sb)
+{
+	return sb->n || sb->npromised ? (sb->carry ? 1 : 0) : -1;
+}
+
+void mg_store_before_write_(mg_sbatch *sb)
+{
+	if (sb->need_full || sb->oom)
+		mg_store_commit_now(sb);
 }
 
 /* ---- opening ---- */
@@ -1239,6 +1485,7 @@ void mg_store_close(mg_store *st)
 		release_ops(sb);
 		free(sb->v);
 		free(sb->qdel);
+		free(sb->ht);
 		free(sb->mdel);
 		free(sb->promised);
 		for (int k = 0; k < ST_N; k++)

@@ -78,6 +78,36 @@ static inline void mg_store_commit(void)
 		mg_store_commit_now(mg_store_tls);
 }
 void mg_store_close(mg_store *st); /* after every worker stopped */
+
+/* ---- the end of a loop turn (docs/persistence.md, "Rows a turn cancels") ----
+ * Output that promises nothing durable goes before the commit: QoS 0/1 PUBLISH packets to
+ * subscribers, whose acknowledgement (in this turn or the next) cancels the queue row and
+ * body not yet written. A PUBACK/PUBREC/PUBCOMP waits behind a hold on its connection
+ * (mg_store_promise) until what it promises is committed; any other packet (CONNACK, SUBACK,
+ * PINGRESP, PUBREL, a QoS 2 PUBLISH, ...) needs everything recorded so far committed
+ * (mg_store_need_full). mg_store_turn_end, before the turn's output is written: with full
+ * (posts to other workers) or a packet that needs it, commits everything and lifts every
+ * hold; else commits the previous turn's ops and lifts the holds of that turn, carrying
+ * this turn's; the carried ops wait a few ms for the acknowledgements that cancel them, as
+ * long as the loop turns. While mg_store_carrying, the loop must not sleep longer. */
+void mg_store_turn_end(mg_sbatch *sb, bool full, int64_t now_ms);
+/* -1 nothing carried (the loop may sleep), else how long it may wait at most (ms) */
+int mg_store_carrying(const mg_sbatch *sb);
+void mg_store_need_full_(mg_sbatch *sb);
+static inline void mg_store_need_full(void)
+{
+	if (mg_store_tls)
+		mg_store_need_full_(mg_store_tls);
+}
+/* Before a connection writes: commits everything if some packet needs it. */
+void mg_store_before_write_(mg_sbatch *sb);
+static inline void mg_store_before_write(void)
+{
+	if (mg_store_tls)
+		mg_store_before_write_(mg_store_tls);
+}
+/* c is freed: it holds nothing any more. */
+void mg_store_conn_gone(struct mg_conn *c);
 /* The broker is shutting down in order (every worker committed its last batch): close then
  * writes FILE-clean, so the next start can skip PRAGMA quick_check (store.c). */
 void mg_store_closing_cleanly(mg_store *st);

@@ -65,9 +65,19 @@ int mg_worker_post_ext(mg_worker *to, const mg_post *p)
 	return r;
 }
 
+static bool any_posts(const mg_worker *w)
+{
+	for (int t = 0; t < w->b->nworkers; t++)
+		if (w->outbox[t].n)
+			return true;
+	return false;
+}
+
 void mg_worker_flush_outboxes(mg_worker *w)
 {
 	mg_broker *b = w->b;
+	if (!any_posts(w))
+		return;
 	mg_store_commit(); /* what another worker will see was created by a committed message */
 	for (int t = 0; t < b->nworkers; t++) {
 		mg_postv *o = &w->outbox[t];
@@ -123,6 +133,7 @@ static void shutdown_finish(mg_worker *w)
 	w->stopping = 2;
 	on_wake(w->loop, w); /* what arrived after the barrier: the other workers' wills */
 	mg_store_shutdown(w);
+	mg_store_commit(); /* every held acknowledgement may go with the rest */
 	for (mg_conn *c = w->conns, *n; c; c = n) {
 		n = c->next;
 		if (c->out_bytes)
@@ -228,7 +239,13 @@ static void before_sleep(mg_loop *l, void *ud)
 	/* Deliveries to other workers go before this worker's replies (PUBACK, PINGRESP): a
 	 * client that has its reply knows the delivery is already in the other worker's inbox,
 	 * which the tests' negative checks rely on. The flushes below may post more (a will
-	 * on a failed write), hence the second pass. */
+	 * on a failed write), hence the second pass.
+	 * Persistence: the turn's batch is committed here, or only the previous turn's part of
+	 * it (store.h, mg_store_turn_end); then the loop must not sleep while ops or held
+	 * acknowledgements are carried. */
+	mg_sbatch *sb = mg_store_tls;
+	if (sb)
+		mg_store_turn_end(sb, any_posts(w), mg_loop_now_ms(l));
 	mg_worker_flush_outboxes(w);
 	while (w->dirty) {
 		mg_conn *c = w->dirty;
@@ -243,6 +260,9 @@ static void before_sleep(mg_loop *l, void *ud)
 		w->dead = c->next;
 		mg_conn_free(c);
 	}
+	int carry = sb ? mg_store_carrying(sb) : -1;
+	if (carry >= 0)
+		mg_loop_sleep_at_most(l, carry);
 }
 
 static void tick(mg_loop *l, void *ud)

@@ -34,6 +34,7 @@ struct mg_loop {
 	int64_t now;
 	mg_loop_fn before, onwake;
 	void *before_ud, *onwake_ud;
+	int max_wait; /* mg_loop_sleep_at_most: this turn's wait, at most (ms); -1 none */
 	atomic_bool stop;
 	/* Time spent handling events (from epoll_wait's return to the end of the turn) and turns
 	 * run, for /metrics (broker/metrics.c). Written by the loop's own thread only (a relaxed
@@ -74,6 +75,7 @@ mg_loop *mg_loop_new(void)
 	mg_loop *l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
+	l->max_wait = -1;
 	l->ep = epoll_create1(EPOLL_CLOEXEC);
 	l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->ep < 0 || l->wakefd < 0)
@@ -175,6 +177,11 @@ void mg_loop_before_sleep(mg_loop *l, mg_loop_fn fn, void *ud)
 	l->before_ud = ud;
 }
 
+void mg_loop_sleep_at_most(mg_loop *l, int ms)
+{
+	l->max_wait = ms;
+}
+
 void mg_loop_on_wake(mg_loop *l, mg_loop_fn fn, void *ud)
 {
 	l->onwake = fn;
@@ -229,6 +236,9 @@ int mg_loop_run_once(mg_loop *l, int timeout_ms)
 	if (l->before)
 		l->before(l, l->before_ud);
 	int t = next_timeout(l);
+	if (l->max_wait >= 0 && l->max_wait < t)
+		t = l->max_wait;
+	l->max_wait = -1;
 	int n = epoll_wait(l->ep, evs, 256, timeout_ms >= 0 && timeout_ms < t ? timeout_ms : t);
 	/* One clock read gives both the loop's time and the start of the busy span (two vDSO
 	 * clock reads per turn in all, ~40 ns). */

@@ -39,6 +39,9 @@ void mg_loop_timer_cancel(mg_loop *l, long id);
 
 /* fn runs once per loop turn after events were handled, before sleeping. */
 void mg_loop_before_sleep(mg_loop *l, mg_loop_fn fn, void *ud);
+/* Called from the before-sleep callback: the coming wait lasts ms at most (0: a poll), for
+ * work that must go on soon even when no event comes. */
+void mg_loop_sleep_at_most(mg_loop *l, int ms);
 /* fn runs in the loop's thread after mg_loop_wake was called (possibly merged). */
 void mg_loop_on_wake(mg_loop *l, mg_loop_fn fn, void *ud);
 void mg_loop_wake(mg_loop *l); /* any thread */

@@ -622,6 +622,8 @@ def test_delayed_will_survives_restart(site):
                   will=dict(topic="will/t", payload=b"bye", qos=1, properties=[(0x18, 5)]))
     c.abort()
     site.b.wait_log(r"Client willer (closed its connection|disconnected)")
+    # the log line comes before the will is stored: the row is the sync point for the kill
+    wait_db(site, "SELECT count(*) FROM sessions WHERE will_msg IS NOT NULL", 1)
     site.restart(signal.SIGKILL)
     site.b.wait_log(r"Restored from midge\.db .*, 1 delayed wills", timeout=30)  # not sent yet
     w, ack = client(site, "wsub")
