@@ -907,8 +907,14 @@ static void cluster_stop(mg_cluster *c)
 {
 	/* The workers are stopped and their wills went into libnats's buffer: let it go out. */
 	mg_csess_stop(c->cs); /* no job runs after it; parked CONNECTs were handed back */
+	/* No more hellos and heartbeats to this node, and those already read are handled
+	 * before libnats closes (it does not free messages still queued for its delivery
+	 * thread then: LeakSanitizer saw a heartbeat left over). */
+	bool draining = c->presence && natsSubscription_Drain(c->presence) == NATS_OK;
 	presence_say(c, "bye");
 	natsConnection_FlushTimeout(c->nc, 2000);
+	if (draining)
+		natsSubscription_WaitForDrainCompletion(c->presence, 2000);
 	pthread_mutex_lock(&c->post_mu);
 	c->closing = true;
 	pthread_mutex_unlock(&c->post_mu);

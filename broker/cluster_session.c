@@ -18,12 +18,16 @@
  *     changes (attached, subscriptions, ended) are jobs too, written in the order they
  *     happened (one thread, one queue).
  *   - Takeover: the claiming node first makes itself the owner in the bucket (epoch + 1),
- *     then asks the old owner on midge.sess.take.<its id> (a NATS request). The old owner's
+ *     then asks the old owner on midge.sess.take.<its name> (a NATS request). The old owner's
  *     delivery-thread callback posts to the session's worker, which closes the old
  *     connection (5.0: DISCONNECT 0x8E), packs the session (subscriptions, queued and
  *     unacknowledged QoS 1/2 messages), ends it here and answers. When nobody answers (the
  *     node is dead: NATS says "no responders" at once; or it does not answer within
- *     WAIT_MS), the claiming node recovers what the bucket holds (subscriptions).
+ *     WAIT_MS), or it no longer has the session (restarted without its store), the claiming
+ *     node recovers what JetStream holds (subscriptions, messages queued while away).
+ *   - A node is its name (cluster_node_name, unique in the cluster): a node restarted with
+ *     its store owns the sessions it restores, answers for them, and drops at start those
+ *     that another node took meanwhile.
  *   - Heartbeat: a thread publishes midge.node.beat every BEAT_MS; presence messages
  *     (cluster.c) refresh a table of peers, and a peer silent for DEAD_MS is logged as gone.
  */
@@ -92,6 +96,7 @@ struct mg_csess {
 	natsSubscription *take_sub;
 	uint64_t node_id;
 	char name[128];
+	char take[sizeof TAKE_SUBJ + KEY_MAX]; /* where this node is asked for its sessions */
 	pthread_t th, beat_th;
 	bool th_on, beat_on;
 	pthread_mutex_t mu;     /* the job queue and stop; posting to workers from NATS */
@@ -489,7 +494,7 @@ static void on_verdict(mg_worker *w, void *arg)
 			if (v->recovered)
 				atomic_fetch_add(&v->cs->recovered, 1);
 			mg_log(MG_LOG_NOTICE, "Client %s: session %s cluster node %s (%u subscriptions, %u "
-			       "queued messages).", v->id, v->recovered ? "recovered from the registry of dead"
+			       "queued messages).", v->id, v->recovered ? "recovered from the registry, owned by"
 			       : "taken over from", v->from, ns, nm);
 		}
 		mg_conn_set_watch(c);
@@ -587,7 +592,7 @@ static void on_kick(mg_worker *w, void *arg)
 	mg_session *s = w ? mg_session_find(w, k->id, k->idlen, &owner) : NULL;
 	if (s) {
 		mg_log(MG_LOG_NOTICE, "Client %s is owned by cluster node %s now (taken over while this "
-		       "node was cut off): closing it here.", s->id, k->from);
+		       "node was away or cut off): dropping its session here.", s->id, k->from);
 		if (s->conn)
 			drop_conn(w, s, false);
 		end_moved(w, s, false);
@@ -802,7 +807,7 @@ static void do_claim(mg_csess *cs, job *j)
 		} else if (s != NATS_NOT_FOUND) {
 			break;
 		}
-		bool other = have && old.alive && old.owner != cs->node_id;
+		bool other = have && old.alive && strcmp(old.name, cs->name) != 0;
 		/* the new value: this node owns the id, one epoch on; what the bucket knew of the
 		 * session stays until this node writes the session it made of it */
 		wb nv = { 0 };
@@ -834,8 +839,10 @@ static void do_claim(mg_csess *cs, job *j)
 			put_u(&rq, nl, 1);
 			put(&rq, cs->name, nl);
 			put(&rq, j->id, j->idlen);
-			char subj[64];
-			snprintf(subj, sizeof subj, TAKE_SUBJ "%016llx", (unsigned long long)old.owner);
+			char subj[sizeof TAKE_SUBJ + KEY_MAX];
+			memcpy(subj, TAKE_SUBJ, sizeof TAKE_SUBJ - 1);
+			if (make_key(old.name, strlen(old.name), subj + sizeof TAKE_SUBJ - 1, KEY_MAX) < 0)
+				rq.oom = true;
 			natsMsg *reply = NULL;
 			natsStatus rs = rq.oom ? NATS_NO_MEMORY
 			                : natsConnection_Request(&reply, cs->nc, subj, rq.p, (int)rq.n, WAIT_MS);
@@ -848,12 +855,13 @@ static void do_claim(mg_csess *cs, job *j)
 					memcpy(v->import, d + 1, (size_t)dl - 1);
 					v->import_len = (size_t)dl - 1;
 				}
-			} else if (rs != NATS_OK && !j->clean && old.state_len) {
-				/* nobody answers for the old owner: it is gone, its session is what the
-				 * bucket holds */
-				mg_log(MG_LOG_NOTICE, "Cluster node %s does not answer for client %s (%s): "
-				       "recovering its session from the registry.", old.name, j->id,
-				       natsStatus_GetText(rs));
+			} else if ((rs != NATS_OK || dl < 1 || d[0] != 1) && !j->clean && old.state_len) {
+				/* nobody answers for the old owner (it is gone), or it does not have the
+				 * session (restarted without its store): the session is what JetStream
+				 * holds */
+				mg_log(MG_LOG_NOTICE, "Cluster node %s %s client %s: recovering its session from the "
+				       "registry.", old.name, rs == NATS_OK ? "no longer has" : "does not answer for",
+				       j->id);
 				wb im = { 0 };
 				if (old.state_len >= 4) { /* its subscriptions, then what it had queued */
 					put(&im, old.state, old.state_len - 4);
@@ -890,8 +898,10 @@ static void do_write(mg_csess *cs, job *j)
 	if (j->kind == J_GONE || j->kind == J_FENCE) {
 		int owner = -1;
 		mg_registry_find(cs->b, j->id, j->idlen, -1, &owner);
-		if (owner >= 0)
+		if (j->kind == J_GONE && owner >= 0)
 			return; /* a session of that id lives here again (a new CONNECT) */
+		if (j->kind == J_FENCE && owner < 0)
+			return; /* gone meanwhile (the new owner asked for it) */
 	}
 	for (int tries = 0; tries < 3; tries++) {
 		kvEntry *e = NULL;
@@ -900,14 +910,20 @@ static void do_write(mg_csess *cs, job *j)
 		uint64_t rev = 0, nrev;
 		if (s == NATS_OK) {
 			if (!parse_regval(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), &old))
-				old.owner = 0, old.epoch = 0, old.alive = false;
+				memset(&old, 0, sizeof old);
 			rev = kvEntry_Revision(e);
 		} else if (s == NATS_NOT_FOUND && j->kind == J_SAVE) {
-			old.owner = cs->node_id, old.epoch = 0, old.alive = true;
-		} else {
+			memset(&old, 0, sizeof old);
+			snprintf(old.name, sizeof old.name, "%s", cs->name);
+			old.alive = true;
+		} else if (s == NATS_NOT_FOUND) {
 			return;
+		} else {
+			mg_log(MG_LOG_DEBUG, "Cluster node %s: client %s: registry read failed: %s (%s).",
+			       cs->name, j->id, natsStatus_GetText(s), nats_GetLastError(NULL));
+			continue;
 		}
-		if (old.alive && old.owner != cs->node_id) {
+		if (old.alive && strcmp(old.name, cs->name) != 0) {
 			kvEntry_Destroy(e);
 			if (j->kind == J_FENCE) { /* still here, and the new owner never asked for it */
 				int owner = -1;
@@ -1213,10 +1229,26 @@ mg_csess *mg_csess_start(mg_broker *b, natsConnection *nc, const char *name, uin
 	cs->kv = bind_bucket(cs);
 	if (cs->kv)
 		cs->sq = add_sq_stream(cs);
-	char subj[64];
-	snprintf(subj, sizeof subj, TAKE_SUBJ "%016llx", (unsigned long long)node_id);
-	if (cs->kv && natsConnection_Subscribe(&cs->take_sub, nc, subj, on_take_req, cs) != NATS_OK)
+	memcpy(cs->take, TAKE_SUBJ, sizeof TAKE_SUBJ - 1);
+	if (cs->kv && make_key(cs->name, strlen(cs->name), cs->take + sizeof TAKE_SUBJ - 1, KEY_MAX) < 0) {
+		kvStore_Destroy(cs->kv); /* a name no subject can carry: no registry */
+		cs->kv = NULL;
+	}
+	if (cs->kv && natsConnection_Subscribe(&cs->take_sub, nc, cs->take, on_take_req, cs) != NATS_OK)
 		cs->take_sub = NULL;
+	/* Sessions restored from this node's store: another node may have taken some over while
+	 * this one was down. Asked before any worker runs; dropped here if so (on_kick). */
+	for (int i = 0; cs->kv && i < b->nworkers; i++)
+		for (mg_session *s = b->w[i].sessions; s; s = s->next) {
+			job *f = new_job(J_FENCE, s->id, s->id_len);
+			if (!f)
+				continue;
+			if (cs->tail)
+				cs->tail->next = f;
+			else
+				cs->head = f;
+			cs->tail = f;
+		}
 	if (cs->kv && pthread_create(&cs->th, NULL, reg_main, cs) == 0)
 		cs->th_on = true;
 	if (!cs->th_on && cs->kv) {
@@ -1259,8 +1291,9 @@ void mg_csess_stop(mg_csess *cs)
 		free(j);
 	}
 	cs->fence = NULL;
-	if (cs->take_sub) {
-		natsSubscription_Unsubscribe(cs->take_sub);
+	if (cs->take_sub) { /* the requests already read are answered or dropped first */
+		if (natsSubscription_Drain(cs->take_sub) == NATS_OK)
+			natsSubscription_WaitForDrainCompletion(cs->take_sub, 2000);
 		natsSubscription_Destroy(cs->take_sub);
 		cs->take_sub = NULL;
 	}

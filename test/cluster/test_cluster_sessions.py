@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import IS_MIDGE
+from harness import IS_MIDGE, Broker
 from mqtt_raw import (DISCONNECT, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID,
                       RawClient)
 
@@ -218,8 +218,8 @@ def test_a_killed_node_is_seen_gone_and_its_sessions_recover_elsewhere(cluster, 
                                                                   ("rc/t", b"one", 1)]
         finally:
             back.close()
-        n["A"].wait_log(r"Client rc: session recovered from the registry of dead cluster node K "
-                        r"\(2 subscriptions, 3 queued messages\)\.")
+        n["A"].wait_log(r"Client rc: session recovered from the registry, owned by cluster node "
+                        r"K \(2 subscriptions, 3 queued messages\)\.")
         # delivered from A now: the stream no longer holds them
         deadline = time.monotonic() + 20
         while sq_messages(nats.servers[0]) > before:
@@ -227,3 +227,46 @@ def test_a_killed_node_is_seen_gone_and_its_sessions_recover_elsewhere(cluster, 
             time.sleep(0.05)
     finally:
         k.stop(check=False)
+
+
+def test_a_node_restarted_with_its_store_drops_what_another_node_took_meanwhile(cluster,
+                                                                                 clients,
+                                                                                 tmp_path):
+    """Node P (persistence true) is stopped while its persistent client is away; the client
+    reconnects to A, which recovers the session from the registry. P restarts, restores the
+    session from its store, learns from the registry that A owns it now and drops it; the
+    client then moves back to P by a takeover from A, subscription intact."""
+    nats, n = cluster
+    conf = ["persistence true", "persistence_location %s/" % tmp_path]
+    p = node(tmp_path, nats.servers[1], "P", extra=conf)
+    port = p.port
+    try:
+        c = RawClient(p.port, version=4)
+        c.connect("pr", clean=False)
+        c.subscribe([("pr/t", 1)])
+        c.disconnect()
+        p.wait_log(r"Cluster node P: client pr saved in the registry \(1 subscriptions",
+                   timeout=20)
+        p.stop()
+        a = RawClient(n["A"].port, version=4)
+        try:
+            assert a.connect("pr", clean=False).session_present == 1
+        finally:
+            a.disconnect()
+        n["A"].wait_log(r"Client pr: session recovered from the registry, owned by cluster "
+                        r"node P \(1 subscriptions, 0 queued messages\)\.")
+        n["A"].wait_log(r"Cluster node A: client pr saved in the registry \(1 subscriptions",
+                        timeout=20)
+        p = Broker(tmp_path, threads=2, name="P", port=port, extra=[
+            "cluster_nats_url %s" % nats.servers[1].url, "cluster_node_name P"] + conf)
+        p.wait_log(r"Client pr is owned by cluster node A now \(taken over while this node was "
+                   r"away or cut off\): dropping its session here\.", timeout=20)
+        back = clients(p, "pr", version=4, clean=False)
+        pub = clients(p, "pr-pub", version=4)
+        pub.publish("pr/t", b"home again", qos=1, pid=1)
+        got = back.recv_publish()
+        assert (got.topic, got.payload) == ("pr/t", b"home again")
+        p.wait_log(r"Client pr: session taken over from cluster node A \(1 subscriptions, 0 "
+                   r"queued messages\)\.")
+    finally:
+        p.stop()
