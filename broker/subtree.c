@@ -894,7 +894,8 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
 		if (!s->cache)
 			s->cache = calloc(MC_SLOTS, sizeof(mcent)); /* NULL: no cache, still correct */
 		if (s->cache) {
-			h = mg_hash_bytes(t->seed, topic, len); /* seed: fixed at create */
+			h = mg_hash_bytes(0, topic, len); /* unseeded: a collision only costs a walk, and a
+			                                   * fixed hash keeps the cache's hits reproducible */
 			ce = (mcent *)s->cache + (h & (MC_SLOTS - 1));
 			if (ce->gen && ce->hash == h && ce->len == len && memcmp(ce->topic, topic, len) == 0) {
 				int slot = read_lock(t);

@@ -837,7 +837,9 @@ static void topic_cache_check(bool one_thread)
 
 	/* topics that differ only in their last bytes spread over the cache: the second round
 	 * over 100 of them is served from it (a hash whose slot ignored the last bytes put them
-	 * in 2 slots and missed every time); the count is fixed, the hash has no seed */
+	 * in 2 slots and missed every time); the count is fixed, the hash has no seed. A
+	 * uniform hash leaves about 82 of 100 topics alone in one of the 512 slots (the mean
+	 * over seeds); broker/hash.h's unseeded one leaves 76, topic_hash before it 80. */
 	CHECK_EQ_INT(add(t, "bench/in/+", 4, 0, 0), 0);
 	for (int round = 0; round < 2; round++) {
 		size_t before = s.cache_hits;
@@ -847,7 +849,7 @@ static void topic_cache_check(bool one_thread)
 			REQUIRE(match(t, tp, &s) == 1);
 		}
 		if (round == 1)
-			CHECK(s.cache_hits - before >= 80);
+			CHECK(s.cache_hits - before >= 60);
 	}
 	CHECK_EQ_INT(rm(t, "bench/in/+", 4), 0);
 
