@@ -384,12 +384,13 @@ static void prune(mg_subtree *t, snode *n)
 	}
 }
 
-static sgroup *group_find(snode *n, mg_bytes g)
+/* Where n's share group named name is linked (*result NULL: none). Under either lock. */
+static sgroup **group_of(snode *n, mg_bytes name)
 {
-	for (sgroup *x = n->groups; x; x = x->next)
-		if (x->len == g.len && memcmp(x->name, g.p, g.len) == 0)
-			return x;
-	return NULL;
+	sgroup **pp = &n->groups;
+	while (*pp && !((*pp)->len == name.len && memcmp((*pp)->name, name.p, name.len) == 0))
+		pp = &(*pp)->next;
+	return pp;
 }
 
 /* Split "$share/group/filter"; returns 1 shared, 0 not, <0 malformed. */
@@ -428,7 +429,7 @@ int mg_subtree_add(mg_subtree *t, const uint8_t *filter, size_t len, void *subsc
 	sublist *sl = &n->subs;
 	sgroup *g = NULL, *newg = NULL;
 	if (shared) {
-		g = group_find(n, group);
+		g = *group_of(n, group);
 		if (!g) {
 			g = newg = calloc(1, sizeof *g + group.len);
 			if (!g)
@@ -459,6 +460,18 @@ fail:
 	return rc;
 }
 
+/* The node of filter f (a shared filter's topic part), or NULL (none, or the root: an empty
+ * filter). Under either lock. */
+static snode *node_of(mg_subtree *t, mg_bytes f)
+{
+	snode *n = t->root;
+	size_t off = 0;
+	mg_bytes l;
+	while (n && mg_topic_next_level(f.p, f.len, &off, &l) == 1)
+		n = child_of(t, n, l);
+	return n == t->root ? NULL : n;
+}
+
 int mg_subtree_remove(mg_subtree *t, const uint8_t *filter, size_t len, void *subscriber)
 {
 	mg_bytes group, f;
@@ -468,19 +481,13 @@ int mg_subtree_remove(mg_subtree *t, const uint8_t *filter, size_t len, void *su
 
 	write_lock(t);
 	int rc = -ENOENT;
-	snode *n = t->root;
-	size_t off = 0;
-	mg_bytes l;
-	while (n && mg_topic_next_level(f.p, f.len, &off, &l) == 1)
-		n = child_of(t, n, l);
-	if (!n || n == t->root)
+	snode *n = node_of(t, f);
+	if (!n)
 		goto out;
 	sgroup **pp = NULL;
 	sublist *sl = &n->subs;
 	if (shared) {
-		pp = &n->groups;
-		while (*pp && !((*pp)->len == group.len && memcmp((*pp)->name, group.p, group.len) == 0))
-			pp = &(*pp)->next;
+		pp = group_of(n, group);
 		if (!*pp)
 			goto out;
 		sl = &(*pp)->members;
@@ -511,18 +518,12 @@ int mg_subtree_get(mg_subtree *t, const uint8_t *filter, size_t len, const void 
 		return -ENOENT;
 	int slot = read_lock(t);
 	int rc = -ENOENT;
-	snode *n = t->root;
-	size_t off = 0;
-	mg_bytes l;
-	while (n && mg_topic_next_level(f.p, f.len, &off, &l) == 1)
-		n = child_of(t, n, l);
-	if (!n || n == t->root)
+	snode *n = node_of(t, f);
+	if (!n)
 		goto out;
 	const sublist *sl = &n->subs;
 	if (shared) {
-		const sgroup *g = n->groups;
-		while (g && !(g->len == group.len && memcmp(g->name, group.p, group.len) == 0))
-			g = g->next;
+		const sgroup *g = *group_of(n, group);
 		if (!g)
 			goto out;
 		sl = &g->members;
