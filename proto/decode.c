@@ -73,28 +73,8 @@ static int decode_publish(mg_rd *r, uint8_t level, mg_packet *out)
 	return MG_OK;
 }
 
-/* PUBACK, PUBREC, PUBREL, PUBCOMP. 5.0 may omit the reason code (then 0) and, below a
- * Remaining Length of 4, the property length (3.4.2.1). */
-static int decode_ack(mg_rd *r, uint8_t level, mg_packet *out)
-{
-	int e = mg_rd_u16(r, &out->packet_id);
-	if (e)
-		return e;
-	if (out->packet_id == 0)
-		return MG_E_PACKET_ID;
-	if (level != MG_V5)
-		return MG_OK;
-	if (mg_rd_left(r) == 0)
-		return MG_OK;
-	mg_rd_u8(r, &out->reason_code);
-	if (!mg_reason_allowed(out->reason_code, out->type))
-		return MG_E_REASON_CODE;
-	if (mg_rd_left(r) == 0)
-		return MG_OK;
-	return mg_props_decode(r, out->type, &out->props);
-}
-
-/* DISCONNECT and AUTH: 5.0 may send nothing (reason 0), only the reason, or both. */
+/* DISCONNECT and AUTH, and an ack after its packet id: 5.0 may send nothing (reason 0),
+ * only the reason, or both. */
 static int decode_reason_props(mg_rd *r, uint8_t level, mg_packet *out)
 {
 	if (level != MG_V5 || mg_rd_left(r) == 0)
@@ -105,6 +85,18 @@ static int decode_reason_props(mg_rd *r, uint8_t level, mg_packet *out)
 	if (mg_rd_left(r) == 0)
 		return MG_OK;
 	return mg_props_decode(r, out->type, &out->props);
+}
+
+/* PUBACK, PUBREC, PUBREL, PUBCOMP. 5.0 may omit the reason code (then 0) and, below a
+ * Remaining Length of 4, the property length (3.4.2.1). */
+static int decode_ack(mg_rd *r, uint8_t level, mg_packet *out)
+{
+	int e = mg_rd_u16(r, &out->packet_id);
+	if (e)
+		return e;
+	if (out->packet_id == 0)
+		return MG_E_PACKET_ID;
+	return decode_reason_props(r, level, out); /* the rest is DISCONNECT's shape */
 }
 
 static int decode_connack(mg_rd *r, uint8_t level, mg_packet *out)
