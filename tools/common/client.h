@@ -26,4 +26,15 @@ int mg_tool_connect(const mg_cfg *cfg, midge_client *c);
 /* Prints the usage error epilogue: "\nUse 'midge_pub --help' to see usage.\n". */
 void mg_tool_usage_hint(const mg_cfg *cfg);
 
+/* The TLS lines of midge_pub's and midge_sub's --help (the same flags, tools/common/cfg.c). */
+#define TOOL_TLS_HELP \
+	" --cafile : a file of trusted CA certificates: connect with TLS.\n" \
+	" --capath : a directory of trusted CA certificates: connect with TLS.\n" \
+	" --cert, --key : client certificate and key, if the broker requires one.\n" \
+	" --ciphers : OpenSSL cipher list.\n" \
+	" --insecure : do not check that the broker's certificate names the host.\n" \
+	" --tls-version : lowest TLS version: tlsv1.3, tlsv1.2 (default) or tlsv1.1.\n" \
+	" --tls-use-os-certs : trust the system's CA certificates.\n" \
+	" --psk, --psk-identity : TLS with a pre-shared key (hex) and its identity.\n"
+
 #endif

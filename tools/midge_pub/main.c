@@ -76,14 +76,7 @@ static void usage(void)
 	       " --repeat : with -f, -m, -n or -s, publish the message N times.\n"
 	       " --repeat-delay : with --repeat, wait this many seconds between publishes.\n"
 	       " --will-payload, --will-qos, --will-retain, --will-topic : the client's will.\n"
-	       " --cafile : a file of trusted CA certificates: connect with TLS.\n"
-	       " --capath : a directory of trusted CA certificates: connect with TLS.\n"
-	       " --cert, --key : client certificate and key, if the broker requires one.\n"
-	       " --ciphers : OpenSSL cipher list.\n"
-	       " --insecure : do not check that the broker's certificate names the host.\n"
-	       " --tls-version : lowest TLS version: tlsv1.3, tlsv1.2 (default) or tlsv1.1.\n"
-	       " --tls-use-os-certs : trust the system's CA certificates.\n"
-	       " --psk, --psk-identity : TLS with a pre-shared key (hex) and its identity.\n\n"
+	       TOOL_TLS_HELP "\n"
 	       "See midge_pub(1).\n",
 	       major, minor, revision);
 }

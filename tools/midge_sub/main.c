@@ -229,14 +229,7 @@ static void usage(void)
 	       " --retained-only : only print retained messages; exit at the first non-retained one.\n"
 	       " --remove-retained : clear each retained message received (use -T to spare some).\n"
 	       " --will-payload, --will-qos, --will-retain, --will-topic : the client's will.\n"
-	       " --cafile : a file of trusted CA certificates: connect with TLS.\n"
-	       " --capath : a directory of trusted CA certificates: connect with TLS.\n"
-	       " --cert, --key : client certificate and key, if the broker requires one.\n"
-	       " --ciphers : OpenSSL cipher list.\n"
-	       " --insecure : do not check that the broker's certificate names the host.\n"
-	       " --tls-version : lowest TLS version: tlsv1.3, tlsv1.2 (default) or tlsv1.1.\n"
-	       " --tls-use-os-certs : trust the system's CA certificates.\n"
-	       " --psk, --psk-identity : TLS with a pre-shared key (hex) and its identity.\n\n"
+	       TOOL_TLS_HELP "\n"
 	       "See midge_sub(1).\n",
 	       major, minor, revision);
 }
