@@ -27,8 +27,7 @@ static void say(mg_pw_msg_fn msg, void *ud, int level, const char *fmt, const ch
 	msg(ud, level, text);
 }
 
-/* isspace() from both ends, in place (mosquitto's misc__trimblanks). */
-static char *trim(char *s)
+char *mg_pw_trim(char *s)
 {
 	while (isspace((unsigned char)*s))
 		s++;
@@ -124,7 +123,7 @@ static int parse_line(const char *name, char *buf, mg_pwent *e, mg_pw_msg_fn msg
 	char *user = strtok_r(buf, ":", &save);
 	if (!user)
 		return 0;
-	user = trim(user);
+	user = mg_pw_trim(user);
 	if (strlen(user) > MAX_FIELD) {
 		say(msg, ud, 0, "Warning: Invalid line in password file '%s', username too long.", name, NULL);
 		return 0;
@@ -134,7 +133,7 @@ static int parse_line(const char *name, char *buf, mg_pwent *e, mg_pw_msg_fn msg
 		say(msg, ud, 0, "Warning: Invalid line in password file '%s': %s", name, buf);
 		return 0;
 	}
-	pw = trim(pw);
+	pw = mg_pw_trim(pw);
 	if (strlen(pw) > MAX_FIELD) {
 		say(msg, ud, 0, "Warning: Invalid line in password file '%s', password too long.", name, NULL);
 		return 0;

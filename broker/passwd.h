@@ -46,6 +46,9 @@ int mg_pwfile_parse(const char *name, const char *buf, size_t len, mg_pwfile *ou
 /* Read and parse path. Returns 0, or a negative errno when it cannot be read. */
 int mg_pwfile_load(const char *path, mg_pwfile *out, mg_pw_msg_fn msg, void *ud);
 void mg_pwfile_free(mg_pwfile *f);
+/* isspace() from both ends of s, in place (mosquitto's misc__trimblanks; a lone character
+ * stays): how a password file line's user and password are read, here and by midge_passwd. */
+char *mg_pw_trim(char *s);
 /* The entry of user (len bytes, no NUL needed), or NULL. O(log n). */
 const mg_pwent *mg_pwfile_find(const mg_pwfile *f, const void *user, size_t len);
 

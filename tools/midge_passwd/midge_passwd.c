@@ -141,16 +141,6 @@ static int output_new_password(FILE *f, const char *user, const char *password)
 	return 0;
 }
 
-static char *trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n > 1 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
-
 enum { DO_UPDATE_USER, DO_DELETE, DO_UPDATE_FILE };
 
 /* Copy f to tmp line by line, doing `what` for the user (or every line, -U). Returns the
@@ -174,9 +164,9 @@ static int rewrite(FILE *f, FILE *tmp, int what, const char *user, const char *p
 		char *u = strtok_r(buf, ":", &save);
 		char *p = strtok_r(NULL, ":", &save);
 		if (u)
-			u = trim(u);
+			u = mg_pw_trim(u);
 		if (p)
-			p = trim(p);
+			p = mg_pw_trim(p);
 		if (!u || !p || !*u || !*p) {
 			fprintf(stderr, "Error: Corrupt password file at line %d.\n", lineno);
 			rc = 1;
