@@ -33,7 +33,10 @@ ID_LEN = 500
 def flood(port, n):
     """A client with a long id sends PER_CLIENT QoS 1 PUBLISHes on a 64 KiB topic back to back,
     then waits for every PUBACK: the broker has handled (and logged) them all."""
-    c = RawClient(port, timeout=20.0)
+    # Each read waits up to 60 s: a broker frozen by its log never answers again, while a
+    # busy machine running this under ThreadSanitizer (1,000 PUBLISHes of 64 KiB topics) once
+    # left 20 s between two PUBACKs.
+    c = RawClient(port, timeout=60.0)
     try:
         c.connect(("flood%d-" % n).ljust(ID_LEN, "x"))
         batch = b"".join(publish(TOPIC, b"%02d" % n, qos=1, pid=i + 1) for i in range(PER_CLIENT))
@@ -60,7 +63,7 @@ def flood_then_check_others(b):
     for t in ts:
         t.start()
     for t in ts:
-        t.join(timeout=120)
+        t.join(timeout=300)
     assert not any(t.is_alive() for t in ts), "flood clients still running"
     assert not errors, errors
 
