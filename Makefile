@@ -93,7 +93,9 @@ BIN := $(BUILD)/bin
 PROTO_SRC  := $(wildcard proto/*.c)
 # net/plat_posix.c: the platform layer (net/plat.h) on Linux; other platforms have their own file.
 NET_SRC    := $(filter-out net/plat_%.c,$(wildcard net/*.c)) net/plat_posix.c
-BROKER_SRC := $(filter-out broker/main.c broker/cluster.c broker/cluster_session.c,$(wildcard broker/*.c))
+# the NATS side of clustering (libnats) goes into the midge binary only, see CLUSTER_OBJ
+CLUSTER_NATS_SRC := broker/cluster.c broker/cluster_session.c broker/cluster_js.c
+BROKER_SRC := $(filter-out broker/main.c $(CLUSTER_NATS_SRC),$(wildcard broker/*.c))
 CLIENT_SRC := $(filter-out client/tls_schannel.c,$(wildcard client/*.c))
 TOOLS      := $(notdir $(patsubst %/,%,$(filter-out tools/common/,$(wildcard tools/*/))))
 TOOLS_COMMON_SRC := $(filter-out tools/common/os_%.c,$(wildcard tools/common/*.c)) tools/common/os_posix.c
@@ -175,7 +177,7 @@ $(LIBMIDGE_SO): $(call objs,$(CLIENT_SRC) $(NET_SRC) $(PROTO_SRC)) client/libmid
 # alone: libmgbroker.a leaves it out, so the unit tests, fuzzers and tools never load it.
 # Cross builds go without (no libnats for the Pi's architectures here): main.c's reference to
 # it is weak, and cluster_nats_url is then refused at start.
-CLUSTER_OBJ = $(if $(CROSS),,$(OBJ)/broker/cluster.o $(OBJ)/broker/cluster_session.o)
+CLUSTER_OBJ = $(if $(CROSS),,$(CLUSTER_NATS_SRC:%.c=$(OBJ)/%.o))
 CLUSTER_LDLIBS = $(if $(CROSS),,-lnats)
 $(MIDGE): $(OBJ)/broker/main.o $(CLUSTER_OBJ) $(LIBBROKER) $(LIBNET) $(LIBPROTO)
 	@mkdir -p $(dir $@)

@@ -14,6 +14,7 @@
  */
 #include "broker/cluster.h"
 #include "broker/cluster_session.h"
+#include "broker/cluster_int.h"
 #include "broker/cluster_subject.h"
 #include "broker/log.h"
 #include "broker/route.h"
@@ -61,22 +62,6 @@ typedef struct wpub { /* a worker's own: it alone writes these */
 	char pad[64];
 } wpub;
 
-typedef struct dec { /* a decoding thread's scratch (the delivery thread, the KV watcher) */
-	uint8_t topic[MG_CSUBJ_MAX];
-	uint8_t *vbuf;
-	size_t vcap;
-} dec;
-
-/* The envelope's fields, pointing into the NATS message. */
-typedef struct env {
-	uint8_t flags;
-	uint64_t node, seq;
-	uint32_t worker;
-	int64_t left;
-	const uint8_t *props, *payload;
-	size_t plen, paylen;
-} env;
-
 struct mg_cluster {
 	mg_broker *b;
 	natsOptions *opts;
@@ -107,6 +92,7 @@ struct mg_cluster {
 	natsSubscription *barrier; /* closed last at stop: see drain_delivery */
 	bool barrier_done;         /* under wmu */
 	mg_csess *cs;       /* sessions: the client-id registry, takeover, heartbeat */
+	mg_cljs *q;         /* QoS 1/2 through JetStream (cluster_js.c); NULL: over core NATS */
 	/* counters, any thread */
 	atomic_uint_fast64_t sent, received, dups, dropped_long, dropped_big, bad, nats_err, kv_puts, kv_applied;
 	atomic_bool warned_long, warned_big, warned_bad, warned_err;
@@ -280,6 +266,12 @@ static bool send_msg(mg_cluster *c, mg_worker *w, const mg_msg *m)
 	}
 	if (!encode(c, p, w, m, left, need, ++p->seq, NULL, 0))
 		return false;
+	if (m->qos && c->q) { /* acknowledged once JetStream stored it (cluster_ack.h) */
+		if (!mg_cljs_publish(c->q, w, p->subj, p->buf, (int)need, p->seq))
+			return false;
+		w->cluster_seq = p->seq;
+		return true;
+	}
 	/* Into libnats's buffer; its flusher thread writes whatever a loop turn gathered. */
 	natsStatus st = natsConnection_Publish(c->nc, p->subj, p->buf, (int)need);
 	if (st != NATS_OK) {
@@ -388,7 +380,7 @@ static bool props_ok(dec *x, const uint8_t *props, uint32_t n, mg_packet *pkt)
 	return mg_decode(x->vbuf, (size_t)(q - x->vbuf), MG_V5, 0, pkt) == q - x->vbuf;
 }
 
-static bool parse_env(const uint8_t *d, size_t dl, env *e)
+bool mg_cl_parse_env(const uint8_t *d, size_t dl, env *e)
 {
 	if (dl < ENV_FIXED + 4 || d[0] != ENV_VERSION || (d[1] & 3) == 3 || (d[1] & ~15))
 		return false;
@@ -416,7 +408,7 @@ static bool parse_env(const uint8_t *d, size_t dl, env *e)
 
 /* The message a client's PUBLISH on topic with these contents would have made; NULL if the
  * properties do not decode as a 5.0 PUBLISH's (or out of memory: *bad stays false). */
-static mg_msg *build_msg(dec *x, const uint8_t *topic, size_t tl, const env *e, int64_t age,
+mg_msg *mg_cl_build_msg(dec *x, const uint8_t *topic, size_t tl, const env *e, int64_t age,
                          bool *bad)
 {
 	mg_packet pkt;
@@ -435,12 +427,39 @@ static mg_msg *build_msg(dec *x, const uint8_t *topic, size_t tl, const env *e, 
 	return m;
 }
 
-static void warn_bad(mg_cluster *c, const char *where)
+void mg_cl_warn_bad(mg_cluster *c, const char *where)
 {
 	atomic_fetch_add_explicit(&c->bad, 1, memory_order_relaxed);
 	if (!atomic_exchange_explicit(&c->warned_bad, true, memory_order_relaxed))
 		mg_log(MG_LOG_WARNING, "Warning: cluster: dropped a NATS message on %.200s that is not a "
 		       "midge node's (this is said once).", where);
+}
+
+bool mg_cl_post(mg_cluster *c, int to, const mg_post *p)
+{
+	mg_broker *b = c->b;
+	/* Backpressure: while that worker is behind (as a publishing worker would stop reading,
+	 * worker.h), this thread waits instead of growing its inbox; libnats then queues what
+	 * arrives, up to its pending limits per subscription, past which it drops and says so
+	 * (on_error: slow consumer; JetStream redelivers what it did not see acknowledged).
+	 * Memory stays bounded; a worker never waits. */
+	while (atomic_load_explicit(&b->w[to].inbox_n, memory_order_relaxed) > MG_INBOX_HIGH &&
+	       !atomic_load_explicit(&c->closing, memory_order_relaxed))
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	pthread_mutex_lock(&c->post_mu);
+	bool ok = !c->closing && mg_worker_post_ext(&b->w[to], p) == 0;
+	pthread_mutex_unlock(&c->post_mu);
+	return ok;
+}
+
+uint64_t mg_cl_node_id(const mg_cluster *c)
+{
+	return c->node_id;
+}
+
+const char *mg_cl_name(const mg_cluster *c)
+{
+	return c->name;
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -451,7 +470,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 	const char *subj = natsMsg_GetSubject(msg);
 	env e;
 	bool bad = true;
-	if (!parse_env((const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &e))
+	if (!mg_cl_parse_env((const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &e))
 		goto out;
 	bad = false;
 	if (e.node == c->node_id) /* NATS's no-echo already keeps our own away */
@@ -465,28 +484,18 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 		atomic_fetch_add_explicit(&c->dups, 1, memory_order_relaxed);
 		goto out;
 	}
-	mg_msg *m = build_msg(&c->rx, c->rx.topic, (size_t)tl, &e, 0, &bad);
+	mg_msg *m = mg_cl_build_msg(&c->rx, c->rx.topic, (size_t)tl, &e, 0, &bad);
 	if (!m)
 		goto out;
 	atomic_fetch_add_explicit(&c->received, 1, memory_order_relaxed);
 	/* One worker per origin worker: its messages are routed in the order they were sent. */
-	mg_broker *b = c->b;
-	int to = (int)((e.node ^ e.worker * 0x9E3779B97F4A7C15ull) % (uint64_t)b->nworkers);
+	int to = (int)((e.node ^ e.worker * 0x9E3779B97F4A7C15ull) % (uint64_t)c->b->nworkers);
 	mg_post p = { .kind = MG_POST_REMOTE, .it = { .m = m } };
-	/* Backpressure: while that worker is behind (as a publishing worker would stop reading,
-	 * worker.h), this thread waits instead of growing its inbox; libnats then queues what
-	 * arrives, up to its pending limits per subscription, past which it drops and says so
-	 * (on_error: slow consumer). Memory stays bounded; a worker never waits. */
-	while (atomic_load_explicit(&b->w[to].inbox_n, memory_order_relaxed) > MG_INBOX_HIGH &&
-	       !atomic_load_explicit(&c->closing, memory_order_relaxed))
-		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
-	pthread_mutex_lock(&c->post_mu);
-	if (c->closing || mg_worker_post_ext(&b->w[to], &p) < 0)
+	if (!mg_cl_post(c, to, &p))
 		mg_msg_unref(m);
-	pthread_mutex_unlock(&c->post_mu);
 out:
 	if (bad)
-		warn_bad(c, subj);
+		mg_cl_warn_bad(c, subj);
 	natsMsg_Destroy(msg);
 }
 
@@ -503,8 +512,8 @@ static void apply_entry(mg_cluster *c, kvEntry *ke)
 	env e;
 	size_t tl = vl >= 2 ? (size_t)(v[0] << 8 | v[1]) : 0;
 	bool bad = true;
-	if (tl == 0 || vl < 2 + tl || !parse_env(v + 2 + tl, vl - 2 - tl, &e)) {
-		warn_bad(c, kvEntry_Key(ke));
+	if (tl == 0 || vl < 2 + tl || !mg_cl_parse_env(v + 2 + tl, vl - 2 - tl, &e)) {
+		mg_cl_warn_bad(c, kvEntry_Key(ke));
 		return;
 	}
 	/* the time it spent in the bucket counts against its expiry (the servers' clock) */
@@ -513,9 +522,9 @@ static void apply_entry(mg_cluster *c, kvEntry *ke)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t age = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - created_ms;
 	e.flags |= F_RETAIN;
-	mg_msg *m = build_msg(&c->wx, v + 2, tl, &e, age < 0 ? 0 : age, &bad);
+	mg_msg *m = mg_cl_build_msg(&c->wx, v + 2, tl, &e, age < 0 ? 0 : age, &bad);
 	if (bad) {
-		warn_bad(c, kvEntry_Key(ke));
+		mg_cl_warn_bad(c, kvEntry_Key(ke));
 		return;
 	}
 	if (!m)
@@ -737,6 +746,8 @@ static void cluster_free(mg_cluster *c)
 		for (int i = 0; i < c->b->nworkers; i++)
 			free(c->wp[i].buf);
 	free(c->wp);
+	if (c->q)
+		mg_cljs_free(c->q);
 	free(c->orig);
 	free(c->rx.vbuf);
 	free(c->wx.vbuf);
@@ -829,6 +840,7 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	natsConnection_GetConnectedUrl(c->nc, url, sizeof url);
 	retained_start(c);
 	c->cs = mg_csess_start(b, c->nc, c->name, c->node_id);
+	c->q = mg_cljs_start(c, c->nc, b);
 	if (natsConnection_Subscribe(&c->presence, c->nc, PRESENCE "*", on_presence, c) == NATS_OK)
 		presence_say(c, "hello");
 	barrier_start(c);
@@ -920,6 +932,8 @@ static void cluster_stop(mg_cluster *c)
 	pthread_mutex_unlock(&c->post_mu);
 	retained_stop(c);
 	drain_delivery(c);
+	if (c->q)
+		mg_cljs_stop(c->q);
 	natsConnection_Close(c->nc);
 	mg_log(MG_LOG_NOTICE, "Cluster node %s left NATS: %llu messages sent, %llu received, %llu "
 	       "duplicate copies dropped; %llu retained messages put, %llu applied.", c->name,
@@ -941,6 +955,8 @@ static void cluster_stop(mg_cluster *c)
 	if (c->barrier)
 		natsSubscription_Destroy(c->barrier);
 	c->barrier = NULL;
+	if (c->q)
+		mg_cljs_close(c->q);
 	natsConnection_Destroy(c->nc);
 	c->nc = NULL;
 	natsOptions_Destroy(c->opts);
@@ -950,6 +966,18 @@ static void cluster_stop(mg_cluster *c)
 	 * a callback. */
 	if (nats_CloseAndWait(5000) == NATS_OK)
 		cluster_free(c);
+}
+
+static void routed(mg_cluster *c, mg_worker *w, void *ext)
+{
+	if (c->q)
+		mg_cljs_routed(c->q, w, ext);
+}
+
+static void turn_end(mg_cluster *c, mg_worker *w)
+{
+	if (c->q)
+		mg_cljs_turn_end(c->q, w);
 }
 
 static void stats(mg_cluster *c, mg_cluster_stats *o)
@@ -963,6 +991,13 @@ static void stats(mg_cluster *c, mg_cluster_stats *o)
 	o->received = atomic_load(&c->received);
 	o->duplicates = atomic_load(&c->dups);
 	o->dropped = atomic_load(&c->dropped_long) + atomic_load(&c->dropped_big) + atomic_load(&c->nats_err);
+	if (c->q) { /* QoS 1/2 through JetStream count with the rest */
+		uint64_t js_sent, js_received, js_failed;
+		mg_cljs_stats(c->q, &js_sent, &js_received, &js_failed);
+		o->sent += js_sent;
+		o->received += js_received;
+		o->dropped += js_failed;
+	}
 	o->invalid = atomic_load(&c->bad);
 	o->retained_put = atomic_load(&c->kv_puts);
 	o->retained_applied = atomic_load(&c->kv_applied);
@@ -991,6 +1026,8 @@ const mg_cluster_ops mg_cluster_nats_ops = {
 	.interest = interest,
 	.send = send_msg,
 	.retain = retain_put,
+	.routed = routed,
+	.turn_end = turn_end,
 	.stats = stats,
 	.claim = claim,
 	.session = session,

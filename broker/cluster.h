@@ -45,8 +45,14 @@ typedef struct mg_cluster_ops {
 	/* One local subscription to filter (as in the tree: "$share/g/f" counts for f) came
 	 * (+1) or went (-1). */
 	void (*interest)(mg_cluster *c, const uint8_t *filter, size_t len, int delta);
-	/* Send m to the other nodes; true if it went to NATS. */
+	/* Send m to the other nodes; true if it went to NATS. A QoS 1/2 message that went to
+	 * JetStream sets w->cluster_seq: its answer comes back as MG_POST_CLUSTER_ACK. */
 	bool (*send)(mg_cluster *c, mg_worker *w, const mg_msg *m);
+	/* w routed a message from NATS whose post carried ext: it may be acknowledged to
+	 * JetStream once what the routing made is committed (turn_end). */
+	void (*routed)(mg_cluster *c, mg_worker *w, void *ext);
+	/* w's loop turn committed its store batch and handed its deliveries on */
+	void (*turn_end)(mg_cluster *c, mg_worker *w);
 	/* m is a retained PUBLISH this node took (an empty payload clears): into the cluster's
 	 * retained bucket, when there is one. */
 	void (*retain)(mg_cluster *c, mg_worker *w, const mg_msg *m);

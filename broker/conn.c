@@ -4,6 +4,7 @@
  * once per loop turn; EPOLLOUT only while output is pending.
  */
 #include "broker/conn.h"
+#include "broker/cluster_ack.h"
 #include "broker/auth.h"
 #include "broker/bridge.h"
 #include "broker/alias_out.h"
@@ -142,6 +143,8 @@ void mg_conn_free(mg_conn *c)
 		free(c->alias_len);
 	}
 	mg_alias_out_free(c->aout);
+	if (c->ackq)
+		mg_ack_conn_free(c);
 	free(c->username);
 	free(c);
 }

@@ -83,6 +83,7 @@ struct mg_conn {
 	char **alias;        /* alias_max + 1 entries, malloc'd topics (NUL-terminated) */
 	uint16_t *alias_len;
 	struct mg_alias_out *aout; /* aliases we send (alias_out.c); NULL unless the client allows */
+	struct mg_ackq *ackq; /* acknowledgements held for JetStream (cluster_ack.h), or NULL */
 	uint32_t max_out;    /* client's maximum packet size, 0 = none */
 	uint16_t recv_max;   /* client's receive maximum */
 	uint8_t remote_max_qos; /* outbound only (a bridge): the remote's Maximum QoS, 2 unless a 5.0 CONNACK said less */

@@ -4,6 +4,7 @@
  */
 #include "broker/packet.h"
 #include "broker/broker.h"
+#include "broker/cluster_ack.h"
 #include "broker/log.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -38,6 +39,8 @@ mg_bytes mg_mount(const mg_conn *c, mg_bytes t, bool filter, uint8_t *stack, siz
 
 static void send_ack(mg_conn *c, int type, uint16_t mid, uint8_t rc)
 {
+	if (type != MG_PUBREL && mg_ack_queued(c, (uint8_t)type, mid, rc))
+		return; /* behind acknowledgements that wait for JetStream (cluster_ack.h) */
 	mg_packet p = { .type = (uint8_t)type, .packet_id = mid, .reason_code = rc };
 	if (type == MG_PUBACK || type == MG_PUBREC)
 		mg_log(MG_LOG_DEBUG, "Sending %s to %s (m%u, rc%d)", mg_ptype_name(type), c->id, mid, rc);
@@ -223,8 +226,11 @@ static int handle_publish(mg_conn *c, const mg_packet *p)
 	int n = mg_publish_msg_take(w, m, s->ref);
 	if (pub.qos == 1) {
 		mg_store_promise(c);
-		send_ack(c, MG_PUBACK, pub.packet_id,
-		         c->level == MG_V5 && n == 0 ? MG_RC_NO_MATCHING_SUBSCRIBERS : 0);
+		uint8_t rc = c->level == MG_V5 && n == 0 ? MG_RC_NO_MATCHING_SUBSCRIBERS : 0;
+		if (w->b->cluster && w->cluster_seq) /* once JetStream stored it (cluster_ack.h) */
+			mg_ack_defer(c, w->cluster_seq, MG_PUBACK, pub.packet_id, rc);
+		else
+			send_ack(c, MG_PUBACK, pub.packet_id, rc);
 	}
 	return 0;
 }
@@ -241,11 +247,15 @@ static int handle_pubrel(mg_conn *c, const mg_packet *p)
 	}
 	mg_msg *m = q->m;
 	s->inq2[i] = s->inq2[--s->n_inq2];
-	mg_publish_msg(c->w, m, s->ref);
+	mg_worker *w = c->w;
+	mg_publish_msg(w, m, s->ref);
 	mg_store_inq2_del(s, p->packet_id, m); /* in the same commit as the queue rows it made */
 	mg_msg_unref(m);
 	mg_store_promise(c);
-	send_ack(c, MG_PUBCOMP, p->packet_id, 0);
+	if (w->b->cluster && w->cluster_seq) /* once JetStream stored it (cluster_ack.h) */
+		mg_ack_defer(c, w->cluster_seq, MG_PUBCOMP, p->packet_id, 0);
+	else
+		send_ack(c, MG_PUBCOMP, p->packet_id, 0);
 	return 0;
 }
 

@@ -101,8 +101,11 @@ static int publish(mg_worker *w, mg_msg *m, mg_sref publisher, bool take)
 	 * 1/2 message (route() uses it after the loop) the reference is dropped here instead. */
 	bool late = take && (b->cluster || (b->store && m->qos));
 	int n = route(w, m, publisher, take && !late);
-	if (b->cluster && b->cluster_ops->send(b->cluster, w, m))
-		n++;
+	if (b->cluster) {
+		w->cluster_seq = 0;
+		if (b->cluster_ops->send(b->cluster, w, m))
+			n++;
+	}
 	if (late)
 		mg_msg_unref(m);
 	return n;

@@ -6,6 +6,8 @@
 #include "broker/worker.h"
 #include "broker/auth.h"
 #include "broker/broker.h"
+#include "broker/cluster_ack.h"
+#include "broker/cluster.h"
 #include "broker/http.h"
 #include "broker/log.h"
 #include "broker/metrics.h"
@@ -171,6 +173,11 @@ static void on_wake(mg_loop *l, void *ud)
 		case MG_POST_REMOTE: /* routed here, never sent on: it came from NATS */
 			mg_route(w, p->it.m, NULL);
 			mg_qitem_clear(&p->it);
+			if (p->ext && w->b->cluster) /* acknowledged to JetStream after this turn's commit */
+				w->b->cluster_ops->routed(w->b->cluster, w, p->ext);
+			break;
+		case MG_POST_CLUSTER_ACK:
+			mg_ack_done(w, p->seq);
 			break;
 		case MG_POST_PAUSE:
 			pthread_barrier_wait(&w->b->pause); /* everyone parked */
@@ -247,6 +254,8 @@ static void before_sleep(mg_loop *l, void *ud)
 	if (sb)
 		mg_store_turn_end(sb, any_posts(w), mg_loop_now_ms(l));
 	mg_worker_flush_outboxes(w);
+	if (w->b->cluster) /* committed, handed on: JetStream may forget what was routed */
+		w->b->cluster_ops->turn_end(w->b->cluster, w);
 	while (w->dirty) {
 		mg_conn *c = w->dirty;
 		w->dirty = c->dirty_next;
@@ -512,6 +521,7 @@ void mg_worker_free(mg_worker *w)
 		s->conn = NULL;
 		mg_session_destroy(w, s);
 	}
+	mg_ack_worker_free(w);
 	mg_matchset_free(&w->ms);
 	free(w->rbuf);
 	mg_conn_pool_free(w);

@@ -63,8 +63,13 @@ typedef struct mg_session mg_session;
 
 enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE, MG_POST_SHUTDOWN,
 	MG_POST_AUTH_OK, MG_POST_AUTH_BAD /* a password verdict for .conn (auth.h) */,
-	MG_POST_REMOTE /* .it.m came from another node (cluster.h): route it here */,
-	MG_POST_CALL /* .call.fn(w, .call.arg) on the worker; fn(NULL, arg) when dropped */ };
+	MG_POST_REMOTE /* .it.m came from another node (cluster.h): route it here; .ext, when
+	                * not NULL, is the cluster's to acknowledge once routed (routed()) */,
+	MG_POST_CALL /* .call.fn(w, .call.arg) on the worker; fn(NULL, arg) when dropped */,
+	MG_POST_CLUSTER_ACK /* JetStream answered the publish .seq of this worker (cluster.h) */ };
+
+/* MG_POST_CLUSTER_ACK's .seq: the sequence, with this bit when JetStream refused it */
+#define MG_CLUSTER_ACK_FAILED (1ull << 63)
 
 typedef struct mg_post {
 	int kind;
@@ -73,7 +78,11 @@ typedef struct mg_post {
 		mg_qitem it;
 		struct { void (*fn)(mg_worker *w, void *arg); void *arg; } call;
 	};
-	mg_conn *conn;
+	union {
+		mg_conn *conn;
+		void *ext;
+		uint64_t seq;
+	};
 } mg_post;
 
 typedef struct mg_postv {
@@ -146,6 +155,11 @@ struct mg_worker {
 	long accept_timer;  /* while it stopped watching the listeners (no reserve left), else 0 */
 	int n_outpool;
 	mg_outbuf outpool[MG_OUTPOOL];
+	/* clustering (cluster.h): the JetStream publish the last mg_publish_msg made (its
+	 * sequence, 0 none), whose answer an acknowledgement to the publisher waits for; and
+	 * the connections waiting (cluster_ack.c) */
+	uint64_t cluster_seq;
+	struct mg_ackwait *ackwait;
 };
 
 void mg_worker_post(mg_worker *from, int to, mg_post *p); /* takes ownership of p's refs */
