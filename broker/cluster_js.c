@@ -188,9 +188,10 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
 			snprintf(nt, sizeof nt, "%lld", (long long)now);
 			natsMsgHeader_Set(msg, TRY_HDR, nt);
 		}
-		mg_log(MG_LOG_INFO, "Cluster: JetStream did not take a message (for %lld ms): %s%s%s.",
-		       (long long)(now - first), natsStatus_GetText(pae->Err), pae->ErrText ? ": " : "",
-		       pae->ErrText ? pae->ErrText : "");
+		if (first == now) /* once per message, not per try */
+			mg_log(MG_LOG_INFO, "Cluster: JetStream did not take a message yet (trying again "
+			       "for %d s): %s%s%s.", RETRY_FOR_MS / 1000, natsStatus_GetText(pae->Err),
+			       pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "");
 		if (now - first < RETRY_FOR_MS && !atomic_load(&q->closing)) {
 			retry_later(q, msg);
 			return;

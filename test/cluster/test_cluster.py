@@ -20,8 +20,8 @@ import pytest
 
 from harness import IS_MIDGE, Broker, run_broker_until_exit
 from mqtt_raw import (P_CONTENT_TYPE, P_CORRELATION_DATA, P_MESSAGE_EXPIRY, P_PAYLOAD_FORMAT,
-                      P_RESPONSE_TOPIC, P_SUBSCRIPTION_ID, P_USER_PROPERTY, PUBLISH, UNSUBACK,
-                      RawClient, unsubscribe)
+                      P_RESPONSE_TOPIC, P_SUBSCRIPTION_ID, P_USER_PROPERTY, PUBACK, PUBLISH,
+                      UNSUBACK, RawClient, publish, unsubscribe)
 from ports import free_port
 
 from cluster.nats_cluster import NatsCluster, delivered_since, node
@@ -423,8 +423,11 @@ def test_a_nats_server_dies_and_its_node_carries_on_through_another(tmp_path, cl
         b.wait_log(r"Cluster node B reconnected to NATS at ", timeout=20)
         interest_ready(pub, [sub], "f/t")
         for i in range(10):
-            pub.publish("f/t", b"after %d" % i, qos=1, pid=i + 1)
-        got = sub.collect(10)
+            # the PUBACK waits until JetStream stored it: seconds while the stream, which
+            # had a replica on the dead server, elects a leader (docs/cluster.md)
+            pub.send(publish("f/t", b"after %d" % i, qos=1, pid=i + 1, version=5))
+            assert pub.expect(PUBACK, timeout=60).pid == i + 1
+        got = sub.collect(10, timeout=30)
         assert [p.payload for p in got] == [b"after %d" % i for i in range(10)]
     finally:
         errors = []
