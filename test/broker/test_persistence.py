@@ -635,6 +635,12 @@ def test_delayed_will_survives_restart(site):
 
 # ---- SIGKILL at random moments ----
 
+# Each wait of the soak's clients for a packet (the CONNACK after a restart, above all): a
+# restarted broker reloading its store under qemu-aarch64 on a busy machine answered a
+# CONNECT after more than the default 5 s (make platforms); the point here is what arrives.
+SOAK_WAIT = 30.0
+
+
 class Pub:
     """A persistent publisher at QoS q that records every acknowledged sequence number."""
 
@@ -651,7 +657,7 @@ class Pub:
 
     def connect(self, port):
         self.budget = self.per_round
-        self.c = RawClient(port)
+        self.c = RawClient(port, timeout=SOAK_WAIT)
         self.c.connect(self.name, clean=False)
         for pid, seq in sorted(self.unacked.items()):
             self.c.send(publish(self.topic, b"%d" % seq, qos=self.qos, pid=pid, dup=True,
@@ -695,7 +701,7 @@ class Sub:
         self.subscribed = False
 
     def connect(self, port):
-        self.c = RawClient(port)
+        self.c = RawClient(port, timeout=SOAK_WAIT)
         self.c.connect(self.name, clean=False)
         if not self.subscribed:
             self.c.subscribe([(self.filt, 2)])
