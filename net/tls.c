@@ -26,6 +26,7 @@ typedef struct tls_state {
 	bool full;                   /* the last read filled the caller's buffer */
 	bool hold_final;             /* mg_tls_hold_final_flight */
 	bool holding;                /* inside SSL_do_handshake: writes go to held */
+	bool drained;                /* a recv in this call came back short: the socket is empty */
 } tls_state;
 
 /* Held output is at most this much; more goes out at once (with what is held before it). */
@@ -201,14 +202,31 @@ static int nosig_write(BIO *b, const char *buf, int len)
 	return (int)n;
 }
 
+/* One recv per call from the loop when it comes back short. A short recv emptied the
+ * socket; the next one in the same call would almost always find nothing (EAGAIN), and it
+ * came twice in every TLS connection to the broker: after the ClientHello, when OpenSSL
+ * looks for the client's Finished before the server's flight has even left, and after the
+ * Finished and CONNECT, when the read loop asks for more. Each is a system call (2 of the 15
+ * a resumed connection cost the broker, epoll_wait and OpenSSL's getpid aside). The loop's
+ * epoll is level-triggered, so whatever arrives after the short recv wakes the loop and is
+ * read in the next call. The broker's sockets only (hold_final, non-blocking): on a blocking
+ * socket (midge_bench, a program using libmidge that way) the next recv waits for the rest
+ * of a record, it is not a question. */
 static int nosig_read(BIO *b, char *buf, int len)
 {
-	int fd = ((tls_state *)BIO_get_data(b))->fd;
+	tls_state *st = BIO_get_data(b);
 	BIO_clear_retry_flags(b);
+	if (st->drained) {
+		BIO_set_retry_read(b);
+		errno = EAGAIN;
+		return -1;
+	}
 	ssize_t n;
 	do
-		n = recv(fd, buf, (size_t)len, 0);
+		n = recv(st->fd, buf, (size_t)len, 0);
 	while (n < 0 && errno == EINTR);
+	if (st->hold_final && n > 0 && n < len)
+		st->drained = true;
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		BIO_set_retry_read(b);
 	if (n == 0)
@@ -252,7 +270,7 @@ static int set_nosig_fd(SSL *ssl, tls_state *st)
 
 /* ---- the row ---- */
 
-static ssize_t tls_read(mg_transport *t, void *buf, size_t len)
+static ssize_t read_records(mg_transport *t, void *buf, size_t len)
 {
 	tls_state *st = t->ctx;
 	size_t got = 0;
@@ -287,6 +305,7 @@ static ssize_t tls_read(mg_transport *t, void *buf, size_t len)
 static ssize_t tls_writev(mg_transport *t, const struct iovec *iov, int iovcnt)
 {
 	tls_state *st = t->ctx;
+	st->drained = false;
 	const void *p;
 	size_t len;
 	st->want_write = false;
@@ -329,7 +348,7 @@ static ssize_t tls_writev(mg_transport *t, const struct iovec *iov, int iovcnt)
 	return r == 0 ? -EPIPE : r;
 }
 
-static int tls_handshake(mg_transport *t)
+static int handshake_step(mg_transport *t)
 {
 	tls_state *st = t->ctx;
 	st->want_write = false;
@@ -349,6 +368,26 @@ static int tls_handshake(mg_transport *t)
 	if (f < 0 && f != -EAGAIN)
 		return f;
 	return r == 0 ? -ECONNRESET : r;
+}
+
+/* drained (nosig_read) lasts one call: a read ends it whatever it returns, and a handshake
+ * step that did not complete. The broker's completed step (hold_final) keeps it for the read
+ * that follows in the same turn (conn.c reads the CONNECT that came with the Finished at
+ * once): that read takes what OpenSSL already holds and does not ask the socket again. */
+static ssize_t tls_read(mg_transport *t, void *buf, size_t len)
+{
+	ssize_t r = read_records(t, buf, len);
+	((tls_state *)t->ctx)->drained = false;
+	return r;
+}
+
+static int tls_handshake(mg_transport *t)
+{
+	tls_state *st = t->ctx;
+	int r = handshake_step(t);
+	if (r)
+		st->drained = false;
+	return r;
 }
 
 static bool tls_want_write(const mg_transport *t)
