@@ -773,6 +773,11 @@ static natsStatus set_options(mg_cluster *c, const mg_config *cfg, char **urls, 
 	if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
 	if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(o, 8 << 20);
 	if (s == NATS_OK) s = natsOptions_SetIOBufSize(o, 1 << 20);
+	/* libnats writes a full buffer on the publishing thread, a worker: a server that stops
+	 * reading (stopped, wedged) would hold that worker's clients until libnats's ping timer
+	 * gave up, minutes later. With a deadline the write fails, libnats reconnects in its own
+	 * thread and buffers meanwhile (ReconnectBufSize; past it a publish fails at once). */
+	if (s == NATS_OK) s = natsOptions_SetWriteDeadline(o, 2000);
 	if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
 	if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
 	if (s == NATS_OK) s = natsOptions_SetErrorHandler(o, on_error, c);
