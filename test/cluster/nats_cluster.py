@@ -110,3 +110,33 @@ def node(tmp_path, server, name, threads=2, extra=()):
     return Broker(tmp_path, threads=threads, name=name,
                   extra=["cluster_nats_url %s" % server.url, "cluster_node_name %s" % name]
                   + list(extra))
+
+
+def stop_all(nodes, nats):
+    """Stops every midge node (each checks its own exit: leaks, status), then the NATS
+    servers, and fails with every node's complaint at once."""
+    errors = []
+    for b in nodes:
+        try:
+            b.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    nats.stop()
+    assert not errors, "\n".join(errors)
+
+
+def clients_fixture():
+    """The body of a `clients` fixture: make(broker, cid, version=5, **connect_kw) gives a
+    connected RawClient; all are closed at the end of the test."""
+    from mqtt_raw import RawClient
+    made = []
+
+    def make(broker, cid, version=5, **kw):
+        c = RawClient(broker.port, version=version)
+        c.connect(cid, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()

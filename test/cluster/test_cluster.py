@@ -24,7 +24,7 @@ from mqtt_raw import (P_CONTENT_TYPE, P_CORRELATION_DATA, P_MESSAGE_EXPIRY, P_PA
                       UNSUBACK, RawClient, publish, unsubscribe)
 from ports import free_port
 
-from cluster.nats_cluster import NatsCluster, delivered_since, node
+from cluster.nats_cluster import stop_all, clients_fixture, NatsCluster, delivered_since, node
 
 # threaded: libnats's threads, the retained bucket's watcher and two workers per node hand
 # messages to each other; the TSan pass runs this module too
@@ -44,29 +44,12 @@ def cluster(tmp_path_factory):
             nodes[name] = node(tmp, nats.servers[i], name, extra=["sys_interval 1"])
         yield nats, nodes
     finally:
-        errors = []
-        for b in nodes.values():
-            try:
-                b.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-        nats.stop()
-        assert not errors, "\n".join(errors)
+        stop_all(nodes.values(), nats)
 
 
 @pytest.fixture
 def clients():
-    made = []
-
-    def make(broker, cid, version=5, **kw):
-        c = RawClient(broker.port, version=version)
-        c.connect(cid, **kw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+    yield from clients_fixture()
 
 
 def interest_ready(pub, subs, topic, timeout=20.0):
@@ -430,14 +413,7 @@ def test_a_nats_server_dies_and_its_node_carries_on_through_another(tmp_path, cl
         got = sub.collect(10, timeout=30)
         assert [p.payload for p in got] == [b"after %d" % i for i in range(10)]
     finally:
-        errors = []
-        for x in nodes:
-            try:
-                x.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-        nats.stop()
-        assert not errors, "\n".join(errors)
+        stop_all(nodes, nats)
 
 
 def sys_values(client, want, timeout=20.0):

@@ -18,7 +18,7 @@ import pytest
 from harness import IS_MIDGE, Broker
 from mqtt_raw import PUBACK, RawClient, publish
 
-from cluster.nats_cluster import NatsCluster, node
+from cluster.nats_cluster import stop_all, NatsCluster, node
 from cluster.test_cluster import interest_ready
 
 pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering"),
@@ -43,14 +43,7 @@ def stack(tmp_path):
     try:
         yield nats, start
     finally:
-        errors = []
-        for b in nodes:
-            try:
-                b.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-        nats.stop()
-        assert not errors, "\n".join(errors)
+        stop_all(nodes, nats)
 
 
 def my_server(nats, name, candidates):

@@ -17,7 +17,7 @@ from harness import IS_MIDGE, Broker
 from mqtt_raw import (DISCONNECT, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID,
                       RawClient)
 
-from cluster.nats_cluster import NatsCluster, node
+from cluster.nats_cluster import stop_all, clients_fixture, NatsCluster, node
 
 pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering"),
               pytest.mark.threaded]
@@ -35,29 +35,12 @@ def cluster(tmp_path_factory):
             nodes[name] = node(tmp, nats.servers[i], name)
         yield nats, nodes
     finally:
-        errors = []
-        for b in nodes.values():
-            try:
-                b.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-        nats.stop()
-        assert not errors, "\n".join(errors)
+        stop_all(nodes.values(), nats)
 
 
 @pytest.fixture
 def clients():
-    made = []
-
-    def make(broker, cid, version=5, **kw):
-        c = RawClient(broker.port, version=version)
-        c.connect(cid, **kw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+    yield from clients_fixture()
 
 
 def test_takeover_at_5_0_moves_subscriptions_and_queued_messages(cluster, clients):

@@ -18,7 +18,7 @@ import pytest
 from harness import IS_MIDGE
 from mqtt_raw import PINGRESP, RawClient, pingreq, publish
 
-from cluster.nats_cluster import NatsCluster, node
+from cluster.nats_cluster import stop_all, NatsCluster, node
 from cluster.test_cluster import interest_ready
 
 pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering")]
@@ -66,11 +66,4 @@ def test_a_silent_nats_server_does_not_freeze_the_workers(tmp_path):
             os.kill(nats.servers[0].proc.pid, signal.SIGCONT)
         for c in clients:
             c.close()
-        errors = []
-        for x in nodes:
-            try:
-                x.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-        nats.stop()
-        assert not errors, "\n".join(errors)
+        stop_all(nodes, nats)
