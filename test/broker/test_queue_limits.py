@@ -137,6 +137,8 @@ def test_drop_log_once_per_episode_each_episode(broker_factory):
     for _ in range(2):
         _publish_all(b.port, "mqe/t", [b"%d" % i for i in range(5)])
         assert _reconnect_and_drain(b.port, "mqe") == [b"0", b"1"]
+    # the log thread may trail the sockets: wait for the second line, then check for a third
+    b.wait_log(r"Outgoing messages are being dropped for client mqe\.", count=2)
     lines = re.findall(r"Outgoing messages are being dropped for client mqe\.", b.log())
     assert len(lines) == 2, lines
 
