@@ -36,6 +36,7 @@
 #include "broker/cluster_subject.h"
 #include "broker/conn.h"
 #include "broker/log.h"
+#include "broker/packet.h"
 #include "broker/session.h"
 #include "broker/subtree.h"
 #include "broker/worker.h"
@@ -447,18 +448,6 @@ static void warn_registry(mg_csess *cs, const char *id, natsStatus s)
 
 /* ---- on the workers ---- */
 
-/* Another node takes s over: its connection is closed as a takeover on one node closes it. */
-static void drop_conn(mg_worker *w, mg_session *s, bool resume)
-{
-	mg_conn *c0 = mg_session_take_over(w, s, resume);
-	if (c0->level == MG_V5) {
-		mg_packet p = { .type = MG_DISCONNECT, .reason_code = MG_RC_SESSION_TAKEN_OVER };
-		c0->linger = mg_conn_send(c0, &p) == 0;
-	}
-	c0->s = NULL;
-	mg_conn_close(c0, MG_CLOSE_TAKEOVER);
-}
-
 /* s moved to another node: it ends here without a word to the registry. */
 static void end_moved(mg_worker *w, mg_session *s, bool resume)
 {
@@ -548,7 +537,7 @@ static void on_take(mg_worker *w, void *arg)
 	if (s->conn) {
 		mg_log(MG_LOG_NOTICE, "Client %s already connected, taken over by cluster node %s: closing "
 		       "old connection.", s->id, t->from);
-		drop_conn(w, s, resume);
+		mg_takeover_close(w, s, resume);
 	}
 	wb o = { 0 };
 	uint32_t ns = 0, nm = 0;
@@ -594,7 +583,7 @@ static void on_kick(mg_worker *w, void *arg)
 		mg_log(MG_LOG_NOTICE, "Client %s is owned by cluster node %s now (taken over while this "
 		       "node was away or cut off): dropping its session here.", s->id, k->from);
 		if (s->conn)
-			drop_conn(w, s, false);
+			mg_takeover_close(w, s, false);
 		end_moved(w, s, false);
 	}
 	free(k);

@@ -50,7 +50,7 @@ static void assign_id(const char *prefix, char *out, size_t cap)
 
 /* Another connection takes s over: the session lets its old connection (c0) go, which is
  * closed the way the spec says. */
-static void takeover(mg_worker *w, mg_session *s, bool resume)
+void mg_takeover_close(mg_worker *w, mg_session *s, bool resume)
 {
 	mg_conn *c0 = mg_session_take_over(w, s, resume);
 	if (c0->level == MG_V5) {
@@ -198,7 +198,7 @@ static int claim_session(mg_conn *c, const mg_connect *k, connect_st *st, mg_ses
 	if (s && mg_session_expire_if_due(w, s, mg_loop_now_ms(w->loop)))
 		s = NULL;
 	if (s && s->conn)
-		takeover(w, s, resume && s->expiry > 0);
+		mg_takeover_close(w, s, resume && s->expiry > 0);
 	if (s && (!resume || s->expiry == 0)) {
 		mg_session_end(w, s);
 		s = NULL;

@@ -16,6 +16,9 @@
 
 int mg_handle_packet(mg_conn *c, const mg_packet *p);   /* 0 or closes c and returns -1 */
 int mg_handle_connect(mg_conn *c, const mg_packet *p);  /* 0, -1 closed, 1 handed off, 2 parked (auth.h) */
+/* A newer connection (here or on another node) takes s over: its old connection is closed as
+ * the spec says (5.0: DISCONNECT 0x8E) and s goes offline (mg_session_take_over). */
+void mg_takeover_close(mg_worker *w, mg_session *s, bool resume);
 int mg_handle_subscribe(mg_conn *c, const mg_packet *p);
 int mg_handle_unsubscribe(mg_conn *c, const mg_packet *p);
 void mg_subwork_drop(mg_conn *c); /* a closing connection's packet in progress, if any */
