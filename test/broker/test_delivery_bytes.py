@@ -6,7 +6,9 @@ segment (at most 64 KiB each). Whatever the way, each subscriber gets exactly th
 
 import mqtt_raw as m
 
-SIZES = [0, 1, 16, 255, 256, 257, 1000, 70000]
+# 1..33: each branch of the copy's overlapping moves (session.c copy_small: 1-3, 4-7, 8-15,
+# 16 and more, a 16-byte step and a tail)
+SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 255, 256, 257, 1000, 70000]
 
 
 def payload(size, i):
