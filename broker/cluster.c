@@ -47,6 +47,13 @@ typedef struct ient { /* one distinct filter this node holds, and its NATS subsc
 	uint8_t f[];
 } ient;
 
+typedef struct sent { /* one shared group "$share/g/f" this node has members of */
+	mg_btent h;   /* key: g->f */
+	int count;
+	natsSubscription *sub[2]; /* queue subscriptions on nq, each holding a reference to g */
+	mg_cgroup *g;
+} sent;
+
 typedef struct origin { /* the last sequence accepted from one worker of one node */
 	uint64_t node, seq;
 	uint32_t worker;
@@ -66,12 +73,17 @@ struct mg_cluster {
 	mg_broker *b;
 	natsOptions *opts;
 	natsConnection *nc;
+	/* the shared groups' queue subscriptions: a connection of their own, which sees nc's
+	 * messages (no-echo is per connection), so NATS may pick this node's own member */
+	natsOptions *qopts;
+	natsConnection *nq;
 	uint64_t node_id;
 	char name[128];
 	atomic_llong max_payload;
 	wpub *wp;
 	pthread_mutex_t mu; /* the interest table */
 	mg_btab tab;        /* filter -> ient, under mu */
+	mg_btab stab;       /* "$share/g/f" -> sent, under mu */
 	pthread_mutex_t post_mu;
 	atomic_bool closing; /* set under post_mu; read without it only to stop waiting */
 	/* the delivery thread's */
@@ -130,12 +142,114 @@ static void nats_unsubscribe(ient *e)
 		}
 }
 
+/* ---- shared groups: one NATS queue subscription per (group, filter) ----
+ * On nq, with a queue group named after (group, filter): the group's escaped like a level,
+ * '.', then the filter's first subject (the escape leaves no '.' in a level, so the name is
+ * unambiguous). NATS queue groups are per name across subjects: `$share/g/a/+` and
+ * `$share/g/a/b` are two groups and must not share a name. */
+
+static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
+
+static void share_done(void *closure) /* the subscription closed: no message comes after */
+{
+	mg_cgroup_unref(closure);
+}
+
+static void share_subscribe(mg_cluster *c, sent *e)
+{
+	mg_bytes group, f;
+	mg_share_parse(e->g->f, e->g->len, &group, &f);
+	char subj[2 * MG_CSUBJ_MAX + 2], queue[MG_CSUBJ_MAX + 1];
+	int n = mg_csubj_from_filter(f.p, f.len, subj, sizeof subj);
+	int ql = mg_csubj_from_topic(group.p, group.len, queue, sizeof queue);
+	const char *tok = ql > 0 ? strchr(queue, '.') + 1 : NULL; /* after "mqtt." or "mqtt$." */
+	size_t tl = tok ? strlen(tok) : 0;
+	const char *s = subj;
+	for (int i = 0; i < n; i++, s += strlen(s) + 1) {
+		/* the NATS protocol line holds subject and queue: 4096 bytes by default */
+		char qn[4000];
+		natsStatus st = NATS_INVALID_ARG;
+		if (tok && tl + 1 + strlen(subj) + strlen(s) < sizeof qn - 100) {
+			memmove(qn, tok, tl);
+			qn[tl] = '.';
+			strcpy(qn + tl + 1, subj);
+			atomic_fetch_add_explicit(&e->g->refs, 1, memory_order_relaxed);
+			st = natsConnection_QueueSubscribe(&e->sub[i], c->nq, s, qn, on_share_msg, e->g);
+			if (st == NATS_OK && natsSubscription_SetOnCompleteCB(e->sub[i], share_done, e->g) != NATS_OK) {
+				natsSubscription_Unsubscribe(e->sub[i]); /* its reference stays: leaked, not freed under it */
+				natsSubscription_Destroy(e->sub[i]);
+				st = NATS_ERR;
+			} else if (st != NATS_OK) {
+				atomic_fetch_sub_explicit(&e->g->refs, 1, memory_order_relaxed);
+			}
+		}
+		if (st != NATS_OK) {
+			e->sub[i] = NULL;
+			mg_log(MG_LOG_WARNING, "Warning: cluster: cannot subscribe the shared group '%.*s' on NATS "
+			       "(%s): its members on this node will get no messages.", (int)(e->g->len > 200 ? 200 : e->g->len),
+			       (const char *)e->g->f, natsStatus_GetText(st));
+		}
+	}
+}
+
+static void share_unsubscribe(sent *e)
+{
+	for (int i = 0; i < 2; i++)
+		if (e->sub[i]) {
+			natsSubscription_Unsubscribe(e->sub[i]);
+			natsSubscription_Destroy(e->sub[i]);
+			e->sub[i] = NULL;
+		}
+}
+
+static void free_sent(mg_btent *h)
+{
+	sent *e = (sent *)h;
+	for (int i = 0; i < 2; i++)
+		if (e->sub[i])
+			natsSubscription_Destroy(e->sub[i]);
+	mg_cgroup_unref(e->g);
+	free(e);
+}
+
+static void share_interest(mg_cluster *c, const uint8_t *f, size_t len, int delta)
+{
+	pthread_mutex_lock(&c->mu);
+	if (mg_btab_room(&c->stab) < 0)
+		goto out;
+	mg_btent **pp = mg_btab_slot(&c->stab, f, len);
+	sent *e = (sent *)*pp;
+	if (delta > 0) {
+		if (e) {
+			e->count++;
+		} else if ((e = calloc(1, sizeof *e)) && (e->g = malloc(sizeof *e->g + len))) {
+			atomic_init(&e->g->refs, 1);
+			e->g->cl = c;
+			e->g->len = (uint32_t)len;
+			memcpy(e->g->f, f, len);
+			e->count = 1;
+			e->h.key = e->g->f;
+			e->h.len = (uint32_t)len;
+			mg_btab_link(&c->stab, pp, &e->h);
+			share_subscribe(c, e);
+		} else {
+			free(e);
+			mg_log(MG_LOG_ERR, "Error: cluster: out of memory: the shared group '%.*s' gets no "
+			       "messages here.", (int)len, (const char *)f);
+		}
+	} else if (e && --e->count == 0) {
+		share_unsubscribe(e);
+		free_sent(mg_btab_unlink(&c->stab, pp));
+	}
+out:
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void interest(mg_cluster *c, const uint8_t *f, size_t len, int delta)
 {
-	mg_bytes inner;
-	if (mg_share_parse(f, len, NULL, &inner) == 1) { /* phase 1: the filter, no queue group */
-		f = inner.p;
-		len = inner.len;
+	if (len > 7 && f[0] == '$' && mg_share_parse(f, len, NULL, NULL) == 1) {
+		share_interest(c, f, len, delta);
+		return;
 	}
 	pthread_mutex_lock(&c->mu);
 	if (mg_btab_room(&c->tab) < 0)
@@ -272,8 +386,10 @@ static bool send_msg(mg_cluster *c, mg_worker *w, const mg_msg *m)
 		w->cluster_seq = p->seq;
 		return true;
 	}
-	/* Into libnats's buffer; its flusher thread writes whatever a loop turn gathered. */
+	/* Into libnats's buffer; its flusher thread writes whatever a loop turn gathered. The
+	 * shared groups' queue subscriptions (this node's too, on nq) get it there. */
 	natsStatus st = natsConnection_Publish(c->nc, p->subj, p->buf, (int)need);
+	w->cluster_shared = st == NATS_OK;
 	if (st != NATS_OK) {
 		atomic_fetch_add_explicit(&c->nats_err, 1, memory_order_relaxed);
 		warn_once(&c->warned_err, "Warning: cluster: a message on '%.*s' could not go to NATS: %s "
@@ -493,6 +609,41 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 	mg_post p = { .kind = MG_POST_REMOTE, .it = { .m = m } };
 	if (!mg_cl_post(c, to, &p))
 		mg_msg_unref(m);
+out:
+	if (bad)
+		mg_cl_warn_bad(c, subj);
+	natsMsg_Destroy(msg);
+}
+
+/* A message for one shared group of this node (a queue subscription on nq): NATS picked
+ * this node for it, the origin's own messages included; every copy is wanted (each group
+ * has its own subscription), so no duplicate check. It goes to the worker that plain
+ * messages of its origin go to, with the group, to one member. */
+static void on_share_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	mg_cgroup *g = closure;
+	mg_cluster *c = g->cl;
+	(void)nc;
+	(void)sub;
+	const char *subj = natsMsg_GetSubject(msg);
+	env e;
+	bool bad = true;
+	int tl = -1;
+	if (mg_cl_parse_env((const uint8_t *)natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &e))
+		tl = mg_csubj_to_topic(subj, strlen(subj), c->rx.topic, sizeof c->rx.topic);
+	if (tl <= 0)
+		goto out;
+	mg_msg *m = mg_cl_build_msg(&c->rx, c->rx.topic, (size_t)tl, &e, 0, &bad);
+	if (!m)
+		goto out;
+	atomic_fetch_add_explicit(&c->received, 1, memory_order_relaxed);
+	int to = (int)((e.node ^ e.worker * 0x9E3779B97F4A7C15ull) % (uint64_t)c->b->nworkers);
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	mg_post p = { .kind = MG_POST_REMOTE, .ref = (mg_sref)(void *)g, .it = { .m = m } };
+	if (!mg_cl_post(c, to, &p)) {
+		mg_msg_unref(m);
+		mg_cgroup_unref(g);
+	}
 out:
 	if (bad)
 		mg_cl_warn_bad(c, subj);
@@ -738,10 +889,15 @@ static void free_ient(mg_btent *h)
 static void cluster_free(mg_cluster *c)
 {
 	mg_btab_free(&c->tab, free_ient);
+	mg_btab_free(&c->stab, free_sent);
 	if (c->nc)
 		natsConnection_Destroy(c->nc);
 	if (c->opts)
 		natsOptions_Destroy(c->opts);
+	if (c->nq)
+		natsConnection_Destroy(c->nq);
+	if (c->qopts)
+		natsOptions_Destroy(c->qopts);
 	if (c->wp)
 		for (int i = 0; i < c->b->nworkers; i++)
 			free(c->wp[i].buf);
@@ -759,13 +915,17 @@ static void cluster_free(mg_cluster *c)
 	free(c);
 }
 
-/* Every option as libnats takes it; the first failure is the one reported. */
-static natsStatus set_options(mg_cluster *c, const mg_config *cfg, char **urls, int n)
+/* Every option as libnats takes it; the first failure is the one reported. shared: the
+ * shared groups' connection nq (its name ends in "/shared"; echo, as it publishes nothing;
+ * nc alone logs disconnects). */
+static natsStatus set_options(mg_cluster *c, natsOptions *o, const mg_config *cfg, char **urls,
+                              int n, bool shared)
 {
-	natsOptions *o = c->opts;
+	char name[sizeof c->name + 16];
+	snprintf(name, sizeof name, "%s%s", c->name, shared ? "/shared" : "");
 	natsStatus s = natsOptions_SetServers(o, (const char **)urls, n);
-	if (s == NATS_OK) s = natsOptions_SetName(o, c->name);
-	if (s == NATS_OK) s = natsOptions_SetNoEcho(o, true);
+	if (s == NATS_OK) s = natsOptions_SetName(o, name);
+	if (s == NATS_OK) s = natsOptions_SetNoEcho(o, !shared);
 	/* one delivery thread for every subscription: the socket's order, so copies of a message
 	 * from overlapping subscriptions come after its first (first_copy) */
 	if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(o, true);
@@ -778,8 +938,8 @@ static natsStatus set_options(mg_cluster *c, const mg_config *cfg, char **urls, 
 	 * gave up, minutes later. With a deadline the write fails, libnats reconnects in its own
 	 * thread and buffers meanwhile (ReconnectBufSize; past it a publish fails at once). */
 	if (s == NATS_OK) s = natsOptions_SetWriteDeadline(o, 2000);
-	if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
-	if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
+	if (s == NATS_OK && !shared) s = natsOptions_SetDisconnectedCB(o, on_disconnected, c);
+	if (s == NATS_OK && !shared) s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
 	if (s == NATS_OK) s = natsOptions_SetErrorHandler(o, on_error, c);
 	if (s == NATS_OK && (cfg->cluster_nats_user || cfg->cluster_nats_password))
 		s = natsOptions_SetUserInfo(o, cfg->cluster_nats_user, cfg->cluster_nats_password);
@@ -827,9 +987,15 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	if (s == NATS_OK)
 		s = natsOptions_Create(&c->opts);
 	if (s == NATS_OK)
-		s = set_options(c, cfg, urls, n);
+		s = set_options(c, c->opts, cfg, urls, n, false);
 	if (s == NATS_OK)
 		s = natsConnection_Connect(&c->nc, c->opts);
+	if (s == NATS_OK)
+		s = natsOptions_Create(&c->qopts);
+	if (s == NATS_OK)
+		s = set_options(c, c->qopts, cfg, urls, n, true);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&c->nq, c->qopts);
 	free(list);
 	if (s != NATS_OK) {
 		const char *detail = nats_GetLastError(NULL);
@@ -907,6 +1073,12 @@ static void drain_delivery(mg_cluster *c)
 			if (e->sub[k])
 				natsSubscription_Unsubscribe(e->sub[k]);
 	}
+	for (mg_btent *h = mg_btab_first(&c->stab, &i); h; h = mg_btab_next(&c->stab, &i, h)) {
+		sent *e = (sent *)h;
+		for (int k = 0; k < 2; k++)
+			if (e->sub[k])
+				natsSubscription_Unsubscribe(e->sub[k]);
+	}
 	if (c->presence)
 		natsSubscription_Unsubscribe(c->presence);
 	if (!c->barrier || natsSubscription_Unsubscribe(c->barrier) != NATS_OK)
@@ -939,6 +1111,7 @@ static void cluster_stop(mg_cluster *c)
 	drain_delivery(c);
 	if (c->q)
 		mg_cljs_stop(c->q);
+	natsConnection_Close(c->nq);
 	natsConnection_Close(c->nc);
 	mg_log(MG_LOG_NOTICE, "Cluster node %s left NATS: %llu messages sent, %llu received, %llu "
 	       "duplicate copies dropped; %llu retained messages put, %llu applied.", c->name,
@@ -948,6 +1121,14 @@ static void cluster_stop(mg_cluster *c)
 	size_t i;
 	for (mg_btent *h = mg_btab_first(&c->tab, &i); h; h = mg_btab_next(&c->tab, &i, h)) {
 		ient *e = (ient *)h;
+		for (int k = 0; k < 2; k++)
+			if (e->sub[k]) {
+				natsSubscription_Destroy(e->sub[k]);
+				e->sub[k] = NULL;
+			}
+	}
+	for (mg_btent *h = mg_btab_first(&c->stab, &i); h; h = mg_btab_next(&c->stab, &i, h)) {
+		sent *e = (sent *)h;
 		for (int k = 0; k < 2; k++)
 			if (e->sub[k]) {
 				natsSubscription_Destroy(e->sub[k]);
@@ -966,6 +1147,10 @@ static void cluster_stop(mg_cluster *c)
 	c->nc = NULL;
 	natsOptions_Destroy(c->opts);
 	c->opts = NULL;
+	natsConnection_Destroy(c->nq);
+	c->nq = NULL;
+	natsOptions_Destroy(c->qopts);
+	c->qopts = NULL;
 	/* Every libnats thread ends here, the delivery thread too: after it no callback can run
 	 * and c may go. If they do not end in time, c stays allocated rather than be freed under
 	 * a callback. */
@@ -990,7 +1175,7 @@ static void stats(mg_cluster *c, mg_cluster_stats *o)
 	o->name = c->name;
 	o->connected = natsConnection_Status(c->nc) == NATS_CONN_STATUS_CONNECTED;
 	pthread_mutex_lock(&c->mu);
-	o->filters = c->tab.n;
+	o->filters = c->tab.n + c->stab.n;
 	pthread_mutex_unlock(&c->mu);
 	o->sent = atomic_load(&c->sent);
 	o->received = atomic_load(&c->received);

@@ -18,7 +18,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "broker/broker.h"
 #include "broker/msg.h"
@@ -42,11 +44,13 @@ typedef struct mg_cluster_ops {
 	 * 0, or -1 with the reason logged. */
 	int (*start)(mg_broker *b, mg_cluster **out);
 	void (*stop)(mg_cluster *c); /* no callback runs after it returns */
-	/* One local subscription to filter (as in the tree: "$share/g/f" counts for f) came
-	 * (+1) or went (-1). */
+	/* One local subscription to filter (as in the tree; "$share/g/f" is the shared group's
+	 * own) came (+1) or went (-1). */
 	void (*interest)(mg_cluster *c, const uint8_t *filter, size_t len, int delta);
 	/* Send m to the other nodes; true if it went to NATS. A QoS 1/2 message that went to
-	 * JetStream sets w->cluster_seq: its answer comes back as MG_POST_CLUSTER_ACK. */
+	 * JetStream sets w->cluster_seq: its answer comes back as MG_POST_CLUSTER_ACK. Sets
+	 * w->cluster_shared when the shared groups get m through NATS (this node's members
+	 * too); otherwise the caller serves this node's shared groups itself. */
 	bool (*send)(mg_cluster *c, mg_worker *w, const mg_msg *m);
 	/* w routed a message from NATS whose post carried ext: it may be acknowledged to
 	 * JetStream once what the routing made is committed (turn_end). */
@@ -69,6 +73,22 @@ typedef struct mg_cluster_ops {
 	 * JetStream too, so that another node recovers it if this one dies. */
 	void (*queued)(mg_cluster *c, mg_worker *w, mg_session *s, const mg_qitem *q);
 } mg_cluster_ops;
+
+/* One shared group "$share/g/f" that this node subscribed on NATS (a queue subscription):
+ * a message that arrives there goes to one member of it (worker.h MG_POST_REMOTE .ref).
+ * Refcounted: the cluster's table and every message posted for it hold one. */
+typedef struct mg_cgroup {
+	atomic_int refs;
+	void *cl;    /* the cluster's */
+	uint32_t len;
+	uint8_t f[]; /* "$share/g/f" */
+} mg_cgroup;
+
+static inline void mg_cgroup_unref(mg_cgroup *g)
+{
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+		free(g);
+}
 
 /* In broker/cluster.c; linked into midge only (a weak reference in main.c). */
 extern const mg_cluster_ops mg_cluster_nats_ops;

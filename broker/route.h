@@ -19,6 +19,12 @@ typedef struct mg_worker mg_worker;
  * Returns how many subscriptions matched, counting those that were skipped (No Local, a
  * shared group with nobody eligible): 0 is "No matching subscribers" (0x10). */
 int mg_route(mg_worker *w, mg_msg *m, mg_sref publisher);
+/* A message from another node (cluster.h): plain, to the plain subscribers only (the
+ * shared groups get it through their own NATS subscriptions). */
+int mg_route_remote(mg_worker *w, mg_msg *m, bool plain);
+/* A message from another node for the one shared group share ("$share/group/filter"):
+ * to one member of it. false: no member here (or m does not match the filter). */
+bool mg_route_group(mg_worker *w, mg_msg *m, const uint8_t *share, size_t len);
 /* Publish a message as the broker would on receipt: retain store + routing. */
 int mg_publish_msg(mg_worker *w, mg_msg *m, mg_sref publisher);
 /* The same, taking the caller's reference to m (the last recipient gets it instead of a

@@ -755,32 +755,37 @@ static int collect_subs(walk *w, const snode *n)
 /* One member per shared group of n, round-robin, into s->raw. When ineligible members were
  * skipped, the cursor moves past the chosen one, so the eligible share the load evenly
  * (racing matchers may disturb that order a little: it is fairness, not correctness). */
-static int collect_groups(walk *w, const snode *n)
+static int pick_member(walk *w, const sgroup *g)
 {
 	mg_matchset *s = w->s;
-	for (const sgroup *g = n->groups; g; g = g->next) {
-		uint32_t cnt = g->members.n;
-		_Atomic uint32_t *rr = (_Atomic uint32_t *)&g->rr;
-		uint32_t i = atomic_fetch_add_explicit(rr, 1, memory_order_relaxed) % cnt;
-		uint32_t tried = 0;
-		for (; tried < cnt; tried++, i = i + 1 == cnt ? 0 : i + 1) {
-			const mg_sub_entry *e = &g->members.v[i];
-			if (w->eligible && !w->eligible(e->subscriber, w->ctx))
-				continue;
-			if (tried)
-				atomic_store_explicit(rr, i + 1, memory_order_relaxed);
-			if (grow(&s->raw, &s->raw_cap, w->n_raw + 1, sizeof(raw)) < 0)
-				return -ENOMEM;
-			raw *r = (raw *)s->raw + w->n_raw++;
-			r->subscriber = e->subscriber;
-			r->sub_id = e->sub_id;
-			r->qos = e->opts.qos;
-			r->rap = e->opts.retain_as_published;
-			break;
-		}
-		if (tried == cnt)
-			s->n_unsent++;
+	uint32_t cnt = g->members.n;
+	_Atomic uint32_t *rr = (_Atomic uint32_t *)&g->rr;
+	uint32_t i = atomic_fetch_add_explicit(rr, 1, memory_order_relaxed) % cnt;
+	uint32_t tried = 0;
+	for (; tried < cnt; tried++, i = i + 1 == cnt ? 0 : i + 1) {
+		const mg_sub_entry *e = &g->members.v[i];
+		if (w->eligible && !w->eligible(e->subscriber, w->ctx))
+			continue;
+		if (tried)
+			atomic_store_explicit(rr, i + 1, memory_order_relaxed);
+		if (grow(&s->raw, &s->raw_cap, w->n_raw + 1, sizeof(raw)) < 0)
+			return -ENOMEM;
+		raw *r = (raw *)s->raw + w->n_raw++;
+		r->subscriber = e->subscriber;
+		r->sub_id = e->sub_id;
+		r->qos = e->opts.qos;
+		r->rap = e->opts.retain_as_published;
+		return 0;
 	}
+	s->n_unsent++;
+	return 0;
+}
+
+static int collect_groups(walk *w, const snode *n)
+{
+	for (const sgroup *g = n->groups; g; g = g->next)
+		if (pick_member(w, g) < 0)
+			return -ENOMEM;
 	return 0;
 }
 
@@ -986,6 +991,30 @@ int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void
 done:
 	if (rc == 0 && w.nodes > 1)
 		rc = merge(&w);
+	if (rc == 0 && w.n_raw)
+		rc = append_shared(&w);
+	if (rc < 0) {
+		s->n = s->n_ids = s->n_shared = s->n_unsent = 0;
+		return rc;
+	}
+	return (int)s->n;
+}
+
+int mg_subtree_match_group(mg_subtree *t, const uint8_t *share, size_t len,
+                           bool (*eligible)(void *subscriber, void *ctx), void *ctx, mg_matchset *s)
+{
+	s->n = s->n_ids = s->n_shared = s->n_unsent = 0;
+	mg_bytes group, f;
+	if (split_share(share, len, &group, &f) != 1)
+		return -EINVAL;
+	walk w = { .s = s, .eligible = eligible, .ctx = ctx };
+	int rc = 0;
+	int slot = read_lock(t);
+	snode *n = node_of(t, f);
+	const sgroup *g = n ? *group_of(n, group) : NULL;
+	if (g)
+		rc = pick_member(&w, g);
+	read_unlock(t, slot);
 	if (rc == 0 && w.n_raw)
 		rc = append_shared(&w);
 	if (rc < 0) {

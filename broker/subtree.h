@@ -164,4 +164,12 @@ void mg_matchset_free(mg_matchset *s); /* frees the arrays; s may be reused afte
 int mg_subtree_match(mg_subtree *t, const uint8_t *topic, size_t len, const void *publisher,
                      bool (*eligible)(void *subscriber, void *ctx), void *ctx, mg_matchset *s);
 
+/* One member of the one shared group share ("$share/group/filter"), chosen as
+ * mg_subtree_match chooses one (round-robin, eligible first), into s as its only entry
+ * (s->n_shared 1); none when the group has no member here or none eligible (n_unsent 1).
+ * For a message that a cluster node got for this group alone (cluster.h). Returns s->n,
+ * -EINVAL if share is not a shared filter, or -ENOMEM. */
+int mg_subtree_match_group(mg_subtree *t, const uint8_t *share, size_t len,
+                           bool (*eligible)(void *subscriber, void *ctx), void *ctx, mg_matchset *s);
+
 #endif

@@ -40,6 +40,8 @@ static void post_drop(mg_post *p)
 {
 	if (p->kind == MG_POST_DELIVER || p->kind == MG_POST_REMOTE)
 		mg_qitem_clear(&p->it);
+	if (p->kind == MG_POST_REMOTE && p->ref)
+		mg_cgroup_unref((mg_cgroup *)(void *)p->ref);
 	else if (p->kind == MG_POST_CALL)
 		p->call.fn(NULL, p->call.arg); /* it frees what it owns (a parked connection too) */
 	else if (p->kind == MG_POST_ADOPT) {
@@ -171,7 +173,13 @@ static void on_wake(mg_loop *l, void *ud)
 			mg_conn_attach(w, p->conn);
 			break;
 		case MG_POST_REMOTE: /* routed here, never sent on: it came from NATS */
-			mg_route(w, p->it.m, NULL);
+			if (p->ref) { /* for one shared group (a NATS queue subscription) */
+				mg_cgroup *g = (mg_cgroup *)(void *)p->ref;
+				mg_route_group(w, p->it.m, g->f, g->len);
+				mg_cgroup_unref(g);
+			} else { /* the shared groups have subscriptions of their own */
+				mg_route_remote(w, p->it.m, !p->ext);
+			}
 			mg_qitem_clear(&p->it);
 			if (p->ext && w->b->cluster) /* acknowledged to JetStream after this turn's commit */
 				w->b->cluster_ops->routed(w->b->cluster, w, p->ext);

@@ -64,7 +64,8 @@ typedef struct mg_session mg_session;
 enum { MG_POST_DELIVER = 1, MG_POST_ADOPT, MG_POST_PAUSE, MG_POST_SHUTDOWN,
 	MG_POST_AUTH_OK, MG_POST_AUTH_BAD /* a password verdict for .conn (auth.h) */,
 	MG_POST_REMOTE /* .it.m came from another node (cluster.h): route it here; .ext, when
-	                * not NULL, is the cluster's to acknowledge once routed (routed()) */,
+	                * not NULL, is the cluster's to acknowledge once routed (routed()); .ref,
+	                * when not NULL, is a mg_cgroup (cluster.h): for that shared group only */,
 	MG_POST_CALL /* .call.fn(w, .call.arg) on the worker; fn(NULL, arg) when dropped */,
 	MG_POST_CLUSTER_ACK /* JetStream answered the publish .seq of this worker (cluster.h) */ };
 
@@ -159,6 +160,7 @@ struct mg_worker {
 	 * sequence, 0 none), whose answer an acknowledgement to the publisher waits for; and
 	 * the connections waiting (cluster_ack.c) */
 	uint64_t cluster_seq;
+	bool cluster_shared; /* the cluster took that message to the shared groups too */
 	struct mg_ackwait *ackwait;
 };
 

@@ -477,6 +477,52 @@ TEST(shared_and_plain_both_delivered)
 	CHECK_NO_LEAKS();
 }
 
+/* mg_subtree_match_group: one member of the one (group, filter) named, round-robin like a
+ * match, never of another group on the filter, nor a plain subscriber (cluster.h). */
+TEST(match_one_group)
+{
+	mg_subtree *t = mg_subtree_new();
+	REQUIRE(t);
+	mg_matchset s = { 0 };
+	add(t, "$share/g/a/+", 1, 1, 0);
+	add(t, "$share/g/a/+", 2, 2, 7);
+	add(t, "$share/h/a/+", 3, 0, 0);
+	add(t, "$share/g/a/b", 4, 0, 0);
+	add(t, "a/+", 5, 0, 0);
+	const char *g = "$share/g/a/+";
+	int got[6] = { 0 };
+	for (int i = 0; i < 10; i++) {
+		CHECK_EQ_INT(mg_subtree_match_group(t, (const uint8_t *)g, strlen(g), NULL, NULL, &s), 1);
+		CHECK_EQ_INT(s.n_shared, 1);
+		int who = (int)((char *)s.m[0].subscriber - S);
+		REQUIRE(who >= 1 && who <= 5);
+		got[who]++;
+		if (who == 2) {
+			CHECK_EQ_INT(s.m[0].qos, 2);
+			CHECK_EQ_INT(s.m[0].n_ids, 1);
+			CHECK_EQ_INT(s.ids[s.m[0].ids_off], 7);
+		}
+	}
+	CHECK_EQ_INT(got[1], 5);
+	CHECK_EQ_INT(got[2], 5);
+	/* ineligible members skipped; nobody eligible: none, counted unsent */
+	for (int i = 0; i < 4; i++) {
+		CHECK_EQ_INT(mg_subtree_match_group(t, (const uint8_t *)g, strlen(g), not_banned, SUB(1), &s), 1);
+		CHECK(s.m[0].subscriber == SUB(2));
+	}
+	CHECK_EQ_INT(mg_subtree_match_group(t, (const uint8_t *)g, strlen(g), nobody, NULL, &s), 0);
+	CHECK_EQ_INT(s.n_unsent, 1);
+	/* no such group, no such filter, not a shared filter */
+	CHECK_EQ_INT(mg_subtree_match_group(t, (const uint8_t *)"$share/x/a/+", 12, NULL, NULL, &s), 0);
+	CHECK_EQ_INT(mg_subtree_match_group(t, (const uint8_t *)"$share/g/a/c", 12, NULL, NULL, &s), 0);
+	CHECK_EQ_INT(mg_subtree_match_group(t, (const uint8_t *)"a/+", 3, NULL, NULL, &s), -EINVAL);
+	rm(t, "$share/h/a/+", 3);
+	CHECK_EQ_INT(mg_subtree_match_group(t, (const uint8_t *)"$share/h/a/+", 12, NULL, NULL, &s), 0);
+	mg_matchset_free(&s);
+	mg_subtree_free(t);
+	CHECK_NO_LEAKS();
+}
+
 /* Many subscribers on one node (its index by subscriber) and many children on one node
  * (the hash table), added and removed in an order that moves entries around. */
 TEST(big_nodes)
