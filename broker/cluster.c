@@ -11,6 +11,8 @@
  *   - on_msg: libnats's one delivery thread (global delivery, pool of 1), for every
  *     subscription; the dedup table and the decode buffers are its alone. It posts to a
  *     worker's inbox under c->post_mu, which stop() takes to end the posting for good.
+ *   - totals: worker 0 (sys.c) and any worker serving /metrics read the other nodes'
+ *     numbers under c->smu; the delivery thread writes them there (on_presence).
  */
 #include "broker/cluster.h"
 #include "broker/cluster_session.h"
@@ -105,6 +107,9 @@ struct mg_cluster {
 	bool barrier_done;         /* under wmu */
 	mg_csess *cs;       /* sessions: the client-id registry, takeover, heartbeat */
 	mg_cljs *q;         /* QoS 1/2 through JetStream (cluster_js.c); NULL: over core NATS */
+	pthread_mutex_t smu; /* the other nodes' numbers, for the totals (then cs's pmu, alone) */
+	struct nstat *peer_st;
+	int npeer_st;
 	/* counters, any thread */
 	atomic_uint_fast64_t sent, received, dups, dropped_long, dropped_big, bad, nats_err, kv_puts, kv_applied;
 	atomic_bool warned_long, warned_big, warned_bad, warned_err;
@@ -801,7 +806,7 @@ static void retained_stop(mg_cluster *c)
 
 /* Subjects outside the mqtt namespaces. A node says hello when it joins and bye when it
  * leaves; the nodes already there answer a hello with here, so the newcomer names them too.
- * A node that dies without a bye is not noticed yet (a heartbeat is for later). */
+ * A node that dies without a bye is noticed by the heartbeat (cluster_session.c). */
 #define PRESENCE "midge.node."
 
 static void presence_say(mg_cluster *c, const char *what)
@@ -809,6 +814,127 @@ static void presence_say(mg_cluster *c, const char *what)
 	char subj[32];
 	snprintf(subj, sizeof subj, PRESENCE "%s", what);
 	natsConnection_Publish(c->nc, subj, c->name, (int)strlen(c->name));
+}
+
+/* ---- cluster totals: each node's numbers, shared every sys_interval on midge.node.stats ----
+ * The payload is text: "name 1 interval connected sessions msgs_recv msgs_sent pub_recv
+ * pub_sent subs retained" (1: the layout's version). A node counts in the totals while it is
+ * alive by the heartbeat's account (cluster_session.c: no bye, not silent for 4 s); without
+ * the registry (no JetStream, so no heartbeat) while its numbers are not older than three of
+ * its intervals. */
+#define STATS_SUBJ PRESENCE "stats"
+enum { MAX_STAT_PEERS = 256 };
+
+typedef struct nstat {
+	char name[129];
+	int64_t heard; /* mg_now_ms */
+	mg_cluster_load v;
+} nstat;
+
+/* n: the name's length, or -1 when the payload is not a node's numbers */
+static int stats_parse(const char *d, int len, mg_cluster_load *v)
+{
+	char t[512];
+	if (len <= 0 || len >= (int)sizeof t)
+		return -1;
+	memcpy(t, d, (size_t)len);
+	t[len] = 0;
+	char *sp = strchr(t, ' ');
+	if (!sp)
+		return -1;
+	int n = (int)(sp - t);
+	unsigned long long f[10];
+	char *p = sp, *end;
+	for (int i = 0; i < 10; i++) {
+		if (*p != ' ' || p[1] < '0' || p[1] > '9')
+			return -1;
+		errno = 0;
+		f[i] = strtoull(p + 1, &end, 10);
+		if (errno)
+			return -1;
+		p = end;
+	}
+	if (*p || f[0] != 1 || f[1] > 86400)
+		return -1;
+	*v = (mg_cluster_load){ .interval = (int)f[1], .connected = f[2], .sessions = f[3], .msgs_recv = f[4],
+	                        .msgs_sent = f[5], .pub_recv = f[6], .pub_sent = f[7], .subs = f[8], .retained = f[9] };
+	return n;
+}
+
+/* The delivery thread: node name's numbers came (v), or it said bye (v NULL). */
+static void stats_note(mg_cluster *c, const char *name, int n, const mg_cluster_load *v)
+{
+	pthread_mutex_lock(&c->smu);
+	int i = 0;
+	while (i < c->npeer_st && !(strncmp(c->peer_st[i].name, name, (size_t)n) == 0 && !c->peer_st[i].name[n]))
+		i++;
+	if (!v) {
+		if (i < c->npeer_st)
+			c->peer_st[i] = c->peer_st[--c->npeer_st];
+	} else if (i < c->npeer_st ||
+	           (i < MAX_STAT_PEERS && (c->peer_st || (c->peer_st = calloc(MAX_STAT_PEERS, sizeof *c->peer_st))))) {
+		if (i == c->npeer_st) {
+			memcpy(c->peer_st[i].name, name, (size_t)n);
+			c->peer_st[i].name[n] = 0;
+			c->npeer_st++;
+		}
+		c->peer_st[i].heard = mg_now_ms();
+		c->peer_st[i].v = *v;
+	}
+	pthread_mutex_unlock(&c->smu);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void totals(mg_cluster *c, const mg_cluster_load *mine, bool share, mg_cluster_totals *o)
+{
+	if (share) {
+		char t[512];
+		int len = snprintf(t, sizeof t, "%s 1 %d %llu %llu %llu %llu %llu %llu %llu %llu", c->name, mine->interval,
+		                   (unsigned long long)mine->connected, (unsigned long long)mine->sessions,
+		                   (unsigned long long)mine->msgs_recv, (unsigned long long)mine->msgs_sent,
+		                   (unsigned long long)mine->pub_recv, (unsigned long long)mine->pub_sent,
+		                   (unsigned long long)mine->subs, (unsigned long long)mine->retained);
+		if (len > 0 && len < (int)sizeof t)
+			natsConnection_Publish(c->nc, STATS_SUBJ, t, len);
+	}
+	bool shared_retained = c->kv != NULL; /* every node holds the bucket's messages */
+	const char *names[MAX_STAT_PEERS + 1];
+	int k = 0;
+	names[k++] = c->name;
+	o->sum = *mine;
+	int64_t now = mg_now_ms();
+	pthread_mutex_lock(&c->smu);
+	for (int i = 0; i < c->npeer_st; i++) {
+		const nstat *p = &c->peer_st[i];
+		if (c->cs ? !mg_csess_alive(c->cs, p->name)
+		          : now - p->heard > 3000 * (int64_t)(p->v.interval > 0 ? p->v.interval : 1))
+			continue;
+		names[k++] = p->name;
+		o->sum.connected += p->v.connected;
+		o->sum.sessions += p->v.sessions;
+		o->sum.msgs_recv += p->v.msgs_recv;
+		o->sum.msgs_sent += p->v.msgs_sent;
+		o->sum.pub_recv += p->v.pub_recv;
+		o->sum.pub_sent += p->v.pub_sent;
+		o->sum.subs += p->v.subs;
+		if (!shared_retained)
+			o->sum.retained += p->v.retained;
+		else if (p->v.retained > o->sum.retained)
+			o->sum.retained = p->v.retained;
+	}
+	qsort(names, (size_t)k, sizeof names[0], name_cmp);
+	o->nodes = k;
+	size_t at = 0;
+	o->names[0] = 0;
+	for (int i = 0; i < k && at < sizeof o->names - 1; i++) {
+		int w = snprintf(o->names + at, sizeof o->names - at, "%s%s", i ? "," : "", names[i]);
+		at = w < 0 ? at : at + (size_t)w;
+	}
+	pthread_mutex_unlock(&c->smu);
 }
 
 static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -819,6 +945,10 @@ static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	const char *what = natsMsg_GetSubject(msg) + sizeof PRESENCE - 1;
 	int n = natsMsg_GetDataLength(msg);
 	const char *name = natsMsg_GetData(msg);
+	bool stats = strcmp(what, "stats") == 0;
+	mg_cluster_load v;
+	if (stats)
+		n = stats_parse(name, n, &v); /* the name is the payload's first word */
 	bool printable = n > 0 && n <= 128;
 	for (int i = 0; printable && i < n; i++)
 		printable = name[i] > 0x20 && name[i] < 0x7f;
@@ -833,12 +963,15 @@ static void on_presence(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		mg_log(MG_LOG_NOTICE, "Cluster node %.*s is in the cluster.", n, name);
 	} else if (strcmp(what, "bye") == 0) {
 		mg_log(MG_LOG_NOTICE, "Cluster node %.*s left.", n, name);
+		stats_note(c, name, n, NULL);
+	} else if (stats && (n != (int)strlen(c->name) || memcmp(name, c->name, (size_t)n) != 0)) {
+		stats_note(c, name, n, &v);
 	}
 	/* hello, here, beat: alive; bye: gone (cluster_session.c logs a node whose beat stops).
 	 * A node first heard through its heartbeat joined too: its hello went out before this
 	 * node's subscription had spread through NATS. */
 	if (c->cs && (n != (int)strlen(c->name) || memcmp(name, c->name, (size_t)n) != 0) &&
-	    mg_csess_seen(c->cs, name, n, strcmp(what, "bye") != 0) && strcmp(what, "beat") == 0)
+	    mg_csess_seen(c->cs, name, n, strcmp(what, "bye") != 0) && (strcmp(what, "beat") == 0 || stats))
 		mg_log(MG_LOG_NOTICE, "Cluster node %.*s joined.", n, name);
 	natsMsg_Destroy(msg);
 }
@@ -912,6 +1045,8 @@ static void cluster_free(mg_cluster *c)
 	pthread_cond_destroy(&c->wcond);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->post_mu);
+	pthread_mutex_destroy(&c->smu);
+	free(c->peer_st);
 	free(c);
 }
 
@@ -965,6 +1100,7 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	c->b = b;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->post_mu, NULL);
+	pthread_mutex_init(&c->smu, NULL);
 	pthread_mutex_init(&c->wmu, NULL);
 	pthread_cond_init(&c->wcond, NULL);
 	if (getrandom(&c->node_id, sizeof c->node_id, 0) != sizeof c->node_id)
@@ -1219,6 +1355,7 @@ const mg_cluster_ops mg_cluster_nats_ops = {
 	.routed = routed,
 	.turn_end = turn_end,
 	.stats = stats,
+	.totals = totals,
 	.claim = claim,
 	.session = session,
 	.queued = queued,

@@ -39,6 +39,21 @@ typedef struct mg_cluster_stats {
 	uint64_t sent, received, duplicates, dropped, invalid, retained_put, retained_applied;
 } mg_cluster_stats;
 
+/* A node's own numbers, shared with the others every sys_interval for the cluster totals
+ * ($SYS/broker/cluster/total/..., docs/cluster.md "Operations and numbers"). */
+typedef struct mg_cluster_load {
+	int interval;       /* the node's sys_interval, seconds */
+	uint64_t connected, sessions, msgs_recv, msgs_sent, pub_recv, pub_sent, subs, retained;
+} mg_cluster_load;
+
+/* Totals over the live nodes: this one and every other whose numbers arrived and that has
+ * not left (bye, or no heartbeat). */
+typedef struct mg_cluster_totals {
+	int nodes;
+	char names[2048];   /* sorted, comma separated (cut short past 2047 bytes) */
+	mg_cluster_load sum; /* retained: the largest node's when the retained bucket is shared */
+} mg_cluster_totals;
+
 typedef struct mg_cluster_ops {
 	/* Connect to NATS and subscribe to every filter already in b->tree (restored sessions).
 	 * 0, or -1 with the reason logged. */
@@ -61,6 +76,9 @@ typedef struct mg_cluster_ops {
 	 * retained bucket, when there is one. */
 	void (*retain)(mg_cluster *c, mg_worker *w, const mg_msg *m);
 	void (*stats)(mg_cluster *c, mg_cluster_stats *out); /* any thread */
+	/* Any thread: the totals over the live nodes with mine for this node; share: publish
+	 * mine to the others too (sys.c, every sys_interval). */
+	void (*totals)(mg_cluster *c, const mg_cluster_load *mine, bool share, mg_cluster_totals *out);
 	/* Sessions (broker/cluster_session.c, docs/cluster.md "Sessions"). A CONNECT for client
 	 * id on conn's worker: 1 when conn is parked while the cluster's client-id registry is
 	 * asked (the CONNECT is handled again when it answered, with conn->cluster_ok set), 0

@@ -1076,6 +1076,17 @@ bool mg_csess_seen(mg_csess *cs, const char *name, int n, bool alive)
 	return fresh;
 }
 
+bool mg_csess_alive(mg_csess *cs, const char *name)
+{
+	pthread_mutex_lock(&cs->pmu);
+	int i = 0;
+	while (i < cs->npeers && strcmp(cs->peers[i].name, name) != 0)
+		i++;
+	bool alive = i < cs->npeers;
+	pthread_mutex_unlock(&cs->pmu);
+	return alive;
+}
+
 static void *beat_main(void *arg)
 {
 	mg_csess *cs = arg;

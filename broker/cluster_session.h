@@ -33,6 +33,9 @@ void mg_csess_free(mg_csess *cs);
 /* libnats's delivery thread: a presence message from node name (alive false: bye). true:
  * a node this one did not know. */
 bool mg_csess_seen(mg_csess *cs, const char *name, int n, bool alive);
+/* Any thread: node name is in the table of peers (heard from, no bye, not silent for
+ * DEAD_MS). Takes the table's lock alone (cluster.c may hold its totals' lock around it). */
+bool mg_csess_alive(mg_csess *cs, const char *name);
 /* cluster.h's claim and session hooks. */
 int mg_csess_claim(mg_csess *cs, mg_conn *c, const char *id, size_t len, bool clean);
 void mg_csess_changed(mg_csess *cs, mg_worker *w, mg_session *s, bool gone);

@@ -17,6 +17,7 @@
  */
 #include "broker/metrics.h"
 #include "broker/broker.h"
+#include "broker/cluster.h"
 #include "broker/conn.h"
 #include "broker/session.h"
 #include "broker/worker.h"
@@ -228,6 +229,23 @@ static char *render(const mg_broker *b, size_t *len)
 	      (long long)sums(b, W(met.inflight)));
 	gauge(&o, "midge_inflight_bytes", "Payload bytes of the in-flight messages (recounted every second).",
 	      (long long)sums(b, W(met.inflight_bytes)));
+
+	if (b->cluster) { /* totals over the live cluster nodes (docs/cluster.md), as $SYS has them */
+		mg_cluster_load mine = { .interval = b->cfg->sys_interval, .connected = (uint64_t)atomic_load(&b->n_clients),
+		                         .sessions = (uint64_t)atomic_load(&b->n_sessions),
+		                         .subs = mg_subtree_count(b->tree), .retained = mg_retain_count(b->retain) };
+		mg_cluster_totals *t = malloc(sizeof *t);
+		if (t) {
+			b->cluster_ops->totals(b->cluster, &mine, false, t);
+			gauge(&o, "midge_cluster_nodes", "Live cluster nodes, this one included.", t->nodes);
+			gauge(&o, "midge_cluster_clients_connected", "CONNECTed clients on all live cluster nodes.",
+			      (long long)t->sum.connected);
+			gauge(&o, "midge_cluster_sessions", "Sessions on all live cluster nodes.", (long long)t->sum.sessions);
+			gauge(&o, "midge_cluster_subscriptions", "Subscriptions on all live cluster nodes.",
+			      (long long)t->sum.subs);
+			free(t);
+		}
+	}
 
 	head(&o, "midge_worker_busy_seconds_total", "counter",
 	     "Time each worker thread spent handling events rather than waiting for them.");

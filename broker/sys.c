@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,6 +40,16 @@ static void pub(mg_worker *w, const char *topic, const char *fmt, ...)
 		return;
 	mg_msg *m = mg_msg_new((const uint8_t *)topic, strlen(topic), (const uint8_t *)v, (size_t)n, NULL, 0,
 	                       true, mg_loop_now_ms(w->loop));
+	if (m) {
+		mg_publish_msg(w, m, NULL);
+		mg_msg_unref(m);
+	}
+}
+
+static void pubs(mg_worker *w, const char *topic, const char *v)
+{
+	mg_msg *m = mg_msg_new((const uint8_t *)topic, strlen(topic), (const uint8_t *)v, strlen(v), NULL, 0, true,
+	                       mg_loop_now_ms(w->loop));
 	if (m) {
 		mg_publish_msg(w, m, NULL);
 		mg_msg_unref(m);
@@ -140,5 +151,27 @@ void mg_sys_tick(mg_worker *w)
 		pub(w, "$SYS/broker/cluster/messages/invalid", "%llu", (unsigned long long)cs.invalid);
 		pub(w, "$SYS/broker/cluster/retained/put", "%llu", (unsigned long long)cs.retained_put);
 		pub(w, "$SYS/broker/cluster/retained/applied", "%llu", (unsigned long long)cs.retained_applied);
+		/* the cluster's totals: this node's numbers go to the others, theirs come back */
+		mg_cluster_load mine = { .interval = interval, .connected = (uint64_t)connected,
+		                         .sessions = (uint64_t)(connected + disconnected), .msgs_recv = v[L_MSG_RECV],
+		                         .msgs_sent = v[L_MSG_SENT], .pub_recv = v[L_PUB_RECV], .pub_sent = v[L_PUB_SENT],
+		                         .subs = mg_subtree_count(b->tree), .retained = mg_retain_count(b->retain) };
+		mg_cluster_totals *t = malloc(sizeof *t);
+		if (t) {
+			b->cluster_ops->totals(b->cluster, &mine, true, t);
+			pub(w, "$SYS/broker/cluster/nodes", "%d", t->nodes);
+			pubs(w, "$SYS/broker/cluster/nodes/list", t->names);
+			pub(w, "$SYS/broker/cluster/total/clients/connected", "%llu", (unsigned long long)t->sum.connected);
+			pub(w, "$SYS/broker/cluster/total/clients/total", "%llu", (unsigned long long)t->sum.sessions);
+			pub(w, "$SYS/broker/cluster/total/messages/received", "%llu", (unsigned long long)t->sum.msgs_recv);
+			pub(w, "$SYS/broker/cluster/total/messages/sent", "%llu", (unsigned long long)t->sum.msgs_sent);
+			pub(w, "$SYS/broker/cluster/total/publish/messages/received", "%llu",
+			    (unsigned long long)t->sum.pub_recv);
+			pub(w, "$SYS/broker/cluster/total/publish/messages/sent", "%llu", (unsigned long long)t->sum.pub_sent);
+			pub(w, "$SYS/broker/cluster/total/subscriptions/count", "%llu", (unsigned long long)t->sum.subs);
+			pub(w, "$SYS/broker/cluster/total/retained messages/count", "%llu",
+			    (unsigned long long)t->sum.retained);
+			free(t);
+		}
 	}
 }
