@@ -51,6 +51,8 @@ typedef struct mb_opts {
 	int broker_pid;
 	int sub_port;    /* subscribers on another broker's port (a bridge between them), 0 = port */
 	int broker_pid2; /* that broker: its CPU is added to broker_pid's */
+	int aux_pid[8];  /* other servers the brokers need (a NATS cluster): CPU apart */
+	int naux;
 	int connect_conc; /* connections being set up at once */
 	int keepalive;
 	const char *prefix;
@@ -244,6 +246,7 @@ typedef struct mb_result {
 	double secs;
 	double gen_cpu, broker_cpu; /* seconds in the measured window; broker <0 unknown */
 	double machine_cpu;         /* all processes on all cores, same window; <0 unknown */
+	double aux_cpu;             /* the --aux-pid processes, same window; <0 none or unknown */
 	long broker_rss0, broker_rss1, broker_hwm; /* kB */
 	int connected, failed;
 	double connect_secs;

@@ -55,6 +55,8 @@ static void usage(FILE *f)
 	        "      --sub-port PORT     subscribers connect to this port (a second broker,\n"
 	        "                          bridged to the first: bridge rows)\n"
 	        "      --broker-pid2 PID   that broker: its CPU time is added to the first's\n"
+	        "      --aux-pid PID       a server the brokers use (NATS): its CPU time is reported\n"
+	        "                          apart (aux_cpu_s), not as others'; up to 8 times\n"
 	        "      --connect-concurrency N  connections being set up at once (32)\n"
 	        "      --keepalive SECS    MQTT keepalive (60)\n"
 	        "      --no-clean          sessions that outlive the connection (3.1.1 clean session 0,\n"
@@ -97,7 +99,7 @@ static void parse(int argc, char **argv, mb_opts *o)
 		{"stall", 1, 0, 'T'}, {"ready-file", 1, 0, 'R'}, {"label", 1, 0, 'L'},
 		{"cafile", 1, 0, 'A'}, {"cert", 1, 0, 'E'}, {"key", 1, 0, 'K'}, {"resume", 0, 0, 'U'},
 		{"no-verify", 0, 0, 'N'}, {"no-clean", 0, 0, 'G'}, {"ws", 1, 0, 'B'},
-		{"sub-port", 1, 0, 'Y'}, {"broker-pid2", 1, 0, 'Z'},
+		{"sub-port", 1, 0, 'Y'}, {"broker-pid2", 1, 0, 'Z'}, {"aux-pid", 1, 0, 'X'},
 		{"json", 0, 0, 'j'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'H'}, {0, 0, 0, 0}};
 	*o = (mb_opts){.host = "127.0.0.1", .port = 1883, .size = 16, .duration = 5, .warmup = 1,
 	               .drain = 3, .clients = 1, .subscribers = 2, .protocol = 4, .threads = 2,
@@ -128,6 +130,13 @@ static void parse(int argc, char **argv, mb_opts *o)
 		case 'P': o->broker_pid = (int)num(n, optarg, 1, 1 << 30); break;
 		case 'Y': o->sub_port = (int)num(n, optarg, 1, 65535); break;
 		case 'Z': o->broker_pid2 = (int)num(n, optarg, 1, 1 << 30); break;
+		case 'X':
+			if (o->naux == 8) {
+				fprintf(stderr, "midge_bench: --aux-pid at most 8 times\n");
+				exit(2);
+			}
+			o->aux_pid[o->naux++] = (int)num(n, optarg, 1, 1 << 30);
+			break;
 		case 'C': o->connect_conc = (int)num(n, optarg, 1, 1 << 20); break;
 		case 'k': o->keepalive = (int)num(n, optarg, 0, 65535); break;
 		case 'x': o->prefix = optarg; break;
@@ -184,6 +193,19 @@ static double brokers_cpu(const mb_opts *o)
 		return a;
 	double b = mb_proc_cpu(o->broker_pid2);
 	return b < 0 ? -1 : a + b;
+}
+
+/* CPU seconds of the --aux-pid processes together; -1 none or unknown. */
+static double aux_cpu(const mb_opts *o)
+{
+	double t = 0;
+	for (int i = 0; i < o->naux; i++) {
+		double c = mb_proc_cpu(o->aux_pid[i]);
+		if (c < 0)
+			return -1;
+		t += c;
+	}
+	return o->naux ? t : -1;
 }
 
 static void resolve(mb_run *g)
@@ -474,6 +496,7 @@ int main(int argc, char **argv)
 
 	mb_result res;
 	memset(&res, 0, sizeof res);
+	res.aux_cpu = -1;
 	res.broker_rss0 = mb_proc_status_kb(o->broker_pid, "VmRSS");
 	g->setup_start = mb_now();
 	atomic_store(&g->phase, PH_SETUP);
@@ -524,9 +547,10 @@ int main(int argc, char **argv)
 		atomic_store(&g->phase, PH_RUN);
 		kick_all(g);
 		sleep_until(g->t_warm);
-		double b0 = brokers_cpu(o), s0 = mb_self_cpu(), m0 = mb_machine_cpu();
+		double b0 = brokers_cpu(o), s0 = mb_self_cpu(), m0 = mb_machine_cpu(), a0 = aux_cpu(o);
 		sleep_until(g->t_end);
-		double b1 = brokers_cpu(o), s1 = mb_self_cpu(), m1 = mb_machine_cpu();
+		double b1 = brokers_cpu(o), s1 = mb_self_cpu(), m1 = mb_machine_cpu(), a1 = aux_cpu(o);
+		res.aux_cpu = a0 >= 0 && a1 >= 0 ? a1 - a0 : -1;
 		res.machine_cpu = m0 >= 0 && m1 >= 0 ? m1 - m0 : -1;
 		res.broker_cpu = b0 >= 0 && b1 >= 0 ? b1 - b0 : -1;
 		res.gen_cpu = s1 - s0;

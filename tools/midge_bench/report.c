@@ -66,10 +66,14 @@ static void json(const mb_run *g, const mb_result *r)
 	printf("\"send_lag_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},", us(mb_hist_pct(lg, 50)),
 	       us(mb_hist_pct(lg, 99)), us(lg->max));
 	double per_m = r->broker_cpu >= 0 && s->recv_win ? r->broker_cpu / (s->recv_win / 1e6) : -1;
+	double aux = r->aux_cpu >= 0 ? r->aux_cpu : 0;
 	double other = r->machine_cpu >= 0 && r->broker_cpu >= 0
-	                       ? r->machine_cpu - r->gen_cpu - r->broker_cpu : -1;
+	                       ? r->machine_cpu - r->gen_cpu - r->broker_cpu - aux : -1;
 	printf("\"machine_cpu_s\":%.3f,\"other_cpu_s\":%.3f,", r->machine_cpu,
 	       other < 0 && r->machine_cpu >= 0 && r->broker_cpu >= 0 ? 0.0 : other);
+	if (r->aux_cpu >= 0)
+		printf("\"aux_cpu_s\":%.3f,\"aux_cpu_s_per_million\":%.4f,", r->aux_cpu,
+		       s->recv_win ? r->aux_cpu / (s->recv_win / 1e6) : -1.0);
 	printf("\"generator_cpu_s\":%.3f,\"broker_pid\":%d,\"broker_cpu_s\":%.3f,"
 	       "\"broker_cpu_s_per_million\":%.4f,\"broker_rss_kb_before\":%ld,"
 	       "\"broker_rss_kb\":%ld,\"broker_hwm_kb\":%ld,\"broker_rss_per_conn_bytes\":%.1f}\n",
@@ -133,9 +137,14 @@ static void text(const mb_run *g, const mb_result *r)
 		if (s->recv_win)
 			printf(", %.3f s per million delivered", r->broker_cpu / (s->recv_win / 1e6));
 	}
+	if (r->aux_cpu >= 0) {
+		printf("; --aux-pid CPU %.2f s (%.0f%%)", r->aux_cpu, 100 * r->aux_cpu / secs);
+		if (s->recv_win)
+			printf(", %.3f s per million delivered", r->aux_cpu / (s->recv_win / 1e6));
+	}
 	printf("\n");
 	if (r->machine_cpu >= 0 && r->broker_cpu >= 0) {
-		double other = r->machine_cpu - r->gen_cpu - r->broker_cpu;
+		double other = r->machine_cpu - r->gen_cpu - r->broker_cpu - (r->aux_cpu >= 0 ? r->aux_cpu : 0);
 		printf("  other processes on this machine: %.2f CPU s (%.0f%% of one core)%s\n",
 		       other > 0 ? other : 0, other > 0 ? 100 * other / secs : 0,
 		       other > 0.1 * secs ? ": numbers are noisy" : "");
