@@ -247,6 +247,7 @@ typedef struct mb_result {
 	double gen_cpu, broker_cpu; /* seconds in the measured window; broker <0 unknown */
 	double machine_cpu;         /* all processes on all cores, same window; <0 unknown */
 	double aux_cpu;             /* the --aux-pid processes, same window; <0 none or unknown */
+	double broker2_cpu;         /* the --broker-pid2 broker's part of broker_cpu; <0 none */
 	long broker_rss0, broker_rss1, broker_hwm; /* kB */
 	int connected, failed;
 	double connect_secs;

@@ -496,7 +496,7 @@ int main(int argc, char **argv)
 
 	mb_result res;
 	memset(&res, 0, sizeof res);
-	res.aux_cpu = -1;
+	res.aux_cpu = res.broker2_cpu = -1;
 	res.broker_rss0 = mb_proc_status_kb(o->broker_pid, "VmRSS");
 	g->setup_start = mb_now();
 	atomic_store(&g->phase, PH_SETUP);
@@ -548,9 +548,12 @@ int main(int argc, char **argv)
 		kick_all(g);
 		sleep_until(g->t_warm);
 		double b0 = brokers_cpu(o), s0 = mb_self_cpu(), m0 = mb_machine_cpu(), a0 = aux_cpu(o);
+		double c0 = o->broker_pid2 ? mb_proc_cpu(o->broker_pid2) : -1;
 		sleep_until(g->t_end);
 		double b1 = brokers_cpu(o), s1 = mb_self_cpu(), m1 = mb_machine_cpu(), a1 = aux_cpu(o);
+		double c1 = o->broker_pid2 ? mb_proc_cpu(o->broker_pid2) : -1;
 		res.aux_cpu = a0 >= 0 && a1 >= 0 ? a1 - a0 : -1;
+		res.broker2_cpu = o->broker_pid2 && c0 >= 0 && c1 >= 0 ? c1 - c0 : -1;
 		res.machine_cpu = m0 >= 0 && m1 >= 0 ? m1 - m0 : -1;
 		res.broker_cpu = b0 >= 0 && b1 >= 0 ? b1 - b0 : -1;
 		res.gen_cpu = s1 - s0;

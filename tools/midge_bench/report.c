@@ -71,6 +71,9 @@ static void json(const mb_run *g, const mb_result *r)
 	                       ? r->machine_cpu - r->gen_cpu - r->broker_cpu - aux : -1;
 	printf("\"machine_cpu_s\":%.3f,\"other_cpu_s\":%.3f,", r->machine_cpu,
 	       other < 0 && r->machine_cpu >= 0 && r->broker_cpu >= 0 ? 0.0 : other);
+	if (r->broker2_cpu >= 0)
+		printf("\"broker2_cpu_s\":%.3f,\"broker2_cpu_s_per_million\":%.4f,", r->broker2_cpu,
+		       s->recv_win ? r->broker2_cpu / (s->recv_win / 1e6) : -1.0);
 	if (r->aux_cpu >= 0)
 		printf("\"aux_cpu_s\":%.3f,\"aux_cpu_s_per_million\":%.4f,", r->aux_cpu,
 		       s->recv_win ? r->aux_cpu / (s->recv_win / 1e6) : -1.0);
