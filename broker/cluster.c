@@ -9,10 +9,12 @@
  *   - send: a worker, in its own slot of c->wp (its buffer and sequence); libnats's
  *     connection lock inside natsConnection_Publish, never a broker lock.
  *   - on_msg: libnats's one delivery thread (global delivery, pool of 1), for every
- *     subscription; the dedup table and the decode buffers are its alone. It posts to a
- *     worker's inbox under c->post_mu, which stop() takes to end the posting for good.
+ *     message subscription; the dedup table and the decode buffers are its alone. It posts
+ *     to a worker's inbox under c->post_mu, which stop() takes to end the posting for good.
+ *   - on_presence (and cluster_session.c's takeover requests): a thread of their own each
+ *     (mg_cl_sub), never behind the message traffic.
  *   - totals: worker 0 (sys.c) and any worker serving /metrics read the other nodes'
- *     numbers under c->smu; the delivery thread writes them there (on_presence).
+ *     numbers under c->smu; the presence thread writes them there (on_presence).
  */
 #include "broker/cluster.h"
 #include "broker/cluster_session.h"
@@ -102,7 +104,7 @@ struct mg_cluster {
 	pthread_cond_t wcond;
 	bool initial_done;  /* under wmu: the watcher applied the bucket as it was at start */
 	dec wx;             /* the watcher thread's */
-	natsSubscription *presence;
+	mg_clsub *presence; /* hello, here, bye, beat: apart from the message traffic */
 	natsSubscription *barrier; /* closed last at stop: see drain_delivery */
 	bool barrier_done;         /* under wmu */
 	mg_csess *cs;       /* sessions: the client-id registry, takeover, heartbeat */
@@ -809,6 +811,72 @@ static void retained_stop(mg_cluster *c)
  * A node that dies without a bye is noticed by the heartbeat (cluster_session.c). */
 #define PRESENCE "midge.node."
 
+/* ---- control subscriptions: a thread each (cluster_int.h) ---- */
+
+struct mg_clsub {
+	natsConnection *nc;
+	natsSubscription *sub;
+	natsMsgHandler cb;
+	void *closure;
+	pthread_t th;
+	int64_t until;    /* set before stop */
+	atomic_bool stop;
+};
+
+static void *clsub_main(void *arg)
+{
+	mg_clsub *s = arg;
+	for (;;) {
+		natsMsg *m = NULL;
+		/* libnats's reader queues the messages (its pending limits, as for the others); the
+		 * timeout bounds how long a stop waits when the drain does not complete */
+		natsStatus st = natsSubscription_NextMsg(&m, s->sub, 250);
+		if (st == NATS_OK)
+			s->cb(s->nc, s->sub, m, s->closure);
+		else if (st != NATS_TIMEOUT && st != NATS_SLOW_CONSUMER)
+			break; /* drained (or unsubscribed), connection closed */
+		else if (atomic_load(&s->stop) && mg_now_ms() > s->until)
+			break;
+	}
+	return NULL;
+}
+
+mg_clsub *mg_cl_sub(natsConnection *nc, const char *subj, natsMsgHandler cb, void *closure)
+{
+	mg_clsub *s = calloc(1, sizeof *s);
+	natsStatus st = s ? natsConnection_SubscribeSync(&s->sub, nc, subj) : NATS_NO_MEMORY;
+	if (st == NATS_OK) {
+		s->nc = nc;
+		s->cb = cb;
+		s->closure = closure;
+		if (pthread_create(&s->th, NULL, clsub_main, s) == 0)
+			return s;
+		st = NATS_SYS_ERROR;
+		natsSubscription_Unsubscribe(s->sub);
+		natsSubscription_Destroy(s->sub);
+	}
+	mg_log(MG_LOG_WARNING, "Warning: cluster: cannot subscribe to %s on NATS (%s).", subj,
+	       natsStatus_GetText(st));
+	free(s);
+	return NULL;
+}
+
+void mg_cl_sub_stop(mg_clsub *s)
+{
+	if (!s)
+		return;
+	/* Drained, not just unsubscribed: the messages NATS sent before it took the interest
+	 * away are read and handled (one arriving just after an unsubscribe was left to libnats,
+	 * which did not free it: LeakSanitizer) */
+	s->until = mg_now_ms() + 3000;
+	atomic_store(&s->stop, true);
+	if (natsSubscription_DrainTimeout(s->sub, 2000) != NATS_OK)
+		natsSubscription_Unsubscribe(s->sub);
+	pthread_join(s->th, NULL);
+	natsSubscription_Destroy(s->sub);
+	free(s);
+}
+
 static void presence_say(mg_cluster *c, const char *what)
 {
 	char subj[32];
@@ -1148,7 +1216,7 @@ static int cluster_start(mg_broker *b, mg_cluster **out)
 	retained_start(c);
 	c->cs = mg_csess_start(b, c->nc, c->name, c->node_id);
 	c->q = mg_cljs_start(c, c->nc, b);
-	if (natsConnection_Subscribe(&c->presence, c->nc, PRESENCE "*", on_presence, c) == NATS_OK)
+	if ((c->presence = mg_cl_sub(c->nc, PRESENCE "*", on_presence, c)))
 		presence_say(c, "hello");
 	barrier_start(c);
 	/* restored sessions' filters: before any worker runs, so nothing changes the tree now */
@@ -1215,8 +1283,6 @@ static void drain_delivery(mg_cluster *c)
 			if (e->sub[k])
 				natsSubscription_Unsubscribe(e->sub[k]);
 	}
-	if (c->presence)
-		natsSubscription_Unsubscribe(c->presence);
 	if (!c->barrier || natsSubscription_Unsubscribe(c->barrier) != NATS_OK)
 		return;
 	struct timespec until;
@@ -1232,14 +1298,10 @@ static void cluster_stop(mg_cluster *c)
 {
 	/* The workers are stopped and their wills went into libnats's buffer: let it go out. */
 	mg_csess_stop(c->cs); /* no job runs after it; parked CONNECTs were handed back */
-	/* No more hellos and heartbeats to this node, and those already read are handled
-	 * before libnats closes (it does not free messages still queued for its delivery
-	 * thread then: LeakSanitizer saw a heartbeat left over). */
-	bool draining = c->presence && natsSubscription_Drain(c->presence) == NATS_OK;
 	presence_say(c, "bye");
 	natsConnection_FlushTimeout(c->nc, 2000);
-	if (draining)
-		natsSubscription_WaitForDrainCompletion(c->presence, 2000);
+	mg_cl_sub_stop(c->presence); /* no more hellos and heartbeats to this node */
+	c->presence = NULL;
 	pthread_mutex_lock(&c->post_mu);
 	c->closing = true;
 	pthread_mutex_unlock(&c->post_mu);
@@ -1271,9 +1333,6 @@ static void cluster_stop(mg_cluster *c)
 				e->sub[k] = NULL;
 			}
 	}
-	if (c->presence)
-		natsSubscription_Destroy(c->presence);
-	c->presence = NULL;
 	if (c->barrier)
 		natsSubscription_Destroy(c->barrier);
 	c->barrier = NULL;

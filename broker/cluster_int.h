@@ -38,6 +38,16 @@ void mg_cl_warn_bad(mg_cluster *c, const char *where);
  * false when the cluster is closing or out of memory (p's references are the caller's). */
 bool mg_cl_post(mg_cluster *c, int to, const mg_post *p);
 uint64_t mg_cl_node_id(const mg_cluster *c);
+/* A control subscription (takeover requests, presence): read by a thread of its own, not by
+ * libnats's one delivery thread, which waits in mg_cl_post while a worker is behind and would
+ * hold these behind the message traffic (a takeover request then timed out on the asking
+ * node). cb runs on that thread, one message at a time, and destroys the message. NULL when
+ * the subscription or the thread cannot be made (said in the log). */
+typedef struct mg_clsub mg_clsub;
+mg_clsub *mg_cl_sub(natsConnection *nc, const char *subj, natsMsgHandler cb, void *closure);
+/* Unsubscribes, waits for the thread (a message in cb is finished; those not read yet are
+ * dropped) and frees. NULL is fine. */
+void mg_cl_sub_stop(mg_clsub *s);
 const char *mg_cl_name(const mg_cluster *c);
 
 /* ---- cluster_js.c: QoS 1/2 through JetStream (docs/cluster.md) ---- */

@@ -18,8 +18,10 @@
  *     changes (attached, subscriptions, ended) are jobs too, written in the order they
  *     happened (one thread, one queue).
  *   - Takeover: the claiming node first makes itself the owner in the bucket (epoch + 1),
- *     then asks the old owner on midge.sess.take.<its name> (a NATS request). The old owner's
- *     delivery-thread callback posts to the session's worker, which closes the old
+ *     then asks the old owner on midge.sess.take.<its name> (a NATS request). The old owner
+ *     reads these requests on a thread of their own (mg_cl_sub: never behind the message
+ *     traffic that libnats's delivery thread may be holding back) and posts to the session's
+ *     worker, which closes the old
  *     connection (5.0: DISCONNECT 0x8E), packs the session (subscriptions, queued and
  *     unacknowledged QoS 1/2 messages), ends it here and answers. When nobody answers (the
  *     node is dead: NATS says "no responders" at once; or it does not answer within
@@ -33,6 +35,7 @@
  */
 #include "broker/cluster_session.h"
 #include "broker/cluster.h"
+#include "broker/cluster_int.h"
 #include "broker/cluster_subject.h"
 #include "broker/conn.h"
 #include "broker/log.h"
@@ -60,6 +63,12 @@
 /* Every NATS round trip of the registry waits at most this long; a CONNECT makes at most
  * three per attempt (get, compare-and-set, the old owner's answer). */
 #define WAIT_MS 2000
+/* ... but the old owner's answer to a takeover, when its heartbeat says it is alive: its
+ * worker may be behind (up to MG_INBOX_HIGH messages before the request), and an answer
+ * that comes late is lost with the session it carries (the asking node recovers from the
+ * registry instead, without the messages that were queued there). A dead node's request
+ * fails at once (no responders) or after this. */
+#define TAKE_ALIVE_MS 10000
 #define BEAT_MS 1000
 #define DEAD_MS 4000
 #define MAX_PEERS 256
@@ -94,7 +103,7 @@ struct mg_csess {
 	jsCtx *js;
 	kvStore *kv;            /* NULL: no registry (no JetStream): ids are per node */
 	bool sq;                /* SQ_STREAM is there */
-	natsSubscription *take_sub;
+	mg_clsub *take_sub;     /* its own thread: never behind the message traffic */
 	uint64_t node_id;
 	char name[128];
 	char take[sizeof TAKE_SUBJ + KEY_MAX]; /* where this node is asked for its sessions */
@@ -777,6 +786,18 @@ static uint32_t read_sq(mg_csess *cs, const char *key, wb *o)
 	return n;
 }
 
+/* Heard from node name within DEAD_MS (its heartbeat)? */
+static bool peer_alive(mg_csess *cs, const char *name)
+{
+	bool alive = false;
+	int64_t now = now_ms();
+	pthread_mutex_lock(&cs->pmu);
+	for (int i = 0; i < cs->npeers && !alive; i++)
+		alive = strcmp(cs->peers[i].name, name) == 0 && now - cs->peers[i].last <= DEAD_MS;
+	pthread_mutex_unlock(&cs->pmu);
+	return alive;
+}
+
 static void do_claim(mg_csess *cs, job *j)
 {
 	verdict *v = j->v;
@@ -834,7 +855,8 @@ static void do_claim(mg_csess *cs, job *j)
 				rq.oom = true;
 			natsMsg *reply = NULL;
 			natsStatus rs = rq.oom ? NATS_NO_MEMORY
-			                : natsConnection_Request(&reply, cs->nc, subj, rq.p, (int)rq.n, WAIT_MS);
+			                : natsConnection_Request(&reply, cs->nc, subj, rq.p, (int)rq.n,
+			                                         peer_alive(cs, old.name) ? TAKE_ALIVE_MS : WAIT_MS);
 			free(rq.p);
 			const uint8_t *d = reply ? (const uint8_t *)natsMsg_GetData(reply) : NULL;
 			int dl = reply ? natsMsg_GetDataLength(reply) : 0;
@@ -1002,7 +1024,7 @@ static void *reg_main(void *arg)
 	return NULL;
 }
 
-/* ---- the old owner's side of a takeover (libnats's delivery thread) ---- */
+/* ---- the old owner's side of a takeover (the take subscription's thread) ---- */
 
 static void on_take_req(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
@@ -1234,8 +1256,8 @@ mg_csess *mg_csess_start(mg_broker *b, natsConnection *nc, const char *name, uin
 		kvStore_Destroy(cs->kv); /* a name no subject can carry: no registry */
 		cs->kv = NULL;
 	}
-	if (cs->kv && natsConnection_Subscribe(&cs->take_sub, nc, cs->take, on_take_req, cs) != NATS_OK)
-		cs->take_sub = NULL;
+	if (cs->kv)
+		cs->take_sub = mg_cl_sub(nc, cs->take, on_take_req, cs);
 	/* Sessions restored from this node's store: another node may have taken some over while
 	 * this one was down. Asked before any worker runs; dropped here if so (on_kick). */
 	for (int i = 0; cs->kv && i < b->nworkers; i++)
@@ -1291,12 +1313,9 @@ void mg_csess_stop(mg_csess *cs)
 		free(j);
 	}
 	cs->fence = NULL;
-	if (cs->take_sub) { /* the requests already read are answered or dropped first */
-		if (natsSubscription_Drain(cs->take_sub) == NATS_OK)
-			natsSubscription_WaitForDrainCompletion(cs->take_sub, 2000);
-		natsSubscription_Destroy(cs->take_sub);
-		cs->take_sub = NULL;
-	}
+	/* a request not read yet goes unanswered: the asking node recovers from the bucket */
+	mg_cl_sub_stop(cs->take_sub);
+	cs->take_sub = NULL;
 	if (cs->kv)
 		kvStore_Destroy(cs->kv);
 	cs->kv = NULL;

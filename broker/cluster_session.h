@@ -30,7 +30,7 @@ mg_csess *mg_csess_start(mg_broker *b, natsConnection *nc, const char *name, uin
 void mg_csess_stop(mg_csess *cs);
 /* After libnats's threads ended (no callback can run). NULL is fine. */
 void mg_csess_free(mg_csess *cs);
-/* libnats's delivery thread: a presence message from node name (alive false: bye). true:
+/* The presence subscription's thread (cluster.c): a presence message from node name (alive false: bye). true:
  * a node this one did not know. */
 bool mg_csess_seen(mg_csess *cs, const char *name, int n, bool alive);
 /* Any thread: node name is in the table of peers (heard from, no bye, not silent for

@@ -9,15 +9,18 @@ holds the subscriber when the test counts them, so no wait for NATS interest is 
 every negative check ends on a sync point (a later message, a SUBACK, a close).
 """
 
+import re
+import threading
 import time
 
 import pytest
 
 from harness import IS_MIDGE, Broker
 from mqtt_raw import (DISCONNECT, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID,
-                      RawClient)
+                      RawClient, publish)
 
 from cluster.nats_cluster import stop_all, clients_fixture, NatsCluster, node
+from cluster.test_cluster import interest_ready
 
 pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering"),
               pytest.mark.threaded]
@@ -253,3 +256,78 @@ def test_a_node_restarted_with_its_store_drops_what_another_node_took_meanwhile(
                    r"queued messages\)\.")
     finally:
         p.stop()
+
+
+class Flood:
+    """A QoS 0 stream on one topic from a raw client, as fast as the node reads it, from a
+    thread; bounded in time (60 s) and stopped by stop()."""
+
+    def __init__(self, port, cid, topic):
+        self.c = RawClient(port, version=5)
+        self.c.connect(cid)
+        self.blob = publish(topic, b"f" * 16, qos=0, version=5) * 2000
+        self.done = threading.Event()
+        self.sent = 0
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        deadline = time.monotonic() + 60
+        try:
+            while not self.done.is_set() and time.monotonic() < deadline:
+                self.c.send(self.blob)
+                self.sent += 2000
+        except OSError:
+            pass
+
+    def stop(self):
+        self.done.set()
+        self.th.join(timeout=20)
+        self.c.close()
+
+
+def test_takeover_while_the_old_node_is_flooded_from_other_nodes(cluster, clients):
+    """Node A gets more messages from other nodes than its workers route (C floods a topic
+    that 25 subscribers on A want and never read): its NATS delivery path waits for the
+    workers (backpressure) and libnats queues the rest. A takeover of a client of A from B
+    meanwhile still reaches A at once: A answers, closes the old connection (0x8E) and the
+    session moves with its queued message (not a recovery from the registry after A failed
+    to answer in time, which loses the message)."""
+    _, n = cluster
+    expiry = [(P_SESSION_EXPIRY, 300)]
+    old = clients(n["A"], "tkf", clean=False, properties=expiry)
+    old.subscribe([("tkf/t", 1)])
+    clients(n["A"], "tkf-pub").publish("tkf/t", b"queued", qos=1, pid=1)
+    assert old.recv_publish(ack=False).payload == b"queued"
+    subs = []
+    for i in range(25):
+        s = RawClient(n["A"].port, version=5, rcvbuf=4096)
+        subs.append(s)
+        s.connect("tkf-sink%d" % i)
+        s.subscribe([("tkf/flood/#", 0)])
+    probe = clients(n["A"], "tkf-probe")
+    probe.subscribe([("tkf/flood/x", 0)])
+    interest_ready(clients(n["C"], "tkf-probe-pub"), [probe], "tkf/flood/x")
+    flood = Flood(n["C"].port, "tkf-flood", "tkf/flood/x")
+    try:
+        # the flood has filled A's pipeline: libnats says its queue overflowed
+        n["A"].wait_log(r"(?i)slow consumer", timeout=40)
+        # the old owner's worker may have many messages to route before the request
+        new = RawClient(n["B"].port, version=5, timeout=30)
+        try:
+            assert new.connect("tkf", clean=False, properties=expiry).session_present == 1
+            got = old.expect_closed(timeout=20)
+            assert [(p.type, p.reason) for p in got] == [(DISCONNECT, 0x8E)]
+            p = new.recv_publish(timeout=20)
+            assert (p.topic, p.payload) == ("tkf/t", b"queued")
+        finally:
+            new.close()
+    finally:
+        flood.stop()
+        for s in subs:
+            s.close()
+    n["B"].wait_log(r"Client tkf: session (taken over from|recovered from the registry, owned by) "
+                    r"cluster node A")
+    assert re.search(r"Client tkf: session taken over from cluster node A \(1 subscriptions, 1 "
+                     r"queued messages\)\.", n["B"].log())
+
