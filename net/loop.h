@@ -45,6 +45,9 @@ void mg_loop_sleep_at_most(mg_loop *l, int ms);
 /* fn runs in the loop's thread after mg_loop_wake was called (possibly merged). */
 void mg_loop_on_wake(mg_loop *l, mg_loop_fn fn, void *ud);
 void mg_loop_wake(mg_loop *l); /* any thread */
+/* The wake-up eventfd is edge-triggered and not read per wake-up; its counter is read (reset)
+ * on every this-many-th wake-up taken. In the header for the unit test. */
+#define MG_LOOP_WAKE_READ_EVERY 1024
 
 int mg_loop_run(mg_loop *l);    /* until mg_loop_stop */
 /* One turn: the before-sleep hook, wait at most timeout_ms (-1: until the next timer) for

@@ -88,6 +88,39 @@ TEST(wake_from_another_thread)
 	mg_loop_free(l);
 }
 
+static int wakes_seen;
+static void count_wake(mg_loop *l, void *ud)
+{
+	wakes_seen++;
+	(void)l;
+	(void)ud;
+}
+
+/* The wake-up eventfd is edge-triggered and read only every MG_LOOP_WAKE_READ_EVERY-th
+ * wake-up: each wake still comes exactly once (not lost, not repeated on later turns),
+ * also across the turns where the counter is read and reset. */
+TEST(each_wake_once_across_counter_resets)
+{
+	mg_loop *l = mg_loop_new();
+	REQUIRE(l);
+	mg_loop_on_wake(l, count_wake, NULL);
+	int bad = 0;
+	for (int i = 0; i < 3 * MG_LOOP_WAKE_READ_EVERY + 7 && !bad; i++) {
+		int before = wakes_seen;
+		mg_loop_wake(l);
+		if (i % 3 == 0)
+			mg_loop_wake(l); /* two before one turn: merged into one wake-up */
+		int n = mg_loop_run_once(l, 10000); /* a failure, not a timing threshold */
+		if (n != 1 || wakes_seen != before + 1)
+			bad = i + 1;
+		if (mg_loop_run_once(l, 0) != 0 || wakes_seen != before + 1) /* nothing left over */
+			bad = i + 1;
+	}
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(wakes_seen, 3 * MG_LOOP_WAKE_READ_EVERY + 7);
+	mg_loop_free(l);
+}
+
 TEST(listen_ephemeral_and_accept)
 {
 	mg_listen_sock ls[4];
