@@ -32,6 +32,7 @@ const char *mg_conn_name(const mg_conn *c)
 }
 
 static void on_io(mg_loop *l, int fd, void *ud, int mask);
+static void early_remove(mg_worker *w, int i);
 
 mg_conn *mg_conn_new(mg_worker *w, int fd, const char *peer, uint16_t port)
 {
@@ -128,6 +129,9 @@ void mg_conn_uncount(mg_conn *c)
 
 void mg_conn_free(mg_conn *c)
 {
+	for (int i = 0; c->early && i < c->w->n_early; i++)
+		if (c->w->early[i] == c)
+			early_remove(c->w, i);
 	if (c->hold)
 		mg_store_conn_gone(c);
 	mg_subwork_drop(c);
@@ -288,6 +292,62 @@ void mg_conn_pool_free(mg_worker *w)
 
 #define SEG_MERGE_MAX 65536
 
+/*
+ * Early flush. Output is written at the end of a loop turn (before_sleep), once every
+ * readable connection was read. With many publishers and one subscriber (fan-in) a turn's
+ * reads made more output for it than MG_OUT_LIMIT, and the rest waited in its session queue
+ * as messages, each an allocation freed turns later, past the allocator's per-thread cache,
+ * then moved out by mg_session_pump in the same before_sleep: 43% of the messages of
+ * fanin100-q0 (callgrind; bench/README.md). A connection whose output passes MG_OUT_EARLY is
+ * written between two reads instead (on_io; with several workers also between two
+ * deliveries from another worker's inbox, on_wake), so later reads find room in it. Not with
+ * persistence or a cluster, whose commits at the end of the turn decide what may leave
+ * (store.h holds, cluster_ack.h). A write that leaves it above MG_OUT_EARLY (the socket is
+ * full) is not tried again before the turn ends.
+ */
+static void early_add(mg_conn *c)
+{
+	mg_worker *w = c->w;
+	if (w->n_early == MG_EARLY_MAX || w->b->store || w->b->cluster)
+		return;
+	c->early = true;
+	w->early_stuck[w->n_early] = false;
+	w->early[w->n_early++] = c;
+}
+
+static void early_remove(mg_worker *w, int i)
+{
+	w->early[i]->early = false;
+	w->n_early--;
+	w->early[i] = w->early[w->n_early];
+	w->early_stuck[i] = w->early_stuck[w->n_early];
+}
+
+void mg_conn_flush_early(mg_worker *w)
+{
+	/* a flush may add entries (its pump refills the output): they are looked at too */
+	for (int i = 0; i < w->n_early; i++) {
+		mg_conn *c = w->early[i];
+		if (w->early_stuck[i])
+			continue;
+		if (c->state != MG_CS_DEAD) {
+			mg_worker_flush_outboxes(w); /* deliveries to other workers first (before_sleep) */
+			mg_conn_flush(c);
+		}
+		if (c->state != MG_CS_DEAD && c->out_bytes < MG_OUT_EARLY)
+			early_remove(w, i--);
+		else
+			w->early_stuck[i] = true;
+	}
+}
+
+void mg_conn_early_reset(mg_worker *w)
+{
+	for (int i = 0; i < w->n_early; i++)
+		w->early[i]->early = false;
+	w->n_early = 0;
+}
+
 uint8_t *mg_conn_reserve(mg_conn *c, size_t n)
 {
 	if (!c->ob)
@@ -334,6 +394,8 @@ void mg_conn_commit(mg_conn *c, size_t n, mg_msg *payload)
 	c->out_bytes += n + (payload ? payload->payload_len : 0);
 	c->out_seq += n + (payload ? payload->payload_len : 0);
 	mg_conn_mark_dirty(c);
+	if (c->out_bytes >= MG_OUT_EARLY && !c->early)
+		early_add(c);
 }
 
 int mg_conn_send(mg_conn *c, const mg_packet *pkt)
@@ -705,6 +767,7 @@ void mg_conn_handshake(mg_conn *c)
 static void on_io(mg_loop *l, int fd, void *ud, int mask)
 {
 	mg_conn *c = ud;
+	mg_worker *w = c->w; /* c may go to another worker while it is read */
 	(void)l;
 	(void)fd;
 	if (c->handshaking) {
@@ -727,4 +790,6 @@ static void on_io(mg_loop *l, int fd, void *ud, int mask)
 		else
 			do_read(c);
 	}
+	if (w->n_early)
+		mg_conn_flush_early(w);
 }

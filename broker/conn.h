@@ -113,6 +113,7 @@ struct mg_conn {
 	bool cluster_wait : 1; /* its CONNECT waits for the cluster's client-id registry: reads
 	                        * nothing, owned by the job when closed meanwhile (cluster.h) */
 	bool cluster_ok : 1; /* the registry answered: the CONNECT goes on */
+	bool early : 1;      /* in its worker's early-flush list this turn (mg_conn_flush_early) */
 	bool read_paused;
 	bool throttled;      /* reading waits: another worker's inbox is too long */
 	char peer[52];       /* "ADDR:PORT": 45 characters of IPv6 + ":65535" + NUL at most */
@@ -144,10 +145,15 @@ const char *mg_conn_name(const mg_conn *c); /* client id or "<unknown>" */
 void mg_conn_pool_free(mg_worker *w);       /* the worker's spare output buffers, at exit */
 
 void mg_conn_set_watch(mg_conn *c); /* tell the loop what c waits for now */
+/* Write the output of the worker's connections that passed MG_OUT_EARLY during this turn,
+ * now rather than in before_sleep (called between two connections' reads). */
+void mg_conn_flush_early(mg_worker *w);
+void mg_conn_early_reset(mg_worker *w); /* the turn ends (before_sleep, before frees) */
 void mg_conn_handshake(mg_conn *c); /* drive the transport's handshake now (a bridge's TLS) */
 
 #define MG_READ_CHUNK 65536
 #define MG_OUT_LIMIT (512 * 1024)   /* pending output above which queued messages wait */
+#define MG_OUT_EARLY (MG_OUT_LIMIT / 2) /* pending output written before the turn ends */
 #define MG_CONNECT_TIMEOUT_MS 10000
 /* Lingering close after a DISCONNECT with a reason or a refusing CONNACK: drain for at most
  * this long or this many bytes, at most MG_LINGER_MAX sockets per worker (beyond: closed at

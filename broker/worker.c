@@ -167,6 +167,8 @@ static void on_wake(mg_loop *l, void *ud)
 				mg_session_deliver(w, s, &p->it);
 			else
 				mg_qitem_clear(&p->it);
+			if (w->n_early && !w->stopping) /* as between two reads (conn.c) */
+				mg_conn_flush_early(w);
 			break;
 		}
 		case MG_POST_ADOPT:
@@ -272,6 +274,7 @@ static void before_sleep(mg_loop *l, void *ud)
 			mg_conn_flush(c);
 	}
 	mg_worker_flush_outboxes(w);
+	mg_conn_early_reset(w); /* before the frees: it names connections */
 	while (w->dead) {
 		mg_conn *c = w->dead;
 		w->dead = c->next;

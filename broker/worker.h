@@ -124,6 +124,7 @@ typedef struct mg_outbuf {
 } mg_outbuf;
 
 #define MG_OUTPOOL 256
+#define MG_EARLY_MAX 8
 
 struct mg_worker {
 	int idx;
@@ -156,6 +157,12 @@ struct mg_worker {
 	long accept_timer;  /* while it stopped watching the listeners (no reserve left), else 0 */
 	int n_outpool;
 	mg_outbuf outpool[MG_OUTPOOL];
+	/* connections whose output passed MG_OUT_EARLY this turn (conn.c mg_conn_flush_early);
+	 * stuck: its early write left it above that (the socket is full): not tried again
+	 * before the turn ends */
+	int n_early;
+	mg_conn *early[MG_EARLY_MAX];
+	bool early_stuck[MG_EARLY_MAX];
 	/* clustering (cluster.h): the JetStream publish the last mg_publish_msg made (its
 	 * sequence, 0 none), whose answer an acknowledgement to the publisher waits for; and
 	 * the connections waiting (cluster_ack.c) */

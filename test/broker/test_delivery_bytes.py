@@ -47,3 +47,39 @@ def test_a_burst_larger_than_a_merged_segment(raw):
     pub.send(b"".join(sent))
     got = [s.recv_raw(timeout=20) for _ in sent]
     assert got == sent
+
+
+def test_fan_in_bursts_past_the_output_limit(broker_factory, raw):
+    """20 publishers each send 1,500 PUBLISHes of 150 bytes to one subscriber in one write
+    (about 5 MB for it, 256 KiB of it in each loop turn's reads of four publishers), while
+    the subscriber reads nothing at first: its output passes half of the 512 KiB limit within
+    a turn and is written between two publishers' reads (conn.c mg_conn_flush_early), then
+    its socket fills and the rest waits in its session queue. Every packet arrives whole, and
+    each publisher's in the order sent."""
+    b = broker_factory(extra=["max_queued_messages 100000"])
+    sub = raw("fi-sub", port=b.port)
+    sub.subscribe([("fi/+", 0)])
+    pubs = [raw("fi-p%d" % k, port=b.port) for k in range(20)]
+    sent = {}
+    for k in range(len(pubs)):
+        sent["fi/%d" % k] = [m.publish("fi/%d" % k, payload(150, i) + i.to_bytes(4, "big"))
+                             for i in range(1500)]
+    for k, p in enumerate(pubs):
+        p.send(b"".join(sent["fi/%d" % k]))
+    total = sum(len(x) for v in sent.values() for x in v)
+    buf = bytearray(sub.buf)
+    sub.sock.settimeout(30)
+    while len(buf) < total:
+        chunk = sub.sock.recv(1 << 20)
+        assert chunk, "the broker closed the subscriber after %d of %d bytes" % (len(buf), total)
+        buf += chunk
+    got, pos = {}, 0
+    while pos < len(buf):
+        length, body = m.decode_varint(buf, pos + 1)
+        pkt = bytes(buf[pos:body + length])
+        tl = int.from_bytes(pkt[body - pos:body - pos + 2], "big")
+        topic = pkt[body - pos + 2:body - pos + 2 + tl].decode()
+        got.setdefault(topic, []).append(pkt)
+        pos = body + length
+    assert pos == total
+    assert got == sent
