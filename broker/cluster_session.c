@@ -63,12 +63,10 @@
 /* Every NATS round trip of the registry waits at most this long; a CONNECT makes at most
  * three per attempt (get, compare-and-set, the old owner's answer). */
 #define WAIT_MS 2000
-/* ... but the old owner's answer to a takeover, when its heartbeat says it is alive: its
- * worker may be behind (up to MG_INBOX_HIGH messages before the request), and an answer
- * that comes late is lost with the session it carries (the asking node recovers from the
- * registry instead, without the messages that were queued there). A dead node's request
- * fails at once (no responders) or after this. */
-#define TAKE_ALIVE_MS 10000
+/* ... but the old owner's answer to a takeover is waited for as long as its heartbeat says
+ * it is alive (its worker may have up to MG_INBOX_HIGH messages to route before the request,
+ * and an answer that comes late is lost with the session it carries), up to this. */
+#define TAKE_MAX_MS 30000
 #define BEAT_MS 1000
 #define DEAD_MS 4000
 #define MAX_PEERS 256
@@ -112,6 +110,7 @@ struct mg_csess {
 	pthread_mutex_t mu;     /* the job queue and stop; posting to workers from NATS */
 	pthread_cond_t cv;      /* the registry thread's */
 	pthread_cond_t bcv;     /* the heartbeat thread's */
+	pthread_cond_t pcv;     /* a worker made a session the registry thread waits for */
 	job *head, *tail;
 	job *fence;             /* J_FENCE jobs waiting for their time (the heartbeat moves them) */
 	bool stop;
@@ -119,6 +118,7 @@ struct mg_csess {
 	peer peers[MAX_PEERS];
 	int npeers;
 	atomic_bool warned;
+	struct preplist *prepw;  /* per worker: the sessions prepare() made, until their verdict */
 	atomic_uint_fast64_t takeovers_in, takeovers_out, recovered;
 };
 
@@ -316,29 +316,78 @@ static bool filter_valid(const uint8_t *f, size_t len)
 	return mg_topic_filter_check(f, len) == MG_OK;
 }
 
-/* The session packed by another node becomes an offline session of worker w, for the
- * CONNECT that follows. false: nothing to resume (a clean session, a local one exists). */
-static bool unpack_state(mg_worker *w, const char *id, size_t idlen, const uint8_t *st, size_t len,
-                         uint32_t *ns, uint32_t *nm)
+/* The subscriptions of s that are not among the n packed ones at rd r: gone (unsubscribed
+ * on the old node after the registry's copy was written). */
+static void drop_unlisted(mg_worker *w, mg_session *s, rd r, uint32_t n)
 {
+	uint32_t end = s->subs.cap <= MG_FSET_SMALL ? s->subs.n : s->subs.cap;
+	for (uint32_t i = 0; i < end; i++) {
+		const mg_fent *e = &s->subs.v[i];
+		if (!e->f)
+			continue;
+		bool listed = false;
+		rd q = r;
+		for (uint32_t k = 0; k < n && !listed && !q.bad; k++) {
+			size_t fl = (size_t)get_u(&q, 2);
+			const uint8_t *f = get_b(&q, fl);
+			(void)get_b(&q, 5); /* options, subscription id */
+			listed = !q.bad && fl == e->len && memcmp(f, e->f, fl) == 0;
+		}
+		if (listed)
+			continue;
+		size_t fl = e->len;
+		uint8_t *f = malloc(fl ? fl : 1);
+		if (!f)
+			return;
+		memcpy(f, e->f, fl);
+		if (mg_subtree_remove(w->b->tree, f, fl, s->ref) == 0)
+			mg_cluster_interest(w->b, f, fl, -1);
+		mg_fset_del(&s->subs, f, fl); /* may move the entries: look again from the start */
+		free(f);
+		end = s->subs.cap <= MG_FSET_SMALL ? s->subs.n : s->subs.cap;
+		i = (uint32_t)-1;
+	}
+}
+
+/* A session packed by another node (or read from JetStream) becomes an offline session of
+ * worker w, for the CONNECT that follows. false: nothing to resume (a clean session, a
+ * local one exists).
+ *
+ * U_MERGE: the session exists here already, made by prepare() (U_PREPARE) from the
+ * registry's copy while
+ * the old node was asked (so that the messages routed in the meantime were queued for it
+ * here): its subscriptions become the packed ones, and the packed messages, which are
+ * older, go before those queued meanwhile at QoS 0 and 1. A message may then come twice
+ * (routed on the old node before it packed, here after prepare: at least once, as QoS 1
+ * allows; nothing says which ones are the same message); one queued meanwhile at QoS 2 is
+ * dropped (exactly once: it may be among the packed ones). */
+enum { U_NEW, U_PREPARE, U_MERGE };
+
+static mg_session *unpack_state(mg_worker *w, const char *id, size_t idlen, const uint8_t *st,
+                                size_t len, int mode, uint32_t *ns, uint32_t *nm)
+{
+	bool merge = mode == U_MERGE;
 	mg_broker *b = w->b;
 	rd r = { st, len, 0, false };
 	*ns = *nm = 0;
 	if (get_u(&r, 1) != 1)
-		return false;
+		return NULL;
 	uint8_t level = (uint8_t)get_u(&r, 1);
 	uint32_t expiry = (uint32_t)get_u(&r, 4);
 	uint32_t nsub = (uint32_t)get_u(&r, 4);
 	if (r.bad || expiry == 0)
-		return false;
+		return NULL;
 	int owner = -1;
 	mg_session *s = mg_session_find(w, id, idlen, &owner);
-	if (s || owner >= 0) /* this node has one of that id: it is resumed as it is */
-		return false;
-	if (!(s = mg_session_create(w, id, idlen, &owner)))
-		return false;
+	if (merge && !s) /* the prepared one is gone (expired meanwhile) */
+		merge = false;
+	if (merge ? s->conn != NULL : s || owner >= 0) /* this node has one: resumed as it is */
+		return NULL;
+	if (!s && !(s = mg_session_create(w, id, idlen, &owner)))
+		return NULL;
 	s->level = level;
 	s->expiry = expiry;
+	rd subs = r;
 	for (uint32_t i = 0; i < nsub && !r.bad; i++) {
 		size_t fl = (size_t)get_u(&r, 2);
 		const uint8_t *f = get_b(&r, fl);
@@ -353,10 +402,18 @@ static bool unpack_state(mg_worker *w, const char *id, size_t idlen, const uint8
 			mg_subtree_remove(b->tree, f, fl, s->ref);
 			continue;
 		}
-		if (a == 0) {
+		if (a == 0)
 			mg_cluster_interest(b, f, fl, +1);
+		if (a >= 0)
 			(*ns)++;
-		}
+	}
+	if (merge && !r.bad)
+		drop_unlisted(w, s, subs, nsub);
+	mg_qring later = { 0 }; /* merge: what was queued here meanwhile, after the packed ones */
+	if (merge) {
+		later = s->queue;
+		memset(&s->queue, 0, sizeof s->queue);
+		s->qbytes = 0;
 	}
 	uint32_t nmsg = (uint32_t)get_u(&r, 4);
 	int64_t now = mg_loop_now_ms(w->loop);
@@ -392,7 +449,18 @@ static bool unpack_state(mg_worker *w, const char *id, size_t idlen, const uint8
 		moving = false;
 		(*nm)++;
 	}
-	return true;
+	moving = true;
+	while (later.n) {
+		mg_qitem q;
+		mg_qring_pop(&later, &q);
+		if (q.qos == 2) /* it may be among the packed ones: never twice (exactly once) */
+			mg_qitem_clear(&q);
+		else
+			mg_session_deliver(w, s, &q);
+	}
+	moving = false;
+	mg_qring_free(&later);
+	return s;
 }
 
 /* ---- the registry's value ----
@@ -473,28 +541,81 @@ typedef struct verdict {
 	uint8_t *import;  /* a session packed by the old owner or read from the bucket */
 	size_t import_len;
 	bool recovered;   /* from the bucket: its node did not answer */
+	mg_session *prepared; /* prepare() made it here: the import merges into it */
 	char from[129];
 	size_t idlen;
 	char id[];
 } verdict;
+
+/* The sessions prepare() made on a worker, until their verdict: what is queued for them
+ * meanwhile does not go to SQ_STREAM (their node is asking for them, or reading it). The
+ * worker's own: it alone reads and writes its list. */
+typedef struct preplist {
+	mg_session **v;
+	int n, cap;
+	char pad[48];
+} preplist;
+
+static int prep_add(mg_csess *cs, mg_worker *w, mg_session *s)
+{
+	preplist *l = &cs->prepw[w->idx];
+	if (l->n == l->cap) {
+		int nc = l->cap ? 2 * l->cap : 4;
+		mg_session **nv = realloc(l->v, (size_t)nc * sizeof *nv);
+		if (!nv)
+			return -1;
+		l->v = nv;
+		l->cap = nc;
+	}
+	l->v[l->n++] = s;
+	return 0;
+}
+
+static bool prep_has(mg_csess *cs, mg_worker *w, const mg_session *s)
+{
+	preplist *l = &cs->prepw[w->idx];
+	for (int i = 0; i < l->n; i++)
+		if (l->v[i] == s)
+			return true;
+	return false;
+}
+
+static void prep_forget(mg_csess *cs, mg_worker *w, const mg_session *s)
+{
+	preplist *l = &cs->prepw[w->idx];
+	for (int i = 0; i < l->n; i++)
+		if (l->v[i] == s) {
+			l->v[i] = l->v[--l->n];
+			return;
+		}
+}
 
 static void on_verdict(mg_worker *w, void *arg)
 {
 	verdict *v = arg;
 	mg_conn *c = v->conn;
 	c->cluster_wait = false;
+	uint32_t ns, nm;
+	mg_session *s = NULL;
+	/* the session is this node's now, even if its client went meanwhile (it comes back) */
+	if (w && v->import && (s = unpack_state(w, v->id, v->idlen, v->import, v->import_len,
+	                                        v->prepared ? U_MERGE : U_NEW, &ns, &nm))) {
+		if (v->recovered)
+			atomic_fetch_add(&v->cs->recovered, 1);
+		mg_log(MG_LOG_NOTICE, "Client %s: session %s cluster node %s (%u subscriptions, %u "
+		       "queued messages).", v->id, v->recovered ? "recovered from the registry, owned by"
+		       : "taken over from", v->from, ns, nm);
+	}
+	if (w && v->prepared) {
+		prep_forget(v->cs, w, v->prepared);
+		int owner = -1;
+		if (!s && mg_session_find(w, v->id, v->idlen, &owner) == v->prepared)
+			end_moved(w, v->prepared, false); /* the old node ended it (clean start, no expiry) */
+	}
 	if (c->state == MG_CS_DEAD) { /* closed while it waited: ours to free */
 		mg_conn_free(c);
 	} else if (w) {
 		c->cluster_ok = true;
-		uint32_t ns, nm;
-		if (v->import && unpack_state(w, v->id, v->idlen, v->import, v->import_len, &ns, &nm)) {
-			if (v->recovered)
-				atomic_fetch_add(&v->cs->recovered, 1);
-			mg_log(MG_LOG_NOTICE, "Client %s: session %s cluster node %s (%u subscriptions, %u "
-			       "queued messages).", v->id, v->recovered ? "recovered from the registry, owned by"
-			       : "taken over from", v->from, ns, nm);
-		}
 		mg_conn_set_watch(c);
 		mg_conn_process(c); /* the same CONNECT again, now with the registry's answer */
 	} /* else: shutdown; still on its worker's list, freed with it */
@@ -678,8 +799,8 @@ void mg_csess_changed(mg_csess *cs, mg_worker *w, mg_session *s, bool gone)
 
 void mg_csess_queued(mg_csess *cs, mg_worker *w, mg_session *s, const mg_qitem *q)
 {
-	if (!cs->sq || moving)
-		return;
+	if (!cs->sq || moving || (cs->prepw[w->idx].n && prep_has(cs, w, s)))
+		return; /* prepared: its node is asking for it, or reading what SQ_STREAM has */
 	char subj[sizeof SQ_SUBJ + KEY_MAX];
 	memcpy(subj, SQ_SUBJ, sizeof SQ_SUBJ - 1);
 	if (make_key(s->id, s->id_len, subj + sizeof SQ_SUBJ - 1, KEY_MAX) < 0)
@@ -786,6 +907,62 @@ static uint32_t read_sq(mg_csess *cs, const char *key, wb *o)
 	return n;
 }
 
+/* ---- a takeover's window ----
+ * Between the old owner packing the session and this node making it from the answer, a
+ * message routed on either node would find the session on neither (each node routes every
+ * QoS 1/2 message of MQTT_MSGS through its own tree). So before asking, the registry thread
+ * has the session's worker make it here from the registry's copy (U_PREPARE: offline, its
+ * subscriptions in the tree and on NATS), and waits until it did (bounded): what is routed
+ * meanwhile queues for it here, and the old owner's messages merge in front (U_MERGE). */
+typedef struct prep {
+	mg_csess *cs;
+	verdict *v;
+	int refs;   /* under cs->mu: the registry thread's and the worker's */
+	bool done;  /* under cs->mu */
+	size_t len;
+	uint8_t st[];
+} prep;
+
+static void prep_unref(prep *p) /* cs->mu held */
+{
+	if (--p->refs == 0)
+		free(p);
+}
+
+static void on_prepare(mg_worker *w, void *arg)
+{
+	prep *p = arg;
+	mg_csess *cs = p->cs;
+	uint32_t ns, nm;
+	mg_session *s = w ? unpack_state(w, p->v->id, p->v->idlen, p->st, p->len, U_PREPARE, &ns, &nm)
+	                  : NULL;
+	if (s && prep_add(cs, w, s) == 0)
+		p->v->prepared = s; /* read by on_verdict, on this worker, after this */
+	pthread_mutex_lock(&cs->mu);
+	p->done = true;
+	pthread_cond_broadcast(&cs->pcv);
+	prep_unref(p);
+	pthread_mutex_unlock(&cs->mu);
+}
+
+static void prepare(mg_csess *cs, job *j, const uint8_t *st, size_t len)
+{
+	prep *p = malloc(sizeof *p + len);
+	if (!p)
+		return;
+	*p = (prep){ .cs = cs, .v = j->v, .refs = 2, .len = len };
+	memcpy(p->st, st, len);
+	post_ext(j->w, on_prepare, p);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&cs->mu);
+	while (!p->done && !cs->stop && pthread_cond_timedwait(&cs->pcv, &cs->mu, &until) == 0)
+		;
+	prep_unref(p);
+	pthread_mutex_unlock(&cs->mu);
+}
+
 /* Heard from node name within DEAD_MS (its heartbeat)? */
 static bool peer_alive(mg_csess *cs, const char *name)
 {
@@ -796,6 +973,34 @@ static bool peer_alive(mg_csess *cs, const char *name)
 		alive = strcmp(cs->peers[i].name, name) == 0 && now - cs->peers[i].last <= DEAD_MS;
 	pthread_mutex_unlock(&cs->pmu);
 	return alive;
+}
+
+/* A request to the old owner: its answer is waited for in slices of WAIT_MS, while its
+ * heartbeat is heard, up to TAKE_MAX_MS. A dead node's request fails at once (no
+ * responders: its subscription went with its connection) or after one slice (cut off). */
+static natsStatus ask_owner(mg_csess *cs, const char *subj, const void *d, int n, const char *owner,
+                            natsMsg **reply)
+{
+	natsInbox *inbox = NULL;
+	natsSubscription *sub = NULL;
+	natsStatus s = natsInbox_Create(&inbox);
+	if (s == NATS_OK)
+		s = natsConnection_SubscribeSync(&sub, cs->nc, inbox);
+	if (s == NATS_OK)
+		s = natsConnection_PublishRequest(cs->nc, subj, inbox, d, n);
+	int64_t end = now_ms() + TAKE_MAX_MS;
+	while (s == NATS_OK) {
+		s = natsSubscription_NextMsg(reply, sub, WAIT_MS);
+		if (s != NATS_TIMEOUT || now_ms() > end || !peer_alive(cs, owner))
+			break;
+		s = NATS_OK;
+	}
+	if (sub) {
+		natsSubscription_Unsubscribe(sub);
+		natsSubscription_Destroy(sub);
+	}
+	natsInbox_Destroy(inbox);
+	return s;
 }
 
 static void do_claim(mg_csess *cs, job *j)
@@ -841,6 +1046,8 @@ static void do_claim(mg_csess *cs, job *j)
 			purge_sq(cs, key);
 		if (other) {
 			snprintf(v->from, sizeof v->from, "%s", old.name);
+			if (!j->clean && old.state_len)
+				prepare(cs, j, old.state, old.state_len);
 			/* ask the old owner: clean, epoch, who asks, the id */
 			wb rq = { 0 };
 			size_t nl = strlen(cs->name);
@@ -855,8 +1062,7 @@ static void do_claim(mg_csess *cs, job *j)
 				rq.oom = true;
 			natsMsg *reply = NULL;
 			natsStatus rs = rq.oom ? NATS_NO_MEMORY
-			                : natsConnection_Request(&reply, cs->nc, subj, rq.p, (int)rq.n,
-			                                         peer_alive(cs, old.name) ? TAKE_ALIVE_MS : WAIT_MS);
+			                : ask_owner(cs, subj, rq.p, (int)rq.n, old.name, &reply);
 			free(rq.p);
 			const uint8_t *d = reply ? (const uint8_t *)natsMsg_GetData(reply) : NULL;
 			int dl = reply ? natsMsg_GetDataLength(reply) : 0;
@@ -1240,6 +1446,10 @@ mg_csess *mg_csess_start(mg_broker *b, natsConnection *nc, const char *name, uin
 	cs->b = b;
 	cs->nc = nc;
 	cs->node_id = node_id;
+	if (!(cs->prepw = calloc((size_t)b->nworkers, sizeof *cs->prepw))) {
+		free(cs);
+		return NULL;
+	}
 	snprintf(cs->name, sizeof cs->name, "%s", name);
 	pthread_mutex_init(&cs->mu, NULL);
 	pthread_mutex_init(&cs->pmu, NULL);
@@ -1247,6 +1457,7 @@ mg_csess *mg_csess_start(mg_broker *b, natsConnection *nc, const char *name, uin
 	pthread_condattr_init(&ca);
 	pthread_cond_init(&cs->cv, &ca);
 	pthread_cond_init(&cs->bcv, &ca);
+	pthread_cond_init(&cs->pcv, &ca);
 	pthread_condattr_destroy(&ca);
 	cs->kv = bind_bucket(cs);
 	if (cs->kv)
@@ -1292,6 +1503,7 @@ void mg_csess_stop(mg_csess *cs)
 	cs->stop = true;
 	pthread_cond_broadcast(&cs->cv);
 	pthread_cond_broadcast(&cs->bcv);
+	pthread_cond_broadcast(&cs->pcv);
 	pthread_mutex_unlock(&cs->mu);
 	if (cs->th_on)
 		pthread_join(cs->th, NULL);
@@ -1332,5 +1544,9 @@ void mg_csess_free(mg_csess *cs)
 	pthread_mutex_destroy(&cs->pmu);
 	pthread_cond_destroy(&cs->cv);
 	pthread_cond_destroy(&cs->bcv);
+	pthread_cond_destroy(&cs->pcv);
+	for (int i = 0; i < cs->b->nworkers; i++)
+		free(cs->prepw[i].v);
+	free(cs->prepw);
 	free(cs);
 }

@@ -73,9 +73,17 @@ def test_takeover_at_5_0_moves_subscriptions_and_queued_messages(cluster, client
         assert [(p.topic, p.payload, p.qos) for p in msgs] == [("tk5/t", b"m%d" % i, 1)
                                                                for i in range(3)]
         assert all(p.props.all(P_SUBSCRIPTION_ID) == [7] for p in msgs)
+        # B queued for the session while A handed it over: a message routed on both sides
+        # of the move may come again (at least once), never a new one before the sync point
+        other = clients(n["B"], "tk5-other")
+        other.publish("tk5/t", b"sync", qos=1, pid=1)
+        while True:
+            p = new.recv_publish()
+            if p.payload == b"sync":
+                break
+            assert (p.topic, p.qos) == ("tk5/t", 1) and p.payload in (b"m0", b"m1", b"m2"), p
         # the subscriptions are B's now, options kept: No Local skips the client's own
         # message, the next one (from another client of B) comes at QoS 2
-        other = clients(n["B"], "tk5-other")
         new.publish("tk5/x/own", b"mine", qos=1, pid=9)
         other.publish("tk5/x/b", b"theirs", qos=2, pid=3)
         p = new.recv_publish()
@@ -313,12 +321,12 @@ def test_takeover_while_the_old_node_is_flooded_from_other_nodes(cluster, client
         # the flood has filled A's pipeline: libnats says its queue overflowed
         n["A"].wait_log(r"(?i)slow consumer", timeout=40)
         # the old owner's worker may have many messages to route before the request
-        new = RawClient(n["B"].port, version=5, timeout=30)
+        new = RawClient(n["B"].port, version=5, timeout=40)
         try:
             assert new.connect("tkf", clean=False, properties=expiry).session_present == 1
             got = old.expect_closed(timeout=20)
             assert [(p.type, p.reason) for p in got] == [(DISCONNECT, 0x8E)]
-            p = new.recv_publish(timeout=20)
+            p = new.recv_publish(timeout=40)
             assert (p.topic, p.payload) == ("tkf/t", b"queued")
         finally:
             new.close()
@@ -331,3 +339,58 @@ def test_takeover_while_the_old_node_is_flooded_from_other_nodes(cluster, client
     assert re.search(r"Client tkf: session taken over from cluster node A \(1 subscriptions, 1 "
                      r"queued messages\)\.", n["B"].log())
 
+
+
+def test_qos1_stream_from_a_third_node_survives_a_takeover(cluster, clients):
+    """A numbered QoS 1 stream from a publisher on C to a persistent 5.0 client that moves
+    from A to B in the middle of it: every message arrives at least once (on the old
+    connection, acknowledged there, or on the new one), none lost while the session moves
+    (after A packed it, before B has its subscriptions)."""
+    _, n = cluster
+    expiry = [(P_SESSION_EXPIRY, 300)]
+    old = clients(n["A"], "tkw", clean=False, properties=expiry)
+    old.subscribe([("tkw/t", 1)])
+    pub = clients(n["C"], "tkw-pub")
+    sent = []
+    go_on = threading.Event()
+    go_on.set()
+    errors = []
+
+    def publisher():
+        try:
+            deadline = time.monotonic() + 60
+            while go_on.is_set() and time.monotonic() < deadline:
+                i = len(sent)
+                pub.publish("tkw/t", b"%d" % i, qos=1, pid=i % 60000 + 1)
+                sent.append(i)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    got = set()
+    # the stream reaches A (JetStream: no NATS interest to wait for)
+    th = threading.Thread(target=publisher, daemon=True)
+    th.start()
+    try:
+        while len(got) < 20:
+            got.add(int(old.recv_publish(timeout=20).payload))
+        new = RawClient(n["B"].port, version=5)
+        try:
+            assert new.connect("tkw", clean=False, properties=expiry).session_present == 1
+            mark = len(sent)
+            # the stream goes on for a while after the move, then ends
+            while len(sent) < mark + 30 and th.is_alive():
+                got.add(int(new.recv_publish(timeout=20).payload))
+            go_on.clear()
+            th.join(timeout=30)
+            assert not errors, errors
+            last = sent[-1]
+            while last not in got:
+                got.add(int(new.recv_publish(timeout=20).payload))
+        finally:
+            new.close()
+    finally:
+        go_on.clear()
+        th.join(timeout=30)
+    missing = sorted(set(sent) - got)
+    assert not missing, "lost %d of %d: %r" % (len(missing), len(sent), missing[:20])
+    n["B"].wait_log(r"Client tkw: session taken over from cluster node A")
