@@ -391,6 +391,11 @@ static bool send_msg(mg_cluster *c, mg_worker *w, const mg_msg *m)
 		if (!mg_cljs_publish(c->q, w, p->subj, p->buf, (int)need, p->seq))
 			return false;
 		w->cluster_seq = p->seq;
+		/* The shared groups get a copy over core NATS through their queue subscriptions
+		 * (plain subscriptions drop it, on_msg): one member per group in the cluster, at
+		 * most once (docs/cluster.md "Shared subscriptions": a JetStream consumer per group
+		 * lost messages with nats-server 2.9). */
+		w->cluster_shared = natsConnection_Publish(c->nc, p->subj, p->buf, (int)need) == NATS_OK;
 		return true;
 	}
 	/* Into libnats's buffer; its flusher thread writes whatever a loop turn gathered. The
@@ -597,6 +602,10 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 		goto out;
 	bad = false;
 	if (e.node == c->node_id) /* NATS's no-echo already keeps our own away */
+		goto out;
+	/* a QoS 1/2 message sent for the shared groups (send_msg): the plain subscribers get
+	 * it through JetStream */
+	if ((e.flags & 3) && c->q)
 		goto out;
 	int tl = mg_csubj_to_topic(subj, strlen(subj), c->rx.topic, sizeof c->rx.topic);
 	if (tl <= 0) {

@@ -180,7 +180,7 @@ static void on_wake(mg_loop *l, void *ud)
 				mg_route_group(w, p->it.m, g->f, g->len);
 				mg_cgroup_unref(g);
 			} else { /* the shared groups have subscriptions of their own */
-				mg_route_remote(w, p->it.m, !p->ext);
+				mg_route_remote(w, p->it.m, true);
 			}
 			mg_qitem_clear(&p->it);
 			if (p->ext && w->b->cluster) /* acknowledged to JetStream after this turn's commit */
