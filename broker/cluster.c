@@ -1292,6 +1292,8 @@ static void drain_delivery(mg_cluster *c)
 			if (e->sub[k])
 				natsSubscription_Unsubscribe(e->sub[k]);
 	}
+	if (c->q)
+		mg_cljs_unsubscribe(c->q);
 	if (!c->barrier || natsSubscription_Unsubscribe(c->barrier) != NATS_OK)
 		return;
 	struct timespec until;

@@ -63,6 +63,9 @@ void mg_cljs_turn_end(mg_cljs *q, mg_worker *w);
 /* Closing, with the workers stopped: what they did not acknowledge is acknowledged (they
  * routed it), what is still in their inboxes is left to JetStream to redeliver. */
 void mg_cljs_stop(mg_cljs *q);
+/* Closing: no more JetStream messages for the delivery thread (the durable stays); what it
+ * has queued is handled before the barrier that follows (cluster.c drain_delivery). */
+void mg_cljs_unsubscribe(mg_cljs *q);
 void mg_cljs_close(mg_cljs *q); /* after natsConnection_Close */
 void mg_cljs_free(mg_cljs *q); /* when no libnats thread runs any more */
 void mg_cljs_stats(mg_cljs *q, uint64_t *sent, uint64_t *received, uint64_t *failed);

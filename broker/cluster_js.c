@@ -3,9 +3,9 @@
  * and 2 across nodes"): acknowledged means stored by the NATS cluster.
  *
  * Sending (a worker): a QoS 1/2 message another node may want is published to the stream
- * MQTT_MSGS asynchronously (js_PublishAsync: into libnats's buffer, no waiting) with a
- * message id made of (node, worker, sequence), so a retry is stored once (JetStream's
- * duplicate window). The publisher's PUBACK (PUBCOMP) waits for JetStream's PubAck:
+ * MQTT_MSGS asynchronously (js_PublishAsync: into libnats's buffer, no waiting), a QoS 2
+ * one with a message id made of (node, worker, sequence), so a retry is stored once
+ * (JetStream's duplicate window). The publisher's PUBACK (PUBCOMP) waits for JetStream's PubAck:
  * on_pub_ack, on a libnats thread, posts the answer to the publishing worker
  * (MG_POST_CLUSTER_ACK, cluster_ack.c sends the acknowledgement). A publish that JetStream
  * does not answer in time (a NATS server died with it, the stream is electing a leader) is
@@ -85,11 +85,18 @@ bool mg_cljs_publish(mg_cljs *q, mg_worker *w, const char *subj, const uint8_t *
 	size_t sl = strlen(subj);
 	memcpy(x->subj, PREFIX, sizeof PREFIX - 1);
 	memcpy(x->subj + sizeof PREFIX - 1, subj, sl + 1);
-	snprintf(x->id, sizeof x->id, "%016llx-%d-%llu", (unsigned long long)q->node_id, w->idx,
-	         (unsigned long long)seq);
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
-	po.MsgId = x->id;
+	/* A message id for QoS 2 only: a try again after a lost answer is stored once. JetStream's
+	 * duplicate table (a header parsed, an entry kept for the window, on every replica) costs
+	 * a third of the NATS servers' CPU per message (docs/cluster.md "Operations and
+	 * numbers"); a QoS 1 message stored twice after a NATS failure is delivered twice, which
+	 * at least once allows. */
+	if ((buf[1] & 3) == 2) {
+		snprintf(x->id, sizeof x->id, "%016llx-%d-%llu", (unsigned long long)q->node_id, w->idx,
+		         (unsigned long long)seq);
+		po.MsgId = x->id;
+	}
 	po.MaxWait = PUB_WAIT_MS;
 	natsStatus st = js_PublishAsync(q->js, x->subj, buf, len, &po);
 	if (st == NATS_OK) {
@@ -281,6 +288,10 @@ static natsStatus bind_stream(mg_cljs *q, int replicas)
 	jsErrCode jerr = 0;
 	jsStreamInfo *si = NULL;
 	natsStatus s = js_GetStreamInfo(&si, q->js, STREAM, NULL, &jerr);
+	if (s == NATS_OK && si && si->Config && si->Config->Replicas != replicas)
+		mg_log(MG_LOG_NOTICE, "Cluster: the JetStream stream %s exists with %d replica%s, not %d: "
+		       "it is kept as it is (cluster_js_replicas applies when a node creates it).", STREAM,
+		       (int)si->Config->Replicas, si->Config->Replicas == 1 ? "" : "s", replicas);
 	if (s == NATS_NOT_FOUND) {
 		jsStreamConfig sc;
 		jsStreamConfig_Init(&sc);
@@ -371,7 +382,7 @@ mg_cljs *mg_cljs_start(mg_cluster *c, natsConnection *nc, mg_broker *b)
 	/* JetStream elects its leaders a moment after the servers start: retry for 10 s */
 	int64_t deadline = mg_now_ms() + 10000;
 	while (s == NATS_OK) {
-		s = bind_stream(q, ns >= 3 ? 3 : 1);
+		s = bind_stream(q, b->cfg->cluster_js_replicas ? b->cfg->cluster_js_replicas : ns >= 3 ? 3 : 1);
 		if (s == NATS_OK)
 			s = bind_consumer(q);
 		if (s == NATS_OK || mg_now_ms() > deadline)
@@ -420,6 +431,15 @@ void mg_cljs_stop(mg_cljs *q)
 				w->inbox.v[k].ext = NULL;
 			}
 	}
+}
+
+void mg_cljs_unsubscribe(mg_cljs *q)
+{
+	/* Bound to a consumer it did not create, libnats leaves the durable in place. Without
+	 * this, a message arriving after the barrier stayed queued at close, where libnats 3.4
+	 * does not free it (LeakSanitizer saw a node's own message come back as it stopped). */
+	if (q->sub)
+		natsSubscription_Unsubscribe(q->sub);
 }
 
 void mg_cljs_close(mg_cljs *q)

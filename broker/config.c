@@ -248,7 +248,8 @@ int mg_config_reload(mg_config *live, char *err, size_t errlen)
 	if (n.n_bridges || live->n_bridges) /* as in mosquitto, bridges are not reloaded */
 		strcat(later, ", bridges");
 	if (!same_str(n.cluster_nats_url, live->cluster_nats_url) ||
-	    !same_str(n.cluster_node_name, live->cluster_node_name))
+	    !same_str(n.cluster_node_name, live->cluster_node_name) ||
+	    n.cluster_js_replicas != live->cluster_js_replicas)
 		strcat(later, ", cluster");
 	bool same_listeners = !(live->local_only ? n.n_listeners != 0 : listeners_differ(live, &n));
 	for (int i = 0; same_listeners && i < n.n_listeners; i++)

@@ -112,6 +112,7 @@ typedef struct mg_config {
 	char *cluster_node_name;         /* NULL: host name and pid */
 	char *cluster_nats_user, *cluster_nats_password, *cluster_nats_token, *cluster_nats_creds;
 	char *cluster_nats_cafile, *cluster_nats_certfile, *cluster_nats_keyfile;
+	int cluster_js_replicas; /* MQTT_MSGS's replicas when a node creates it; 0: 3 or 1 */
 } mg_config;
 
 void mg_config_init(mg_config *c);                 /* defaults */

@@ -556,6 +556,13 @@ static int kw_cluster(mg_parse *p, const char *kw, int argc, char **argv, const 
 		{ "cluster_nats_certfile", offsetof(mg_config, cluster_nats_certfile) },
 		{ "cluster_nats_keyfile", offsetof(mg_config, cluster_nats_keyfile) },
 	};
+	if (strcmp(kw, "cluster_js_replicas") == 0) {
+		long long v;
+		if (get_ll(p, kw, argv[0], 1, 5, &v) < 0)
+			return -1;
+		c->cluster_js_replicas = (int)v;
+		return 0;
+	}
 	size_t i = 0;
 	while (strcmp(f[i].kw, kw) != 0)
 		i++;
@@ -786,6 +793,7 @@ static const mg_keyword keywords[] = {
 	{"cluster_nats_cafile", kw_cluster, 1, ANY, false},
 	{"cluster_nats_certfile", kw_cluster, 1, ANY, false},
 	{"cluster_nats_keyfile", kw_cluster, 1, ANY, false},
+	{"cluster_js_replicas", kw_cluster, 1, 1, false},
 	/* persistence */
 	{"persistence", kw_persistence, 1, 1, false},
 	{"persistence_fsync", kw_persistence, 1, 1, false},

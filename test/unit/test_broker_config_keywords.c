@@ -89,6 +89,10 @@ TEST(number_keywords)
 	mg_config_free(&c);
 	REQUIRE(parse(&c, "max_incoming_qos2_messages 0\n", err) == 0);
 	CHECK_EQ_INT(c.max_incoming_qos2, 0); /* 0 = no limit */
+	CHECK_EQ_INT(c.cluster_js_replicas, 0); /* 0 = 3 or 1 by the NATS servers known */
+	mg_config_free(&c);
+	REQUIRE(parse(&c, "cluster_js_replicas 1\n", err) == 0);
+	CHECK_EQ_INT(c.cluster_js_replicas, 1);
 	mg_config_free(&c);
 }
 
@@ -131,6 +135,10 @@ TEST(number_keywords_bad_values)
 		"Error: t.conf:1: value 65536 for 'max_incoming_qos2_messages' is out of range (0 to 65535).");
 	EXPECT_ERR("listen_backlog -1\n",
 		"Error: t.conf:1: value -1 for 'listen_backlog' is out of range (0 to 2147483647).");
+	EXPECT_ERR("cluster_js_replicas 0\n",
+		"Error: t.conf:1: value 0 for 'cluster_js_replicas' is out of range (1 to 5).");
+	EXPECT_ERR("cluster_js_replicas 6\n",
+		"Error: t.conf:1: value 6 for 'cluster_js_replicas' is out of range (1 to 5).");
 	EXPECT_ERR("message_size_limit -\n",
 		"Error: t.conf:1: invalid value '-' for 'message_size_limit' (expected a whole number).");
 }
