@@ -580,6 +580,17 @@ bool mg_cl_post(mg_cluster *c, int to, const mg_post *p)
 	return ok;
 }
 
+int mg_cl_replicas(natsConnection *nc)
+{
+	char **servers = NULL;
+	int n = 0;
+	natsConnection_GetServers(nc, &servers, &n);
+	for (int i = 0; i < n; i++)
+		free(servers[i]);
+	free(servers);
+	return n >= 3 ? 3 : 1;
+}
+
 uint64_t mg_cl_node_id(const mg_cluster *c)
 {
 	return c->node_id;
@@ -739,12 +750,6 @@ static void retained_start(mg_cluster *c)
 {
 	if (!c->b->cfg->retain_available)
 		return;
-	char **servers = NULL;
-	int ns = 0;
-	natsConnection_GetServers(c->nc, &servers, &ns);
-	for (int i = 0; i < ns; i++)
-		free(servers[i]);
-	free(servers);
 	natsStatus s = natsConnection_JetStream(&c->js, c->nc, NULL);
 	int64_t deadline = mg_now_ms() + 10000;
 	while (s == NATS_OK) {
@@ -754,7 +759,7 @@ static void retained_start(mg_cluster *c)
 			kvConfig_Init(&kc);
 			kc.Bucket = RETAIN_BUCKET;
 			kc.History = 1;
-			kc.Replicas = ns >= 3 ? 3 : 1;
+			kc.Replicas = mg_cl_replicas(c->nc);
 			kc.StorageType = js_FileStorage;
 			s = js_CreateKeyValue(&c->kv, c->js, &kc);
 		}

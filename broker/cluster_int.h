@@ -38,6 +38,9 @@ void mg_cl_warn_bad(mg_cluster *c, const char *where);
  * false when the cluster is closing or out of memory (p's references are the caller's). */
 bool mg_cl_post(mg_cluster *c, int to, const mg_post *p);
 uint64_t mg_cl_node_id(const mg_cluster *c);
+/* The replicas of a bucket or stream this node creates: 3 when it knows 3 NATS servers or
+ * more (the ones it was given and those the server told it of), else 1. */
+int mg_cl_replicas(natsConnection *nc);
 /* A control subscription (takeover requests, presence): read by a thread of its own, not by
  * libnats's one delivery thread, which waits in mg_cl_post while a worker is behind and would
  * hold these behind the message traffic (a takeover request then timed out on the asking

@@ -721,15 +721,22 @@ static void on_kick(mg_worker *w, void *arg)
 
 /* ---- the registry's thread ---- */
 
-static void push(mg_csess *cs, job *j)
+/* j to the end of the registry thread's queue; cs->mu held */
+static void enqueue(mg_csess *cs, job *j)
 {
-	pthread_mutex_lock(&cs->mu);
+	j->next = NULL;
 	if (cs->tail)
 		cs->tail->next = j;
 	else
 		cs->head = j;
 	cs->tail = j;
 	pthread_cond_signal(&cs->cv);
+}
+
+static void push(mg_csess *cs, job *j)
+{
+	pthread_mutex_lock(&cs->mu);
+	enqueue(cs, j);
 	pthread_mutex_unlock(&cs->mu);
 }
 
@@ -814,20 +821,31 @@ void mg_csess_queued(mg_csess *cs, mg_worker *w, mg_session *s, const mg_qitem *
 	free(o.p);
 }
 
+/* The subject of key's messages in SQ_STREAM into subj, and the sequence of the last one
+ * there now; 0: none (or no answer). One round trip. */
+static uint64_t sq_last(mg_csess *cs, const char *key, char subj[sizeof SQ_SUBJ + KEY_MAX])
+{
+	snprintf(subj, sizeof SQ_SUBJ + KEY_MAX, SQ_SUBJ "%s", key);
+	natsMsg *last = NULL;
+	if (!cs->sq || js_GetLastMsg(&last, cs->js, SQ_STREAM, subj, NULL, NULL) != NATS_OK)
+		return 0;
+	uint64_t seq = natsMsg_GetSequence(last);
+	natsMsg_Destroy(last);
+	return seq;
+}
+
 /* Drop what SQ_STREAM holds for key, up to the last message there now. */
 static void purge_sq(mg_csess *cs, const char *key)
 {
 	char subj[sizeof SQ_SUBJ + KEY_MAX];
-	snprintf(subj, sizeof subj, SQ_SUBJ "%s", key);
-	natsMsg *last = NULL;
-	if (js_GetLastMsg(&last, cs->js, SQ_STREAM, subj, NULL, NULL) != NATS_OK)
+	uint64_t last = sq_last(cs, key, subj);
+	if (!last)
 		return; /* none (or no answer: they stay, and a recovery would deliver them again) */
 	jsOptions o;
 	jsOptions_Init(&o);
 	o.Wait = WAIT_MS;
 	o.Stream.Purge.Subject = subj;
-	o.Stream.Purge.Sequence = natsMsg_GetSequence(last) + 1;
-	natsMsg_Destroy(last);
+	o.Stream.Purge.Sequence = last + 1;
 	js_PurgeStream(cs->js, SQ_STREAM, &o, NULL);
 }
 
@@ -867,12 +885,9 @@ static bool copy_item(rd *r, wb *o, int64_t age)
 static uint32_t read_sq(mg_csess *cs, const char *key, wb *o)
 {
 	char subj[sizeof SQ_SUBJ + KEY_MAX];
-	snprintf(subj, sizeof subj, SQ_SUBJ "%s", key);
-	natsMsg *last = NULL;
-	if (!cs->sq || js_GetLastMsg(&last, cs->js, SQ_STREAM, subj, NULL, NULL) != NATS_OK)
+	uint64_t last_seq = sq_last(cs, key, subj);
+	if (!last_seq)
 		return 0;
-	uint64_t last_seq = natsMsg_GetSequence(last);
-	natsMsg_Destroy(last);
 	jsSubOptions so;
 	jsSubOptions_Init(&so);
 	so.Stream = SQ_STREAM;
@@ -1334,13 +1349,7 @@ static void *beat_main(void *arg)
 				continue;
 			}
 			*pp = f->next;
-			f->next = NULL;
-			if (cs->tail)
-				cs->tail->next = f;
-			else
-				cs->head = f;
-			cs->tail = f;
-			pthread_cond_signal(&cs->cv);
+			enqueue(cs, f);
 		}
 		pthread_mutex_unlock(&cs->mu);
 		natsConnection_Publish(cs->nc, BEAT_SUBJ, cs->name, (int)strlen(cs->name));
@@ -1365,12 +1374,6 @@ static void *beat_main(void *arg)
 
 static kvStore *bind_bucket(mg_csess *cs)
 {
-	char **servers = NULL;
-	int ns = 0;
-	natsConnection_GetServers(cs->nc, &servers, &ns);
-	for (int i = 0; i < ns; i++)
-		free(servers[i]);
-	free(servers);
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = WAIT_MS;
@@ -1384,7 +1387,7 @@ static kvStore *bind_bucket(mg_csess *cs)
 			kvConfig_Init(&kc);
 			kc.Bucket = SESS_BUCKET;
 			kc.History = 1;
-			kc.Replicas = ns >= 3 ? 3 : 1;
+			kc.Replicas = mg_cl_replicas(cs->nc);
 			kc.StorageType = js_FileStorage;
 			s = js_CreateKeyValue(&kv, cs->js, &kc);
 		}
@@ -1405,12 +1408,6 @@ static kvStore *bind_bucket(mg_csess *cs)
 
 static bool add_sq_stream(mg_csess *cs)
 {
-	char **servers = NULL;
-	int ns = 0;
-	natsConnection_GetServers(cs->nc, &servers, &ns);
-	for (int i = 0; i < ns; i++)
-		free(servers[i]);
-	free(servers);
 	jsStreamInfo *si = NULL;
 	natsStatus s = js_GetStreamInfo(&si, cs->js, SQ_STREAM, NULL, NULL);
 	if (s == NATS_NOT_FOUND) {
@@ -1421,7 +1418,7 @@ static bool add_sq_stream(mg_csess *cs)
 		sc.Subjects = subjects;
 		sc.SubjectsLen = 1;
 		sc.Storage = js_FileStorage;
-		sc.Replicas = ns >= 3 ? 3 : 1;
+		sc.Replicas = mg_cl_replicas(cs->nc);
 		s = js_AddStream(&si, cs->js, &sc, NULL, NULL);
 		if (s != NATS_OK) /* another node made it meanwhile? */
 			s = js_GetStreamInfo(&si, cs->js, SQ_STREAM, NULL, NULL);
@@ -1474,13 +1471,8 @@ mg_csess *mg_csess_start(mg_broker *b, natsConnection *nc, const char *name, uin
 	for (int i = 0; cs->kv && i < b->nworkers; i++)
 		for (mg_session *s = b->w[i].sessions; s; s = s->next) {
 			job *f = new_job(J_FENCE, s->id, s->id_len);
-			if (!f)
-				continue;
-			if (cs->tail)
-				cs->tail->next = f;
-			else
-				cs->head = f;
-			cs->tail = f;
+			if (f)
+				enqueue(cs, f); /* no thread yet: nobody to signal, nothing to lock */
 		}
 	if (cs->kv && pthread_create(&cs->th, NULL, reg_main, cs) == 0)
 		cs->th_on = true;

@@ -112,6 +112,21 @@ def node(tmp_path, server, name, threads=2, extra=()):
                   + list(extra))
 
 
+def cluster_fixture(tmp_path_factory, prefix, extra=()):
+    """The body of a module's `cluster` fixture: three NATS servers routed to each other and
+    three midge nodes A, B, C (threads 2), each on its own server; yields (nats, {name:
+    node}) and stops them all at the end (stop_all)."""
+    tmp = tmp_path_factory.mktemp(prefix)
+    nats = NatsCluster(tmp, 3)
+    nodes = {}
+    try:
+        for i, name in enumerate(("A", "B", "C")):
+            nodes[name] = node(tmp, nats.servers[i], name, extra=extra)
+        yield nats, nodes
+    finally:
+        stop_all(nodes.values(), nats)
+
+
 def stop_all(nodes, nats):
     """Stops every midge node (each checks its own exit: leaks, status), then the NATS
     servers, and fails with every node's complaint at once."""

@@ -24,7 +24,7 @@ from mqtt_raw import (P_CONTENT_TYPE, P_CORRELATION_DATA, P_MESSAGE_EXPIRY, P_PA
                       UNSUBACK, RawClient, publish, unsubscribe)
 from ports import free_port
 
-from cluster.nats_cluster import stop_all, clients_fixture, NatsCluster, delivered_since, node
+from cluster.nats_cluster import cluster_fixture, stop_all, clients_fixture, NatsCluster, delivered_since, node
 
 # threaded: libnats's threads, the retained bucket's watcher and two workers per node hand
 # messages to each other; the TSan pass runs this module too
@@ -36,15 +36,7 @@ NODES = ("A", "B", "C")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cluster")
-    nats = NatsCluster(tmp, 3)
-    nodes = {}
-    try:
-        for i, name in enumerate(NODES):
-            nodes[name] = node(tmp, nats.servers[i], name, extra=["sys_interval 1"])
-        yield nats, nodes
-    finally:
-        stop_all(nodes.values(), nats)
+    yield from cluster_fixture(tmp_path_factory, "cluster", extra=["sys_interval 1"])
 
 
 @pytest.fixture

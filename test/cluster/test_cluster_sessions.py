@@ -19,7 +19,7 @@ from harness import IS_MIDGE, Broker
 from mqtt_raw import (DISCONNECT, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID,
                       RawClient, publish)
 
-from cluster.nats_cluster import stop_all, clients_fixture, NatsCluster, node
+from cluster.nats_cluster import cluster_fixture, clients_fixture, node
 from cluster.test_cluster import interest_ready
 
 pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering"),
@@ -30,15 +30,7 @@ NODES = ("A", "B", "C")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("csess")
-    nats = NatsCluster(tmp, 3)
-    nodes = {}
-    try:
-        for i, name in enumerate(NODES):
-            nodes[name] = node(tmp, nats.servers[i], name)
-        yield nats, nodes
-    finally:
-        stop_all(nodes.values(), nats)
+    yield from cluster_fixture(tmp_path_factory, "csess")
 
 
 @pytest.fixture

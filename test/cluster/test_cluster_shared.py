@@ -20,25 +20,15 @@ import pytest
 from harness import IS_MIDGE
 from mqtt_raw import UNSUBACK, unsubscribe
 
-from cluster.nats_cluster import stop_all, clients_fixture, NatsCluster, delivered_since, node
+from cluster.nats_cluster import cluster_fixture, clients_fixture, delivered_since
 
 pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering"),
               pytest.mark.threaded]
 
-NODES = ("A", "B", "C")
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cluster_shared")
-    nats = NatsCluster(tmp, 3)
-    nodes = {}
-    try:
-        for i, name in enumerate(NODES):
-            nodes[name] = node(tmp, nats.servers[i], name)
-        yield nats, nodes
-    finally:
-        stop_all(nodes.values(), nats)
+    yield from cluster_fixture(tmp_path_factory, "cluster_shared")
 
 
 @pytest.fixture
