@@ -66,6 +66,14 @@ static void set_watch(mg_conn *c)
 	int mask = (c->read_paused || c->throttled || c->sw || c->auth == MG_AUTH_WAIT || c->cluster_wait ? 0 : MG_EV_READ) | (out_allowed(c) || tw ? MG_EV_WRITE : 0);
 	if (c->handshaking) /* an answer going out is all it waits for; else the request */
 		mask = tw ? MG_EV_WRITE : MG_EV_READ;
+	/* Plain TCP is edge-triggered: level triggering has epoll poll every fd it returned
+	 * once more in the next wait, to find it drained (about a quarter of epoll's polls at
+	 * open10k, bench/README.md "wake-up costs at low rates"). do_read asks again when a read
+	 * filled its buffer; a paused connection's mask has no MG_EV_READ, and putting it back
+	 * re-checks the fd.
+	 * TLS and WebSocket keep level triggering: they buffer inside, reading ahead. */
+	if (mask && c->tr.ops == &mg_tcp_ops)
+		mask |= MG_EV_EDGE;
 	if (mask != c->watch_mask) {
 		c->watch_mask = mask;
 		mg_loop_watch(c->w->loop, c->tr.fd, mask, on_io, c, false);
@@ -643,6 +651,8 @@ more:
 		return true;
 	}
 	n = mg_transport_read(&c->tr, at, room);
+	if ((size_t)n == room && c->watch_mask > 0 && (c->watch_mask & MG_EV_EDGE))
+		mg_loop_again(w->loop, c->tr.fd); /* more may wait: no new edge will say so */
 	if (n > 0) {
 		MG_MET_ADD(w->st.bytes_recv, (uint64_t)n);
 		mg_framer_filled(&c->in, (size_t)n);

@@ -15,7 +15,10 @@ typedef struct io_ev {
 	void *ud;
 	int mask;
 	bool used;
+	uint8_t again; /* mg_loop_again: AGAIN_NEXT on the list, AGAIN_NOW on this turn's */
 } io_ev;
+
+enum { AGAIN_NO, AGAIN_NEXT, AGAIN_NOW };
 
 typedef struct timer {
 	long id;
@@ -30,6 +33,8 @@ struct mg_loop {
 	int nev;
 	timer *t;
 	int nt, tcap;
+	int *again, nagain, againcap; /* fds for mg_loop_again, the next turn's */
+	int *again_run, againrun_cap; /* the list being run (swapped with again) */
 	long next_id;
 	int64_t now;
 	mg_loop_fn before, onwake;
@@ -108,6 +113,8 @@ void mg_loop_free(mg_loop *l)
 	close(l->wakefd);
 	free(l->ev);
 	free(l->t);
+	free(l->again);
+	free(l->again_run);
 	free(l);
 }
 
@@ -124,6 +131,8 @@ int mg_loop_watch(mg_loop *l, int fd, int mask, mg_io_fn fn, void *ud, bool excl
 		e.events |= EPOLLIN;
 	if (mask & MG_EV_WRITE)
 		e.events |= EPOLLOUT;
+	if (mask & MG_EV_EDGE)
+		e.events |= EPOLLET;
 	if (exclusive)
 		e.events |= EPOLLEXCLUSIVE;
 	if (ev->used && ev->mask == mask) {
@@ -133,6 +142,8 @@ int mg_loop_watch(mg_loop *l, int fd, int mask, mg_io_fn fn, void *ud, bool excl
 	}
 	if (epoll_ctl(l->ep, ev->used ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e) < 0)
 		return -errno;
+	if (!ev->used)
+		ev->again = AGAIN_NO; /* a new fd of that number: not the old one's request */
 	ev->used = true;
 	ev->mask = mask;
 	ev->fn = fn;
@@ -145,8 +156,66 @@ int mg_loop_unwatch(mg_loop *l, int fd)
 	if (fd < 0 || fd >= l->nev || !l->ev[fd].used)
 		return -ENOENT;
 	l->ev[fd].used = false;
+	l->ev[fd].again = AGAIN_NO;
 	epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL);
 	return 0;
+}
+
+void mg_loop_again(mg_loop *l, int fd)
+{
+	if (fd < 0 || fd >= l->nev || !l->ev[fd].used || l->ev[fd].again == AGAIN_NEXT)
+		return; /* (AGAIN_NOW: on this turn's list, which now skips it: next turn instead) */
+	if (l->nagain == l->againcap) {
+		int n = l->againcap ? l->againcap * 2 : 64;
+		int *a = realloc(l->again, (size_t)n * sizeof *a);
+		if (!a)
+			return; /* out of memory: the fd waits for its next edge */
+		l->again = a;
+		l->againcap = n;
+	}
+	l->again[l->nagain++] = fd;
+	l->ev[fd].again = AGAIN_NEXT;
+}
+
+/* The fds mg_loop_again named up to now become this turn's list (run after the turn's
+ * events, by run_again); those named from here on wait for the next turn, as they would
+ * with level triggering. Returns how many. */
+static int take_again(mg_loop *l)
+{
+	int n = l->nagain;
+	if (!n)
+		return 0;
+	if (l->againrun_cap < l->againcap) { /* swap in a list as large, so that again never fails */
+		int *a = realloc(l->again_run, (size_t)l->againcap * sizeof *a);
+		if (!a)
+			return 0; /* out of memory: they wait for a turn when it works */
+		l->again_run = a;
+		l->againrun_cap = l->againcap;
+	}
+	int *run = l->again;
+	int cap = l->againcap;
+	l->again = l->again_run;
+	l->againcap = l->againrun_cap;
+	l->again_run = run;
+	l->againrun_cap = cap;
+	l->nagain = 0;
+	for (int i = 0; i < n; i++)
+		l->ev[run[i]].again = AGAIN_NOW; /* listed fds are watched (unwatch clears them) */
+	return n;
+}
+
+/* This turn's list: the fds still watched for reading and not already read for an event. */
+static void run_again(mg_loop *l, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int fd = l->again_run[i];
+		io_ev *ev = &l->ev[fd];
+		if (!ev->used || ev->again != AGAIN_NOW)
+			continue; /* unwatched, read for an event this turn, or asked for the next */
+		ev->again = AGAIN_NO;
+		if (ev->mask & MG_EV_READ)
+			ev->fn(l, fd, ev->ud, MG_EV_READ);
+	}
 }
 
 long mg_loop_timer(mg_loop *l, int64_t first_ms, int64_t period_ms, mg_loop_fn fn, void *ud)
@@ -245,14 +314,20 @@ int mg_loop_run_once(mg_loop *l, int timeout_ms)
 	if (l->max_wait >= 0 && l->max_wait < t)
 		t = l->max_wait;
 	l->max_wait = -1;
+	int nagain = take_again(l);
+	if (nagain || l->nagain)
+		t = 0; /* an fd is still readable: poll, do not sleep */
 	int n = epoll_wait(l->ep, evs, 256, timeout_ms >= 0 && timeout_ms < t ? timeout_ms : t);
 	/* One clock read gives both the loop's time and the start of the busy span (two vDSO
 	 * clock reads per turn in all, ~40 ns). */
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	l->now = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000;
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
+	if (n < 0) {
+		int err = errno;
+		run_again(l, nagain); /* taken off the list: never left behind */
+		return err == EINTR ? 0 : -err;
+	}
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;
 		if (fd == l->wakefd) {
@@ -274,8 +349,13 @@ int mg_loop_run_once(mg_loop *l, int timeout_ms)
 		if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			mask |= MG_EV_WRITE;
 		io_ev *ev = &l->ev[fd];
-		ev->fn(l, fd, ev->ud, mask & (ev->mask ? ev->mask : MG_EV_READ));
+		int want = ev->mask & ~MG_EV_EDGE;
+		mask &= want ? want : MG_EV_READ;
+		if (mask & MG_EV_READ)
+			ev->again = AGAIN_NO; /* read now: it asks again if it stops short once more */
+		ev->fn(l, fd, ev->ud, mask);
 	}
+	run_again(l, nagain);
 	run_timers(l);
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);

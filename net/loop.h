@@ -13,7 +13,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { MG_EV_READ = 1, MG_EV_WRITE = 2 };
+/* MG_EV_EDGE, only in the mask given to mg_loop_watch: edge-triggered (EPOLLET). Then a
+ * callback that stops reading before the fd said EAGAIN, or before a read came back short
+ * (a stream socket: nothing was left), must call mg_loop_again, and one that stops watching
+ * for reading must take MG_EV_READ out of the mask (mg_loop_watch), so that putting it back
+ * re-checks the fd. Callbacks never see the bit. */
+enum { MG_EV_READ = 1, MG_EV_WRITE = 2, MG_EV_EDGE = 4 };
 
 typedef struct mg_loop mg_loop;
 typedef void (*mg_io_fn)(mg_loop *l, int fd, void *ud, int mask);
@@ -27,6 +32,10 @@ void mg_loop_free(mg_loop *l);
  * several loops share so one connection wakes one loop. */
 int mg_loop_watch(mg_loop *l, int fd, int mask, mg_io_fn fn, void *ud, bool exclusive);
 int mg_loop_unwatch(mg_loop *l, int fd);
+/* An edge-triggered fd that may still be readable: its callback runs again with MG_EV_READ
+ * next turn (once, in that turn's wait-free poll) while it is watched for reading, as level
+ * triggering would have it. */
+void mg_loop_again(mg_loop *l, int fd);
 
 /* Millisecond monotonic clock, read once per loop turn (cheap to call). */
 int64_t mg_loop_now_ms(const mg_loop *l);

@@ -1,7 +1,12 @@
 """Byte-level framing: Remaining Length boundaries, packets split across reads and packed
 into one, large payloads to a slow reader, long and non-ASCII topics, fan-out."""
 
+import fcntl
+import os
+import signal
 import socket
+import struct
+import termios
 import time
 
 import pytest
@@ -95,6 +100,35 @@ def test_many_packets_in_one_write(raw):
     assert c.recv().raw == b"\x20\x02\x00\x00"
     assert [c.expect(m.PUBACK).pid for _ in range(200)] == list(range(1, 201))
     assert [int(p.payload) for p in s.collect(200)] == list(range(200))
+
+
+def test_burst_in_the_receive_buffer_larger_than_one_read(raw, broker):
+    """A client's burst that lies whole in the broker's receive buffer, far more than the
+    broker takes in one read (64 KiB), and nothing after it: all of it is handled. The broker
+    is stopped (SIGSTOP) until the kernel holds every byte, so no further data, and with
+    edge-triggered epoll (plain TCP) no further readiness, comes: the broker must go on
+    reading by itself (net/loop.h mg_loop_again)."""
+    n = 1900  # ~97 KB: the receive buffer of a connection not yet read from holds ~128 KB
+    s = raw("burst-s", timeout=30)
+    s.subscribe([("burst/t", 0)])
+    c = raw("burst-p", timeout=30)
+    data = b"".join(m.publish("burst/t", b"%06d" % i + b"." * 34) for i in range(n))
+    data += m.publish("burst/q", b"end", qos=1, pid=7) + m.pingreq()
+    assert len(data) > 65536 + 16384
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        c.sock.settimeout(10)
+        c.sock.sendall(data)
+        deadline = time.monotonic() + 10
+        while struct.unpack("i", fcntl.ioctl(c.sock, termios.TIOCOUTQ, b"\0" * 4))[0]:
+            assert time.monotonic() < deadline, "the burst never left the client's socket"
+            time.sleep(0.01)  # polling the kernel's queue, not a timing threshold
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    assert c.expect(m.PUBACK).pid == 7
+    assert c.expect(m.PINGRESP)
+    got = s.collect(n)
+    assert [int(p.payload[:6]) for p in got] == list(range(n))
 
 
 @pytest.mark.threaded

@@ -5,6 +5,8 @@
 #include "net/loop.h"
 
 #include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <unistd.h>
@@ -118,6 +120,70 @@ TEST(each_wake_once_across_counter_resets)
 	}
 	CHECK_EQ_INT(bad, 0);
 	CHECK_EQ_INT(wakes_seen, 3 * MG_LOOP_WAKE_READ_EVERY + 7);
+	mg_loop_free(l);
+}
+
+/* Edge-triggered: a reader that takes 10 bytes per call and asks again (mg_loop_again)
+ * while its reads come back full gets everything the peer wrote once, turn by turn, without
+ * another write; the callback never sees MG_EV_EDGE. */
+static int edge_got, edge_calls, edge_bad_mask;
+static bool edge_ask_again = true;
+static void edge_read(mg_loop *l, int fd, void *ud, int mask)
+{
+	char buf[10];
+	edge_calls++;
+	if (mask & ~MG_EV_READ)
+		edge_bad_mask++;
+	ssize_t n = read(fd, buf, sizeof buf);
+	if (n > 0)
+		edge_got += (int)n;
+	if (n == (ssize_t)sizeof buf && edge_ask_again)
+		mg_loop_again(l, fd);
+	(void)ud;
+}
+
+TEST(edge_triggered_reader_asks_again)
+{
+	mg_loop *l = mg_loop_new();
+	REQUIRE(l);
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+	char data[95];
+	memset(data, 'x', sizeof data);
+	REQUIRE(write(sv[1], data, sizeof data) == (ssize_t)sizeof data);
+	CHECK_EQ_INT(mg_loop_watch(l, sv[0], MG_EV_READ | MG_EV_EDGE, edge_read, NULL, false), 0);
+	for (int i = 0; i < 20 && edge_got < 95; i++)
+		mg_loop_run_once(l, 0); /* one read per turn, no wait: no timing involved */
+	CHECK_EQ_INT(edge_got, 95);
+	CHECK_EQ_INT(edge_calls, 10); /* nine full reads and the short one: none wasted */
+	CHECK_EQ_INT(edge_bad_mask, 0);
+	CHECK_EQ_INT(mg_loop_run_once(l, 0), 0); /* drained: no event, nothing asked again */
+	CHECK_EQ_INT(edge_calls, 10);
+
+	/* Not asking again: the rest waits for the next edge (what do_read must never do). */
+	edge_got = edge_calls = 0;
+	edge_ask_again = false;
+	REQUIRE(write(sv[1], data, 25) == 25);
+	CHECK_EQ_INT(mg_loop_run_once(l, 10000), 1);
+	CHECK_EQ_INT(mg_loop_run_once(l, 0), 0);
+	CHECK_EQ_INT(edge_got, 10);
+	/* Taking MG_EV_READ out and putting it back re-checks the fd (a paused connection). */
+	CHECK_EQ_INT(mg_loop_watch(l, sv[0], 0, edge_read, NULL, false), 0);
+	CHECK_EQ_INT(mg_loop_watch(l, sv[0], MG_EV_READ | MG_EV_EDGE, edge_read, NULL, false), 0);
+	CHECK_EQ_INT(mg_loop_run_once(l, 10000), 1);
+	CHECK_EQ_INT(edge_got, 20);
+
+	/* Asked again, then unwatched: the request goes with it. */
+	edge_ask_again = true;
+	REQUIRE(write(sv[1], data, 20) == 20);
+	CHECK_EQ_INT(mg_loop_run_once(l, 10000), 1); /* reads 10, asks again */
+	CHECK_EQ_INT(edge_got, 30);
+	CHECK_EQ_INT(mg_loop_unwatch(l, sv[0]), 0);
+	int calls = edge_calls;
+	CHECK_EQ_INT(mg_loop_run_once(l, 0), 0);
+	CHECK_EQ_INT(edge_calls, calls);
+	close(sv[0]);
+	close(sv[1]);
 	mg_loop_free(l);
 }
 
