@@ -518,10 +518,9 @@ static void warn_registry(mg_csess *cs, const char *id, natsStatus s)
 	if (!atomic_exchange(&cs->warned, true)) {
 		const char *d = nats_GetLastError(NULL);
 		mg_log(MG_LOG_WARNING, "Warning: cluster node %s: the client-id registry %s did not answer "
-		       "or refused the write for client %s (%s%s%s; a full bucket says 'insufficient "
-		       "resources' or 'maximum bytes exceeded'): it is served by this node alone (said "
-		       "once).", cs->name, SESS_BUCKET, id, natsStatus_GetText(s), d && *d ? ": " : "",
-		       d ? d : "");
+		       "or refused the write for client %s (%s%s%s; JetStream full or down?): it is "
+		       "served by this node alone (said once).", cs->name, SESS_BUCKET, id,
+		       natsStatus_GetText(s), d && *d ? ": " : "", d ? d : "");
 	}
 }
 

@@ -21,7 +21,8 @@ NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 
 
 class NatsServer:
-    def __init__(self, tmp_path, idx, port, route_port, http_port, route_ports, name):
+    def __init__(self, tmp_path, idx, port, route_port, http_port, route_ports, name,
+                 max_file_store="256MB"):
         self.port, self.route_port, self.http_port = port, route_port, http_port
         self.conf = str(tmp_path / ("nats%d.conf" % idx))
         self.log_path = str(tmp_path / ("nats%d.log" % idx))
@@ -30,9 +31,9 @@ class NatsServer:
             f.write("server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
                     "cluster { name: %s, listen: 127.0.0.1:%d, routes: [%s] }\n"
                     "jetstream { store_dir: \"%s\", max_memory_store: 64MB, "
-                    "max_file_store: 256MB }\n"
+                    "max_file_store: %s }\n"
                     % ("n%d" % idx, port, http_port, name, route_port, routes,
-                       str(tmp_path / ("js%d" % idx))))
+                       str(tmp_path / ("js%d" % idx)), max_file_store))
         self._log = open(self.log_path, "wb")
         self.proc = procs.start([NATS_SERVER, "-c", self.conf], self._log)
 
@@ -69,13 +70,14 @@ class NatsServer:
 
 
 class NatsCluster:
-    def __init__(self, tmp_path, n=3, name="midgetest"):
+    def __init__(self, tmp_path, n=3, name="midgetest", max_file_store="256MB"):
         ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
         route_ports = [p[1] for p in ports]
         self.servers = []
         try:
             for i, (cp, rp, hp) in enumerate(ports):
-                self.servers.append(NatsServer(tmp_path, i, cp, rp, hp, route_ports, name))
+                self.servers.append(NatsServer(tmp_path, i, cp, rp, hp, route_ports, name,
+                                               max_file_store))
             self._wait_routes(n - 1)
         except BaseException:
             self.stop()

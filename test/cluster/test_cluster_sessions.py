@@ -19,7 +19,7 @@ from harness import IS_MIDGE, Broker
 from mqtt_raw import (DISCONNECT, P_RECEIVE_MAXIMUM, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID,
                       RawClient, publish)
 
-from cluster.nats_cluster import cluster_fixture, clients_fixture, node
+from cluster.nats_cluster import cluster_fixture, clients_fixture, node, stop_all, NatsCluster
 from cluster.test_cluster import interest_ready
 
 pytestmark = [pytest.mark.skipif(not IS_MIDGE, reason="midge's own clustering"),
@@ -386,3 +386,42 @@ def test_qos1_stream_from_a_third_node_survives_a_takeover(cluster, clients):
     missing = sorted(set(sent) - got)
     assert not missing, "lost %d of %d: %r" % (len(missing), len(sent), missing[:20])
     n["B"].wait_log(r"Client tkw: session taken over from cluster node A")
+
+
+def test_a_full_jetstream_is_a_clear_error_not_a_wait(tmp_path):
+    """JetStream full (NATS servers with a small max_file_store, filled with retained
+    messages; nats-server then stops answering for JetStream): a CONNECT whose registry
+    write fails still gets its CONNACK after the bounded tries, served by this node alone,
+    and the log says why."""
+    nats = NatsCluster(tmp_path, 3, max_file_store="2MB")
+    f = None
+    made = []
+    try:
+        f = node(tmp_path, nats.servers[0], "F")
+        f.wait_log(r"Cluster node F: client ids in bucket MQTT_SESSIONS\.", timeout=20)
+        pub = RawClient(f.port, version=5)
+        made.append(pub)
+        pub.connect("full-pub")
+        deadline = time.monotonic() + 30
+        i = 0
+        while True:  # 100 kB retained messages into MQTT_RETAIN until JetStream says full
+            pub.publish("full/%d" % i, b"x" * 100000, qos=0, retain=True)
+            i += 1
+            used = nats.servers[0].get("/jsz").get("storage", 0)
+            if used >= 2 * 1024 * 1024 and i % 5 == 0:
+                break
+            assert time.monotonic() < deadline, "JetStream never filled (%d bytes)" % used
+        c = RawClient(f.port, version=5, timeout=30)
+        made.append(c)
+        assert c.connect("full-c", clean=False,
+                         properties=[(P_SESSION_EXPIRY, 300)]).session_present == 0
+        f.wait_log(r"Warning: cluster node F: the client-id registry MQTT_SESSIONS did not "
+                   r"answer or refused the write for client full-c \(.*\): it is served by this "
+                   r"node alone")
+        c.subscribe([("full/me", 1)])
+        pub.publish("full/me", b"still here", qos=0)
+        assert c.recv_publish().payload == b"still here"
+    finally:
+        for x in made:
+            x.close()
+        stop_all([f] if f else [], nats)
