@@ -488,6 +488,7 @@ void mg_conn_flush(mg_conn *c)
 			return;
 		}
 	}
+	bool full = false; /* a write said EAGAIN: the kernel signals write space later */
 	for (int round = 0; round < 16 && out_allowed(c); round++) {
 		struct iovec iov[128];
 		int n = 0;
@@ -516,8 +517,10 @@ void mg_conn_flush(mg_conn *c)
 			sum += iov[i].iov_len;
 		}
 		ssize_t w = mg_transport_writev(&c->tr, iov, n);
-		if (w == -EAGAIN)
+		if (w == -EAGAIN) {
+			full = true;
 			break;
+		}
 		if (w < 0) {
 			if (c->state != MG_CS_DEAD) {
 				c->out_bytes = 0; /* nothing more can be written */
@@ -536,7 +539,14 @@ void mg_conn_flush(mg_conn *c)
 	if (c->s && c->state == MG_CS_ACTIVE && mg_session_pending(c->s) && !mg_conn_out_full(c))
 		mg_session_pump(c->w, c->s);
 	c->read_paused = c->out_bytes > OUT_PAUSE_READ;
+	int before = c->watch_mask;
 	set_watch(c);
+	/* Edge-triggered and stopped by the round limit with the socket still taking data: no
+	 * EAGAIN, so no write-space edge will come; when set_watch left the mask (and so epoll)
+	 * alone, have epoll look again, else the rest waits for the client's next packet. */
+	if (!full && out_allowed(c) && (c->watch_mask & MG_EV_EDGE) && (c->watch_mask & MG_EV_WRITE) &&
+	    c->watch_mask == before)
+		mg_loop_rearm(c->w->loop, c->tr.fd);
 }
 
 static int protocol_error(mg_conn *c, int err)

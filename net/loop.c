@@ -151,6 +151,17 @@ int mg_loop_watch(mg_loop *l, int fd, int mask, mg_io_fn fn, void *ud, bool excl
 	return 0;
 }
 
+int mg_loop_rearm(mg_loop *l, int fd)
+{
+	if (fd < 0 || fd >= l->nev || !l->ev[fd].used)
+		return -ENOENT;
+	int mask = l->ev[fd].mask;
+	struct epoll_event e = { .data.fd = fd };
+	e.events = (mask & MG_EV_READ ? EPOLLIN : 0) | (mask & MG_EV_WRITE ? EPOLLOUT : 0) |
+	           (mask & MG_EV_EDGE ? EPOLLET : 0);
+	return epoll_ctl(l->ep, EPOLL_CTL_MOD, fd, &e) < 0 ? -errno : 0;
+}
+
 int mg_loop_unwatch(mg_loop *l, int fd)
 {
 	if (fd < 0 || fd >= l->nev || !l->ev[fd].used)

@@ -36,6 +36,11 @@ int mg_loop_unwatch(mg_loop *l, int fd);
  * next turn (once, in that turn's wait-free poll) while it is watched for reading, as level
  * triggering would have it. */
 void mg_loop_again(mg_loop *l, int fd);
+/* An edge-triggered fd whose callback stopped writing before a write said EAGAIN (a round
+ * limit): epoll looks at it again (EPOLL_CTL_MOD with the same events), so that a socket that
+ * still takes data reports MG_EV_WRITE in the next wait instead of waiting for an edge that
+ * will not come (no EAGAIN, so the kernel will not signal write space). */
+int mg_loop_rearm(mg_loop *l, int fd);
 
 /* Millisecond monotonic clock, read once per loop turn (cheap to call). */
 int64_t mg_loop_now_ms(const mg_loop *l);

@@ -187,6 +187,40 @@ TEST(edge_triggered_reader_asks_again)
 	mg_loop_free(l);
 }
 
+static int rearm_writes;
+static void rearm_write(mg_loop *l, int fd, void *ud, int mask)
+{
+	(void)l;
+	(void)fd;
+	(void)ud;
+	if (mask & MG_EV_WRITE)
+		rearm_writes++;
+}
+
+/* An edge-triggered writer that stopped before EAGAIN gets no second edge on its own;
+ * mg_loop_rearm makes epoll report the still-writable fd again (mg_conn_flush's round limit). */
+TEST(edge_triggered_writer_rearmed)
+{
+	mg_loop *l = mg_loop_new();
+	REQUIRE(l);
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+	CHECK_EQ_INT(mg_loop_watch(l, sv[0], MG_EV_WRITE | MG_EV_EDGE, rearm_write, NULL, false), 0);
+	CHECK_EQ_INT(mg_loop_run_once(l, 10000), 1); /* the first edge: writable */
+	CHECK_EQ_INT(rearm_writes, 1);
+	REQUIRE(write(sv[0], "x", 1) == 1); /* wrote without EAGAIN: no new edge */
+	CHECK_EQ_INT(mg_loop_run_once(l, 0), 0);
+	CHECK_EQ_INT(rearm_writes, 1);
+	CHECK_EQ_INT(mg_loop_rearm(l, sv[0]), 0);
+	CHECK_EQ_INT(mg_loop_run_once(l, 0), 1);
+	CHECK_EQ_INT(rearm_writes, 2);
+	CHECK_EQ_INT(mg_loop_run_once(l, 0), 0); /* once per rearm */
+	CHECK_EQ_INT(mg_loop_rearm(l, 1000000), -ENOENT);
+	close(sv[0]);
+	close(sv[1]);
+	mg_loop_free(l);
+}
+
 TEST(listen_ephemeral_and_accept)
 {
 	mg_listen_sock ls[4];
